@@ -1,0 +1,1 @@
+"""The daemon-guard command-line tool."""

@@ -1,0 +1,1 @@
+"""CDK constructs: DaemonGuard and its parts."""

@@ -1,0 +1,1 @@
+"""daemon-guard: daemon-first placement and ordered drains for ECS on EC2 Auto Scaling groups."""

@@ -1,0 +1,283 @@
+"""The one configuration format: read by the CDK app at synth and by every Lambda at run time.
+
+The JSON document lives under the cdk.json context key ``daemon-guard`` and reaches the Lambdas
+through the ``DAEMON_GUARD_CONFIG`` environment variable. `parse_config` validates it and
+names the field and the fix in every error.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+
+class ConfigError(ValueError):
+    """A configuration problem, naming the field and the fix."""
+
+
+class PlacementMode(str, Enum):
+    """How the guard makes room for daemons on a new instance."""
+
+    PREEMPT = "preempt"
+    GATE = "gate"
+    OBSERVE = "observe"
+
+
+class StandalonePolicy(str, Enum):
+    """What a drain does with standalone (non-service) tasks."""
+
+    WAIT = "wait"
+    STOP = "stop"
+    IGNORE = "ignore"
+
+
+class SpotPolicy(str, Enum):
+    """What an interruption warning or rebalance recommendation triggers."""
+
+    DRAIN = "drain"
+    REPORT = "report"
+
+
+DRAIN_TIER_TAG = "daemon-guard:drain-tier"
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-/]{0,254}$")
+_ATTRIBUTE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
+
+
+@dataclass(frozen=True)
+class ManagedGroup:
+    """An Auto Scaling group whose instances join a managed cluster."""
+
+    name: str
+    launch_hook: bool = False
+    terminate_hook: bool = True
+    launch_timeout_result: str = "CONTINUE"
+    coexist_with_managed_draining: bool = False
+    heartbeat_timeout_s: int = 300
+
+
+@dataclass(frozen=True)
+class ManagedCluster:
+    """A cluster the guard manages, with its Auto Scaling groups."""
+
+    name: str
+    groups: tuple[ManagedGroup, ...] = ()
+
+
+@dataclass(frozen=True)
+class DrainTier:
+    """A named tier of daemons stopped together; tiers stop in list order."""
+
+    name: str
+    services: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Config:
+    """Validated configuration; every default is resolved here, once."""
+
+    clusters: tuple[ManagedCluster, ...]
+    placement_mode: PlacementMode = PlacementMode.PREEMPT
+    gate_attribute: str = "daemon-guard.gate"
+    gate_timeout_s: int = 120
+    drain_tiers: tuple[DrainTier, ...] = (DrainTier("daemons"),)
+    drain_deadline_s: int = 900
+    tier_deadline_s: int = 300
+    standalone_policy: StandalonePolicy = StandalonePolicy.WAIT
+    standalone_wait_s: int = 300
+    spot_policy: SpotPolicy = SpotPolicy.DRAIN
+    rebalance_policy: SpotPolicy = SpotPolicy.REPORT
+    reconcile_period_min: int = 1
+    eviction_budget_per_service: int = 2
+    eviction_window_s: int = 60
+    alarm_email: str | None = None
+    alarm_topic_arn: str | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def cluster_names(self) -> frozenset[str]:
+        """Names of every managed cluster."""
+        return frozenset(c.name for c in self.clusters)
+
+    @property
+    def group_names(self) -> frozenset[str]:
+        """Names of every managed Auto Scaling group."""
+        return frozenset(g.name for c in self.clusters for g in c.groups)
+
+    def group(self, name: str) -> ManagedGroup | None:
+        """The managed group of this name, if any."""
+        return next((g for c in self.clusters for g in c.groups if g.name == name), None)
+
+    def cluster_of_group(self, name: str) -> ManagedCluster | None:
+        """The cluster an Auto Scaling group feeds, if managed."""
+        return next((c for c in self.clusters if any(g.name == name for g in c.groups)), None)
+
+    def manages_cluster_arn(self, cluster_arn: str) -> bool:
+        """True when the ARN (or bare name) names a managed cluster."""
+        return cluster_name_from_arn(cluster_arn) in self.cluster_names
+
+
+def cluster_name_from_arn(cluster: str) -> str:
+    """`arn:aws:ecs:r:a:cluster/NAME` or `NAME` to `NAME`."""
+    return cluster.rsplit("/", 1)[-1] if cluster.startswith("arn:") else cluster
+
+
+_KNOWN_KEYS = {
+    "clusters", "placementMode", "gateAttribute", "gateTimeoutSeconds", "drainTiers",
+    "drainDeadlineSeconds", "tierDeadlineSeconds", "standaloneTaskPolicy", "standaloneWaitSeconds",
+    "spot", "rebalance", "reconcilePeriodMinutes", "evictionBudgetPerService",
+    "evictionWindowSeconds", "alarmEmail", "alarmTopicArn",
+}
+_GROUP_KEYS = {"name", "launchHook", "terminateHook", "launchTimeoutResult",
+               "coexistWithManagedDraining", "heartbeatTimeoutSeconds"}
+
+
+def _require(cond: bool, where: str, fix: str) -> None:
+    if not cond:
+        raise ConfigError(f"daemon-guard config: {where}: {fix}")
+
+
+def _int(doc: Mapping[str, Any], key: str, default: int, low: int, high: int, where: str = "") -> int:
+    value = doc.get(key, default)
+    path = f"{where}{key}"
+    _require(isinstance(value, int) and not isinstance(value, bool), path,
+             f"must be a whole number, got {value!r}")
+    _require(low <= value <= high, path, f"must be between {low} and {high}, got {value}")
+    return int(value)
+
+
+def _bool(doc: Mapping[str, Any], key: str, default: bool, where: str) -> bool:
+    value = doc.get(key, default)
+    _require(isinstance(value, bool), f"{where}{key}", f"must be true or false, got {value!r}")
+    return bool(value)
+
+
+def _enum(doc: Mapping[str, Any], key: str, enum: type[Enum], default: Enum) -> Any:
+    value = doc.get(key, default.value)
+    allowed = [e.value for e in enum]
+    _require(value in allowed, key, f"must be one of {', '.join(allowed)}, got {value!r}")
+    return enum(value)
+
+
+def _parse_group(raw: Any, where: str) -> ManagedGroup:
+    if isinstance(raw, str):
+        raw = {"name": raw}
+    _require(isinstance(raw, Mapping), where, "must be an ASG name or an object with a 'name'")
+    unknown = set(raw) - _GROUP_KEYS
+    _require(not unknown, where, f"unknown field(s) {sorted(unknown)}; allowed: {sorted(_GROUP_KEYS)}")
+    name = raw.get("name")
+    _require(isinstance(name, str) and bool(_NAME.match(name)), f"{where}.name",
+             f"must be an Auto Scaling group name, got {name!r}")
+    result = raw.get("launchTimeoutResult", "CONTINUE")
+    _require(result in ("CONTINUE", "ABANDON"), f"{where}.launchTimeoutResult",
+             f"must be CONTINUE or ABANDON, got {result!r}")
+    return ManagedGroup(
+        name=str(name),
+        launch_hook=_bool(raw, "launchHook", False, f"{where}."),
+        terminate_hook=_bool(raw, "terminateHook", True, f"{where}."),
+        launch_timeout_result=str(result),
+        coexist_with_managed_draining=_bool(raw, "coexistWithManagedDraining", False, f"{where}."),
+        heartbeat_timeout_s=_int(raw, "heartbeatTimeoutSeconds", 300, 30, 7200, f"{where}."),
+    )
+
+
+def _parse_cluster(raw: Any, index: int) -> ManagedCluster:
+    where = f"clusters[{index}]"
+    _require(isinstance(raw, Mapping), where, "must be an object with 'name' and 'autoScalingGroups'")
+    unknown = set(raw) - {"name", "autoScalingGroups"}
+    _require(not unknown, where, f"unknown field(s) {sorted(unknown)}; allowed: name, autoScalingGroups")
+    name = raw.get("name")
+    _require(isinstance(name, str) and bool(_NAME.match(name)), f"{where}.name",
+             f"must be an ECS cluster name, got {name!r}")
+    groups_raw = raw.get("autoScalingGroups", [])
+    _require(isinstance(groups_raw, list), f"{where}.autoScalingGroups", "must be a list of ASG names")
+    groups = tuple(_parse_group(g, f"{where}.autoScalingGroups[{i}]") for i, g in enumerate(groups_raw))
+    return ManagedCluster(name=str(name), groups=groups)
+
+
+def _parse_tiers(raw: Any) -> tuple[DrainTier, ...]:
+    _require(isinstance(raw, list) and len(raw) >= 1, "drainTiers",
+             "must be a non-empty list of {\"name\": ..., \"services\": [...]}")
+    tiers: list[DrainTier] = []
+    seen_services: set[str] = set()
+    for i, tier in enumerate(raw):
+        where = f"drainTiers[{i}]"
+        _require(isinstance(tier, Mapping) and isinstance(tier.get("name"), str) and tier["name"] != "",
+                 where, "must be an object with a non-empty 'name' and optional 'services'")
+        services = tier.get("services", [])
+        _require(isinstance(services, list) and all(isinstance(s, str) for s in services),
+                 f"{where}.services", "must be a list of daemon service names")
+        dupes = seen_services & set(services)
+        _require(not dupes, f"{where}.services", f"{sorted(dupes)} already belong to an earlier tier")
+        seen_services |= set(services)
+        tiers.append(DrainTier(str(tier["name"]), tuple(services)))
+    names = [t.name for t in tiers]
+    _require(len(names) == len(set(names)), "drainTiers", "tier names must be unique")
+    return tuple(tiers)
+
+
+def parse_config(doc: Any) -> Config:
+    """Validate a configuration document and resolve its defaults."""
+    _require(isinstance(doc, Mapping), "(root)", "must be a JSON object")
+    unknown = set(doc) - _KNOWN_KEYS
+    _require(not unknown, "(root)", f"unknown field(s) {sorted(unknown)}; allowed: {sorted(_KNOWN_KEYS)}")
+    clusters_raw = doc.get("clusters")
+    _require(isinstance(clusters_raw, list) and len(clusters_raw) > 0, "clusters",
+             "list at least one cluster: [{\"name\": \"prod\", \"autoScalingGroups\": [\"prod-asg\"]}]")
+    clusters = tuple(_parse_cluster(c, i) for i, c in enumerate(clusters_raw))
+    names = [c.name for c in clusters]
+    _require(len(names) == len(set(names)), "clusters", "each cluster may appear once")
+    groups = [g.name for c in clusters for g in c.groups]
+    _require(len(groups) == len(set(groups)), "autoScalingGroups", "an ASG may belong to one cluster only")
+    gate_attribute = doc.get("gateAttribute", "daemon-guard.gate")
+    _require(isinstance(gate_attribute, str) and bool(_ATTRIBUTE.match(gate_attribute))
+             and not gate_attribute.startswith("ecs."), "gateAttribute",
+             "must be a custom attribute name (letters, digits, '.', '-', '_'; not starting with 'ecs.')")
+    deadline = _int(doc, "drainDeadlineSeconds", 900, 60, 48 * 3600)
+    tier_deadline = _int(doc, "tierDeadlineSeconds", 300, 10, 48 * 3600)
+    _require(tier_deadline <= deadline, "tierDeadlineSeconds", "must not exceed drainDeadlineSeconds")
+    email = doc.get("alarmEmail")
+    _require(email is None or (isinstance(email, str) and "@" in email), "alarmEmail",
+             "must be an e-mail address")
+    topic = doc.get("alarmTopicArn")
+    _require(topic is None or (isinstance(topic, str) and topic.startswith("arn:") and ":sns:" in topic),
+             "alarmTopicArn", "must be an SNS topic ARN")
+    return Config(
+        clusters=clusters,
+        placement_mode=_enum(doc, "placementMode", PlacementMode, PlacementMode.PREEMPT),
+        gate_attribute=gate_attribute,
+        gate_timeout_s=_int(doc, "gateTimeoutSeconds", 120, 10, 3600),
+        drain_tiers=_parse_tiers(doc.get("drainTiers", [{"name": "daemons"}])),
+        drain_deadline_s=deadline,
+        tier_deadline_s=tier_deadline,
+        standalone_policy=_enum(doc, "standaloneTaskPolicy", StandalonePolicy, StandalonePolicy.WAIT),
+        standalone_wait_s=_int(doc, "standaloneWaitSeconds", 300, 0, 48 * 3600),
+        spot_policy=_enum(doc, "spot", SpotPolicy, SpotPolicy.DRAIN),
+        rebalance_policy=_enum(doc, "rebalance", SpotPolicy, SpotPolicy.REPORT),
+        reconcile_period_min=_int(doc, "reconcilePeriodMinutes", 1, 1, 60),
+        eviction_budget_per_service=_int(doc, "evictionBudgetPerService", 2, 1, 1000),
+        eviction_window_s=_int(doc, "evictionWindowSeconds", 60, 1, 3600),
+        alarm_email=email,
+        alarm_topic_arn=topic,
+    )
+
+
+def tier_of(service_name: str, tags: Mapping[str, str], tiers: Sequence[DrainTier]) -> int:
+    """Index of a daemon's drain tier: the service tag wins, then the configured lists, then tier 0.
+
+    Unlisted daemons stop in the first tier so that the daemons an operator named (the log router
+    last, say) keep the places they were given.
+    """
+    tagged = tags.get(DRAIN_TIER_TAG)
+    if tagged is not None:
+        for index, tier in enumerate(tiers):
+            if tier.name == tagged:
+                return index
+        if tagged.isdigit() and int(tagged) < len(tiers):
+            return int(tagged)
+    for index, tier in enumerate(tiers):
+        if service_name in tier.services:
+            return index
+    return 0

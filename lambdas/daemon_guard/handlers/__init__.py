@@ -1,0 +1,1 @@
+"""Lambda entry points: parse, load, plan, act. Powertools lives here."""

@@ -1,0 +1,1 @@
+"""Durable functions: the launch gate and the ordered drain."""

@@ -1,0 +1,1 @@
+"""The proving ground: a simulated ECS + Auto Scaling + EventBridge control plane."""

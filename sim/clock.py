@@ -1,0 +1,80 @@
+"""Simulated time: a discrete-event loop with a seeded tie order. Same seed, same run."""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+EPOCH = datetime(2026, 1, 5, 8, 0, 0, tzinfo=UTC)
+
+
+@dataclass(order=True)
+class _Entry:
+    at: float
+    seq: int
+    action: Callable[[], None] = field(compare=False)
+    cancelled: bool = field(default=False, compare=False)
+
+
+class Timer:
+    """A handle to a scheduled action; `cancel()` makes it a no-op."""
+
+    def __init__(self, entry: _Entry) -> None:
+        self._entry = entry
+
+    def cancel(self) -> None:
+        """Do not run the action."""
+        self._entry.cancelled = True
+
+    @property
+    def at(self) -> float:
+        """Simulated second at which the action runs."""
+        return self._entry.at
+
+
+class Clock:
+    """Seconds since EPOCH; actions run in time order, ties in scheduling order."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self._queue: list[_Entry] = []
+        self._seq = itertools.count()
+
+    def at(self, when: float, action: Callable[[], None]) -> Timer:
+        """Run `action` at simulated second `when` (never in the past)."""
+        entry = _Entry(max(when, self.now), next(self._seq), action)
+        heapq.heappush(self._queue, entry)
+        return Timer(entry)
+
+    def after(self, delay: float, action: Callable[[], None]) -> Timer:
+        """Run `action` `delay` seconds from now."""
+        return self.at(self.now + max(0.0, delay), action)
+
+    def run_until(self, until: float) -> None:
+        """Run every action due up to and including `until`, then set the clock to `until`."""
+        while self._queue and self._queue[0].at <= until:
+            entry = heapq.heappop(self._queue)
+            if entry.cancelled:
+                continue
+            self.now = entry.at
+            entry.action()
+        self.now = max(self.now, until)
+
+    def advance(self, seconds: float) -> None:
+        """Run the loop `seconds` forward."""
+        self.run_until(self.now + seconds)
+
+    def datetime(self, t: float | None = None) -> datetime:
+        """The wall-clock time of simulated second `t` (default now)."""
+        return EPOCH + timedelta(seconds=self.now if t is None else t)
+
+    def iso(self, t: float | None = None) -> str:
+        """`YYYY-MM-DDTHH:MM:SSZ` as EventBridge writes times."""
+        return self.datetime(t).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    def pending(self) -> int:
+        """Number of scheduled, not cancelled actions."""
+        return sum(1 for e in self._queue if not e.cancelled)
