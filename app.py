@@ -3,9 +3,15 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import aws_cdk as cdk
 
-from infra.app import build_app
+# The Lambda package lives in lambdas/ (installed editable by `make install`); work without it too.
+sys.path.insert(0, str(Path(__file__).resolve().parent / "lambdas"))
+
+from infra.app import build_app  # noqa: E402
 
 app = cdk.App()
 build_app(app)

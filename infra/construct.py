@@ -1,0 +1,307 @@
+"""The DaemonGuard construct: everything one deployment needs, from one validated configuration.
+
+Usable from your own CDK app::
+
+    from infra.construct import DaemonGuard, DaemonGuardProps
+
+    DaemonGuard(stack, "DaemonGuard", DaemonGuardProps(config={
+        "clusters": [{"name": "prod", "autoScalingGroups": ["prod-asg"]}],
+    }))
+
+ECS managed draining: two terminate hooks on one group would race, so the construct refuses a
+managed group whose capacity provider runs ECS managed draining unless the group says
+``coexistWithManagedDraining``. Synth cannot ask AWS, so you declare capacity providers in
+`DaemonGuardProps.capacity_providers` (the app reads them from the context key
+``daemon-guard:capacity-providers``). Undeclared providers are not checked at synth; the
+functions may read them at run time (``ecs:DescribeCapacityProviders`` is granted).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aws_cdk as cdk
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sns_subscriptions as subscriptions
+from aws_cdk import aws_sqs as sqs
+from aws_cdk import aws_ssm as ssm
+from constructs import Construct
+from daemon_guard.core.config import Config, ConfigError, parse_config
+from daemon_guard.core.metrics import NAMESPACE
+
+from infra.bundling import DEFAULT_LAMBDAS_DIR, lambda_asset
+from infra.configdoc import config_env_value
+from infra.functions import (
+    POWERTOOLS_LAYER_PARAMETER,
+    FunctionSpec,
+    GuardFunction,
+    alias_arn,
+    durable_executions_arn,
+    function_arn,
+)
+from infra.nag import acknowledge, acknowledge_wildcards
+from infra.observability import DaemonGuardObservability, ObservabilityProps
+from infra.permissions import ecs_arn, guard_statements, workflow_caller_statements
+from infra.rules import DaemonGuardRules, RulesProps, asg_arn
+
+INTAKE_HANDLER = "daemon_guard.handlers.intake.handler"
+RECONCILER_HANDLER = "daemon_guard.handlers.reconciler.handler"
+DRAIN_HANDLER = "daemon_guard.workflows.drain.handler"
+LAUNCH_GATE_HANDLER = "daemon_guard.workflows.launch_gate.handler"
+TTL_ATTRIBUTE = "expiresAt"
+WORKFLOW_MARGIN = cdk.Duration.minutes(15)
+
+
+@dataclass(frozen=True, kw_only=True)
+class CapacityProviderInfo:
+    """An ECS capacity provider, as declared by the operator (synth cannot query AWS)."""
+
+    name: str
+    auto_scaling_group: str
+    managed_draining: bool
+
+
+@dataclass(frozen=True, kw_only=True)
+class DaemonGuardProps:
+    """Props of `DaemonGuard`; every optional prop states its default."""
+
+    config: Config | Mapping[str, Any]
+    """A validated `Config`, or the raw document (cdk.json context format) to validate."""
+    capacity_providers: Sequence[CapacityProviderInfo] = field(default_factory=tuple)
+    """Default: none declared (no synth-time managed-draining check)."""
+    log_retention: logs.RetentionDays = logs.RetentionDays.ONE_MONTH
+    """Default: one month."""
+    lambdas_dir: Path = DEFAULT_LAMBDAS_DIR
+    """Default: the repository's ``lambdas/`` folder."""
+    install_dependencies: bool | None = None
+    """Default: pip-install the durable SDK into the asset, unless the context flag
+    ``daemon-guard:skip-bundling-install`` or ``DAEMON_GUARD_SKIP_BUNDLING_INSTALL=1`` says skip."""
+    powertools_layer_parameter: str = POWERTOOLS_LAYER_PARAMETER
+    """Default: the AWS-published Powertools layer for arm64 python3.13, latest version."""
+    alarm_topic: sns.ITopic | None = None
+    """Default: the config's alarmTopicArn if set, else a new KMS-encrypted topic (with the
+    config's alarmEmail subscribed if set). Setting both this and alarmTopicArn is refused."""
+    encryption_key: kms.IKey | None = None
+    """Default: a new customer managed key (rotation on) for the alarm topic; the state table
+    then uses the DynamoDB AWS managed key. When given, the table and the topic use this key."""
+    event_retry_attempts: int = 4
+    """EventBridge target retries. Default: 4."""
+    event_max_age: cdk.Duration = cdk.Duration.hours(1)
+    """EventBridge and Lambda async maximum event age. Default: 1 hour."""
+    workflow_retention: cdk.Duration = cdk.Duration.days(14)
+    """Durable execution history retention. Default: 14 days."""
+    drain_execution_timeout: cdk.Duration | None = None
+    """Default: drainDeadlineSeconds + 15 minutes."""
+    launch_gate_execution_timeout: cdk.Duration | None = None
+    """Default: the longer of gateTimeoutSeconds and the longest launch-hook heartbeat, + 15 minutes."""
+    removal_policy: cdk.RemovalPolicy = cdk.RemovalPolicy.DESTROY
+    """For the state table. Default: destroy (it holds short-lived bookkeeping with a TTL)."""
+    dashboard_name: str | None = None
+    """Default: generated by CloudFormation."""
+
+
+def _check_managed_draining(config: Config, providers: Sequence[CapacityProviderInfo]) -> None:
+    for index, provider in enumerate(providers):
+        group = config.group(provider.auto_scaling_group)
+        if group is None or not provider.managed_draining or not group.terminate_hook:
+            continue
+        if not group.coexist_with_managed_draining:
+            cluster = config.cluster_of_group(group.name)
+            where = f"clusters[{cluster.name if cluster else '?'}].autoScalingGroups[{group.name}]"
+            raise ConfigError(
+                f"daemon-guard config: {where}.coexistWithManagedDraining: capacity provider "
+                f"{provider.name!r} (capacityProviders[{index}]) runs ECS managed draining on this group, "
+                "and two terminate hooks would race; turn managed draining off on the capacity provider, "
+                "or set \"coexistWithManagedDraining\": true (daemon-guard then orders daemons only) "
+                "or \"terminateHook\": false"
+            )
+
+
+class DaemonGuard(Construct):
+    """Daemon-first placement and ordered drains for the configured ECS clusters and ASGs.
+
+    Attributes
+    ----------
+    config: the validated configuration.
+    table: the DynamoDB state table (``pk``/``sk``, TTL ``expiresAt``).
+    dlq: the encrypted SQS dead-letter queue of every rule target and async invocation.
+    topic: the alarm topic.
+    key: the KMS key this construct created, if any.
+    intake, reconciler, drain, launch_gate: `GuardFunction` (``.function``, ``.alias``, ``.role``,
+        ``.log_group``, ``.version``).
+    functions: the four, by key.
+    rules: the EventBridge rules by key (``reconcile`` is the schedule).
+    lifecycle_hooks: the `CfnLifecycleHook` resources.
+    dashboard, alarms: from `DaemonGuardObservability`.
+    """
+
+    def __init__(self, scope: Construct, construct_id: str, props: DaemonGuardProps) -> None:
+        super().__init__(scope, construct_id)
+        config = props.config if isinstance(props.config, Config) else parse_config(props.config)
+        if props.alarm_topic is not None and config.alarm_topic_arn is not None:
+            raise ConfigError("daemon-guard config: alarmTopicArn: set it or pass the alarm_topic prop, not both")
+        _check_managed_draining(config, props.capacity_providers)
+        self.config = config
+        self.props = props
+
+        self.key: kms.Key | None = None
+        if props.encryption_key is None and props.alarm_topic is None and config.alarm_topic_arn is None:
+            self.key = kms.Key(self, "Key", enable_key_rotation=True,
+                               description="daemon-guard alarm topic", removal_policy=cdk.RemovalPolicy.DESTROY)
+        topic_key = props.encryption_key or self.key
+
+        self.table = dynamodb.Table(
+            self, "State",
+            partition_key=dynamodb.Attribute(name="pk", type=dynamodb.AttributeType.STRING),
+            sort_key=dynamodb.Attribute(name="sk", type=dynamodb.AttributeType.STRING),
+            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
+            time_to_live_attribute=TTL_ATTRIBUTE,
+            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+                point_in_time_recovery_enabled=True),
+            encryption=(dynamodb.TableEncryption.CUSTOMER_MANAGED if props.encryption_key
+                        else dynamodb.TableEncryption.AWS_MANAGED),
+            encryption_key=props.encryption_key,
+            removal_policy=props.removal_policy,
+        )
+        self.dlq = sqs.Queue(
+            self, "DeadLetters", encryption=sqs.QueueEncryption.SQS_MANAGED, enforce_ssl=True,
+            retention_period=cdk.Duration.days(14),
+        )
+        self.topic = self._alarm_topic(config, props, topic_key)
+
+        base = cdk.Names.unique_resource_name(self, max_length=48, separator="-")
+        names = {key: f"{base}-{key}" for key in ("intake", "reconciler", "drain", "launch-gate")}
+        aliases = {key: alias_arn(self, name) for key, name in names.items()}
+        environment = {
+            "DAEMON_GUARD_CONFIG": config_env_value(config),
+            "STATE_TABLE": self.table.table_name,
+            "DRAIN_FUNCTION": aliases["drain"],
+            "LAUNCH_GATE_FUNCTION": aliases["launch-gate"],
+            "POWERTOOLS_SERVICE_NAME": "daemon-guard",
+            "POWERTOOLS_METRICS_NAMESPACE": NAMESPACE,
+        }
+        code = lambda_asset(self, source_dir=props.lambdas_dir, install=props.install_dependencies)
+        layer = lambda_.LayerVersion.from_layer_version_arn(
+            self, "Powertools", ssm.StringParameter.value_for_string_parameter(self, props.powertools_layer_parameter),
+        )
+        longest_launch_heartbeat = max(
+            (g.heartbeat_timeout_s for c in config.clusters for g in c.groups if g.launch_hook), default=0)
+        specs = {
+            "intake": FunctionSpec(key="intake", handler=INTAKE_HANDLER, timeout=cdk.Duration.seconds(60),
+                                   description="intake: EventBridge events to placement and workflows"),
+            "reconciler": FunctionSpec(
+                key="reconciler", handler=RECONCILER_HANDLER,
+                timeout=cdk.Duration.seconds(max(60, min(config.reconcile_period_min * 60, 900))),
+                description="reconciler: coverage audit and repair"),
+            "drain": FunctionSpec(
+                key="drain", handler=DRAIN_HANDLER, timeout=cdk.Duration.minutes(5),
+                description="drain workflow (durable)",
+                durable_execution_timeout=props.drain_execution_timeout
+                or cdk.Duration.seconds(config.drain_deadline_s).plus(WORKFLOW_MARGIN),
+                durable_retention=props.workflow_retention),
+            "launch-gate": FunctionSpec(
+                key="launch-gate", handler=LAUNCH_GATE_HANDLER, timeout=cdk.Duration.minutes(5),
+                description="launch gate workflow (durable)",
+                durable_execution_timeout=props.launch_gate_execution_timeout
+                or cdk.Duration.seconds(max(config.gate_timeout_s, longest_launch_heartbeat)).plus(WORKFLOW_MARGIN),
+                durable_retention=props.workflow_retention),
+        }
+        async_options: dict[str, Any] = {"dead_letter_queue": self.dlq, "max_event_age": props.event_max_age}
+        self.functions: dict[str, GuardFunction] = {
+            key: GuardFunction(
+                self, "".join(p.title() for p in key.split("-")), spec=spec, function_name=names[key], code=code,
+                layers=[layer], environment=environment, log_retention=props.log_retention,
+                **(dict(async_options, async_retry_attempts=2 if key == "intake" else 0)
+                   if key in ("intake", "reconciler") else {}),
+            )
+            for key, spec in specs.items()
+        }
+        self.intake = self.functions["intake"]
+        self.reconciler = self.functions["reconciler"]
+        self.drain = self.functions["drain"]
+        self.launch_gate = self.functions["launch-gate"]
+
+        self.access_policy = iam.ManagedPolicy(
+            self, "GuardAccess", description="daemon-guard: ECS and Auto Scaling, managed clusters and groups only",
+            statements=guard_statements(self, config),
+            roles=[f.role for f in self.functions.values()],
+        )
+        workflows = [function_arn(self, names[k]) for k in ("drain", "launch-gate")]
+        for caller in (self.intake, self.reconciler):
+            for statement in workflow_caller_statements(
+                alias_arns=[aliases["drain"], aliases["launch-gate"]],
+                execution_arns=[durable_executions_arn(a) for a in workflows],
+                function_arns=workflows,
+            ):
+                caller.role.add_to_principal_policy(statement)
+        for fn in self.functions.values():
+            self.table.grant_read_write_data(fn.role)
+            # The role is complete before the function exists, so no invocation runs short of rights.
+            fn.function.node.add_dependency(self.access_policy)
+
+        self.rules_construct = DaemonGuardRules(self, "Rules", RulesProps(
+            config=config, intake=self.intake.function, reconciler=self.reconciler.function, dlq=self.dlq,
+            retry_attempts=props.event_retry_attempts, max_event_age=props.event_max_age,
+        ))
+        self.rules = self.rules_construct.rules
+        self.lifecycle_hooks = self.rules_construct.lifecycle_hooks
+
+        self.observability = DaemonGuardObservability(self, "Observability", ObservabilityProps(
+            config=config, topic=self.topic, dlq=self.dlq, dashboard_name=props.dashboard_name,
+            functions={k: f.function for k, f in self.functions.items()},
+            rules=dict(self.rules),
+        ))
+        self.dashboard = self.observability.dashboard
+        self.alarms = self.observability.alarms
+        self._acknowledge_nag_findings(names)
+
+    def _alarm_topic(self, config: Config, props: DaemonGuardProps, key: kms.IKey | None) -> sns.ITopic:
+        if props.alarm_topic is not None:
+            topic = props.alarm_topic
+        elif config.alarm_topic_arn is not None:
+            topic = sns.Topic.from_topic_arn(self, "AlarmTopic", config.alarm_topic_arn)
+        else:
+            assert key is not None
+            topic = sns.Topic(self, "AlarmTopic", display_name="daemon-guard alarms", master_key=key,
+                              enforce_ssl=True)
+            # CloudWatch alarms publish to an encrypted topic only when the key lets them.
+            key.add_to_resource_policy(iam.PolicyStatement(
+                sid="CloudWatchAlarmsPublish",
+                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+                actions=["kms:Decrypt", "kms:GenerateDataKey*"], resources=["*"],
+            ))
+        if config.alarm_email is not None:
+            topic.add_subscription(subscriptions.EmailSubscription(config.alarm_email))
+        return topic
+
+    def _acknowledge_nag_findings(self, names: Mapping[str, str]) -> None:
+        """The cdk-nag findings this design accepts, with the reason for each."""
+        config = self.config
+        acknowledge(self, ["AwsSolutions-IAM5[Resource::*]"],
+                    "Only actions without resource-level permissions use '*': xray:PutTraceSegments/"
+                    "PutTelemetryRecords, ecs:DescribeTaskDefinition, ecs:DescribeCapacityProviders and "
+                    "autoscaling:Describe*. The ECS mutating actions and ecs:ListTasks/ListServices on '*' carry "
+                    "an ArnEquals ecs:cluster condition naming the managed clusters.")
+        acknowledge(self, ["AwsSolutions-L1"],
+                    "python3.13 is deliberate: the durable execution SDK, the AWS-published Powertools layer "
+                    "(SSM /aws/service/powertools/python/arm64/python3.13) and the bundled wheels target it.")
+        acknowledge_wildcards(
+            self, [durable_executions_arn(function_arn(self, names[k])) for k in ("drain", "launch-gate")],
+            "Durable execution ARNs carry the function version (never the alias), so ':*' is how IAM "
+            "names the executions of this one workflow function; no other function is matched.")
+        acknowledge_wildcards(
+            self, [ecs_arn(self, kind, f"{c}/*") for c in sorted(config.cluster_names)
+                   for kind in ("container-instance", "task", "service")],
+            "Read-only Describe/ListTagsForResource on the tasks, services and container instances of "
+            "one managed cluster; their ids are not known at synth.")
+        acknowledge_wildcards(
+            self, [asg_arn(self, g) for g in sorted(config.group_names)],
+            "The ASG ARN carries a group id unknown at synth; the autoScalingGroupName pins the managed group.")

@@ -1,0 +1,139 @@
+"""EventBridge rules with the narrowest patterns, the reconciler schedule, and lifecycle hooks.
+
+Patterns name our cluster ARNs, our Auto Scaling group names, our hook names and the ECS event
+names we act on. EC2 Spot interruption warnings and rebalance recommendations carry no group
+name, so those two rules match the event type only and the intake drops instances it does not
+manage (a log line and an ``EventsIgnored`` count, no AWS write).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import aws_cdk as cdk
+from aws_cdk import aws_autoscaling as autoscaling
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+from daemon_guard.core.config import Config
+
+LAUNCH_HOOK_NAME = "daemon-guard-launch"
+TERMINATE_HOOK_NAME = "daemon-guard-terminate"
+LAUNCHING = "autoscaling:EC2_INSTANCE_LAUNCHING"
+TERMINATING = "autoscaling:EC2_INSTANCE_TERMINATING"
+# Task states the workflows and the placement reflex act on: a daemon RUNNING (gates, coverage)
+# and a task STOPPED (wakes a drain waiting on its tier).
+TASK_STATES = ("RUNNING", "STOPPED")
+PLACEMENT_FAILURE = "SERVICE_TASK_PLACEMENT_FAILURE"
+
+
+def cluster_arn(scope: Construct, name: str) -> str:
+    """``arn:{partition}:ecs:{region}:{account}:cluster/NAME`` for this stack."""
+    return cdk.Stack.of(scope).format_arn(service="ecs", resource="cluster", resource_name=name)
+
+
+def asg_arn(scope: Construct, name: str) -> str:
+    """The ARN pattern of an Auto Scaling group by name (any group id)."""
+    return cdk.Stack.of(scope).format_arn(
+        service="autoscaling", resource="autoScalingGroup",
+        resource_name=f"*:autoScalingGroupName/{name}", arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class RulesProps:
+    """What the rules route and where failed deliveries go."""
+
+    config: Config
+    intake: lambda_.IFunction
+    reconciler: lambda_.IFunction
+    dlq: sqs.IQueue
+    retry_attempts: int = 4  # Default: 4 retries
+    max_event_age: cdk.Duration = cdk.Duration.hours(1)  # Default: 1 hour
+
+
+class DaemonGuardRules(Construct):
+    """Every rule that feeds the intake, the reconciler schedule, and the lifecycle hooks."""
+
+    def __init__(self, scope: Construct, construct_id: str, props: RulesProps) -> None:
+        super().__init__(scope, construct_id)
+        config = props.config
+        self._props = props
+        clusters = [cluster_arn(self, c.name) for c in config.clusters]
+        launch_groups = sorted(g.name for c in config.clusters for g in c.groups if g.launch_hook)
+        terminate_groups = sorted(g.name for c in config.clusters for g in c.groups if g.terminate_hook)
+        self.rules: dict[str, events.Rule] = {}
+
+        self._rule("container-instance", "ECS container instances of the managed clusters changed state",
+                   events.EventPattern(source=["aws.ecs"], detail_type=["ECS Container Instance State Change"],
+                                       detail={"clusterArn": clusters}))
+        self._rule("task", "ECS tasks of the managed clusters reached RUNNING or STOPPED",
+                   events.EventPattern(source=["aws.ecs"], detail_type=["ECS Task State Change"],
+                                       detail={"clusterArn": clusters, "lastStatus": list(TASK_STATES)}))
+        self._rule("placement-failure", "ECS could not place a task in a managed cluster",
+                   events.EventPattern(source=["aws.ecs"], detail_type=["ECS Service Action"],
+                                       detail={"clusterArn": clusters, "eventName": [PLACEMENT_FAILURE]}))
+        if launch_groups:
+            self._rule("launch-lifecycle", "an instance of a managed ASG waits on the daemon-guard launch hook",
+                       events.EventPattern(source=["aws.autoscaling"],
+                                           detail_type=["EC2 Instance-launch Lifecycle Action"],
+                                           detail={"AutoScalingGroupName": launch_groups,
+                                                   "LifecycleHookName": [LAUNCH_HOOK_NAME]}))
+        if terminate_groups:
+            self._rule("terminate-lifecycle",
+                       "an instance of a managed ASG waits on the daemon-guard terminate hook",
+                       events.EventPattern(source=["aws.autoscaling"],
+                                           detail_type=["EC2 Instance-terminate Lifecycle Action"],
+                                           detail={"AutoScalingGroupName": terminate_groups,
+                                                   "LifecycleHookName": [TERMINATE_HOOK_NAME]}))
+        self._rule("spot-interruption", "EC2 Spot interruption warning (the intake keeps managed instances)",
+                   events.EventPattern(source=["aws.ec2"], detail_type=["EC2 Spot Instance Interruption Warning"]))
+        self._rule("rebalance", "EC2 rebalance recommendation (the intake keeps managed instances)",
+                   events.EventPattern(source=["aws.ec2"], detail_type=["EC2 Instance Rebalance Recommendation"]))
+
+        self.schedule = events.Rule(
+            self, "Reconcile",
+            description=f"daemon-guard reconciler, every {config.reconcile_period_min} minute(s)",
+            schedule=events.Schedule.rate(cdk.Duration.minutes(config.reconcile_period_min)),
+            targets=[self._target(props.reconciler)],
+        )
+        self.rules["reconcile"] = self.schedule
+
+        self.lifecycle_hooks: list[autoscaling.CfnLifecycleHook] = []
+        groups = [g for c in config.clusters for g in c.groups]
+        for index, group in enumerate(groups):
+            if group.launch_hook:
+                self._hook(index, group.name, LAUNCH_HOOK_NAME, LAUNCHING, group.launch_timeout_result,
+                           group.heartbeat_timeout_s)
+            if group.terminate_hook:
+                self._hook(index, group.name, TERMINATE_HOOK_NAME, TERMINATING, "CONTINUE",
+                           group.heartbeat_timeout_s)
+
+    def _target(self, fn: lambda_.IFunction) -> targets.LambdaFunction:
+        return targets.LambdaFunction(
+            fn, dead_letter_queue=self._props.dlq, retry_attempts=self._props.retry_attempts,
+            max_event_age=self._props.max_event_age,
+        )
+
+    def _rule(self, key: str, description: str, pattern: events.EventPattern) -> None:
+        construct_id = "".join(part.title() for part in key.split("-"))
+        self.rules[key] = events.Rule(
+            self, construct_id, description=f"daemon-guard: {description}", event_pattern=pattern,
+            targets=[self._target(self._props.intake)],
+        )
+
+    def _hook(self, index: int, group: str, hook: str, transition: str, default_result: str,
+              heartbeat_s: int) -> None:
+        suffix = "Launch" if transition == LAUNCHING else "Terminate"
+        self.lifecycle_hooks.append(autoscaling.CfnLifecycleHook(
+            self, f"{_id(group)}{index}{suffix}Hook",
+            auto_scaling_group_name=group, lifecycle_hook_name=hook, lifecycle_transition=transition,
+            default_result=default_result, heartbeat_timeout=heartbeat_s,
+        ))
+
+
+def _id(name: str) -> str:
+    return "".join(ch for ch in name.title() if ch.isalnum())
+

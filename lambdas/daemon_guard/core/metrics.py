@@ -1,0 +1,60 @@
+"""The catalogue of metrics daemon-guard emits: one list read by the code and by the dashboard.
+
+Every metric is emitted as EMF in namespace `DaemonGuard` with the `Cluster` dimension (plus the
+extra dimensions named here). The dashboard, the alarms and a test hold to this list.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+NAMESPACE = "DaemonGuard"
+CLUSTER_DIMENSION = "Cluster"
+
+Unit = Literal["Count", "Seconds", "Percent", "Milliseconds"]
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """A metric's name, unit, extra dimensions and whether the dashboard shows it."""
+
+    name: str
+    unit: Unit
+    description: str
+    extra_dimensions: tuple[str, ...] = ()
+    on_dashboard: bool = True
+
+
+# Placement
+TIME_TO_DAEMONS = MetricSpec("TimeToDaemons", "Seconds", "registration to all eligible daemons RUNNING")
+DAEMON_COVERAGE = MetricSpec("DaemonCoverage", "Percent", "share of eligible daemon slots RUNNING")
+MISSING_DAEMON_TASKS = MetricSpec("MissingDaemonTasks", "Count", "eligible daemon slots not RUNNING")
+EVICTIONS = MetricSpec("Evictions", "Count", "replica tasks stopped to make room for daemons")
+GATE_OPEN_LATENCY = MetricSpec("GateOpenLatency", "Seconds", "registration to gate opened")
+GATES_FAILED_OPEN = MetricSpec("GatesFailedOpen", "Count", "gates opened by timeout with daemons missing")
+PLACEMENT_DECISIONS = MetricSpec("PlacementDecisions", "Count", "placement decisions taken", ("Mode",))
+# Drain
+DRAINS_STARTED = MetricSpec("DrainsStarted", "Count", "drain workflows started")
+DRAINS_IN_PROGRESS = MetricSpec("DrainsInProgress", "Count", "instances DRAINING seen by the reconciler")
+DRAIN_DURATION = MetricSpec("DrainDuration", "Seconds", "drain start to lifecycle action completed")
+DRAIN_OVERHEAD = MetricSpec("DrainOverhead", "Seconds", "drain time above the sum of slowest stops per tier")
+TIER_DURATION = MetricSpec("TierDuration", "Seconds", "time to stop one daemon tier", ("Tier",))
+DEADLINES_MISSED = MetricSpec("DeadlinesMissed", "Count", "global or tier deadlines that forced the order")
+HEARTBEATS_SENT = MetricSpec("HeartbeatsSent", "Count", "lifecycle heartbeats recorded")
+LIFECYCLE_RESULTS = MetricSpec("LifecycleResults", "Count", "lifecycle actions completed", ("Result",))
+DRAINS_BLOCKED = MetricSpec("DrainsBlocked", "Count", "drains that cannot progress without help")
+ORDERING_VIOLATIONS = MetricSpec("OrderingViolations", "Count", "self-check: stop order broken (want 0)")
+STUCK_LIFECYCLE_ACTIONS = MetricSpec("StuckLifecycleActions", "Count", "waiting hooks with no live workflow")
+# Intake
+EVENTS_IGNORED = MetricSpec("EventsIgnored", "Count", "events out of scope", on_dashboard=False)
+EVENTS_MALFORMED = MetricSpec("EventsMalformed", "Count", "events that failed to parse")
+DUPLICATE_EVENTS = MetricSpec("DuplicateEvents", "Count", "events already seen", on_dashboard=False)
+
+ALL_METRICS: tuple[MetricSpec, ...] = (
+    TIME_TO_DAEMONS, DAEMON_COVERAGE, MISSING_DAEMON_TASKS, EVICTIONS, GATE_OPEN_LATENCY,
+    GATES_FAILED_OPEN, PLACEMENT_DECISIONS, DRAINS_STARTED, DRAINS_IN_PROGRESS, DRAIN_DURATION,
+    DRAIN_OVERHEAD, TIER_DURATION, DEADLINES_MISSED, HEARTBEATS_SENT, LIFECYCLE_RESULTS,
+    DRAINS_BLOCKED, ORDERING_VIOLATIONS, STUCK_LIFECYCLE_ACTIONS, EVENTS_IGNORED, EVENTS_MALFORMED,
+    DUPLICATE_EVENTS,
+)

@@ -1,0 +1,479 @@
+"""Raw EventBridge events in, core `GuardEvent` values out: the one place that reads event JSON.
+
+`parse_event` never raises. It checks the payload is a JSON object under EventBridge's 256 KiB
+limit, validates the envelope (Powertools `EventBridgeModel`), dispatches on ``source`` +
+``detail-type``, validates ``detail`` with that kind's Parser model and maps it to the core
+dataclass. Anything wrong becomes `Malformed` with a one-line reason naming the field, e.g.
+``ECS Task State Change: detail.version: Input should be a valid integer``. A well-formed event of a
+kind the guard does not act on (deployment state changes, launch or terminate successful, anything
+foreign) becomes `Ignored`, and ``autoscaling:TEST_NOTIFICATION`` becomes `TestNotification`, both
+in its EventBridge form and in the raw form Auto Scaling sends to a hook's SQS or SNS target.
+
+Validation is strict: AWS sends strings, numbers and booleans as such, so ``"14801"`` is not a
+version and ``"true"`` is not ``agentConnected``. Times must be ISO 8601 strings with an offset;
+they come out as UTC. Unknown fields are ignored, so new fields AWS adds change nothing.
+
+Documentation placeholders, decided deliberately. Some samples in AWS's guides carry placeholders
+that real events never do:
+
+- ``time`` (or ``registeredAt``) of ``yyyy-mm-ddThh:mm:ssZ``: `Malformed`, with a reason saying it
+  is a documentation placeholder. An event carrying one was pasted from the docs (say with the
+  console's "send event"); acting on it would make AWS write calls with made-up tokens and ids.
+- ``instance-action`` of ``action``: `Malformed` the same way. Real values are ``terminate``,
+  ``stop`` and ``hibernate`` (all three take the instance away); anything else is rejected too.
+- ``resources`` of ``auto-scaling-group-arn``: harmless. Lifecycle actions take the group from
+  ``detail.AutoScalingGroupName`` and never read ``resources``; `ServiceAction.service_arn` takes
+  only an ECS service ARN from ``resources`` and is None when there is none.
+
+Defaults, also deliberate: lifecycle actions without ``Origin``/``Destination`` (groups without a
+warm pool, events before 2021) read as EC2 -> AutoScalingGroup on launch and AutoScalingGroup -> EC2
+on terminate; a Spot interruption's deadline is the warning's time plus two minutes, as EC2
+documents.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from types import MappingProxyType
+from typing import Annotated, Any, Literal, TypeVar
+
+from aws_lambda_powertools.utilities.parser import BaseModel
+from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
+from pydantic import BeforeValidator, ConfigDict, Field, PlainValidator, StrictBool, StrictInt, StrictStr
+from pydantic import ValidationError as PydanticValidationError
+from pydantic_core import PydanticCustomError
+
+from daemon_guard.core.events import (
+    ContainerInstanceChanged,
+    GuardEvent,
+    Ignored,
+    LifecycleAction,
+    LifecycleLocation,
+    LifecycleTransition,
+    Malformed,
+    RebalanceRecommendation,
+    ServiceAction,
+    SpotAction,
+    SpotInterruption,
+    TaskChanged,
+    TestNotification,
+)
+
+MAX_EVENT_BYTES = 256 * 1024
+TIME_PLACEHOLDER = "yyyy-mm-ddThh:mm:ssZ"
+INSTANCE_ACTION_PLACEHOLDER = "action"
+TEST_NOTIFICATION = "autoscaling:TEST_NOTIFICATION"
+SPOT_WARNING_LEAD = timedelta(minutes=2)
+_MAX_REASON_CHARS = 300
+
+_ModelT = TypeVar("_ModelT", bound=BaseModel)
+
+
+def _reject_placeholder(placeholder: str) -> Callable[[object], object]:
+    def check(value: object) -> object:
+        if value == placeholder:
+            raise PydanticCustomError(
+                "documentation_placeholder",
+                "documentation placeholder '{placeholder}', not a real event",
+                {"placeholder": placeholder},
+            )
+        return value
+
+    return check
+
+
+def _event_time(value: object) -> datetime:
+    _reject_placeholder(TIME_PLACEHOLDER)(value)
+    if not isinstance(value, str):
+        raise PydanticCustomError("event_time_type", "Input should be an ISO 8601 time string")
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise PydanticCustomError("event_time_parsing", "Input should be an ISO 8601 time") from None
+    if parsed.tzinfo is None:
+        raise PydanticCustomError("event_time_offset", "Input should be a time with a UTC offset")
+    return parsed.astimezone(UTC)
+
+
+EventTime = Annotated[datetime, PlainValidator(_event_time)]
+Text = Annotated[StrictStr, Field(min_length=1)]
+Location = Literal["EC2", "AutoScalingGroup", "WarmPool"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(strict=True)
+
+
+class GuardEnvelopeModel(EventBridgeModel):
+    """The EventBridge envelope, strict: what every event must carry before dispatch."""
+
+    model_config = ConfigDict(strict=True)
+
+    id: Text
+    source: Text
+    account: Text
+    region: Text
+    time: EventTime
+    detail: dict[str, Any]
+
+
+class ContainerInstanceAttributeModel(_Strict):
+    """One ECS attribute; capabilities such as ``ecr-auth`` carry no value."""
+
+    name: Text
+    value: StrictStr | None = None
+
+
+class ContainerInstanceDetailModel(_Strict):
+    """``detail`` of ECS Container Instance State Change."""
+
+    cluster_arn: Text = Field(alias="clusterArn")
+    container_instance_arn: Text = Field(alias="containerInstanceArn")
+    ec2_instance_id: Text = Field(alias="ec2InstanceId")
+    status: Text
+    agent_connected: StrictBool = Field(alias="agentConnected")
+    version: StrictInt
+    registered_at: EventTime | None = Field(default=None, alias="registeredAt")
+    attributes: list[ContainerInstanceAttributeModel]
+
+
+class TaskDetailModel(_Strict):
+    """``detail`` of ECS Task State Change."""
+
+    cluster_arn: Text = Field(alias="clusterArn")
+    task_arn: Text = Field(alias="taskArn")
+    container_instance_arn: Text | None = Field(default=None, alias="containerInstanceArn")
+    group: Text
+    last_status: Text = Field(alias="lastStatus")
+    desired_status: Text = Field(alias="desiredStatus")
+    started_by: StrictStr | None = Field(default=None, alias="startedBy")
+    launch_type: StrictStr | None = Field(default=None, alias="launchType")
+    stopped_reason: StrictStr | None = Field(default=None, alias="stoppedReason")
+    version: StrictInt
+
+
+class ServiceActionDetailModel(_Strict):
+    """``detail`` of ECS Service Action."""
+
+    cluster_arn: Text = Field(alias="clusterArn")
+    event_name: Text = Field(alias="eventName")
+    reason: StrictStr | None = None
+
+
+class LifecycleActionDetailModel(_Strict):
+    """``detail`` of EC2 Instance-launch / Instance-terminate Lifecycle Action."""
+
+    token: Text = Field(alias="LifecycleActionToken")
+    asg_name: Text = Field(alias="AutoScalingGroupName")
+    hook_name: Text = Field(alias="LifecycleHookName")
+    ec2_instance_id: Text = Field(alias="EC2InstanceId")
+    transition: Literal["autoscaling:EC2_INSTANCE_LAUNCHING", "autoscaling:EC2_INSTANCE_TERMINATING"] = (
+        Field(alias="LifecycleTransition")
+    )
+    origin: Location | None = Field(default=None, alias="Origin")
+    destination: Location | None = Field(default=None, alias="Destination")
+
+
+class LaunchLifecycleActionDetailModel(LifecycleActionDetailModel):
+    """A launch lifecycle action: its transition must agree with its detail-type."""
+
+    transition: Literal["autoscaling:EC2_INSTANCE_LAUNCHING"] = Field(alias="LifecycleTransition")
+
+
+class TerminateLifecycleActionDetailModel(LifecycleActionDetailModel):
+    """A terminate lifecycle action: its transition must agree with its detail-type."""
+
+    transition: Literal["autoscaling:EC2_INSTANCE_TERMINATING"] = Field(alias="LifecycleTransition")
+
+
+class TestNotificationDetailModel(_Strict):
+    """``detail`` of an ``autoscaling:TEST_NOTIFICATION`` delivered through EventBridge."""
+
+    __test__ = False  # not a pytest test class
+
+    asg_name: Text = Field(alias="AutoScalingGroupName")
+
+
+class RawTestNotificationModel(_Strict):
+    """``autoscaling:TEST_NOTIFICATION`` as Auto Scaling sends it to a hook's SQS or SNS target."""
+
+    __test__ = False  # not a pytest test class
+
+    event: Literal["autoscaling:TEST_NOTIFICATION"] = Field(alias="Event")
+    account_id: Text = Field(alias="AccountId")
+    request_id: Text = Field(alias="RequestId")
+    asg_name: Text = Field(alias="AutoScalingGroupName")
+    asg_arn: Annotated[StrictStr, Field(pattern=r"^arn:[^:]+:autoscaling:[^:]+:")] = Field(
+        alias="AutoScalingGroupARN"
+    )
+
+
+class SpotInterruptionDetailModel(_Strict):
+    """``detail`` of EC2 Spot Instance Interruption Warning."""
+
+    instance_id: Text = Field(alias="instance-id")
+    action: Annotated[
+        Literal["terminate", "stop", "hibernate"],
+        BeforeValidator(_reject_placeholder(INSTANCE_ACTION_PLACEHOLDER)),
+    ] = Field(alias="instance-action")
+
+
+class RebalanceDetailModel(_Strict):
+    """``detail`` of EC2 Instance Rebalance Recommendation."""
+
+    instance_id: Text = Field(alias="instance-id")
+
+
+class _InvalidEventError(Exception):
+    """A validation failure already phrased as a one-line reason."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _one_line(text: str) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= _MAX_REASON_CHARS else flat[: _MAX_REASON_CHARS - 3] + "..."
+
+
+def _reason(error: PydanticValidationError, prefix: str = "") -> str:
+    errors = error.errors(include_url=False, include_input=False, include_context=False)
+    first = errors[0]
+    where = ".".join(str(part) for part in (prefix, *first["loc"]) if part != "") or "event"
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    return f"{where}: {first['msg']}{more}"
+
+
+def _validate(model: type[_ModelT], data: object, prefix: str = "") -> _ModelT:
+    try:
+        return model.model_validate(data)
+    except PydanticValidationError as error:
+        raise _InvalidEventError(_reason(error, prefix)) from None
+
+
+def _detail(model: type[_ModelT], envelope: GuardEnvelopeModel) -> _ModelT:
+    return _validate(model, envelope.detail, prefix="detail")
+
+
+def _container_instance(envelope: GuardEnvelopeModel) -> GuardEvent:
+    detail = _detail(ContainerInstanceDetailModel, envelope)
+    return ContainerInstanceChanged(
+        account=envelope.account,
+        region=envelope.region,
+        cluster_arn=detail.cluster_arn,
+        container_instance_arn=detail.container_instance_arn,
+        ec2_instance_id=detail.ec2_instance_id,
+        status=detail.status,
+        agent_connected=detail.agent_connected,
+        version=detail.version,
+        registered_at=detail.registered_at,
+        attributes=MappingProxyType({attribute.name: attribute.value for attribute in detail.attributes}),
+        event_id=envelope.id,
+        time=envelope.time,
+    )
+
+
+def _task(envelope: GuardEnvelopeModel) -> GuardEvent:
+    detail = _detail(TaskDetailModel, envelope)
+    return TaskChanged(
+        account=envelope.account,
+        region=envelope.region,
+        cluster_arn=detail.cluster_arn,
+        task_arn=detail.task_arn,
+        container_instance_arn=detail.container_instance_arn,
+        group=detail.group,
+        last_status=detail.last_status,
+        desired_status=detail.desired_status,
+        started_by=detail.started_by,
+        launch_type=detail.launch_type,
+        stopped_reason=detail.stopped_reason,
+        version=detail.version,
+        event_id=envelope.id,
+        time=envelope.time,
+    )
+
+
+def _service_action(envelope: GuardEnvelopeModel) -> GuardEvent:
+    detail = _detail(ServiceActionDetailModel, envelope)
+    service_arn = next(
+        (arn for arn in envelope.resources if arn.startswith("arn:") and ":service/" in arn), None
+    )
+    return ServiceAction(
+        account=envelope.account,
+        region=envelope.region,
+        cluster_arn=detail.cluster_arn,
+        service_arn=service_arn,
+        event_name=detail.event_name,
+        reason=detail.reason,
+        event_id=envelope.id,
+        time=envelope.time,
+    )
+
+
+_DEFAULT_PATH: dict[LifecycleTransition, tuple[LifecycleLocation, LifecycleLocation]] = {
+    "launch": ("EC2", "AutoScalingGroup"),
+    "terminate": ("AutoScalingGroup", "EC2"),
+}
+
+
+def _lifecycle(transition: LifecycleTransition) -> Callable[[GuardEnvelopeModel], GuardEvent]:
+    model: type[LifecycleActionDetailModel] = (
+        LaunchLifecycleActionDetailModel if transition == "launch" else TerminateLifecycleActionDetailModel
+    )
+
+    def parse(envelope: GuardEnvelopeModel) -> GuardEvent:
+        # A test notification has no token or instance: recognise it by name before validating.
+        if TEST_NOTIFICATION in (envelope.detail.get("LifecycleTransition"), envelope.detail.get("Event")):
+            test = _detail(TestNotificationDetailModel, envelope)
+            return TestNotification(
+                account=envelope.account, region=envelope.region, asg_name=test.asg_name, event_id=envelope.id
+            )
+        detail = _detail(model, envelope)
+        origin, destination = _DEFAULT_PATH[transition]
+        return LifecycleAction(
+            account=envelope.account,
+            region=envelope.region,
+            transition=transition,
+            asg_name=detail.asg_name,
+            ec2_instance_id=detail.ec2_instance_id,
+            hook_name=detail.hook_name,
+            token=detail.token,
+            origin=detail.origin or origin,
+            destination=detail.destination or destination,
+            event_id=envelope.id,
+            time=envelope.time,
+        )
+
+    return parse
+
+
+def _spot_interruption(envelope: GuardEnvelopeModel) -> GuardEvent:
+    detail = _detail(SpotInterruptionDetailModel, envelope)
+    action: SpotAction = detail.action
+    return SpotInterruption(
+        account=envelope.account,
+        region=envelope.region,
+        ec2_instance_id=detail.instance_id,
+        action=action,
+        deadline=envelope.time + SPOT_WARNING_LEAD,
+        event_id=envelope.id,
+        time=envelope.time,
+    )
+
+
+def _rebalance(envelope: GuardEnvelopeModel) -> GuardEvent:
+    detail = _detail(RebalanceDetailModel, envelope)
+    return RebalanceRecommendation(
+        account=envelope.account,
+        region=envelope.region,
+        ec2_instance_id=detail.instance_id,
+        event_id=envelope.id,
+        time=envelope.time,
+    )
+
+
+_ROUTES: dict[tuple[str, str], Callable[[GuardEnvelopeModel], GuardEvent]] = {
+    ("aws.ecs", "ECS Container Instance State Change"): _container_instance,
+    ("aws.ecs", "ECS Task State Change"): _task,
+    ("aws.ecs", "ECS Service Action"): _service_action,
+    ("aws.autoscaling", "EC2 Instance-launch Lifecycle Action"): _lifecycle("launch"),
+    ("aws.autoscaling", "EC2 Instance-terminate Lifecycle Action"): _lifecycle("terminate"),
+    ("aws.ec2", "EC2 Spot Instance Interruption Warning"): _spot_interruption,
+    ("aws.ec2", "EC2 Instance Rebalance Recommendation"): _rebalance,
+}
+
+_IGNORED: dict[tuple[str, str], str] = {
+    ("aws.ecs", "ECS Deployment State Change"): "deployments are the ECS scheduler's business",
+    ("aws.autoscaling", "EC2 Instance Launch Successful"): "placement starts when the instance registers",
+    ("aws.autoscaling", "EC2 Instance Launch Unsuccessful"): "no instance joined, nothing to place",
+    ("aws.autoscaling", "EC2 Instance Terminate Successful"): "drains start from the terminate hook",
+    ("aws.autoscaling", "EC2 Instance Terminate Unsuccessful"): "the reconciler audits instances that stay",
+}
+
+
+def _raw_test_notification(raw: dict[str, Any]) -> GuardEvent:
+    note = _validate(RawTestNotificationModel, raw)
+    return TestNotification(
+        account=note.account_id,
+        region=note.asg_arn.split(":")[3],
+        asg_name=note.asg_name,
+        event_id=note.request_id,
+    )
+
+
+def _payload_bytes(raw: dict[Any, Any]) -> int:
+    try:
+        text = json.dumps(raw, separators=(",", ":"), ensure_ascii=False)
+    except (TypeError, ValueError, RecursionError) as error:
+        raise _InvalidEventError(f"event: not JSON ({type(error).__name__})") from None
+    return len(text.encode("utf-8", "surrogatepass"))
+
+
+def _parse(raw: object) -> GuardEvent:
+    if not isinstance(raw, dict):
+        raise _InvalidEventError(f"event: expected a JSON object, got {type(raw).__name__}")
+    size = _payload_bytes(raw)
+    if size > MAX_EVENT_BYTES:
+        raise _InvalidEventError(f"event: {size} bytes, over EventBridge's {MAX_EVENT_BYTES}-byte limit")
+    if "detail-type" not in raw and raw.get("Event") == TEST_NOTIFICATION:
+        return _raw_test_notification(raw)
+    envelope = _validate(GuardEnvelopeModel, raw)
+    key = (envelope.source, envelope.detail_type)
+    route = _ROUTES.get(key)
+    if route is not None:
+        try:
+            return route(envelope)
+        except _InvalidEventError as invalid:
+            raise _InvalidEventError(f"{envelope.detail_type}: {invalid.reason}") from None
+    return Ignored(
+        account=envelope.account,
+        region=envelope.region,
+        reason=_one_line(_IGNORED.get(key, f"not a kind daemon-guard handles (source {envelope.source!r})")),
+        detail_type=envelope.detail_type,
+        event_id=envelope.id,
+    )
+
+
+def parse_event(raw: object) -> GuardEvent:
+    """Turn one raw EventBridge event into a core `GuardEvent`; never raises.
+
+    Parameters
+    ----------
+    raw
+        The event exactly as Lambda received it.
+
+    Returns
+    -------
+    GuardEvent
+        The event's kind as a frozen dataclass; `Ignored` for well-formed events the guard does not
+        act on; `Malformed` with a one-line reason naming the field at fault for anything else.
+    """
+    try:
+        return _parse(raw)
+    except _InvalidEventError as invalid:
+        return Malformed(_one_line(invalid.reason))
+    except Exception as error:
+        # The intake must not crash into Lambda's retries over one bad event; a bug here still
+        # shows, as a Malformed reason that says so (and the property test looks for it).
+        return Malformed(f"internal error while parsing: {type(error).__name__}")
+
+
+def dedupe_key(event: GuardEvent) -> str | None:
+    """Return the key under which duplicate deliveries of `event` collapse, or None for `Malformed`.
+
+    Container-instance and task events collapse on (ARN, version): ECS bumps the version on every
+    change, so a redelivery shares the key while a new change does not, whatever its event id.
+    Every other kind collapses on its EventBridge event id.
+    """
+    match event:
+        case ContainerInstanceChanged():
+            return f"{event.container_instance_arn}#v{event.version}"
+        case TaskChanged():
+            return f"{event.task_arn}#v{event.version}"
+        case Malformed():
+            return None
+        case _:
+            return event.event_id

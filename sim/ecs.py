@@ -1,0 +1,682 @@
+"""The simulated ECS control plane: instances, task definitions, services, tasks and the scheduler.
+
+The scheduler model (parameters in `EcsParams`, choices in sim/README.md):
+- The daemon scheduler runs in cycles (`daemon_cycle_s`, random phase per cluster): each cycle it
+  places every eligible daemon missing from an ACTIVE instance if it fits, raises
+  SERVICE_TASK_PLACEMENT_FAILURE (rate-limited per service) if it does not, stops daemons whose
+  constraints no longer match, and stops daemons on DRAINING instances once no other task has
+  run there for `daemon_drain_delay_s`.
+- The replica scheduler runs every `replica_pass_s`: it starts missing replicas, replaces tasks on
+  DRAINING instances within minimumHealthyPercent / maximumPercent, and stops PENDING service
+  tasks on DRAINING instances at once. A newly registered instance becomes visible to replica
+  placement after a per-instance delay (`replica_visibility_*`), standing in for the service
+  scheduler's backlog retry cadence; this is the knob calibrated to AWS's ~96% figure.
+- Daemons get no priority beyond what these cycles give them: best effort, as in ECS.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from daemon_guard.core import query
+from daemon_guard.core.model import HostPort, InstanceView, Resources
+
+from sim.clock import Clock
+from sim.errors import SimApiError
+
+LIVE = ("PROVISIONING", "PENDING", "ACTIVATING", "RUNNING")
+
+
+@dataclass(frozen=True)
+class EcsParams:
+    """Timings of the simulated ECS scheduler and agent (seconds)."""
+
+    daemon_cycle_s: float = 15.2
+    replica_pass_s: float = 1.0
+    replica_visibility_median_s: float = 30.0
+    replica_visibility_sigma: float = 0.58
+    provisioning_s: float = 0.5
+    daemon_start_s: tuple[float, float] = (1.5, 4.0)
+    replica_start_s: tuple[float, float] = (2.0, 8.0)
+    shutdown_s: tuple[float, float] = (0.5, 4.0)
+    stop_overhead_s: float = 0.4
+    daemon_drain_delay_s: float = 30.0
+    placement_failure_event_interval_s: float = 60.0
+    stopped_task_retention_s: float = 3600.0
+
+
+@dataclass
+class SimTaskDef:
+    """A registered task definition revision."""
+
+    arn: str
+    family: str
+    revision: int
+    network_mode: str
+    containers: list[dict[str, Any]]
+    constraints: list[dict[str, str]]
+    cpu: int
+    memory: int
+    stop_timeout_s: int
+
+    @property
+    def host_ports(self) -> frozenset[HostPort]:
+        """Fixed host ports the task holds (host mode: container ports; bridge: non-zero hostPort)."""
+        ports: set[HostPort] = set()
+        for c in self.containers:
+            for m in c.get("portMappings", []):
+                proto = m.get("protocol", "tcp")
+                if self.network_mode == "host":
+                    ports.add(HostPort(int(m.get("hostPort") or m["containerPort"]), proto))
+                elif self.network_mode == "bridge" and m.get("hostPort"):
+                    ports.add(HostPort(int(m["hostPort"]), proto))
+        return frozenset(ports)
+
+    @property
+    def requirements(self) -> Resources:
+        """What one task of this definition reserves on its instance."""
+        return Resources(self.cpu, self.memory, self.host_ports)
+
+
+@dataclass
+class SimInstance:
+    """A registered container instance."""
+
+    arn: str
+    cluster: str
+    ec2_instance_id: str
+    registered: Resources
+    attributes: dict[str, str | None]
+    registered_at: float
+    asg: str | None = None
+    status: str = "ACTIVE"
+    agent_connected: bool = True
+    version: int = 1
+    used_cpu: int = 0
+    used_memory: int = 0
+    used_ports: set[HostPort] = field(default_factory=set)
+    tasks: set[str] = field(default_factory=set)
+    replica_visible_at: float = 0.0
+    daemons_only_since: float | None = None
+    status_reason: str = ""
+
+    @property
+    def remaining(self) -> Resources:
+        """Registered minus what live tasks reserve."""
+        return Resources(self.registered.cpu - self.used_cpu, self.registered.memory - self.used_memory,
+                         frozenset(self.registered.ports - self.used_ports))
+
+
+@dataclass
+class SimService:
+    """A REPLICA or DAEMON service."""
+
+    arn: str
+    name: str
+    cluster: str
+    strategy: str
+    task_definition: str
+    desired_count: int
+    minimum_healthy_percent: int
+    maximum_percent: int
+    constraints: list[dict[str, str]]
+    placement_strategy: list[dict[str, str]]
+    tags: dict[str, str]
+    created_at: float
+    status: str = "ACTIVE"
+    last_failure_event: float = -math.inf
+    failed_epoch: int = -1
+    events: list[tuple[float, str]] = field(default_factory=list)
+
+
+@dataclass
+class SimTask:
+    """A task from PROVISIONING to STOPPED."""
+
+    arn: str
+    cluster: str
+    task_definition: str
+    container_instance: str
+    group: str
+    started_by: str
+    created_at: float
+    last_status: str = "PROVISIONING"
+    desired_status: str = "RUNNING"
+    started_at: float | None = None
+    stopping_at: float | None = None
+    stopped_at: float | None = None
+    stopped_reason: str = ""
+    stop_code: str = ""
+    version: int = 1
+    protected_until: float | None = None
+    killed: bool = False
+
+    @property
+    def live(self) -> bool:
+        """True until the task has STOPPED."""
+        return self.last_status != "STOPPED"
+
+    @property
+    def service_name(self) -> str | None:
+        """The owning service, or None for a standalone task."""
+        return self.group[len("service:"):] if self.group.startswith("service:") else None
+
+
+@dataclass(frozen=True)
+class TaskTransition:
+    """One observed change of a task, recorded for benchmarks and timelines."""
+
+    at: float
+    task_arn: str
+    instance_arn: str
+    group: str
+    last_status: str
+    desired_status: str
+    daemon: bool
+
+
+Listener = Callable[[str, dict[str, Any]], None]
+
+
+class EcsSim:
+    """The ECS control plane model. `listeners` receive ("task"|"instance"|"service-action", payload)."""
+
+    def __init__(self, clock: Clock, rng: random.Random, params: EcsParams | None = None,
+                 account: str = "111122223333", region: str = "us-east-1") -> None:
+        self.clock = clock
+        self.rng = rng
+        self.params = params or EcsParams()
+        self.account = account
+        self.region = region
+        self.clusters: dict[str, str] = {}
+        self.task_defs: dict[str, SimTaskDef] = {}
+        self.families: dict[str, int] = defaultdict(int)
+        self.services: dict[str, SimService] = {}
+        self.instances: dict[str, SimInstance] = {}
+        self.by_ec2: dict[str, str] = {}
+        self.tasks: dict[str, SimTask] = {}
+        self.listeners: list[Listener] = []
+        self.transitions: list[TaskTransition] = []
+        self.ungraceful_kills: list[SimTask] = []
+        self.live_by_group: dict[tuple[str, str], dict[str, SimTask]] = defaultdict(dict)
+        # Per (cluster, group): tasks live with desired RUNNING, and of those the RUNNING ones.
+        self.active: dict[tuple[str, str], int] = defaultdict(int)
+        self.running: dict[tuple[str, str], int] = defaultdict(int)
+        self.per_instance: dict[tuple[str, str], dict[str, int]] = defaultdict(lambda: defaultdict(int))
+        self.per_zone: dict[tuple[str, str], dict[str | None, int]] = defaultdict(lambda: defaultdict(int))
+        self.capacity_epoch = 0
+        self._ids = 0
+        self._started = False
+
+    # ---- identity -------------------------------------------------------------------------------
+    def _id(self) -> str:
+        self._ids += 1
+        return f"{self.rng.getrandbits(64):016x}{self._ids:016x}"
+
+    def arn(self, kind: str, rest: str) -> str:
+        """An ECS ARN in this account and region."""
+        return f"arn:aws:ecs:{self.region}:{self.account}:{kind}/{rest}"
+
+    def cluster_arn(self, name: str) -> str:
+        """ARN of a cluster by name."""
+        return self.arn("cluster", name)
+
+    def resolve_cluster(self, ref: str | None) -> str:
+        """Cluster name from a name or ARN; ClusterNotFoundException if unknown."""
+        name = (ref or "default").rsplit("/", 1)[-1]
+        if name not in self.clusters:
+            raise SimApiError("ClusterNotFoundException", "Cluster not found.")
+        return name
+
+    # ---- setup ----------------------------------------------------------------------------------
+    def create_cluster(self, name: str) -> str:
+        """Create a cluster and start its scheduler cycles."""
+        self.clusters[name] = self.cluster_arn(name)
+        phase = self.rng.uniform(0, self.params.daemon_cycle_s)
+        self.clock.after(phase, lambda: self._daemon_cycle_loop(name))
+        self.clock.after(self.rng.uniform(0, self.params.replica_pass_s), lambda: self._replica_loop(name))
+        return self.clusters[name]
+
+    def register_task_definition(self, family: str, containers: list[dict[str, Any]],
+                                 network_mode: str = "bridge", constraints: Iterable[str] = (),
+                                 cpu: int | None = None, memory: int | None = None,
+                                 stop_timeout_s: int = 30) -> str:
+        """Register a revision; returns its ARN."""
+        self.families[family] += 1
+        rev = self.families[family]
+        arn = self.arn("task-definition", f"{family}:{rev}")
+        total_cpu = cpu if cpu is not None else sum(int(c.get("cpu", 0)) for c in containers)
+        total_mem = memory if memory is not None else sum(
+            int(c.get("memory") or c.get("memoryReservation") or 0) for c in containers)
+        self.task_defs[arn] = SimTaskDef(arn, family, rev, network_mode, containers,
+                                         [{"type": "memberOf", "expression": e} for e in constraints],
+                                         total_cpu, total_mem, stop_timeout_s)
+        return arn
+
+    def create_service(self, cluster: str, name: str, task_definition: str, *, daemon: bool = False,
+                       desired_count: int = 0, minimum_healthy_percent: int | None = None,
+                       maximum_percent: int | None = None, constraints: Iterable[str] = (),
+                       placement_strategy: Iterable[dict[str, str]] = (),
+                       tags: dict[str, str] | None = None) -> str:
+        """Create a REPLICA or DAEMON service; returns its ARN."""
+        arn = self.arn("service", f"{cluster}/{name}")
+        self.services[arn] = SimService(
+            arn=arn, name=name, cluster=cluster, strategy="DAEMON" if daemon else "REPLICA",
+            task_definition=task_definition, desired_count=0 if daemon else desired_count,
+            minimum_healthy_percent=(0 if daemon else 100) if minimum_healthy_percent is None
+            else minimum_healthy_percent,
+            maximum_percent=(100 if daemon else 200) if maximum_percent is None else maximum_percent,
+            constraints=[{"type": "memberOf", "expression": e} for e in constraints],
+            placement_strategy=list(placement_strategy), tags=dict(tags or {}), created_at=self.clock.now)
+        return arn
+
+    def service_named(self, cluster: str, name: str) -> SimService:
+        """The service of this name in the cluster (ServiceNotFoundException if none)."""
+        svc = self.services.get(self.arn("service", f"{cluster}/{name}"))
+        if svc is None:
+            raise SimApiError("ServiceNotFoundException", "Service not found.")
+        return svc
+
+    # ---- instances ------------------------------------------------------------------------------
+    def register_instance(self, cluster: str, ec2_instance_id: str, cpu: int, memory: int,
+                          attributes: dict[str, str | None], asg: str | None = None) -> str:
+        """The agent registers: the instance becomes ACTIVE and visible to the schedulers."""
+        arn = self.arn("container-instance", f"{cluster}/{self._id()[:32]}")
+        ports = frozenset({HostPort(p, "tcp") for p in (22, 2375, 2376, 51678, 51679)})
+        reserved = set(ports)
+        inst = SimInstance(arn=arn, cluster=cluster, ec2_instance_id=ec2_instance_id,
+                           registered=Resources(cpu, memory, frozenset()), attributes=dict(attributes),
+                           registered_at=self.clock.now, asg=asg)
+        inst.used_ports = reserved
+        inst.registered = Resources(cpu, memory, frozenset())
+        delay = self.rng.lognormvariate(math.log(self.params.replica_visibility_median_s),
+                                        self.params.replica_visibility_sigma)
+        inst.replica_visible_at = self.clock.now + delay
+        self.clock.at(inst.replica_visible_at, self._capacity_changed)
+        self.instances[arn] = inst
+        self.by_ec2[ec2_instance_id] = arn
+        self._notify_instance(inst)
+        return arn
+
+    def instance_of_ec2(self, ec2_instance_id: str) -> SimInstance | None:
+        """The live container instance on an EC2 instance, if registered."""
+        arn = self.by_ec2.get(ec2_instance_id)
+        return self.instances.get(arn) if arn else None
+
+    def set_status(self, inst: SimInstance, status: str) -> None:
+        """ACTIVE <-> DRAINING (the UpdateContainerInstancesState effect)."""
+        if inst.status == status:
+            return
+        inst.status = status
+        inst.version += 1
+        inst.daemons_only_since = None
+        if status == "DRAINING":
+            for t in self._tasks_on(inst):
+                if t.service_name and t.last_status in ("PROVISIONING", "PENDING") \
+                        and not self._is_daemon_task(t):
+                    self.stop_task(t, "Container instance is draining", "ServiceSchedulerInitiated")
+        self._notify_instance(inst)
+
+    def set_attributes(self, inst: SimInstance, changes: dict[str, str | None], delete: bool = False) -> None:
+        """PutAttributes / DeleteAttributes on an instance (daemons that stop matching go next cycle)."""
+        for name, value in changes.items():
+            if delete:
+                inst.attributes.pop(name, None)
+            else:
+                inst.attributes[name] = value
+        inst.version += 1
+        self._capacity_changed()
+        self._notify_instance(inst)
+
+    def _capacity_changed(self) -> None:
+        self.capacity_epoch += 1
+
+    def terminate_instance(self, ec2_instance_id: str) -> int:
+        """EC2 termination: every task still running dies (counted), the instance deregisters."""
+        inst = self.instance_of_ec2(ec2_instance_id)
+        if inst is None:
+            return 0
+        killed = 0
+        for t in list(self._tasks_on(inst)):
+            if t.live:
+                t.killed = True
+                self.ungraceful_kills.append(t)
+                killed += 1
+                if t.desired_status != "STOPPED":
+                    self._mark_stopping(t)
+                self._set_stopped(t, "Host EC2 (instance " + ec2_instance_id + ") terminated.",
+                                  "TerminationNotice")
+        inst.status = "INACTIVE"
+        inst.agent_connected = False
+        inst.version += 1
+        self._notify_instance(inst)
+        del self.by_ec2[ec2_instance_id]
+        return killed
+
+    def view(self, inst: SimInstance) -> InstanceView:
+        """The core view of an instance (for the simulator's own query evaluation)."""
+        live = [t for t in self._tasks_on(inst) if t.live]
+        return InstanceView(
+            arn=inst.arn, ec2_instance_id=inst.ec2_instance_id, status=inst.status,
+            agent_connected=inst.agent_connected, registered=inst.registered, remaining=inst.remaining,
+            attributes=inst.attributes, registered_at=self.clock.datetime(inst.registered_at),
+            agent_version="1.89.0", running_tasks_count=sum(t.last_status == "RUNNING" for t in live),
+            pending_tasks_count=sum(t.last_status != "RUNNING" for t in live), version=inst.version)
+
+    # ---- tasks ----------------------------------------------------------------------------------
+    def _tasks_on(self, inst: SimInstance) -> list[SimTask]:
+        return [self.tasks[a] for a in inst.tasks]
+
+    def _is_daemon_task(self, task: SimTask) -> bool:
+        name = task.service_name
+        if name is None:
+            return False
+        svc = self.services.get(self.arn("service", f"{task.cluster}/{name}"))
+        return svc is not None and svc.strategy == "DAEMON"
+
+    def place_task(self, inst: SimInstance, task_definition: str, group: str, started_by: str) -> SimTask:
+        """Reserve resources and start a task's lifecycle on an instance."""
+        td = self.task_defs[task_definition]
+        task = SimTask(arn=self.arn("task", f"{inst.cluster}/{self._id()[:32]}"), cluster=inst.cluster,
+                       task_definition=task_definition, container_instance=inst.arn, group=group,
+                       started_by=started_by, created_at=self.clock.now)
+        self.tasks[task.arn] = task
+        key = (task.cluster, group)
+        self.live_by_group[key][task.arn] = task
+        self.active[key] += 1
+        self.per_instance[key][inst.arn] += 1
+        self.per_zone[key][inst.attributes.get("ecs.availability-zone")] += 1
+        inst.tasks.add(task.arn)
+        inst.used_cpu += td.cpu
+        inst.used_memory += td.memory
+        inst.used_ports |= td.host_ports
+        inst.daemons_only_since = None
+        self._record(task)
+        daemon = self._is_daemon_task(task)
+        lo, hi = self.params.daemon_start_s if daemon else self.params.replica_start_s
+        self.clock.after(self.params.provisioning_s, lambda: self._advance(task, "PENDING"))
+        self.clock.after(self.params.provisioning_s + self.rng.uniform(lo, hi),
+                         lambda: self._advance(task, "RUNNING"))
+        return task
+
+    def _advance(self, task: SimTask, status: str) -> None:
+        if task.desired_status == "STOPPED" or not task.live:
+            return
+        task.last_status = status
+        task.version += 1
+        if status == "RUNNING":
+            task.started_at = self.clock.now
+            self.running[(task.cluster, task.group)] += 1
+        self._record(task)
+
+    def _mark_stopping(self, task: SimTask) -> None:
+        key = (task.cluster, task.group)
+        task.desired_status = "STOPPED"
+        self.active[key] -= 1
+        if task.last_status == "RUNNING":
+            self.running[key] -= 1
+        inst = self.instances[task.container_instance]
+        self.per_instance[key][inst.arn] -= 1
+        self.per_zone[key][inst.attributes.get("ecs.availability-zone")] -= 1
+
+    def stop_task(self, task: SimTask, reason: str, stop_code: str = "UserInitiated") -> None:
+        """StopTask: desired STOPPED now, STOPPED after the task's shutdown (bounded by stopTimeout)."""
+        if task.desired_status == "STOPPED" or not task.live:
+            return
+        self._mark_stopping(task)
+        task.stopping_at = self.clock.now
+        task.stopped_reason = reason
+        task.stop_code = stop_code
+        task.version += 1
+        self._record(task)
+        td = self.task_defs[task.task_definition]
+        if task.last_status in ("PROVISIONING", "PENDING"):
+            latency = self.params.stop_overhead_s
+        else:
+            latency = min(float(td.stop_timeout_s), self.rng.uniform(*self.params.shutdown_s)) \
+                + self.params.stop_overhead_s
+        self.clock.after(latency, lambda: self._set_stopped(task, reason, stop_code))
+
+    def _set_stopped(self, task: SimTask, reason: str, stop_code: str) -> None:
+        if not task.live:
+            return
+        task.last_status = "STOPPED"
+        task.stopped_at = self.clock.now
+        task.stopped_reason = task.stopped_reason or reason
+        task.stop_code = task.stop_code or stop_code
+        task.version += 1
+        inst = self.instances[task.container_instance]
+        td = self.task_defs[task.task_definition]
+        inst.used_cpu -= td.cpu
+        inst.used_memory -= td.memory
+        inst.used_ports -= td.host_ports
+        self.live_by_group[(task.cluster, task.group)].pop(task.arn, None)
+        self._capacity_changed()
+        self._record(task)
+
+    def _record(self, task: SimTask) -> None:
+        self.transitions.append(TaskTransition(self.clock.now, task.arn, task.container_instance, task.group,
+                                               task.last_status, task.desired_status,
+                                               self._is_daemon_task(task)))
+        for listener in self.listeners:
+            listener("task", {"task": task})
+
+    def _notify_instance(self, inst: SimInstance) -> None:
+        for listener in self.listeners:
+            listener("instance", {"instance": inst})
+
+    def _placement_failure(self, svc: SimService, reason: str, instances: list[str]) -> None:
+        if self.clock.now - svc.last_failure_event < self.params.placement_failure_event_interval_s:
+            return
+        svc.last_failure_event = self.clock.now
+        svc.events.append((self.clock.now, f"unable to place a task: {reason}"))
+        for listener in self.listeners:
+            listener("service-action", {"service": svc, "event_name": "SERVICE_TASK_PLACEMENT_FAILURE",
+                                        "reason": reason, "instances": instances[:5]})
+
+    # ---- placement ------------------------------------------------------------------------------
+    def constraints_met(self, inst: SimInstance, svc_constraints: list[dict[str, str]],
+                        td: SimTaskDef, group: str | None = None, distinct_ok: bool = True) -> bool:
+        """Every memberOf expression of the service and task definition holds on the instance."""
+        exprs = [c["expression"] for c in (*svc_constraints, *td.constraints) if c.get("type") == "memberOf"]
+        if not exprs:
+            return True
+        view = self.view(inst)
+        groups = {self.tasks[a].group for a in inst.tasks if self.tasks[a].live}
+        return all(query.evaluate(e, view, groups) for e in exprs)
+
+    @staticmethod
+    def shortfall(need: Resources, free: Resources, used_ports: set[HostPort]) -> str | None:
+        if need.cpu > free.cpu:
+            return "RESOURCE:CPU"
+        if need.memory > free.memory:
+            return "RESOURCE:MEMORY"
+        clash = need.ports & used_ports
+        if clash:
+            return "RESOURCE:PORTS_UDP" if all(p.protocol == "udp" for p in clash) else "RESOURCE:PORTS"
+        return None
+
+    def _choose_instance(self, svc: SimService, candidates: list[SimInstance]) -> SimInstance | None:
+        if not candidates:
+            return None
+        key_ = (svc.cluster, f"service:{svc.name}")
+        per_instance, per_zone = self.per_instance[key_], self.per_zone[key_]
+        strategies = svc.placement_strategy or [{"type": "spread", "field": "attribute:ecs.availability-zone"},
+                                                {"type": "spread", "field": "instanceId"}]
+
+        def key(inst: SimInstance) -> tuple[float, ...]:
+            parts: list[float] = []
+            for strat in strategies:
+                kind, fld = strat.get("type"), strat.get("field", "")
+                if kind == "spread" and fld.startswith("attribute:"):
+                    parts.append(per_zone[inst.attributes.get(fld[len("attribute:"):])])
+                elif kind == "spread":
+                    parts.append(per_instance[inst.arn])
+                elif kind == "binpack":
+                    parts.append(inst.registered.cpu - inst.used_cpu if fld == "cpu"
+                                 else inst.registered.memory - inst.used_memory)
+            parts.append(inst.registered_at)
+            return tuple(parts)
+
+        return min(candidates, key=key)
+
+    def try_place(self, svc: SimService, instances: list[SimInstance]) -> tuple[SimInstance | None, str]:
+        """Pick an instance for one task of `svc`, or say why none fits."""
+        td = self.task_defs[svc.task_definition]
+        need = td.requirements
+        reason = "ATTRIBUTE"
+        fitting: list[SimInstance] = []
+        for inst in instances:
+            if inst.registered.cpu - inst.used_cpu < need.cpu:
+                reason = "RESOURCE:CPU"
+                continue
+            if inst.registered.memory - inst.used_memory < need.memory:
+                reason = "RESOURCE:MEMORY"
+                continue
+            if not self.constraints_met(inst, svc.constraints, td):
+                continue
+            short = self.shortfall(need, inst.remaining, inst.used_ports)
+            if short is None:
+                fitting.append(inst)
+            else:
+                reason = short
+        return self._choose_instance(svc, fitting), reason
+
+    # ---- daemon scheduler -----------------------------------------------------------------------
+    def _daemon_cycle_loop(self, cluster: str) -> None:
+        self.daemon_cycle(cluster)
+        self.clock.after(self.params.daemon_cycle_s, lambda: self._daemon_cycle_loop(cluster))
+
+    def daemon_cycle(self, cluster: str) -> None:
+        """One pass of the daemon scheduler over every instance of the cluster."""
+        daemons = [s for s in self.services.values()
+                   if s.cluster == cluster and s.strategy == "DAEMON" and s.status == "ACTIVE"]
+        for inst in list(self.instances.values()):
+            if inst.cluster != cluster or inst.status == "INACTIVE" or not inst.agent_connected:
+                continue
+            live = [t for t in self._tasks_on(inst) if t.live]
+            if inst.status == "DRAINING":
+                self._drain_daemons(inst, live)
+                continue
+            groups = {t.group for t in live if t.desired_status == "RUNNING"}
+            for svc in daemons:
+                td = self.task_defs[svc.task_definition]
+                eligible = self.constraints_met(inst, svc.constraints, td)
+                mine = [t for t in live if t.group == f"service:{svc.name}" and t.desired_status == "RUNNING"]
+                if not eligible:
+                    for t in mine:
+                        self.stop_task(t, "Placement constraints no longer satisfied", "ServiceSchedulerInitiated")
+                    continue
+                if f"service:{svc.name}" in groups:
+                    continue
+                short = self.shortfall(td.requirements, inst.remaining, inst.used_ports)
+                if short is None:
+                    self.place_task(inst, svc.task_definition, f"service:{svc.name}", f"ecs-svc/{svc.name}")
+                else:
+                    self._placement_failure(svc, short, [inst.arn])
+
+    def _drain_daemons(self, inst: SimInstance, live: list[SimTask]) -> None:
+        others = [t for t in live if not self._is_daemon_task(t)]
+        if others:
+            inst.daemons_only_since = None
+            return
+        if inst.daemons_only_since is None:
+            inst.daemons_only_since = self.clock.now
+        if self.clock.now - inst.daemons_only_since >= self.params.daemon_drain_delay_s:
+            for t in live:
+                self.stop_task(t, "Container instance is draining", "ServiceSchedulerInitiated")
+
+    # ---- replica scheduler ----------------------------------------------------------------------
+    def _replica_loop(self, cluster: str) -> None:
+        self.replica_pass(cluster)
+        self.clock.after(self.params.replica_pass_s, lambda: self._replica_loop(cluster))
+
+    def replica_pass(self, cluster: str) -> None:
+        """One pass of the service scheduler: fill deficits, replace tasks on DRAINING instances."""
+        services = [s for s in self.services.values()
+                    if s.cluster == cluster and s.strategy == "REPLICA" and s.status == "ACTIVE"]
+        if not services:
+            return
+        draining_by_group: dict[str, list[SimTask]] = defaultdict(list)
+        for inst in self.instances.values():
+            if inst.cluster == cluster and inst.status == "DRAINING":
+                for t in self._tasks_on(inst):
+                    if t.live and t.desired_status == "RUNNING":
+                        draining_by_group[t.group].append(t)
+        placeable: list[SimInstance] | None = None
+        for svc in services:
+            group = f"service:{svc.name}"
+            key = (cluster, group)
+            draining = draining_by_group.get(group, [])
+            active = self.active[key]
+            healthy_n = active - len(draining)
+            target = svc.desired_count
+            ceiling = math.floor(target * svc.maximum_percent / 100)
+            floor_ = math.ceil(target * svc.minimum_healthy_percent / 100)
+            starts = min(target - healthy_n, ceiling - active)
+            if starts > 0 and svc.failed_epoch == self.capacity_epoch:
+                starts = 0  # nothing changed since the last failed attempt
+            if starts > 0 and placeable is None:
+                placeable = [i for i in self.instances.values()
+                             if i.cluster == cluster and i.status == "ACTIVE" and i.agent_connected
+                             and self.clock.now >= i.replica_visible_at]
+            for _ in range(max(0, starts)):
+                inst, reason = self.try_place(svc, placeable or [])
+                if inst is None:
+                    svc.failed_epoch = self.capacity_epoch
+                    self._placement_failure(svc, reason, [])
+                    break
+                self.place_task(inst, svc.task_definition, group, f"ecs-svc/{svc.name}")
+            if draining:
+                # Stop tasks on DRAINING instances while keeping minimumHealthyPercent RUNNING.
+                can_stop = self.running[key] - floor_
+                for t in sorted(draining, key=lambda t: (t.last_status == "RUNNING", t.arn)):
+                    if t.last_status != "RUNNING":
+                        self.stop_task(t, "Container instance is draining", "ServiceSchedulerInitiated")
+                    elif can_stop > 0:
+                        self.stop_task(t, "Container instance is draining", "ServiceSchedulerInitiated")
+                        can_stop -= 1
+            elif active > target:
+                newest = sorted((t for t in self.live_by_group[key].values() if t.desired_status == "RUNNING"),
+                                key=lambda t: (-t.created_at, t.arn))
+                for t in newest[:active - target]:
+                    self.stop_task(t, "Scaling activity initiated by deployment", "ServiceSchedulerInitiated")
+
+    # ---- standalone tasks -----------------------------------------------------------------------
+    def run_task(self, cluster: str, task_definition: str, count: int, started_by: str, group: str,
+                 constraints: list[dict[str, str]] | None = None) -> tuple[list[SimTask], list[str]]:
+        """RunTask: place `count` standalone tasks; return tasks and failure reasons."""
+        svc = SimService(arn="", name=group, cluster=cluster, strategy="REPLICA",
+                         task_definition=task_definition, desired_count=count, minimum_healthy_percent=0,
+                         maximum_percent=100, constraints=constraints or [], placement_strategy=[],
+                         tags={}, created_at=self.clock.now)
+        placeable = [i for i in self.instances.values()
+                     if i.cluster == cluster and i.status == "ACTIVE" and i.agent_connected]
+        tasks: list[SimTask] = []
+        failures: list[str] = []
+        for _ in range(count):
+            inst, reason = self.try_place(svc, placeable)
+            if inst is None:
+                failures.append(reason)
+            else:
+                tasks.append(self.place_task(inst, task_definition, group, started_by))
+        return tasks, failures
+
+    # ---- read helpers ---------------------------------------------------------------------------
+    def live_tasks(self, inst: SimInstance) -> list[SimTask]:
+        """Tasks on the instance that have not STOPPED."""
+        return [t for t in self._tasks_on(inst) if t.live]
+
+    def service_counts(self, svc: SimService) -> tuple[int, int]:
+        """(runningCount, pendingCount) as DescribeServices reports them."""
+        key = (svc.cluster, f"service:{svc.name}")
+        return self.running[key], self.active[key] - self.running[key]
+
+    def is_daemon_task(self, task: SimTask) -> bool:
+        """True when the task belongs to a DAEMON service."""
+        return self._is_daemon_task(task)

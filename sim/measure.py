@@ -1,0 +1,139 @@
+"""Measurements read off a finished simulation: per-launch daemon placement figures.
+
+Everything here is computed from the ECS model's recorded task transitions, independently of
+what any automation believed, so that a benchmark cannot grade its own homework.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sim.ecs import EcsSim
+
+
+@dataclass(frozen=True)
+class LaunchRecord:
+    """What happened on one new instance."""
+
+    instance_arn: str
+    registered_at: float
+    eligible: tuple[str, ...]
+    daemons_running_at: float | None
+    first_replica_started_at: float | None
+    daemon_missing_s: float
+
+    @property
+    def daemon_first(self) -> bool:
+        """Every eligible daemon RUNNING before any replica task started."""
+        if self.daemons_running_at is None:
+            return False
+        return self.first_replica_started_at is None or self.daemons_running_at <= self.first_replica_started_at
+
+    def covered_within(self, seconds: float) -> bool:
+        """Every eligible daemon RUNNING within `seconds` of registration."""
+        return self.daemons_running_at is not None and self.daemons_running_at - self.registered_at <= seconds
+
+    @property
+    def time_to_daemons(self) -> float | None:
+        """Registration to all eligible daemons RUNNING."""
+        return None if self.daemons_running_at is None else self.daemons_running_at - self.registered_at
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """The q-th percentile (0-100) by nearest rank; NaN for no values."""
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    rank = max(1, math.ceil(q / 100 * len(ordered)))
+    return ordered[rank - 1]
+
+
+def launch_records(ecs: EcsSim, horizon: float, since: float = 0.0) -> list[LaunchRecord]:
+    """One record per instance registered at or after `since`, observed until `horizon`."""
+    daemon_groups = {f"service:{s.name}": s for s in ecs.services.values() if s.strategy == "DAEMON"}
+    by_instance: dict[str, list[tuple[float, str, str, str]]] = defaultdict(list)
+    for tr in ecs.transitions:
+        by_instance[tr.instance_arn].append((tr.at, tr.task_arn, tr.group, tr.last_status))
+    records: list[LaunchRecord] = []
+    for inst in ecs.instances.values():
+        if inst.registered_at < since:
+            continue
+        td = ecs.task_defs
+        eligible = tuple(sorted(g for g, s in daemon_groups.items()
+                                if ecs.constraints_met(inst, s.constraints, td[s.task_definition])))
+        running_daemons: dict[str, set[str]] = defaultdict(set)
+        running_replicas: set[str] = set()
+        all_daemons_at: float | None = None
+        first_replica: float | None = None
+        missing = 0.0
+        last_t = inst.registered_at
+        for at, task_arn, group, status in sorted(by_instance.get(inst.arn, [])):
+            if at > horizon:
+                break
+            complete = all(running_daemons[g] for g in eligible)
+            if running_replicas and not complete:
+                missing += at - last_t
+            last_t = at
+            if group in daemon_groups:
+                if status == "RUNNING":
+                    running_daemons[group].add(task_arn)
+                else:
+                    running_daemons[group].discard(task_arn)
+            elif group.startswith("service:"):
+                if status == "RUNNING":
+                    running_replicas.add(task_arn)
+                    if first_replica is None:
+                        first_replica = at
+                else:
+                    running_replicas.discard(task_arn)
+            if all_daemons_at is None and all(running_daemons[g] for g in eligible):
+                all_daemons_at = at
+        if running_replicas and not all(running_daemons[g] for g in eligible):
+            missing += max(0.0, horizon - last_t)
+        if not eligible:
+            all_daemons_at = inst.registered_at
+        records.append(LaunchRecord(inst.arn, inst.registered_at, eligible, all_daemons_at, first_replica, missing))
+    return records
+
+
+@dataclass(frozen=True)
+class PlacementSummary:
+    """The placement figures of one strategy."""
+
+    launches: int
+    daemon_first_rate: float
+    coverage_rate: float
+    time_to_daemons_p50: float
+    time_to_daemons_p99: float
+    daemon_missing_p50: float
+    daemon_missing_p99: float
+
+    def as_dict(self) -> dict[str, object]:
+        """The JSON form used by `daemon-guard bench`."""
+        return {
+            "launches": self.launches,
+            "daemon_first_rate": round(self.daemon_first_rate, 4),
+            "coverage_rate": round(self.coverage_rate, 4),
+            "time_to_daemons_s": {"p50": round(self.time_to_daemons_p50, 2),
+                                  "p99": round(self.time_to_daemons_p99, 2)},
+            "daemon_missing_s": {"p50": round(self.daemon_missing_p50, 2), "p99": round(self.daemon_missing_p99, 2)},
+        }
+
+
+def summarize(records: Sequence[LaunchRecord], horizon: float) -> PlacementSummary:
+    """Rates and percentiles over launch records; a launch never covered counts at the horizon."""
+    n = len(records)
+    if n == 0:
+        return PlacementSummary(0, math.nan, math.nan, math.nan, math.nan, math.nan, math.nan)
+    times = [r.time_to_daemons if r.time_to_daemons is not None else horizon - r.registered_at for r in records]
+    missing = [r.daemon_missing_s for r in records]
+    return PlacementSummary(
+        launches=n,
+        daemon_first_rate=sum(r.daemon_first for r in records) / n,
+        coverage_rate=sum(r.covered_within(60.0) for r in records) / n,
+        time_to_daemons_p50=percentile(times, 50), time_to_daemons_p99=percentile(times, 99),
+        daemon_missing_p50=percentile(missing, 50), daemon_missing_p99=percentile(missing, 99),
+    )

@@ -1,0 +1,139 @@
+"""One simulated AWS account: clock, ECS, Auto Scaling and EventBridge wired together.
+
+Each part draws from its own random stream derived from the seed, so that adding automation
+(which consumes event ids, API faults, delivery jitter) never changes what ECS or EC2 do: the
+strategies of a benchmark see the same launches, latencies and interruptions.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import Any
+
+from sim import event_shapes as shapes
+from sim.autoscaling import AsgParams, AutoScalingSim, Group, PendingAction
+from sim.clock import Clock
+from sim.ecs import EcsParams, EcsSim, SimInstance, SimService, SimTask
+from sim.ecs_api import ApiFaults, EcsApi
+from sim.eventbridge import EventBus, FaultPlan
+from sim.wire import CallLog, make_client
+
+
+def stream(seed: int, name: str) -> random.Random:
+    """An independent, reproducible random stream for one part of the world."""
+    return random.Random(f"{seed}:{name}")
+
+
+@dataclass(frozen=True)
+class WorldOptions:
+    """What the world models beyond its defaults."""
+
+    seed: int = 1
+    ecs: EcsParams = EcsParams()
+    asg: AsgParams = AsgParams()
+    delivery: FaultPlan = FaultPlan()
+    api_faults: ApiFaults = ApiFaults()
+    throttling: bool = True
+    emit_events: bool = True
+
+
+class World:
+    """The simulated control plane plus boto3 clients that talk to it through botocore."""
+
+    def __init__(self, options: WorldOptions | None = None) -> None:
+        self.options = options or WorldOptions()
+        seed = self.options.seed
+        self.clock = Clock()
+        self.ecs = EcsSim(self.clock, stream(seed, "ecs"), self.options.ecs)
+        self.asg = AutoScalingSim(self.clock, stream(seed, "asg"), self.ecs, self.options.asg)
+        self.ecs_api = EcsApi(self.ecs, stream(seed, "api-faults"), self.options.api_faults,
+                              throttling=self.options.throttling)
+        self.bus = EventBus(self.clock, stream(seed, "delivery"), self.options.delivery)
+        self.call_log = CallLog()
+        self._event_rng = stream(seed, "event-ids")
+        self.account, self.region = self.ecs.account, self.ecs.region
+        if self.options.emit_events:
+            self.ecs.listeners.append(self._on_ecs)
+            self.asg.listeners.append(self._on_asg)
+
+    # ---- clients --------------------------------------------------------------------------------
+    def client(self, service: str, *, adaptive: bool = False) -> Any:
+        """A boto3 client answered by this world (ECS and Auto Scaling), with retries as configured."""
+        backend = {"ecs": self.ecs_api, "autoscaling": self.asg}[service]
+        retries = {"mode": "standard", "total_max_attempts": 8} if adaptive else None
+        return make_client(service, backend, self.region, retries, call_log=self.call_log,
+                           backoff=lambda _delay: None)
+
+    # ---- events ---------------------------------------------------------------------------------
+    def _common(self) -> dict[str, Any]:
+        return {"rng": self._event_rng, "time": self.clock.datetime(), "account": self.account,
+                "region": self.region}
+
+    def _on_ecs(self, kind: str, payload: dict[str, Any]) -> None:
+        if not self.bus.rule_names:
+            return
+        if kind == "task":
+            self.bus.put(self.task_event(payload["task"]))
+        elif kind == "instance":
+            self.bus.put(self.instance_event(payload["instance"]))
+        elif kind == "service-action":
+            svc: SimService = payload["service"]
+            self.bus.put(shapes.service_action(
+                **self._common(), cluster_arn=self.ecs.cluster_arn(svc.cluster), service_arn=svc.arn,
+                event_name=payload["event_name"], event_type="ERROR", created_at=self.clock.datetime(),
+                reason=payload["reason"], container_instance_arns=payload["instances"] or None))
+
+    def task_event(self, task: SimTask) -> dict[str, Any]:
+        """The ECS Task State Change event for the task as it is now."""
+        td = self.ecs.task_defs[task.task_definition]
+        dt = self.clock.datetime
+        return shapes.task_state_change(
+            **self._common(), cluster_arn=self.ecs.cluster_arn(task.cluster), task_arn=task.arn,
+            task_definition_arn=task.task_definition, container_instance_arn=task.container_instance,
+            containers=[shapes.TaskContainer(c["name"], f"{task.arn}/{c['name']}", task.last_status)
+                        for c in td.containers],
+            last_status=task.last_status, desired_status=task.desired_status, group=task.group,
+            started_by=task.started_by, version=task.version, created_at=dt(task.created_at),
+            updated_at=dt(), started_at=dt(task.started_at) if task.started_at is not None else None,
+            stopping_at=dt(task.stopping_at) if task.stopping_at is not None else None,
+            stopped_at=dt(task.stopped_at) if task.stopped_at is not None else None,
+            execution_stopped_at=dt(task.stopped_at) if task.stopped_at is not None else None,
+            stopped_reason=task.stopped_reason or None, stop_code=task.stop_code or None, launch_type="EC2")
+
+    def instance_event(self, inst: SimInstance) -> dict[str, Any]:
+        """The ECS Container Instance State Change event for the instance as it is now."""
+        rem = inst.remaining
+        live = self.ecs.live_tasks(inst)
+        return shapes.container_instance_state_change(
+            **self._common(), cluster_arn=self.ecs.cluster_arn(inst.cluster), container_instance_arn=inst.arn,
+            ec2_instance_id=inst.ec2_instance_id,
+            registered=shapes.Resources(inst.registered.cpu, inst.registered.memory),
+            remaining=shapes.Resources(rem.cpu, rem.memory,
+                                       tuple(sorted(str(p.port) for p in inst.used_ports if p.protocol == "tcp")),
+                                       tuple(sorted(str(p.port) for p in inst.used_ports if p.protocol == "udp"))),
+            status=inst.status, agent_connected=inst.agent_connected, attributes=inst.attributes,
+            version=inst.version, registered_at=self.clock.datetime(inst.registered_at),
+            updated_at=self.clock.datetime(), running_tasks_count=sum(t.last_status == "RUNNING" for t in live),
+            pending_tasks_count=sum(t.last_status != "RUNNING" for t in live))
+
+    def _on_asg(self, kind: str, payload: dict[str, Any]) -> None:
+        if not self.bus.rule_names:
+            return
+        if kind == "lifecycle":
+            group: Group = payload["group"]
+            action: PendingAction = payload["action"]
+            launch = action.hook.transition.endswith("LAUNCHING")
+            self.bus.put(shapes.lifecycle_action(
+                "launch" if launch else "terminate", **self._common(), asg_name=group.name,
+                asg_arn=self.asg_arn(group.name), hook_name=action.hook.name, instance_id=action.instance_id,
+                token=action.token, origin=action.origin, destination=action.destination))
+        elif kind == "spot":
+            self.bus.put(shapes.spot_interruption_warning(**self._common(), instance_id=payload["instance_id"]))
+        elif kind == "rebalance":
+            self.bus.put(shapes.rebalance_recommendation(**self._common(), instance_id=payload["instance_id"]))
+
+    def asg_arn(self, name: str) -> str:
+        """The ARN of a group, as Auto Scaling writes it."""
+        return (f"arn:aws:autoscaling:{self.region}:{self.account}:autoScalingGroup:"
+                f"{self._event_rng.getrandbits(32):08x}-0000-4000-8000-000000000000:autoScalingGroupName/{name}")
