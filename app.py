@@ -11,7 +11,7 @@ import aws_cdk as cdk
 # The Lambda package lives in lambdas/ (installed editable by `make install`); work without it too.
 sys.path.insert(0, str(Path(__file__).resolve().parent / "lambdas"))
 
-from infra.app import build_app  # noqa: E402
+from infra.app import build_app
 
 app = cdk.App()
 build_app(app)

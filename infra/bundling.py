@@ -56,7 +56,7 @@ class LocalPythonBundler:
         self._requirements = tuple(requirements)
         self._install = install
 
-    def try_bundle(self, output_dir: str, options: Any = None) -> bool:
+    def try_bundle(self, output_dir: str, *_options: Any, **_kw_options: Any) -> bool:
         """Build the asset into ``output_dir``; raise rather than fall back to Docker."""
         package = self._source_dir / "daemon_guard"
         if not package.is_dir():

@@ -94,9 +94,9 @@ class DaemonGuardProps:
     then uses the DynamoDB AWS managed key. When given, the table and the topic use this key."""
     event_retry_attempts: int = 4
     """EventBridge target retries. Default: 4."""
-    event_max_age: cdk.Duration = cdk.Duration.hours(1)
+    event_max_age: cdk.Duration = field(default_factory=lambda: cdk.Duration.hours(1))
     """EventBridge and Lambda async maximum event age. Default: 1 hour."""
-    workflow_retention: cdk.Duration = cdk.Duration.days(14)
+    workflow_retention: cdk.Duration = field(default_factory=lambda: cdk.Duration.days(14))
     """Durable execution history retention. Default: 14 days."""
     drain_execution_timeout: cdk.Duration | None = None
     """Default: drainDeadlineSeconds + 15 minutes."""
@@ -245,10 +245,10 @@ class DaemonGuard(Construct):
         for fn in self.functions.values():
             self.table.grant_read_write_data(fn.role)
             # The role is complete before the function exists, so no invocation runs short of rights.
-            fn.function.node.add_dependency(self.access_policy)
+            fn.depend_on_permissions(self.access_policy)
 
         self.rules_construct = DaemonGuardRules(self, "Rules", RulesProps(
-            config=config, intake=self.intake.function, reconciler=self.reconciler.function, dlq=self.dlq,
+            config=config, intake=self.intake.alias, reconciler=self.reconciler.alias, dlq=self.dlq,
             retry_attempts=props.event_retry_attempts, max_event_age=props.event_max_age,
         ))
         self.rules = self.rules_construct.rules

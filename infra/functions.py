@@ -8,7 +8,7 @@ AWS-published layer, a published version behind the alias ``live``.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import aws_cdk as cdk
 from aws_cdk import aws_iam as iam
@@ -33,7 +33,7 @@ class FunctionSpec:
     timeout: cdk.Duration
     memory_size: int = 512
     durable_execution_timeout: cdk.Duration | None = None  # None: not a durable function
-    durable_retention: cdk.Duration = cdk.Duration.days(14)
+    durable_retention: cdk.Duration = field(default_factory=lambda: cdk.Duration.days(14))
 
 
 class GuardFunction(Construct):
@@ -71,6 +71,10 @@ class GuardFunction(Construct):
             self, "Logs", retention=log_retention, removal_policy=cdk.RemovalPolicy.DESTROY,
         )
         self.log_group.grant_write(self.role)
+        self.role.add_to_principal_policy(iam.PolicyStatement(
+            sid="XRayTraces", actions=["xray:PutTraceSegments", "xray:PutTelemetryRecords"], resources=["*"]))
+        if dead_letter_queue is not None:
+            dead_letter_queue.grant_send_messages(self.role)
         durable = (
             lambda_.DurableConfig(execution_timeout=spec.durable_execution_timeout,
                                   retention_period=spec.durable_retention)
@@ -80,7 +84,10 @@ class GuardFunction(Construct):
             self, "Function", function_name=function_name,
             description=f"daemon-guard {spec.description}",
             runtime=RUNTIME, architecture=ARCHITECTURE, handler=spec.handler, code=code,
-            layers=layers, role=self.role, log_group=self.log_group,
+            layers=layers, log_group=self.log_group,
+            # The function reads the role's ARN (an implicit dependency); `depend_on_permissions`
+            # then orders it after the role's policies without a redundant DependsOn on the role.
+            role=iam.Role.from_role_arn(self, "ExecutionRole", self.role.role_arn, mutable=False),
             tracing=lambda_.Tracing.ACTIVE, timeout=spec.timeout, memory_size=spec.memory_size,
             environment=dict(environment), durable_config=durable,
             dead_letter_queue=dead_letter_queue, retry_attempts=async_retry_attempts,
@@ -95,6 +102,14 @@ class GuardFunction(Construct):
                 actions=["lambda:CheckpointDurableExecution", "lambda:GetDurableExecutionState"],
                 resources=[durable_executions_arn(function_arn(self, function_name))],
             ))
+
+
+    def depend_on_permissions(self, *policies: Construct) -> None:
+        """Create the function only after its role's policies (call once every grant is made)."""
+        default_policy = self.role.node.try_find_child("DefaultPolicy")
+        for policy in (default_policy, *policies):
+            if policy is not None:
+                self.function.node.add_dependency(policy)
 
 
 def function_arn(scope: Construct, function_name: str) -> str:

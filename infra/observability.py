@@ -126,7 +126,7 @@ def guard_metric(
     if not spec.extra_dimensions:
         return cw.Metric(
             namespace=NAMESPACE, metric_name=spec.name, dimensions_map={CLUSTER_DIMENSION: cluster},
-            statistic=statistic, period=period, label=label or f"{cluster} {statistic}",
+            statistic=statistic, period=period, label=label,
         )
     schema = ",".join((NAMESPACE, CLUSTER_DIMENSION, *spec.extra_dimensions))
     query = f'{{{schema}}} MetricName="{spec.name}" {CLUSTER_DIMENSION}="{_search_literal(cluster)}"'

@@ -8,7 +8,7 @@ manage (a log line and an ``EventsIgnored`` count, no AWS write).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import aws_cdk as cdk
 from aws_cdk import aws_autoscaling as autoscaling
@@ -47,11 +47,11 @@ class RulesProps:
     """What the rules route and where failed deliveries go."""
 
     config: Config
-    intake: lambda_.IFunction
-    reconciler: lambda_.IFunction
+    intake: lambda_.IFunction  # the intake's ``live`` alias
+    reconciler: lambda_.IFunction  # the reconciler's ``live`` alias
     dlq: sqs.IQueue
     retry_attempts: int = 4  # Default: 4 retries
-    max_event_age: cdk.Duration = cdk.Duration.hours(1)  # Default: 1 hour
+    max_event_age: cdk.Duration = field(default_factory=lambda: cdk.Duration.hours(1))  # Default: 1 hour
 
 
 class DaemonGuardRules(Construct):
@@ -97,7 +97,9 @@ class DaemonGuardRules(Construct):
             self, "Reconcile",
             description=f"daemon-guard reconciler, every {config.reconcile_period_min} minute(s)",
             schedule=events.Schedule.rate(cdk.Duration.minutes(config.reconcile_period_min)),
-            targets=[self._target(props.reconciler)],
+            # A stale tick is worth nothing: the next one comes within the period.
+            targets=[self._target(props.reconciler, retry_attempts=2,
+                                  max_event_age=cdk.Duration.minutes(config.reconcile_period_min))],
         )
         self.rules["reconcile"] = self.schedule
 
@@ -105,16 +107,18 @@ class DaemonGuardRules(Construct):
         groups = [g for c in config.clusters for g in c.groups]
         for index, group in enumerate(groups):
             if group.launch_hook:
-                self._hook(index, group.name, LAUNCH_HOOK_NAME, LAUNCHING, group.launch_timeout_result,
-                           group.heartbeat_timeout_s)
+                self._hook(index, group.name, hook=LAUNCH_HOOK_NAME, transition=LAUNCHING,
+                           default_result=group.launch_timeout_result, heartbeat_s=group.heartbeat_timeout_s)
             if group.terminate_hook:
-                self._hook(index, group.name, TERMINATE_HOOK_NAME, TERMINATING, "CONTINUE",
-                           group.heartbeat_timeout_s)
+                self._hook(index, group.name, hook=TERMINATE_HOOK_NAME, transition=TERMINATING,
+                           default_result="CONTINUE", heartbeat_s=group.heartbeat_timeout_s)
 
-    def _target(self, fn: lambda_.IFunction) -> targets.LambdaFunction:
+    def _target(self, fn: lambda_.IFunction, *, retry_attempts: int | None = None,
+                max_event_age: cdk.Duration | None = None) -> targets.LambdaFunction:
         return targets.LambdaFunction(
-            fn, dead_letter_queue=self._props.dlq, retry_attempts=self._props.retry_attempts,
-            max_event_age=self._props.max_event_age,
+            fn, dead_letter_queue=self._props.dlq,
+            retry_attempts=self._props.retry_attempts if retry_attempts is None else retry_attempts,
+            max_event_age=max_event_age or self._props.max_event_age,
         )
 
     def _rule(self, key: str, description: str, pattern: events.EventPattern) -> None:
@@ -124,7 +128,7 @@ class DaemonGuardRules(Construct):
             targets=[self._target(self._props.intake)],
         )
 
-    def _hook(self, index: int, group: str, hook: str, transition: str, default_result: str,
+    def _hook(self, index: int, group: str, *, hook: str, transition: str, default_result: str,
               heartbeat_s: int) -> None:
         suffix = "Launch" if transition == LAUNCHING else "Terminate"
         self.lifecycle_hooks.append(autoscaling.CfnLifecycleHook(

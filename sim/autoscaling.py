@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import random
 import uuid
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -104,6 +105,10 @@ class Group:
     warm_pool: bool = False
     custom_attributes: dict[str, str] = field(default_factory=dict)
 
+    def zone_of(self, instance_id: str) -> str:
+        """The instance's availability zone: a stable hash of its id (never `hash()`, which varies per process)."""
+        return self.zones[zlib.crc32(instance_id.encode()) % len(self.zones)]
+
 
 Listener = Callable[[str, dict[str, Any]], None]
 
@@ -125,7 +130,7 @@ class AutoScalingSim:
         self._count = 0
 
     # ---- setup ----------------------------------------------------------------------------------
-    def create_group(self, name: str, cluster: str, instance_type: InstanceType | None = None,
+    def create_group(self, name: str, cluster: str, instance_type: InstanceType | None = None, *,
                      zones: tuple[str, ...] = ("us-east-1a", "us-east-1b", "us-east-1c"),
                      spot: bool = False, warm_pool: bool = False) -> Group:
         """Create an empty group."""
@@ -176,13 +181,14 @@ class AutoScalingSim:
             inst.state = "InService"
             return
         inst.state = "Pending:Wait"
-        self._start_action(group, hook, inst, "WarmPool" if from_warm_pool else "EC2", "AutoScalingGroup",
+        self._start_action(group, hook, inst, origin="WarmPool" if from_warm_pool else "EC2",
+                           destination="AutoScalingGroup",
                            on_result=lambda result: self._after_launch_hook(group, inst, result))
 
     def _register(self, group: Group, inst: AsgInstance) -> None:
         if inst.state.startswith("Terminat") or inst.terminated_at is not None or inst.in_warm_pool:
             return
-        zone = group.zones[hash(inst.instance_id) % len(group.zones)]
+        zone = group.zone_of(inst.instance_id)
         attrs: dict[str, str | None] = {
             "ecs.instance-type": group.instance_type.name, "ecs.availability-zone": zone,
             "ecs.ami-id": "ami-0abcdef1234567890", "ecs.os-type": "linux", "ecs.cpu-architecture": "x86_64",
@@ -199,7 +205,7 @@ class AutoScalingSim:
             self._terminate_now(group, inst)
 
     # ---- lifecycle actions ----------------------------------------------------------------------
-    def _start_action(self, group: Group, hook: Hook, inst: AsgInstance, origin: str, destination: str,
+    def _start_action(self, group: Group, hook: Hook, inst: AsgInstance, *, origin: str, destination: str,
                       on_result: Callable[[str], None]) -> PendingAction:
         action = PendingAction(hook, str(uuid.UUID(int=self.rng.getrandbits(128))), inst.instance_id,
                                self.clock.now, origin, destination,
@@ -268,7 +274,8 @@ class AutoScalingSim:
             self.clock.after(self.params.shutdown_s, lambda: self._terminate_now(group, inst, to_warm_pool))
             return
         inst.state = "Terminating:Wait"
-        self._start_action(group, hook, inst, "AutoScalingGroup", "WarmPool" if to_warm_pool else "EC2",
+        self._start_action(group, hook, inst, origin="AutoScalingGroup",
+                           destination="WarmPool" if to_warm_pool else "EC2",
                            on_result=lambda _r: self._terminate_now(group, inst, to_warm_pool))
 
     def _terminate_now(self, group: Group, inst: AsgInstance, to_warm_pool: bool = False) -> None:
@@ -289,13 +296,21 @@ class AutoScalingSim:
         batch = max(1, math.floor(len(old) * (100 - min_healthy_percentage) / 100))
 
         def next_batch() -> None:
-            todo = [i for i in old if i.state == "InService"]
+            todo = [i for i in old if i.state == "InService"][:batch]
             if not todo:
                 return
-            for inst in todo[:batch]:
+            for inst in todo:
                 self.terminate(group, inst)
-            for iid in self.scale_out(group_name, len(todo[:batch])):
-                self._watch_in_service(group, iid, next_batch)
+            # The next batch starts once every replacement of this one is InService, not the first.
+            waiting = set(self.scale_out(group_name, len(todo)))
+
+            def ready(instance_id: str) -> None:
+                waiting.discard(instance_id)
+                if not waiting:
+                    next_batch()
+
+            for iid in sorted(waiting):
+                self._watch_in_service(group, iid, lambda iid=iid: ready(iid))
 
         next_batch()
 
@@ -357,7 +372,8 @@ class AutoScalingSim:
                 for inst in g.instances.values():
                     if (not ids or inst.instance_id in ids) and inst.terminated_at is None:
                         out.append({"InstanceId": inst.instance_id, "InstanceType": g.instance_type.name,
-                                    "AutoScalingGroupName": g.name, "AvailabilityZone": g.zones[0],
+                                    "AutoScalingGroupName": g.name,
+                                    "AvailabilityZone": g.zone_of(inst.instance_id),
                                     "LifecycleState": inst.state, "HealthStatus": "HEALTHY",
                                     "ProtectedFromScaleIn": False})
             return {"AutoScalingInstances": out}

@@ -100,8 +100,11 @@ class SimInstance:
     used_cpu: int = 0
     used_memory: int = 0
     used_ports: set[HostPort] = field(default_factory=set)
-    tasks: set[str] = field(default_factory=set)
+    # Task ARNs in placement order (a dict as an ordered set: a set's order follows str hashing,
+    # which changes per process, and would make runs differ across processes for one seed).
+    tasks: dict[str, None] = field(default_factory=dict)
     replica_visible_at: float = 0.0
+    backlog_visible_at: float = 0.0
     daemons_only_since: float | None = None
     status_reason: str = ""
 
@@ -131,6 +134,7 @@ class SimService:
     status: str = "ACTIVE"
     last_failure_event: float = -math.inf
     failed_epoch: int = -1
+    backlogged: bool = False
     events: list[tuple[float, str]] = field(default_factory=list)
 
 
@@ -242,7 +246,7 @@ class EcsSim:
         self.clock.after(self.rng.uniform(0, self.params.replica_pass_s), lambda: self._replica_loop(name))
         return self.clusters[name]
 
-    def register_task_definition(self, family: str, containers: list[dict[str, Any]],
+    def register_task_definition(self, family: str, containers: list[dict[str, Any]], *,
                                  network_mode: str = "bridge", constraints: Iterable[str] = (),
                                  cpu: int | None = None, memory: int | None = None,
                                  stop_timeout_s: int = 30) -> str:
@@ -284,7 +288,7 @@ class EcsSim:
 
     # ---- instances ------------------------------------------------------------------------------
     def register_instance(self, cluster: str, ec2_instance_id: str, cpu: int, memory: int,
-                          attributes: dict[str, str | None], asg: str | None = None) -> str:
+                          attributes: dict[str, str | None], *, asg: str | None = None) -> str:
         """The agent registers: the instance becomes ACTIVE and visible to the schedulers."""
         arn = self.arn("container-instance", f"{cluster}/{self._id()[:32]}")
         ports = frozenset({HostPort(p, "tcp") for p in (22, 2375, 2376, 51678, 51679)})
@@ -294,14 +298,16 @@ class EcsSim:
                            registered_at=self.clock.now, asg=asg)
         inst.used_ports = reserved
         inst.registered = Resources(cpu, memory, frozenset())
-        delay = self.rng.lognormvariate(math.log(self.params.replica_visibility_median_s),
-                                        self.params.replica_visibility_sigma)
-        inst.replica_visible_at = self.clock.now + delay
+        inst.replica_visible_at = inst.backlog_visible_at = self.clock.now + self._visibility_delay()
         self.clock.at(inst.replica_visible_at, self._capacity_changed)
         self.instances[arn] = inst
         self.by_ec2[ec2_instance_id] = arn
         self._notify_instance(inst)
         return arn
+
+    def _visibility_delay(self) -> float:
+        return self.rng.lognormvariate(math.log(self.params.replica_visibility_median_s),
+                                       self.params.replica_visibility_sigma)
 
     def instance_of_ec2(self, ec2_instance_id: str) -> SimInstance | None:
         """The live container instance on an EC2 instance, if registered."""
@@ -391,7 +397,7 @@ class EcsSim:
         self.active[key] += 1
         self.per_instance[key][inst.arn] += 1
         self.per_zone[key][inst.attributes.get("ecs.availability-zone")] += 1
-        inst.tasks.add(task.arn)
+        inst.tasks[task.arn] = None
         inst.used_cpu += td.cpu
         inst.used_memory += td.memory
         inst.used_ports |= td.host_ports
@@ -456,6 +462,10 @@ class EcsSim:
         inst.used_memory -= td.memory
         inst.used_ports -= td.host_ports
         self.live_by_group[(task.cluster, task.group)].pop(task.arn, None)
+        if inst.backlog_visible_at <= self.clock.now:
+            # Freed room reaches services already in placement backoff only at their next retry.
+            inst.backlog_visible_at = self.clock.now + self._visibility_delay()
+            self.clock.at(inst.backlog_visible_at, self._capacity_changed)
         self._capacity_changed()
         self._record(task)
 
@@ -608,7 +618,8 @@ class EcsSim:
                 for t in self._tasks_on(inst):
                     if t.live and t.desired_status == "RUNNING":
                         draining_by_group[t.group].append(t)
-        placeable: list[SimInstance] | None = None
+        fresh: list[SimInstance] | None = None
+        backlog: list[SimInstance] | None = None
         for svc in services:
             group = f"service:{svc.name}"
             key = (cluster, group)
@@ -621,17 +632,23 @@ class EcsSim:
             starts = min(target - healthy_n, ceiling - active)
             if starts > 0 and svc.failed_epoch == self.capacity_epoch:
                 starts = 0  # nothing changed since the last failed attempt
-            if starts > 0 and placeable is None:
-                placeable = [i for i in self.instances.values()
-                             if i.cluster == cluster and i.status == "ACTIVE" and i.agent_connected
-                             and self.clock.now >= i.replica_visible_at]
+            if starts > 0 and fresh is None:
+                now = self.clock.now
+                fresh = [i for i in self.instances.values()
+                         if i.cluster == cluster and i.status == "ACTIVE" and i.agent_connected
+                         and now >= i.replica_visible_at]
+                backlog = [i for i in fresh if now >= i.backlog_visible_at]
+            placed_all = True
             for _ in range(max(0, starts)):
-                inst, reason = self.try_place(svc, placeable or [])
+                inst, reason = self.try_place(svc, (backlog if svc.backlogged else fresh) or [])
                 if inst is None:
                     svc.failed_epoch = self.capacity_epoch
+                    svc.backlogged, placed_all = True, False
                     self._placement_failure(svc, reason, [])
                     break
                 self.place_task(inst, svc.task_definition, group, f"ecs-svc/{svc.name}")
+            if starts > 0 and placed_all:
+                svc.backlogged = False
             if draining:
                 # Stop tasks on DRAINING instances while keeping minimumHealthyPercent RUNNING.
                 can_stop = self.running[key] - floor_
@@ -648,7 +665,7 @@ class EcsSim:
                     self.stop_task(t, "Scaling activity initiated by deployment", "ServiceSchedulerInitiated")
 
     # ---- standalone tasks -----------------------------------------------------------------------
-    def run_task(self, cluster: str, task_definition: str, count: int, started_by: str, group: str,
+    def run_task(self, cluster: str, task_definition: str, count: int, started_by: str, group: str, *,
                  constraints: list[dict[str, str]] | None = None) -> tuple[list[SimTask], list[str]]:
         """RunTask: place `count` standalone tasks; return tasks and failure reasons."""
         svc = SimService(arn="", name=group, cluster=cluster, strategy="REPLICA",

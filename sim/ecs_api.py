@@ -153,7 +153,8 @@ class EcsApi:
         out: dict[str, Any] = {
             "containerInstanceArn": inst.arn, "ec2InstanceId": inst.ec2_instance_id,
             "version": inst.version,
-            "versionInfo": {"agentVersion": "1.89.0", "agentHash": "4a1b2c3d", "dockerVersion": "DockerVersion: 25.0.8"},
+            "versionInfo": {"agentVersion": "1.89.0", "agentHash": "4a1b2c3d",
+                            "dockerVersion": "DockerVersion: 25.0.8"},
             "remainingResources": _resources(inst, True), "registeredResources": _resources(inst, False),
             "status": inst.status, "agentConnected": inst.agent_connected,
             "runningTasksCount": sum(t.last_status == "RUNNING" for t in live),
@@ -330,7 +331,11 @@ class EcsApi:
         }}
 
     def list_tasks(self, p: dict[str, Any]) -> dict[str, Any]:
-        """ListTasks by containerInstance, serviceName, family, startedBy and desiredStatus."""
+        """ListTasks by containerInstance, serviceName, family, startedBy and desiredStatus.
+
+        As in ECS, `desiredStatus` filters on the desired status (default RUNNING); PENDING is
+        accepted and matches nothing, since ECS only ever sets a task's lastStatus to PENDING.
+        """
         cluster = self.ecs.resolve_cluster(p.get("cluster"))
         desired = p.get("desiredStatus", "RUNNING")
         if desired not in ("RUNNING", "PENDING", "STOPPED"):
@@ -348,7 +353,8 @@ class EcsApi:
             svc = self.ecs.service_named(cluster, p["serviceName"].rsplit("/", 1)[-1])
             source = list(self.ecs.live_by_group[(cluster, f"service:{svc.name}")].values())
             if desired == "STOPPED":
-                source = [t for t in self.ecs.tasks.values() if t.group == f"service:{svc.name}"]
+                source = [t for t in self.ecs.tasks.values()
+                          if t.cluster == cluster and t.group == f"service:{svc.name}"]
         else:
             source = [t for t in self.ecs.tasks.values() if t.cluster == cluster]
         now = self.ecs.clock.now
@@ -359,8 +365,8 @@ class EcsApi:
                                                      now - t.stopped_at > self.ecs.params.stopped_task_retention_s):
                     continue
             elif desired == "PENDING":
-                if t.desired_status != "RUNNING" or t.last_status == "RUNNING":
-                    continue
+                # ECS accepts PENDING but never sets a task's desired status to it: no results.
+                continue
             elif t.desired_status != "RUNNING":
                 continue
             if p.get("startedBy") and t.started_by != p["startedBy"]:
@@ -497,7 +503,7 @@ class EcsApi:
         td = self.describe_task_definition({"taskDefinition": p.get("taskDefinition", "")})["taskDefinition"]
         group = p.get("group") or f"family:{td['family']}"
         tasks, reasons = self.ecs.run_task(cluster, td["taskDefinitionArn"], count, p.get("startedBy", ""),
-                                           group, p.get("placementConstraints"))
+                                           group, constraints=p.get("placementConstraints"))
         return {"tasks": [self._task_shape(t) for t in tasks],
                 "failures": [{"reason": r} for r in reasons]}
 

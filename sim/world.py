@@ -8,7 +8,7 @@ strategies of a benchmark see the same launches, latencies and interruptions.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sim import event_shapes as shapes
@@ -30,10 +30,10 @@ class WorldOptions:
     """What the world models beyond its defaults."""
 
     seed: int = 1
-    ecs: EcsParams = EcsParams()
-    asg: AsgParams = AsgParams()
-    delivery: FaultPlan = FaultPlan()
-    api_faults: ApiFaults = ApiFaults()
+    ecs: EcsParams = field(default_factory=EcsParams)
+    asg: AsgParams = field(default_factory=AsgParams)
+    delivery: FaultPlan = field(default_factory=FaultPlan)
+    api_faults: ApiFaults = field(default_factory=ApiFaults)
     throttling: bool = True
     emit_events: bool = True
 
@@ -52,6 +52,7 @@ class World:
         self.bus = EventBus(self.clock, stream(seed, "delivery"), self.options.delivery)
         self.call_log = CallLog()
         self._event_rng = stream(seed, "event-ids")
+        self._asg_arns: dict[str, str] = {}
         self.account, self.region = self.ecs.account, self.ecs.region
         if self.options.emit_events:
             self.ecs.listeners.append(self._on_ecs)
@@ -134,6 +135,9 @@ class World:
             self.bus.put(shapes.rebalance_recommendation(**self._common(), instance_id=payload["instance_id"]))
 
     def asg_arn(self, name: str) -> str:
-        """The ARN of a group, as Auto Scaling writes it."""
-        return (f"arn:aws:autoscaling:{self.region}:{self.account}:autoScalingGroup:"
+        """The ARN of a group, as Auto Scaling writes it (drawn once per group, then stable)."""
+        if name not in self._asg_arns:
+            self._asg_arns[name] = (
+                f"arn:aws:autoscaling:{self.region}:{self.account}:autoScalingGroup:"
                 f"{self._event_rng.getrandbits(32):08x}-0000-4000-8000-000000000000:autoScalingGroupName/{name}")
+        return self._asg_arns[name]

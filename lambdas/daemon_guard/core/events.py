@@ -82,6 +82,7 @@ class ServiceAction(Envelope):
     reason: str | None
     event_id: str
     time: datetime
+    container_instance_arns: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -160,6 +160,7 @@ class ServiceActionDetailModel(_Strict):
     cluster_arn: Text = Field(alias="clusterArn")
     event_name: Text = Field(alias="eventName")
     reason: StrictStr | None = None
+    container_instance_arns: list[StrictStr] = Field(default_factory=list, alias="containerInstanceArns")
 
 
 class LifecycleActionDetailModel(_Strict):
@@ -310,6 +311,7 @@ def _service_action(envelope: GuardEnvelopeModel) -> GuardEvent:
         reason=detail.reason,
         event_id=envelope.id,
         time=envelope.time,
+        container_instance_arns=tuple(detail.container_instance_arns),
     )
 
 

@@ -1,0 +1,259 @@
+"""The ECS port: reads mapped to core views, writes batched to ECS's limits. Translates, never decides.
+
+Limits honoured: DescribeContainerInstances and DescribeTasks 100 per call, DescribeServices 10,
+UpdateContainerInstancesState 10, GetTaskProtection 10, PutAttributes 10, list pages of 100.
+Task definitions are immutable, so they are cached for the life of the Lambda container; the list
+of daemon services is cached for `service_ttl_s` (a new daemon service is seen within that time, and
+the reconciler covers the gap).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from daemon_guard.core.fit import host_ports_of
+from daemon_guard.core.model import (
+    HostPort,
+    InstanceView,
+    NetworkMode,
+    PlacementConstraint,
+    Resources,
+    ServiceView,
+    TaskDefinitionView,
+    TaskView,
+)
+
+if TYPE_CHECKING:
+    from mypy_boto3_ecs import ECSClient
+else:
+    ECSClient = Any
+
+T = TypeVar("T")
+
+
+def chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
+    """Consecutive slices of at most `size` items."""
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def _resources(entries: Iterable[Mapping[str, Any]]) -> Resources:
+    cpu = memory = 0
+    ports: set[HostPort] = set()
+    for entry in entries:
+        name = entry.get("name")
+        if name == "CPU":
+            cpu = int(entry.get("integerValue", 0))
+        elif name == "MEMORY":
+            memory = int(entry.get("integerValue", 0))
+        elif name in ("PORTS", "PORTS_UDP"):
+            proto = "udp" if name == "PORTS_UDP" else "tcp"
+            ports |= {HostPort(int(p), proto) for p in entry.get("stringSetValue", []) if str(p).isdigit()}
+    return Resources(cpu, memory, frozenset(ports))
+
+
+def _constraints(raw: Iterable[Mapping[str, Any]]) -> tuple[PlacementConstraint, ...]:
+    out = []
+    for c in raw:
+        if c.get("type") == "memberOf":
+            out.append(PlacementConstraint("memberOf", str(c.get("expression", ""))))
+        elif c.get("type") == "distinctInstance":
+            out.append(PlacementConstraint("distinctInstance"))
+    return tuple(out)
+
+
+def instance_view(raw: Mapping[str, Any]) -> InstanceView:
+    """DescribeContainerInstances entry to InstanceView."""
+    registered_at = raw.get("registeredAt")
+    return InstanceView(
+        arn=raw["containerInstanceArn"], ec2_instance_id=raw.get("ec2InstanceId", ""),
+        status=raw.get("status", ""), agent_connected=bool(raw.get("agentConnected", False)),
+        registered=_resources(raw.get("registeredResources", [])),
+        remaining=_resources(raw.get("remainingResources", [])),
+        attributes={a["name"]: a.get("value") for a in raw.get("attributes", [])},
+        registered_at=registered_at if isinstance(registered_at, datetime) else None,
+        agent_version=raw.get("versionInfo", {}).get("agentVersion", ""),
+        running_tasks_count=int(raw.get("runningTasksCount", 0)),
+        pending_tasks_count=int(raw.get("pendingTasksCount", 0)), version=int(raw.get("version", 0)),
+    )
+
+
+def service_view(raw: Mapping[str, Any]) -> ServiceView:
+    """DescribeServices entry to ServiceView."""
+    deployment = raw.get("deploymentConfiguration", {})
+    daemon = raw.get("schedulingStrategy") == "DAEMON"
+    return ServiceView(
+        arn=raw["serviceArn"], name=raw["serviceName"], strategy="DAEMON" if daemon else "REPLICA",
+        task_definition_arn=raw.get("taskDefinition", ""), desired_count=int(raw.get("desiredCount", 0)),
+        running_count=int(raw.get("runningCount", 0)), pending_count=int(raw.get("pendingCount", 0)),
+        minimum_healthy_percent=int(deployment.get("minimumHealthyPercent", 0 if daemon else 100)),
+        maximum_percent=int(deployment.get("maximumPercent", 100 if daemon else 200)),
+        constraints=_constraints(raw.get("placementConstraints", [])),
+        tags={t["key"]: t.get("value", "") for t in raw.get("tags", [])}, status=raw.get("status", "ACTIVE"),
+    )
+
+
+def task_definition_view(raw: Mapping[str, Any]) -> TaskDefinitionView:
+    """DescribeTaskDefinition's taskDefinition to TaskDefinitionView."""
+    mode: NetworkMode = raw.get("networkMode", "bridge")
+    containers = raw.get("containerDefinitions", [])
+    cpu = int(raw["cpu"]) if str(raw.get("cpu", "")).isdigit() else sum(int(c.get("cpu", 0)) for c in containers)
+    memory = int(raw["memory"]) if str(raw.get("memory", "")).isdigit() else sum(
+        int(c.get("memory") or c.get("memoryReservation") or 0) for c in containers)
+    ports: set[HostPort] = set()
+    for c in containers:
+        ports |= host_ports_of(mode, c.get("portMappings", []))
+    stop = max((int(c.get("stopTimeout", 30)) for c in containers), default=30)
+    return TaskDefinitionView(arn=raw["taskDefinitionArn"], family=raw.get("family", ""), network_mode=mode,
+                              requirements=Resources(cpu, memory, frozenset(ports)),
+                              constraints=_constraints(raw.get("placementConstraints", [])), stop_timeout_s=stop)
+
+
+class EcsCluster:
+    """One cluster's ECS API, as core views."""
+
+    def __init__(self, client: ECSClient, cluster: str, clock: Callable[[], float],
+                 service_ttl_s: float = 60.0) -> None:
+        self.client = client
+        self.cluster = cluster
+        self._clock = clock
+        self._service_ttl_s = service_ttl_s
+        self._daemons: tuple[float, tuple[ServiceView, ...]] | None = None
+        self._task_defs: dict[str, TaskDefinitionView] = {}
+
+    # ---- reads ----------------------------------------------------------------------------------
+    def instance_arns(self, status: str | None = None, query: str | None = None) -> list[str]:
+        """ListContainerInstances (paginated), optionally by status and cluster-query filter."""
+        kwargs: dict[str, Any] = {"cluster": self.cluster, "maxResults": 100}
+        if status:
+            kwargs["status"] = status
+        if query:
+            kwargs["filter"] = query
+        arns: list[str] = []
+        for page in self.client.get_paginator("list_container_instances").paginate(**kwargs):
+            arns.extend(page.get("containerInstanceArns", []))
+        return arns
+
+    def instances(self, arns: Sequence[str]) -> list[InstanceView]:
+        """DescribeContainerInstances in batches of 100."""
+        out: list[InstanceView] = []
+        for batch in chunks(list(arns), 100):
+            resp = self.client.describe_container_instances(cluster=self.cluster, containerInstances=list(batch))
+            out.extend(instance_view(raw) for raw in resp.get("containerInstances", []))
+        return out
+
+    def instance(self, arn: str) -> InstanceView | None:
+        """One container instance, or None if ECS no longer knows it."""
+        found = self.instances([arn])
+        return found[0] if found else None
+
+    def instance_by_ec2_id(self, ec2_instance_id: str) -> InstanceView | None:
+        """The container instance on an EC2 instance (via a cluster-query filter), if registered."""
+        arns = self.instance_arns(query=f"ec2InstanceId == {ec2_instance_id}")
+        if not arns:
+            arns = self.instance_arns(status="DRAINING", query=f"ec2InstanceId == {ec2_instance_id}")
+        return self.instance(arns[0]) if arns else None
+
+    def task_arns_on(self, instance_arn: str, include_stopping: bool = True) -> list[str]:
+        """ListTasks on an instance: desired RUNNING, plus (optionally) desired STOPPED."""
+        arns: list[str] = []
+        statuses = ("RUNNING", "STOPPED") if include_stopping else ("RUNNING",)
+        for desired in statuses:
+            paginator = self.client.get_paginator("list_tasks")
+            for page in paginator.paginate(cluster=self.cluster, containerInstance=instance_arn,
+                                           desiredStatus=desired, maxResults=100):
+                arns.extend(page.get("taskArns", []))
+        return arns
+
+    def tasks(self, arns: Sequence[str]) -> list[TaskView]:
+        """DescribeTasks in batches of 100, STOPPED tasks left out."""
+        out: list[TaskView] = []
+        for batch in chunks(list(arns), 100):
+            resp = self.client.describe_tasks(cluster=self.cluster, tasks=list(batch))
+            for raw in resp.get("tasks", []):
+                if raw.get("lastStatus") == "STOPPED":
+                    continue
+                out.append(self._task_view(raw))
+        return out
+
+    def tasks_on(self, instance_arn: str) -> list[TaskView]:
+        """Every task on an instance that has not STOPPED, with its requirements."""
+        return self.tasks(self.task_arns_on(instance_arn))
+
+    def _task_view(self, raw: Mapping[str, Any]) -> TaskView:
+        td = self.task_definition(raw["taskDefinitionArn"])
+        cpu = int(raw["cpu"]) if str(raw.get("cpu", "")).isdigit() else td.requirements.cpu
+        memory = int(raw["memory"]) if str(raw.get("memory", "")).isdigit() else td.requirements.memory
+        started = raw.get("startedAt")
+        return TaskView(
+            arn=raw["taskArn"], group=raw.get("group", ""), task_definition_arn=raw["taskDefinitionArn"],
+            last_status=raw.get("lastStatus", ""), desired_status=raw.get("desiredStatus", ""),
+            container_instance_arn=raw.get("containerInstanceArn", ""),
+            requirements=Resources(cpu, memory, td.requirements.ports), started_by=raw.get("startedBy", ""),
+            started_at=started if isinstance(started, datetime) else None)
+
+    def task_definition(self, arn: str) -> TaskDefinitionView:
+        """DescribeTaskDefinition, cached: a revision never changes."""
+        cached = self._task_defs.get(arn)
+        if cached is None:
+            raw = self.client.describe_task_definition(taskDefinition=arn)["taskDefinition"]
+            cached = self._task_defs[arn] = task_definition_view(raw)
+        return cached
+
+    @property
+    def known_task_definitions(self) -> Mapping[str, TaskDefinitionView]:
+        """Task definitions read so far (every daemon's is read with the daemon list)."""
+        return self._task_defs
+
+    def services(self, names_or_arns: Sequence[str]) -> list[ServiceView]:
+        """DescribeServices (tags included) in batches of 10."""
+        out: list[ServiceView] = []
+        for batch in chunks(sorted(set(names_or_arns)), 10):
+            resp = self.client.describe_services(cluster=self.cluster, services=list(batch), include=["TAGS"])
+            out.extend(service_view(raw) for raw in resp.get("services", []))
+        return out
+
+    def daemon_services(self, refresh: bool = False) -> tuple[ServiceView, ...]:
+        """Every ACTIVE DAEMON service of the cluster, cached for the service TTL."""
+        now = self._clock()
+        if not refresh and self._daemons is not None and now - self._daemons[0] < self._service_ttl_s:
+            return self._daemons[1]
+        arns: list[str] = []
+        for page in self.client.get_paginator("list_services").paginate(
+                cluster=self.cluster, schedulingStrategy="DAEMON", maxResults=100):
+            arns.extend(page.get("serviceArns", []))
+        daemons = tuple(s for s in self.services(arns) if s.status == "ACTIVE")
+        for svc in daemons:
+            self.task_definition(svc.task_definition_arn)
+        self._daemons = (now, daemons)
+        return daemons
+
+    def protected(self, task_arns: Sequence[str]) -> set[str]:
+        """Tasks with scale-in protection enabled (GetTaskProtection, 10 per call)."""
+        out: set[str] = set()
+        for batch in chunks(list(task_arns), 10):
+            resp = self.client.get_task_protection(cluster=self.cluster, tasks=list(batch))
+            out |= {p["taskArn"] for p in resp.get("protectedTasks", []) if p.get("protectionEnabled")}
+        return out
+
+    # ---- writes ---------------------------------------------------------------------------------
+    def stop_tasks(self, task_arns: Sequence[str], reason: str) -> None:
+        """StopTask each task."""
+        for arn in task_arns:
+            self.client.stop_task(cluster=self.cluster, task=arn, reason=reason[:255])
+
+    def put_attribute(self, instance_arn: str, name: str, value: str) -> None:
+        """PutAttributes on one container instance."""
+        self.client.put_attributes(cluster=self.cluster, attributes=[
+            {"name": name, "value": value, "targetType": "container-instance", "targetId": instance_arn}])
+
+    def set_draining(self, instance_arns: Sequence[str]) -> list[str]:
+        """UpdateContainerInstancesState DRAINING, 10 per call; returns ARNs ECS reported as failures."""
+        failed: list[str] = []
+        for batch in chunks(list(instance_arns), 10):
+            resp = self.client.update_container_instances_state(
+                cluster=self.cluster, containerInstances=list(batch), status="DRAINING")
+            failed.extend(f.get("arn", "") for f in resp.get("failures", []))
+        return failed

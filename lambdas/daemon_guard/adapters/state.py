@@ -1,0 +1,163 @@
+"""The state port: one DynamoDB table (pk, sk, TTL `expiresAt`) for what must outlive an invocation.
+
+Items:
+- ``seen#<key>``: an event already handled (container-instance and task events by version);
+  conditional put, so duplicates are recognised across concurrent invocations.
+- ``budget#<cluster>#<service>`` / ``<window>``: evictions spent in the current window.
+- ``drain#<ec2-instance-id>`` / ``drain`` (and ``gate#...`` for the launch gate): the one workflow
+  that owns an instance, the lifecycle token and deadline it must honour, and the callback id
+  that wakes it. Claimed with a conditional put, so at most one workflow per instance runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import ClientError
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+else:
+    DynamoDBClient = Any
+
+DAY_S = 86400
+
+
+@dataclass(frozen=True)
+class WorkflowClaim:
+    """Who owns an instance's workflow and what it must honour."""
+
+    instance_id: str
+    kind: str
+    execution_name: str
+    token: str | None
+    asg: str | None
+    hook: str | None
+    deadline_epoch: float | None
+    callback_id: str | None
+    started_epoch: float
+
+
+def _s(value: str) -> dict[str, str]:
+    return {"S": value}
+
+
+def _n(value: float) -> dict[str, str]:
+    return {"N": repr(float(value)) if not float(value).is_integer() else str(int(value))}
+
+
+def _conditional_failed(exc: ClientError) -> bool:
+    return exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
+
+
+class StateStore:
+    """The DynamoDB state table."""
+
+    def __init__(self, client: DynamoDBClient, table: str) -> None:
+        self.client = client
+        self.table = table
+
+    def first_sighting(self, key: str, now_epoch: float, ttl_s: int = DAY_S) -> bool:
+        """Record `key`; False when it was already recorded (a duplicate delivery)."""
+        try:
+            self.client.put_item(
+                TableName=self.table,
+                Item={"pk": _s(f"seen#{key}"), "sk": _s("seen"), "expiresAt": _n(int(now_epoch) + ttl_s)},
+                ConditionExpression="attribute_not_exists(pk)")
+        except ClientError as exc:
+            if _conditional_failed(exc):
+                return False
+            raise
+        return True
+
+    def budget_spent(self, cluster: str, services: Sequence[str], window: int) -> dict[str, int]:
+        """Evictions already spent per service in `window` (BatchGetItem, 100 keys per call)."""
+        spent: dict[str, int] = {}
+        names = sorted(set(services))
+        for start in range(0, len(names), 100):
+            keys = [{"pk": _s(f"budget#{cluster}#{n}"), "sk": _s(str(window))} for n in names[start:start + 100]]
+            request: dict[str, Any] = {self.table: {"Keys": keys, "ProjectionExpression": "pk, spent"}}
+            while request:
+                resp = self.client.batch_get_item(RequestItems=request)
+                for item in resp.get("Responses", {}).get(self.table, []):
+                    spent[item["pk"]["S"].rsplit("#", 1)[-1]] = int(item.get("spent", {"N": "0"})["N"])
+                request = resp.get("UnprocessedKeys") or {}
+        return spent
+
+    def spend_budget(self, cluster: str, evicted: Mapping[str, int], window: int, window_s: int) -> None:
+        """Add evictions to each service's window counter."""
+        for service, count in evicted.items():
+            self.client.update_item(
+                TableName=self.table, Key={"pk": _s(f"budget#{cluster}#{service}"), "sk": _s(str(window))},
+                UpdateExpression="ADD spent :n SET expiresAt = :ttl",
+                ExpressionAttributeValues={":n": _n(count), ":ttl": _n((window + 2) * window_s)})
+
+    def claim_workflow(self, claim: WorkflowClaim) -> WorkflowClaim | None:
+        """Claim the instance for a workflow; returns the existing claim if another owns it."""
+        item = {
+            "pk": _s(f"{claim.kind}#{claim.instance_id}"), "sk": _s(claim.kind),
+            "executionName": _s(claim.execution_name), "startedAt": _n(claim.started_epoch),
+            "expiresAt": _n(int(claim.started_epoch) + 3 * DAY_S),
+        }
+        for key, value in (("token", claim.token), ("asg", claim.asg), ("hook", claim.hook)):
+            if value:
+                item[key] = _s(value)
+        if claim.deadline_epoch is not None:
+            item["deadline"] = _n(claim.deadline_epoch)
+        try:
+            self.client.put_item(TableName=self.table, Item=item, ConditionExpression="attribute_not_exists(pk)")
+        except ClientError as exc:
+            if _conditional_failed(exc):
+                return self.workflow(claim.kind, claim.instance_id)
+            raise
+        return None
+
+    def workflow(self, kind: str, instance_id: str) -> WorkflowClaim | None:
+        """The claim on an instance, if any (strongly consistent)."""
+        resp = self.client.get_item(TableName=self.table, Key={"pk": _s(f"{kind}#{instance_id}"), "sk": _s(kind)},
+                                    ConsistentRead=True)
+        item = resp.get("Item")
+        if not item:
+            return None
+        return WorkflowClaim(
+            instance_id=instance_id, kind=kind, execution_name=item["executionName"]["S"],
+            token=item.get("token", {}).get("S"), asg=item.get("asg", {}).get("S"),
+            hook=item.get("hook", {}).get("S"),
+            deadline_epoch=float(item["deadline"]["N"]) if "deadline" in item else None,
+            callback_id=item.get("callbackId", {}).get("S"), started_epoch=float(item["startedAt"]["N"]))
+
+    def attach_lifecycle(self, kind: str, instance_id: str, asg: str, hook: str, token: str,
+                         deadline_epoch: float | None) -> None:
+        """Give a running workflow the lifecycle action it must complete (and a tighter deadline)."""
+        values: dict[str, Any] = {":t": _s(token), ":a": _s(asg), ":h": _s(hook)}
+        update = "SET #token = :t, asg = :a, hook = :h"
+        if deadline_epoch is not None:
+            values[":d"] = _n(deadline_epoch)
+            update += ", deadline = if_not_exists(deadline, :d)"
+        self.client.update_item(TableName=self.table, Key={"pk": _s(f"{kind}#{instance_id}"), "sk": _s(kind)},
+                                UpdateExpression=update, ExpressionAttributeNames={"#token": "token"},
+                                ExpressionAttributeValues=values)
+
+    def tighten_deadline(self, kind: str, instance_id: str, deadline_epoch: float) -> None:
+        """Lower a workflow's deadline (a Spot warning after a scale-in, say); never raise it."""
+        try:
+            self.client.update_item(
+                TableName=self.table, Key={"pk": _s(f"{kind}#{instance_id}"), "sk": _s(kind)},
+                UpdateExpression="SET deadline = :d",
+                ConditionExpression="attribute_exists(pk) AND (attribute_not_exists(deadline) OR deadline > :d)",
+                ExpressionAttributeValues={":d": _n(deadline_epoch)})
+        except ClientError as exc:
+            if not _conditional_failed(exc):
+                raise
+
+    def set_callback(self, kind: str, instance_id: str, callback_id: str) -> None:
+        """Record the callback id a waiting workflow listens on."""
+        self.client.update_item(TableName=self.table, Key={"pk": _s(f"{kind}#{instance_id}"), "sk": _s(kind)},
+                                UpdateExpression="SET callbackId = :c",
+                                ExpressionAttributeValues={":c": _s(callback_id)})
+
+    def release_workflow(self, kind: str, instance_id: str) -> None:
+        """Forget the claim once the workflow has finished."""
+        self.client.delete_item(TableName=self.table, Key={"pk": _s(f"{kind}#{instance_id}"), "sk": _s(kind)})

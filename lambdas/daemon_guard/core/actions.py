@@ -1,0 +1,55 @@
+"""Actions as data: what the planners ask the edges to do. Tests compare lists of them with `==`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+LifecycleResult = Literal["CONTINUE", "ABANDON"]
+
+
+@dataclass(frozen=True)
+class StopTasks:
+    """StopTask each task, with a reason ECS records on the task."""
+
+    task_arns: tuple[str, ...]
+    reason: str
+
+
+@dataclass(frozen=True)
+class OpenGate:
+    """PutAttributes `<gate-attribute>=open` on a container instance, so gated replicas may land."""
+
+    instance_arn: str
+    attribute: str
+
+
+@dataclass(frozen=True)
+class SetDraining:
+    """UpdateContainerInstancesState DRAINING (the adapter batches 10 per call)."""
+
+    instance_arns: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class CompleteLifecycle:
+    """CompleteLifecycleAction by token (or by instance id when the token is unknown)."""
+
+    asg: str
+    hook: str
+    instance_id: str
+    token: str | None
+    result: LifecycleResult
+
+
+@dataclass(frozen=True)
+class RecordHeartbeat:
+    """RecordLifecycleActionHeartbeat, to keep a waiting hook alive while work progresses."""
+
+    asg: str
+    hook: str
+    instance_id: str
+    token: str | None
+
+
+Action = StopTasks | OpenGate | SetDraining | CompleteLifecycle | RecordHeartbeat

@@ -1,0 +1,141 @@
+"""The placement reflex: given one instance's state, decide how its eligible daemons get room.
+
+Modes:
+- ``preempt``: when a missing daemon cannot fit, stop the cheapest replica tasks that free enough
+  room (see `core.eviction`); ECS's daemon scheduler then places the daemon.
+- ``gate``: replica services carry `gate_constraint(...)`; the gate stays shut until every eligible
+  daemon is RUNNING, then opens. A gate shut past its timeout opens anyway (fail open). Once open,
+  a daemon that goes missing is repaired as in preempt mode.
+- ``observe``: decide and report, change nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from daemon_guard.core.actions import Action, OpenGate, StopTasks
+from daemon_guard.core.config import PlacementMode
+from daemon_guard.core.eligibility import Eligibility, missing_daemons
+from daemon_guard.core.eviction import choose_evictions
+from daemon_guard.core.fit import fits
+from daemon_guard.core.model import InstanceView, Resources, ServiceView, TaskDefinitionView, TaskView
+
+GATE_OPEN = "open"
+
+
+def gate_constraint(attribute: str = "daemon-guard.gate") -> dict[str, str]:
+    """The placement constraint replica services add in gate mode (ECS API / CloudFormation shape)."""
+    return {"type": "memberOf", "expression": f"attribute:{attribute} == {GATE_OPEN}"}
+
+
+@dataclass(frozen=True)
+class PlacementState:
+    """Everything the reflex knows about one instance at one moment."""
+
+    instance: InstanceView
+    tasks: Sequence[TaskView]
+    eligibility: Eligibility
+    task_defs: Mapping[str, TaskDefinitionView]
+    services: Mapping[str, ServiceView]
+    budget_left: Mapping[str, int]
+    now: datetime
+
+
+@dataclass(frozen=True)
+class PlacementPolicy:
+    """The configured behaviour of the reflex."""
+
+    mode: PlacementMode
+    gate_attribute: str
+    gate_timeout_s: int
+
+
+@dataclass(frozen=True)
+class PlacementPlan:
+    """The decision for one instance: a name, why, the actions, and the daemons still missing."""
+
+    decision: str
+    reason: str
+    actions: tuple[Action, ...] = ()
+    missing: tuple[str, ...] = ()
+    would_evict: tuple[str, ...] = field(default=())
+
+
+def gate_is_open(instance: InstanceView, attribute: str) -> bool:
+    """True when the instance carries `<attribute>=open`."""
+    return instance.attributes.get(attribute) == GATE_OPEN
+
+
+def seconds_since_registration(instance: InstanceView, now: datetime) -> float:
+    """Age of the container instance (0 when ECS did not say when it registered)."""
+    if instance.registered_at is None:
+        return 0.0
+    return max(0.0, (now - instance.registered_at).total_seconds())
+
+
+def _requirements(daemons: Sequence[ServiceView], task_defs: Mapping[str, TaskDefinitionView]) -> Resources:
+    need = Resources()
+    for svc in daemons:
+        td = task_defs.get(svc.task_definition_arn)
+        if td is not None:
+            need = need + td.requirements
+    return need
+
+
+def _free(instance: InstanceView, tasks: Sequence[TaskView]) -> Resources:
+    """Room left once tasks already stopping have gone (their reservations come back)."""
+    free = instance.remaining
+    for task in tasks:
+        if task.stopping and task.last_status != "STOPPED":
+            free = Resources(free.cpu + task.requirements.cpu, free.memory + task.requirements.memory,
+                             free.ports | task.requirements.ports)
+    return free
+
+
+def plan_placement(state: PlacementState, policy: PlacementPolicy) -> PlacementPlan:
+    """Decide what one instance needs so that every eligible daemon runs on it."""
+    instance = state.instance
+    if instance.status != "ACTIVE" or not instance.agent_connected:
+        return PlacementPlan("skip", f"instance is {instance.status}"
+                             + ("" if instance.agent_connected else " with its agent disconnected"))
+    gate_mode = policy.mode is PlacementMode.GATE
+    gate_open = gate_is_open(instance, policy.gate_attribute)
+    missing = missing_daemons(instance, state.eligibility.eligible, state.tasks)
+    running = {t.group for t in state.tasks if t.last_status == "RUNNING" and not t.stopping}
+    not_running = tuple(s.name for s in state.eligibility.eligible if s.group not in running)
+    if not not_running:
+        if gate_mode and not gate_open:
+            return PlacementPlan("open-gate", "every eligible daemon is RUNNING",
+                                 (OpenGate(instance.arn, policy.gate_attribute),))
+        return PlacementPlan("complete", "every eligible daemon is RUNNING")
+    missing_names = tuple(s.name for s in missing)
+    if gate_mode and not gate_open:
+        age = seconds_since_registration(instance, state.now)
+        if age >= policy.gate_timeout_s:
+            return PlacementPlan("gate-failed-open",
+                                 f"gate shut {age:.0f}s >= {policy.gate_timeout_s}s with "
+                                 f"{', '.join(not_running)} not RUNNING; opening so capacity is not starved",
+                                 (OpenGate(instance.arn, policy.gate_attribute),), not_running)
+        return PlacementPlan("gate-shut", f"waiting for {', '.join(not_running)} to run", (), not_running)
+    if not missing:
+        return PlacementPlan("wait", f"{', '.join(not_running)} starting", (), not_running)
+    need = _requirements(missing, state.task_defs)
+    free = _free(instance, state.tasks)
+    if fits(need, free):
+        return PlacementPlan("wait-for-ecs", f"{', '.join(missing_names)} fit; ECS places daemons", (),
+                             not_running)
+    plan = choose_evictions(need, instance, state.tasks, state.services, state.budget_left)
+    if not plan.feasible:
+        return PlacementPlan("blocked", f"{', '.join(missing_names)} cannot get room: {plan.reason}", (),
+                             not_running)
+    victims = tuple(t.arn for t in plan.victims)
+    if not victims:
+        return PlacementPlan("wait-for-ecs", f"{', '.join(missing_names)} fit once stopping tasks end", (),
+                             not_running)
+    reason = f"make room for {', '.join(missing_names)}: {plan.reason}"
+    if policy.mode is PlacementMode.OBSERVE:
+        return PlacementPlan("would-evict", reason, (), not_running, victims)
+    return PlacementPlan("evict", reason, (StopTasks(victims, f"daemon-guard: {reason}"[:255]),), not_running,
+                         victims)
