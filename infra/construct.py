@@ -185,7 +185,8 @@ class DaemonGuard(Construct):
             "STATE_TABLE": self.table.table_name,
             "DRAIN_FUNCTION": aliases["drain"],
             "LAUNCH_GATE_FUNCTION": aliases["launch-gate"],
-            "POWERTOOLS_SERVICE_NAME": "daemon-guard",
+            # No POWERTOOLS_SERVICE_NAME: Powertools would add a `service` dimension to every metric,
+            # and the dashboard and alarms read exactly {Cluster, ...}. The Logger names its service in code.
             "POWERTOOLS_METRICS_NAMESPACE": NAMESPACE,
         }
         code = lambda_asset(self, source_dir=props.lambdas_dir, install=props.install_dependencies)
@@ -214,13 +215,16 @@ class DaemonGuard(Construct):
                 or cdk.Duration.seconds(max(config.gate_timeout_s, longest_launch_heartbeat)).plus(WORKFLOW_MARGIN),
                 durable_retention=props.workflow_retention),
         }
-        async_options: dict[str, Any] = {"dead_letter_queue": self.dlq, "max_event_age": props.event_max_age}
+        # EventBridge invokes the intake and the reconciler asynchronously: what still fails after the
+        # retries lands in the DLQ (alarmed). Workflow executions report through durable execution state.
+        async_retries = {"intake": 2, "reconciler": 0}
         self.functions: dict[str, GuardFunction] = {
             key: GuardFunction(
                 self, "".join(p.title() for p in key.split("-")), spec=spec, function_name=names[key], code=code,
                 layers=[layer], environment=environment, log_retention=props.log_retention,
-                **(dict(async_options, async_retry_attempts=2 if key == "intake" else 0)
-                   if key in ("intake", "reconciler") else {}),
+                dead_letter_queue=self.dlq if key in async_retries else None,
+                async_retry_attempts=async_retries.get(key),
+                max_event_age=props.event_max_age if key in async_retries else None,
             )
             for key, spec in specs.items()
         }

@@ -17,16 +17,20 @@ from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
-from daemon_guard.core.config import Config
+from daemon_guard.core.config import LAUNCH_HOOK_NAME, TERMINATE_HOOK_NAME, Config
+from daemon_guard.core.patterns import event_patterns
 
-LAUNCH_HOOK_NAME = "daemon-guard-launch"
-TERMINATE_HOOK_NAME = "daemon-guard-terminate"
+DESCRIPTIONS = {
+    "container-instance": "ECS container instances of the managed clusters changed state",
+    "task": "ECS tasks of the managed clusters became PENDING, RUNNING or STOPPED",
+    "placement-failure": "ECS could not place a task in a managed cluster",
+    "launch-lifecycle": "an instance of a managed ASG waits on the daemon-guard launch hook",
+    "terminate-lifecycle": "an instance of a managed ASG waits on the daemon-guard terminate hook",
+    "spot-interruption": "EC2 Spot interruption warning (the intake keeps managed instances)",
+    "rebalance": "EC2 rebalance recommendation (the intake keeps managed instances)",
+}
 LAUNCHING = "autoscaling:EC2_INSTANCE_LAUNCHING"
 TERMINATING = "autoscaling:EC2_INSTANCE_TERMINATING"
-# Task states the workflows and the placement reflex act on: a daemon RUNNING (gates, coverage)
-# and a task STOPPED (wakes a drain waiting on its tier).
-TASK_STATES = ("RUNNING", "STOPPED")
-PLACEMENT_FAILURE = "SERVICE_TASK_PLACEMENT_FAILURE"
 
 
 def cluster_arn(scope: Construct, name: str) -> str:
@@ -61,37 +65,13 @@ class DaemonGuardRules(Construct):
         super().__init__(scope, construct_id)
         config = props.config
         self._props = props
-        clusters = [cluster_arn(self, c.name) for c in config.clusters]
-        launch_groups = sorted(g.name for c in config.clusters for g in c.groups if g.launch_hook)
-        terminate_groups = sorted(g.name for c in config.clusters for g in c.groups if g.terminate_hook)
         self.rules: dict[str, events.Rule] = {}
 
-        self._rule("container-instance", "ECS container instances of the managed clusters changed state",
-                   events.EventPattern(source=["aws.ecs"], detail_type=["ECS Container Instance State Change"],
-                                       detail={"clusterArn": clusters}))
-        self._rule("task", "ECS tasks of the managed clusters reached RUNNING or STOPPED",
-                   events.EventPattern(source=["aws.ecs"], detail_type=["ECS Task State Change"],
-                                       detail={"clusterArn": clusters, "lastStatus": list(TASK_STATES)}))
-        self._rule("placement-failure", "ECS could not place a task in a managed cluster",
-                   events.EventPattern(source=["aws.ecs"], detail_type=["ECS Service Action"],
-                                       detail={"clusterArn": clusters, "eventName": [PLACEMENT_FAILURE]}))
-        if launch_groups:
-            self._rule("launch-lifecycle", "an instance of a managed ASG waits on the daemon-guard launch hook",
-                       events.EventPattern(source=["aws.autoscaling"],
-                                           detail_type=["EC2 Instance-launch Lifecycle Action"],
-                                           detail={"AutoScalingGroupName": launch_groups,
-                                                   "LifecycleHookName": [LAUNCH_HOOK_NAME]}))
-        if terminate_groups:
-            self._rule("terminate-lifecycle",
-                       "an instance of a managed ASG waits on the daemon-guard terminate hook",
-                       events.EventPattern(source=["aws.autoscaling"],
-                                           detail_type=["EC2 Instance-terminate Lifecycle Action"],
-                                           detail={"AutoScalingGroupName": terminate_groups,
-                                                   "LifecycleHookName": [TERMINATE_HOOK_NAME]}))
-        self._rule("spot-interruption", "EC2 Spot interruption warning (the intake keeps managed instances)",
-                   events.EventPattern(source=["aws.ec2"], detail_type=["EC2 Spot Instance Interruption Warning"]))
-        self._rule("rebalance", "EC2 rebalance recommendation (the intake keeps managed instances)",
-                   events.EventPattern(source=["aws.ec2"], detail_type=["EC2 Instance Rebalance Recommendation"]))
+        stack = cdk.Stack.of(self)
+        patterns = event_patterns(config, partition=stack.partition, region=stack.region, account=stack.account)
+        for key, pattern in patterns.items():
+            self._rule(key, DESCRIPTIONS[key], events.EventPattern(
+                source=pattern["source"], detail_type=pattern["detail-type"], detail=pattern.get("detail")))
 
         self.schedule = events.Rule(
             self, "Reconcile",

@@ -9,6 +9,7 @@ warns, then EC2 terminates the instance 120 s later whatever the hooks say.
 
 from __future__ import annotations
 
+import functools
 import math
 import random
 import uuid
@@ -165,7 +166,7 @@ class AutoScalingSim:
             self._count += 1
             instance_id = f"i-{self.rng.getrandbits(40):010x}{self._count:07x}"
             ids.append(instance_id)
-            self.clock.after(i * spacing_s, lambda iid=instance_id: self._launch(group_name, iid))
+            self.clock.after(i * spacing_s, functools.partial(self._launch, group_name, instance_id))
         return ids
 
     def _launch(self, group_name: str, instance_id: str, from_warm_pool: bool = False) -> None:
@@ -310,7 +311,7 @@ class AutoScalingSim:
                     next_batch()
 
             for iid in sorted(waiting):
-                self._watch_in_service(group, iid, lambda iid=iid: ready(iid))
+                self._watch_in_service(group, iid, functools.partial(ready, iid))
 
         next_batch()
 

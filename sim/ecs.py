@@ -321,6 +321,7 @@ class EcsSim:
         inst.status = status
         inst.version += 1
         inst.daemons_only_since = None
+        self._capacity_changed()  # an instance back to ACTIVE is room again for services that failed to place
         if status == "DRAINING":
             for t in self._tasks_on(inst):
                 if t.service_name and t.last_status in ("PROVISIONING", "PENDING") \

@@ -17,7 +17,7 @@ from sim.clock import Clock
 from sim.ecs import EcsParams, EcsSim, SimInstance, SimService, SimTask
 from sim.ecs_api import ApiFaults, EcsApi
 from sim.eventbridge import EventBus, FaultPlan
-from sim.wire import CallLog, make_client
+from sim.wire import Backend, CallLog, make_client
 
 
 def stream(seed: int, name: str) -> random.Random:
@@ -61,7 +61,8 @@ class World:
     # ---- clients --------------------------------------------------------------------------------
     def client(self, service: str, *, adaptive: bool = False) -> Any:
         """A boto3 client answered by this world (ECS and Auto Scaling), with retries as configured."""
-        backend = {"ecs": self.ecs_api, "autoscaling": self.asg}[service]
+        backends: dict[str, Backend] = {"ecs": self.ecs_api, "autoscaling": self.asg}
+        backend = backends[service]
         retries = {"mode": "standard", "total_max_attempts": 8} if adaptive else None
         return make_client(service, backend, self.region, retries, call_log=self.call_log,
                            backoff=lambda _delay: None)

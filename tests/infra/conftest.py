@@ -11,10 +11,10 @@ from typing import Any
 os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 
-import aws_cdk as cdk  # noqa: E402
-from aws_cdk.assertions import Template  # noqa: E402
+import aws_cdk as cdk
+from aws_cdk.assertions import Template
 
-from infra.app import build_app  # noqa: E402
+from infra.app import build_app
 
 REPO = Path(__file__).resolve().parents[2]
 

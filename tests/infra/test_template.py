@@ -14,7 +14,7 @@ from infra.construct import DRAIN_HANDLER, INTAKE_HANDLER, LAUNCH_GATE_HANDLER, 
 from infra.functions import POWERTOOLS_LAYER_PARAMETER
 from infra.observability import metrics_named_by_dashboard
 from infra.permissions import ECS_MUTATING_ACTIONS, LIFECYCLE_ACTIONS
-from infra.rules import LAUNCH_HOOK_NAME, TERMINATE_HOOK_NAME
+from daemon_guard.core.config import LAUNCH_HOOK_NAME, TERMINATE_HOOK_NAME
 from tests.infra.conftest import as_list, render, statements, synth
 
 CONFIG: dict[str, Any] = {
@@ -60,7 +60,8 @@ def rule_by_detail_type(raw: dict[str, Any], detail_type: str) -> dict[str, Any]
     found = [r for r in resources(raw, "AWS::Events::Rule").values()
              if detail_type in r["Properties"].get("EventPattern", {}).get("detail-type", [])]
     assert len(found) == 1, detail_type
-    return found[0]["Properties"]
+    properties: dict[str, Any] = found[0]["Properties"]
+    return properties
 
 
 def logical_id_of_handler(raw: dict[str, Any], handler: str) -> str:
@@ -100,7 +101,8 @@ def test_lifecycle_rules_match_the_groups_with_that_hook_and_our_hook_name(raw: 
 @pytest.mark.parametrize("detail_type", ["EC2 Spot Instance Interruption Warning",
                                          "EC2 Instance Rebalance Recommendation"])
 def test_spot_rules_match_the_event_type_from_ec2(raw: dict[str, Any], detail_type: str) -> None:
-    assert rule_by_detail_type(raw, detail_type)["EventPattern"] == {"source": ["aws.ec2"], "detail-type": [detail_type]}
+    pattern = rule_by_detail_type(raw, detail_type)["EventPattern"]
+    assert pattern == {"source": ["aws.ec2"], "detail-type": [detail_type]}
 
 
 def test_every_rule_targets_the_intake_alias_with_dlq_retries_and_max_age(raw: dict[str, Any]) -> None:
@@ -173,7 +175,7 @@ def test_functions_receive_the_validated_config_and_the_workflow_aliases(raw: di
     for fn in resources(raw, "AWS::Lambda::Function").values():
         env = fn["Properties"]["Environment"]["Variables"]
         assert json.loads(env["DAEMON_GUARD_CONFIG"])["clusters"][0]["name"] == "prod"
-        assert env["POWERTOOLS_SERVICE_NAME"] == "daemon-guard"
+        assert "POWERTOOLS_SERVICE_NAME" not in env  # it would add a `service` dimension to every metric
         assert env["POWERTOOLS_METRICS_NAMESPACE"] == NAMESPACE
         assert "Ref" in env["STATE_TABLE"]
         assert render(env["DRAIN_FUNCTION"]).endswith("-drain:live")

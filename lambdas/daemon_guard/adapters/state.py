@@ -158,6 +158,19 @@ class StateStore:
                                 UpdateExpression="SET callbackId = :c",
                                 ExpressionAttributeValues={":c": _s(callback_id)})
 
+    def register_wake(self, kind: str, container_instance_arn: str, callback_id: str, now_epoch: float) -> None:
+        """Say which callback wakes the `kind` workflow waiting on a container instance."""
+        self.client.put_item(TableName=self.table, Item={
+            "pk": _s(f"wake-{kind}#{container_instance_arn}"), "sk": _s("wake"), "callbackId": _s(callback_id),
+            "expiresAt": _n(int(now_epoch) + DAY_S)})
+
+    def wake_target(self, kind: str, container_instance_arn: str) -> str | None:
+        """The callback id a `kind` workflow on the instance waits on, if any."""
+        resp = self.client.get_item(TableName=self.table,
+                                    Key={"pk": _s(f"wake-{kind}#{container_instance_arn}"), "sk": _s("wake")})
+        item = resp.get("Item")
+        return item["callbackId"]["S"] if item else None
+
     def release_workflow(self, kind: str, instance_id: str) -> None:
         """Forget the claim once the workflow has finished."""
         self.client.delete_item(TableName=self.table, Key={"pk": _s(f"{kind}#{instance_id}"), "sk": _s(kind)})

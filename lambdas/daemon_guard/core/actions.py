@@ -53,3 +53,23 @@ class RecordHeartbeat:
 
 
 Action = StopTasks | OpenGate | SetDraining | CompleteLifecycle | RecordHeartbeat
+
+
+@dataclass(frozen=True)
+class StartWorkflow:
+    """Invoke a durable workflow by qualified ARN with an execution name (idempotent start)."""
+
+    workflow: Literal["drain", "launch-gate"]
+    execution_name: str
+    payload: tuple[tuple[str, str | float | None], ...]
+
+
+@dataclass(frozen=True)
+class WakeWorkflow:
+    """SendDurableExecutionCallbackSuccess to a waiting workflow."""
+
+    callback_id: str
+    reason: str
+
+
+AnyAction = Action | StartWorkflow | WakeWorkflow

@@ -42,6 +42,8 @@ class SpotPolicy(str, Enum):
 
 
 DRAIN_TIER_TAG = "daemon-guard:drain-tier"
+LAUNCH_HOOK_NAME = "daemon-guard-launch"
+TERMINATE_HOOK_NAME = "daemon-guard-terminate"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-/]{0,254}$")
 _ATTRIBUTE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
 

@@ -94,6 +94,17 @@ def _free(instance: InstanceView, tasks: Sequence[TaskView]) -> Resources:
     return free
 
 
+def needs_eviction_inputs(state: PlacementState, policy: PlacementPolicy) -> bool:
+    """True when the plan may evict, so the edge must load services, protection and budgets first."""
+    instance = state.instance
+    if instance.status != "ACTIVE" or not instance.agent_connected:
+        return False
+    if policy.mode is PlacementMode.GATE and not gate_is_open(instance, policy.gate_attribute):
+        return False
+    missing = missing_daemons(instance, state.eligibility.eligible, state.tasks)
+    return bool(missing) and not fits(_requirements(missing, state.task_defs), _free(instance, state.tasks))
+
+
 def plan_placement(state: PlacementState, policy: PlacementPolicy) -> PlacementPlan:
     """Decide what one instance needs so that every eligible daemon runs on it."""
     instance = state.instance

@@ -1,0 +1,144 @@
+"""The reconciler (scheduled): audit every instance, repair what events missed, emit coverage.
+
+Events are at-least-once and can be late or lost; this is what makes the guarantee hold anyway.
+Per cluster and run, its reads are bounded by the number of instances and daemon tasks, not by the
+number of app tasks: ListContainerInstances + DescribeContainerInstances (100 per call), and per
+daemon service ListTasks(serviceName) + DescribeTasks (100 per call). On a 2,000-instance cluster
+with three daemons that is about 160 calls, inside ECS's cluster-read budget (100 burst, 20/s).
+Only instances that look wrong (a daemon missing, a gate shut past its timeout) get the full
+per-instance reflex. It also finds lifecycle actions left waiting with no workflow (a lost event)
+and starts the workflow that completes them.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from daemon_guard.core import metrics as m
+from daemon_guard.core.config import LAUNCH_HOOK_NAME, TERMINATE_HOOK_NAME, PlacementMode
+from daemon_guard.core.eligibility import eligible_daemons
+from daemon_guard.core.placement import gate_is_open, seconds_since_registration
+from daemon_guard.handlers.reflex import check_instance
+from daemon_guard.handlers.runtime import Runtime, get_runtime, logger
+
+
+@dataclass
+class ReconcileSummary:
+    """What one audit of one cluster found and did."""
+
+    cluster: str
+    instances: int = 0
+    eligible_slots: int = 0
+    running_slots: int = 0
+    draining: int = 0
+    repaired: int = 0
+    workflows_started: int = 0
+    actions: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def coverage(self) -> float:
+        """Share of eligible daemon slots with a RUNNING task, in percent."""
+        return 100.0 if self.eligible_slots == 0 else 100.0 * self.running_slots / self.eligible_slots
+
+
+def reconcile_cluster(rt: Runtime, cluster: str) -> ReconcileSummary:
+    """Audit one cluster: coverage, repairs, stuck gates."""
+    ecs = rt.cluster(cluster)
+    summary = ReconcileSummary(cluster)
+    daemons = ecs.daemon_services(refresh=True)
+    running_on: dict[str, set[str]] = defaultdict(set)
+    for svc in daemons:
+        arns: list[str] = []
+        for page in ecs.client.get_paginator("list_tasks").paginate(
+                cluster=cluster, serviceName=svc.name, desiredStatus="RUNNING", maxResults=100):
+            arns.extend(page.get("taskArns", []))
+        for task in ecs.tasks(arns):
+            if task.last_status == "RUNNING" and not task.stopping:
+                running_on[task.container_instance_arn].add(task.group)
+    active = ecs.instances(ecs.instance_arns(status="ACTIVE"))
+    summary.draining = len(ecs.instance_arns(status="DRAINING"))
+    gate_mode = rt.config.placement_mode is PlacementMode.GATE
+    now = rt.now()
+    for instance in active:
+        if not instance.agent_connected:
+            continue
+        summary.instances += 1
+        groups = running_on.get(instance.arn, set())
+        eligible = eligible_daemons(instance, daemons, ecs.known_task_definitions, groups).eligible
+        running = sum(1 for s in eligible if s.group in groups)
+        summary.eligible_slots += len(eligible)
+        summary.running_slots += running
+        gate_stuck = gate_mode and not gate_is_open(instance, rt.config.gate_attribute) and (
+            running == len(eligible) or seconds_since_registration(instance, now) >= rt.config.gate_timeout_s)
+        if running < len(eligible) or gate_stuck:
+            outcome = check_instance(rt, cluster, instance, daemons=daemons)
+            if outcome.plan.actions:
+                summary.repaired += 1
+                summary.actions.extend(outcome.as_dict()["actions"])
+    rt.metrics.emit(m.DAEMON_COVERAGE, summary.coverage, cluster)
+    rt.metrics.emit(m.MISSING_DAEMON_TASKS, summary.eligible_slots - summary.running_slots, cluster)
+    rt.metrics.emit(m.DRAINS_IN_PROGRESS, summary.draining, cluster)
+    _restart_lost_lifecycle_actions(rt, cluster, summary)
+    return summary
+
+
+def _restart_lost_lifecycle_actions(rt: Runtime, cluster: str, summary: ReconcileSummary) -> None:
+    """Start the workflow for any managed lifecycle action waiting without one (its event was lost)."""
+    from daemon_guard.handlers.intake import _drain, _launch_gate  # one start path for events and repairs
+
+    managed = next(c for c in rt.config.clusters if c.name == cluster)
+    names = [g.name for g in managed.groups if g.terminate_hook or g.launch_hook]
+    if not names or rt.state is None:
+        return
+    stuck = 0
+    resp = rt.autoscaling_client.describe_auto_scaling_groups(AutoScalingGroupNames=names)
+    for group in resp.get("AutoScalingGroups", []):
+        for inst in group.get("Instances", []):
+            state = inst.get("LifecycleState", "")
+            kind = "drain" if state == "Terminating:Wait" else "gate" if state == "Pending:Wait" else None
+            if kind is None or rt.state.workflow(kind, inst["InstanceId"]) is not None:
+                continue
+            stuck += 1
+            from datetime import UTC, datetime
+
+            from daemon_guard.core.events import LifecycleAction
+            from daemon_guard.core.intake import Route
+
+            lifecycle = LifecycleAction(
+                account="", region="", transition="terminate" if kind == "drain" else "launch",
+                asg_name=group["AutoScalingGroupName"], ec2_instance_id=inst["InstanceId"],
+                hook_name=TERMINATE_HOOK_NAME if kind == "drain" else LAUNCH_HOOK_NAME, token="",
+                origin="AutoScalingGroup" if kind == "drain" else "EC2",
+                destination="EC2" if kind == "drain" else "AutoScalingGroup",
+                event_id=f"reconcile-{inst['InstanceId']}", time=datetime.fromtimestamp(0, UTC))
+            route = Route("drain" if kind == "drain" else "launch-gate", "lifecycle action waiting with no workflow",
+                          cluster, ec2_instance_id=inst["InstanceId"], trigger="lifecycle")
+            result = _drain(route, lifecycle, rt) if kind == "drain" else _launch_gate(route, lifecycle, rt)
+            summary.workflows_started += result["decision"] == "started"
+    if stuck:
+        logger.warning("lifecycle actions waiting without a workflow", extra={"cluster": cluster, "count": stuck})
+    rt.metrics.emit(m.STUCK_LIFECYCLE_ACTIONS, stuck, cluster)
+
+
+def reconcile(rt: Runtime) -> list[ReconcileSummary]:
+    """Audit every managed cluster."""
+    summaries = []
+    for cluster in rt.config.clusters:
+        summary = reconcile_cluster(rt, cluster.name)
+        logger.info("reconciled", extra={"cluster": cluster.name, "coverage": round(summary.coverage, 2),
+                                         "instances": summary.instances, "repaired": summary.repaired,
+                                         "workflows_started": summary.workflows_started})
+        summaries.append(summary)
+    return summaries
+
+
+@logger.inject_lambda_context(log_event=False)
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """Lambda entry point for the schedule rule."""
+    summaries = reconcile(get_runtime())
+    return {"clusters": [{"cluster": s.cluster, "coverage": s.coverage, "repaired": s.repaired}
+                         for s in summaries]}

@@ -1,0 +1,133 @@
+"""The placement reflex at the edge: load one instance's state, plan (core.placement), act, measure.
+
+Used by the intake (on events) and the reconciler (on its audit). Reads: DescribeContainerInstances,
+ListTasks x2, DescribeTasks, the cached daemon list; and only when an eviction may be needed,
+DescribeServices, GetTaskProtection and the eviction budgets. Writes: StopTask or PutAttributes.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from daemon_guard.core import metrics as m
+from daemon_guard.core.actions import OpenGate, StopTasks
+from daemon_guard.core.eligibility import eligible_daemons
+from daemon_guard.core.model import InstanceView, ServiceView, TaskView
+from daemon_guard.core.placement import (
+    PlacementPlan,
+    PlacementPolicy,
+    PlacementState,
+    needs_eviction_inputs,
+    plan_placement,
+    seconds_since_registration,
+)
+from daemon_guard.handlers.runtime import Runtime, logger
+
+
+@dataclass(frozen=True)
+class ReflexOutcome:
+    """What the reflex decided for one instance."""
+
+    instance_arn: str
+    ec2_instance_id: str
+    plan: PlacementPlan
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON form (replay output, logs)."""
+        return {"instance": self.ec2_instance_id or self.instance_arn, "decision": self.plan.decision,
+                "reason": self.plan.reason, "actions": [action_dict(a) for a in self.plan.actions],
+                "missing": list(self.plan.missing)}
+
+
+def action_dict(action: object) -> dict[str, Any]:
+    """An action as JSON: its type and fields."""
+    fields = {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(action).items()}
+    return {"type": type(action).__name__, **fields}
+
+
+def policy_of(rt: Runtime) -> PlacementPolicy:
+    """The configured placement policy."""
+    return PlacementPolicy(rt.config.placement_mode, rt.config.gate_attribute, rt.config.gate_timeout_s)
+
+
+def load_state(rt: Runtime, cluster: str, instance: InstanceView, tasks: Sequence[TaskView] | None = None,
+               daemons: Sequence[ServiceView] | None = None) -> PlacementState:
+    """The instance's placement state, without the eviction inputs."""
+    ecs = rt.cluster(cluster)
+    daemons = daemons if daemons is not None else ecs.daemon_services()
+    tasks = tasks if tasks is not None else ecs.tasks_on(instance.arn)
+    groups = {t.group for t in tasks if not t.stopping}
+    eligibility = eligible_daemons(instance, daemons, ecs.known_task_definitions, groups)
+    for problem in eligibility.invalid:
+        logger.warning("daemon constraint cannot be evaluated", extra={"service": problem.service,
+                                                                       "problem": problem.message})
+    return PlacementState(instance=instance, tasks=tuple(tasks), eligibility=eligibility,
+                          task_defs=ecs.known_task_definitions, services={}, budget_left={}, now=rt.now())
+
+
+def _with_eviction_inputs(rt: Runtime, cluster: str, state: PlacementState) -> PlacementState:
+    ecs = rt.cluster(cluster)
+    replica_names = sorted({t.service_name for t in state.tasks if t.service_name} -
+                           {s.name for s in state.eligibility.eligible})
+    services = {s.name: s for s in ecs.services(replica_names)} if replica_names else {}
+    candidates = [t.arn for t in state.tasks if t.service_name in services and not t.stopping]
+    protected = ecs.protected(candidates) if candidates else set()
+    tasks = tuple(replace(t, protected=True) if t.arn in protected else t for t in state.tasks)
+    window = int(rt.now().timestamp()) // rt.config.eviction_window_s
+    spent = rt.state.budget_spent(cluster, list(services), window) if rt.state else {}
+    budget = {name: max(0, rt.config.eviction_budget_per_service - spent.get(name, 0)) for name in services}
+    return replace(state, tasks=tasks, services=services, budget_left=budget)
+
+
+def check_instance(rt: Runtime, cluster: str, instance: InstanceView, *, trigger_group: str | None = None,
+                   tasks: Sequence[TaskView] | None = None,
+                   daemons: Sequence[ServiceView] | None = None) -> ReflexOutcome:
+    """Plan and (unless dry-run) act for one instance; emit the placement metrics."""
+    policy = policy_of(rt)
+    state = load_state(rt, cluster, instance, tasks, daemons)
+    if needs_eviction_inputs(state, policy):
+        state = _with_eviction_inputs(rt, cluster, state)
+    plan = plan_placement(state, policy)
+    outcome = ReflexOutcome(instance.arn, instance.ec2_instance_id, plan)
+    if plan.decision in ("complete", "open-gate"):
+        rt.complete_instances.add(instance.arn)
+    else:
+        rt.complete_instances.discard(instance.arn)
+    if plan.decision not in ("skip", "complete"):
+        rt.metrics.emit(m.PLACEMENT_DECISIONS, 1, cluster, Mode=policy.mode.value)
+        logger.info("placement decision", extra=outcome.as_dict())
+    if rt.dry_run:
+        return outcome
+    _act(rt, cluster, state, plan)
+    _measure(rt, cluster, state, plan, trigger_group)
+    return outcome
+
+
+def _act(rt: Runtime, cluster: str, state: PlacementState, plan: PlacementPlan) -> None:
+    ecs = rt.cluster(cluster)
+    for action in plan.actions:
+        if isinstance(action, StopTasks):
+            ecs.stop_tasks(action.task_arns, action.reason)
+            by_service = Counter(t.service_name or "" for t in state.tasks if t.arn in set(action.task_arns))
+            if rt.state:
+                window = int(rt.now().timestamp()) // rt.config.eviction_window_s
+                rt.state.spend_budget(cluster, by_service, window, rt.config.eviction_window_s)
+            rt.metrics.emit(m.EVICTIONS, len(action.task_arns), cluster)
+        elif isinstance(action, OpenGate):
+            ecs.put_attribute(action.instance_arn, action.attribute, "open")
+
+
+def _measure(rt: Runtime, cluster: str, state: PlacementState, plan: PlacementPlan, trigger: str | None) -> None:
+    age = seconds_since_registration(state.instance, state.now)
+    if plan.decision == "gate-failed-open":
+        rt.metrics.emit(m.GATES_FAILED_OPEN, 1, cluster)
+    if plan.decision == "open-gate":
+        rt.metrics.emit(m.GATE_OPEN_LATENCY, age, cluster)
+    daemon_groups = {s.group for s in state.eligibility.eligible}
+    completed_by_trigger = trigger in daemon_groups and plan.decision in ("complete", "open-gate")
+    if completed_by_trigger and (rt.state is None or rt.state.first_sighting(
+            f"ttd#{state.instance.arn}", state.now.timestamp())):
+        rt.metrics.emit(m.TIME_TO_DAEMONS, age, cluster)

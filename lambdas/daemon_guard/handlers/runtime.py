@@ -1,0 +1,114 @@
+"""What every entry point needs, built once per Lambda container: config, clients, ports, clock, metrics.
+
+`get_runtime()` builds it from the environment (DAEMON_GUARD_CONFIG, STATE_TABLE, DRAIN_FUNCTION,
+LAUNCH_GATE_FUNCTION) with boto3; the simulator and tests install their own with `set_runtime()`,
+pointing the same code at simulated clients and a simulated clock.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
+
+from daemon_guard.adapters.ecs import EcsCluster
+from daemon_guard.adapters.state import StateStore
+from daemon_guard.adapters.workflows import WorkflowStarter
+from daemon_guard.core.config import Config, parse_config
+from daemon_guard.core.metrics import CLUSTER_DIMENSION, NAMESPACE, MetricSpec
+
+logger = Logger(service="daemon-guard")
+
+
+class MetricsSink(Protocol):
+    """Where metrics go: EMF on stdout in Lambda, a list in tests."""
+
+    def emit(self, spec: MetricSpec, value: float, cluster: str, **dimensions: str) -> None:
+        """Record one value of `spec` for `cluster` (plus the spec's extra dimensions)."""
+
+
+class EmfSink:
+    """Powertools single-metric EMF: each value with exactly its own dimensions."""
+
+    def emit(self, spec: MetricSpec, value: float, cluster: str, **dimensions: str) -> None:
+        """Print one EMF document for this value."""
+        with single_metric(name=spec.name, unit=MetricUnit(spec.unit), value=value, namespace=NAMESPACE) as m:
+            m.add_dimension(name=CLUSTER_DIMENSION, value=cluster)
+            for name in spec.extra_dimensions:
+                m.add_dimension(name=name, value=dimensions.get(name, "none"))
+
+
+@dataclass
+class Runtime:
+    """Ports and settings shared by the handlers and workflows of one Lambda container."""
+
+    config: Config
+    ecs_client: Any
+    autoscaling_client: Any
+    lambda_client: Any | None = None
+    state: StateStore | None = None
+    metrics: MetricsSink = field(default_factory=EmfSink)
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    drain_function: str | None = None
+    launch_gate_function: str | None = None
+    dry_run: bool = False
+    clusters: dict[str, EcsCluster] = field(default_factory=dict)
+    complete_instances: set[str] = field(default_factory=set)
+
+    def cluster(self, name: str) -> EcsCluster:
+        """The ECS port for a managed cluster (kept for the container's life: it caches)."""
+        port = self.clusters.get(name)
+        if port is None:
+            port = self.clusters[name] = EcsCluster(self.ecs_client, name, lambda: self.clock().timestamp())
+        return port
+
+    def now(self) -> datetime:
+        """The current time (simulated in the proving ground)."""
+        return self.clock()
+
+    @property
+    def workflows(self) -> WorkflowStarter | None:
+        """The durable-execution port, when a Lambda client is configured."""
+        return WorkflowStarter(self.lambda_client) if self.lambda_client is not None else None
+
+
+_RUNTIME: Runtime | None = None
+
+
+def set_runtime(runtime: Runtime | None) -> None:
+    """Install the runtime the entry points use (the simulator and tests call this)."""
+    global _RUNTIME  # noqa: PLW0603 - one runtime per Lambda container, by design
+    _RUNTIME = runtime
+
+
+def get_runtime() -> Runtime:
+    """The installed runtime, or one built from the Lambda environment."""
+    global _RUNTIME  # noqa: PLW0603
+    if _RUNTIME is None:
+        _RUNTIME = runtime_from_environment()
+    return _RUNTIME
+
+
+def runtime_from_environment() -> Runtime:
+    """Build clients and ports from the Lambda environment (adaptive retries for ECS)."""
+    import boto3
+    from botocore.config import Config as BotoConfig
+
+    started = time.monotonic()
+    config = parse_config(json.loads(os.environ["DAEMON_GUARD_CONFIG"]))
+    ecs = boto3.client("ecs", config=BotoConfig(retries={"mode": "adaptive", "max_attempts": 10}))
+    autoscaling = boto3.client("autoscaling", config=BotoConfig(retries={"mode": "standard", "max_attempts": 5}))
+    lambda_client = boto3.client("lambda", config=BotoConfig(retries={"mode": "standard", "max_attempts": 5}))
+    table = os.environ.get("STATE_TABLE")
+    state = StateStore(boto3.client("dynamodb"), table) if table else None
+    logger.debug("runtime built", extra={"ms": round((time.monotonic() - started) * 1000, 1)})
+    return Runtime(config=config, ecs_client=ecs, autoscaling_client=autoscaling, lambda_client=lambda_client,
+                   state=state, drain_function=os.environ.get("DRAIN_FUNCTION"),
+                   launch_gate_function=os.environ.get("LAUNCH_GATE_FUNCTION"))
