@@ -614,9 +614,9 @@ class EcsSim:
         if not services:
             return
         draining_by_group: dict[str, list[SimTask]] = defaultdict(list)
-        for inst in self.instances.values():
-            if inst.cluster == cluster and inst.status == "DRAINING":
-                for t in self._tasks_on(inst):
+        for drained in self.instances.values():
+            if drained.cluster == cluster and drained.status == "DRAINING":
+                for t in self._tasks_on(drained):
                     if t.live and t.desired_status == "RUNNING":
                         draining_by_group[t.group].append(t)
         fresh: list[SimInstance] | None = None

@@ -33,11 +33,12 @@ class TokenBucket:
     updated: float = 0.0
 
     def take(self, now: float) -> bool:
-        """Spend one token if there is one."""
+        """Spend one token if there is one (tokens spent by a caller ahead in time stay spent)."""
         if self.tokens < 0:
             self.tokens, self.updated = self.burst, now
-        self.tokens = min(self.burst, self.tokens + (now - self.updated) * self.rate)
-        self.updated = now
+        if now > self.updated:
+            self.tokens = min(self.burst, self.tokens + (now - self.updated) * self.rate)
+            self.updated = now
         if self.tokens >= 1.0:
             self.tokens -= 1.0
             return True
@@ -115,6 +116,8 @@ class EcsApi:
         self.calls: dict[str, int] = {}
         self.throttled = 0
         self.faults_injected = 0
+        # Seconds the current caller has slept in retry backoff: its clock runs ahead of the world's.
+        self.caller_offset = 0.0
         self._ops: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
             "ListContainerInstances": self.list_container_instances,
             "DescribeContainerInstances": self.describe_container_instances,
@@ -134,7 +137,7 @@ class EcsApi:
         if service != "ecs" or handler is None:
             raise UnsupportedOperation(service, operation)
         self.calls[operation] = self.calls.get(operation, 0) + 1
-        now = self.ecs.clock.now
+        now = self.ecs.clock.now + self.caller_offset
         if self.faults.server_error_rate and self.rng.random() < self.faults.server_error_rate:
             self.faults_injected += 1
             raise SimApiError("ServerException", "Service unavailable (injected).", 500)
@@ -170,6 +173,11 @@ class EcsApi:
             out["tags"] = []
         return out
 
+    @staticmethod
+    def container_arn(task: SimTask, name: str) -> str:
+        """The ARN of one of the task's containers, the same in DescribeTasks and in task events."""
+        return f"{task.arn.replace(':task/', ':container/')}/{name}"
+
     def _task_shape(self, task: SimTask) -> dict[str, Any]:
         td = self.ecs.task_defs[task.task_definition]
         inst = self.ecs.instances[task.container_instance]
@@ -181,7 +189,7 @@ class EcsApi:
             "launchType": "EC2", "cpu": str(td.cpu), "memory": str(td.memory), "version": task.version,
             "createdAt": dt(task.created_at), "overrides": {"containerOverrides": []},
             "availabilityZone": inst.attributes.get("ecs.availability-zone") or "us-east-1a",
-            "containers": [{"containerArn": f"{task.arn.replace(':task/', ':container/')}/{c['name']}",
+            "containers": [{"containerArn": self.container_arn(task, c["name"]),
                             "taskArn": task.arn, "name": c["name"], "lastStatus": task.last_status,
                             "networkBindings": [], "cpu": str(c.get("cpu", 0)),
                             **({"memory": str(c["memory"])} if c.get("memory") else {})}

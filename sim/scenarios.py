@@ -30,7 +30,7 @@ class ClusterSpec:
     name: str = "prod"
     asg: str = "prod-asg"
     replica_services: int = 20
-    desired_per_service: int = 1000
+    desired_per_service: int = 8
     gate_attribute: str | None = None
     instance_type: InstanceType = InstanceType()
     min_healthy_percent: int = 50
@@ -64,20 +64,53 @@ def build_cluster(world: World, spec: ClusterSpec) -> None:
 
 @dataclass(frozen=True)
 class ScaleOut:
-    """Launch `launches` instances `spacing_s` apart, then watch for `tail_s`."""
+    """Launch `launches` instances `spacing_s` apart under a replica backlog, then watch for `tail_s`.
+
+    The backlog is what service auto scaling keeps while capacity catches up: every
+    `demand_period_s` each replica service's desired count is set `backlog_per_service` above the
+    tasks it runs, so pending replicas always wait for room and services stay above their
+    minimumHealthyPercent.
+    """
 
     launches: int = 1000
     spacing_s: float = 2.0
     tail_s: float = 120.0
+    backlog_per_service: int = 8
+    demand_period_s: float = 5.0
+    warm_instances: int = 60
+    warmup_s: float = 240.0
+
+    @property
+    def measured_from(self) -> float:
+        """Launches are measured from here on (the warm cluster is in place and busy)."""
+        return self.warmup_s
 
     @property
     def horizon(self) -> float:
         """When the run ends."""
-        return self.launches * self.spacing_s + 60.0 + self.tail_s
+        return self.warmup_s + self.launches * self.spacing_s + 60.0 + self.tail_s
+
+
+def keep_backlog(world: World, cluster: str, backlog: int, period_s: float, until: float) -> None:
+    """Hold each replica service's desired count `backlog` above its live tasks (service auto scaling)."""
+    ecs = world.ecs
+
+    def tick() -> None:
+        for svc in ecs.services.values():
+            if svc.cluster == cluster and svc.strategy == "REPLICA":
+                svc.desired_count = ecs.active[(cluster, f"service:{svc.name}")] + backlog
+        if world.clock.now + period_s <= until:
+            world.clock.after(period_s, tick)
+
+    tick()
 
 
 def run_scale_out(world: World, spec: ClusterSpec, plan: ScaleOut) -> float:
     """Run a scale-out under a replica backlog; returns the horizon (simulated seconds)."""
+    keep_backlog(world, spec.name, plan.backlog_per_service, plan.demand_period_s,
+                 plan.warmup_s + plan.launches * plan.spacing_s + 60.0)
+    world.asg.scale_out(spec.asg, plan.warm_instances, 1.0)
+    world.clock.run_until(plan.warmup_s)
     world.asg.scale_out(spec.asg, plan.launches, plan.spacing_s)
     world.clock.run_until(plan.horizon)
     return plan.horizon

@@ -65,7 +65,15 @@ class World:
         backend = backends[service]
         retries = {"mode": "standard", "total_max_attempts": 8} if adaptive else None
         return make_client(service, backend, self.region, retries, call_log=self.call_log,
-                           backoff=lambda _delay: None)
+                           backoff=self._sleep)
+
+    def _sleep(self, seconds: float) -> None:
+        """A client backing off: its own clock moves on (the world's stays, no other event interleaves)."""
+        self.ecs_api.caller_offset += seconds
+
+    def begin_invocation(self) -> None:
+        """A new caller starts at the world's time."""
+        self.ecs_api.caller_offset = 0.0
 
     # ---- events ---------------------------------------------------------------------------------
     def _common(self) -> dict[str, Any]:
@@ -93,7 +101,7 @@ class World:
         return shapes.task_state_change(
             **self._common(), cluster_arn=self.ecs.cluster_arn(task.cluster), task_arn=task.arn,
             task_definition_arn=task.task_definition, container_instance_arn=task.container_instance,
-            containers=[shapes.TaskContainer(c["name"], f"{task.arn}/{c['name']}", task.last_status)
+            containers=[shapes.TaskContainer(c["name"], self.ecs_api.container_arn(task, c["name"]), task.last_status)
                         for c in td.containers],
             last_status=task.last_status, desired_status=task.desired_status, group=task.group,
             started_by=task.started_by, version=task.version, created_at=dt(task.created_at),

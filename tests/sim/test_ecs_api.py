@@ -62,6 +62,7 @@ def _all_task_arns(busy: Busy) -> list[str]:
     ({"filter": "attribute:ecs.availability-zone in [us-east-1b, us-east-1c]"}, [1, 2]),
     ({"filter": "attribute:ecs.availability-zone != us-east-1a", "status": "ACTIVE"}, [1]),
     ({"filter": "attribute:gate !exists"}, [1, 2]),
+    ({"filter": "task:group == service:worker"}, [0]),
 ])
 def test_list_container_instances_honours_filter_and_status(
         busy: Busy, params: dict[str, str], expected: list[int]) -> None:
@@ -74,7 +75,8 @@ def test_list_container_instances_honours_filter_and_status(
 
 def test_list_container_instances_rejects_a_malformed_filter(busy: Busy) -> None:
     # GIVEN / WHEN a filter that is not cluster query language / THEN ECS's error
-    code, _ = _error(lambda: _ecs(busy).list_container_instances(cluster=CLUSTER, filter="attribute:gate == open and ("))
+    malformed = "attribute:gate == open and ("
+    code, _ = _error(lambda: _ecs(busy).list_container_instances(cluster=CLUSTER, filter=malformed))
     assert code == "InvalidParameterException"
 
 

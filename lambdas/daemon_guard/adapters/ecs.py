@@ -156,14 +156,13 @@ class EcsCluster:
             arns = self.instance_arns(status="DRAINING", query=f"ec2InstanceId == {ec2_instance_id}")
         return self.instance(arns[0]) if arns else None
 
-    def task_arns_on(self, instance_arn: str, include_stopping: bool = True) -> list[str]:
-        """ListTasks on an instance: desired RUNNING, plus (optionally) desired STOPPED."""
+    def task_arns_on(self, instance_arn: str, desired: str | None = None) -> list[str]:
+        """ListTasks on an instance by desired status; by default both RUNNING and STOPPED (stopping)."""
         arns: list[str] = []
-        statuses = ("RUNNING", "STOPPED") if include_stopping else ("RUNNING",)
-        for desired in statuses:
+        for desired_status in (desired,) if desired else ("RUNNING", "STOPPED"):
             paginator = self.client.get_paginator("list_tasks")
             for page in paginator.paginate(cluster=self.cluster, containerInstance=instance_arn,
-                                           desiredStatus=desired, maxResults=100):
+                                           desiredStatus=desired_status, maxResults=100):
                 arns.extend(page.get("taskArns", []))
         return arns
 
@@ -257,3 +256,14 @@ class EcsCluster:
                 cluster=self.cluster, containerInstances=list(batch), status="DRAINING")
             failed.extend(f.get("arn", "") for f in resp.get("failures", []))
         return failed
+
+
+def stop_durations(client: ECSClient, cluster: str, task_arns: Sequence[str]) -> dict[str, float]:
+    """Seconds from stoppingAt to stoppedAt for tasks that have STOPPED (DescribeTasks, 100 per call)."""
+    out: dict[str, float] = {}
+    for batch in chunks(list(task_arns), 100):
+        for raw in client.describe_tasks(cluster=cluster, tasks=list(batch)).get("tasks", []):
+            stopping, stopped = raw.get("stoppingAt"), raw.get("stoppedAt")
+            if isinstance(stopping, datetime) and isinstance(stopped, datetime):
+                out[raw["taskArn"]] = max(0.0, (stopped - stopping).total_seconds())
+    return out

@@ -84,6 +84,7 @@ class Config:
     placement_mode: PlacementMode = PlacementMode.PREEMPT
     gate_attribute: str = "daemon-guard.gate"
     gate_timeout_s: int = 120
+    launch_gate_timeout_s: int = 600
     drain_tiers: tuple[DrainTier, ...] = (DrainTier("daemons"),)
     drain_deadline_s: int = 900
     tier_deadline_s: int = 300
@@ -130,7 +131,7 @@ _KNOWN_KEYS = {
     "clusters", "placementMode", "gateAttribute", "gateTimeoutSeconds", "drainTiers",
     "drainDeadlineSeconds", "tierDeadlineSeconds", "standaloneTaskPolicy", "standaloneWaitSeconds",
     "spot", "rebalance", "reconcilePeriodMinutes", "evictionBudgetPerService",
-    "evictionWindowSeconds", "alarmEmail", "alarmTopicArn",
+    "evictionWindowSeconds", "alarmEmail", "alarmTopicArn", "launchGateTimeoutSeconds",
 }
 _GROUP_KEYS = {"name", "launchHook", "terminateHook", "launchTimeoutResult",
                "coexistWithManagedDraining", "heartbeatTimeoutSeconds"}
@@ -251,6 +252,7 @@ def parse_config(doc: Any) -> Config:
         placement_mode=_enum(doc, "placementMode", PlacementMode, PlacementMode.PREEMPT),
         gate_attribute=gate_attribute,
         gate_timeout_s=_int(doc, "gateTimeoutSeconds", 120, 10, 3600),
+        launch_gate_timeout_s=_int(doc, "launchGateTimeoutSeconds", 600, 60, 7200),
         drain_tiers=_parse_tiers(doc.get("drainTiers", [{"name": "daemons"}])),
         drain_deadline_s=deadline,
         tier_deadline_s=tier_deadline,

@@ -16,7 +16,14 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from daemon_guard.core import metrics as m
 from daemon_guard.core.actions import CompleteLifecycle, StartWorkflow, WakeWorkflow
 from daemon_guard.core.config import LAUNCH_HOOK_NAME, SpotPolicy
-from daemon_guard.core.events import GuardEvent, LifecycleAction, Malformed, SpotInterruption, TaskChanged
+from daemon_guard.core.events import (
+    GuardEvent,
+    LifecycleAction,
+    Malformed,
+    ServiceAction,
+    SpotInterruption,
+    TaskChanged,
+)
 from daemon_guard.core.intake import Route, route
 from daemon_guard.handlers.parsing import parse_event
 from daemon_guard.handlers.reflex import action_dict, check_instance
@@ -51,6 +58,10 @@ def handle(raw: object, rt: Runtime) -> dict[str, Any]:
             not rt.state.first_sighting(r.dedupe_key, rt.now().timestamp()):
         rt.metrics.emit(m.DUPLICATE_EVENTS, 1, r.cluster or "unknown")
         return _decision(r, "duplicate", f"already handled {r.dedupe_key}")
+    if isinstance(event, ServiceAction) and r.cluster is not None:
+        service = (event.service_arn or "").rsplit("/", 1)[-1]
+        if service not in {s.name for s in rt.cluster(r.cluster).daemon_services()}:
+            return _decision(r, "ignored", f"{service} is not a daemon service: ECS retries replicas itself")
     if r.kind == "placement":
         return _placement(r, event, rt)
     if r.kind == "wake":
@@ -74,6 +85,14 @@ def _placement(r: Route, event: GuardEvent, rt: Runtime) -> dict[str, Any]:
     is_daemon_event = trigger is not None and trigger in {s.group for s in daemons}
     if isinstance(event, TaskChanged) and not is_daemon_event and r.instance_arns[0] in rt.complete_instances:
         return _decision(r, "complete", "instance already runs every eligible daemon", r.instance_arns[0])
+    if isinstance(event, TaskChanged) and is_daemon_event and event.last_status != "RUNNING":
+        return _decision(r, "wait", f"daemon {event.group} {event.last_status}: acting once it runs",
+                         r.instance_arns[0])
+    if is_daemon_event and isinstance(event, TaskChanged) and event.last_status == "RUNNING" \
+            and rt.state is not None and not rt.dry_run and rt.workflows is not None:
+        callback_id = rt.state.wake_target("gate", r.instance_arns[0])
+        if callback_id:
+            rt.workflows.wake(callback_id, r.reason)
     outcomes = []
     for instance in ecs.instances(r.instance_arns):
         outcomes.append(check_instance(rt, r.cluster, instance, trigger_group=trigger, daemons=daemons))

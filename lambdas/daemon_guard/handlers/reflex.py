@@ -58,7 +58,7 @@ def load_state(rt: Runtime, cluster: str, instance: InstanceView, tasks: Sequenc
     """The instance's placement state, without the eviction inputs."""
     ecs = rt.cluster(cluster)
     daemons = daemons if daemons is not None else ecs.daemon_services()
-    tasks = tasks if tasks is not None else ecs.tasks_on(instance.arn)
+    tasks = tasks if tasks is not None else ecs.tasks(ecs.task_arns_on(instance.arn, desired="RUNNING"))
     groups = {t.group for t in tasks if not t.stopping}
     eligibility = eligible_daemons(instance, daemons, ecs.known_task_definitions, groups)
     for problem in eligibility.invalid:
@@ -70,6 +70,10 @@ def load_state(rt: Runtime, cluster: str, instance: InstanceView, tasks: Sequenc
 
 def _with_eviction_inputs(rt: Runtime, cluster: str, state: PlacementState) -> PlacementState:
     ecs = rt.cluster(cluster)
+    # Tasks already stopping count as room about to come back: read them only now that it matters.
+    known = {t.arn for t in state.tasks}
+    stopping = [t for t in ecs.tasks(ecs.task_arns_on(state.instance.arn, desired="STOPPED")) if t.arn not in known]
+    state = replace(state, tasks=(*state.tasks, *stopping))
     replica_names = sorted({t.service_name for t in state.tasks if t.service_name} -
                            {s.name for s in state.eligibility.eligible})
     services = {s.name: s for s in ecs.services(replica_names)} if replica_names else {}

@@ -1,0 +1,167 @@
+"""The drain workflow: a Lambda durable function, one execution per instance drain.
+
+Loop: a checkpointed step observes the instance, plans the next step of the ordered drain
+(`core.drain.plan_drain_step`) and acts; then the workflow waits on a callback that the intake
+completes when a task on the instance STOPS (so it moves on within about a second), with the plan's
+wait as the callback timeout (the polling fallback, heartbeats and deadlines). Completed steps are
+never re-run on replay; a step interrupted by a crash re-observes and re-plans, which repeats no
+effect that matters.
+
+Invoke payload (also the operator's documented request):
+``{"instanceId": "i-...", "cluster": "prod", "trigger": "lifecycle|spot|rebalance|draining|operator",
+"asg": ..., "hook": ..., "token": ..., "deadline": <epoch seconds>}``.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import partial
+from typing import Any
+
+from aws_durable_execution_sdk_python import DurableContext, StepContext, durable_execution
+from aws_durable_execution_sdk_python.config import CallbackConfig, Duration
+from aws_durable_execution_sdk_python.exceptions import CallbackTimeoutError
+
+from daemon_guard.adapters.autoscaling import AutoScaling
+from daemon_guard.adapters.ecs import stop_durations
+from daemon_guard.core import metrics as m
+from daemon_guard.core.actions import CompleteLifecycle, RecordHeartbeat, SetDraining, StopTasks
+from daemon_guard.core.config import tier_of
+from daemon_guard.core.drain import (
+    DrainPolicy,
+    DrainProgress,
+    DrainRequest,
+    DrainView,
+    Lifecycle,
+    plan_drain_step,
+)
+from daemon_guard.handlers.runtime import Runtime, get_runtime, logger
+
+KIND = "drain"
+
+
+def drain_policy(rt: Runtime, request: DrainRequest) -> DrainPolicy:
+    """The configured policy for this drain."""
+    cfg = rt.config
+    group = cfg.group(request.asg) if request.asg else None
+    return DrainPolicy(tier_names=tuple(t.name for t in cfg.drain_tiers), standalone=cfg.standalone_policy,
+                       standalone_wait_s=cfg.standalone_wait_s, drain_deadline_s=cfg.drain_deadline_s,
+                       tier_deadline_s=cfg.tier_deadline_s,
+                       heartbeat_timeout_s=group.heartbeat_timeout_s if group else 0)
+
+
+def observe(rt: Runtime, request: DrainRequest, progress: DrainProgress) -> tuple[DrainView, DrainProgress]:
+    """Read the instance, its tasks, the daemon tiers and the lifecycle action to complete."""
+    ecs = rt.cluster(request.cluster)
+    instance = ecs.instance(progress.instance_arn) if progress.instance_arn else \
+        ecs.instance_by_ec2_id(request.instance_id)
+    if instance is not None and progress.instance_arn is None:
+        progress = DrainProgress.from_dict({**progress.as_dict(), "instance_arn": instance.arn})
+    tasks = ecs.tasks_on(instance.arn) if instance is not None and instance.status != "INACTIVE" else []
+    daemons = ecs.daemon_services()
+    tiers = {s.name: tier_of(s.name, s.tags, rt.config.drain_tiers) for s in daemons}
+    services = {}
+    if progress.phase == "replicas" and not progress.blocked_reported:
+        names = sorted({t.service_name for t in tasks if t.service_name and t.service_name not in tiers})
+        services = {s.name: s for s in ecs.services(names)} if names else {}
+    claim = rt.state.workflow(KIND, request.instance_id) if rt.state else None
+    token = (claim.token if claim else None) or request.token
+    asg = (claim.asg if claim else None) or request.asg
+    hook = (claim.hook if claim else None) or request.hook
+    lifecycle = Lifecycle(asg, hook, token) if asg and hook else None
+    view = DrainView(now=rt.now().timestamp(), instance=instance, tasks=tasks, daemon_tier=tiers,
+                     services=services, lifecycle=lifecycle, deadline_epoch=claim.deadline_epoch if claim else None)
+    return view, progress
+
+
+def drain_tick(rt: Runtime, request: DrainRequest, raw_progress: dict[str, Any], _ctx: StepContext | None = None
+               ) -> dict[str, Any]:
+    """One checkpointed step: observe, plan, act, measure. Returns the new progress and the wait."""
+    progress = DrainProgress.from_dict(raw_progress)
+    view, progress = observe(rt, request, progress)
+    step = plan_drain_step(request, view, progress, drain_policy(rt, request))
+    ecs = rt.cluster(request.cluster)
+    asg = AutoScaling(rt.autoscaling_client)
+    for action in step.actions:
+        if isinstance(action, SetDraining):
+            ecs.set_draining(action.instance_arns)
+        elif isinstance(action, StopTasks):
+            ecs.stop_tasks(action.task_arns, action.reason)
+        elif isinstance(action, RecordHeartbeat):
+            if asg.heartbeat(action):
+                rt.metrics.emit(m.HEARTBEATS_SENT, 1, request.cluster)
+        elif isinstance(action, CompleteLifecycle):
+            completed = asg.complete(action)
+            rt.metrics.emit(m.LIFECYCLE_RESULTS, 1, request.cluster, Result=action.result if completed else "GONE")
+    for note in step.notes:
+        spec = {"deadline-missed": m.DEADLINES_MISSED, "blocked": m.DRAINS_BLOCKED,
+                "ordering-violation": m.ORDERING_VIOLATIONS}.get(note.kind)
+        if spec is not None:
+            rt.metrics.emit(spec, 1, request.cluster)
+        logger.warning("drain note", extra={"instance": request.instance_id, "kind": note.kind, "detail": note.detail})
+    for label, begun, ended in step.progress.phase_times[len(progress.phase_times):]:
+        rt.metrics.emit(m.TIER_DURATION, ended - begun, request.cluster, Tier=label)
+    if step.actions:
+        logger.info("drain step", extra={"instance": request.instance_id, "phase": step.progress.phase,
+                                         "actions": [type(a).__name__ for a in step.actions]})
+    return {"progress": step.progress.as_dict(), "wait_s": step.wait_s}
+
+
+def listen(rt: Runtime, request: DrainRequest, instance_arn: str | None, callback_id: str,
+           _ctx: StepContext | None = None) -> bool:
+    """Record the callback the intake completes when a task on the instance stops."""
+    if rt.state is None:
+        return False
+    rt.state.set_callback(KIND, request.instance_id, callback_id)
+    if instance_arn:
+        rt.state.register_wake(KIND, instance_arn, callback_id, rt.now().timestamp())
+    return True
+
+
+def finish(rt: Runtime, request: DrainRequest, raw_progress: dict[str, Any], _ctx: StepContext | None = None
+           ) -> dict[str, float]:
+    """Measure the drain (duration, overhead above the slowest stop per phase) and release the instance."""
+    progress = DrainProgress.from_dict(raw_progress)
+    ended = progress.completed_at or rt.now().timestamp()
+    duration = ended - progress.started_at
+    durations = stop_durations(rt.ecs_client, request.cluster, [arn for _, arn in progress.phase_tasks])
+    slowest: dict[str, float] = {}
+    for label, arn in progress.phase_tasks:
+        slowest[label] = max(slowest.get(label, 0.0), durations.get(arn, 0.0))
+    overhead = max(0.0, duration - sum(slowest.values()))
+    rt.metrics.emit(m.DRAIN_DURATION, duration, request.cluster)
+    rt.metrics.emit(m.DRAIN_OVERHEAD, overhead, request.cluster)
+    if rt.state is not None:
+        rt.state.release_workflow(KIND, request.instance_id)
+    logger.info("drain finished", extra={"instance": request.instance_id, "seconds": round(duration, 1),
+                                         "overhead": round(overhead, 1), "result": progress.result,
+                                         "deadlines_missed": progress.deadlines_missed})
+    return {"duration": duration, "overhead": overhead}
+
+
+def drain_workflow(event: dict[str, Any], ctx: DurableContext) -> dict[str, Any]:
+    """The durable drain: tick, wait for a wake-up or the plan's timeout, repeat, then finish."""
+    rt = get_runtime()
+    request = DrainRequest.from_payload(event)
+    started = ctx.step(lambda _c: rt.now().timestamp(), name="start")
+    raw: dict[str, Any] = DrainProgress(started_at=started, phase_started_at=started,
+                                        last_progress_at=started).as_dict()
+    n = 0
+    while True:
+        result = ctx.step(partial(drain_tick, rt, request, raw), name=f"tick-{n}")
+        raw = result["progress"]
+        if raw["phase"] == "complete":
+            break
+        callback = ctx.create_callback(
+            name=f"wake-{n}", config=CallbackConfig(timeout=Duration.from_seconds(max(1, math.ceil(result["wait_s"])))))
+        ctx.step(partial(listen, rt, request, raw.get("instance_arn"), callback.callback_id), name=f"listen-{n}")
+        try:
+            callback.result()
+        except CallbackTimeoutError:
+            pass
+        n += 1
+    summary = ctx.step(partial(finish, rt, request, raw), name="finish")
+    return {"instance": request.instance_id, "result": raw.get("result"), **summary}
+
+
+handler = durable_execution(drain_workflow)

@@ -1,0 +1,106 @@
+"""The launch gate workflow: hold an instance in Pending:Wait until it registers and its daemons run.
+
+A durable function started by the intake on a launch lifecycle action of a group with
+``launchHook``. Each checkpointed step looks for the container instance (by EC2 instance id) and
+asks the placement reflex for its state; when every eligible daemon is RUNNING it completes the
+action with CONTINUE. Heartbeats keep the hook alive; past ``launchGateTimeoutSeconds`` the
+group's ``launchTimeoutResult`` (CONTINUE or ABANDON) is applied. The intake wakes it when a
+daemon on the instance starts RUNNING.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import partial
+from typing import Any
+
+from aws_durable_execution_sdk_python import DurableContext, StepContext, durable_execution
+from aws_durable_execution_sdk_python.config import CallbackConfig, Duration
+from aws_durable_execution_sdk_python.exceptions import CallbackTimeoutError
+
+from daemon_guard.adapters.autoscaling import AutoScaling
+from daemon_guard.core import metrics as m
+from daemon_guard.core.actions import CompleteLifecycle, RecordHeartbeat
+from daemon_guard.handlers.reflex import check_instance
+from daemon_guard.handlers.runtime import Runtime, get_runtime, logger
+
+KIND = "gate"
+POLL_S = 10.0
+
+
+def gate_tick(rt: Runtime, payload: dict[str, Any], state: dict[str, Any], _ctx: StepContext | None = None
+              ) -> dict[str, Any]:
+    """Look once: complete on all daemons RUNNING, apply the timeout result, or heartbeat and wait."""
+    state = dict(state)
+    cluster, instance_id = payload["cluster"], payload["instanceId"]
+    group = rt.config.group(payload["asg"])
+    now = rt.now().timestamp()
+    asg = AutoScaling(rt.autoscaling_client)
+    ecs = rt.cluster(cluster)
+    instance = ecs.instance_by_ec2_id(instance_id)
+    result: str | None = None
+    reason = "instance not registered yet"
+    if instance is not None:
+        state["instance_arn"] = instance.arn
+        outcome = check_instance(rt, cluster, instance)
+        reason = outcome.plan.reason
+        if outcome.plan.decision in ("complete", "open-gate") or (
+                outcome.plan.decision == "gate-shut" and not outcome.plan.missing):
+            result = "CONTINUE"
+    if result is None and now - state["started"] >= rt.config.launch_gate_timeout_s:
+        result = group.launch_timeout_result if group else "CONTINUE"
+        reason = f"launch gate timed out after {rt.config.launch_gate_timeout_s}s: {reason}"
+    if result is not None:
+        done = asg.complete(CompleteLifecycle(payload["asg"], payload["hook"], instance_id, payload.get("token"),
+                                              "CONTINUE" if result == "CONTINUE" else "ABANDON"))
+        rt.metrics.emit(m.LIFECYCLE_RESULTS, 1, cluster, Result=result if done else "GONE")
+        logger.info("launch gate completed", extra={"instance": instance_id, "result": result, "reason": reason})
+        return {**state, "done": True, "result": result, "wait_s": 0}
+    heartbeat = group.heartbeat_timeout_s if group else 0
+    if heartbeat and now - state.get("last_heartbeat", state["started"]) >= heartbeat / 2:
+        if asg.heartbeat(RecordHeartbeat(payload["asg"], payload["hook"], instance_id, payload.get("token"))):
+            rt.metrics.emit(m.HEARTBEATS_SENT, 1, cluster)
+        state["last_heartbeat"] = now
+    return {**state, "done": False, "wait_s": POLL_S}
+
+
+def listen(rt: Runtime, state: dict[str, Any], callback_id: str, _ctx: StepContext | None = None) -> bool:
+    """Let the intake wake this gate when a daemon on the instance starts RUNNING."""
+    if rt.state is None or not state.get("instance_arn"):
+        return False
+    rt.state.register_wake(KIND, state["instance_arn"], callback_id, rt.now().timestamp())
+    return True
+
+
+def release(rt: Runtime, instance_id: str, _ctx: StepContext | None = None) -> bool:
+    """Forget the claim on the instance."""
+    if rt.state is not None:
+        rt.state.release_workflow(KIND, instance_id)
+    return True
+
+
+def launch_gate_workflow(event: dict[str, Any], ctx: DurableContext) -> dict[str, Any]:
+    """The durable launch gate."""
+    rt = get_runtime()
+    for key in ("instanceId", "cluster", "asg", "hook"):
+        if not isinstance(event.get(key), str):
+            raise ValueError(f"launch gate payload needs a string '{key}'")
+    state: dict[str, Any] = {"started": ctx.step(lambda _c: rt.now().timestamp(), name="start")}
+    n = 0
+    while True:
+        state = ctx.step(partial(gate_tick, rt, event, state), name=f"tick-{n}")
+        if state["done"]:
+            break
+        callback = ctx.create_callback(
+            name=f"wake-{n}", config=CallbackConfig(timeout=Duration.from_seconds(max(1, math.ceil(state["wait_s"])))))
+        ctx.step(partial(listen, rt, state, callback.callback_id), name=f"listen-{n}")
+        try:
+            callback.result()
+        except CallbackTimeoutError:
+            pass
+        n += 1
+    ctx.step(partial(release, rt, event["instanceId"]), name="release")
+    return {"instance": event["instanceId"], "result": state["result"]}
+
+
+handler = durable_execution(launch_gate_workflow)
