@@ -8,6 +8,7 @@ daemons lose races in ECS).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from sim.autoscaling import InstanceType
@@ -114,3 +115,96 @@ def run_scale_out(world: World, spec: ClusterSpec, plan: ScaleOut) -> float:
     world.asg.scale_out(spec.asg, plan.launches, plan.spacing_s)
     world.clock.run_until(plan.horizon)
     return plan.horizon
+
+
+@dataclass(frozen=True)
+class DrainStory:
+    """A day of terminations on a busy cluster: a scale-in of 100 at once, an instance refresh,
+    another scale-in, Spot interruptions, with standalone batch jobs running throughout."""
+
+    on_demand: int = 250
+    spot: int = 40
+    first_scale_in: int = 100
+    second_scale_in: int = 100
+    spot_interruptions: int = 30
+    refresh: bool = True
+    standalone_jobs: int = 40
+    replica_services: int = 12
+    utilization: float = 0.45
+    horizon_s: float = 4000.0
+
+
+def build_drain_cluster(world: World, story: DrainStory, name: str = "prod") -> tuple[str, str]:
+    """A cluster sized so the survivors can hold the replicas; returns the two group names."""
+    spec = ClusterSpec(name=name, asg=f"{name}-asg", replica_services=story.replica_services, desired_per_service=0)
+    build_cluster(world, spec)
+    world.asg.create_group(f"{name}-spot", name, spec.instance_type, spot=True)
+    replicas = [s for s in world.ecs.services.values() if s.cluster == name and s.strategy == "REPLICA"]
+    # Instances' worth of room each service may use, then tasks by its scarcer resource.
+    share = (story.on_demand + story.spot) * story.utilization / len(replicas)
+    for i, svc in enumerate(replicas):
+        td = world.ecs.task_defs[svc.task_definition]
+        per_task = max(td.cpu / spec.instance_type.cpu, td.memory / spec.instance_type.memory)
+        svc.desired_count = max(2, int(share / per_task))
+        svc.minimum_healthy_percent = 100 if i % 3 == 0 else 50
+    return spec.asg, f"{name}-spot"
+
+
+def run_drain_story(world: World, story: DrainStory, groups: tuple[str, str],
+                    on_start: Callable[[str, str], None]) -> None:
+    """Fill the cluster, then terminate instances every way Auto Scaling and EC2 do.
+
+    `on_start(instance_id, how)` is called when each termination begins (for the measurements).
+    """
+    asg_name, spot_name = groups
+    asg, clock, ecs = world.asg, world.clock, world.ecs
+    asg.scale_out(asg_name, story.on_demand, 0.5)
+    asg.scale_out(spot_name, story.spot, 0.5)
+    cluster = asg.groups[asg_name].cluster
+    job_td = ecs.register_task_definition("batch-job", [{"name": "job", "cpu": 256, "memory": 512}],
+                                          stop_timeout_s=30)
+    rng = world.ecs.rng
+
+    def submit_job() -> None:
+        tasks, _ = ecs.run_task(cluster, job_td, 1, "batch-scheduler", "family:batch-job")
+        for task in tasks:
+            clock.after(rng.uniform(60, 400), lambda t=task: ecs.stop_task(t, "Essential container in task exited",
+                                                                          "EssentialContainerExited"))
+        if clock.now < story.horizon_s - 600:
+            clock.after(story.horizon_s / story.standalone_jobs / 2, submit_job)
+
+    clock.after(200.0, submit_job)
+    clock.run_until(300.0)
+
+    def scale_in(count: int) -> None:
+        for iid in asg.scale_in(asg_name, count):
+            on_start(iid, "scale-in")
+
+    clock.at(400.0, lambda: scale_in(story.first_scale_in))
+    clock.at(700.0, lambda: asg.scale_out(asg_name, story.first_scale_in, 0.5))
+    if story.refresh:
+        clock.at(1000.0, lambda: _refresh(world, asg_name, on_start))
+    clock.at(2600.0, lambda: scale_in(story.second_scale_in))
+    victims = rng.sample(sorted(asg.groups[spot_name].instances), story.spot_interruptions)
+    for i, iid in enumerate(victims):
+        def interrupt(iid: str = iid) -> None:
+            on_start(iid, "spot")
+            asg.spot_interruption(iid)
+        clock.at(1500.0 + i * 20.0, interrupt)
+    clock.run_until(story.horizon_s)
+
+
+def _refresh(world: World, asg_name: str, on_start: Callable[[str, str], None]) -> None:
+    group = world.asg.groups[asg_name]
+    before = {i.instance_id for i in group.instances.values() if i.state == "InService"}
+    world.asg.instance_refresh(asg_name, min_healthy_percentage=90)
+
+    def watch() -> None:
+        for inst in group.instances.values():
+            if inst.instance_id in before and inst.drain_started_at is not None:
+                before.discard(inst.instance_id)
+                on_start(inst.instance_id, "refresh")
+        if before:
+            world.clock.after(1.0, watch)
+
+    watch()

@@ -44,6 +44,8 @@ class World:
     def __init__(self, options: WorldOptions | None = None) -> None:
         self.options = options or WorldOptions()
         seed = self.options.seed
+        # botocore's retry jitter draws from the global generator: seed it so a run repeats exactly.
+        random.seed(f"{seed}:global")
         self.clock = Clock()
         self.ecs = EcsSim(self.clock, stream(seed, "ecs"), self.options.ecs)
         self.asg = AutoScalingSim(self.clock, stream(seed, "asg"), self.ecs, self.options.asg)

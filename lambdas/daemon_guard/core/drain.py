@@ -105,6 +105,7 @@ class DrainProgress:
     heartbeats: int = 0
     deadlines_missed: int = 0
     blocked_reported: bool = False
+    services_checked: bool = False
     forced: bool = False
     violations: tuple[str, ...] = ()
     stop_requested: tuple[str, ...] = ()
@@ -347,6 +348,8 @@ def _blocked(view: DrainView, progress: DrainProgress, remaining: Sequence[TaskV
         progress = replace(progress, last_count=count, last_progress_at=view.now)
     if progress.blocked_reported:
         return progress, []
+    if view.services:
+        progress = replace(progress, services_checked=True)
     stuck = sorted({t.service_name for t in remaining if t.service_name in view.services and
                     view.services[t.service_name].minimum_healthy_percent >= 100 and
                     view.services[t.service_name].maximum_percent <= 100})

@@ -21,6 +21,7 @@ from typing import Any
 from aws_durable_execution_sdk_python import DurableContext, StepContext, durable_execution
 from aws_durable_execution_sdk_python.config import CallbackConfig, Duration
 from aws_durable_execution_sdk_python.exceptions import CallbackTimeoutError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from daemon_guard.adapters.autoscaling import AutoScaling
 from daemon_guard.adapters.ecs import stop_durations
@@ -61,7 +62,7 @@ def observe(rt: Runtime, request: DrainRequest, progress: DrainProgress) -> tupl
     daemons = ecs.daemon_services()
     tiers = {s.name: tier_of(s.name, s.tags, rt.config.drain_tiers) for s in daemons}
     services = {}
-    if progress.phase == "replicas" and not progress.blocked_reported:
+    if progress.phase == "replicas" and not progress.services_checked:
         names = sorted({t.service_name for t in tasks if t.service_name and t.service_name not in tiers})
         services = {s.name: s for s in ecs.services(names)} if names else {}
     claim = rt.state.workflow(KIND, request.instance_id) if rt.state else None
@@ -74,9 +75,24 @@ def observe(rt: Runtime, request: DrainRequest, progress: DrainProgress) -> tupl
     return view, progress
 
 
+RETRY_AFTER_ERROR_S = 3.0
+
+
 def drain_tick(rt: Runtime, request: DrainRequest, raw_progress: dict[str, Any], _ctx: StepContext | None = None
                ) -> dict[str, Any]:
-    """One checkpointed step: observe, plan, act, measure. Returns the new progress and the wait."""
+    """One checkpointed step: observe, plan, act, measure. Returns the new progress and the wait.
+
+    An AWS error (throttling past the SDK's retries, a 5xx) ends the step with the progress as it
+    was and a short wait: the next step re-observes, so nothing is lost and nothing is repeated.
+    """
+    try:
+        return _tick(rt, request, raw_progress)
+    except (ClientError, BotoCoreError) as exc:
+        logger.warning("drain step failed; retrying", extra={"instance": request.instance_id, "error": str(exc)})
+        return {"progress": raw_progress, "wait_s": RETRY_AFTER_ERROR_S, "error": type(exc).__name__}
+
+
+def _tick(rt: Runtime, request: DrainRequest, raw_progress: dict[str, Any]) -> dict[str, Any]:
     progress = DrainProgress.from_dict(raw_progress)
     view, progress = observe(rt, request, progress)
     step = plan_drain_step(request, view, progress, drain_policy(rt, request))
@@ -121,6 +137,15 @@ def listen(rt: Runtime, request: DrainRequest, instance_arn: str | None, callbac
 def finish(rt: Runtime, request: DrainRequest, raw_progress: dict[str, Any], _ctx: StepContext | None = None
            ) -> dict[str, float]:
     """Measure the drain (duration, overhead above the slowest stop per phase) and release the instance."""
+    try:
+        return _finish(rt, request, raw_progress)
+    except (ClientError, BotoCoreError) as exc:
+        # The lifecycle action is already complete; a lost metric is not worth failing the execution.
+        logger.warning("drain bookkeeping failed", extra={"instance": request.instance_id, "error": str(exc)})
+        return {"duration": -1.0, "overhead": -1.0}
+
+
+def _finish(rt: Runtime, request: DrainRequest, raw_progress: dict[str, Any]) -> dict[str, float]:
     progress = DrainProgress.from_dict(raw_progress)
     ended = progress.completed_at or rt.now().timestamp()
     duration = ended - progress.started_at

@@ -17,6 +17,7 @@ from typing import Any
 from aws_durable_execution_sdk_python import DurableContext, StepContext, durable_execution
 from aws_durable_execution_sdk_python.config import CallbackConfig, Duration
 from aws_durable_execution_sdk_python.exceptions import CallbackTimeoutError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from daemon_guard.adapters.autoscaling import AutoScaling
 from daemon_guard.core import metrics as m
@@ -30,8 +31,19 @@ POLL_S = 10.0
 
 def gate_tick(rt: Runtime, payload: dict[str, Any], state: dict[str, Any], _ctx: StepContext | None = None
               ) -> dict[str, Any]:
-    """Look once: complete on all daemons RUNNING, apply the timeout result, or heartbeat and wait."""
-    state = dict(state)
+    """Look once: complete on all daemons RUNNING, apply the timeout result, or heartbeat and wait.
+
+    An AWS error ends the step unchanged with a short wait; the next step looks again.
+    """
+    try:
+        return _tick(rt, payload, dict(state))
+    except (ClientError, BotoCoreError) as exc:
+        logger.warning("launch gate step failed; retrying", extra={"instance": payload["instanceId"],
+                                                                   "error": str(exc)})
+        return {**state, "done": False, "wait_s": 3.0}
+
+
+def _tick(rt: Runtime, payload: dict[str, Any], state: dict[str, Any]) -> dict[str, Any]:
     cluster, instance_id = payload["cluster"], payload["instanceId"]
     group = rt.config.group(payload["asg"])
     now = rt.now().timestamp()

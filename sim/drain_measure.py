@@ -1,0 +1,132 @@
+"""Drain measurements read off the simulator's own records (task transitions, lifecycle actions).
+
+Per drained instance: the drain starts when its terminate lifecycle action (or Spot warning, or
+termination without a hook) starts, and ends when the action completes (or the instance dies).
+Phases: replicas, standalone tasks, then each daemon tier. A phase ends when its last task has
+STOPPED; its overhead is its length (from the end of the previous phase) minus the slowest stop in
+it (StopTask to STOPPED). The drain's overhead is its length minus the sum of the slowest stops.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from sim.measure import percentile
+from sim.world import World
+
+
+@dataclass
+class DrainRecord:
+    """What happened to one instance on its way out."""
+
+    instance_id: str
+    started: float
+    ended: float
+    violations: int
+    kills: int
+    tier_overheads: list[float] = field(default_factory=list)
+    overhead: float = 0.0
+    timed_out: bool = False
+    spot: bool = False
+
+
+def measure_drains(world: World, tier_of_service: Mapping[str, int], drain_starts: Mapping[str, float],
+                   spot_instances: set[str]) -> list[DrainRecord]:
+    """One record per instance whose drain started (from `drain_starts`: EC2 id -> start time)."""
+    ecs = world.ecs
+    by_instance: dict[str, list[tuple[float, str, str, str, str]]] = defaultdict(list)
+    for tr in ecs.transitions:
+        by_instance[tr.instance_arn].append((tr.at, tr.task_arn, tr.group, tr.last_status, tr.desired_status))
+    ends: dict[str, float] = {}
+    timed_out: set[str] = set()
+    for action in world.asg.history:
+        if action.hook.transition.endswith("TERMINATING") and action.completed_at is not None:
+            ends[action.instance_id] = max(ends.get(action.instance_id, 0.0), action.completed_at)
+            if action.timed_out:
+                timed_out.add(action.instance_id)
+    kills_by: dict[str, int] = defaultdict(int)
+    for task in ecs.ungraceful_kills:
+        kills_by[task.container_instance] += 1
+    records: list[DrainRecord] = []
+    arn_of = {inst.ec2_instance_id: inst.arn for inst in ecs.instances.values()}
+    for instance_id, started in drain_starts.items():
+        arn = arn_of.get(instance_id)
+        if arn is None:
+            continue
+        inst = ecs.instances[arn]
+        ended = ends.get(instance_id)
+        phase_of: dict[str, int] = {}
+        stop_req: dict[str, float] = {}
+        stopped: dict[str, float] = {}
+        for at, task_arn, group, last, desired in by_instance.get(arn, []):
+            service = group[len("service:"):] if group.startswith("service:") else None
+            if service is not None and service in tier_of_service:
+                phase_of[task_arn] = 2 + tier_of_service[service]
+            elif service is not None:
+                phase_of[task_arn] = 0
+            else:
+                phase_of[task_arn] = 1
+            if desired == "STOPPED" and task_arn not in stop_req:
+                stop_req[task_arn] = at
+            if last == "STOPPED" and task_arn not in stopped:
+                stopped[task_arn] = at
+        live_at_start = [t for t in phase_of if stopped.get(t, float("inf")) > started
+                         and ecs.tasks[t].created_at <= started]
+        violations = 0
+        for task in live_at_start:
+            req = stop_req.get(task)
+            if req is None or phase_of[task] < 2:
+                continue
+            earlier_live = [o for o in live_at_start if phase_of[o] < phase_of[task]
+                            and stopped.get(o, float("inf")) > req + 1e-9]
+            if earlier_live:
+                violations += 1
+        end = ended if ended is not None else max((stopped.get(t, started) for t in live_at_start), default=started)
+        if inst.status == "INACTIVE" and ended is None:
+            end = max([started, *(stopped.get(t, started) for t in live_at_start)])
+        # Phase overheads (daemon tiers) and total overhead.
+        by_phase: dict[int, list[str]] = defaultdict(list)
+        for t in live_at_start:
+            by_phase[phase_of[t]].append(t)
+        previous_end = started
+        tier_overheads: list[float] = []
+        lower_bound = 0.0
+        for phase in sorted(by_phase):
+            tasks = by_phase[phase]
+            if not all(t in stopped for t in tasks):
+                break
+            phase_end = max(stopped[t] for t in tasks)
+            slowest = max(stopped[t] - stop_req.get(t, stopped[t]) for t in tasks)
+            lower_bound += slowest
+            if phase >= 2:
+                tier_overheads.append(max(0.0, (phase_end - previous_end) - slowest))
+            previous_end = max(previous_end, phase_end)
+        records.append(DrainRecord(
+            instance_id=instance_id, started=started, ended=end, violations=violations,
+            kills=kills_by.get(arn, 0), tier_overheads=tier_overheads,
+            overhead=max(0.0, (end - started) - lower_bound), timed_out=instance_id in timed_out,
+            spot=instance_id in spot_instances))
+    return records
+
+
+def summarize_drains(records: list[DrainRecord], api_calls: int, duplicate_workflows: int,
+                     deadline_exceeded: int) -> dict[str, object]:
+    """The per-strategy JSON of `daemon-guard bench --suite drain`."""
+    overheads = [r.overhead for r in records]
+    tiers = [o for r in records for o in r.tier_overheads]
+    spot = [r for r in records if r.spot]
+    return {
+        "drains": len(records),
+        "ordering_violations": sum(r.violations for r in records),
+        "ungraceful_task_kills": sum(r.kills for r in records),
+        "overhead_s": {"p50": round(percentile(overheads, 50), 2), "p99": round(percentile(overheads, 99), 2)},
+        "overhead_per_tier_s": {"p50": round(percentile(tiers, 50), 2), "p99": round(percentile(tiers, 99), 2)},
+        "deadline_exceeded": deadline_exceeded,
+        "lifecycle_timeouts": sum(r.timed_out for r in records),
+        "duplicate_workflows": duplicate_workflows,
+        "api_calls_per_drain": round(api_calls / len(records), 1) if records else 0.0,
+        "spot_drains": len(spot),
+        "spot_within_120s": sum(1 for r in spot if r.ended - r.started <= 120.0 and r.kills == 0),
+    }
