@@ -378,6 +378,28 @@ class AutoScalingSim:
                                     "LifecycleState": inst.state, "HealthStatus": "HEALTHY",
                                     "ProtectedFromScaleIn": False})
             return {"AutoScalingInstances": out}
+        if operation == "DescribeAutoScalingGroups":
+            names = params.get("AutoScalingGroupNames") or sorted(self.groups)
+            if len(names) > 100:
+                raise SimApiError("ValidationError", "AutoScalingGroupNames can hold at most 100 names.")
+            groups = []
+            for name in names:
+                g = self.groups.get(name)
+                if g is None:
+                    continue
+                live = [i for i in g.instances.values() if i.terminated_at is None and not i.in_warm_pool]
+                groups.append({
+                    "AutoScalingGroupName": g.name,
+                    "AutoScalingGroupARN": f"arn:aws:autoscaling:us-east-1:111122223333:autoScalingGroup:"
+                                           f"00000000-0000-4000-8000-000000000000:autoScalingGroupName/{g.name}",
+                    "MinSize": 0, "MaxSize": 10000, "DesiredCapacity": len(live), "DefaultCooldown": 300,
+                    "AvailabilityZones": list(g.zones), "HealthCheckType": "EC2",
+                    "CreatedTime": self.clock.datetime(0.0),
+                    "Instances": [{"InstanceId": i.instance_id, "InstanceType": g.instance_type.name,
+                                   "AvailabilityZone": g.zone_of(i.instance_id), "LifecycleState": i.state,
+                                   "HealthStatus": "Healthy", "ProtectedFromScaleIn": False} for i in live],
+                })
+            return {"AutoScalingGroups": groups}
         if operation == "DescribeLifecycleHooks":
             group = self.groups.get(params["AutoScalingGroupName"])
             if group is None:

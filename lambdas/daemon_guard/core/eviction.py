@@ -314,6 +314,12 @@ def _standings(
             limit = (f"may lose {slack} before minimumHealthyPercent {service.minimum_healthy_percent} "
                      f"({healthy} running, {floor} required)")
         standings[name] = _Standing(slack=slack, allowance=min(slack, budget), limit=limit)
+        # Tasks that have not started serve nothing and are not in runningCount: stopping them takes
+        # no service below its minimum and spends no eviction budget. They are the cheapest victims.
+        not_started = sum(1 for t in here if t.service_name == name and _not_started(t) and not t.stopping)
+        if not_started:
+            standings[f"{name}{PENDING_SUFFIX}"] = _Standing(
+                slack=NOT_STARTED_SLACK, allowance=not_started, limit="has not started")
     return standings
 
 
@@ -406,8 +412,19 @@ def _sum(tasks: Sequence[TaskView]) -> Resources:
     return total
 
 
+NOT_STARTED = frozenset({"PROVISIONING", "PENDING", "ACTIVATING"})
+PENDING_SUFFIX = " (not started)"
+NOT_STARTED_SLACK = 1_000_000  # ranks not-started tasks as the ones whose loss matters least
+
+
+def _not_started(task: TaskView) -> bool:
+    return task.last_status in NOT_STARTED
+
+
 def _service(task: TaskView) -> str:
-    return task.service_name or ""
+    """The standing a task counts against: its service, or its service's not-yet-started pool."""
+    name = task.service_name or ""
+    return f"{name}{PENDING_SUFFIX}" if name and _not_started(task) and not task.stopping else name
 
 
 def _ceil_div(a: int, b: int) -> int:

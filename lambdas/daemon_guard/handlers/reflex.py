@@ -115,8 +115,11 @@ def _act(rt: Runtime, cluster: str, state: PlacementState, plan: PlacementPlan) 
     for action in plan.actions:
         if isinstance(action, StopTasks):
             ecs.stop_tasks(action.task_arns, action.reason)
-            by_service = Counter(t.service_name or "" for t in state.tasks if t.arn in set(action.task_arns))
-            if rt.state:
+            victims = set(action.task_arns)
+            # Only tasks that had started spend budget: a task that never ran served nothing.
+            by_service = Counter(t.service_name or "" for t in state.tasks
+                                 if t.arn in victims and t.last_status == "RUNNING")
+            if rt.state and by_service:
                 window = int(rt.now().timestamp()) // rt.config.eviction_window_s
                 rt.state.spend_budget(cluster, by_service, window, rt.config.eviction_window_s)
             rt.metrics.emit(m.EVICTIONS, len(action.task_arns), cluster)

@@ -1,0 +1,250 @@
+"""The side-by-side benchmark: same scenarios, same seeds, every strategy, one run.
+
+Suites:
+- ``placement``: a scale-out under a replica backlog, for ``ecs-native`` (no automation),
+  ``daemon-guard-preempt`` and ``daemon-guard-gate``; plus the API cost of one new-instance event at
+  several cluster sizes.
+- ``drain``: a day of terminations (a scale-in of 100 at once, an instance refresh, another scale-in,
+  Spot interruptions) for ``ecs-native``, ``ecs-managed-draining``, ``polling-drain`` and
+  ``daemon-guard``, with EventBridge duplicating 20% of deliveries to daemon-guard.
+Figures are read off the simulator's own records (sim.measure, sim.drain_measure).
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sim.baselines import ManagedDraining, PollingDrain
+from sim.deployment import GuardDeployment
+from sim.drain_measure import measure_drains, summarize_drains
+from sim.ecs import SimTask
+from sim.eventbridge import FaultPlan
+from sim.measure import launch_records, percentile, summarize
+from sim.scenarios import TIERS, ClusterSpec, DrainStory, ScaleOut, build_cluster, build_drain_cluster, \
+    run_drain_story, run_scale_out
+from sim.world import World, WorldOptions
+
+PLACEMENT_STRATEGIES = ("ecs-native", "daemon-guard-preempt", "daemon-guard-gate")
+DRAIN_STRATEGIES = ("ecs-native", "ecs-managed-draining", "polling-drain", "daemon-guard")
+GATE_ATTRIBUTE = "daemon-guard.gate"
+Progress = Callable[[str], None]
+
+
+def guard_config(groups: list[str], mode: str = "preempt", **extra: Any) -> dict[str, Any]:
+    """The daemon-guard configuration document the simulated deployments use."""
+    return {"clusters": [{"name": "prod", "autoScalingGroups": [
+        {"name": g, "heartbeatTimeoutSeconds": 300} for g in groups]}],
+        "placementMode": mode, "gateAttribute": GATE_ATTRIBUTE, "drainTiers": list(TIERS), **extra}
+
+
+@dataclass
+class BreachCounter:
+    """Counts evictions that took a service below its minimumHealthyPercent (from the model's truth)."""
+
+    world: World
+    breaches: int = 0
+    evictions: int = 0
+
+    def __call__(self, kind: str, payload: dict[str, Any]) -> None:
+        if kind != "task":
+            return
+        task: SimTask = payload["task"]
+        if task.desired_status != "STOPPED" or task.last_status == "STOPPED" or \
+                not task.stopped_reason.startswith("daemon-guard:") or task.stopping_at != self.world.clock.now:
+            return
+        name = task.service_name
+        if name is None:
+            return
+        ecs = self.world.ecs
+        svc = ecs.service_named(task.cluster, name)
+        self.evictions += 1
+        if task.last_status != "RUNNING":
+            return  # a task that never started is not in runningCount: no service is taken lower
+        floor = math.ceil(svc.desired_count * svc.minimum_healthy_percent / 100)
+        if ecs.running[(task.cluster, task.group)] < floor:
+            self.breaches += 1
+
+
+def run_placement(strategy: str, seed: int, plan: ScaleOut) -> dict[str, Any]:
+    """One strategy, one seed: the scale-out under backlog, measured."""
+    world = World(WorldOptions(seed=seed))
+    gate = strategy == "daemon-guard-gate"
+    spec = ClusterSpec(gate_attribute=GATE_ATTRIBUTE if gate else None)
+    build_cluster(world, spec)
+    counter = BreachCounter(world)
+    world.ecs.listeners.append(counter)
+    deployment = None
+    if strategy != "ecs-native":
+        mode = "gate" if gate else "preempt"
+        deployment = GuardDeployment(world, guard_config([spec.asg], mode) | {
+            "clusters": [{"name": "prod", "autoScalingGroups": [{"name": spec.asg, "terminateHook": False}]}]})
+    try:
+        horizon = run_scale_out(world, spec, plan)
+        summary = summarize(launch_records(world.ecs, horizon, since=plan.measured_from), horizon).as_dict()
+        summary["evictions"] = counter.evictions
+        summary["min_healthy_breaches"] = counter.breaches
+        if deployment is not None:
+            summary["gates_failed_open"] = int(sum(deployment.records.metric_values("GatesFailedOpen")))
+            summary["lambda_invocations"] = len(deployment.records.invocations)
+        summary["ecs_calls"] = sum(world.ecs_api.calls.values())
+        summary["throttled"] = world.ecs_api.throttled
+        return summary
+    finally:
+        if deployment is not None:
+            deployment.close()
+
+
+def merge(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """Pool per-seed results: rates weighted by launches, percentiles averaged, counts summed."""
+    if len(results) == 1:
+        return results[0]
+    out: dict[str, Any] = {}
+    launches = sum(r["launches"] for r in results)
+    for key, value in results[0].items():
+        if isinstance(value, dict):
+            out[key] = {q: round(statistics.fmean(r[key][q] for r in results), 2) for q in value}
+        elif key.endswith("_rate"):
+            out[key] = round(sum(r[key] * r["launches"] for r in results) / launches, 4)
+        else:
+            out[key] = sum(r[key] for r in results)
+    return out
+
+
+def api_cost(sizes: tuple[int, ...], seed: int, new_instances: int = 20) -> dict[str, Any]:
+    """ECS calls and handler CPU per new-instance event, on clusters of each size."""
+    out: dict[str, Any] = {}
+    for size in sizes:
+        world = World(WorldOptions(seed=seed))
+        spec = ClusterSpec(replica_services=10, desired_per_service=max(2, size // 2))
+        build_cluster(world, spec)
+        world.asg.scale_out(spec.asg, size, 0.05)
+        world.clock.run_until(150.0)
+        deployment = GuardDeployment(world, guard_config([spec.asg]) | {
+            "clusters": [{"name": "prod", "autoScalingGroups": [{"name": spec.asg, "terminateHook": False}]}]},
+            reconcile=False)
+        try:
+            start = len(deployment.records.invocations)
+            world.asg.scale_out(spec.asg, new_instances, 3.0)
+            world.clock.run_until(world.clock.now + new_instances * 3.0 + 120.0)
+            launch_events = [i for i in deployment.records.invocations[start:]
+                             if i.result and i.result.get("reason", "").startswith("container instance ACTIVE")]
+            out[str(size)] = {
+                "launch_events": len(launch_events),
+                "calls_per_launch_event": round(statistics.fmean(i.api_calls for i in launch_events), 2)
+                if launch_events else None,
+                "handler_cpu_ms_p50": round(percentile([i.cpu_ms for i in launch_events], 50), 2)
+                if launch_events else None,
+            }
+        finally:
+            deployment.close()
+    return out
+
+
+def placement_suite(launches: int, seeds: tuple[int, ...], sizes: tuple[int, ...],
+                    progress: Progress) -> dict[str, Any]:
+    """Every placement strategy over the same launches and seeds, plus the API cost by cluster size."""
+    plan = ScaleOut(launches=launches)
+    strategies: dict[str, Any] = {}
+    for strategy in PLACEMENT_STRATEGIES:
+        runs = []
+        for seed in seeds:
+            progress(f"placement: {strategy}, seed {seed}, {launches} launches")
+            runs.append(run_placement(strategy, seed, plan))
+        strategies[strategy] = merge(runs)
+    progress(f"placement: API cost at cluster sizes {', '.join(map(str, sizes))}")
+    return {"scenario": {"launches_per_seed": launches, "seeds": list(seeds),
+                         "backlog_per_service": plan.backlog_per_service, "spacing_s": plan.spacing_s,
+                         "daemon_cycle_s": World().ecs.params.daemon_cycle_s},
+            "strategies": strategies, "api_cost": api_cost(sizes, seeds[0])}
+
+
+def run_drain(strategy: str, seed: int, story: DrainStory) -> dict[str, Any]:
+    """One strategy, one seed: the drain story, measured."""
+    delivery = FaultPlan(duplicate_rate=0.2) if strategy == "daemon-guard" else FaultPlan()
+    world = World(WorldOptions(seed=seed, delivery=delivery))
+    groups = build_drain_cluster(world, story)
+    deployment = None
+    if strategy == "ecs-managed-draining":
+        ManagedDraining(world)
+    elif strategy == "polling-drain":
+        PollingDrain(world, "prod")
+    elif strategy == "daemon-guard":
+        deployment = GuardDeployment(world, guard_config(list(groups)))
+    spot_starts: dict[str, float] = {}
+
+    def on_start(instance_id: str, how: str) -> None:
+        if how == "spot":
+            spot_starts[instance_id] = world.clock.now
+
+    try:
+        run_drain_story(world, story, groups, on_start)
+        starts = {i.instance_id: i.drain_started_at for g in world.asg.groups.values()
+                  for i in g.instances.values() if i.drain_started_at is not None}
+        starts.update(spot_starts)
+        tiers = {t["services"][0]: n for n, t in enumerate(TIERS)}
+        records = measure_drains(world, tiers, starts, set(spot_starts))
+        if deployment is not None:
+            per_token: Counter[str] = Counter()
+            per_instance: Counter[str] = Counter()
+            for execution in deployment.durable.executions.values():
+                if execution.function == deployment.drain_arn:
+                    per_instance[execution.payload["instanceId"]] += 1
+                    if execution.payload.get("token"):
+                        per_token[execution.payload["token"]] += 1
+            duplicates = sum(n - 1 for n in per_token.values() if n > 1)
+            deadline = int(sum(deployment.records.metric_values("DeadlinesMissed")))
+            calls = sum(i.api_calls for i in deployment.records.invocations if i.function == "workflow" or (
+                i.function == "intake" and i.result is not None and i.result.get("route") in ("drain", "wake")))
+            extra = {"workflows": sum(per_instance.values()),
+                     "workflow_failures": sum(1 for e in deployment.durable.executions.values()
+                                              if e.status == "FAILED")}
+        else:
+            duplicates = 0
+            deadline = sum(1 for r in records if r.ended - r.started > (110.0 if r.spot else 900.0))
+            calls = world.call_log.count()
+            extra = {}
+        return summarize_drains(records, calls, duplicates, deadline) | extra
+    finally:
+        if deployment is not None:
+            deployment.close()
+
+
+def drain_suite(seeds: tuple[int, ...], story: DrainStory, progress: Progress) -> dict[str, Any]:
+    """Every drain strategy over the same story and seeds."""
+    strategies: dict[str, Any] = {}
+    for strategy in DRAIN_STRATEGIES:
+        runs = []
+        for seed in seeds:
+            progress(f"drain: {strategy}, seed {seed}")
+            runs.append(run_drain(strategy, seed, story))
+        strategies[strategy] = runs[0] if len(runs) == 1 else _merge_drains(runs)
+    return {"scenario": {"on_demand": story.on_demand, "spot": story.spot, "scale_ins": [
+        story.first_scale_in, story.second_scale_in], "instance_refresh": story.refresh,
+        "spot_interruptions": story.spot_interruptions, "seeds": list(seeds)}, "strategies": strategies}
+
+
+def _merge_drains(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = defaultdict(int)
+    for run in runs:
+        for key, value in run.items():
+            if isinstance(value, dict):
+                out[key] = {q: round(statistics.fmean(r[key][q] for r in runs), 2) for q in value}
+            elif key == "api_calls_per_drain":
+                out[key] = round(statistics.fmean(r[key] for r in runs), 1)
+            else:
+                out[key] += value
+    return dict(out)
+
+
+def timed(fn: Callable[[], dict[str, Any]]) -> tuple[dict[str, Any], float]:
+    """Run and time a suite (wall seconds, reported beside the figures, never asserted)."""
+    started = time.monotonic()
+    result = fn()
+    return result, round(time.monotonic() - started, 1)
+
