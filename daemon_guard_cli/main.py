@@ -65,7 +65,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from daemon_guard_cli.demo import run_demo
 
     _quiet_logs()
-    return run_demo(args.seed, Path(args.out))
+    return int(run_demo(args.seed, Path(args.out)))
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -73,7 +73,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     from daemon_guard_cli.live import status
 
     _quiet_logs()
-    return status(args.cluster, args.region)
+    return int(status(args.cluster, args.region))
 
 
 def cmd_drain(args: argparse.Namespace) -> int:
@@ -81,7 +81,7 @@ def cmd_drain(args: argparse.Namespace) -> int:
     from daemon_guard_cli.live import request_drain
 
     _quiet_logs()
-    return request_drain(args.cluster, args.instance_id, args.function, args.region)
+    return int(request_drain(args.cluster, args.instance_id, args.function, args.region))
 
 
 def build_parser() -> argparse.ArgumentParser:

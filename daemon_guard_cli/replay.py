@@ -65,13 +65,15 @@ class SnapshotBackend:
             status = params.get("status")
             arns = [i["containerInstanceArn"] for i in self.instances
                     if (not status or i.get("status") == status)
-                    and (not filt.startswith("ec2InstanceId ==") or i.get("ec2InstanceId") == filt.split("==")[1].strip())]
+                    and (not filt.startswith("ec2InstanceId ==")
+                         or i.get("ec2InstanceId") == filt.split("==")[1].strip())]
             return {"containerInstanceArns": arns}
         if operation == "ListTasks":
             desired = params.get("desiredStatus", "RUNNING")
             arns = [t["taskArn"] for t in self.tasks
                     if t.get("desiredStatus") == desired
-                    and (not params.get("containerInstance") or t.get("containerInstanceArn") == params["containerInstance"])
+                    and (not params.get("containerInstance")
+                         or t.get("containerInstanceArn") == params["containerInstance"])
                     and (not params.get("serviceName") or t.get("group") == f"service:{params['serviceName']}")]
             return {"taskArns": arns}
         if operation == "DescribeTasks":

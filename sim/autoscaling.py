@@ -384,9 +384,10 @@ class AutoScalingSim:
                 raise SimApiError("ValidationError", "AutoScalingGroupNames can hold at most 100 names.")
             groups = []
             for name in names:
-                g = self.groups.get(name)
-                if g is None:
+                found = self.groups.get(name)
+                if found is None:
                     continue
+                g = found
                 live = [i for i in g.instances.values() if i.terminated_at is None and not i.in_warm_pool]
                 groups.append({
                     "AutoScalingGroupName": g.name,

@@ -110,6 +110,6 @@ class PollingDrain:
                     LifecycleHookName=detail["LifecycleHookName"],
                     LifecycleActionToken=detail["LifecycleActionToken"], LifecycleActionResult="CONTINUE")
                 return
-        except Exception:  # noqa: BLE001 - the old drainers just re-published and tried again
+        except Exception:
             pass
         self.world.clock.after(POLL_S, lambda: self._poll(detail))

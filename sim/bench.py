@@ -26,8 +26,16 @@ from sim.drain_measure import measure_drains, summarize_drains
 from sim.ecs import SimTask
 from sim.eventbridge import FaultPlan
 from sim.measure import launch_records, percentile, summarize
-from sim.scenarios import TIERS, ClusterSpec, DrainStory, ScaleOut, build_cluster, build_drain_cluster, \
-    run_drain_story, run_scale_out
+from sim.scenarios import (
+    TIERS,
+    ClusterSpec,
+    DrainStory,
+    ScaleOut,
+    build_cluster,
+    build_drain_cluster,
+    run_drain_story,
+    run_scale_out,
+)
 from sim.world import World, WorldOptions
 
 PLACEMENT_STRATEGIES = ("ecs-native", "daemon-guard-preempt", "daemon-guard-gate")

@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import boto3
-
 from daemon_guard.core.config import LAUNCH_HOOK_NAME, TERMINATE_HOOK_NAME, Config, parse_config
 from daemon_guard.core.patterns import event_patterns
 from daemon_guard.handlers import intake, reconciler
@@ -179,7 +178,7 @@ class GuardDeployment:
         context = FakeLambdaContext("daemon-guard-reconciler")
         try:
             return self._invoke("reconciler", lambda: reconciler.handler({}, context))  # type: ignore[arg-type]
-        except Exception:  # noqa: BLE001 - a failed tick is retried by the next one
+        except Exception:
             return None
 
     def _reconcile_loop(self, period: float) -> None:

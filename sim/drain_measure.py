@@ -47,8 +47,8 @@ def measure_drains(world: World, tier_of_service: Mapping[str, int], drain_start
             if action.timed_out:
                 timed_out.add(action.instance_id)
     kills_by: dict[str, int] = defaultdict(int)
-    for task in ecs.ungraceful_kills:
-        kills_by[task.container_instance] += 1
+    for killed in ecs.ungraceful_kills:
+        kills_by[killed.container_instance] += 1
     records: list[DrainRecord] = []
     arn_of = {inst.ec2_instance_id: inst.arn for inst in ecs.instances.values()}
     for instance_id, started in drain_starts.items():
@@ -75,11 +75,11 @@ def measure_drains(world: World, tier_of_service: Mapping[str, int], drain_start
         live_at_start = [t for t in phase_of if stopped.get(t, float("inf")) > started
                          and ecs.tasks[t].created_at <= started]
         violations = 0
-        for task in live_at_start:
-            req = stop_req.get(task)
-            if req is None or phase_of[task] < 2:
+        for task_arn in live_at_start:
+            req = stop_req.get(task_arn)
+            if req is None or phase_of[task_arn] < 2:
                 continue
-            earlier_live = [o for o in live_at_start if phase_of[o] < phase_of[task]
+            earlier_live = [o for o in live_at_start if phase_of[o] < phase_of[task_arn]
                             and stopped.get(o, float("inf")) > req + 1e-9]
             if earlier_live:
                 violations += 1

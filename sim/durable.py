@@ -226,7 +226,7 @@ class DurableSim:
         except SimulatedCrash:
             self.clock.after(self.retry_delay_s, lambda: self._run(execution))
             return
-        except Exception as exc:  # noqa: BLE001 - a failed execution is recorded, as the service does
+        except Exception as exc:
             execution.status, execution.error = "FAILED", f"{type(exc).__name__}: {exc}"
             return
         execution.status, execution.result = "SUCCEEDED", result

@@ -38,7 +38,7 @@ class EcsParams:
 
     daemon_cycle_s: float = 15.2
     replica_pass_s: float = 1.0
-    replica_visibility_median_s: float = 30.0
+    replica_visibility_median_s: float = 27.0
     replica_visibility_sigma: float = 0.58
     provisioning_s: float = 0.5
     daemon_start_s: tuple[float, float] = (1.5, 4.0)

@@ -26,7 +26,7 @@ class SimApiError(Exception):
         return f"{type(self).__name__}({self.code!r}, {self.message!r}, {self.status!r})"
 
 
-class UnsupportedOperation(SimApiError):  # noqa: N818 - the name the simulator API uses
+class UnsupportedOperation(SimApiError):
     """The simulator does not model this operation (a gap in the proving ground, not an AWS error)."""
 
     def __init__(self, service: str, operation: str) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 
 from sim.autoscaling import InstanceType
 from sim.world import World
@@ -33,7 +34,7 @@ class ClusterSpec:
     replica_services: int = 20
     desired_per_service: int = 8
     gate_attribute: str | None = None
-    instance_type: InstanceType = InstanceType()
+    instance_type: InstanceType = field(default_factory=InstanceType)
     min_healthy_percent: int = 50
     spot: bool = False
     daemon_tags: dict[str, str] = field(default_factory=dict)
@@ -168,8 +169,8 @@ def run_drain_story(world: World, story: DrainStory, groups: tuple[str, str],
     def submit_job() -> None:
         tasks, _ = ecs.run_task(cluster, job_td, 1, "batch-scheduler", "family:batch-job")
         for task in tasks:
-            clock.after(rng.uniform(60, 400), lambda t=task: ecs.stop_task(t, "Essential container in task exited",
-                                                                          "EssentialContainerExited"))
+            clock.after(rng.uniform(60, 400), partial(ecs.stop_task, task, "Essential container in task exited",
+                                                      "EssentialContainerExited"))
         if clock.now < story.horizon_s - 600:
             clock.after(story.horizon_s / story.standalone_jobs / 2, submit_job)
 
@@ -180,8 +181,11 @@ def run_drain_story(world: World, story: DrainStory, groups: tuple[str, str],
         for iid in asg.scale_in(asg_name, count):
             on_start(iid, "scale-in")
 
+    def scale_out(count: int) -> None:
+        asg.scale_out(asg_name, count, 0.5)
+
     clock.at(400.0, lambda: scale_in(story.first_scale_in))
-    clock.at(700.0, lambda: asg.scale_out(asg_name, story.first_scale_in, 0.5))
+    clock.at(700.0, lambda: scale_out(story.first_scale_in))
     if story.refresh:
         clock.at(1000.0, lambda: _refresh(world, asg_name, on_start))
     clock.at(2600.0, lambda: scale_in(story.second_scale_in))

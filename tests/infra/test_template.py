@@ -8,13 +8,13 @@ from typing import Any
 
 import pytest
 from aws_cdk.assertions import Match, Template
+from daemon_guard.core.config import LAUNCH_HOOK_NAME, TERMINATE_HOOK_NAME
 from daemon_guard.core.metrics import ALL_METRICS, CLUSTER_DIMENSION, NAMESPACE
 
 from infra.construct import DRAIN_HANDLER, INTAKE_HANDLER, LAUNCH_GATE_HANDLER, RECONCILER_HANDLER
 from infra.functions import POWERTOOLS_LAYER_PARAMETER
 from infra.observability import metrics_named_by_dashboard
 from infra.permissions import ECS_MUTATING_ACTIONS, LIFECYCLE_ACTIONS
-from daemon_guard.core.config import LAUNCH_HOOK_NAME, TERMINATE_HOOK_NAME
 from tests.infra.conftest import as_list, render, statements, synth
 
 CONFIG: dict[str, Any] = {

@@ -19,6 +19,7 @@ from daemon_guard.core.model import (
     InstanceView,
     NetworkMode,
     PlacementConstraint,
+    Protocol_,
     Resources,
     ServiceView,
     TaskDefinitionView,
@@ -27,10 +28,15 @@ from daemon_guard.core.model import (
 
 if TYPE_CHECKING:
     from mypy_boto3_ecs import ECSClient
+    from mypy_boto3_ecs.literals import DesiredStatusType
+    from mypy_boto3_ecs.type_defs import PaginatorConfigTypeDef
 else:
     ECSClient = Any
+    DesiredStatusType = str
+    PaginatorConfigTypeDef = dict
 
 T = TypeVar("T")
+PAGE: PaginatorConfigTypeDef = {"PageSize": 100}
 
 
 def chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
@@ -49,7 +55,7 @@ def _resources(entries: Iterable[Mapping[str, Any]]) -> Resources:
         elif name == "MEMORY":
             memory = int(entry.get("integerValue", 0))
         elif name in ("PORTS", "PORTS_UDP"):
-            proto = "udp" if name == "PORTS_UDP" else "tcp"
+            proto: Protocol_ = "udp" if name == "PORTS_UDP" else "tcp"
             ports |= {HostPort(int(p), proto) for p in entry.get("stringSetValue", []) if str(p).isdigit()}
     return Resources(cpu, memory, frozenset(ports))
 
@@ -126,7 +132,7 @@ class EcsCluster:
     # ---- reads ----------------------------------------------------------------------------------
     def instance_arns(self, status: str | None = None, query: str | None = None) -> list[str]:
         """ListContainerInstances (paginated), optionally by status and cluster-query filter."""
-        kwargs: dict[str, Any] = {"cluster": self.cluster, "maxResults": 100}
+        kwargs: dict[str, Any] = {"cluster": self.cluster, "PaginationConfig": PAGE}
         if status:
             kwargs["status"] = status
         if query:
@@ -156,14 +162,23 @@ class EcsCluster:
             arns = self.instance_arns(status="DRAINING", query=f"ec2InstanceId == {ec2_instance_id}")
         return self.instance(arns[0]) if arns else None
 
-    def task_arns_on(self, instance_arn: str, desired: str | None = None) -> list[str]:
+    def task_arns_on(self, instance_arn: str, desired: DesiredStatusType | None = None) -> list[str]:
         """ListTasks on an instance by desired status; by default both RUNNING and STOPPED (stopping)."""
         arns: list[str] = []
-        for desired_status in (desired,) if desired else ("RUNNING", "STOPPED"):
+        statuses: tuple[DesiredStatusType, ...] = (desired,) if desired else ("RUNNING", "STOPPED")
+        for desired_status in statuses:
             paginator = self.client.get_paginator("list_tasks")
             for page in paginator.paginate(cluster=self.cluster, containerInstance=instance_arn,
-                                           desiredStatus=desired_status, maxResults=100):
+                                           desiredStatus=desired_status, PaginationConfig=PAGE):
                 arns.extend(page.get("taskArns", []))
+        return arns
+
+    def service_task_arns(self, service: str) -> list[str]:
+        """ListTasks by serviceName (desired RUNNING), paginated."""
+        arns: list[str] = []
+        for page in self.client.get_paginator("list_tasks").paginate(
+                cluster=self.cluster, serviceName=service, desiredStatus="RUNNING", PaginationConfig=PAGE):
+            arns.extend(page.get("taskArns", []))
         return arns
 
     def tasks(self, arns: Sequence[str]) -> list[TaskView]:
@@ -221,7 +236,7 @@ class EcsCluster:
             return self._daemons[1]
         arns: list[str] = []
         for page in self.client.get_paginator("list_services").paginate(
-                cluster=self.cluster, schedulingStrategy="DAEMON", maxResults=100):
+                cluster=self.cluster, schedulingStrategy="DAEMON", PaginationConfig=PAGE):
             arns.extend(page.get("serviceArns", []))
         daemons = tuple(s for s in self.services(arns) if s.status == "ACTIVE")
         for svc in daemons:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import Enum, StrEnum
 from typing import Any
 
 
@@ -18,7 +18,7 @@ class ConfigError(ValueError):
     """A configuration problem, naming the field and the fix."""
 
 
-class PlacementMode(str, Enum):
+class PlacementMode(StrEnum):
     """How the guard makes room for daemons on a new instance."""
 
     PREEMPT = "preempt"
@@ -26,7 +26,7 @@ class PlacementMode(str, Enum):
     OBSERVE = "observe"
 
 
-class StandalonePolicy(str, Enum):
+class StandalonePolicy(StrEnum):
     """What a drain does with standalone (non-service) tasks."""
 
     WAIT = "wait"
@@ -34,7 +34,7 @@ class StandalonePolicy(str, Enum):
     IGNORE = "ignore"
 
 
-class SpotPolicy(str, Enum):
+class SpotPolicy(StrEnum):
     """What an interruption warning or rebalance recommendation triggers."""
 
     DRAIN = "drain"

@@ -302,7 +302,7 @@ def plan_drain_step(request: DrainRequest, view: DrainView, progress: DrainProgr
         to_stop = [t for t in remaining if not t.stopping and t.arn not in progress.stop_requested]
         must_stop = phase == "tier" or (phase == "standalone" and (
             policy.standalone is StandalonePolicy.STOP or view.now >= progress.phase_started_at + policy.standalone_wait_s))
-        if view.now >= due and phase != "tier" or progress.forced:
+        if (view.now >= due and phase != "tier") or progress.forced:
             must_stop = True
         if view.now >= due:
             if phase == "tier" or not to_stop:

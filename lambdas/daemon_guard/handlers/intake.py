@@ -172,6 +172,10 @@ def _drain(r: Route, event: GuardEvent, rt: Runtime) -> dict[str, Any]:
     return _start(r, rt, start, instance_id)
 
 
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
 def _start(r: Route, rt: Runtime, start: StartWorkflow, instance_id: str) -> dict[str, Any]:
     """Claim the instance for the workflow and start it; a second trigger joins the running one."""
     from daemon_guard.adapters.state import WorkflowClaim
@@ -188,9 +192,7 @@ def _start(r: Route, rt: Runtime, start: StartWorkflow, instance_id: str) -> dic
     now = rt.now().timestamp()
     existing = rt.state.claim_workflow(WorkflowClaim(
         instance_id=instance_id, kind=kind, execution_name=start.execution_name,
-        token=payload.get("token") if isinstance(payload.get("token"), str) else None,
-        asg=payload.get("asg") if isinstance(payload.get("asg"), str) else None,
-        hook=payload.get("hook") if isinstance(payload.get("hook"), str) else None,
+        token=_text(payload.get("token")), asg=_text(payload.get("asg")), hook=_text(payload.get("hook")),
         deadline_epoch=float(payload["deadline"]) if "deadline" in payload else None,
         callback_id=None, started_epoch=now))
     if existing is not None and existing.execution_name != start.execution_name:
@@ -199,7 +201,7 @@ def _start(r: Route, rt: Runtime, start: StartWorkflow, instance_id: str) -> dic
             rt.state.attach_lifecycle(kind, instance_id, str(payload["asg"]), str(payload["hook"]),
                                       str(payload["token"]), None)
         if "deadline" in payload:
-            rt.state.tighten_deadline(kind, instance_id, float(payload["deadline"]))  # type: ignore[arg-type]
+            rt.state.tighten_deadline(kind, instance_id, float(payload["deadline"] or 0))
         if existing.callback_id:
             rt.workflows.wake(existing.callback_id, r.reason)
         return _decision(r, "joined", f"{r.reason}: {existing.execution_name} already owns {instance_id}",

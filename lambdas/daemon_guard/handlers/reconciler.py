@@ -52,11 +52,7 @@ def reconcile_cluster(rt: Runtime, cluster: str) -> ReconcileSummary:
     daemons = ecs.daemon_services(refresh=True)
     running_on: dict[str, set[str]] = defaultdict(set)
     for svc in daemons:
-        arns: list[str] = []
-        for page in ecs.client.get_paginator("list_tasks").paginate(
-                cluster=cluster, serviceName=svc.name, desiredStatus="RUNNING", maxResults=100):
-            arns.extend(page.get("taskArns", []))
-        for task in ecs.tasks(arns):
+        for task in ecs.tasks(ecs.service_task_arns(svc.name)):
             if task.last_status == "RUNNING" and not task.stopping:
                 running_on[task.container_instance_arn].add(task.group)
     active = ecs.instances(ecs.instance_arns(status="ACTIVE"))

@@ -14,6 +14,7 @@ Invoke payload (also the operator's documented request):
 
 from __future__ import annotations
 
+import contextlib
 import math
 from functools import partial
 from typing import Any
@@ -180,10 +181,8 @@ def drain_workflow(event: dict[str, Any], ctx: DurableContext) -> dict[str, Any]
         callback = ctx.create_callback(
             name=f"wake-{n}", config=CallbackConfig(timeout=Duration.from_seconds(max(1, math.ceil(result["wait_s"])))))
         ctx.step(partial(listen, rt, request, raw.get("instance_arn"), callback.callback_id), name=f"listen-{n}")
-        try:
+        with contextlib.suppress(CallbackTimeoutError):  # the timeout is the polling fallback
             callback.result()
-        except CallbackTimeoutError:
-            pass
         n += 1
     summary = ctx.step(partial(finish, rt, request, raw), name="finish")
     return {"instance": request.instance_id, "result": raw.get("result"), **summary}

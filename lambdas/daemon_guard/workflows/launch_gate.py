@@ -10,6 +10,7 @@ daemon on the instance starts RUNNING.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from functools import partial
 from typing import Any
@@ -106,10 +107,8 @@ def launch_gate_workflow(event: dict[str, Any], ctx: DurableContext) -> dict[str
         callback = ctx.create_callback(
             name=f"wake-{n}", config=CallbackConfig(timeout=Duration.from_seconds(max(1, math.ceil(state["wait_s"])))))
         ctx.step(partial(listen, rt, state, callback.callback_id), name=f"listen-{n}")
-        try:
+        with contextlib.suppress(CallbackTimeoutError):  # the timeout is the polling fallback
             callback.result()
-        except CallbackTimeoutError:
-            pass
         n += 1
     ctx.step(partial(release, rt, event["instanceId"]), name="release")
     return {"instance": event["instanceId"], "result": state["result"]}

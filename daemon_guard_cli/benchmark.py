@@ -1,0 +1,169 @@
+"""`daemon-guard bench`: run the suites side by side; write JSON, Markdown tables and a PNG chart."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from sim.bench import drain_suite, placement_suite
+from sim.scenarios import DrainStory
+
+HANDLER_MODULES = ("daemon_guard.handlers.intake", "daemon_guard.handlers.reconciler",
+                   "daemon_guard.workflows.drain", "daemon_guard.workflows.launch_gate")
+
+
+def _progress(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def _tree_bytes(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file() and "__pycache__" not in f.parts)
+
+
+def cost_suite() -> dict[str, Any]:
+    """Asset size (our code plus the bundled durable SDK) and cold-import time of each handler module."""
+    import aws_durable_execution_sdk_python as sdk
+
+    code = Path(__file__).resolve().parents[1] / "lambdas" / "daemon_guard"
+    cold: dict[str, float] = {}
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+    for module in HANDLER_MODULES:
+        samples = []
+        for _ in range(3):
+            out = subprocess.run(
+                [sys.executable, "-c", f"import time; t = time.perf_counter(); import {module}; "
+                                       "print((time.perf_counter() - t) * 1000)"],
+                capture_output=True, text=True, check=True, env=env)
+            samples.append(float(out.stdout.strip().splitlines()[-1]))
+        cold[module] = round(statistics.median(samples), 1)
+    return {"asset_bytes": {"daemon_guard": _tree_bytes(code),
+                            "aws_durable_execution_sdk_python": _tree_bytes(Path(sdk.__file__).parent)},
+            "cold_import_ms": cold}
+
+
+def markdown(report: dict[str, Any]) -> str:
+    """The README tables."""
+    lines: list[str] = []
+    placement = report.get("placement")
+    if placement:
+        sc = placement["scenario"]
+        lines += [f"**Placement** ({sc['launches_per_seed']} launches per seed, seeds {sc['seeds']}, backlog "
+                  f"{sc['backlog_per_service']} pending tasks per service, daemon cycle {sc['daemon_cycle_s']} s)", "",
+                  "| strategy | daemon-first | coverage (60 s) | time to daemons p50 / p99 (s) | "
+                  "app tasks without daemons p50 / p99 (s) | evictions | min-healthy breaches |",
+                  "|---|---|---|---|---|---|---|"]
+        for name, s in placement["strategies"].items():
+            lines.append(f"| {name} | {s['daemon_first_rate']:.2%} | {s['coverage_rate']:.2%} | "
+                         f"{s['time_to_daemons_s']['p50']} / {s['time_to_daemons_s']['p99']} | "
+                         f"{s['daemon_missing_s']['p50']} / {s['daemon_missing_s']['p99']} | {s['evictions']} | "
+                         f"{s['min_healthy_breaches']} |")
+        lines += ["", "| cluster size | ECS calls per new-instance event | handler CPU p50 (ms) |", "|---|---|---|"]
+        for size, c in placement["api_cost"].items():
+            lines.append(f"| {size} | {c['calls_per_launch_event']} | {c['handler_cpu_ms_p50']} |")
+        lines.append("")
+    drain = report.get("drain")
+    if drain:
+        sc = drain["scenario"]
+        lines += [f"**Drain** ({sc['on_demand']} on-demand + {sc['spot']} Spot instances; scale-ins of "
+                  f"{sc['scale_ins']}, an instance refresh, {sc['spot_interruptions']} Spot interruptions; "
+                  f"seeds {sc['seeds']})", "",
+                  "| strategy | drains | ordering violations | tasks killed | overhead p50 / p99 (s) | "
+                  "overhead per tier p50 / p99 (s) | deadlines exceeded | lifecycle timeouts | "
+                  "duplicate workflows | Spot drains in 120 s | API calls per drain |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|"]
+        for name, s in drain["strategies"].items():
+            lines.append(f"| {name} | {s['drains']} | {s['ordering_violations']} | {s['ungraceful_task_kills']} | "
+                         f"{s['overhead_s']['p50']} / {s['overhead_s']['p99']} | "
+                         f"{s['overhead_per_tier_s']['p50']} / {s['overhead_per_tier_s']['p99']} | "
+                         f"{s['deadline_exceeded']} | {s['lifecycle_timeouts']} | {s['duplicate_workflows']} | "
+                         f"{s['spot_within_120s']} / {s['spot_drains']} | {s['api_calls_per_drain']} |")
+        lines.append("")
+    cost = report.get("cost")
+    if cost:
+        lines += ["| Lambda handler module | cold import (ms) |", "|---|---|"]
+        lines += [f"| {m} | {ms} |" for m, ms in cost["cold_import_ms"].items()]
+        sizes = cost["asset_bytes"]
+        lines += ["", f"Asset: daemon_guard {sizes['daemon_guard'] / 1024:.0f} KiB + durable SDK "
+                      f"{sizes['aws_durable_execution_sdk_python'] / 1024:.0f} KiB (before its dependencies).", ""]
+    return "\n".join(lines)
+
+
+def plot(report: dict[str, Any], path: Path) -> None:
+    """Daemon-first rate and time-to-daemons by strategy; drain overhead; API calls by cluster size."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(16, 4.8))
+    placement = report.get("placement")
+    if placement:
+        names = list(placement["strategies"])
+        s = placement["strategies"]
+        ax = axes[0]
+        ax.bar(names, [s[n]["daemon_first_rate"] * 100 for n in names], color=["#999", "#4a7", "#27a"])
+        ax.set_ylim(80, 100.5)
+        ax.set_ylabel("daemon-first launches (%)")
+        ax.set_title("Daemon-first rate (bars) and time to daemons p99 (dots)")
+        twin = ax.twinx()
+        twin.plot(names, [s[n]["time_to_daemons_s"]["p99"] for n in names], "ko")
+        twin.set_ylabel("time to daemons p99 (s)")
+        sizes = list(placement["api_cost"])
+        axes[2].plot([int(x) for x in sizes], [placement["api_cost"][x]["calls_per_launch_event"] for x in sizes],
+                     "o-", color="#27a")
+        axes[2].set_xscale("log")
+        axes[2].set_ylim(bottom=0)
+        axes[2].set_xlabel("instances in the cluster")
+        axes[2].set_ylabel("ECS calls per new-instance event")
+        axes[2].set_title("Cost per event stays flat as the cluster grows")
+    drain = report.get("drain")
+    if drain:
+        d = drain["strategies"]
+        names = list(d)
+        axes[1].bar(names, [d[n]["overhead_s"]["p50"] for n in names], color="#ccc", label="overhead p50")
+        axes[1].plot(names, [d[n]["overhead_per_tier_s"]["p99"] for n in names], "rs", label="per-tier p99")
+        axes[1].set_ylabel("seconds above the slowest stops")
+        axes[1].set_title("Drain overhead by strategy")
+        axes[1].legend()
+        axes[1].tick_params(axis="x", rotation=15)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def run_bench(args: argparse.Namespace) -> int:
+    """Run the chosen suites and write what was asked for."""
+    seeds = tuple(int(s) for s in str(args.seeds).split(",") if s)
+    launches = 200 if args.quick else args.launches
+    sizes = (10, 100) if args.quick else tuple(int(s) for s in str(args.sizes).split(","))
+    story = DrainStory(on_demand=60, spot=10, first_scale_in=20, second_scale_in=20, spot_interruptions=5,
+                       refresh=False) if args.quick else DrainStory()
+    report: dict[str, Any] = {}
+    started = time.monotonic()
+    if args.suite in ("placement", "all"):
+        report["placement"] = placement_suite(launches, seeds, sizes, _progress)
+    if args.suite in ("drain", "all"):
+        report["drain"] = drain_suite(seeds, story, _progress)
+    if args.suite == "all":
+        _progress("cost: asset size and cold import")
+        report["cost"] = cost_suite()
+    report["wall_seconds"] = round(time.monotonic() - started, 1)
+    text = markdown(report)
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(report, indent=2))
+    if args.markdown:
+        Path(args.markdown).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.markdown).write_text(text)
+    if args.plot:
+        plot(report, Path(args.plot))
+    print(text)
+    return 0
