@@ -23,6 +23,8 @@ ECS_WRITES = ("StopTask", "PutAttributes", "DeleteAttributes", "UpdateContainerI
 ASG_WRITES = ("CompleteLifecycleAction", "RecordLifecycleActionHeartbeat")
 LAMBDA_WRITES = ("Invoke", "SendDurableExecutionCallbackSuccess")
 
+EVICTION_REASON = "daemon-guard: make room"
+
 Deploy = Callable[..., GuardDeployment]
 
 
@@ -73,8 +75,7 @@ class WriteCounter:
 
 def evicted(world: World) -> list[SimTask]:
     """Tasks daemon-guard stopped to make room (its stop reasons start with `daemon-guard:`)."""
-    return [t for t in world.ecs.tasks.values() if t.stopped_reason.startswith("daemon-guard:")
-            and t.stop_code == "UserInitiated" and "drain" not in t.stopped_reason]
+    return [t for t in world.ecs.tasks.values() if t.stopped_reason.startswith(EVICTION_REASON)]
 
 
 def emitted(deployment: GuardDeployment, metric: str) -> float:

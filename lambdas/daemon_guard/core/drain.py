@@ -107,6 +107,7 @@ class DrainProgress:
     blocked_reported: bool = False
     services_checked: bool = False
     forced: bool = False
+    forced_at: float | None = None
     violations: tuple[str, ...] = ()
     stop_requested: tuple[str, ...] = ()
     phase_tasks: tuple[tuple[str, str], ...] = ()
@@ -182,6 +183,15 @@ def phase_deadline(phase: str, progress: DrainProgress, policy: DrainPolicy, dea
     return min(deadline, progress.phase_started_at + 0.4 * budget / tiers)
 
 
+def _due(progress: DrainProgress, policy: DrainPolicy, deadline: float) -> float:
+    """When the current phase must move on: its own deadline, or, once the global deadline forced the
+    drain, `FORCED_TIER_WAIT_S` after the phase began or the drain was forced (whichever is later), so
+    what is left still stops phase by phase, in order."""
+    if progress.forced:
+        return max(progress.phase_started_at, progress.forced_at or progress.phase_started_at) + FORCED_TIER_WAIT_S
+    return phase_deadline(progress.phase, progress, policy, deadline)
+
+
 def _live(tasks: Sequence[TaskView]) -> list[TaskView]:
     return [t for t in tasks if t.last_status != "STOPPED"]
 
@@ -205,9 +215,10 @@ def _observe_violations(view: DrainView, progress: DrainProgress, policy: DrainP
     non_daemon_left = bool(_non_daemon_service_tasks(view) or (standalone_counts and _standalone_tasks(view)))
     live = _live(view.tasks)
     for task in live:
-        if not task.stopping or task.service_name not in view.daemon_tier or task.arn in progress.violations:
+        name = task.service_name
+        if not task.stopping or name is None or name not in view.daemon_tier or task.arn in progress.violations:
             continue
-        tier = view.daemon_tier[task.service_name]
+        tier = view.daemon_tier[name]
         earlier_left = any(view.daemon_tier.get(t.service_name or "", -1) < tier and
                            t.service_name in view.daemon_tier for t in live)
         if non_daemon_left or earlier_left:
@@ -224,7 +235,7 @@ def _record_phase_tasks(progress: DrainProgress, phase: str, tasks: Sequence[Tas
 def _next_phase(progress: DrainProgress, view: DrainView, policy: DrainPolicy) -> DrainProgress:
     """Close the current phase (recording its time) and open the next."""
     label = phase_label(progress, policy)
-    times = progress.phase_times + ((label, progress.phase_started_at, view.now),)
+    times = (*progress.phase_times, (label, progress.phase_started_at, view.now))
     if progress.phase == "replicas":
         nxt, tier = "standalone", 0
     elif progress.phase == "standalone":
@@ -276,7 +287,8 @@ def plan_drain_step(request: DrainRequest, view: DrainView, progress: DrainProgr
     elif not progress.draining_requested:
         progress = replace(progress, draining_requested=True)
     if not progress.forced and view.now >= deadline and not gone:
-        progress = replace(progress, forced=True, deadlines_missed=progress.deadlines_missed + 1)
+        progress = replace(progress, forced=True, forced_at=view.now,
+                           deadlines_missed=progress.deadlines_missed + 1)
         notes.append(DrainNote("deadline-missed", f"global deadline passed in {phase_label(progress, policy)}"))
     # Walk the phases as far as this observation allows.
     for _ in range(len(policy.tier_names) + 3):
@@ -296,27 +308,25 @@ def plan_drain_step(request: DrainRequest, view: DrainView, progress: DrainProgr
         if not remaining:
             progress = _next_phase(progress, view, policy)
             continue
-        due = phase_deadline(phase, progress, policy, deadline)
-        if progress.forced:
-            due = min(due, progress.phase_started_at + FORCED_TIER_WAIT_S)
+        due = _due(progress, policy, deadline)
         to_stop = [t for t in remaining if not t.stopping and t.arn not in progress.stop_requested]
-        must_stop = phase == "tier" or (phase == "standalone" and (
-            policy.standalone is StandalonePolicy.STOP or view.now >= progress.phase_started_at + policy.standalone_wait_s))
+        waited = view.now >= progress.phase_started_at + policy.standalone_wait_s
+        stop_now = policy.standalone is StandalonePolicy.STOP or waited
+        must_stop = phase == "tier" or (phase == "standalone" and stop_now)
         if (view.now >= due and phase != "tier") or progress.forced:
             must_stop = True
-        if view.now >= due:
-            if phase == "tier" or not to_stop:
-                # The phase had its time: count the miss once and move on; what is left is already stopping.
-                if not progress.forced:
-                    progress = replace(progress, deadlines_missed=progress.deadlines_missed + 1)
-                    notes.append(DrainNote("deadline-missed", f"{phase_label(progress, policy)} deadline passed",
-                                           tier=phase_label(progress, policy)))
-                if to_stop:
-                    actions.append(StopTasks(tuple(sorted(t.arn for t in to_stop)),
-                                             f"daemon-guard drain: {phase_label(progress, policy)} deadline"))
-                    progress = replace(progress, stop_requested=progress.stop_requested + tuple(t.arn for t in to_stop))
-                progress = _next_phase(progress, view, policy)
-                continue
+        if view.now >= due and (phase == "tier" or not to_stop):
+            # The phase had its time: count the miss once and move on; what is left is already stopping.
+            if not progress.forced:
+                progress = replace(progress, deadlines_missed=progress.deadlines_missed + 1)
+                notes.append(DrainNote("deadline-missed", f"{phase_label(progress, policy)} deadline passed",
+                                       tier=phase_label(progress, policy)))
+            if to_stop:
+                actions.append(StopTasks(tuple(sorted(t.arn for t in to_stop)),
+                                         f"daemon-guard drain: {phase_label(progress, policy)} deadline"))
+                progress = replace(progress, stop_requested=progress.stop_requested + tuple(t.arn for t in to_stop))
+            progress = _next_phase(progress, view, policy)
+            continue
         if must_stop and to_stop:
             label = phase_label(progress, policy)
             actions.append(StopTasks(tuple(sorted(t.arn for t in to_stop)), f"daemon-guard drain: {label}"))
@@ -336,12 +346,13 @@ def plan_drain_step(request: DrainRequest, view: DrainView, progress: DrainProgr
     if beat is not None:
         actions.append(beat)
         progress = replace(progress, heartbeats=progress.heartbeats + 1, last_heartbeat_at=view.now)
-    due = phase_deadline(progress.phase, progress, policy, deadline)
+    due = _due(progress, policy, deadline)
     wait = max(1.0, min(wait, beat_wait, due - view.now if due > view.now else wait))
     return DrainStep(tuple(actions), progress, wait, tuple(notes))
 
 
-def _blocked(view: DrainView, progress: DrainProgress, remaining: Sequence[TaskView]) -> tuple[DrainProgress, list[DrainNote]]:
+def _blocked(view: DrainView, progress: DrainProgress,
+             remaining: Sequence[TaskView]) -> tuple[DrainProgress, list[DrainNote]]:
     """Report once a replica phase that cannot progress: no replacement possible, or no progress for long."""
     count = len(remaining)
     if count != progress.last_count:
@@ -350,9 +361,9 @@ def _blocked(view: DrainView, progress: DrainProgress, remaining: Sequence[TaskV
         return progress, []
     if view.services:
         progress = replace(progress, services_checked=True)
-    stuck = sorted({t.service_name for t in remaining if t.service_name in view.services and
-                    view.services[t.service_name].minimum_healthy_percent >= 100 and
-                    view.services[t.service_name].maximum_percent <= 100})
+    names = {t.service_name for t in remaining if t.service_name is not None}
+    stuck = sorted(n for n in names if n in view.services and view.services[n].minimum_healthy_percent >= 100
+                   and view.services[n].maximum_percent <= 100)
     if stuck:
         detail = f"{', '.join(stuck)} at minimumHealthyPercent 100 and maximumPercent 100: ECS cannot replace them"
     elif view.now - progress.last_progress_at >= BLOCKED_AFTER_S:

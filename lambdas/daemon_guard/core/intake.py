@@ -34,6 +34,7 @@ from daemon_guard.core.events import (
 RouteKind = Literal["placement", "launch-gate", "drain", "wake", "reconcile", "ignore"]
 DrainTrigger = Literal["lifecycle", "spot", "rebalance", "draining", "operator"]
 PLACEMENT_FAILURE = "SERVICE_TASK_PLACEMENT_FAILURE"
+FARGATE_FAILURE = "RESOURCE:FARGATE"
 
 
 @dataclass(frozen=True)
@@ -114,6 +115,9 @@ def _route_service_action(event: ServiceAction, config: Config) -> Route:
     if event.event_name != PLACEMENT_FAILURE:
         return _ignore(f"service action {event.event_name} needs nothing")
     service = (event.service_arn or "").rsplit("/", 1)[-1] or "unknown service"
+    if (event.reason or "").startswith(FARGATE_FAILURE):
+        # Daemon services run on EC2 only: a Fargate shortfall never concerns a daemon (no cluster audit).
+        return _ignore(f"{service} could not get Fargate capacity ({event.reason}); no daemon runs on Fargate")
     reason = f"{service} could not be placed ({event.reason or 'no reason given'})"
     if event.container_instance_arns:
         return Route("placement", reason, cluster, event.container_instance_arns)

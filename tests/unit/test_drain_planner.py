@@ -1,0 +1,464 @@
+"""The ordered drain, one step at a time: replicas, standalone tasks, daemon tiers in order, then CONTINUE."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+
+import pytest
+from daemon_guard.core.actions import (
+    Action,
+    CompleteLifecycle,
+    RecordHeartbeat,
+    SetDraining,
+    StopTasks,
+)
+from daemon_guard.core.config import StandalonePolicy
+from daemon_guard.core.drain import (
+    BLOCKED_AFTER_S,
+    FORCED_TIER_WAIT_S,
+    HOOK_MAX_GLOBAL_S,
+    DrainPolicy,
+    DrainProgress,
+    DrainRequest,
+    DrainStep,
+    DrainView,
+    Lifecycle,
+    plan_drain_step,
+)
+from daemon_guard.core.model import ServiceView, TaskView
+
+from tests.unit.conftest import INSTANCE_ARN, INSTANCE_ID, a_replica_service, a_task, an_instance
+
+START = 1_700_000_000.0
+ASG, HOOK, TOKEN = "prod-asg", "daemon-guard-terminate", "tok-1"
+LIFECYCLE = Lifecycle(ASG, HOOK, TOKEN)
+TIERS = {"xray": 0, "prometheus": 1, "fluent-bit": 2}
+CONTINUE = CompleteLifecycle(ASG, HOOK, INSTANCE_ID, TOKEN, "CONTINUE")
+DRAINING = SetDraining((INSTANCE_ARN,))
+
+
+def policy(standalone: StandalonePolicy = StandalonePolicy.WAIT, *, standalone_wait_s: float = 300,
+           drain_deadline_s: float = 900, tier_deadline_s: float = 300, heartbeat_s: float = 300) -> DrainPolicy:
+    """Three daemon tiers: app agents, then metrics, then the log router last."""
+    return DrainPolicy(tier_names=("agents", "metrics", "logs"), standalone=standalone,
+                       standalone_wait_s=standalone_wait_s, drain_deadline_s=drain_deadline_s,
+                       tier_deadline_s=tier_deadline_s, heartbeat_timeout_s=heartbeat_s)
+
+
+def request(deadline_epoch: float | None = None) -> DrainRequest:
+    """A terminate lifecycle drain (or a Spot one, with its notice as `deadline_epoch`)."""
+    return DrainRequest(instance_id=INSTANCE_ID, cluster="prod", trigger="spot" if deadline_epoch else "lifecycle",
+                        asg=ASG, hook=HOOK, token=TOKEN, deadline_epoch=deadline_epoch)
+
+
+def fresh() -> DrainProgress:
+    """Progress of a drain that starts at START."""
+    return DrainProgress(started_at=START, phase_started_at=START, last_progress_at=START)
+
+
+def at(phase: str, tier: int = 0, *, since: float = START, **changes: object) -> DrainProgress:
+    """Progress already in `phase` (DRAINING requested), the phase begun at `since`."""
+    return replace(fresh(), phase=phase, tier=tier, phase_started_at=since, draining_requested=True,
+                   **changes)  # type: ignore[arg-type]
+
+
+def view(tasks: Sequence[TaskView], *, now: float = START, status: str | None = "ACTIVE",
+         services: dict[str, ServiceView] | None = None, lifecycle: Lifecycle | None = LIFECYCLE) -> DrainView:
+    """What one step observes; `status` None means the instance is gone."""
+    return DrainView(now=now, instance=an_instance(status) if status else None, tasks=tasks, daemon_tier=TIERS,
+                     services=services or {}, lifecycle=lifecycle)
+
+
+REPLICAS = (a_task("api-1", "api"), a_task("api-2", "api"))
+STANDALONE = (a_task("batch-1", None),)
+AGENTS = (a_task("xray-1", "xray"),)
+METRICS = (a_task("prometheus-1", "prometheus"),)
+LOGS = (a_task("fluent-bit-1", "fluent-bit"),)
+EVERYTHING = REPLICAS + STANDALONE + AGENTS + METRICS + LOGS
+
+
+def stops(step: DrainStep) -> list[tuple[str, ...]]:
+    """The task ARNs of each StopTasks of a step, in order."""
+    return [a.task_arns for a in step.actions if isinstance(a, StopTasks)]
+
+
+# ---- order, one step at a time ------------------------------------------------------------------
+
+@pytest.mark.parametrize(("tasks", "progress", "standalone", "now", "expected"), [
+    pytest.param(EVERYTHING, fresh(), StandalonePolicy.WAIT, START, [DRAINING],
+                 id="first step sets DRAINING and waits for the replicas ECS replaces"),
+    pytest.param(EVERYTHING, at("replicas"), StandalonePolicy.STOP, START + 60, [],
+                 id="replicas still running: nothing is stopped, daemons least of all"),
+    pytest.param(STANDALONE + AGENTS + METRICS + LOGS, at("replicas"), StandalonePolicy.STOP, START + 60,
+                 [StopTasks(("batch-1",), "daemon-guard drain: standalone")],
+                 id="replicas gone, policy stop: standalone tasks stop before any daemon"),
+    pytest.param(STANDALONE + AGENTS + METRICS + LOGS, at("replicas"), StandalonePolicy.WAIT, START + 60, [],
+                 id="replicas gone, policy wait: standalone tasks are given their time"),
+    pytest.param(STANDALONE + AGENTS + METRICS + LOGS, at("standalone", since=START), StandalonePolicy.WAIT,
+                 START + 300, [StopTasks(("batch-1",), "daemon-guard drain: standalone")],
+                 id="policy wait: standalone tasks still running after the wait are stopped"),
+    pytest.param(STANDALONE + AGENTS + METRICS + LOGS, at("replicas"), StandalonePolicy.IGNORE, START + 60,
+                 [StopTasks(("xray-1",), "daemon-guard drain: agents")],
+                 id="policy ignore: standalone tasks are left alone and tier 0 stops"),
+    pytest.param(AGENTS + METRICS + LOGS, at("standalone"), StandalonePolicy.WAIT, START + 60,
+                 [StopTasks(("xray-1",), "daemon-guard drain: agents")],
+                 id="only daemons left: tier 0 stops first"),
+    pytest.param(METRICS + LOGS, at("tier", 0), StandalonePolicy.WAIT, START + 60,
+                 [StopTasks(("prometheus-1",), "daemon-guard drain: metrics")],
+                 id="tier 0 STOPPED: tier 1 stops"),
+    pytest.param(LOGS, at("tier", 1), StandalonePolicy.WAIT, START + 60,
+                 [StopTasks(("fluent-bit-1",), "daemon-guard drain: logs")],
+                 id="tier 1 STOPPED: the log router stops last"),
+    pytest.param((), at("tier", 2), StandalonePolicy.WAIT, START + 60, [CONTINUE],
+                 id="instance empty: the lifecycle action completes with CONTINUE"),
+])
+def test_each_step_takes_the_next_phase_in_order(tasks: tuple[TaskView, ...], progress: DrainProgress,
+                                                  standalone: StandalonePolicy, now: float,
+                                                  expected: list[Action]) -> None:
+    # GIVEN the tasks left on the instance and how far the drain got (heartbeats aside)
+    # WHEN the next step is planned
+    step = plan_drain_step(request(), view(tasks, now=now), progress, policy(standalone, heartbeat_s=0))
+    # THEN it does exactly the next thing in the order
+    assert list(step.actions) == expected
+
+
+@pytest.mark.parametrize(("status", "expected"), [
+    pytest.param("ACTIVE", [DRAINING], id="ACTIVE instance: DRAINING is set"),
+    pytest.param("DRAINING", [], id="instance someone else set DRAINING: not set again"),
+])
+def test_draining_is_set_only_on_an_active_instance(status: str, expected: list[Action]) -> None:
+    # GIVEN a fresh drain of an instance with replicas / WHEN the first step is planned
+    step = plan_drain_step(request(), view(EVERYTHING, status=status), fresh(), policy())
+    # THEN DRAINING is requested only if the instance is not already draining
+    assert list(step.actions) == expected
+    assert step.progress.draining_requested
+
+
+def test_draining_is_set_exactly_once() -> None:
+    # GIVEN a first step that set DRAINING, while ECS has not yet shown the instance as DRAINING
+    first = plan_drain_step(request(), view(EVERYTHING), fresh(), policy())
+    # WHEN the next step observes the instance still ACTIVE
+    second = plan_drain_step(request(), view(EVERYTHING, now=START + 10), first.progress, policy())
+    # THEN DRAINING is not requested again
+    assert first.actions.count(DRAINING) == 1
+    assert DRAINING not in second.actions
+
+
+def test_no_lifecycle_action_while_a_task_is_still_stopping() -> None:
+    # GIVEN the last tier was told to stop and its task has not STOPPED yet
+    stopping = (a_task("fluent-bit-1", "fluent-bit", stopping=True),)
+    # WHEN a step is planned before any deadline
+    step = plan_drain_step(request(), view(stopping, now=START + 60), at("tier", 2, since=START + 50), policy())
+    # THEN it waits: no CompleteLifecycle, no second StopTask
+    assert not [a for a in step.actions if isinstance(a, CompleteLifecycle | StopTasks)]
+    assert not step.progress.done
+    assert step.wait_s >= 1
+
+
+def test_a_drain_without_a_lifecycle_action_completes_without_calling_auto_scaling() -> None:
+    # GIVEN an operator's drain (no lifecycle action) of an empty instance
+    step = plan_drain_step(request(), view((), lifecycle=None), at("tier", 2), policy())
+    # THEN it is done and completes nothing
+    assert step.actions == ()
+    assert step.progress.done
+    assert step.progress.result == "no-lifecycle-action"
+
+
+@pytest.mark.parametrize("status", [None, "INACTIVE", "DEREGISTERING"])
+def test_an_instance_that_is_gone_completes_the_lifecycle_action(status: str | None) -> None:
+    # GIVEN the instance disappeared (terminated, deregistered) mid-drain, tasks and all
+    # WHEN the next step observes it
+    step = plan_drain_step(request(), view(EVERYTHING, status=status, now=START + 30), at("replicas"), policy())
+    # THEN there is nothing left to order: CONTINUE at once, no stop, no deadline counted
+    assert list(step.actions) == [CONTINUE]
+    assert step.progress.deadlines_missed == 0
+
+
+# ---- deadlines ----------------------------------------------------------------------------------
+
+def test_a_tier_deadline_moves_on_to_the_next_tier_and_counts_one_miss() -> None:
+    # GIVEN tier 0 told to stop at START+100, its task still stopping 300 s later
+    xray_stuck = (a_task("xray-1", "xray", stopping=True),)
+    progress = at("tier", 0, since=START + 100, stop_requested=("xray-1",))
+    # WHEN a step is planned at the tier deadline
+    step = plan_drain_step(request(), view(xray_stuck + METRICS + LOGS, now=START + 400), progress, policy())
+    # THEN the next tier stops, the miss is counted once and noted for that tier
+    assert stops(step) == [("prometheus-1",)]
+    assert step.progress.deadlines_missed == 1
+    assert [(n.kind, n.tier) for n in step.notes] == [("deadline-missed", "agents")]
+    # AND a re-plan on the next observation does not count it again
+    again = plan_drain_step(request(), view(xray_stuck + METRICS + LOGS, now=START + 410), step.progress, policy())
+    assert again.progress.deadlines_missed == 1
+
+
+def test_the_global_deadline_stops_what_is_left_in_order_then_continues() -> None:
+    # GIVEN replicas that ECS never replaces and a 900 s drain deadline
+    world = World(EVERYTHING, replicas_leave=False, stop_s=2)
+    # WHEN the drain runs to the end
+    world.run(request(), policy())
+    # THEN after the deadline the rest is stopped phase by phase, in order, and the hook completes once
+    assert world.stop_log() == [("api-1", "api-2"), ("batch-1",), ("xray-1",), ("prometheus-1",),
+                                ("fluent-bit-1",)]
+    assert all(t >= START + 900 for t, _ in world.stopped_at)
+    assert world.completions() == 1
+    assert world.final.deadlines_missed == 1
+    assert world.final.forced
+    assert world.final.violations == ()
+
+
+def test_under_the_global_deadline_each_phase_gets_a_short_grace_before_the_next() -> None:
+    # GIVEN a drain forced by its deadline while tier 0 is stopping
+    xray_stopping = (a_task("xray-1", "xray", stopping=True),)
+    progress = at("tier", 0, since=START + 850, stop_requested=("xray-1",))
+    forced = plan_drain_step(request(), view(xray_stopping + METRICS + LOGS, now=START + 900), progress, policy())
+    # WHEN it is replanned within the grace, and after it
+    within = plan_drain_step(request(), view(xray_stopping + METRICS + LOGS, now=START + 901), forced.progress,
+                             policy())
+    after = plan_drain_step(request(), view(xray_stopping + METRICS + LOGS, now=START + 900 + FORCED_TIER_WAIT_S),
+                            within.progress, policy())
+    # THEN tier 1 is not stopped during tier 0's grace, and is once the grace is over
+    assert forced.progress.forced and forced.progress.deadlines_missed == 1
+    assert stops(forced) == [] and stops(within) == []
+    assert forced.wait_s <= FORCED_TIER_WAIT_S
+    assert stops(after) == [("prometheus-1",)]
+
+
+def test_a_spot_drain_finishes_its_phases_inside_the_two_minute_notice() -> None:
+    # GIVEN a Spot notice 120 s away, replicas ECS never replaces, tasks that stop 2 s after StopTask
+    world = World(EVERYTHING, replicas_leave=False, stop_s=2)
+    # WHEN the drain runs
+    world.run(request(deadline_epoch=START + 120), policy())
+    # THEN every phase ran in order and CONTINUE came before START+110 (the notice minus the safety margin)
+    assert world.stop_log() == [("api-1", "api-2"), ("batch-1",), ("xray-1",), ("prometheus-1",),
+                                ("fluent-bit-1",)]
+    assert world.completed_at is not None
+    assert world.completed_at <= START + 110
+    assert world.final.violations == ()
+
+
+# ---- a whole drain against a small world --------------------------------------------------------
+
+@pytest.mark.parametrize("standalone", list(StandalonePolicy))
+def test_a_whole_drain_stops_tiers_in_order_and_continues_once(standalone: StandalonePolicy) -> None:
+    # GIVEN replicas that ECS replaces within 30 s, a standalone task and three daemon tiers
+    world = World(EVERYTHING, replicas_leave=True, replace_s=30, stop_s=5)
+    # WHEN the drain runs to the end
+    world.run(request(), policy(standalone, standalone_wait_s=60))
+    # THEN DRAINING once, daemons tier by tier after the non-daemons, CONTINUE once and last
+    expected = [("batch-1",)] if standalone is not StandalonePolicy.IGNORE else []
+    assert world.stop_log() == [*expected, ("xray-1",), ("prometheus-1",), ("fluent-bit-1",)]
+    assert world.count(SetDraining) == 1
+    assert world.completions() == 1 and isinstance(world.actions[-1][1], CompleteLifecycle)
+    assert world.final.deadlines_missed == 0
+    assert world.final.violations == ()
+    assert [label for label, _, _ in world.final.phase_times] == ["replicas", "standalone", "agents", "metrics",
+                                                                   "logs"]
+
+
+def test_no_daemon_is_stopped_while_a_replica_remains() -> None:
+    # GIVEN replicas that take 250 s to be replaced
+    world = World(EVERYTHING, replicas_leave=True, replace_s=250, stop_s=5)
+    # WHEN the drain runs
+    world.run(request(), policy(StandalonePolicy.STOP))
+    # THEN the first daemon StopTask comes after the last replica STOPPED
+    first_daemon_stop = min(t for t, arns in world.stopped_at if arns[0] in {"xray-1"})
+    assert first_daemon_stop >= START + 250
+
+
+# ---- heartbeats ---------------------------------------------------------------------------------
+
+def test_heartbeats_are_sent_every_half_heartbeat_timeout_while_the_drain_waits() -> None:
+    # GIVEN replicas that never leave, a 300 s heartbeat timeout and a 900 s deadline
+    world = World(REPLICAS, replicas_leave=False, stop_s=2)
+    # WHEN the drain runs
+    world.run(request(), policy(heartbeat_s=300))
+    # THEN a heartbeat goes out every 150 s until the deadline
+    beats = [t for t, a in world.actions if isinstance(a, RecordHeartbeat)]
+    assert beats == [START + 150 * k for k in range(1, 7)]
+    assert world.final.heartbeats == 6
+
+
+def test_no_heartbeat_once_the_hooks_global_timeout_is_near() -> None:
+    # GIVEN a 30 s heartbeat timeout: the hook's global timeout is 100 x 30 s = 3000 s
+    hb = 30.0
+    hook_global = min(HOOK_MAX_GLOBAL_S, 100 * hb)
+    progress = at("replicas", last_heartbeat_at=START + hook_global - 2 * hb)
+    # WHEN steps are planned before and inside the last heartbeat timeout of the global timeout
+    before = plan_drain_step(request(), view(REPLICAS, now=START + hook_global - 2 * hb + hb / 2), progress,
+                             policy(heartbeat_s=hb, drain_deadline_s=48 * 3600))
+    near = plan_drain_step(request(), view(REPLICAS, now=START + hook_global - hb / 2), progress,
+                           policy(heartbeat_s=hb, drain_deadline_s=48 * 3600))
+    # THEN the heartbeat is sent before, and not once the global timeout is near
+    assert RecordHeartbeat(ASG, HOOK, INSTANCE_ID, TOKEN) in before.actions
+    assert not [a for a in near.actions if isinstance(a, RecordHeartbeat)]
+
+
+# ---- blocked drains -----------------------------------------------------------------------------
+
+def test_a_service_at_100_100_is_reported_blocked_once() -> None:
+    # GIVEN a replica service at minimumHealthyPercent 100 and maximumPercent 100
+    services = {"api": a_replica_service("api", min_healthy=100, max_percent=100)}
+    # WHEN two steps observe it
+    first = plan_drain_step(request(), view(REPLICAS, services=services), fresh(), policy())
+    second = plan_drain_step(request(), view(REPLICAS, now=START + 10, services=services), first.progress, policy())
+    # THEN it is reported blocked on the first, naming the service, and not again
+    assert [n.kind for n in first.notes] == ["blocked"]
+    assert "api" in first.notes[0].detail
+    assert second.notes == ()
+
+
+@pytest.mark.parametrize(("elapsed", "blocked"), [
+    pytest.param(BLOCKED_AFTER_S - 1, False, id="not yet: replacements may still come"),
+    pytest.param(BLOCKED_AFTER_S, True, id="no progress for 120 s: blocked"),
+])
+def test_replicas_not_replaced_for_two_minutes_are_reported_blocked(elapsed: float, blocked: bool) -> None:
+    # GIVEN replicas first seen at START, the same count ever since
+    seen = plan_drain_step(request(), view(REPLICAS), fresh(), policy())
+    # WHEN a step observes them `elapsed` seconds later
+    step = plan_drain_step(request(), view(REPLICAS, now=START + elapsed), seen.progress, policy())
+    # THEN the drain is reported blocked only past the limit
+    assert [n.kind for n in step.notes] == (["blocked"] if blocked else [])
+
+
+# ---- ordering self-check ------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("tasks", "violating"), [
+    pytest.param((*REPLICAS, a_task("xray-1", "xray", stopping=True)), ("xray-1",),
+                 id="a daemon stopping while a replica remains"),
+    pytest.param((*AGENTS, a_task("fluent-bit-1", "fluent-bit", stopping=True)), ("fluent-bit-1",),
+                 id="a tier-2 daemon stopping while tier 1 ... tier 0 still live"),
+    pytest.param((*METRICS, a_task("fluent-bit-1", "fluent-bit", stopping=True)), ("fluent-bit-1",),
+                 id="a tier-2 daemon stopping while tier 1 still live"),
+    pytest.param((a_task("xray-1", "xray", stopping=True), *METRICS), (),
+                 id="tier 0 stopping before tier 1: in order"),
+])
+def test_ordering_violations_are_observed_and_counted_once(tasks: tuple[TaskView, ...],
+                                                            violating: tuple[str, ...]) -> None:
+    # GIVEN an instance where someone (ECS, an operator) stopped tasks / WHEN two steps observe it
+    first = plan_drain_step(request(), view(tasks), at("replicas"), policy())
+    second = plan_drain_step(request(), view(tasks, now=START + 10), first.progress, policy())
+    # THEN each out-of-order stop is noted once
+    assert first.progress.violations == violating
+    assert [n.detail for n in first.notes if n.kind == "ordering-violation"] == list(violating)
+    assert not [n for n in second.notes if n.kind == "ordering-violation"]
+
+
+# ---- idempotence --------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("tasks", "progress"), [
+    pytest.param(EVERYTHING, fresh(), id="DRAINING just requested"),
+    pytest.param(STANDALONE + AGENTS, at("standalone", since=START - 400), id="standalone just stopped"),
+    pytest.param(AGENTS + METRICS, at("tier", 0), id="tier 0 just stopped"),
+])
+def test_replanning_the_same_observation_repeats_no_effect(tasks: tuple[TaskView, ...],
+                                                           progress: DrainProgress) -> None:
+    # GIVEN a step that acted
+    first = plan_drain_step(request(), view(tasks, now=START + 1), progress, policy())
+    assert first.actions
+    # WHEN the step is re-planned on the same observation with the checkpointed progress
+    again = plan_drain_step(request(), view(tasks, now=START + 1), first.progress, policy())
+    # THEN it does nothing again
+    assert again.actions == ()
+
+
+def test_a_crashed_step_rerun_does_not_restop_tasks_already_stopping() -> None:
+    # GIVEN tier 0 was stopped by a step whose checkpoint was lost (progress from before the step)
+    before = at("tier", 0)
+    # WHEN the rerun observes the task as stopping
+    rerun = plan_drain_step(request(), view((a_task("xray-1", "xray", stopping=True), *METRICS), now=START + 5),
+                            before, policy())
+    # THEN no StopTask is issued for it
+    assert stops(rerun) == []
+
+
+def test_a_completed_drain_plans_nothing() -> None:
+    # GIVEN a drain that completed / WHEN replanned / THEN no action (no second CompleteLifecycle)
+    done = plan_drain_step(request(), view(()), at("tier", 2), policy()).progress
+    assert plan_drain_step(request(), view(()), done, policy()).actions == ()
+
+
+# ---- checkpoint form ----------------------------------------------------------------------------
+
+def test_progress_round_trips_through_its_json_checkpoint() -> None:
+    # GIVEN progress with every kind of field filled in
+    progress = replace(fresh(), phase="tier", tier=1, violations=("t1",), stop_requested=("a", "b"),
+                       phase_tasks=(("replicas", "a"), ("agents", "b")), phase_times=(("replicas", 1.0, 2.0),),
+                       forced=True, forced_at=5.0, result="CONTINUE", completed_at=9.0)
+    # WHEN it goes through JSON and back
+    restored = DrainProgress.from_dict(json.loads(json.dumps(progress.as_dict())))
+    # THEN it is the same progress
+    assert restored == progress
+
+
+def test_the_drain_payload_names_what_is_missing() -> None:
+    # GIVEN a payload without an instance id / WHEN read / THEN the error names the key
+    with pytest.raises(ValueError, match="instanceId"):
+        DrainRequest.from_payload({"cluster": "prod", "trigger": "operator"})
+    assert DrainRequest.from_payload({"instanceId": "i-1", "cluster": "prod", "trigger": "spot",
+                                      "deadline": 120}).deadline_epoch == 120.0
+
+
+# ---- the small world the whole-drain specifications run against ---------------------------------
+
+@dataclass
+class World:
+    """An instance whose tasks stop `stop_s` after StopTask; DRAINING replaces replicas after `replace_s`."""
+
+    tasks: tuple[TaskView, ...]
+    replicas_leave: bool = True
+    replace_s: float = 30.0
+    stop_s: float = 5.0
+    status: str = "ACTIVE"
+    stop_at: dict[str, float] = field(default_factory=dict)
+    stopped_at: list[tuple[float, tuple[str, ...]]] = field(default_factory=list)
+    actions: list[tuple[float, Action]] = field(default_factory=list)
+    final: DrainProgress = field(default_factory=fresh)
+    completed_at: float | None = None
+
+    def observe(self, now: float) -> DrainView:
+        live = []
+        for t in self.tasks:
+            gone_at = self.stop_at.get(t.arn)
+            if gone_at is not None and now >= gone_at:
+                continue
+            live.append(replace(t, desired_status="STOPPED") if gone_at is not None else t)
+        return DrainView(now=now, instance=an_instance(self.status), tasks=tuple(live), daemon_tier=TIERS,
+                         lifecycle=LIFECYCLE)
+
+    def act(self, now: float, actions: Sequence[Action]) -> None:
+        for action in actions:
+            self.actions.append((now, action))
+            if isinstance(action, SetDraining):
+                self.status = "DRAINING"
+                if self.replicas_leave:
+                    for t in self.tasks:
+                        if t.service_name and t.service_name not in TIERS:
+                            self.stop_at.setdefault(t.arn, now + self.replace_s)
+            elif isinstance(action, StopTasks):
+                self.stopped_at.append((now, action.task_arns))
+                for arn in action.task_arns:
+                    self.stop_at.setdefault(arn, now + self.stop_s)
+
+    def run(self, req: DrainRequest, pol: DrainPolicy) -> None:
+        now, progress = START, fresh()
+        for _ in range(1000):
+            step = plan_drain_step(req, self.observe(now), progress, pol)
+            self.act(now, step.actions)
+            progress = step.progress
+            if progress.done:
+                self.completed_at = now
+                break
+            now += step.wait_s
+        self.final = progress
+        assert progress.done, "the drain never completed"
+
+    def stop_log(self) -> list[tuple[str, ...]]:
+        return [arns for _, arns in self.stopped_at]
+
+    def count(self, kind: type) -> int:
+        return sum(isinstance(a, kind) for _, a in self.actions)
+
+    def completions(self) -> int:
+        return self.count(CompleteLifecycle)
