@@ -132,7 +132,7 @@ def api_cost(sizes: tuple[int, ...], seed: int, new_instances: int = 20) -> dict
         spec = ClusterSpec(replica_services=10, desired_per_service=max(2, size // 2))
         build_cluster(world, spec)
         world.asg.scale_out(spec.asg, size, min(0.05, 100.0 / size))
-        world.clock.run_until(150.0)
+        world.clock.run_until(max(150.0, size * min(0.05, 100.0 / size) + 300.0))
         deployment = GuardDeployment(world, guard_config([spec.asg]) | {
             "clusters": [{"name": "prod", "autoScalingGroups": [{"name": spec.asg, "terminateHook": False}]}]},
             reconcile=False)

@@ -134,6 +134,7 @@ class GuardDeployment:
         before = self.world.call_log.count()
         out = io.StringIO()
         started = time.process_time()
+        backend_before = self.world.backend_cpu_s
         error: str | None = None
         result: Any = None
         try:
@@ -143,7 +144,8 @@ class GuardDeployment:
             error = f"{type(exc).__name__}: {exc}"
             raise
         finally:
-            cpu_ms = (time.process_time() - started) * 1000
+            # The handler's own CPU: the simulated AWS side's work is not the Lambda's.
+            cpu_ms = (time.process_time() - started - (self.world.backend_cpu_s - backend_before)) * 1000
             self._collect(out.getvalue())
             self.records.invocations.append(Invocation(
                 self.world.clock.now, function, result if isinstance(result, dict) else None,

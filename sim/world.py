@@ -8,6 +8,7 @@ strategies of a benchmark see the same launches, latencies and interruptions.
 from __future__ import annotations
 
 import random
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,6 +19,22 @@ from sim.ecs import EcsParams, EcsSim, SimInstance, SimService, SimTask
 from sim.ecs_api import ApiFaults, EcsApi
 from sim.eventbridge import EventBus, FaultPlan
 from sim.wire import Backend, CallLog, make_client
+
+
+class TimedBackend:
+    """Charges the simulated AWS side's CPU time to the world, so a handler's own cost can be told apart."""
+
+    def __init__(self, inner: Backend, world: World) -> None:
+        self.inner = inner
+        self.world = world
+
+    def call(self, service: str, operation: str, params: dict[str, Any]) -> dict[str, Any]:
+        """Forward, timing the backend."""
+        started = time.process_time()
+        try:
+            return self.inner.call(service, operation, params)
+        finally:
+            self.world.backend_cpu_s += time.process_time() - started
 
 
 def stream(seed: int, name: str) -> random.Random:
@@ -53,6 +70,7 @@ class World:
                               throttling=self.options.throttling)
         self.bus = EventBus(self.clock, stream(seed, "delivery"), self.options.delivery)
         self.call_log = CallLog()
+        self.backend_cpu_s = 0.0
         self._event_rng = stream(seed, "event-ids")
         self._asg_arns: dict[str, str] = {}
         self.account, self.region = self.ecs.account, self.ecs.region
@@ -64,7 +82,7 @@ class World:
     def client(self, service: str, *, adaptive: bool = False) -> Any:
         """A boto3 client answered by this world (ECS and Auto Scaling), with retries as configured."""
         backends: dict[str, Backend] = {"ecs": self.ecs_api, "autoscaling": self.asg}
-        backend = backends[service]
+        backend = TimedBackend(backends[service], self)
         retries = {"mode": "standard", "total_max_attempts": 8} if adaptive else None
         return make_client(service, backend, self.region, retries, call_log=self.call_log,
                            backoff=self._sleep)

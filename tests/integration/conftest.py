@@ -40,7 +40,7 @@ def deploy() -> Iterator[Deploy]:
 
     yield make
     for deployment in made:
-        deployment.close()
+        deployment.close()  # a deployment a test closed itself is not handed out here
 
 
 def config_for(groups: list[str], mode: str = "preempt", *, terminate_hook: bool = True,

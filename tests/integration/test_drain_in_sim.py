@@ -100,10 +100,8 @@ def test_drains_stop_tasks_in_order_and_complete_every_lifecycle_action(deploy: 
     # and every lifecycle action completed CONTINUE with no heartbeat timeout
     assert_every_drain_was_clean(run)
     for drain in run.drains:
-        arn = run.world.ecs.instance_of_ec2(drain.instance_id)
-        if arn is None:
-            arn = next(i for i in run.world.ecs.instances.values() if i.ec2_instance_id == drain.instance_id)
-        windows = tier_stop_windows(run.world, arn.arn, TIER_OF)
+        instance = next(i for i in run.world.ecs.instances.values() if i.ec2_instance_id == drain.instance_id)
+        windows = tier_stop_windows(run.world, instance.arn, TIER_OF)
         for tier in range(1, len(TIERS)):
             if tier in windows and tier - 1 in windows:
                 assert windows[tier][0] >= windows[tier - 1][1]
@@ -157,7 +155,7 @@ def small_cluster(world: World, *, replicas: int = 2, min_healthy: int = 50, max
     td = world.ecs.register_task_definition("api", [{"name": "api", "cpu": 512, "memory": 1024}],
                                             stop_timeout_s=30)
     world.ecs.create_service("prod", "api", td, desired_count=replicas, minimum_healthy_percent=min_healthy,
-                             maximum_percent=max_percent, constraints=["distinctInstance"] if False else [])
+                             maximum_percent=max_percent)
     world.asg.scale_out(spec.asg, instances, 1.0)
     world.clock.run_until(150.0)
     return spec.asg
@@ -202,8 +200,7 @@ def test_an_instance_drained_by_someone_else_has_its_daemons_stopped_in_tier_ord
                                                          status="DRAINING")
     world.clock.run_until(world.clock.now + 300.0)
     # THEN every daemon on it stopped, one tier after the other, after the replicas
-    live = [t for t in world.ecs.live_tasks(world.ecs.instances[arn])]
-    assert live == []
+    assert world.ecs.live_tasks(world.ecs.instances[arn]) == []
     windows = tier_stop_windows(world, arn, TIER_OF)
     assert sorted(windows) == [0, 1, 2]
     assert windows[0][1] <= windows[1][0]

@@ -1,0 +1,272 @@
+"""`daemon-guard status` and `daemon-guard drain`: look at, or drain, a real cluster (boto3 default credentials).
+
+`status` reads the ECS API only (ListContainerInstances, DescribeContainerInstances, ListServices,
+DescribeServices, DescribeTaskDefinition, ListTasks, DescribeTasks) through the same adapter and the
+same eligibility rules the Lambda code uses, and prints per-instance daemon coverage. It writes nothing.
+
+`drain` asks the deployed drain workflow to drain one instance, as an operator would: it checks that
+the EC2 instance is a container instance of the cluster, then invokes the workflow's alias with a
+DurableExecutionName, so that repeating the exact request starts nothing new.
+
+Exit codes: 0 all well (every eligible daemon RUNNING / drain requested), 1 some daemon missing,
+2 an error, explained in one line on stderr (no credentials, no region, cluster not found, access
+denied, ...).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, TextIO
+
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    EndpointConnectionError,
+    NoCredentialsError,
+    NoRegionError,
+    PartialCredentialsError,
+)
+from daemon_guard.adapters.ecs import EcsCluster
+from daemon_guard.adapters.workflows import WorkflowStarter
+from daemon_guard.core.eligibility import eligible_daemons, missing_daemons
+from daemon_guard.core.model import InstanceView, ServiceView, TaskView
+
+DEFAULT_GATE_ATTRIBUTE = "daemon-guard.gate"
+"""The gate attribute shown by `status` unless $DAEMON_GUARD_GATE_ATTRIBUTE names another."""
+
+Clock = Callable[[], datetime]
+
+
+class CliError(Exception):
+    """A problem to report in one line, with exit code 2."""
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _client(service: str, region: str | None) -> Any:
+    """A boto3 client from the default credential chain (adaptive retries for ECS's rate limits)."""
+    import boto3
+    from botocore.config import Config
+
+    if service == "ecs":
+        config = Config(retries={"mode": "adaptive", "max_attempts": 10})
+    else:
+        config = Config(retries={"mode": "standard", "max_attempts": 3})
+    return boto3.client(service, region_name=region, config=config)  # type: ignore[call-overload]
+
+
+def explain(exc: BaseException, cluster: str | None = None, region: str | None = None) -> str:
+    """One line that says what went wrong and what to do, for the errors an operator meets."""
+    where = f" in {region}" if region else ""
+    if isinstance(exc, CliError):
+        return str(exc)
+    if isinstance(exc, NoCredentialsError | PartialCredentialsError):
+        return ("no AWS credentials found: set AWS_PROFILE (or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY), "
+                "or run `aws configure` / `aws sso login`")
+    if isinstance(exc, NoRegionError):
+        return "no AWS region: pass --region or set AWS_REGION"
+    if isinstance(exc, EndpointConnectionError):
+        return f"cannot reach the AWS endpoint ({exc}); check the region and the network"
+    if isinstance(exc, ClientError):
+        error = exc.response.get("Error", {})
+        code, message = str(error.get("Code", "")), str(error.get("Message", "")).splitlines()[0:1]
+        text = message[0] if message else ""
+        if code == "ClusterNotFoundException":
+            return f"cluster '{cluster}' not found{where}: check --cluster and --region"
+        if code in ("ExpiredToken", "ExpiredTokenException", "RequestExpired"):
+            return "the AWS credentials have expired: refresh them (for example `aws sso login`)"
+        if code in ("UnrecognizedClientException", "InvalidClientTokenId", "InvalidSignatureException",
+                    "SignatureDoesNotMatch"):
+            return f"the AWS credentials were rejected ({code}): check the profile or keys in use"
+        if code in ("AccessDeniedException", "AccessDenied", "UnauthorizedOperation"):
+            return f"access denied: {text or code}"
+        if code == "ResourceNotFoundException":
+            return f"not found{where}: {text or code}"
+        return f"{code or 'AWS error'}: {text}" if text else code or "AWS error"
+    if isinstance(exc, BotoCoreError):
+        return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return f"{type(exc).__name__}: {exc}".splitlines()[0]
+
+
+# ---- status -------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class InstanceCoverage:
+    """One container instance's daemons, as `status` reports them."""
+
+    instance: InstanceView
+    eligible: tuple[ServiceView, ...]
+    running: tuple[str, ...]
+    starting: tuple[str, ...]
+    missing: tuple[str, ...]
+    problems: tuple[str, ...]
+
+    @property
+    def counted(self) -> bool:
+        """Only ACTIVE instances count: a DRAINING one stops its daemons on purpose."""
+        return self.instance.status == "ACTIVE"
+
+    @property
+    def not_running(self) -> tuple[str, ...]:
+        """Eligible daemons without a RUNNING task (missing, or still starting)."""
+        return self.missing + self.starting
+
+
+def instance_coverage(instance: InstanceView, daemons: Sequence[ServiceView], ecs: EcsCluster,
+                      tasks: Sequence[TaskView]) -> InstanceCoverage:
+    """Judge one instance with the guard's own eligibility rules."""
+    groups = {t.group for t in tasks if not t.stopping}
+    eligibility = eligible_daemons(instance, daemons, ecs.known_task_definitions, groups)
+    missing = missing_daemons(instance, eligibility.eligible, tasks)
+    running_groups = {t.group for t in tasks if t.last_status == "RUNNING" and t.desired_status == "RUNNING"}
+    running = tuple(s.name for s in eligibility.eligible if s.group in running_groups)
+    missing_names = tuple(s.name for s in missing)
+    starting = tuple(s.name for s in eligibility.eligible if s.name not in running and s.name not in missing_names)
+    return InstanceCoverage(instance, eligibility.eligible, running, starting, missing_names,
+                            tuple(p.message for p in eligibility.invalid))
+
+
+def _age(registered_at: datetime | None, now: datetime) -> str:
+    if registered_at is None:
+        return "?"
+    seconds = max(0, int((now - registered_at).total_seconds()))
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    if seconds < 86400:
+        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+    return f"{seconds // 86400}d{seconds % 86400 // 3600:02d}h"
+
+
+def _table(rows: list[list[str]], headers: list[str]) -> list[str]:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
+    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
+    return [fmt.format(*headers).rstrip(), fmt.format(*("-" * w for w in widths)).rstrip(),
+            *(fmt.format(*r).rstrip() for r in rows)]
+
+
+def collect(ecs: EcsCluster) -> tuple[tuple[ServiceView, ...], list[InstanceCoverage]]:
+    """Read the cluster: its daemon services and every registered instance's coverage."""
+    instances = ecs.instances(ecs.instance_arns())
+    daemons = ecs.daemon_services(refresh=True)
+    out = []
+    for instance in sorted(instances, key=lambda i: (i.registered_at or datetime.min.replace(tzinfo=UTC),
+                                                     i.ec2_instance_id)):
+        tasks = ecs.tasks(ecs.task_arns_on(instance.arn, desired="RUNNING"))
+        out.append(instance_coverage(instance, daemons, ecs, tasks))
+    return daemons, out
+
+
+def report(cluster: str, daemons: Sequence[ServiceView], coverage: Sequence[InstanceCoverage], now: datetime,
+           gate_attribute: str, out: TextIO) -> int:
+    """Print the table and the summary; 0 when every eligible daemon RUNS on every ACTIVE instance, else 1."""
+    print(f"cluster {cluster}: {len(coverage)} container instance(s), {len(daemons)} daemon service(s)"
+          + (f" ({', '.join(sorted(s.name for s in daemons))})" if daemons else ""), file=out)
+    rows = []
+    for c in coverage:
+        missing = ", ".join([*c.missing, *(f"{n} (starting)" for n in c.starting)]) or "-"
+        gate = c.instance.attributes.get(gate_attribute) if gate_attribute in c.instance.attributes else None
+        rows.append([c.instance.ec2_instance_id or c.instance.arn.rsplit("/", 1)[-1], c.instance.status,
+                     _age(c.instance.registered_at, now), str(len(c.eligible)), str(len(c.running)), missing,
+                     "-" if gate is None else str(gate)])
+    if rows:
+        print("", file=out)
+        for line in _table(rows, ["INSTANCE", "STATUS", "AGE", "ELIGIBLE", "RUNNING", "MISSING",
+                                  f"GATE ({gate_attribute})"]):
+            print(line, file=out)
+        print("", file=out)
+    for c in coverage:
+        for problem in c.problems:
+            print(f"warning: {c.instance.ec2_instance_id}: {problem}", file=out)
+    counted = [c for c in coverage if c.counted]
+    slots = sum(len(c.eligible) for c in counted)
+    running = sum(len(c.running) for c in counted)
+    short = [c for c in counted if c.not_running]
+    percent = 100.0 if slots == 0 else 100.0 * running / slots
+    skipped = len(coverage) - len(counted)
+    note = f"; {skipped} DRAINING instance(s) not counted" if skipped else ""
+    print(f"coverage {percent:.1f}% ({running}/{slots} eligible daemon slots RUNNING on {len(counted)} ACTIVE "
+          f"instance(s)); {len(short)} instance(s) missing daemons"
+          + (f": {', '.join(c.instance.ec2_instance_id for c in short)}" if short else "") + note, file=out)
+    return 1 if short else 0
+
+
+def status(cluster: str, region: str | None, *, client: Any = None, clock: Clock = _utc_now,
+           out: TextIO | None = None, err: TextIO | None = None) -> int:
+    """Per-instance daemon coverage of a real cluster; 0 all covered, 1 some daemon missing, 2 error."""
+    out, err = out or sys.stdout, err or sys.stderr
+    gate_attribute = os.environ.get("DAEMON_GUARD_GATE_ATTRIBUTE", DEFAULT_GATE_ATTRIBUTE)
+    try:
+        ecs = EcsCluster(client if client is not None else _client("ecs", region), cluster,
+                         lambda: clock().timestamp())
+        daemons, coverage = collect(ecs)
+    except (BotoCoreError, ClientError) as exc:
+        print(f"daemon-guard status: {explain(exc, cluster, region)}", file=err)
+        return 2
+    return report(cluster, daemons, coverage, clock(), gate_attribute, out)
+
+
+# ---- drain --------------------------------------------------------------------------------------
+class _RecordingLambda:
+    """A Lambda client that remembers the last Invoke response (the execution ARN is in it)."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self.last_response: dict[str, Any] = {}
+
+    def invoke(self, **kwargs: Any) -> dict[str, Any]:
+        """Lambda Invoke, response kept."""
+        response: dict[str, Any] = self.client.invoke(**kwargs)
+        self.last_response = response
+        return response
+
+
+def _function_arn(function_arn: str | None) -> str:
+    arn = function_arn or os.environ.get("DRAIN_FUNCTION")
+    if not arn:
+        raise CliError("no drain workflow given: pass --function <alias ARN> or set DRAIN_FUNCTION "
+                       "(the stack output DrainFunctionAlias)")
+    parts = arn.split(":")
+    if not (len(parts) == 8 and parts[:3] == ["arn", parts[1], "lambda"] and parts[5] == "function" and parts[7]):
+        raise CliError(f"{arn} is not a qualified Lambda function ARN: durable functions are invoked through a "
+                       "version or alias, e.g. arn:aws:lambda:REGION:ACCOUNT:function:NAME:live")
+    return arn
+
+
+def request_drain(cluster: str, instance_id: str, function_arn: str | None, region: str | None, *,
+                  ecs_client: Any = None, lambda_client: Any = None, clock: Clock = _utc_now,
+                  out: TextIO | None = None, err: TextIO | None = None) -> int:
+    """Start the drain workflow for one instance of `cluster`; print the execution ARN. 0 started, 2 error."""
+    from daemon_guard.handlers.intake import execution_name
+
+    out, err = out or sys.stdout, err or sys.stderr
+    try:
+        if not instance_id.startswith("i-"):
+            raise CliError(f"{instance_id!r} is not an EC2 instance id (i-...)")
+        arn = _function_arn(function_arn)
+        ecs = EcsCluster(ecs_client if ecs_client is not None else _client("ecs", region), cluster,
+                         lambda: clock().timestamp())
+        instance = ecs.instance_by_ec2_id(instance_id)
+        if instance is None:
+            raise CliError(f"{instance_id} is not a container instance of cluster '{cluster}'"
+                           + (f" in {region}" if region else ""))
+        requested = clock().astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        name = execution_name("drain", instance_id, f"operator:{requested}")
+        recorder = _RecordingLambda(lambda_client if lambda_client is not None else _client("lambda", region))
+        started = WorkflowStarter(recorder).start(  # type: ignore[arg-type]
+            arn, name, {"instanceId": instance_id, "cluster": cluster, "trigger": "operator"})
+    except (CliError, BotoCoreError, ClientError) as exc:
+        print(f"daemon-guard drain: {explain(exc, cluster, region)}", file=err)
+        return 2
+    if not started:
+        print(f"drain of {instance_id} already requested as {name} (nothing new started)", file=out)
+        return 0
+    execution_arn = recorder.last_response.get("DurableExecutionArn")
+    print(f"drain of {instance_id} ({instance.status}, {instance.running_tasks_count} running task(s)) requested "
+          f"at {requested}: execution {name}", file=out)
+    print(execution_arn or f"{arn} / {name}", file=out)
+    return 0
