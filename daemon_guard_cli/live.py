@@ -228,8 +228,8 @@ class _RecordingLambda:
 def _function_arn(function_arn: str | None) -> str:
     arn = function_arn or os.environ.get("DRAIN_FUNCTION")
     if not arn:
-        raise CliError("no drain workflow given: pass --function <alias ARN> or set DRAIN_FUNCTION "
-                       "(the stack output DrainFunctionAlias)")
+        raise CliError("no drain workflow given: pass --function <the drain workflow's alias ARN> "
+                       "or set DRAIN_FUNCTION")
     parts = arn.split(":")
     if not (len(parts) == 8 and parts[:3] == ["arn", parts[1], "lambda"] and parts[5] == "function" and parts[7]):
         raise CliError(f"{arn} is not a qualified Lambda function ARN: durable functions are invoked through a "

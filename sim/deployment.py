@@ -99,7 +99,8 @@ class GuardDeployment:
             lambda_client=make_client("lambda", self.durable, world.region, call_log=world.call_log,
                                       backoff=lambda _d: None),
             state=StateStore(dynamodb, TABLE), clock=world.clock.datetime,
-            drain_function=self.drain_arn, launch_gate_function=self.gate_arn)
+            drain_function=self.drain_arn, launch_gate_function=self.gate_arn,
+            account=world.account, region=world.region)
         self._log_stream = io.StringIO()
         if capture_logs:
             for handler in logger.handlers:

@@ -17,7 +17,6 @@ from sim.drain_measure import DrainRecord, measure_drains
 from sim.eventbridge import FaultPlan
 from sim.scenarios import TIERS, ClusterSpec, DrainStory, build_cluster, build_drain_cluster, run_drain_story
 from sim.world import World, WorldOptions
-
 from tests.integration.conftest import Deploy, config_for, emitted, tier_stop_windows
 
 SEED = 3

@@ -6,7 +6,7 @@ read off the simulator's task transitions (sim.measure), not off what the guard 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from sim.bench import GATE_ATTRIBUTE, BreachCounter
@@ -16,7 +16,6 @@ from sim.eventbridge import FaultPlan
 from sim.measure import LaunchRecord, launch_records
 from sim.scenarios import ClusterSpec, ScaleOut, build_cluster, run_scale_out
 from sim.world import World, WorldOptions
-
 from tests.integration.conftest import EVICTION_REASON, config_for, emitted, evicted
 
 # Seed 1 is one on which ECS alone leaves daemons out on this scale-out (so preempt must act).
@@ -32,7 +31,6 @@ class Run:
     deployment: GuardDeployment | None
     launches: list[LaunchRecord]
     breaches: BreachCounter
-    eviction_checks: list[str] = field(default_factory=list)
 
 
 class EvictionAudit:
@@ -84,7 +82,11 @@ def scale_out(mode: str | None, *, seed: int = SEED, delivery: FaultPlan | None 
     world.ecs.listeners += [breaches, audit]
     if standalone:
         job = world.ecs.register_task_definition("batch", [{"name": "job", "cpu": 256, "memory": 512}])
-        world.clock.at(60.0, lambda: world.ecs.run_task(spec.name, job, standalone, "batch", "family:batch"))
+
+        def submit() -> None:
+            world.ecs.run_task(spec.name, job, standalone, "batch", "family:batch")
+
+        world.clock.at(60.0, submit)
     deployment = None
     if mode is not None:
         deployment = GuardDeployment(world, config_for([spec.asg], mode, terminate_hook=False, **(extra or {})))

@@ -7,7 +7,6 @@ from sim.eventbridge import FaultPlan
 from sim.measure import launch_records
 from sim.scenarios import ClusterSpec, build_cluster, keep_backlog
 from sim.world import World, WorldOptions
-
 from tests.integration.conftest import Deploy, config_for, emitted
 
 RECONCILE_PERIOD_S = 60.0

@@ -6,6 +6,7 @@ Every builder makes one value and names only what a test cares about; the rest i
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -37,7 +38,7 @@ def an_instance(
     cpu_left: int = 2048,
     memory_left: int = 8192,
     ports_taken: frozenset[HostPort] = frozenset(),
-    attributes: dict[str, str | None] | None = None,
+    attributes: Mapping[str, str | None] | None = None,
     registered_at: datetime | None = T0,
     arn: str = INSTANCE_ARN,
     ec2_instance_id: str = INSTANCE_ID,

@@ -17,6 +17,7 @@ from daemon_guard.core import metrics as m
 from daemon_guard.core.actions import CompleteLifecycle, StartWorkflow, WakeWorkflow
 from daemon_guard.core.config import LAUNCH_HOOK_NAME, SpotPolicy
 from daemon_guard.core.events import (
+    Envelope,
     GuardEvent,
     LifecycleAction,
     Malformed,
@@ -50,6 +51,9 @@ def handle(raw: object, rt: Runtime) -> dict[str, Any]:
         logger.warning("malformed event rejected", extra={"reason": event.reason})
         rt.metrics.emit(m.EVENTS_MALFORMED, 1, "unknown")
         return _decision(r, "malformed", event.reason)
+    foreign = _foreign(event, rt)
+    if foreign is not None:
+        r = Route("ignore", foreign)
     if r.kind == "ignore":
         logger.info("event ignored", extra={"reason": r.reason})
         rt.metrics.emit(m.EVENTS_IGNORED, 1, r.cluster or "unknown")
@@ -75,6 +79,18 @@ def handle(raw: object, rt: Runtime) -> dict[str, Any]:
     assert r.cluster is not None
     summary = reconcile_cluster(rt, r.cluster)
     return _decision(r, "reconciled", r.reason, actions=summary.actions)
+
+
+def _foreign(event: GuardEvent, rt: Runtime) -> str | None:
+    """Why an event from another account or region (envelope or cluster ARN) is out of scope, if it is."""
+    if not isinstance(event, Envelope):
+        return None
+    why = rt.foreign(event.account, event.region)
+    cluster_arn = getattr(event, "cluster_arn", "")
+    parts = cluster_arn.split(":") if isinstance(cluster_arn, str) and cluster_arn.startswith("arn:") else []
+    if why is None and len(parts) > 4:
+        why = rt.foreign(parts[4], parts[3])
+    return why
 
 
 def _placement(r: Route, event: GuardEvent, rt: Runtime) -> dict[str, Any]:
@@ -215,8 +231,10 @@ def _start(r: Route, rt: Runtime, start: StartWorkflow, instance_id: str) -> dic
 @logger.inject_lambda_context(correlation_id_path="id", log_event=False)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """Lambda entry point for every EventBridge rule."""
+    rt = get_runtime()
+    rt.learn_home(getattr(context, "invoked_function_arn", "") or "")
     try:
-        return handle(event, get_runtime())
+        return handle(event, rt)
     except Exception:
         # An AWS error mid-way: log it and let EventBridge retry (the paths are idempotent).
         logger.exception("event handling failed")

@@ -59,6 +59,8 @@ class Runtime:
     drain_function: str | None = None
     launch_gate_function: str | None = None
     dry_run: bool = False
+    account: str | None = None
+    region: str | None = None
     clusters: dict[str, EcsCluster] = field(default_factory=dict)
     complete_instances: set[str] = field(default_factory=set)
 
@@ -68,6 +70,20 @@ class Runtime:
         if port is None:
             port = self.clusters[name] = EcsCluster(self.ecs_client, name, lambda: self.clock().timestamp())
         return port
+
+    def learn_home(self, invoked_function_arn: str) -> None:
+        """Take the account and region events must come from from the function's own ARN, once."""
+        parts = invoked_function_arn.split(":")
+        if self.account is None and len(parts) > 4 and parts[2] == "lambda" and parts[4]:
+            self.region, self.account = parts[3], parts[4]
+
+    def foreign(self, account: str, region: str) -> str | None:
+        """Why an event from `account`/`region` is not ours, or None when it is (or home is unknown)."""
+        if self.account is not None and account != self.account:
+            return f"account {account} is not this deployment's account"
+        if self.region is not None and region != self.region:
+            return f"region {region} is not this deployment's region"
+        return None
 
     def now(self) -> datetime:
         """The current time (simulated in the proving ground)."""
@@ -111,4 +127,5 @@ def runtime_from_environment() -> Runtime:
     logger.debug("runtime built", extra={"ms": round((time.monotonic() - started) * 1000, 1)})
     return Runtime(config=config, ecs_client=ecs, autoscaling_client=autoscaling, lambda_client=lambda_client,
                    state=state, drain_function=os.environ.get("DRAIN_FUNCTION"),
-                   launch_gate_function=os.environ.get("LAUNCH_GATE_FUNCTION"))
+                   launch_gate_function=os.environ.get("LAUNCH_GATE_FUNCTION"),
+                   region=os.environ.get("AWS_REGION"))

@@ -111,10 +111,8 @@ def _tick(rt: Runtime, request: DrainRequest, raw_progress: dict[str, Any]) -> d
             completed = asg.complete(action)
             rt.metrics.emit(m.LIFECYCLE_RESULTS, 1, request.cluster, Result=action.result if completed else "GONE")
     for note in step.notes:
-        spec = {"deadline-missed": m.DEADLINES_MISSED, "blocked": m.DRAINS_BLOCKED,
-                "ordering-violation": m.ORDERING_VIOLATIONS}.get(note.kind)
-        if spec is not None:
-            rt.metrics.emit(spec, 1, request.cluster)
+        if note.kind == "blocked":  # alarmed while it lasts; the totals are emitted when the drain ends
+            rt.metrics.emit(m.DRAINS_BLOCKED, 1, request.cluster)
         logger.warning("drain note", extra={"instance": request.instance_id, "kind": note.kind, "detail": note.detail})
     for label, begun, ended in step.progress.phase_times[len(progress.phase_times):]:
         rt.metrics.emit(m.TIER_DURATION, ended - begun, request.cluster, Tier=label)
@@ -157,6 +155,9 @@ def _finish(rt: Runtime, request: DrainRequest, raw_progress: dict[str, Any]) ->
     overhead = max(0.0, duration - sum(slowest.values()))
     rt.metrics.emit(m.DRAIN_DURATION, duration, request.cluster)
     rt.metrics.emit(m.DRAIN_OVERHEAD, overhead, request.cluster)
+    # Emitted for every drain, zero included, so their alarms always have data.
+    rt.metrics.emit(m.DEADLINES_MISSED, progress.deadlines_missed, request.cluster)
+    rt.metrics.emit(m.ORDERING_VIOLATIONS, len(progress.violations), request.cluster)
     if rt.state is not None:
         rt.state.release_workflow(KIND, request.instance_id)
     logger.info("drain finished", extra={"instance": request.instance_id, "seconds": round(duration, 1),

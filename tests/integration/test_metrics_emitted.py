@@ -1,0 +1,99 @@
+"""The dashboard and alarms read exactly what the code emits: EMF collected from simulator runs.
+
+One run exercises every path that emits: a gate-mode scale-out with a daemon too big to ever fit
+(gates fail open), a preempt-mode scale-out under backlog (evictions), drains of instances with a
+blocked service under a short deadline (blocked, deadline missed, heartbeats), duplicated and
+malformed events, and the reconciler.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from daemon_guard.core.metrics import ALL_METRICS, CLUSTER_DIMENSION, NAMESPACE
+
+from infra.observability import metrics_named_by_dashboard
+from sim.bench import GATE_ATTRIBUTE, guard_config
+from sim.deployment import GuardDeployment
+from sim.eventbridge import FaultPlan
+from sim.scenarios import ClusterSpec, ScaleOut, build_cluster, run_scale_out
+from sim.world import World, WorldOptions
+
+Emitted = set[tuple[str, frozenset[str]]]
+
+
+def _emitted(records: list[dict[str, Any]]) -> Emitted:
+    out: Emitted = set()
+    for doc in records:
+        for directive in doc["_aws"]["CloudWatchMetrics"]:
+            assert directive["Namespace"] == NAMESPACE
+            for dims in directive["Dimensions"]:
+                for metric in directive["Metrics"]:
+                    out.add((metric["Name"], frozenset(dims)))
+    return out
+
+
+def _scale_out(mode: str, seed: int) -> Emitted:
+    world = World(WorldOptions(seed=seed, delivery=FaultPlan(duplicate_rate=0.3)))
+    spec = ClusterSpec(replica_services=6, gate_attribute=GATE_ATTRIBUTE if mode == "gate" else None)
+    build_cluster(world, spec)
+    if mode == "gate":
+        # A daemon no instance can hold, eligible in one zone only: there gates can only fail open.
+        td = world.ecs.register_task_definition("huge-agent", [{"name": "huge", "cpu": 64, "memory": 20000}])
+        world.ecs.create_service(spec.name, "huge-agent", td, daemon=True,
+                                 constraints=["attribute:ecs.availability-zone == us-east-1a"])
+    doc = guard_config([spec.asg], mode, gateTimeoutSeconds=30) | {
+        "clusters": [{"name": spec.name, "autoScalingGroups": [{"name": spec.asg, "terminateHook": False}]}]}
+    deployment = GuardDeployment(world, doc)
+    try:
+        run_scale_out(world, spec, ScaleOut(launches=25, warm_instances=12, warmup_s=120.0))
+        deployment.deliver({"detail-type": "ECS Task State Change", "source": "aws.ecs", "detail": "not an object"})
+        return _emitted(deployment.records.emf)
+    finally:
+        deployment.close()
+
+
+def _drains(seed: int) -> Emitted:
+    world = World(WorldOptions(seed=seed))
+    spec = ClusterSpec(replica_services=4, desired_per_service=12)
+    build_cluster(world, spec)
+    pinned = world.ecs.register_task_definition("pinned", [{"name": "p", "cpu": 128, "memory": 128}])
+    world.ecs.create_service(spec.name, "pinned", pinned, desired_count=8, minimum_healthy_percent=100,
+                             maximum_percent=100)
+    doc = guard_config([spec.asg], drainDeadlineSeconds=150, tierDeadlineSeconds=20) | {
+        "clusters": [{"name": spec.name, "autoScalingGroups": [{"name": spec.asg, "heartbeatTimeoutSeconds": 30}]}]}
+    deployment = GuardDeployment(world, doc)
+    try:
+        world.asg.scale_out(spec.asg, 8, 1.0)
+        world.clock.run_until(200.0)
+        world.asg.scale_in(spec.asg, 3)
+        world.clock.run_until(600.0)
+        return _emitted(deployment.records.emf)
+    finally:
+        deployment.close()
+
+
+@pytest.fixture(scope="module")
+def emitted() -> Iterator[Emitted]:
+    yield _scale_out("gate", 3) | _scale_out("preempt", 4) | _drains(5)
+
+
+def test_every_metric_the_dashboard_and_alarms_read_is_emitted_with_the_same_dimensions(emitted: Emitted) -> None:
+    # GIVEN the metrics the dashboard and alarms name / WHEN the simulator runs the real handlers
+    # THEN each one appeared in the EMF output with exactly those dimension names
+    missing = sorted((name, sorted(dims)) for name, dims in metrics_named_by_dashboard() - emitted)
+    assert missing == []
+
+
+def test_every_emitted_metric_is_in_the_catalogue_and_on_the_dashboard_unless_left_off_on_purpose(
+        emitted: Emitted) -> None:
+    # GIVEN the catalogue / WHEN the handlers emit / THEN nothing outside it, and every emitted
+    # metric is on the dashboard or marked on_dashboard=False
+    catalogue = {(s.name, frozenset((CLUSTER_DIMENSION, *s.extra_dimensions))): s for s in ALL_METRICS}
+    unknown = sorted(name for name, dims in emitted if (name, dims) not in catalogue)
+    assert unknown == []
+    on_dashboard = {name for name, _ in metrics_named_by_dashboard()}
+    hidden = sorted(name for name, dims in emitted if name not in on_dashboard and catalogue[(name, dims)].on_dashboard)
+    assert hidden == []

@@ -1,0 +1,279 @@
+"""The durable workflows, run by the durable SDK's own local test runner against tiny hand-written AWS fakes.
+
+The runner skips `ctx.wait`, but a callback's timeout is a real delay; so, as the intake does when a
+task on the instance STOPS, the test completes each wake-up callback the workflow creates.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from aws_durable_execution_sdk_python.lambda_service import InvocationStatus
+from aws_durable_execution_sdk_python_testing.runner import DurableFunctionTestResult, DurableFunctionTestRunner
+from daemon_guard.core.config import (
+    LAUNCH_HOOK_NAME,
+    TERMINATE_HOOK_NAME,
+    Config,
+    DrainTier,
+    ManagedCluster,
+    ManagedGroup,
+    StandalonePolicy,
+)
+from daemon_guard.core.metrics import MetricSpec
+from daemon_guard.handlers.runtime import Runtime, set_runtime
+from daemon_guard.workflows import drain, launch_gate
+
+CLUSTER, ASG, TOKEN = "prod", "prod-asg", "token-1"
+INSTANCE_ID = "i-0123456789abcdef0"
+INSTANCE_ARN = "arn:aws:ecs:us-west-2:123456789012:container-instance/prod/ci-1"
+T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+DAEMONS = {"xray": "agents", "prometheus": "metrics", "fluent-bit": "logs"}
+TIERS = (DrainTier("agents", ("xray",)), DrainTier("metrics", ("prometheus",)), DrainTier("logs", ("fluent-bit",)))
+
+
+# ---- fakes ---------------------------------------------------------------------------------------
+
+@dataclass
+class Pages:
+    """A paginator of one page."""
+
+    page: Callable[..., dict[str, Any]]
+
+    def paginate(self, **kwargs: Any) -> Iterator[dict[str, Any]]:
+        yield self.page(**kwargs)
+
+
+@dataclass
+class FakeEcs:
+    """One instance's tasks; StopTask stops a task at once, DRAINING makes ECS replace the replicas."""
+
+    tasks: dict[str, dict[str, Any]] = field(default_factory=dict)
+    status: str = "ACTIVE"
+    registered: bool = True
+    calls: list[tuple[str, str]] = field(default_factory=list)
+
+    def add(self, arn: str, service: str | None, last_status: str = "RUNNING") -> None:
+        self.tasks[arn] = {"taskArn": arn, "group": f"service:{service}" if service else "family:batch",
+                           "taskDefinitionArn": f"arn:td/{service or 'batch'}:1", "lastStatus": last_status,
+                           "desiredStatus": "RUNNING", "containerInstanceArn": INSTANCE_ARN, "cpu": "128",
+                           "memory": "256"}
+
+    def _stop(self, arn: str) -> None:
+        self.tasks[arn].update(lastStatus="STOPPED", desiredStatus="STOPPED", stoppingAt=T0, stoppedAt=T0)
+
+    def get_paginator(self, name: str) -> Pages:
+        pages: dict[str, Callable[..., dict[str, Any]]] = {
+            "list_container_instances": lambda **kw: {
+                "containerInstanceArns": [INSTANCE_ARN] if self.registered and INSTANCE_ID in kw.get("filter", "")
+                and kw.get("status", self.status) == self.status else []},
+            "list_tasks": lambda **kw: {"taskArns": [a for a, t in self.tasks.items()
+                                                     if t["desiredStatus"] == kw["desiredStatus"]]},
+            "list_services": lambda **kw: {"serviceArns": [f"arn:svc/{name}" for name in DAEMONS]},
+        }
+        return Pages(pages[name])
+
+    def describe_container_instances(self, **kw: Any) -> dict[str, Any]:
+        return {"containerInstances": [{
+            "containerInstanceArn": INSTANCE_ARN, "ec2InstanceId": INSTANCE_ID, "status": self.status,
+            "agentConnected": True, "registeredAt": T0, "version": 1,
+            "registeredResources": [{"name": "CPU", "integerValue": 2048}, {"name": "MEMORY", "integerValue": 8192}],
+            "remainingResources": [{"name": "CPU", "integerValue": 1024}, {"name": "MEMORY", "integerValue": 4096}],
+        }] if self.registered else []}
+
+    def describe_tasks(self, **kw: Any) -> dict[str, Any]:
+        return {"tasks": [dict(self.tasks[a]) for a in kw["tasks"] if a in self.tasks]}
+
+    def describe_services(self, **kw: Any) -> dict[str, Any]:
+        out = []
+        for ref in kw["services"]:
+            name = ref.rsplit("/", 1)[-1]
+            daemon = name in DAEMONS
+            out.append({"serviceArn": f"arn:svc/{name}", "serviceName": name, "taskDefinition": f"arn:td/{name}:1",
+                        "schedulingStrategy": "DAEMON" if daemon else "REPLICA", "status": "ACTIVE",
+                        "desiredCount": 2, "runningCount": 2,
+                        "deploymentConfiguration": {"minimumHealthyPercent": 50, "maximumPercent": 200}})
+        return {"services": out}
+
+    def describe_task_definition(self, **kw: Any) -> dict[str, Any]:
+        arn = kw["taskDefinition"]
+        return {"taskDefinition": {"taskDefinitionArn": arn, "family": arn.split("/")[-1].split(":")[0],
+                                   "networkMode": "bridge", "cpu": "128", "memory": "256",
+                                   "containerDefinitions": [{"name": "main"}]}}
+
+    def stop_task(self, **kw: Any) -> dict[str, Any]:
+        self.calls.append(("StopTask", kw["task"]))
+        self._stop(kw["task"])
+        return {}
+
+    def update_container_instances_state(self, **kw: Any) -> dict[str, Any]:
+        self.calls.append(("UpdateContainerInstancesState", kw["status"]))
+        self.status = kw["status"]
+        for arn, task in self.tasks.items():
+            service = task["group"].removeprefix("service:")
+            if task["group"].startswith("service:") and service not in DAEMONS:
+                self._stop(arn)  # ECS replaces the replicas elsewhere
+        return {"failures": []}
+
+    def put_attributes(self, **kw: Any) -> dict[str, Any]:
+        self.calls.append(("PutAttributes", kw["attributes"][0]["name"]))
+        return {}
+
+
+@dataclass
+class FakeAutoScaling:
+    """Records lifecycle calls."""
+
+    calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+
+    def complete_lifecycle_action(self, **kw: Any) -> dict[str, Any]:
+        self.calls.append(("CompleteLifecycleAction", kw))
+        return {}
+
+    def record_lifecycle_action_heartbeat(self, **kw: Any) -> dict[str, Any]:
+        self.calls.append(("RecordLifecycleActionHeartbeat", kw))
+        return {}
+
+    @property
+    def completions(self) -> list[dict[str, Any]]:
+        return [kw for name, kw in self.calls if name == "CompleteLifecycleAction"]
+
+
+@dataclass
+class Metrics:
+    """Metrics as a list."""
+
+    values: list[tuple[str, float]] = field(default_factory=list)
+
+    def emit(self, spec: MetricSpec, value: float, cluster: str, **dimensions: str) -> None:
+        self.values.append((spec.name, value))
+
+
+class SteppingClock:
+    """A clock that moves `step_s` forward on every read."""
+
+    def __init__(self, step_s: float) -> None:
+        self.now = T0
+        self.step = timedelta(seconds=step_s)
+
+    def __call__(self) -> datetime:
+        self.now += self.step
+        return self.now
+
+
+def install(ecs: FakeEcs, autoscaling: FakeAutoScaling, *, step_s: float = 1.0,
+            group: ManagedGroup | None = None, launch_gate_timeout_s: int = 600) -> Runtime:
+    """A runtime over the fakes (no state table, no Lambda client), installed for the workflows."""
+    config = Config(clusters=(ManagedCluster(CLUSTER, (group or ManagedGroup(ASG),)),), drain_tiers=TIERS,
+                    standalone_policy=StandalonePolicy.STOP, launch_gate_timeout_s=launch_gate_timeout_s)
+    runtime = Runtime(config=config, ecs_client=ecs, autoscaling_client=autoscaling, metrics=Metrics(),
+                      clock=SteppingClock(step_s))
+    set_runtime(runtime)
+    return runtime
+
+
+@pytest.fixture(autouse=True)
+def _uninstall_runtime() -> Iterator[None]:
+    yield
+    set_runtime(None)
+
+
+def run_waking(handler: Callable[..., Any], payload: dict[str, Any]) -> DurableFunctionTestResult:
+    """Run a workflow to its end in the local runner, completing each wake-up callback it waits on."""
+    with DurableFunctionTestRunner(handler=handler) as runner:
+        arn = runner.run_async(input=json.dumps(payload), execution_timeout=60)
+        woken: set[str] = set()
+        give_up = time.monotonic() + 30
+        while time.monotonic() < give_up:
+            events = runner.get_execution_history(arn).events
+            if any(e.event_type.startswith("Execution") and e.event_type != "ExecutionStarted" for e in events):
+                break
+            for i, event in enumerate(events):
+                details = event.callback_started_details
+                settled = any(e.event_type == "InvocationCompleted" for e in events[i + 1:])
+                if event.event_type == "CallbackStarted" and details and settled \
+                        and details.callback_id not in woken:
+                    woken.add(details.callback_id)
+                    runner.send_callback_success(details.callback_id)
+            time.sleep(0.005)
+        result: DurableFunctionTestResult = runner.wait_for_result(arn, timeout=30)
+        return result
+
+
+# ---- drain ---------------------------------------------------------------------------------------
+
+def drain_payload() -> dict[str, Any]:
+    return {"instanceId": INSTANCE_ID, "cluster": CLUSTER, "trigger": "lifecycle", "asg": ASG,
+            "hook": TERMINATE_HOOK_NAME, "token": TOKEN}
+
+
+def test_the_drain_stops_tasks_tier_by_tier_and_continues_once() -> None:
+    # GIVEN an instance with replicas, a standalone task and three daemon tiers; ECS stops a task when asked
+    ecs = FakeEcs()
+    for arn, service in [("api-1", "api"), ("api-2", "api"), ("batch-1", None), ("fluent-bit-1", "fluent-bit"),
+                         ("prometheus-1", "prometheus"), ("xray-1", "xray")]:
+        ecs.add(arn, service)
+    autoscaling = FakeAutoScaling()
+    install(ecs, autoscaling)
+    # WHEN the durable drain runs to its end
+    result = run_waking(drain.handler, drain_payload())
+    # THEN DRAINING first, then standalone, then the tiers in order, then CONTINUE once
+    assert result.status is InvocationStatus.SUCCEEDED, result.error
+    assert ecs.calls == [("UpdateContainerInstancesState", "DRAINING"), ("StopTask", "batch-1"),
+                         ("StopTask", "xray-1"), ("StopTask", "prometheus-1"), ("StopTask", "fluent-bit-1")]
+    assert autoscaling.completions == [{"AutoScalingGroupName": ASG, "LifecycleHookName": TERMINATE_HOOK_NAME,
+                                        "LifecycleActionToken": TOKEN, "LifecycleActionResult": "CONTINUE"}]
+    assert json.loads(result.result or "{}")["result"] == "CONTINUE"
+
+
+def test_a_drain_of_an_instance_that_is_already_gone_just_continues() -> None:
+    # GIVEN an instance ECS no longer knows
+    ecs = FakeEcs(registered=False)
+    autoscaling = FakeAutoScaling()
+    install(ecs, autoscaling)
+    # WHEN the drain runs / THEN it stops nothing and completes the lifecycle action once
+    result = run_waking(drain.handler, drain_payload())
+    assert result.status is InvocationStatus.SUCCEEDED, result.error
+    assert ecs.calls == []
+    assert [kw["LifecycleActionResult"] for kw in autoscaling.completions] == ["CONTINUE"]
+
+
+# ---- launch gate ---------------------------------------------------------------------------------
+
+def gate_payload() -> dict[str, Any]:
+    return {"instanceId": INSTANCE_ID, "cluster": CLUSTER, "asg": ASG, "hook": LAUNCH_HOOK_NAME, "token": TOKEN}
+
+
+def test_the_launch_gate_continues_once_every_daemon_runs() -> None:
+    # GIVEN a registered instance on which every daemon is RUNNING
+    ecs = FakeEcs()
+    for name in DAEMONS:
+        ecs.add(f"{name}-1", name)
+    autoscaling = FakeAutoScaling()
+    install(ecs, autoscaling, group=ManagedGroup(ASG, launch_hook=True))
+    # WHEN the launch gate runs
+    result = run_waking(launch_gate.handler, gate_payload())
+    # THEN it completes the launch action with CONTINUE, once
+    assert result.status is InvocationStatus.SUCCEEDED, result.error
+    assert [kw["LifecycleActionResult"] for kw in autoscaling.completions] == ["CONTINUE"]
+    assert json.loads(result.result or "{}")["result"] == "CONTINUE"
+
+
+@pytest.mark.parametrize("timeout_result", ["CONTINUE", "ABANDON"])
+def test_the_launch_gate_applies_the_timeout_result_when_the_instance_never_registers(timeout_result: str) -> None:
+    # GIVEN an instance that never registers, and a clock that moves 200 s per read
+    ecs = FakeEcs(registered=False)
+    autoscaling = FakeAutoScaling()
+    install(ecs, autoscaling, step_s=200, launch_gate_timeout_s=600,
+            group=ManagedGroup(ASG, launch_hook=True, launch_timeout_result=timeout_result))
+    # WHEN the launch gate runs past its 600 s timeout
+    result = run_waking(launch_gate.handler, gate_payload())
+    # THEN the configured timeout result is applied, once, after heartbeats kept the hook alive
+    assert result.status is InvocationStatus.SUCCEEDED, result.error
+    assert [kw["LifecycleActionResult"] for kw in autoscaling.completions] == [timeout_result]
+    assert any(name == "RecordLifecycleActionHeartbeat" for name, _ in autoscaling.calls)
