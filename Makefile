@@ -43,7 +43,7 @@ synth: install
 	npx cdk synth --quiet
 
 bench: install
-	$(BIN)/daemon-guard bench --json out/bench.json --markdown out/bench.md --plot docs/bench.png
+	$(BIN)/daemon-guard bench --json out/bench.json --markdown out/bench.md --plot docs/bench.png --readme README.md
 
 clean:
 	rm -rf $(VENV) node_modules cdk.out out

@@ -139,6 +139,21 @@ def plot(report: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
+START, END = "<!-- bench:start -->", "<!-- bench:end -->"
+
+
+def update_readme(path: Path, table: str) -> None:
+    """Replace the README's benchmark section (between the bench markers) with the latest tables."""
+    text = path.read_text()
+    if START not in text or END not in text:
+        raise ValueError(f"{path} has no {START} ... {END} section")
+    head, rest = text.split(START, 1)
+    _, tail = rest.split(END, 1)
+    path.write_text(f"{head}{START}
+{table}
+{END}{tail}")
+
+
 def run_bench(args: argparse.Namespace) -> int:
     """Run the chosen suites and write what was asked for."""
     seeds = tuple(int(s) for s in str(args.seeds).split(",") if s)
@@ -165,5 +180,7 @@ def run_bench(args: argparse.Namespace) -> int:
         Path(args.markdown).write_text(text)
     if args.plot:
         plot(report, Path(args.plot))
+    if args.readme:
+        update_readme(Path(args.readme), text)
     print(text)
     return 0

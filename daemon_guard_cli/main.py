@@ -16,8 +16,8 @@ def _quiet_logs() -> None:
 
     for handler in logger.handlers:
         if isinstance(handler, logging.StreamHandler):
-            handler.setStream(sys.stderr)
-    logger.setLevel(logging.WARNING)
+            handler.stream = sys.stderr  # not setStream: it would flush a stream a caller may have closed
+    logger.setLevel(logging.ERROR)
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
@@ -104,6 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", help="write the figures as JSON here")
     p.add_argument("--markdown", help="write the Markdown tables here")
     p.add_argument("--plot", help="write a PNG chart here")
+    p.add_argument("--readme", help="replace the benchmark section of this README with the tables")
     p.add_argument("--launches", type=int, default=1000, help="launches per seed (placement)")
     p.add_argument("--seeds", default="1", help="comma-separated seeds")
     p.add_argument("--sizes", default="10,100,1000,5000", help="cluster sizes for the API cost")

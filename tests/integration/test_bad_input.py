@@ -333,7 +333,6 @@ def messages(stderr: str) -> list[str]:
     return [line for line in stderr.strip().splitlines() if not line.startswith('{"level"')]
 
 
-@pytest.mark.xfail(strict=True, reason="daemon_guard_cli._quiet_logs keeps the intake's WARNING log on stderr")
 def test_replay_stderr_is_exactly_one_line_for_a_malformed_event(tmp_path: Path,
                                                                   capsys: pytest.CaptureFixture[str]) -> None:
     # GIVEN a sample with a documentation placeholder for its time
