@@ -149,9 +149,7 @@ def update_readme(path: Path, table: str) -> None:
         raise ValueError(f"{path} has no {START} ... {END} section")
     head, rest = text.split(START, 1)
     _, tail = rest.split(END, 1)
-    path.write_text(f"{head}{START}
-{table}
-{END}{tail}")
+    path.write_text(f"{head}{START}\n{table}\n{END}{tail}")
 
 
 def run_bench(args: argparse.Namespace) -> int:

@@ -241,7 +241,7 @@ def request_drain(cluster: str, instance_id: str, function_arn: str | None, regi
                   ecs_client: Any = None, lambda_client: Any = None, clock: Clock = _utc_now,
                   out: TextIO | None = None, err: TextIO | None = None) -> int:
     """Start the drain workflow for one instance of `cluster`; print the execution ARN. 0 started, 2 error."""
-    from daemon_guard.handlers.intake import execution_name
+    from daemon_guard.handlers.starts import execution_name
 
     out, err = out or sys.stdout, err or sys.stderr
     try:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -21,9 +22,12 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from daemon_guard.core import metrics as m
 from daemon_guard.core.config import LAUNCH_HOOK_NAME, TERMINATE_HOOK_NAME, PlacementMode
 from daemon_guard.core.eligibility import eligible_daemons
+from daemon_guard.core.events import LifecycleAction
+from daemon_guard.core.intake import Route
 from daemon_guard.core.placement import gate_is_open, seconds_since_registration
 from daemon_guard.handlers.reflex import check_instance
 from daemon_guard.handlers.runtime import Runtime, get_runtime, logger
+from daemon_guard.handlers.starts import start_drain, start_launch_gate
 
 
 @dataclass
@@ -84,8 +88,6 @@ def reconcile_cluster(rt: Runtime, cluster: str) -> ReconcileSummary:
 
 def _restart_lost_lifecycle_actions(rt: Runtime, cluster: str, summary: ReconcileSummary) -> None:
     """Start the workflow for any managed lifecycle action waiting without one (its event was lost)."""
-    from daemon_guard.handlers.intake import _drain, _launch_gate  # one start path for events and repairs
-
     managed = next(c for c in rt.config.clusters if c.name == cluster)
     names = [g.name for g in managed.groups if g.terminate_hook or g.launch_hook]
     if not names or rt.state is None:
@@ -99,11 +101,6 @@ def _restart_lost_lifecycle_actions(rt: Runtime, cluster: str, summary: Reconcil
             if kind is None or rt.state.workflow(kind, inst["InstanceId"]) is not None:
                 continue
             stuck += 1
-            from datetime import UTC, datetime
-
-            from daemon_guard.core.events import LifecycleAction
-            from daemon_guard.core.intake import Route
-
             lifecycle = LifecycleAction(
                 account="", region="", transition="terminate" if kind == "drain" else "launch",
                 asg_name=group["AutoScalingGroupName"], ec2_instance_id=inst["InstanceId"],
@@ -113,7 +110,7 @@ def _restart_lost_lifecycle_actions(rt: Runtime, cluster: str, summary: Reconcil
                 event_id=f"reconcile-{inst['InstanceId']}", time=datetime.fromtimestamp(0, UTC))
             route = Route("drain" if kind == "drain" else "launch-gate", "lifecycle action waiting with no workflow",
                           cluster, ec2_instance_id=inst["InstanceId"], trigger="lifecycle")
-            result = _drain(route, lifecycle, rt) if kind == "drain" else _launch_gate(route, lifecycle, rt)
+            result = start_drain(route, lifecycle, rt) if kind == "drain" else start_launch_gate(route, lifecycle, rt)
             summary.workflows_started += result["decision"] == "started"
     if stuck:
         logger.warning("lifecycle actions waiting without a workflow", extra={"cluster": cluster, "count": stuck})

@@ -1,0 +1,113 @@
+"""Starting the durable workflows: one path for events (the intake) and repairs (the reconciler).
+
+A drain or launch gate is claimed in the state table (at most one workflow per instance), then
+started with Invoke and a DurableExecutionName (idempotent per trigger). A second trigger for an
+instance already being drained hands the running workflow its lifecycle action and deadline.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from daemon_guard.adapters.autoscaling import AutoScaling
+from daemon_guard.adapters.state import WorkflowClaim
+from daemon_guard.core import metrics as m
+from daemon_guard.core.actions import CompleteLifecycle, StartWorkflow
+from daemon_guard.core.config import LAUNCH_HOOK_NAME, SpotPolicy
+from daemon_guard.core.events import GuardEvent, LifecycleAction, SpotInterruption
+from daemon_guard.core.intake import Route
+from daemon_guard.handlers.reflex import action_dict
+from daemon_guard.handlers.runtime import Runtime, logger
+
+
+def decision(r: Route, decision: str, reason: str, instance: str | None = None,
+              actions: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    return {"route": r.kind, "decision": decision, "reason": reason, "instance": instance,
+            "actions": actions or []}
+
+
+def execution_name(kind: str, instance_id: str, discriminator: str) -> str:
+    """A durable execution name: kind, instance and a short hash of what started it (≤ 64 chars)."""
+    digest = hashlib.sha256(discriminator.encode()).hexdigest()[:12]
+    return f"{kind}-{instance_id}-{digest}"[:64]
+
+
+def start_launch_gate(r: Route, event: GuardEvent, rt: Runtime) -> dict[str, Any]:
+    assert isinstance(event, LifecycleAction)
+    if event.destination == "WarmPool":
+        complete = CompleteLifecycle(event.asg_name, event.hook_name, event.ec2_instance_id, event.token, "CONTINUE")
+        if not rt.dry_run:
+            AutoScaling(rt.autoscaling_client).complete(complete)
+        return decision(r, "completed", r.reason, event.ec2_instance_id, [action_dict(complete)])
+    start = StartWorkflow("launch-gate", execution_name("gate", event.ec2_instance_id, event.token), (
+        ("instanceId", event.ec2_instance_id), ("cluster", r.cluster), ("asg", event.asg_name),
+        ("hook", LAUNCH_HOOK_NAME), ("token", event.token), ("startedAt", event.time.timestamp())))
+    return _start(r, rt, start, event.ec2_instance_id)
+
+
+def _find_cluster(rt: Runtime, ec2_instance_id: str) -> str | None:
+    for cluster in rt.config.clusters:
+        if rt.cluster(cluster.name).instance_by_ec2_id(ec2_instance_id) is not None:
+            return cluster.name
+    return None
+
+
+def start_drain(r: Route, event: GuardEvent, rt: Runtime) -> dict[str, Any]:
+    instance_id = r.ec2_instance_id or ""
+    cluster = r.cluster or _find_cluster(rt, instance_id)
+    if cluster is None:
+        return decision(r, "ignored", f"{instance_id} is not a container instance of a managed cluster",
+                         instance_id)
+    policy = {"spot": rt.config.spot_policy, "rebalance": rt.config.rebalance_policy}.get(r.trigger or "")
+    if policy is SpotPolicy.REPORT:
+        logger.info("drain trigger reported only", extra={"trigger": r.trigger, "instance": instance_id})
+        return decision(r, "reported", f"{r.reason}: configured to report only", instance_id)
+    deadline = event.deadline.timestamp() if isinstance(event, SpotInterruption) and event.deadline else None
+    token = event.token if isinstance(event, LifecycleAction) else None
+    asg = event.asg_name if isinstance(event, LifecycleAction) else None
+    hook = event.hook_name if isinstance(event, LifecycleAction) else None
+    discriminator = token or f"{r.trigger}:{event.time.isoformat() if hasattr(event, 'time') else ''}"
+    start = StartWorkflow("drain", execution_name("drain", instance_id, discriminator), (
+        ("instanceId", instance_id), ("cluster", cluster), ("trigger", r.trigger), ("asg", asg), ("hook", hook),
+        ("token", token), ("deadline", deadline),
+        ("destination", event.destination if isinstance(event, LifecycleAction) else None)))
+    return _start(r, rt, start, instance_id)
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _start(r: Route, rt: Runtime, start: StartWorkflow, instance_id: str) -> dict[str, Any]:
+    """Claim the instance for the workflow and start it; a second trigger joins the running one."""
+    payload = {k: v for k, v in start.payload if v is not None}
+    kind = "drain" if start.workflow == "drain" else "gate"
+    actions = [action_dict(start)]
+    if rt.dry_run:
+        return decision(r, "start-workflow", r.reason, instance_id, actions)
+    function = rt.drain_function if start.workflow == "drain" else rt.launch_gate_function
+    if rt.state is None or function is None or rt.workflows is None:
+        logger.error("workflow not configured", extra={"workflow": start.workflow})
+        return decision(r, "not-configured", f"no {start.workflow} workflow configured", instance_id)
+    now = rt.now().timestamp()
+    existing = rt.state.claim_workflow(WorkflowClaim(
+        instance_id=instance_id, kind=kind, execution_name=start.execution_name,
+        token=_text(payload.get("token")), asg=_text(payload.get("asg")), hook=_text(payload.get("hook")),
+        deadline_epoch=float(payload["deadline"]) if "deadline" in payload else None,
+        callback_id=None, started_epoch=now))
+    if existing is not None and existing.execution_name != start.execution_name:
+        # Another trigger already drains this instance: hand it this lifecycle action and deadline.
+        if isinstance(payload.get("token"), str) and existing.token is None:
+            rt.state.attach_lifecycle(kind, instance_id, str(payload["asg"]), str(payload["hook"]),
+                                      str(payload["token"]), None)
+        if "deadline" in payload:
+            rt.state.tighten_deadline(kind, instance_id, float(payload["deadline"] or 0))
+        if existing.callback_id:
+            rt.workflows.wake(existing.callback_id, r.reason)
+        return decision(r, "joined", f"{r.reason}: {existing.execution_name} already owns {instance_id}",
+                         instance_id)
+    started = rt.workflows.start(function, start.execution_name, payload)
+    if started and existing is None and kind == "drain":
+        rt.metrics.emit(m.DRAINS_STARTED, 1, str(payload.get("cluster", "unknown")))
+    return decision(r, "started" if started else "already-started", r.reason, instance_id, actions)
