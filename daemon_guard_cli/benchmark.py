@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from sim.bench import drain_suite, placement_suite
+from sim.faults import fault_suite
 from sim.scenarios import DrainStory
 
 HANDLER_MODULES = ("daemon_guard.handlers.intake", "daemon_guard.handlers.reconciler",
@@ -84,6 +85,15 @@ def markdown(report: dict[str, Any]) -> str:
                          f"{s['overhead_per_tier_s']['p50']} / {s['overhead_per_tier_s']['p99']} | "
                          f"{s['deadline_exceeded']} | {s['lifecycle_timeouts']} | {s['duplicate_workflows']} | "
                          f"{s['spot_within_120s']} / {s['spot_drains']} | {s['api_calls_per_drain']} |")
+        lines.append("")
+    faults = report.get("faults")
+    if faults:
+        lines += ["**Faults** (each kind on the same story; effects lost = tasks killed, lifecycle actions timed out "
+                  "or left waiting, workflows failed or unfinished, instances missing a daemon at the end)", "",
+                  "| fault | injected | events | effects lost | coverage restored (s) | lifecycle timeouts |",
+                  "|---|---|---|---|---|---|"]
+        lines += [f"| {kind} | {f['injected']} | {f['events']} | {f['effects_lost']} | {f['coverage_restored_s']} | "
+                  f"{f['lifecycle_timeouts']} |" for kind, f in faults.items()]
         lines.append("")
     cost = report.get("cost")
     if cost:
@@ -165,6 +175,8 @@ def run_bench(args: argparse.Namespace) -> int:
         report["placement"] = placement_suite(launches, seeds, sizes, _progress)
     if args.suite in ("drain", "all"):
         report["drain"] = drain_suite(seeds, story, _progress)
+    if args.suite in ("faults", "all"):
+        report["faults"] = fault_suite(seeds, _progress)
     if args.suite == "all":
         _progress("cost: asset size and cold import")
         report["cost"] = cost_suite()

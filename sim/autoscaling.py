@@ -290,6 +290,13 @@ class AutoScalingSim:
         for action in [a for a in self.actions.values() if a.instance_id == inst.instance_id]:
             self._finish(action, "ABANDON")
 
+    def terminate_outside(self, group: Group, inst: AsgInstance) -> None:
+        """EC2 TerminateInstances by someone else: no hook runs; a waiting lifecycle action is abandoned."""
+        registered = self.ecs.instance_of_ec2(inst.instance_id)
+        if registered is not None:
+            registered.status_reason = "terminated outside Auto Scaling"
+        self._terminate_now(group, inst)
+
     def instance_refresh(self, group_name: str, min_healthy_percentage: int = 90) -> None:
         """Replace every instance in batches that keep `min_healthy_percentage` InService."""
         group = self.groups[group_name]

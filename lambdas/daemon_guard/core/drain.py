@@ -253,19 +253,22 @@ def phase_label(progress: DrainProgress, policy: DrainPolicy) -> str:
     return progress.phase
 
 
-def _heartbeat(view: DrainView, progress: DrainProgress, policy: DrainPolicy) -> tuple[RecordHeartbeat | None, float]:
-    """A heartbeat when half the heartbeat timeout has passed, unless the hook's global timeout is near."""
-    lc = view.lifecycle
-    if lc is None or policy.heartbeat_timeout_s <= 0:
+def plan_heartbeat(request: DrainRequest, lifecycle: Lifecycle | None, now: float, progress: DrainProgress,
+                   policy: DrainPolicy) -> tuple[RecordHeartbeat | None, float]:
+    """A heartbeat when half the heartbeat timeout has passed, unless the hook's global timeout is near.
+
+    Returns the heartbeat (or None) and the seconds until the next one is due.
+    """
+    if lifecycle is None or policy.heartbeat_timeout_s <= 0:
         return None, POLL_S
     hook_global = min(HOOK_MAX_GLOBAL_S, 100 * policy.heartbeat_timeout_s)
-    if view.now >= progress.started_at + hook_global - policy.heartbeat_timeout_s:
+    if now >= progress.started_at + hook_global - policy.heartbeat_timeout_s:
         return None, POLL_S
     last = progress.last_heartbeat_at or progress.started_at
     every = policy.heartbeat_timeout_s / 2
-    if view.now - last >= every:
-        return RecordHeartbeat(lc.asg, lc.hook, view.instance.ec2_instance_id if view.instance else "", lc.token), every
-    return None, max(1.0, last + every - view.now)
+    if now - last >= every:
+        return RecordHeartbeat(lifecycle.asg, lifecycle.hook, request.instance_id, lifecycle.token), every
+    return None, max(1.0, last + every - now)
 
 
 def plan_drain_step(request: DrainRequest, view: DrainView, progress: DrainProgress,
@@ -342,7 +345,7 @@ def plan_drain_step(request: DrainRequest, view: DrainView, progress: DrainProgr
             actions.append(CompleteLifecycle(lc.asg, lc.hook, request.instance_id, lc.token, "CONTINUE"))
         progress = replace(progress, result="CONTINUE" if lc else "no-lifecycle-action", completed_at=view.now)
         return DrainStep(tuple(actions), progress, 0.0, tuple(notes))
-    beat, beat_wait = _heartbeat(view, progress, policy)
+    beat, beat_wait = plan_heartbeat(request, view.lifecycle, view.now, progress, policy)
     if beat is not None:
         actions.append(beat)
         progress = replace(progress, heartbeats=progress.heartbeats + 1, last_heartbeat_at=view.now)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+from dataclasses import replace
 from functools import partial
 from typing import Any
 
@@ -36,6 +37,7 @@ from daemon_guard.core.drain import (
     DrainView,
     Lifecycle,
     plan_drain_step,
+    plan_heartbeat,
 )
 from daemon_guard.handlers.runtime import Runtime, get_runtime, logger
 
@@ -90,7 +92,24 @@ def drain_tick(rt: Runtime, request: DrainRequest, raw_progress: dict[str, Any],
         return _tick(rt, request, raw_progress)
     except (ClientError, BotoCoreError) as exc:
         logger.warning("drain step failed; retrying", extra={"instance": request.instance_id, "error": str(exc)})
-        return {"progress": raw_progress, "wait_s": RETRY_AFTER_ERROR_S, "error": type(exc).__name__}
+        progress = _keep_hook_alive(rt, request, DrainProgress.from_dict(raw_progress))
+        return {"progress": progress.as_dict(), "wait_s": RETRY_AFTER_ERROR_S, "error": type(exc).__name__}
+
+
+def _keep_hook_alive(rt: Runtime, request: DrainRequest, progress: DrainProgress) -> DrainProgress:
+    """While ECS reads fail (throttled under load), still heartbeat: Auto Scaling has its own limits."""
+    if not (request.asg and request.hook):
+        return progress
+    now = rt.now().timestamp()
+    beat, _ = plan_heartbeat(request, Lifecycle(request.asg, request.hook, request.token), now, progress,
+                             drain_policy(rt, request))
+    try:
+        if beat is not None and AutoScaling(rt.autoscaling_client).heartbeat(beat):
+            rt.metrics.emit(m.HEARTBEATS_SENT, 1, request.cluster)
+            return replace(progress, heartbeats=progress.heartbeats + 1, last_heartbeat_at=now)
+    except (ClientError, BotoCoreError) as exc:
+        logger.warning("heartbeat failed", extra={"instance": request.instance_id, "error": str(exc)})
+    return progress
 
 
 def _tick(rt: Runtime, request: DrainRequest, raw_progress: dict[str, Any]) -> dict[str, Any]:
