@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import zlib
 from dataclasses import replace
 from functools import partial
 from typing import Any
@@ -39,6 +40,7 @@ from daemon_guard.core.drain import (
     plan_drain_step,
     plan_heartbeat,
 )
+from daemon_guard.core.model import InstanceView, Resources
 from daemon_guard.handlers.runtime import Runtime, get_runtime, logger
 
 KIND = "drain"
@@ -54,14 +56,37 @@ def drain_policy(rt: Runtime, request: DrainRequest) -> DrainPolicy:
                        heartbeat_timeout_s=group.heartbeat_timeout_s if group else 0)
 
 
+DESCRIBE_EVERY = 6
+
+
 def observe(rt: Runtime, request: DrainRequest, progress: DrainProgress) -> tuple[DrainView, DrainProgress]:
-    """Read the instance, its tasks, the daemon tiers and the lifecycle action to complete."""
+    """Read the instance, its tasks, the daemon tiers and the lifecycle action to complete.
+
+    Reads are budgeted, because a hundred drains share ECS's cluster-read rate (20/s) with the
+    placement reflex: the instance is described on the first step, every sixth step and whenever no
+    live task is left (to see it go); the tasks are ListTasks(RUNNING) plus DescribeTasks of those and
+    of the tasks still live at the last look (which is how a task told to stop is followed to STOPPED).
+    Only the first step lists the instance's stopping tasks too.
+    """
     ecs = rt.cluster(request.cluster)
-    instance = ecs.instance(progress.instance_arn) if progress.instance_arn else \
-        ecs.instance_by_ec2_id(request.instance_id)
-    if instance is not None and progress.instance_arn is None:
-        progress = DrainProgress.from_dict({**progress.as_dict(), "instance_arn": instance.arn})
-    tasks = ecs.tasks_on(instance.arn) if instance is not None and instance.status != "INACTIVE" else []
+    instance: InstanceView | None
+    if progress.instance_arn is None or progress.ticks % DESCRIBE_EVERY == 0 or not progress.live_tasks:
+        instance = ecs.instance(progress.instance_arn) if progress.instance_arn else \
+            ecs.instance_by_ec2_id(request.instance_id)
+    else:
+        instance = InstanceView(arn=progress.instance_arn, ec2_instance_id=request.instance_id,
+                                status=progress.instance_status or "DRAINING", agent_connected=True,
+                                registered=Resources(), remaining=Resources())
+    if instance is None or instance.status == "INACTIVE":
+        tasks = []
+    elif progress.ticks == 0:
+        tasks = ecs.tasks_on(instance.arn)
+    else:
+        running = ecs.task_arns_on(instance.arn, desired="RUNNING")
+        tasks = ecs.tasks(list(dict.fromkeys([*running, *progress.live_tasks])))
+    progress = replace(progress, instance_arn=instance.arn if instance else progress.instance_arn,
+                       instance_status=instance.status if instance else "INACTIVE",
+                       live_tasks=tuple(t.arn for t in tasks), ticks=progress.ticks + 1)
     daemons = ecs.daemon_services()
     tiers = {s.name: tier_of(s.name, s.tags, rt.config.drain_tiers) for s in daemons}
     services = {}
@@ -78,8 +103,12 @@ def observe(rt: Runtime, request: DrainRequest, progress: DrainProgress) -> tupl
     return view, progress
 
 
-RETRY_AFTER_ERROR_S = 3.0
+RETRY_AFTER_ERROR_S = 2.0
 
+
+def retry_after(instance_id: str) -> float:
+    """2-5 s, spread by instance so that throttled drains do not retry in lockstep."""
+    return RETRY_AFTER_ERROR_S + (zlib.crc32(instance_id.encode()) % 300) / 100
 
 def drain_tick(rt: Runtime, request: DrainRequest, raw_progress: dict[str, Any], _ctx: StepContext | None = None
                ) -> dict[str, Any]:
@@ -93,7 +122,8 @@ def drain_tick(rt: Runtime, request: DrainRequest, raw_progress: dict[str, Any],
     except (ClientError, BotoCoreError) as exc:
         logger.warning("drain step failed; retrying", extra={"instance": request.instance_id, "error": str(exc)})
         progress = _keep_hook_alive(rt, request, DrainProgress.from_dict(raw_progress))
-        return {"progress": progress.as_dict(), "wait_s": RETRY_AFTER_ERROR_S, "error": type(exc).__name__}
+        return {"progress": progress.as_dict(), "wait_s": retry_after(request.instance_id),
+                "error": type(exc).__name__}
 
 
 def _keep_hook_alive(rt: Runtime, request: DrainRequest, progress: DrainProgress) -> DrainProgress:
