@@ -162,6 +162,12 @@ class EcsCluster:
             arns = self.instance_arns(status="DRAINING", query=f"ec2InstanceId == {ec2_instance_id}")
         return self.instance(arns[0]) if arns else None
 
+    def instance_arn_by_ec2_id(self, ec2_instance_id: str) -> str | None:
+        """The container instance ARN on an EC2 instance (one filtered ListContainerInstances; no status
+        filter lists every status but INACTIVE), or None."""
+        arns = self.instance_arns(query=f"ec2InstanceId == {ec2_instance_id}")
+        return arns[0] if arns else None
+
     def task_arns_on(self, instance_arn: str, desired: DesiredStatusType | None = None) -> list[str]:
         """ListTasks on an instance by desired status; by default both RUNNING and STOPPED (stopping)."""
         arns: list[str] = []

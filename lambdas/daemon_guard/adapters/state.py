@@ -158,6 +158,27 @@ class StateStore:
                                 UpdateExpression="SET callbackId = :c",
                                 ExpressionAttributeValues={":c": _s(callback_id)})
 
+    def mark_complete(self, container_instance_arns: Sequence[str], now_epoch: float, ttl_s: int = DAY_S) -> None:
+        """Remember instances that run every eligible daemon (BatchWriteItem, 25 per call)."""
+        for start in range(0, len(container_instance_arns), 25):
+            requests: dict[str, Any] = {self.table: [
+                {"PutRequest": {"Item": {"pk": _s(f"complete#{arn}"), "sk": _s("complete"),
+                                         "expiresAt": _n(int(now_epoch) + ttl_s)}}}
+                for arn in container_instance_arns[start:start + 25]]}
+            while requests:
+                requests = self.client.batch_write_item(RequestItems=requests).get("UnprocessedItems") or {}
+
+    def is_complete(self, container_instance_arn: str) -> bool:
+        """True when the instance was seen running every eligible daemon (and none stopped since)."""
+        resp = self.client.get_item(TableName=self.table,
+                                    Key={"pk": _s(f"complete#{container_instance_arn}"), "sk": _s("complete")})
+        return "Item" in resp
+
+    def clear_complete(self, container_instance_arn: str) -> None:
+        """Forget it: a daemon stopped, or a check found one missing."""
+        self.client.delete_item(TableName=self.table,
+                                Key={"pk": _s(f"complete#{container_instance_arn}"), "sk": _s("complete")})
+
     def register_wake(self, kind: str, container_instance_arn: str, callback_id: str, now_epoch: float) -> None:
         """Say which callback wakes the `kind` workflow waiting on a container instance."""
         self.client.put_item(TableName=self.table, Item={

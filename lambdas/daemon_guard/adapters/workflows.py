@@ -34,11 +34,14 @@ class WorkflowStarter:
             raise
         return True
 
-    def wake(self, callback_id: str, reason: str) -> bool:
-        """Complete a waiting callback; False when it already completed or timed out."""
+    def wake(self, callback_id: str, reason: str, stopped_task: str | None = None) -> bool:
+        """Complete a waiting callback (with the task that STOPPED, if any); False when it is gone."""
+        result: dict[str, str] = {"wake": reason}
+        if stopped_task:
+            result["stoppedTask"] = stopped_task
         try:
             self.client.send_durable_execution_callback_success(
-                CallbackId=callback_id, Result=json.dumps({"wake": reason}).encode())
+                CallbackId=callback_id, Result=json.dumps(result).encode())
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "")
             if code in ("ResourceNotFoundException", "InvalidParameterValueException", "CallbackTimeoutException"):

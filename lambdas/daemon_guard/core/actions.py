@@ -70,6 +70,7 @@ class WakeWorkflow:
 
     callback_id: str
     reason: str
+    stopped_task: str | None = None
 
 
 AnyAction = Action | StartWorkflow | WakeWorkflow

@@ -98,8 +98,9 @@ class DrainProgress:
     started_at: float
     instance_arn: str | None = None
     instance_status: str | None = None
-    live_tasks: tuple[str, ...] = ()
+    live_tasks: tuple[tuple[str, str], ...] = ()
     ticks: int = 0
+    failures: int = 0
     phase: str = "replicas"
     tier: int = 0
     phase_started_at: float = 0.0
@@ -129,7 +130,8 @@ class DrainProgress:
     def from_dict(cls, raw: Mapping[str, Any]) -> DrainProgress:
         """Inverse of `as_dict`."""
         values = dict(raw)
-        for key in ("violations", "stop_requested", "live_tasks"):
+        values["live_tasks"] = tuple(tuple(x) for x in values.get("live_tasks", ()))
+        for key in ("violations", "stop_requested"):
             values[key] = tuple(values.get(key, ()))
         values["phase_tasks"] = tuple(tuple(x) for x in values.get("phase_tasks", ()))
         values["phase_times"] = tuple(tuple(x) for x in values.get("phase_times", ()))

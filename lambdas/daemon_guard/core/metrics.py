@@ -50,11 +50,13 @@ STUCK_LIFECYCLE_ACTIONS = MetricSpec("StuckLifecycleActions", "Count", "waiting 
 EVENTS_IGNORED = MetricSpec("EventsIgnored", "Count", "events out of scope", on_dashboard=False)
 EVENTS_MALFORMED = MetricSpec("EventsMalformed", "Count", "events that failed to parse")
 DUPLICATE_EVENTS = MetricSpec("DuplicateEvents", "Count", "events already seen", on_dashboard=False)
+CHECKS_DEFERRED = MetricSpec("ChecksDeferred", "Count", "placement checks left to the reconciler under throttling",
+                             on_dashboard=False)
 
 ALL_METRICS: tuple[MetricSpec, ...] = (
     TIME_TO_DAEMONS, DAEMON_COVERAGE, MISSING_DAEMON_TASKS, EVICTIONS, GATE_OPEN_LATENCY,
     GATES_FAILED_OPEN, PLACEMENT_DECISIONS, DRAINS_STARTED, DRAINS_IN_PROGRESS, DRAIN_DURATION,
     DRAIN_OVERHEAD, TIER_DURATION, DEADLINES_MISSED, HEARTBEATS_SENT, LIFECYCLE_RESULTS,
     DRAINS_BLOCKED, ORDERING_VIOLATIONS, STUCK_LIFECYCLE_ACTIONS, EVENTS_IGNORED, EVENTS_MALFORMED,
-    DUPLICATE_EVENTS,
+    DUPLICATE_EVENTS, CHECKS_DEFERRED,
 )

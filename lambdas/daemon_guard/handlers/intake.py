@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from botocore.exceptions import ClientError
 
 from daemon_guard.core import metrics as m
 from daemon_guard.core.actions import WakeWorkflow
@@ -52,10 +53,17 @@ def handle(raw: object, rt: Runtime) -> dict[str, Any]:
         service = (event.service_arn or "").rsplit("/", 1)[-1]
         if service not in {s.name for s in rt.cluster(r.cluster).daemon_services()}:
             return decision(r, "ignored", f"{service} is not a daemon service: ECS retries replicas itself")
-    if r.kind == "placement":
-        return _placement(r, event, rt)
-    if r.kind == "wake":
-        return _wake(r, event, rt)
+    if r.kind in ("placement", "wake"):
+        try:
+            return _placement(r, event, rt) if r.kind == "placement" else _wake(r, event, rt)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") not in THROTTLING:
+                raise
+            # A placement check is an optimisation the reconciler repeats within a period; retrying it
+            # through EventBridge under throttling would only feed the storm that throttles the drains.
+            logger.warning("placement check deferred to the reconciler", extra={"reason": str(exc)})
+            rt.metrics.emit(m.CHECKS_DEFERRED, 1, r.cluster or "unknown")
+            return decision(r, "deferred", f"ECS throttled the check; the reconciler repeats it: {r.reason}")
     if r.kind == "launch-gate":
         return start_launch_gate(r, event, rt)
     if r.kind == "drain":
@@ -63,6 +71,10 @@ def handle(raw: object, rt: Runtime) -> dict[str, Any]:
     assert r.cluster is not None
     summary = reconcile_cluster(rt, r.cluster)
     return decision(r, "reconciled", r.reason, actions=summary.actions)
+
+
+THROTTLING = frozenset({"ThrottlingException", "Throttling", "TooManyRequestsException",
+                        "RequestLimitExceeded"})
 
 
 def _foreign(event: GuardEvent, rt: Runtime) -> str | None:
@@ -83,7 +95,7 @@ def _placement(r: Route, event: GuardEvent, rt: Runtime) -> dict[str, Any]:
     trigger = event.group if isinstance(event, TaskChanged) else None
     daemons = ecs.daemon_services()
     is_daemon_event = trigger is not None and trigger in {s.group for s in daemons}
-    if isinstance(event, TaskChanged) and not is_daemon_event and r.instance_arns[0] in rt.complete_instances:
+    if isinstance(event, TaskChanged) and not is_daemon_event and rt.known_complete(r.instance_arns[0]):
         return decision(r, "complete", "instance already runs every eligible daemon", r.instance_arns[0])
     if isinstance(event, TaskChanged) and is_daemon_event and event.last_status != "RUNNING":
         return decision(r, "wait", f"daemon {event.group} {event.last_status}: acting once it runs",
@@ -111,14 +123,15 @@ def _wake(r: Route, event: GuardEvent, rt: Runtime) -> dict[str, Any]:
         for kind in ("drain", "gate"):
             callback_id = rt.state.wake_target(kind, instance_arn)
             if callback_id:
-                wake = WakeWorkflow(callback_id, r.reason)
+                wake = WakeWorkflow(callback_id, r.reason,
+                                    event.task_arn if isinstance(event, TaskChanged) else None)
                 actions.append(action_dict(wake))
                 if not rt.dry_run and rt.workflows is not None:
-                    rt.workflows.wake(wake.callback_id, wake.reason)
+                    rt.workflows.wake(wake.callback_id, wake.reason, wake.stopped_task)
     ecs = rt.cluster(r.cluster)
     group = event.group if isinstance(event, TaskChanged) else ""
     if group in {s.group for s in ecs.daemon_services()}:
-        rt.complete_instances.discard(instance_arn)
+        rt.forget_complete(instance_arn, certain=True)
         instance = ecs.instance(instance_arn)
         if instance is not None and instance.status == "ACTIVE":
             outcome = check_instance(rt, r.cluster, instance).as_dict()

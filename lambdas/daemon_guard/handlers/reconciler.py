@@ -29,6 +29,8 @@ from daemon_guard.handlers.reflex import check_instance
 from daemon_guard.handlers.runtime import Runtime, get_runtime, logger
 from daemon_guard.handlers.starts import start_drain, start_launch_gate
 
+FRESH_S = 900.0  # replica events on instances younger than this are worth a check; older ones are not at risk
+
 
 @dataclass
 class ReconcileSummary:
@@ -63,6 +65,7 @@ def reconcile_cluster(rt: Runtime, cluster: str) -> ReconcileSummary:
     summary.draining = len(ecs.instance_arns(status="DRAINING"))
     gate_mode = rt.config.placement_mode is PlacementMode.GATE
     now = rt.now()
+    fresh_complete: list[str] = []
     for instance in active:
         if not instance.agent_connected:
             continue
@@ -72,6 +75,9 @@ def reconcile_cluster(rt: Runtime, cluster: str) -> ReconcileSummary:
         running = sum(1 for s in eligible if s.group in groups)
         summary.eligible_slots += len(eligible)
         summary.running_slots += running
+        if running == len(eligible) and (not gate_mode or gate_is_open(instance, rt.config.gate_attribute)) \
+                and seconds_since_registration(instance, now) < FRESH_S and instance.arn not in rt.complete_instances:
+            fresh_complete.append(instance.arn)
         gate_stuck = gate_mode and not gate_is_open(instance, rt.config.gate_attribute) and (
             running == len(eligible) or seconds_since_registration(instance, now) >= rt.config.gate_timeout_s)
         if running < len(eligible) or gate_stuck:
@@ -79,6 +85,10 @@ def reconcile_cluster(rt: Runtime, cluster: str) -> ReconcileSummary:
             if outcome.plan.actions:
                 summary.repaired += 1
                 summary.actions.extend(outcome.as_dict()["actions"])
+    if fresh_complete and rt.state is not None and not rt.dry_run:
+        # New instances seen covered: the intake can skip their replica events without reading ECS.
+        rt.state.mark_complete(fresh_complete, now.timestamp())
+        rt.complete_instances.update(fresh_complete)
     rt.metrics.emit(m.DAEMON_COVERAGE, summary.coverage, cluster)
     rt.metrics.emit(m.MISSING_DAEMON_TASKS, summary.eligible_slots - summary.running_slots, cluster)
     rt.metrics.emit(m.DRAINS_IN_PROGRESS, summary.draining, cluster)

@@ -97,9 +97,9 @@ def check_instance(rt: Runtime, cluster: str, instance: InstanceView, *, trigger
     plan = plan_placement(state, policy)
     outcome = ReflexOutcome(instance.arn, instance.ec2_instance_id, plan)
     if plan.decision in ("complete", "open-gate"):
-        rt.complete_instances.add(instance.arn)
+        rt.remember_complete(instance.arn)
     else:
-        rt.complete_instances.discard(instance.arn)
+        rt.forget_complete(instance.arn)
     if plan.decision not in ("skip", "complete"):
         rt.metrics.emit(m.PLACEMENT_DECISIONS, 1, cluster, Mode=policy.mode.value)
         logger.info("placement decision", extra=outcome.as_dict())

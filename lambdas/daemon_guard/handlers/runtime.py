@@ -85,6 +85,29 @@ class Runtime:
             return f"region {region} is not this deployment's region"
         return None
 
+    def known_complete(self, instance_arn: str) -> bool:
+        """Seen running every eligible daemon, here or (through the state table) by another container."""
+        if instance_arn in self.complete_instances:
+            return True
+        if self.state is not None and self.state.is_complete(instance_arn):
+            self.complete_instances.add(instance_arn)
+            return True
+        return False
+
+    def remember_complete(self, instance_arn: str) -> None:
+        """Note that the instance runs every eligible daemon."""
+        if instance_arn not in self.complete_instances:
+            self.complete_instances.add(instance_arn)
+            if self.state is not None and not self.dry_run:
+                self.state.mark_complete([instance_arn], self.now().timestamp())
+
+    def forget_complete(self, instance_arn: str, *, certain: bool = False) -> None:
+        """The instance may be missing a daemon (certain: a daemon stopped on it)."""
+        known = instance_arn in self.complete_instances
+        self.complete_instances.discard(instance_arn)
+        if (known or certain) and self.state is not None and not self.dry_run:
+            self.state.clear_complete(instance_arn)
+
     def now(self) -> datetime:
         """The current time (simulated in the proving ground)."""
         return self.clock()

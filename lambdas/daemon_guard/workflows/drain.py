@@ -15,6 +15,7 @@ Invoke payload (also the operator's documented request):
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import zlib
 from dataclasses import replace
@@ -40,7 +41,7 @@ from daemon_guard.core.drain import (
     plan_drain_step,
     plan_heartbeat,
 )
-from daemon_guard.core.model import InstanceView, Resources
+from daemon_guard.core.model import InstanceView, Resources, ServiceView, TaskView
 from daemon_guard.handlers.runtime import Runtime, get_runtime, logger
 
 KIND = "drain"
@@ -59,20 +60,56 @@ def drain_policy(rt: Runtime, request: DrainRequest) -> DrainPolicy:
 DESCRIBE_EVERY = 6
 
 
+def model_view(rt: Runtime, request: DrainRequest, progress: DrainProgress) -> DrainView:
+    """The instance as the event stream tells it: the tasks live at the last look minus those that STOPPED.
+
+    Task State Change events say exactly which task stopped, so phase transitions need no ECS read;
+    a hundred drains re-reading their instances on every stop would spend the cluster-read rate
+    (20/s) they share with the placement reflex. Polls and the final confirmation read ECS.
+    """
+    arn = progress.instance_arn or ""
+    instance = InstanceView(arn=arn, ec2_instance_id=request.instance_id, status=progress.instance_status or "DRAINING",
+                            agent_connected=True, registered=Resources(), remaining=Resources())
+    requested = set(progress.stop_requested)
+    tasks = [TaskView(arn=task, group=group, task_definition_arn="", last_status="RUNNING",
+                      desired_status="STOPPED" if task in requested else "RUNNING", container_instance_arn=arn)
+             for task, group in progress.live_tasks]
+    return _view(rt, request, instance, tasks, {})
+
+
+def _view(rt: Runtime, request: DrainRequest, instance: InstanceView | None, tasks: list[TaskView],
+          services: dict[str, ServiceView]) -> DrainView:
+    tiers = {s.name: tier_of(s.name, s.tags, rt.config.drain_tiers)
+             for s in rt.cluster(request.cluster).daemon_services()}
+    claim = rt.state.workflow(KIND, request.instance_id) if rt.state else None
+    token = (claim.token if claim else None) or request.token
+    asg = (claim.asg if claim else None) or request.asg
+    hook = (claim.hook if claim else None) or request.hook
+    lifecycle = Lifecycle(asg, hook, token) if asg and hook else None
+    return DrainView(now=rt.now().timestamp(), instance=instance, tasks=tasks, daemon_tier=tiers, services=services,
+                     lifecycle=lifecycle, deadline_epoch=claim.deadline_epoch if claim else None)
+
+
 def observe(rt: Runtime, request: DrainRequest, progress: DrainProgress) -> tuple[DrainView, DrainProgress]:
     """Read the instance, its tasks, the daemon tiers and the lifecycle action to complete.
 
     Reads are budgeted, because a hundred drains share ECS's cluster-read rate (20/s) with the
-    placement reflex: the instance is described on the first step, every sixth step and whenever no
-    live task is left (to see it go); the tasks are ListTasks(RUNNING) plus DescribeTasks of those and
-    of the tasks still live at the last look (which is how a task told to stop is followed to STOPPED).
-    Only the first step lists the instance's stopping tasks too.
+    placement reflex. The first step finds the container instance with one filtered
+    ListContainerInstances; later the instance is described every sixth step and whenever no live
+    task is left (to see it go). The tasks are ListTasks(RUNNING) plus DescribeTasks of those and of
+    the tasks still live at the last look (which is how a task told to stop is followed to STOPPED).
+    The first look also lists stopping tasks. The replica services are described only if the replica
+    phase has lasted a minute (blocked?).
     """
     ecs = rt.cluster(request.cluster)
     instance: InstanceView | None
-    if progress.instance_arn is None or progress.ticks % DESCRIBE_EVERY == 0 or not progress.live_tasks:
-        instance = ecs.instance(progress.instance_arn) if progress.instance_arn else \
-            ecs.instance_by_ec2_id(request.instance_id)
+    if progress.instance_arn is None:
+        found = ecs.instance_arn_by_ec2_id(request.instance_id)
+        instance = None if found is None else InstanceView(
+            arn=found, ec2_instance_id=request.instance_id, status="DRAINING" if request.trigger == "draining"
+            else "ACTIVE", agent_connected=True, registered=Resources(), remaining=Resources())
+    elif progress.ticks % DESCRIBE_EVERY == 0 or not progress.live_tasks:
+        instance = ecs.instance(progress.instance_arn)
     else:
         instance = InstanceView(arn=progress.instance_arn, ec2_instance_id=request.instance_id,
                                 status=progress.instance_status or "DRAINING", agent_connected=True,
@@ -80,49 +117,53 @@ def observe(rt: Runtime, request: DrainRequest, progress: DrainProgress) -> tupl
     if instance is None or instance.status == "INACTIVE":
         tasks = []
     elif progress.ticks == 0:
+        # The first look lists stopping tasks too: a step re-run after a crash must still see the
+        # tier it had already told to stop, or it would move on to the next one too early.
         tasks = ecs.tasks_on(instance.arn)
     else:
         running = ecs.task_arns_on(instance.arn, desired="RUNNING")
-        tasks = ecs.tasks(list(dict.fromkeys([*running, *progress.live_tasks])))
+        tasks = ecs.tasks(list(dict.fromkeys([*running, *(arn for arn, _ in progress.live_tasks)])))
     progress = replace(progress, instance_arn=instance.arn if instance else progress.instance_arn,
                        instance_status=instance.status if instance else "INACTIVE",
-                       live_tasks=tuple(t.arn for t in tasks), ticks=progress.ticks + 1)
-    daemons = ecs.daemon_services()
-    tiers = {s.name: tier_of(s.name, s.tags, rt.config.drain_tiers) for s in daemons}
+                       live_tasks=tuple((t.arn, t.group) for t in tasks), ticks=progress.ticks + 1)
+    daemon_names = {s.name for s in ecs.daemon_services()}
     services = {}
-    if progress.phase == "replicas" and not progress.services_checked:
-        names = sorted({t.service_name for t in tasks if t.service_name and t.service_name not in tiers})
+    now = rt.now().timestamp()
+    if progress.phase == "replicas" and not progress.services_checked and now - progress.phase_started_at >= 60:
+        names = sorted({t.service_name for t in tasks if t.service_name and t.service_name not in daemon_names})
         services = {s.name: s for s in ecs.services(names)} if names else {}
-    claim = rt.state.workflow(KIND, request.instance_id) if rt.state else None
-    token = (claim.token if claim else None) or request.token
-    asg = (claim.asg if claim else None) or request.asg
-    hook = (claim.hook if claim else None) or request.hook
-    lifecycle = Lifecycle(asg, hook, token) if asg and hook else None
-    view = DrainView(now=rt.now().timestamp(), instance=instance, tasks=tasks, daemon_tier=tiers,
-                     services=services, lifecycle=lifecycle, deadline_epoch=claim.deadline_epoch if claim else None)
-    return view, progress
+    return _view(rt, request, instance, tasks, services), progress
 
 
 RETRY_AFTER_ERROR_S = 2.0
+RETRY_CAP_S = 30.0
 
 
-def retry_after(instance_id: str) -> float:
-    """2-5 s, spread by instance so that throttled drains do not retry in lockstep."""
-    return RETRY_AFTER_ERROR_S + (zlib.crc32(instance_id.encode()) % 300) / 100
+def retry_after(instance_id: str, failures: int) -> float:
+    """Exponential backoff from 2 s (capped at 30 s), spread by instance so throttled drains do not align."""
+    spread = 0.5 + (zlib.crc32(f"{instance_id}:{failures}".encode()) % 1000) / 1000
+    return float(min(RETRY_CAP_S, RETRY_AFTER_ERROR_S * 2 ** min(failures, 5)) * spread)
 
-def drain_tick(rt: Runtime, request: DrainRequest, raw_progress: dict[str, Any], _ctx: StepContext | None = None
-               ) -> dict[str, Any]:
+def drain_tick(rt: Runtime, request: DrainRequest, raw_progress: dict[str, Any], woke: Any = None,
+               _ctx: StepContext | None = None) -> dict[str, Any]:
     """One checkpointed step: observe, plan, act, measure. Returns the new progress and the wait.
 
-    An AWS error (throttling past the SDK's retries, a 5xx) ends the step with the progress as it
-    was and a short wait: the next step re-observes, so nothing is lost and nothing is repeated.
+    Woken by a task that STOPPED while others of the current phase still run, it only notes it (no
+    ECS read). An AWS error (throttling past the SDK's retries, a 5xx) ends the step with the
+    progress as it was and a short wait: the next step re-observes, so nothing is lost or repeated.
     """
+    if isinstance(woke, (str, bytes)):
+        # Without a serdes the SDK hands the callback's payload over as sent: JSON text.
+        with contextlib.suppress(ValueError):
+            woke = json.loads(woke)
+    stopped = woke.get("stoppedTask") if isinstance(woke, dict) else None
     try:
-        return _tick(rt, request, raw_progress)
+        return _tick(rt, request, raw_progress, stopped if isinstance(stopped, str) else None)
     except (ClientError, BotoCoreError) as exc:
         logger.warning("drain step failed; retrying", extra={"instance": request.instance_id, "error": str(exc)})
         progress = _keep_hook_alive(rt, request, DrainProgress.from_dict(raw_progress))
-        return {"progress": progress.as_dict(), "wait_s": retry_after(request.instance_id),
+        progress = replace(progress, failures=progress.failures + 1)
+        return {"progress": progress.as_dict(), "wait_s": retry_after(request.instance_id, progress.failures),
                 "error": type(exc).__name__}
 
 
@@ -142,10 +183,19 @@ def _keep_hook_alive(rt: Runtime, request: DrainRequest, progress: DrainProgress
     return progress
 
 
-def _tick(rt: Runtime, request: DrainRequest, raw_progress: dict[str, Any]) -> dict[str, Any]:
+def _tick(rt: Runtime, request: DrainRequest, raw_progress: dict[str, Any], stopped: str | None) -> dict[str, Any]:
     progress = DrainProgress.from_dict(raw_progress)
-    view, progress = observe(rt, request, progress)
-    step = plan_drain_step(request, view, progress, drain_policy(rt, request))
+    policy = drain_policy(rt, request)
+    step = None
+    if stopped is not None and any(arn == stopped for arn, _ in progress.live_tasks) and not progress.forced:
+        # Plan from the event stream; read ECS only if that plan would complete the lifecycle action.
+        progress = replace(progress, live_tasks=tuple(t for t in progress.live_tasks if t[0] != stopped))
+        step = plan_drain_step(request, model_view(rt, request, progress), progress, policy)
+        if step.progress.phase == "complete":
+            step = None
+    if step is None:
+        view, progress = observe(rt, request, progress)
+        step = plan_drain_step(request, view, progress, policy)
     ecs = rt.cluster(request.cluster)
     asg = AutoScaling(rt.autoscaling_client)
     for action in step.actions:
@@ -168,7 +218,7 @@ def _tick(rt: Runtime, request: DrainRequest, raw_progress: dict[str, Any]) -> d
     if step.actions:
         logger.info("drain step", extra={"instance": request.instance_id, "phase": step.progress.phase,
                                          "actions": [type(a).__name__ for a in step.actions]})
-    return {"progress": step.progress.as_dict(), "wait_s": step.wait_s}
+    return {"progress": replace(step.progress, failures=0).as_dict(), "wait_s": step.wait_s}
 
 
 def listen(rt: Runtime, request: DrainRequest, instance_arn: str | None, callback_id: str,
@@ -223,16 +273,18 @@ def drain_workflow(event: dict[str, Any], ctx: DurableContext) -> dict[str, Any]
     raw: dict[str, Any] = DrainProgress(started_at=started, phase_started_at=started,
                                         last_progress_at=started).as_dict()
     n = 0
+    woke: Any = None
     while True:
-        result = ctx.step(partial(drain_tick, rt, request, raw), name=f"tick-{n}")
+        result = ctx.step(partial(drain_tick, rt, request, raw, woke), name=f"tick-{n}")
         raw = result["progress"]
         if raw["phase"] == "complete":
             break
         callback = ctx.create_callback(
             name=f"wake-{n}", config=CallbackConfig(timeout=Duration.from_seconds(max(1, math.ceil(result["wait_s"])))))
         ctx.step(partial(listen, rt, request, raw.get("instance_arn"), callback.callback_id), name=f"listen-{n}")
+        woke = None
         with contextlib.suppress(CallbackTimeoutError):  # the timeout is the polling fallback
-            callback.result()
+            woke = callback.result()
         n += 1
     summary = ctx.step(partial(finish, rt, request, raw), name="finish")
     return {"instance": request.instance_id, "result": raw.get("result"), **summary}
