@@ -179,11 +179,23 @@ class StateStore:
         self.client.delete_item(TableName=self.table,
                                 Key={"pk": _s(f"complete#{container_instance_arn}"), "sk": _s("complete")})
 
-    def register_wake(self, kind: str, container_instance_arn: str, callback_id: str, now_epoch: float) -> None:
-        """Say which callback wakes the `kind` workflow waiting on a container instance."""
-        self.client.put_item(TableName=self.table, Item={
-            "pk": _s(f"wake-{kind}#{container_instance_arn}"), "sk": _s("wake"), "callbackId": _s(callback_id),
-            "expiresAt": _n(int(now_epoch) + DAY_S)})
+    def register_wake(self, kind: str, container_instance_arn: str, callback_id: str, now_epoch: float) -> list[str]:
+        """Say which callback wakes the `kind` workflow on a container instance; return (and clear) the
+        stopped tasks whose wake-ups reached the previous callback too late."""
+        resp = self.client.update_item(
+            TableName=self.table, Key={"pk": _s(f"wake-{kind}#{container_instance_arn}"), "sk": _s("wake")},
+            UpdateExpression="SET callbackId = :c, expiresAt = :t REMOVE missed",
+            ExpressionAttributeValues={":c": _s(callback_id), ":t": _n(int(now_epoch) + DAY_S)},
+            ReturnValues="ALL_OLD")
+        return sorted(resp.get("Attributes", {}).get("missed", {}).get("SS", []))
+
+    def note_missed_wake(self, kind: str, container_instance_arn: str, stopped_task: str) -> str | None:
+        """Keep a stopped task whose wake-up found no waiting callback; return the callback now registered."""
+        resp = self.client.update_item(
+            TableName=self.table, Key={"pk": _s(f"wake-{kind}#{container_instance_arn}"), "sk": _s("wake")},
+            UpdateExpression="ADD missed :m", ExpressionAttributeValues={":m": {"SS": [stopped_task]}},
+            ConditionExpression="attribute_exists(pk)", ReturnValues="ALL_NEW")
+        return resp.get("Attributes", {}).get("callbackId", {}).get("S")
 
     def wake_target(self, kind: str, container_instance_arn: str) -> str | None:
         """The callback id a `kind` workflow on the instance waits on, if any."""

@@ -73,6 +73,22 @@ def handle(raw: object, rt: Runtime) -> dict[str, Any]:
     return decision(r, "reconciled", r.reason, actions=summary.actions)
 
 
+def _deliver_wake(rt: Runtime, kind: str, instance_arn: str, wake: WakeWorkflow) -> None:
+    """Wake the workflow; if its callback already completed (it is between two waits), leave the
+    stopped task where its next wait picks it up, and wake the newer callback if one is there."""
+    assert rt.workflows is not None and rt.state is not None
+    if rt.workflows.wake(wake.callback_id, wake.reason, wake.stopped_task) or wake.stopped_task is None:
+        return
+    try:
+        current = rt.state.note_missed_wake(kind, instance_arn, wake.stopped_task)
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+            raise
+        return  # the workflow has finished
+    if current and current != wake.callback_id:
+        rt.workflows.wake(current, wake.reason, wake.stopped_task)
+
+
 THROTTLING = frozenset({"ThrottlingException", "Throttling", "TooManyRequestsException",
                         "RequestLimitExceeded"})
 
@@ -119,18 +135,20 @@ def _wake(r: Route, event: GuardEvent, rt: Runtime) -> dict[str, Any]:
     assert r.cluster is not None
     instance_arn = r.instance_arns[0]
     actions: list[dict[str, Any]] = []
+    draining = False
     if rt.state is not None:
         for kind in ("drain", "gate"):
             callback_id = rt.state.wake_target(kind, instance_arn)
             if callback_id:
+                draining = draining or kind == "drain"
                 wake = WakeWorkflow(callback_id, r.reason,
                                     event.task_arn if isinstance(event, TaskChanged) else None)
                 actions.append(action_dict(wake))
                 if not rt.dry_run and rt.workflows is not None:
-                    rt.workflows.wake(wake.callback_id, wake.reason, wake.stopped_task)
+                    _deliver_wake(rt, kind, instance_arn, wake)
     ecs = rt.cluster(r.cluster)
     group = event.group if isinstance(event, TaskChanged) else ""
-    if group in {s.group for s in ecs.daemon_services()}:
+    if group in {s.group for s in ecs.daemon_services()} and not draining:  # a drain stops daemons on purpose
         rt.forget_complete(instance_arn, certain=True)
         instance = ecs.instance(instance_arn)
         if instance is not None and instance.status == "ACTIVE":

@@ -98,8 +98,7 @@ def observe(rt: Runtime, request: DrainRequest, progress: DrainProgress) -> tupl
     ListContainerInstances; later the instance is described every sixth step and whenever no live
     task is left (to see it go). The tasks are ListTasks(RUNNING) plus DescribeTasks of those and of
     the tasks still live at the last look (which is how a task told to stop is followed to STOPPED).
-    The first look also lists stopping tasks. The replica services are described only if the replica
-    phase has lasted a minute (blocked?).
+    The replica services are described only if the replica phase has lasted a minute (blocked?).
     """
     ecs = rt.cluster(request.cluster)
     instance: InstanceView | None
@@ -116,10 +115,6 @@ def observe(rt: Runtime, request: DrainRequest, progress: DrainProgress) -> tupl
                                 registered=Resources(), remaining=Resources())
     if instance is None or instance.status == "INACTIVE":
         tasks = []
-    elif progress.ticks == 0:
-        # The first look lists stopping tasks too: a step re-run after a crash must still see the
-        # tier it had already told to stop, or it would move on to the next one too early.
-        tasks = ecs.tasks_on(instance.arn)
     else:
         running = ecs.task_arns_on(instance.arn, desired="RUNNING")
         tasks = ecs.tasks(list(dict.fromkeys([*running, *(arn for arn, _ in progress.live_tasks)])))
@@ -133,6 +128,20 @@ def observe(rt: Runtime, request: DrainRequest, progress: DrainProgress) -> tupl
         names = sorted({t.service_name for t in tasks if t.service_name and t.service_name not in daemon_names})
         services = {s.name: s for s in ecs.services(names)} if names else {}
     return _view(rt, request, instance, tasks, services), progress
+
+
+FIRST_LOOK = {"firstLook": True}
+
+
+def first_look(rt: Runtime, request: DrainRequest, raw_progress: dict[str, Any], _ctx: StepContext | None = None
+               ) -> dict[str, Any]:
+    """Find the instance and its tasks (no effect); on an AWS error the first tick looks again."""
+    try:
+        _, progress = observe(rt, request, DrainProgress.from_dict(raw_progress))
+    except (ClientError, BotoCoreError) as exc:
+        logger.warning("first look failed; the first step looks again", extra={"error": str(exc)})
+        return raw_progress
+    return progress.as_dict()
 
 
 RETRY_AFTER_ERROR_S = 2.0
@@ -156,9 +165,13 @@ def drain_tick(rt: Runtime, request: DrainRequest, raw_progress: dict[str, Any],
         # Without a serdes the SDK hands the callback's payload over as sent: JSON text.
         with contextlib.suppress(ValueError):
             woke = json.loads(woke)
-    stopped = woke.get("stoppedTask") if isinstance(woke, dict) else None
+    stopped: list[str] = []
+    if isinstance(woke, dict):
+        one, many = woke.get("stoppedTask"), woke.get("stoppedTasks")
+        stopped = [one] if isinstance(one, str) else [s for s in many if isinstance(s, str)] \
+            if isinstance(many, list) else []
     try:
-        return _tick(rt, request, raw_progress, stopped if isinstance(stopped, str) else None)
+        return _tick(rt, request, raw_progress, stopped, from_look=woke == FIRST_LOOK)
     except (ClientError, BotoCoreError) as exc:
         logger.warning("drain step failed; retrying", extra={"instance": request.instance_id, "error": str(exc)})
         progress = _keep_hook_alive(rt, request, DrainProgress.from_dict(raw_progress))
@@ -183,16 +196,34 @@ def _keep_hook_alive(rt: Runtime, request: DrainRequest, progress: DrainProgress
     return progress
 
 
-def _tick(rt: Runtime, request: DrainRequest, raw_progress: dict[str, Any], stopped: str | None) -> dict[str, Any]:
+def _confirmed_empty(rt: Runtime, request: DrainRequest, progress: DrainProgress) -> bool:
+    """ECS agrees the instance runs no task. Under throttling the event stream's word is taken: after
+    the first look, no task reaches a DRAINING instance that an event would not have reported."""
+    if progress.instance_arn is None:
+        return False
+    try:
+        return not rt.cluster(request.cluster).task_arns_on(progress.instance_arn, desired="RUNNING")
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") not in ("ThrottlingException", "Throttling"):
+            raise
+        logger.warning("ECS throttled the final check; the events say the instance is empty",
+                       extra={"instance": request.instance_id})
+        return True
+
+
+def _tick(rt: Runtime, request: DrainRequest, raw_progress: dict[str, Any], stopped: list[str],
+          from_look: bool = False) -> dict[str, Any]:
     progress = DrainProgress.from_dict(raw_progress)
     policy = drain_policy(rt, request)
     step = None
-    if stopped is not None and any(arn == stopped for arn, _ in progress.live_tasks) and not progress.forced:
-        # Plan from the event stream; read ECS only if that plan would complete the lifecycle action.
-        progress = replace(progress, live_tasks=tuple(t for t in progress.live_tasks if t[0] != stopped))
+    known = any(arn in stopped for arn, _ in progress.live_tasks)
+    if (known or (from_look and progress.instance_arn)) and not progress.forced:
+        # Plan from the event stream (or the first look); read ECS only if that plan would
+        # complete the lifecycle action.
+        progress = replace(progress, live_tasks=tuple(t for t in progress.live_tasks if t[0] not in stopped))
         step = plan_drain_step(request, model_view(rt, request, progress), progress, policy)
-        if step.progress.phase == "complete":
-            step = None
+        if step.progress.phase == "complete" and not _confirmed_empty(rt, request, progress):
+            step = None  # the events say empty, ECS does not (yet): look properly
     if step is None:
         view, progress = observe(rt, request, progress)
         step = plan_drain_step(request, view, progress, policy)
@@ -222,14 +253,18 @@ def _tick(rt: Runtime, request: DrainRequest, raw_progress: dict[str, Any], stop
 
 
 def listen(rt: Runtime, request: DrainRequest, instance_arn: str | None, callback_id: str,
-           _ctx: StepContext | None = None) -> bool:
-    """Record the callback the intake completes when a task on the instance stops."""
+           _ctx: StepContext | None = None) -> list[str]:
+    """Record the callback the intake completes when a task on the instance stops; return the stops
+    that arrived while no callback was waiting (the workflow then goes on without waiting)."""
     if rt.state is None:
-        return False
-    rt.state.set_callback(KIND, request.instance_id, callback_id)
-    if instance_arn:
-        rt.state.register_wake(KIND, instance_arn, callback_id, rt.now().timestamp())
-    return True
+        return []
+    try:
+        rt.state.set_callback(KIND, request.instance_id, callback_id)
+        if instance_arn:
+            return rt.state.register_wake(KIND, instance_arn, callback_id, rt.now().timestamp())
+    except (ClientError, BotoCoreError) as exc:
+        logger.warning("could not register the wake-up; polling", extra={"error": str(exc)})
+    return []
 
 
 def finish(rt: Runtime, request: DrainRequest, raw_progress: dict[str, Any], _ctx: StepContext | None = None
@@ -272,8 +307,11 @@ def drain_workflow(event: dict[str, Any], ctx: DurableContext) -> dict[str, Any]
     started = ctx.step(lambda _c: rt.now().timestamp(), name="start")
     raw: dict[str, Any] = DrainProgress(started_at=started, phase_started_at=started,
                                         last_progress_at=started).as_dict()
+    # The first look is a step of its own with no effect, so the step that acts on it plans from
+    # that checkpoint: re-run after a crash, it still knows the tasks it had already told to stop.
+    raw = ctx.step(partial(first_look, rt, request, raw), name="look")
     n = 0
-    woke: Any = None
+    woke: Any = FIRST_LOOK
     while True:
         result = ctx.step(partial(drain_tick, rt, request, raw, woke), name=f"tick-{n}")
         raw = result["progress"]
@@ -281,10 +319,12 @@ def drain_workflow(event: dict[str, Any], ctx: DurableContext) -> dict[str, Any]
             break
         callback = ctx.create_callback(
             name=f"wake-{n}", config=CallbackConfig(timeout=Duration.from_seconds(max(1, math.ceil(result["wait_s"])))))
-        ctx.step(partial(listen, rt, request, raw.get("instance_arn"), callback.callback_id), name=f"listen-{n}")
-        woke = None
-        with contextlib.suppress(CallbackTimeoutError):  # the timeout is the polling fallback
-            woke = callback.result()
+        missed = ctx.step(partial(listen, rt, request, raw.get("instance_arn"), callback.callback_id),
+                          name=f"listen-{n}")
+        woke = {"stoppedTasks": missed} if missed else None
+        if not missed:
+            with contextlib.suppress(CallbackTimeoutError):  # the timeout is the polling fallback
+                woke = callback.result()
         n += 1
     summary = ctx.step(partial(finish, rt, request, raw), name="finish")
     return {"instance": request.instance_id, "result": raw.get("result"), **summary}

@@ -81,7 +81,7 @@ def listen(rt: Runtime, state: dict[str, Any], callback_id: str, _ctx: StepConte
     """Let the intake wake this gate when a daemon on the instance starts RUNNING."""
     if rt.state is None or not state.get("instance_arn"):
         return False
-    rt.state.register_wake(KIND, state["instance_arn"], callback_id, rt.now().timestamp())
+    rt.state.register_wake(KIND, state["instance_arn"], callback_id, rt.now().timestamp())  # no stops matter here
     return True
 
 
