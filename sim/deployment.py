@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import boto3
+from daemon_guard.adapters.state import StateStore
 from daemon_guard.core.config import LAUNCH_HOOK_NAME, TERMINATE_HOOK_NAME, Config, parse_config
 from daemon_guard.core.patterns import event_patterns
 from daemon_guard.handlers import intake, reconciler
@@ -91,8 +92,6 @@ class GuardDeployment:
         self.durable.register(self.drain_arn, drain.drain_workflow)
         self.durable.register(self.gate_arn, launch_gate.launch_gate_workflow)
         self.durable.on_invocation = lambda run: self._invoke("workflow", run)
-        from daemon_guard.adapters.state import StateStore
-
         self.runtime = Runtime(
             config=self.config, ecs_client=world.client("ecs", adaptive=True),
             autoscaling_client=world.client("autoscaling", adaptive=True),

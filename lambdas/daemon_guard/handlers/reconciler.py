@@ -29,7 +29,9 @@ from daemon_guard.handlers.reflex import check_instance
 from daemon_guard.handlers.runtime import Runtime, get_runtime, logger
 from daemon_guard.handlers.starts import start_drain, start_launch_gate
 
-FRESH_S = 900.0  # replica events on instances younger than this are worth a check; older ones are not at risk
+# Instances younger than this that the audit finds covered are marked complete in the state table,
+# so the intake skips their replica events without reading ECS (older ones were marked long ago).
+FRESH_S = 900.0
 
 
 @dataclass
