@@ -125,6 +125,8 @@ def plot(report: dict[str, Any], path: Path) -> None:
         twin = ax.twinx()
         twin.plot(names, [s[n]["time_to_daemons_s"]["p99"] for n in names], "ko")
         twin.set_ylabel("time to daemons p99 (s)")
+        twin.set_yscale("log")
+        ax.tick_params(axis="x", rotation=15)
         sizes = list(placement["api_cost"])
         axes[2].plot([int(x) for x in sizes], [placement["api_cost"][x]["calls_per_launch_event"] for x in sizes],
                      "o-", color="#27a")
