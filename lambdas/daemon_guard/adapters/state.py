@@ -190,11 +190,17 @@ class StateStore:
         return sorted(resp.get("Attributes", {}).get("missed", {}).get("SS", []))
 
     def note_missed_wake(self, kind: str, container_instance_arn: str, stopped_task: str) -> str | None:
-        """Keep a stopped task whose wake-up found no waiting callback; return the callback now registered."""
-        resp = self.client.update_item(
-            TableName=self.table, Key={"pk": _s(f"wake-{kind}#{container_instance_arn}"), "sk": _s("wake")},
-            UpdateExpression="ADD missed :m", ExpressionAttributeValues={":m": {"SS": [stopped_task]}},
-            ConditionExpression="attribute_exists(pk)", ReturnValues="ALL_NEW")
+        """Keep a stopped task whose wake-up found no waiting callback; return the callback now registered
+        (None when the workflow has finished and nothing listens any more)."""
+        try:
+            resp = self.client.update_item(
+                TableName=self.table, Key={"pk": _s(f"wake-{kind}#{container_instance_arn}"), "sk": _s("wake")},
+                UpdateExpression="ADD missed :m", ExpressionAttributeValues={":m": {"SS": [stopped_task]}},
+                ConditionExpression="attribute_exists(pk)", ReturnValues="ALL_NEW")
+        except ClientError as exc:
+            if _conditional_failed(exc):
+                return None
+            raise
         return resp.get("Attributes", {}).get("callbackId", {}).get("S")
 
     def wake_target(self, kind: str, container_instance_arn: str) -> str | None:
@@ -204,6 +210,9 @@ class StateStore:
         item = resp.get("Item")
         return item["callbackId"]["S"] if item else None
 
-    def release_workflow(self, kind: str, instance_id: str) -> None:
-        """Forget the claim once the workflow has finished."""
+    def release_workflow(self, kind: str, instance_id: str, container_instance_arn: str | None = None) -> None:
+        """Forget the claim (and the wake-up registration) once the workflow has finished."""
         self.client.delete_item(TableName=self.table, Key={"pk": _s(f"{kind}#{instance_id}"), "sk": _s(kind)})
+        if container_instance_arn:
+            self.client.delete_item(TableName=self.table,
+                                    Key={"pk": _s(f"wake-{kind}#{container_instance_arn}"), "sk": _s("wake")})

@@ -13,6 +13,7 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import ClientError
 
+from daemon_guard.adapters.errors import is_throttling
 from daemon_guard.core import metrics as m
 from daemon_guard.core.actions import WakeWorkflow
 from daemon_guard.core.events import (
@@ -57,7 +58,7 @@ def handle(raw: object, rt: Runtime) -> dict[str, Any]:
         try:
             return _placement(r, event, rt) if r.kind == "placement" else _wake(r, event, rt)
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") not in THROTTLING:
+            if not is_throttling(exc):
                 raise
             # A placement check is an optimisation the reconciler repeats within a period; retrying it
             # through EventBridge under throttling would only feed the storm that throttles the drains.
@@ -79,18 +80,9 @@ def _deliver_wake(rt: Runtime, kind: str, instance_arn: str, wake: WakeWorkflow)
     assert rt.workflows is not None and rt.state is not None
     if rt.workflows.wake(wake.callback_id, wake.reason, wake.stopped_task) or wake.stopped_task is None:
         return
-    try:
-        current = rt.state.note_missed_wake(kind, instance_arn, wake.stopped_task)
-    except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
-            raise
-        return  # the workflow has finished
+    current = rt.state.note_missed_wake(kind, instance_arn, wake.stopped_task)
     if current and current != wake.callback_id:
         rt.workflows.wake(current, wake.reason, wake.stopped_task)
-
-
-THROTTLING = frozenset({"ThrottlingException", "Throttling", "TooManyRequestsException",
-                        "RequestLimitExceeded"})
 
 
 def _foreign(event: GuardEvent, rt: Runtime) -> str | None:

@@ -29,6 +29,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from daemon_guard.adapters.autoscaling import AutoScaling
 from daemon_guard.adapters.ecs import stop_durations
+from daemon_guard.adapters.errors import is_throttling
 from daemon_guard.core import metrics as m
 from daemon_guard.core.actions import CompleteLifecycle, RecordHeartbeat, SetDraining, StopTasks
 from daemon_guard.core.config import tier_of
@@ -204,7 +205,7 @@ def _confirmed_empty(rt: Runtime, request: DrainRequest, progress: DrainProgress
     try:
         return not rt.cluster(request.cluster).task_arns_on(progress.instance_arn, desired="RUNNING")
     except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") not in ("ThrottlingException", "Throttling"):
+        if not is_throttling(exc):
             raise
         logger.warning("ECS throttled the final check; the events say the instance is empty",
                        extra={"instance": request.instance_id})
@@ -293,7 +294,7 @@ def _finish(rt: Runtime, request: DrainRequest, raw_progress: dict[str, Any]) ->
     rt.metrics.emit(m.DEADLINES_MISSED, progress.deadlines_missed, request.cluster)
     rt.metrics.emit(m.ORDERING_VIOLATIONS, len(progress.violations), request.cluster)
     if rt.state is not None:
-        rt.state.release_workflow(KIND, request.instance_id)
+        rt.state.release_workflow(KIND, request.instance_id, progress.instance_arn)
     logger.info("drain finished", extra={"instance": request.instance_id, "seconds": round(duration, 1),
                                          "overhead": round(overhead, 1), "result": progress.result,
                                          "deadlines_missed": progress.deadlines_missed})
