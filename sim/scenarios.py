@@ -123,7 +123,7 @@ class DrainStory:
     """A day of terminations on a busy cluster: a scale-in of 100 at once, an instance refresh,
     another scale-in, Spot interruptions, with standalone batch jobs running throughout."""
 
-    on_demand: int = 250
+    on_demand: int = 270
     spot: int = 40
     first_scale_in: int = 100
     second_scale_in: int = 100
