@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import math
 import statistics
-import time
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -248,11 +247,3 @@ def _merge_drains(runs: list[dict[str, Any]]) -> dict[str, Any]:
             else:
                 out[key] += value
     return dict(out)
-
-
-def timed(fn: Callable[[], dict[str, Any]]) -> tuple[dict[str, Any], float]:
-    """Run and time a suite (wall seconds, reported beside the figures, never asserted)."""
-    started = time.monotonic()
-    result = fn()
-    return result, round(time.monotonic() - started, 1)
-

@@ -198,10 +198,6 @@ class EcsCluster:
                 out.append(self._task_view(raw))
         return out
 
-    def tasks_on(self, instance_arn: str) -> list[TaskView]:
-        """Every task on an instance that has not STOPPED, with its requirements."""
-        return self.tasks(self.task_arns_on(instance_arn))
-
     def _task_view(self, raw: Mapping[str, Any]) -> TaskView:
         td = self.task_definition(raw["taskDefinitionArn"])
         cpu = int(raw["cpu"]) if str(raw.get("cpu", "")).isdigit() else td.requirements.cpu
