@@ -1,8 +1,9 @@
 """The placement reflex at the edge: load one instance's state, plan (core.placement), act, measure.
 
 Used by the intake (on events) and the reconciler (on its audit). Reads: DescribeContainerInstances,
-ListTasks x2, DescribeTasks, the cached daemon list; and only when an eviction may be needed,
-DescribeServices, GetTaskProtection and the eviction budgets. Writes: StopTask or PutAttributes.
+ListTasks(RUNNING), DescribeTasks, the cached daemon list; and only when an eviction may be needed,
+ListTasks(STOPPED) for tasks already stopping, DescribeServices, GetTaskProtection and the eviction
+budgets. Writes: StopTask or PutAttributes.
 """
 
 from __future__ import annotations
