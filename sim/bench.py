@@ -22,7 +22,7 @@ from typing import Any
 from sim.baselines import ManagedDraining, PollingDrain
 from sim.deployment import GuardDeployment
 from sim.drain_measure import measure_drains, summarize_drains
-from sim.ecs import SimTask
+from sim.ecs import EcsParams, SimTask
 from sim.eventbridge import FaultPlan
 from sim.measure import launch_records, percentile, summarize
 from sim.scenarios import (
@@ -167,7 +167,7 @@ def placement_suite(launches: int, seeds: tuple[int, ...], sizes: tuple[int, ...
     progress(f"placement: API cost at cluster sizes {', '.join(map(str, sizes))}")
     return {"scenario": {"launches_per_seed": launches, "seeds": list(seeds),
                          "backlog_per_service": plan.backlog_per_service, "spacing_s": plan.spacing_s,
-                         "daemon_cycle_s": World().ecs.params.daemon_cycle_s},
+                         "daemon_cycle_s": EcsParams().daemon_cycle_s},
             "strategies": strategies, "api_cost": api_cost(sizes, seeds[0])}
 
 

@@ -55,7 +55,6 @@ def measure_drains(world: World, tier_of_service: Mapping[str, int], drain_start
         arn = arn_of.get(instance_id)
         if arn is None:
             continue
-        inst = ecs.instances[arn]
         ended = ends.get(instance_id)
         phase_of: dict[str, int] = {}
         stop_req: dict[str, float] = {}
@@ -83,9 +82,7 @@ def measure_drains(world: World, tier_of_service: Mapping[str, int], drain_start
                             and stopped.get(o, float("inf")) > req + 1e-9]
             if earlier_live:
                 violations += 1
-        end = ended if ended is not None else max((stopped.get(t, started) for t in live_at_start), default=started)
-        if inst.status == "INACTIVE" and ended is None:
-            end = max([started, *(stopped.get(t, started) for t in live_at_start)])
+        end = ended if ended is not None else max([started, *(stopped.get(t, started) for t in live_at_start)])
         # Phase overheads (daemon tiers) and total overhead.
         by_phase: dict[int, list[str]] = defaultdict(list)
         for t in live_at_start:

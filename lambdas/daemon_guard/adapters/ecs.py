@@ -157,10 +157,8 @@ class EcsCluster:
 
     def instance_by_ec2_id(self, ec2_instance_id: str) -> InstanceView | None:
         """The container instance on an EC2 instance (via a cluster-query filter), if registered."""
-        arns = self.instance_arns(query=f"ec2InstanceId == {ec2_instance_id}")
-        if not arns:
-            arns = self.instance_arns(status="DRAINING", query=f"ec2InstanceId == {ec2_instance_id}")
-        return self.instance(arns[0]) if arns else None
+        arn = self.instance_arn_by_ec2_id(ec2_instance_id)
+        return self.instance(arn) if arn else None
 
     def instance_arn_by_ec2_id(self, ec2_instance_id: str) -> str | None:
         """The container instance ARN on an EC2 instance (one filtered ListContainerInstances; no status
