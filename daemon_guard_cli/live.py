@@ -33,6 +33,7 @@ from botocore.exceptions import (
 from daemon_guard.adapters.ecs import EcsCluster
 from daemon_guard.adapters.workflows import WorkflowStarter
 from daemon_guard.core.eligibility import eligible_daemons, missing_daemons
+from daemon_guard.core.identifiers import IdentifierError, InstanceId
 from daemon_guard.core.model import InstanceView, ServiceView, TaskView
 
 DEFAULT_GATE_ATTRIBUTE = "daemon-guard.gate"
@@ -245,12 +246,14 @@ def request_drain(cluster: str, instance_id: str, function_arn: str | None, regi
 
     out, err = out or sys.stdout, err or sys.stderr
     try:
-        if not instance_id.startswith("i-"):
-            raise CliError(f"{instance_id!r} is not an EC2 instance id (i-...)")
+        try:
+            ec2_id = InstanceId(instance_id)
+        except IdentifierError as refused:
+            raise CliError(f"instance id: {refused.reason}") from None
         arn = _function_arn(function_arn)
         ecs = EcsCluster(ecs_client if ecs_client is not None else _client("ecs", region), cluster,
                          lambda: clock().timestamp())
-        instance = ecs.instance_by_ec2_id(instance_id)
+        instance = ecs.instance_by_ec2_id(ec2_id)
         if instance is None:
             raise CliError(f"{instance_id} is not a container instance of cluster '{cluster}'"
                            + (f" in {region}" if region else ""))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
@@ -396,8 +397,33 @@ def test_the_drain_payload_names_what_is_missing() -> None:
     # GIVEN a payload without an instance id / WHEN read / THEN the error names the key
     with pytest.raises(ValueError, match="instanceId"):
         DrainRequest.from_payload({"cluster": "prod", "trigger": "operator"})
-    assert DrainRequest.from_payload({"instanceId": "i-1", "cluster": "prod", "trigger": "spot",
-                                      "deadline": 120}).deadline_epoch == 120.0
+    assert DrainRequest.from_payload({"instanceId": "i-0abc1234", "cluster": "prod", "trigger": "spot",
+                                      "deadline": 1767600120}).deadline_epoch == 1767600120.0
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "error"),
+    [
+        ("instanceId", "*", "drain payload: expected an EC2 instance id"),
+        ("instanceId", "i-x or agentConnected == true", "drain payload: expected an EC2 instance id"),
+        ("instanceId", "i-*", "drain payload: expected an EC2 instance id"),
+        ("token", " ", "drain payload: expected a lifecycle action token"),
+        ("hook", "a hook", "drain payload: expected a lifecycle hook name"),
+        ("asg", "a:b", "drain payload: expected an Auto Scaling group name"),
+        ("deadline", 0, "drain payload 'deadline'"),
+        ("deadline", float("nan"), "drain payload 'deadline'"),
+        ("deadline", 1e300, "drain payload 'deadline'"),
+        ("deadline", True, "drain payload 'deadline'"),
+        ("deadline", "soon", "drain payload 'deadline'"),
+    ],
+)
+def test_a_drain_payload_with_a_hostile_identifier_or_an_impossible_deadline_is_refused(
+        field: str, value: object, error: str) -> None:
+    # GIVEN an operator's (or a forged) drain payload with one bad field
+    payload = {"instanceId": "i-0abc1234", "cluster": "prod", "trigger": "operator", field: value}
+    # WHEN read / THEN refused before any ECS read, naming the field
+    with pytest.raises(ValueError, match=re.escape(error)):
+        DrainRequest.from_payload(payload)
 
 
 # ---- the small world the whole-drain specifications run against ---------------------------------

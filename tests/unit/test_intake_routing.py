@@ -36,6 +36,8 @@ REBALANCE = "ec2-instance-rebalance-recommendation.aws-node-termination-handler.
 def sample(name: str, **detail: Any) -> GuardEvent:
     """A real sample, parsed, with `detail` fields overridden (e.g. our hook's name)."""
     raw = load_event(name)
+    if name == SPOT:
+        raw["time"] = "2024-05-01T12:00:00Z"  # NTH's sample is dated 1970: Malformed as it stands
     raw["detail"].update(detail)
     return parse_event(raw)
 

@@ -22,9 +22,10 @@ from daemon_guard.core.events import (
     TaskChanged,
     TestNotification,
 )
-from daemon_guard.handlers.parsing import MAX_EVENT_BYTES, dedupe_key, parse_event
+from daemon_guard.handlers.parsing import MAX_EVENT_BYTES, ServiceActionDetailModel, dedupe_key, parse_event
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pydantic import ValidationError as PydanticValidationError
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "events"
 REAL_TIME = "2024-05-01T12:00:00Z"
@@ -81,7 +82,7 @@ SAMPLE_KINDS: list[tuple[str, type[GuardEvent]]] = [
     (ASG_TO_WARMPOOL, LifecycleAction),
     (REBALANCE_NTH, RebalanceRecommendation),
     (REBALANCE_DOCS, Malformed),
-    (SPOT_NTH, SpotInterruption),
+    (SPOT_NTH, Malformed),  # dated 1970-01-01: see test_an_event_time_outside_the_era_of_aws_events_is_malformed
     (SPOT_DOCS, Malformed),
     (CONTAINER_INSTANCE, ContainerInstanceChanged),
     (DEPLOYMENT_COMPLETED, Ignored),
@@ -105,8 +106,13 @@ def load(name: str) -> dict[str, Any]:
 
 
 def changed(name: str, path: tuple[str | int, ...], value: object) -> dict[str, Any]:
-    """The sample with the field at `path` set to `value`, or removed when `value` is MISSING."""
+    """The sample with the field at `path` set to `value`, or removed when `value` is MISSING.
+
+    NTH's Spot sample is dated 1970-01-01, which is Malformed in itself: it gets a real time first.
+    """
     event = load(name)
+    if name == SPOT_NTH:
+        event["time"] = REAL_TIME
     parent: Any = event
     for part in path[:-1]:
         parent = parent[part]
@@ -597,7 +603,7 @@ def test_a_placeholder_group_arn_in_resources_does_not_matter() -> None:
             ("detail", "EC2InstanceId"),
             "",
             "EC2 Instance-terminate Lifecycle Action: detail.EC2InstanceId: "
-            "String should have at least 1 character",
+            "expected an EC2 instance id (i- and 8 or 17 hex digits), got ''",
         ),
         (
             ASG_EC2_TO_WARMPOOL,
@@ -710,7 +716,7 @@ def test_a_reason_stays_on_one_bounded_line() -> None:
         ),
         (load(TASK_EC2), "arn:aws:ecs:us-east-1:111122223333:task/b99d40b3-5176-4f71-9a52-9dbd6f1cebef#v4"),
         (load(ASG_TERMINATE_NTH), "782d5b4c-0f6f-1fd6-9d62-ecf6aed0a470"),
-        (load(SPOT_NTH), "1e5527d7-bb36-4607-3370-4164db56a40e"),
+        (changed(SPOT_NTH, ("time",), REAL_TIME), "1e5527d7-bb36-4607-3370-4164db56a40e"),
         (load(REBALANCE_NTH), "5d5555d5-dd55-5555-5555-5555dd55d55d"),
         (load(PLACEMENT_FAILURE_CPU), "ddca6449-b258-46c0-8653-e0e3a6d0468b"),
         (load(DEPLOYMENT_FAILED), "ddca6449-b258-46c0-8653-e0e3aEXAMPLE"),
@@ -786,3 +792,167 @@ def test_time_is_always_utc() -> None:
     assert isinstance(event, RebalanceRecommendation)
     assert event.time == utc(2020, 10, 26, 14, 14, 14)
     assert event.time.utcoffset() == timedelta(0)
+
+
+# --- identifiers, times and bounds ---------------------------------------------------------------
+
+HOSTILE_IDS = ["*", "i-*", "i-x or agentConnected == true", "i-", "x", "😀", "i-0633ac2b0d9769723\x00",
+               "arn:aws:ec2:us-east-1:123456789012:instance/i-0633ac2b0d9769723", " i-0633ac2b0d9769723"]
+
+
+@pytest.mark.parametrize("value", HOSTILE_IDS)
+@pytest.mark.parametrize(
+    ("name", "path"),
+    [
+        (ASG_TERMINATE_NTH, ("detail", "EC2InstanceId")),
+        (ASG_EC2_TO_ASG, ("detail", "EC2InstanceId")),
+        (SPOT_NTH, ("detail", "instance-id")),
+        (REBALANCE_NTH, ("detail", "instance-id")),
+        (CONTAINER_INSTANCE, ("detail", "ec2InstanceId")),
+    ],
+)
+def test_an_instance_id_that_is_a_wildcard_or_a_query_fragment_is_malformed(
+    name: str, path: tuple[str, ...], value: str
+) -> None:
+    # GIVEN a real sample whose instance id is a wildcard, a query fragment, an ARN or junk
+    raw = changed(name, path, value)
+
+    # WHEN parsed
+    event = parse_event(raw)
+
+    # THEN it is Malformed naming the field and what was expected: it can never reach an ECS query
+    assert isinstance(event, Malformed)
+    assert f"detail.{path[-1]}: expected an EC2 instance id" in event.reason
+    assert "\n" not in event.reason and "\x00" not in event.reason
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "expected"),
+    [
+        ("LifecycleActionToken", " ", "expected a lifecycle action token"),
+        ("LifecycleActionToken", "\n", "expected a lifecycle action token"),
+        ("LifecycleActionToken", "0befcbdb-6ecd-498a-9ff7-ae9b54447cd6 ", "expected a lifecycle action token"),
+        ("AutoScalingGroupName", "a:b", "expected an Auto Scaling group name"),
+        ("AutoScalingGroupName", "x" * 256, "expected an Auto Scaling group name"),
+        ("LifecycleHookName", "hook name", "expected a lifecycle hook name"),
+    ],
+)
+def test_a_lifecycle_action_with_a_blank_token_or_bad_name_is_malformed(field: str, value: str,
+                                                                        expected: str) -> None:
+    # GIVEN a terminate lifecycle action with a blank token or an impossible name / WHEN parsed
+    event = parse_event(changed(ASG_TERMINATE_NTH, ("detail", field), value))
+    # THEN it is Malformed: no CompleteLifecycleAction can be made from it
+    assert isinstance(event, Malformed)
+    assert f"detail.{field}: {expected}" in event.reason
+
+
+@pytest.mark.parametrize(
+    "cluster_arn",
+    ["arn:/default", "default", "arn:aws:ec2:us-east-1:111122223333:cluster/default",
+     "arn:aws:ecs:us-east-1:111122223333", "arn:aws:ecs:us-east-1:111122223333:cluster/default/extra",
+     "arn:aws:ecs:us-east-1:cluster/default"],
+)
+def test_a_malformed_cluster_arn_is_malformed_not_read_as_a_cluster_name(cluster_arn: str) -> None:
+    # GIVEN a task event whose clusterArn is not an ECS cluster ARN / WHEN parsed
+    event = parse_event(changed(TASK_EC2, ("detail", "clusterArn"), cluster_arn))
+    # THEN it is Malformed naming the field (never the cluster "default" with no account check)
+    assert isinstance(event, Malformed)
+    assert "detail.clusterArn: expected an ECS cluster ARN" in event.reason
+
+
+def test_an_arn_in_another_partition_keeps_its_partition_for_the_foreign_check() -> None:
+    # GIVEN a task event from the aws-cn partition
+    raw = load(TASK_EC2)
+    for key in ("clusterArn", "taskArn", "containerInstanceArn"):
+        raw["detail"][key] = raw["detail"][key].replace("arn:aws:ecs:us-east-1", "arn:aws-cn:ecs:cn-north-1")
+    # WHEN parsed / THEN every ARN knows its partition, account and Region
+    event = parse_event(raw)
+    assert isinstance(event, TaskChanged)
+    assert event.cluster_arn.owner.partition == event.task_arn.owner.partition == "aws-cn"
+    assert event.cluster_arn.owner.region == "cn-north-1"
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "reason"),
+    [
+        (("detail", "taskArn"), "arn:aws:ecs:us-east-1:999999999999:task/b99d40b3-5176-4f71-9a52-9dbd6f1cebef",
+         "detail.taskArn: names cluster (short form) in aws:us-east-1:999999999999, not detail.clusterArn's "
+         "default in aws:us-east-1:111122223333"),
+        (("detail", "containerInstanceArn"),
+         "arn:aws:ecs:us-east-1:111122223333:container-instance/other/2dd1b186f39845a584488d2ef155c131",
+         "detail.containerInstanceArn: names cluster other in aws:us-east-1:111122223333, not detail.clusterArn's "
+         "default in aws:us-east-1:111122223333"),
+    ],
+)
+def test_an_instance_or_task_of_another_cluster_than_the_event_is_malformed(
+    path: tuple[str, ...], value: str, reason: str
+) -> None:
+    # GIVEN a task event naming a task or instance of another account or cluster than its clusterArn
+    event = parse_event(changed(TASK_EC2, path, value))
+    # THEN it is Malformed saying which and whose
+    assert event == Malformed(f"{TASK}: {reason}")
+
+
+@pytest.mark.parametrize(
+    ("time", "reason"),
+    [
+        ("1970-01-01T00:00:00Z", "time: 1970-01-01T00:00:00Z is before 2016-01-01, earlier than any AWS event"),
+        ("0001-01-01T00:00:00+01:00",
+         "time: 0001-01-01T00:00:00+01:00 is before 2016-01-01, earlier than any AWS event"),
+        ("9999-12-31T23:59:59Z", "time: 9999-12-31T23:59:59Z is not before 2100-01-01: not a real event time"),
+        ("9999-12-31T23:59:59-01:00",
+         "time: 9999-12-31T23:59:59-01:00 is not before 2100-01-01: not a real event time"),
+    ],
+)
+def test_an_event_time_outside_the_era_of_aws_events_is_malformed(time: str, reason: str) -> None:
+    # GIVEN a Spot warning (whose deadline is derived from its time) dated at an end of the calendar
+    raw = changed(SPOT_NTH, ("time",), time)
+    # WHEN parsed / THEN Malformed with a clear reason, not an overflow or an "internal error"
+    assert parse_event(raw) == Malformed(reason)
+    # AND NTH's own sample, dated 1970, is refused the same way
+    assert parse_event(load(SPOT_NTH)) == Malformed(
+        "time: 1970-01-01T00:00:00Z is before 2016-01-01, earlier than any AWS event")
+
+
+def test_a_registered_at_far_in_the_future_is_malformed() -> None:
+    event = parse_event(changed(CONTAINER_INSTANCE, ("detail", "registeredAt"), "9999-01-01T00:00:00Z"))
+    assert isinstance(event, Malformed)
+    assert "detail.registeredAt: 9999-01-01T00:00:00Z is not before 2100-01-01" in event.reason
+
+
+@pytest.mark.parametrize("version", [-1, 2**63, 10**30])
+def test_a_version_outside_a_java_long_is_malformed(version: int) -> None:
+    event = parse_event(changed(TASK_EC2, ("detail", "version"), version))
+    assert isinstance(event, Malformed)
+    assert event.reason.startswith(f"{TASK}: detail.version: Input should be")
+
+
+def test_repeated_container_instance_arns_collapse_to_one_each_in_order() -> None:
+    # GIVEN a placement failure naming one instance 2,400 times and another once
+    raw = load(PLACEMENT_FAILURE_CPU)
+    first = "arn:aws:ecs:us-west-2:111122223333:container-instance/default/2dd1b186f39845a584488d2ef155c131"
+    second = "arn:aws:ecs:us-west-2:111122223333:container-instance/default/3dd1b186f39845a584488d2ef155c131"
+    raw["detail"]["containerInstanceArns"] = [first] * 1200 + [second] + [first] * 1200
+    # WHEN parsed
+    event = parse_event(raw)
+    # THEN each instance is named once, so it is read and planned once
+    assert isinstance(event, ServiceAction)
+    assert event.container_instance_arns == (first, second)
+
+
+def test_a_container_instance_list_longer_than_a_cluster_can_be_is_refused() -> None:
+    # GIVEN a placement failure naming more instances than ECS allows in one cluster (5,000)
+    detail = load(PLACEMENT_FAILURE_CPU)["detail"]
+    detail["containerInstanceArns"] = [
+        f"arn:aws:ecs:us-west-2:111122223333:container-instance/default/{i:032x}" for i in range(5001)]
+    # WHEN its detail is validated (the whole event would already be over EventBridge's 256 KiB)
+    # THEN the list bound refuses it, naming the field
+    with pytest.raises(PydanticValidationError) as refused:
+        ServiceActionDetailModel.model_validate(detail)
+    assert refused.value.errors()[0]["loc"] == ("containerInstanceArns",)
+    assert "at most 5000 items" in refused.value.errors()[0]["msg"]
+
+
+def test_an_event_id_longer_than_a_key_can_be_is_malformed() -> None:
+    event = parse_event(changed(TASK_EC2, ("id",), "x" * 129))
+    assert event == Malformed("id: String should have at most 128 characters")

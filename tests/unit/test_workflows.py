@@ -29,7 +29,7 @@ from daemon_guard.core.metrics import MetricSpec
 from daemon_guard.handlers.runtime import Runtime, set_runtime
 from daemon_guard.workflows import drain, launch_gate
 
-CLUSTER, ASG, TOKEN = "prod", "prod-asg", "token-1"
+CLUSTER, ASG, TOKEN = "prod", "prod-asg", "11111111-2222-3333-4444-555555555555"
 INSTANCE_ID = "i-0123456789abcdef0"
 INSTANCE_ARN = "arn:aws:ecs:us-west-2:123456789012:container-instance/prod/ci-1"
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)

@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from daemon_guard.core.fit import host_ports_of
+from daemon_guard.core.identifiers import InstanceId
 from daemon_guard.core.model import (
     HostPort,
     InstanceView,
@@ -155,15 +156,20 @@ class EcsCluster:
         found = self.instances([arn])
         return found[0] if found else None
 
-    def instance_by_ec2_id(self, ec2_instance_id: str) -> InstanceView | None:
+    def instance_by_ec2_id(self, ec2_instance_id: InstanceId) -> InstanceView | None:
         """The container instance on an EC2 instance (via a cluster-query filter), if registered."""
         arn = self.instance_arn_by_ec2_id(ec2_instance_id)
         return self.instance(arn) if arn else None
 
-    def instance_arn_by_ec2_id(self, ec2_instance_id: str) -> str | None:
-        """The container instance ARN on an EC2 instance (one filtered ListContainerInstances; no status
-        filter lists every status but INACTIVE), or None."""
-        arns = self.instance_arns(query=f"ec2InstanceId == {ec2_instance_id}")
+    def instance_arn_by_ec2_id(self, ec2_instance_id: InstanceId) -> str | None:
+        """The container instance ARN on an EC2 instance, or None.
+
+        One filtered ListContainerInstances, whatever the cluster's size (no status filter lists every
+        status but INACTIVE). The id is re-checked as an `InstanceId` (IdentifierError otherwise), so
+        the query can only ever be ``ec2InstanceId == i-<hex>``: no wildcard, quote, space or operator
+        from an event can widen it to another instance.
+        """
+        arns = self.instance_arns(query=f"ec2InstanceId == {InstanceId(ec2_instance_id)}")
         return arns[0] if arns else None
 
     def task_arns_on(self, instance_arn: str, desired: DesiredStatusType | None = None) -> list[str]:

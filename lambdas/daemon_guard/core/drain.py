@@ -16,12 +16,20 @@ hook's global timeout is near.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, TypeVar
 
 from daemon_guard.core.actions import Action, CompleteLifecycle, RecordHeartbeat, SetDraining, StopTasks
 from daemon_guard.core.config import StandalonePolicy
+from daemon_guard.core.identifiers import (
+    AsgName,
+    HookName,
+    IdentifierError,
+    InstanceId,
+    LifecycleToken,
+    valid_epoch,
+)
 from daemon_guard.core.model import InstanceView, ServiceView, TaskView
 
 SPOT_SAFETY_S = 10.0
@@ -29,32 +37,50 @@ POLL_S = 10.0
 FORCED_TIER_WAIT_S = 3.0
 BLOCKED_AFTER_S = 120.0
 HOOK_MAX_GLOBAL_S = 48 * 3600
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
 class DrainRequest:
     """What started the drain (the workflow's payload)."""
 
-    instance_id: str
+    instance_id: InstanceId
     cluster: str
     trigger: str
-    asg: str | None = None
-    hook: str | None = None
-    token: str | None = None
+    asg: AsgName | None = None
+    hook: HookName | None = None
+    token: LifecycleToken | None = None
     deadline_epoch: float | None = None
     destination: str | None = None
 
     @classmethod
     def from_payload(cls, payload: Mapping[str, Any]) -> DrainRequest:
-        """Read the Invoke payload; ValueError names what is missing."""
+        """Read the Invoke payload (an operator's too); ValueError names the field that is missing or wrong.
+
+        Identifiers are validated as `core.identifiers` value types before anything reads ECS, so an
+        ``instanceId`` of ``*`` or a query fragment is refused, and ``deadline`` must be epoch seconds
+        within the event-time bounds (no NaN, no 1970, no year 9999).
+        """
         for key in ("instanceId", "cluster", "trigger"):
             if not isinstance(payload.get(key), str) or not payload[key]:
                 raise ValueError(f"drain payload needs a non-empty string '{key}'")
         deadline = payload.get("deadline")
-        return cls(instance_id=payload["instanceId"], cluster=payload["cluster"], trigger=payload["trigger"],
-                   asg=payload.get("asg"), hook=payload.get("hook"), token=payload.get("token"),
-                   deadline_epoch=float(deadline) if isinstance(deadline, (int, float)) else None,
-                   destination=payload.get("destination"))
+        if deadline is not None and not valid_epoch(deadline):
+            raise ValueError(f"drain payload 'deadline': expected epoch seconds in 2016-2099, got {deadline!r}")
+        try:
+            return cls(instance_id=InstanceId(payload["instanceId"]), cluster=payload["cluster"],
+                       trigger=payload["trigger"], asg=_optional(AsgName, payload.get("asg")),
+                       hook=_optional(HookName, payload.get("hook")),
+                       token=_optional(LifecycleToken, payload.get("token")),
+                       deadline_epoch=float(deadline) if deadline is not None else None,
+                       destination=payload.get("destination"))
+        except IdentifierError as refused:
+            raise ValueError(f"drain payload: {refused.reason}") from None
+
+
+def _optional(kind: Callable[[object], T], value: object) -> T | None:
+    """None and "" (no lifecycle action) stay None; anything else must be a valid `kind`."""
+    return None if value is None or value == "" else kind(value)
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,10 @@
 """The events the guard reacts to, as value types: one frozen dataclass per kind.
 
 `handlers.parsing.parse_event` turns a raw EventBridge event into exactly one `GuardEvent`; nothing
-past the edge ever reads raw JSON. Each kind holds only what the guard needs. Where the event came
-from (`account`, `region`) lives once, in `Envelope`, which every well-formed kind extends.
+past the edge ever reads raw JSON. Each kind holds only what the guard needs, and every identifier it
+holds is a validated value type from `core.identifiers` (an `InstanceId` cannot be ``*`` or a query
+fragment; an ECS ARN knows its partition, account and Region). Where the event came from
+(`account`, `region`) lives once, in `Envelope`, which every well-formed kind extends.
 Every kind except `Malformed` is keyword-only, so a call site reads like the event.
 """
 
@@ -12,6 +14,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal, TypeAlias
+
+from daemon_guard.core.identifiers import (
+    AsgName,
+    ClusterArn,
+    ContainerInstanceArn,
+    EcsArn,
+    HookName,
+    InstanceId,
+    LifecycleToken,
+    ServiceArn,
+    TaskArn,
+)
 
 LifecycleTransition = Literal["launch", "terminate"]
 LifecycleLocation = Literal["EC2", "AutoScalingGroup", "WarmPool"]
@@ -36,9 +50,9 @@ class ContainerInstanceChanged(Envelope):
     the ``registeredAt`` field.
     """
 
-    cluster_arn: str
-    container_instance_arn: str
-    ec2_instance_id: str
+    cluster_arn: ClusterArn
+    container_instance_arn: ContainerInstanceArn
+    ec2_instance_id: InstanceId
     status: str
     agent_connected: bool
     version: int
@@ -58,9 +72,9 @@ class TaskChanged(Envelope):
     it; `version` increases with every change of the task.
     """
 
-    cluster_arn: str
-    task_arn: str
-    container_instance_arn: str | None
+    cluster_arn: ClusterArn
+    task_arn: TaskArn
+    container_instance_arn: ContainerInstanceArn | None
     group: str
     last_status: str
     desired_status: str
@@ -74,15 +88,19 @@ class TaskChanged(Envelope):
 
 @dataclass(frozen=True, kw_only=True)
 class ServiceAction(Envelope):
-    """ECS Service Action, e.g. ``SERVICE_TASK_PLACEMENT_FAILURE`` with reason ``RESOURCE:CPU``."""
+    """ECS Service Action, e.g. ``SERVICE_TASK_PLACEMENT_FAILURE`` with reason ``RESOURCE:CPU``.
 
-    cluster_arn: str
-    service_arn: str | None
+    `container_instance_arns` is de-duplicated (first occurrence kept) and every entry belongs to
+    the event's cluster.
+    """
+
+    cluster_arn: ClusterArn
+    service_arn: ServiceArn | None
     event_name: str
     reason: str | None
     event_id: str
     time: datetime
-    container_instance_arns: tuple[str, ...] = ()
+    container_instance_arns: tuple[ContainerInstanceArn, ...] = ()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -90,14 +108,15 @@ class LifecycleAction(Envelope):
     """EC2 Instance-launch or Instance-terminate Lifecycle Action: a hook holds the instance.
 
     `origin` and `destination` say where the instance comes from and goes to; they differ from
-    the plain EC2 <-> AutoScalingGroup pair only for warm pools.
+    the plain EC2 <-> AutoScalingGroup pair only for warm pools. `token` is None only for an action
+    the reconciler found waiting without its event (it is then completed by instance id).
     """
 
     transition: LifecycleTransition
-    asg_name: str
-    ec2_instance_id: str
-    hook_name: str
-    token: str
+    asg_name: AsgName
+    ec2_instance_id: InstanceId
+    hook_name: HookName
+    token: LifecycleToken | None
     origin: LifecycleLocation
     destination: LifecycleLocation
     event_id: str
@@ -108,7 +127,7 @@ class LifecycleAction(Envelope):
 class SpotInterruption(Envelope):
     """EC2 Spot Instance Interruption Warning: the instance goes away at `deadline`."""
 
-    ec2_instance_id: str
+    ec2_instance_id: InstanceId
     action: SpotAction
     deadline: datetime | None
     event_id: str
@@ -119,7 +138,7 @@ class SpotInterruption(Envelope):
 class RebalanceRecommendation(Envelope):
     """EC2 Instance Rebalance Recommendation: the Spot instance is at elevated risk."""
 
-    ec2_instance_id: str
+    ec2_instance_id: InstanceId
     event_id: str
     time: datetime
 
@@ -131,7 +150,7 @@ class TestNotification(Envelope):
     # Not a pytest test class, despite the name.
     __test__ = False
 
-    asg_name: str
+    asg_name: AsgName
     event_id: str
 
 
@@ -162,3 +181,18 @@ GuardEvent: TypeAlias = (
     | Ignored
     | Malformed
 )
+
+
+def arns_of(event: GuardEvent) -> tuple[EcsArn, ...]:
+    """Every ECS ARN an event names (cluster, instances, task, service): what the foreign checks compare."""
+    match event:
+        case ContainerInstanceChanged():
+            return (event.cluster_arn, event.container_instance_arn)
+        case TaskChanged():
+            instance = (event.container_instance_arn,) if event.container_instance_arn else ()
+            return (event.cluster_arn, event.task_arn, *instance)
+        case ServiceAction():
+            service = (event.service_arn,) if event.service_arn else ()
+            return (event.cluster_arn, *service, *event.container_instance_arns)
+        case _:
+            return ()

@@ -47,6 +47,16 @@ PARTITION_REGIONS: tuple[tuple[str, str], ...] = (
 """Each partition and the shape of its region names (botocore's endpoints.json; a test holds them equal)."""
 
 
+EARLIEST_EPOCH = 1451606400.0  # 2016-01-01T00:00:00Z: no EventBridge (or CloudWatch Events) event is older
+LATEST_EPOCH = 4102444800.0  # 2100-01-01T00:00:00Z
+
+
+def valid_epoch(value: object) -> bool:
+    """True for epoch seconds (int or float, not bool) between `EARLIEST_EPOCH` and `LATEST_EPOCH`."""
+    return (isinstance(value, int | float) and not isinstance(value, bool)
+            and EARLIEST_EPOCH <= value < LATEST_EPOCH)
+
+
 class IdentifierError(ValueError):
     """A value that is not the identifier it claims to be; `reason` is one line."""
 

@@ -30,6 +30,7 @@ from daemon_guard.core.events import (
     TaskChanged,
     TestNotification,
 )
+from daemon_guard.core.identifiers import InstanceId
 
 RouteKind = Literal["placement", "launch-gate", "drain", "wake", "reconcile", "ignore"]
 DrainTrigger = Literal["lifecycle", "spot", "rebalance", "draining", "operator"]
@@ -45,7 +46,7 @@ class Route:
     reason: str
     cluster: str | None = None
     instance_arns: tuple[str, ...] = ()
-    ec2_instance_id: str | None = None
+    ec2_instance_id: InstanceId | None = None
     trigger: DrainTrigger | None = None
     dedupe_key: str | None = None
 

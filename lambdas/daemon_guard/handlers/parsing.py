@@ -13,6 +13,20 @@ Validation is strict: AWS sends strings, numbers and booleans as such, so ``"148
 version and ``"true"`` is not ``agentConnected``. Times must be ISO 8601 strings with an offset;
 they come out as UTC. Unknown fields are ignored, so new fields AWS adds change nothing.
 
+Identifiers are parsed into the value types of `core.identifiers` with AWS's formats and limits:
+instance ids, ECS ARNs (whose partition, account and Region the intake then compares with the
+deployment's own), Auto Scaling group and hook names, lifecycle tokens, the envelope's account and
+Region. An instance id of ``*``, ``i-*`` or ``i-x or agentConnected == true`` is `Malformed`, so it
+never reaches an ECS query or a lifecycle call. The ARNs of one ECS event must agree: a container
+instance or task of another cluster, account or Region than ``clusterArn`` is `Malformed`.
+
+Bounds, so no value outside what AWS produces reaches a decision: times between
+`EARLIEST_EVENT_TIME` (2016-01-01, before which no EventBridge or CloudWatch Events event exists)
+and `LATEST_EVENT_TIME` (2100-01-01); ``version`` a Java long (0 to 2**63 - 1);
+``containerInstanceArns`` at most `MAX_CLUSTER_INSTANCES` (ECS's quota of container instances per
+cluster) and de-duplicated; event ids at most `MAX_EVENT_ID_CHARS`. NTH's Spot sample, dated
+1970-01-01, is therefore `Malformed`, as is any time whose arithmetic would overflow.
+
 Documentation placeholders, decided deliberately. Some samples in AWS's guides carry placeholders
 that real events never do:
 
@@ -60,6 +74,22 @@ from daemon_guard.core.events import (
     TaskChanged,
     TestNotification,
 )
+from daemon_guard.core.identifiers import (
+    EARLIEST_EPOCH,
+    LATEST_EPOCH,
+    AccountId,
+    AsgName,
+    ClusterArn,
+    ContainerInstanceArn,
+    EcsArn,
+    HookName,
+    IdentifierError,
+    InstanceId,
+    LifecycleToken,
+    Region,
+    ServiceArn,
+    TaskArn,
+)
 
 MAX_EVENT_BYTES = 256 * 1024
 TIME_PLACEHOLDER = "yyyy-mm-ddThh:mm:ssZ"
@@ -67,8 +97,14 @@ INSTANCE_ACTION_PLACEHOLDER = "action"
 TEST_NOTIFICATION = "autoscaling:TEST_NOTIFICATION"
 SPOT_WARNING_LEAD = timedelta(minutes=2)
 _MAX_REASON_CHARS = 300
+EARLIEST_EVENT_TIME = datetime.fromtimestamp(EARLIEST_EPOCH, UTC)
+LATEST_EVENT_TIME = datetime.fromtimestamp(LATEST_EPOCH, UTC)
+MAX_VERSION = 2**63 - 1
+MAX_CLUSTER_INSTANCES = 5000
+MAX_EVENT_ID_CHARS = 128
 
 _ModelT = TypeVar("_ModelT", bound=BaseModel)
+_IdT = TypeVar("_IdT", bound=str)
 
 
 def _reject_placeholder(placeholder: str) -> Callable[[object], object]:
@@ -94,11 +130,42 @@ def _event_time(value: object) -> datetime:
         raise PydanticCustomError("event_time_parsing", "Input should be an ISO 8601 time") from None
     if parsed.tzinfo is None:
         raise PydanticCustomError("event_time_offset", "Input should be a time with a UTC offset")
-    return parsed.astimezone(UTC)
+    try:
+        utc = parsed.astimezone(UTC)
+    except OverflowError:
+        utc = datetime.min.replace(tzinfo=UTC) if parsed.year == 1 else datetime.max.replace(tzinfo=UTC)
+    if utc < EARLIEST_EVENT_TIME:
+        raise PydanticCustomError("event_time_range", "{time} is before {bound}, earlier than any AWS event",
+                                  {"time": value[:40], "bound": EARLIEST_EVENT_TIME.date().isoformat()})
+    if utc >= LATEST_EVENT_TIME:
+        raise PydanticCustomError("event_time_range", "{time} is not before {bound}: not a real event time",
+                                  {"time": value[:40], "bound": LATEST_EVENT_TIME.date().isoformat()})
+    return utc
+
+
+def _identifier(kind: Callable[[object], _IdT]) -> Callable[[object], _IdT]:
+    def check(value: object) -> _IdT:
+        try:
+            return kind(value)
+        except IdentifierError as refused:
+            raise PydanticCustomError("identifier", "{reason}", {"reason": refused.reason}) from None
+
+    return check
 
 
 EventTime = Annotated[datetime, PlainValidator(_event_time)]
 Text = Annotated[StrictStr, Field(min_length=1)]
+EventId = Annotated[StrictStr, Field(min_length=1, max_length=MAX_EVENT_ID_CHARS)]
+Version = Annotated[StrictInt, Field(ge=0, le=MAX_VERSION)]
+Ec2Id = Annotated[InstanceId, PlainValidator(_identifier(InstanceId))]
+Cluster = Annotated[ClusterArn, PlainValidator(_identifier(ClusterArn))]
+Instance = Annotated[ContainerInstanceArn, PlainValidator(_identifier(ContainerInstanceArn))]
+Task = Annotated[TaskArn, PlainValidator(_identifier(TaskArn))]
+Group = Annotated[AsgName, PlainValidator(_identifier(AsgName))]
+Hook = Annotated[HookName, PlainValidator(_identifier(HookName))]
+Token = Annotated[LifecycleToken, PlainValidator(_identifier(LifecycleToken))]
+Account = Annotated[AccountId, PlainValidator(_identifier(AccountId))]
+AwsRegion = Annotated[Region, PlainValidator(_identifier(Region))]
 Location = Literal["EC2", "AutoScalingGroup", "WarmPool"]
 
 
@@ -111,10 +178,10 @@ class GuardEnvelopeModel(EventBridgeModel):
 
     model_config = ConfigDict(strict=True)
 
-    id: Text
+    id: EventId
     source: Text
-    account: Text
-    region: Text
+    account: Account
+    region: AwsRegion
     time: EventTime
     detail: dict[str, Any]
 
@@ -129,12 +196,12 @@ class ContainerInstanceAttributeModel(_Strict):
 class ContainerInstanceDetailModel(_Strict):
     """``detail`` of ECS Container Instance State Change."""
 
-    cluster_arn: Text = Field(alias="clusterArn")
-    container_instance_arn: Text = Field(alias="containerInstanceArn")
-    ec2_instance_id: Text = Field(alias="ec2InstanceId")
+    cluster_arn: Cluster = Field(alias="clusterArn")
+    container_instance_arn: Instance = Field(alias="containerInstanceArn")
+    ec2_instance_id: Ec2Id = Field(alias="ec2InstanceId")
     status: Text
     agent_connected: StrictBool = Field(alias="agentConnected")
-    version: StrictInt
+    version: Version
     registered_at: EventTime | None = Field(default=None, alias="registeredAt")
     attributes: list[ContainerInstanceAttributeModel]
 
@@ -142,34 +209,35 @@ class ContainerInstanceDetailModel(_Strict):
 class TaskDetailModel(_Strict):
     """``detail`` of ECS Task State Change."""
 
-    cluster_arn: Text = Field(alias="clusterArn")
-    task_arn: Text = Field(alias="taskArn")
-    container_instance_arn: Text | None = Field(default=None, alias="containerInstanceArn")
+    cluster_arn: Cluster = Field(alias="clusterArn")
+    task_arn: Task = Field(alias="taskArn")
+    container_instance_arn: Instance | None = Field(default=None, alias="containerInstanceArn")
     group: Text
     last_status: Text = Field(alias="lastStatus")
     desired_status: Text = Field(alias="desiredStatus")
     started_by: StrictStr | None = Field(default=None, alias="startedBy")
     launch_type: StrictStr | None = Field(default=None, alias="launchType")
     stopped_reason: StrictStr | None = Field(default=None, alias="stoppedReason")
-    version: StrictInt
+    version: Version
 
 
 class ServiceActionDetailModel(_Strict):
     """``detail`` of ECS Service Action."""
 
-    cluster_arn: Text = Field(alias="clusterArn")
+    cluster_arn: Cluster = Field(alias="clusterArn")
     event_name: Text = Field(alias="eventName")
     reason: StrictStr | None = None
-    container_instance_arns: list[StrictStr] = Field(default_factory=list, alias="containerInstanceArns")
+    container_instance_arns: list[Instance] = Field(
+        default_factory=list, alias="containerInstanceArns", max_length=MAX_CLUSTER_INSTANCES)
 
 
 class LifecycleActionDetailModel(_Strict):
     """``detail`` of EC2 Instance-launch / Instance-terminate Lifecycle Action."""
 
-    token: Text = Field(alias="LifecycleActionToken")
-    asg_name: Text = Field(alias="AutoScalingGroupName")
-    hook_name: Text = Field(alias="LifecycleHookName")
-    ec2_instance_id: Text = Field(alias="EC2InstanceId")
+    token: Token = Field(alias="LifecycleActionToken")
+    asg_name: Group = Field(alias="AutoScalingGroupName")
+    hook_name: Hook = Field(alias="LifecycleHookName")
+    ec2_instance_id: Ec2Id = Field(alias="EC2InstanceId")
     transition: Literal["autoscaling:EC2_INSTANCE_LAUNCHING", "autoscaling:EC2_INSTANCE_TERMINATING"] = (
         Field(alias="LifecycleTransition")
     )
@@ -194,7 +262,10 @@ class TestNotificationDetailModel(_Strict):
 
     __test__ = False  # not a pytest test class
 
-    asg_name: Text = Field(alias="AutoScalingGroupName")
+    asg_name: Group = Field(alias="AutoScalingGroupName")
+
+
+_ASG_ARN = r"^arn:aws(-[a-z]+)*:autoscaling:[a-z]{2,4}(-[a-z]+)+-\d{1,2}:\d{12}:autoScalingGroup:"
 
 
 class RawTestNotificationModel(_Strict):
@@ -203,18 +274,16 @@ class RawTestNotificationModel(_Strict):
     __test__ = False  # not a pytest test class
 
     event: Literal["autoscaling:TEST_NOTIFICATION"] = Field(alias="Event")
-    account_id: Text = Field(alias="AccountId")
-    request_id: Text = Field(alias="RequestId")
-    asg_name: Text = Field(alias="AutoScalingGroupName")
-    asg_arn: Annotated[StrictStr, Field(pattern=r"^arn:[^:]+:autoscaling:[^:]+:")] = Field(
-        alias="AutoScalingGroupARN"
-    )
+    account_id: Account = Field(alias="AccountId")
+    request_id: EventId = Field(alias="RequestId")
+    asg_name: Group = Field(alias="AutoScalingGroupName")
+    asg_arn: Annotated[StrictStr, Field(pattern=_ASG_ARN)] = Field(alias="AutoScalingGroupARN")
 
 
 class SpotInterruptionDetailModel(_Strict):
     """``detail`` of EC2 Spot Instance Interruption Warning."""
 
-    instance_id: Text = Field(alias="instance-id")
+    instance_id: Ec2Id = Field(alias="instance-id")
     action: Annotated[
         Literal["terminate", "stop", "hibernate"],
         BeforeValidator(_reject_placeholder(INSTANCE_ACTION_PLACEHOLDER)),
@@ -224,7 +293,7 @@ class SpotInterruptionDetailModel(_Strict):
 class RebalanceDetailModel(_Strict):
     """``detail`` of EC2 Instance Rebalance Recommendation."""
 
-    instance_id: Text = Field(alias="instance-id")
+    instance_id: Ec2Id = Field(alias="instance-id")
 
 
 class _InvalidEventError(Exception):
@@ -259,8 +328,18 @@ def _detail(model: type[_ModelT], envelope: GuardEnvelopeModel) -> _ModelT:
     return _validate(model, envelope.detail, prefix="detail")
 
 
+def _in_cluster(cluster: ClusterArn, arn: EcsArn, where: str) -> None:
+    """An ARN named beside `cluster` must be of that cluster: same owner and (long form) cluster name."""
+    if arn.owner != cluster.owner or arn.cluster_name not in (None, cluster.name):
+        owner = f"{arn.owner.partition}:{arn.owner.region}:{arn.owner.account}"
+        raise _InvalidEventError(
+            f"{where}: names cluster {arn.cluster_name or '(short form)'} in {owner}, not detail.clusterArn's "
+            f"{cluster.name} in {cluster.owner.partition}:{cluster.owner.region}:{cluster.owner.account}")
+
+
 def _container_instance(envelope: GuardEnvelopeModel) -> GuardEvent:
     detail = _detail(ContainerInstanceDetailModel, envelope)
+    _in_cluster(detail.cluster_arn, detail.container_instance_arn, "detail.containerInstanceArn")
     return ContainerInstanceChanged(
         account=envelope.account,
         region=envelope.region,
@@ -279,6 +358,9 @@ def _container_instance(envelope: GuardEnvelopeModel) -> GuardEvent:
 
 def _task(envelope: GuardEnvelopeModel) -> GuardEvent:
     detail = _detail(TaskDetailModel, envelope)
+    _in_cluster(detail.cluster_arn, detail.task_arn, "detail.taskArn")
+    if detail.container_instance_arn is not None:
+        _in_cluster(detail.cluster_arn, detail.container_instance_arn, "detail.containerInstanceArn")
     return TaskChanged(
         account=envelope.account,
         region=envelope.region,
@@ -299,9 +381,9 @@ def _task(envelope: GuardEnvelopeModel) -> GuardEvent:
 
 def _service_action(envelope: GuardEnvelopeModel) -> GuardEvent:
     detail = _detail(ServiceActionDetailModel, envelope)
-    service_arn = next(
-        (arn for arn in envelope.resources if arn.startswith("arn:") and ":service/" in arn), None
-    )
+    for index, arn in enumerate(detail.container_instance_arns):
+        _in_cluster(detail.cluster_arn, arn, f"detail.containerInstanceArns.{index}")
+    service_arn = next((ServiceArn(arn) for arn in envelope.resources if _is_service_arn(arn)), None)
     return ServiceAction(
         account=envelope.account,
         region=envelope.region,
@@ -311,8 +393,17 @@ def _service_action(envelope: GuardEnvelopeModel) -> GuardEvent:
         reason=detail.reason,
         event_id=envelope.id,
         time=envelope.time,
-        container_instance_arns=tuple(detail.container_instance_arns),
+        # A redelivered or padded list must not multiply reads and plans: each instance once, in order.
+        container_instance_arns=tuple(dict.fromkeys(detail.container_instance_arns)),
     )
+
+
+def _is_service_arn(value: str) -> bool:
+    try:
+        ServiceArn(value)
+    except IdentifierError:
+        return False
+    return True
 
 
 _DEFAULT_PATH: dict[LifecycleTransition, tuple[LifecycleLocation, LifecycleLocation]] = {
@@ -400,7 +491,7 @@ def _raw_test_notification(raw: dict[str, Any]) -> GuardEvent:
     note = _validate(RawTestNotificationModel, raw)
     return TestNotification(
         account=note.account_id,
-        region=note.asg_arn.split(":")[3],
+        region=Region(note.asg_arn.split(":")[3]),
         asg_name=note.asg_name,
         event_id=note.request_id,
     )

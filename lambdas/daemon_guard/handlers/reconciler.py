@@ -23,6 +23,7 @@ from daemon_guard.core import metrics as m
 from daemon_guard.core.config import LAUNCH_HOOK_NAME, TERMINATE_HOOK_NAME, PlacementMode
 from daemon_guard.core.eligibility import eligible_daemons
 from daemon_guard.core.events import LifecycleAction
+from daemon_guard.core.identifiers import HookName
 from daemon_guard.core.intake import Route
 from daemon_guard.core.placement import gate_is_open, seconds_since_registration
 from daemon_guard.handlers.reflex import check_instance
@@ -116,7 +117,7 @@ def _restart_lost_lifecycle_actions(rt: Runtime, cluster: str, summary: Reconcil
             lifecycle = LifecycleAction(
                 account="", region="", transition="terminate" if kind == "drain" else "launch",
                 asg_name=group["AutoScalingGroupName"], ec2_instance_id=inst["InstanceId"],
-                hook_name=TERMINATE_HOOK_NAME if kind == "drain" else LAUNCH_HOOK_NAME, token="",
+                hook_name=HookName(TERMINATE_HOOK_NAME if kind == "drain" else LAUNCH_HOOK_NAME), token=None,
                 origin="AutoScalingGroup" if kind == "drain" else "EC2",
                 destination="EC2" if kind == "drain" else "AutoScalingGroup",
                 event_id=f"reconcile-{inst['InstanceId']}", time=datetime.fromtimestamp(0, UTC))

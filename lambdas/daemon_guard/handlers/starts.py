@@ -16,6 +16,7 @@ from daemon_guard.core import metrics as m
 from daemon_guard.core.actions import CompleteLifecycle, StartWorkflow
 from daemon_guard.core.config import LAUNCH_HOOK_NAME, SpotPolicy
 from daemon_guard.core.events import GuardEvent, LifecycleAction, SpotInterruption
+from daemon_guard.core.identifiers import InstanceId
 from daemon_guard.core.intake import Route
 from daemon_guard.handlers.reflex import action_dict
 from daemon_guard.handlers.runtime import Runtime, logger
@@ -40,13 +41,13 @@ def start_launch_gate(r: Route, event: GuardEvent, rt: Runtime) -> dict[str, Any
         if not rt.dry_run:
             AutoScaling(rt.autoscaling_client).complete(complete)
         return decision(r, "completed", r.reason, event.ec2_instance_id, [action_dict(complete)])
-    start = StartWorkflow("launch-gate", execution_name("gate", event.ec2_instance_id, event.token), (
+    start = StartWorkflow("launch-gate", execution_name("gate", event.ec2_instance_id, event.token or ""), (
         ("instanceId", event.ec2_instance_id), ("cluster", r.cluster), ("asg", event.asg_name),
         ("hook", LAUNCH_HOOK_NAME), ("token", event.token), ("startedAt", event.time.timestamp())))
     return _start(r, rt, start, event.ec2_instance_id)
 
 
-def _find_cluster(rt: Runtime, ec2_instance_id: str) -> str | None:
+def _find_cluster(rt: Runtime, ec2_instance_id: InstanceId) -> str | None:
     for cluster in rt.config.clusters:
         if rt.cluster(cluster.name).instance_by_ec2_id(ec2_instance_id) is not None:
             return cluster.name
@@ -54,7 +55,9 @@ def _find_cluster(rt: Runtime, ec2_instance_id: str) -> str | None:
 
 
 def start_drain(r: Route, event: GuardEvent, rt: Runtime) -> dict[str, Any]:
-    instance_id = r.ec2_instance_id or ""
+    if r.ec2_instance_id is None:
+        return decision(r, "ignored", "no EC2 instance named")
+    instance_id = r.ec2_instance_id
     cluster = r.cluster or _find_cluster(rt, instance_id)
     if cluster is None:
         return decision(r, "ignored", f"{instance_id} is not a container instance of a managed cluster",

@@ -23,6 +23,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from daemon_guard.adapters.autoscaling import AutoScaling
 from daemon_guard.core import metrics as m
 from daemon_guard.core.actions import CompleteLifecycle, RecordHeartbeat
+from daemon_guard.core.identifiers import AsgName, HookName, IdentifierError, InstanceId, LifecycleToken
 from daemon_guard.handlers.reflex import check_instance
 from daemon_guard.handlers.runtime import Runtime, get_runtime, logger
 
@@ -98,6 +99,12 @@ def launch_gate_workflow(event: dict[str, Any], ctx: DurableContext) -> dict[str
     for key in ("instanceId", "cluster", "asg", "hook"):
         if not isinstance(event.get(key), str):
             raise ValueError(f"launch gate payload needs a string '{key}'")
+    try:
+        InstanceId(event["instanceId"]), AsgName(event["asg"]), HookName(event["hook"])
+        if event.get("token") is not None:
+            LifecycleToken(event["token"])
+    except IdentifierError as refused:
+        raise ValueError(f"launch gate payload: {refused.reason}") from None
     state: dict[str, Any] = {"started": ctx.step(lambda _c: rt.now().timestamp(), name="start")}
     n = 0
     while True:
