@@ -271,9 +271,9 @@ def fresh_log_stream() -> Iterator[None]:
 @pytest.mark.parametrize("path", SAMPLES, ids=[p.name.split(".")[0] for p in SAMPLES])
 def test_replay_answers_one_json_object_for_a_well_formed_sample(path: Path, tmp_path: Path,
                                                                  capsys: pytest.CaptureFixture[str]) -> None:
-    # GIVEN a real sample (with a real time in place of a documentation placeholder)
+    # GIVEN a real sample (with a real time in place of a documentation placeholder or NTH's 1970)
     event = json.loads(path.read_text())
-    if event.get("time") == "yyyy-mm-ddThh:mm:ssZ":
+    if event.get("time") in ("yyyy-mm-ddThh:mm:ssZ", "1970-01-01T00:00:00Z"):
         event["time"] = "2024-05-01T12:00:00Z"
     if event.get("detail", {}).get("instance-action") == "action":
         event["detail"]["instance-action"] = "terminate"
