@@ -53,6 +53,10 @@ def config_to_doc(config: Config) -> dict[str, Any]:
         doc["alarmEmail"] = config.alarm_email
     if config.alarm_topic_arn is not None:
         doc["alarmTopicArn"] = config.alarm_topic_arn
+    home = {k: v for k, v in (("partition", config.home.partition), ("account", config.home.account),
+                              ("region", config.home.region)) if v is not None}
+    if home:
+        doc["home"] = home
     return doc
 
 

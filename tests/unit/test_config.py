@@ -10,6 +10,7 @@ from daemon_guard.core.config import (
     Config,
     ConfigError,
     DrainTier,
+    Home,
     ManagedCluster,
     ManagedGroup,
     PlacementMode,
@@ -155,3 +156,33 @@ def test_a_daemons_tier_comes_from_its_tag_then_the_list_then_tier_0(service: st
                                                                      expected: int) -> None:
     # GIVEN three configured tiers / WHEN a daemon's tier is asked / THEN tag, list, default, in that order
     assert tier_of(service, tags, TIERS) == expected
+
+
+# --- home (replay's foreign-event rules) ----------------------------------------------------------
+
+
+def test_the_home_is_unset_by_default_and_read_when_given() -> None:
+    # GIVEN no home, then a full one / WHEN parsed / THEN unset, then exactly that home
+    assert parse_config(MINIMAL).home == Home()
+    config = parse_config(doc(home={"partition": "aws-cn", "account": "111122223333", "region": "cn-north-1"}))
+    assert config.home == Home(partition="aws-cn", account="111122223333", region="cn-north-1")
+    assert parse_config(doc(home={"region": "us-east-1"})).home == Home(region="us-east-1")
+
+
+@pytest.mark.parametrize(
+    ("home", "message"),
+    [
+        ("us-east-1", "home: must be an object"),
+        ({"acount": "111122223333"}, "home: unknown field(s) ['acount']"),
+        ({"account": "1111"}, "home.account: expected an AWS account id (12 digits), got '1111'"),
+        ({"account": 111122223333}, "home.account: expected an AWS account id (12 digits), got int"),
+        ({"region": "us-east-1b"}, "home.region: expected an AWS Region name"),
+        ({"region": "zz-nowhere-1"}, "home.region: zz-nowhere-1 is in no AWS partition"),
+        ({"partition": "AWS"}, "home.partition: expected an AWS partition"),
+        ({"partition": "aws", "region": "cn-north-1"}, "home.partition: aws does not hold region cn-north-1"),
+    ],
+)
+def test_a_bad_home_names_the_field(home: object, message: str) -> None:
+    with pytest.raises(ConfigError) as refused:
+        parse_config(doc(home=home))
+    assert f"daemon-guard config: {message}" in str(refused.value)

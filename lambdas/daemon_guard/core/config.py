@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from enum import Enum, StrEnum
 from typing import Any
 
+from daemon_guard.core.identifiers import AccountId, IdentifierError, Partition, Region, partition_of_region
+
 
 class ConfigError(ValueError):
     """A configuration problem, naming the field and the fix."""
@@ -77,6 +79,19 @@ class DrainTier:
 
 
 @dataclass(frozen=True)
+class Home:
+    """Where the deployment lives, when the configuration says so (each part optional).
+
+    The deployed Lambda learns its home from its own function ARN; `daemon-guard replay` has no
+    function ARN and takes it from here (or its flags), so it ignores the same foreign events.
+    """
+
+    partition: str | None = None
+    account: str | None = None
+    region: str | None = None
+
+
+@dataclass(frozen=True)
 class Config:
     """Validated configuration; every default is resolved here, once."""
 
@@ -97,6 +112,7 @@ class Config:
     eviction_window_s: int = 60
     alarm_email: str | None = None
     alarm_topic_arn: str | None = None
+    home: Home = Home()
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -131,8 +147,9 @@ _KNOWN_KEYS = {
     "clusters", "placementMode", "gateAttribute", "gateTimeoutSeconds", "drainTiers",
     "drainDeadlineSeconds", "tierDeadlineSeconds", "standaloneTaskPolicy", "standaloneWaitSeconds",
     "spot", "rebalance", "reconcilePeriodMinutes", "evictionBudgetPerService",
-    "evictionWindowSeconds", "alarmEmail", "alarmTopicArn", "launchGateTimeoutSeconds",
+    "evictionWindowSeconds", "alarmEmail", "alarmTopicArn", "launchGateTimeoutSeconds", "home",
 }
+_HOME_KEYS = {"partition", "account", "region"}
 _GROUP_KEYS = {"name", "launchHook", "terminateHook", "launchTimeoutResult",
                "coexistWithManagedDraining", "heartbeatTimeoutSeconds"}
 
@@ -221,6 +238,28 @@ def _parse_tiers(raw: Any) -> tuple[DrainTier, ...]:
     return tuple(tiers)
 
 
+def _parse_home(raw: Any) -> Home:
+    if raw is None:
+        return Home()
+    _require(isinstance(raw, Mapping), "home", 'must be an object such as {"account": "111122223333", '
+             '"region": "us-east-1", "partition": "aws"}')
+    unknown = set(raw) - _HOME_KEYS
+    _require(not unknown, "home", f"unknown field(s) {sorted(unknown)}; allowed: {sorted(_HOME_KEYS)}")
+    parts: dict[str, str | None] = {}
+    for key, kind in (("partition", Partition), ("account", AccountId), ("region", Region)):
+        value = raw.get(key)
+        try:
+            parts[key] = None if value is None else str(kind(value))
+        except IdentifierError as refused:
+            raise ConfigError(f"daemon-guard config: home.{key}: {refused.reason}") from None
+    region, partition = parts["region"], parts["partition"]
+    if region is not None:
+        _require(partition_of_region(region) is not None, "home.region", f"{region} is in no AWS partition")
+        _require(partition in (None, partition_of_region(region)), "home.partition",
+                 f"{partition} does not hold region {region} (it is in {partition_of_region(region)})")
+    return Home(partition=partition, account=parts["account"], region=region)
+
+
 def parse_config(doc: Any) -> Config:
     """Validate a configuration document and resolve its defaults."""
     _require(isinstance(doc, Mapping), "(root)", "must be a JSON object")
@@ -265,6 +304,7 @@ def parse_config(doc: Any) -> Config:
         eviction_window_s=_int(doc, "evictionWindowSeconds", 60, 1, 3600),
         alarm_email=email,
         alarm_topic_arn=topic,
+        home=_parse_home(doc.get("home")),
     )
 
 

@@ -22,7 +22,9 @@ from daemon_guard.core.events import (
     Malformed,
     ServiceAction,
     TaskChanged,
+    arns_of,
 )
+from daemon_guard.core.identifiers import partition_of_region
 from daemon_guard.core.intake import Route, route
 from daemon_guard.handlers.parsing import parse_event
 from daemon_guard.handlers.reconciler import reconcile_cluster
@@ -86,14 +88,17 @@ def _deliver_wake(rt: Runtime, kind: str, instance_arn: str, wake: WakeWorkflow)
 
 
 def _foreign(event: GuardEvent, rt: Runtime) -> str | None:
-    """Why an event from another account or region (envelope or cluster ARN) is out of scope, if it is."""
+    """Why an event is out of scope: its envelope, or any ECS ARN it names, is of another partition,
+    account or region than the deployment's own (or, where the home is not known, than the envelope's)."""
     if not isinstance(event, Envelope):
         return None
     why = rt.foreign(event.account, event.region)
-    cluster_arn = getattr(event, "cluster_arn", "")
-    parts = cluster_arn.split(":") if isinstance(cluster_arn, str) and cluster_arn.startswith("arn:") else []
-    if why is None and len(parts) > 4:
-        why = rt.foreign(parts[4], parts[3])
+    envelope = (partition_of_region(event.region) or "(none)", event.account, event.region)
+    for arn in arns_of(event):
+        owner = (arn.owner.partition, arn.owner.account, arn.owner.region)
+        if why is None and owner != envelope:
+            why = f"{arn} is not of the event's partition, account and region ({':'.join(envelope)})"
+        why = why or rt.foreign(arn.owner.account, arn.owner.region, arn.owner.partition)
     return why
 
 

@@ -22,6 +22,7 @@ from daemon_guard.adapters.ecs import EcsCluster
 from daemon_guard.adapters.state import StateStore
 from daemon_guard.adapters.workflows import WorkflowStarter
 from daemon_guard.core.config import Config, parse_config
+from daemon_guard.core.identifiers import partition_of_region
 from daemon_guard.core.metrics import CLUSTER_DIMENSION, NAMESPACE, MetricSpec
 
 logger = Logger(service="daemon-guard")
@@ -61,6 +62,7 @@ class Runtime:
     dry_run: bool = False
     account: str | None = None
     region: str | None = None
+    partition: str | None = None
     clusters: dict[str, EcsCluster] = field(default_factory=dict)
     complete_instances: set[str] = field(default_factory=set)
 
@@ -72,13 +74,25 @@ class Runtime:
         return port
 
     def learn_home(self, invoked_function_arn: str) -> None:
-        """Take the account and region events must come from from the function's own ARN, once."""
+        """Take the partition, account and region events must come from from the function's own ARN, once."""
         parts = invoked_function_arn.split(":")
         if self.account is None and len(parts) > 4 and parts[2] == "lambda" and parts[4]:
-            self.region, self.account = parts[3], parts[4]
+            self.partition, self.region, self.account = parts[1], parts[3], parts[4]
 
-    def foreign(self, account: str, region: str) -> str | None:
-        """Why an event from `account`/`region` is not ours, or None when it is (or home is unknown)."""
+    @property
+    def home_partition(self) -> str | None:
+        """The deployment's partition: learnt, or else the one its region belongs to."""
+        return self.partition or (partition_of_region(self.region) if self.region else None)
+
+    def foreign(self, account: str, region: str, partition: str | None = None) -> str | None:
+        """Why a resource of `partition`/`account`/`region` is not ours, or None when it is (or home is unknown).
+
+        `partition` defaults to the one `region` belongs to; each part is compared only once known here.
+        """
+        home_partition = self.home_partition
+        partition = partition or partition_of_region(region) or "(none)"
+        if home_partition is not None and partition != home_partition:
+            return f"partition {partition} is not this deployment's partition"
         if self.account is not None and account != self.account:
             return f"account {account} is not this deployment's account"
         if self.region is not None and region != self.region:
@@ -151,4 +165,4 @@ def runtime_from_environment() -> Runtime:
     return Runtime(config=config, ecs_client=ecs, autoscaling_client=autoscaling, lambda_client=lambda_client,
                    state=state, drain_function=os.environ.get("DRAIN_FUNCTION"),
                    launch_gate_function=os.environ.get("LAUNCH_GATE_FUNCTION"),
-                   region=os.environ.get("AWS_REGION"))
+                   region=os.environ.get("AWS_REGION"))  # the partition follows from it; learn_home confirms
