@@ -1,4 +1,8 @@
-"""The `daemon-guard` command: simulate, replay, benchmark, demo, and look at or drain a real cluster."""
+"""The `daemon-guard` command: simulate, replay, benchmark, demo, and look at or drain a real cluster.
+
+Exit codes: 0 done, 2 bad input (one line on stderr naming the file or argument and the field),
+1 an unexpected error (one line asking for a report; the traceback only with ``--debug``).
+"""
 
 from __future__ import annotations
 
@@ -6,8 +10,11 @@ import argparse
 import json
 import logging
 import sys
+import traceback
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
+
+from daemon_guard_cli.errors import InputError
 
 
 def _quiet_logs() -> None:
@@ -21,25 +28,17 @@ def _quiet_logs() -> None:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    """One event through the intake, no AWS writes; one JSON object on stdout."""
-    from daemon_guard_cli.replay import load_config, replay
+    """One event through the intake, no AWS writes; one JSON object on stdout (InputError: exit 2)."""
+    from daemon_guard_cli.replay import EMPTY, home_from, load_config, read_json, replay, validate_state
 
     _quiet_logs()
-    try:
-        event = json.loads(Path(args.event).read_text())
-    except (OSError, ValueError) as exc:
-        print(f"daemon-guard replay: cannot read {args.event}: {exc}", file=sys.stderr)
-        return 2
-    try:
-        config = load_config(args.config, event)
-        state = json.loads(Path(args.state).read_text()) if args.state else None
-    except (OSError, ValueError) as exc:
-        print(f"daemon-guard replay: {exc}".splitlines()[0], file=sys.stderr)
-        return 2
-    result = replay(event, config, state)
+    event = read_json(args.event)
+    config = load_config(args.config, event)
+    home = home_from(config, args.partition, args.account, args.region)
+    state = validate_state(read_json(args.state), args.state) if args.state else EMPTY
+    result = replay(event, config, state, home)
     if result["decision"] == "malformed":
-        print(f"daemon-guard replay: malformed event: {result['reason']}", file=sys.stderr)
-        return 2
+        raise InputError(args.event, f"malformed event: {result['reason']}")
     print(json.dumps(result, default=str))
     return 0
 
@@ -84,14 +83,29 @@ def cmd_drain(args: argparse.Namespace) -> int:
     return int(request_drain(args.cluster, args.instance_id, args.function, args.region))
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (and exit 2), like every other input error."""
+
+    def error(self, message: str) -> NoReturn:
+        """Print `prog: message` on one line and exit 2."""
+        self.exit(2, f"{self.prog}: {' '.join(message.split())} (see --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command line."""
-    parser = argparse.ArgumentParser(prog="daemon-guard", description=__doc__)
+    parser = _Parser(prog="daemon-guard", description=__doc__,
+                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--debug", action="store_true", help="print the traceback of an unexpected error")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("replay", help="run one EventBridge event through the intake without AWS writes")
     p.add_argument("event", help="EVENT.json")
     p.add_argument("--config", help="daemon-guard config (or a cdk.json); default ./cdk.json")
-    p.add_argument("--state", help="STATE.json snapshot of the cluster to read from")
+    p.add_argument("--state", help="STATE.json snapshot of the cluster to read from (schema: README, replay)")
+    p.add_argument("--partition", help="home partition (default: the config's home, else the region's)")
+    p.add_argument("--account", help="home account: events from other accounts are ignored, as by the Lambda")
+    p.add_argument("--region", help="home region: events from other regions are ignored, as by the Lambda")
+    p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                   help="print the traceback of an unexpected error")
     p.set_defaults(func=cmd_replay)
     p = sub.add_parser("sim", help="run a simulated scenario and print its timeline and summary")
     p.add_argument("--scenario", default="baseline-scale-out",
@@ -128,9 +142,23 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the console script."""
+    """Entry point of the console script: bad input exits 2 and a bug exits 1, each with one line."""
     args = build_parser().parse_args(argv)
-    code: Any = args.func(args)
+    try:
+        code: Any = args.func(args)
+    except InputError as exc:
+        print(f"daemon-guard {args.command}: {exc.line()}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # the one place a bug becomes a one-line report
+        if args.debug:
+            traceback.print_exc()
+        detail = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
+        print(f"daemon-guard {args.command}: internal error ({detail}); this is a bug in daemon-guard, please "
+              "report it with the command and its input" + ("" if args.debug else " (rerun with --debug for the "
+                                                              "traceback)"), file=sys.stderr)
+        return 1
     return int(code)
 
 

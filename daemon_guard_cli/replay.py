@@ -1,54 +1,321 @@
 """`daemon-guard replay`: one event through the Lambda's own intake and planning, with no AWS writes.
 
-Reads come from a STATE.json snapshot (DescribeContainerInstances / DescribeTasks / DescribeServices /
-DescribeTaskDefinition shapes) served to the real boto3 ECS client through the simulator's wire
-layer, so the code path is the Lambda's, request serialisation included. Writes are refused.
+Reads come from a STATE.json snapshot served to the real boto3 ECS client through the simulator's wire
+layer, so the code path is the Lambda's, request serialisation included. Writes are refused. The
+lookup of a container instance by EC2 id evaluates the request's cluster-query filter with the same
+evaluator the simulator uses for ECS (`core.query`), so replay answers as ECS would.
 
-STATE.json: ``{"cluster": "prod", "containerInstances": [...], "tasks": [...], "services": [...],
-"taskDefinitions": [...]}`` (each list in the API's output shape; datetimes as ISO 8601 strings).
+Inputs are validated before anything runs; every problem is an `InputError` naming the file and the
+field (the command prints it on one line and exits 2):
+
+- EVENT.json and STATE.json: UTF-8 JSON (no NaN or Infinity), at most `MAX_DEPTH` levels deep and
+  `MAX_FILE_BYTES` long.
+- STATE.json, the documented snapshot schema (README, "Replay an event"): an object with optional
+  ``cluster`` (a cluster name) and the lists ``containerInstances``, ``tasks``, ``services`` and
+  ``taskDefinitions``, each entry in the ECS API's output shape (DescribeContainerInstances,
+  DescribeTasks, DescribeServices, DescribeTaskDefinition), checked against botocore's model of
+  that shape (types, enums, timestamps as ISO 8601 strings, numbers within the shape's range).
+  Identity fields are required and validated as `core.identifiers` value types
+  (``containerInstanceArn``, ``ec2InstanceId`` when present, ``taskArn``, ``serviceArn``), are
+  unique, and every task definition a task or service names is in ``taskDefinitions``.
+- The home (partition, account, region) from the configuration's optional ``home`` or the
+  ``--partition``/``--account``/``--region`` flags: events (and the ARNs they name) from elsewhere
+  are ignored, as the deployed Lambda ignores them.
 """
 
 from __future__ import annotations
 
 import json
+import math
+import re
 from collections.abc import Mapping
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import cache
 from pathlib import Path
 from typing import Any
 
-from daemon_guard.core.config import Config, parse_config
+from daemon_guard.adapters.ecs import instance_view
+from daemon_guard.core import query
+from daemon_guard.core.config import Config, ConfigError, Home, parse_config, parse_home
 from daemon_guard.core.events import ContainerInstanceChanged, LifecycleAction, ServiceAction, TaskChanged
+from daemon_guard.core.identifiers import (
+    ContainerInstanceArn,
+    IdentifierError,
+    InstanceId,
+    ServiceArn,
+    TaskArn,
+    partition_of_region,
+)
 from daemon_guard.handlers.intake import handle
 from daemon_guard.handlers.parsing import parse_event
 from daemon_guard.handlers.runtime import Runtime
 
+from daemon_guard_cli.errors import InputError
 from sim.errors import SimApiError
 from sim.wire import make_client
 
 READS = {"DescribeContainerInstances", "ListContainerInstances", "ListTasks", "DescribeTasks", "ListServices",
          "DescribeServices", "DescribeTaskDefinition", "GetTaskProtection", "ListTagsForResource",
          "DescribeAutoScalingGroups", "DescribeAutoScalingInstances"}
+MAX_DEPTH = 64
+MAX_FILE_BYTES = 64 * 1024 * 1024
+STATE_LISTS = {"containerInstances": "ContainerInstance", "tasks": "Task", "services": "Service",
+               "taskDefinitions": "TaskDefinition"}
+_CLUSTER_NAME = re.compile(r"[A-Za-z0-9_\-]{1,255}", re.ASCII)
+_INT_RANGE = {"integer": 2**31, "long": 2**63}
 
 
-def _dates(value: Any) -> Any:
-    """ISO 8601 strings under keys ending in `At`/`Date` become datetimes (the output shape's type)."""
-    if isinstance(value, dict):
-        return {k: (datetime.fromisoformat(v.replace("Z", "+00:00"))
-                    if isinstance(v, str) and (k.endswith("At") or k.endswith("Date")) else _dates(v))
-                for k, v in value.items()}
-    if isinstance(value, list):
-        return [_dates(v) for v in value]
+# ---- reading files --------------------------------------------------------------------------------
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _depth(value: Any) -> int:
+    """How deeply `value` nests (iteratively: a hostile depth cannot exhaust the stack here)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if depth > MAX_DEPTH:
+            break
+        if isinstance(item, dict):
+            stack.extend((v, depth + 1) for v in item.values())
+        elif isinstance(item, list):
+            stack.extend((v, depth + 1) for v in item)
+    return deepest
+
+
+def read_json(path: str) -> Any:
+    """The JSON document in `path`; InputError names the file and what is wrong with it."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise InputError(path, f"cannot read: {exc.strerror or exc}") from None
+    if len(data) > MAX_FILE_BYTES:
+        raise InputError(path, f"{len(data)} bytes, more than the {MAX_FILE_BYTES} this command reads")
+    try:
+        doc = json.loads(data.decode("utf-8"), parse_constant=_reject_constant)
+    except UnicodeDecodeError as exc:
+        raise InputError(path, f"not UTF-8 text (byte {exc.start})") from None
+    except RecursionError:
+        raise InputError(path, f"not JSON this command reads: nested more than {MAX_DEPTH} levels deep") from None
+    except ValueError as exc:
+        raise InputError(path, f"not JSON: {exc}") from None
+    if _depth(doc) > MAX_DEPTH:
+        raise InputError(path, f"nested more than {MAX_DEPTH} levels deep")
+    return doc
+
+
+# ---- configuration and home -----------------------------------------------------------------------
+
+def load_config(path: str | None, event: Any) -> Config:
+    """--config (a daemon-guard document or a whole cdk.json), else ./cdk.json, else what the event names."""
+    candidate = Path(path) if path else Path("cdk.json")
+    if path or candidate.exists():
+        where = str(candidate)
+        doc = read_json(where)
+        if isinstance(doc, dict) and "context" in doc:
+            context = doc["context"]
+            if not isinstance(context, dict):
+                raise InputError(where, "context: must be an object")
+            doc = context.get("daemon-guard", {})
+        try:
+            return parse_config(doc)
+        except ConfigError as exc:
+            raise InputError(where, str(exc)) from None
+    parsed = parse_event(event)
+    cluster = "default"
+    group: list[str] = []
+    if isinstance(parsed, ContainerInstanceChanged | TaskChanged | ServiceAction):
+        cluster = parsed.cluster_arn.name
+    if isinstance(parsed, LifecycleAction):
+        group = [parsed.asg_name]
+    return parse_config({"clusters": [{"name": cluster, "autoScalingGroups": group}]})
+
+
+def home_from(config: Config, partition: str | None, account: str | None, region: str | None) -> Home:
+    """The configured home with any flag given in its place; InputError names the flag at fault."""
+    flags = {k: v for k, v in (("partition", partition), ("account", account), ("region", region)) if v is not None}
+    merged = {k: v for k, v in (("partition", config.home.partition), ("account", config.home.account),
+                                ("region", config.home.region)) if v is not None}
+    if "region" in flags and "partition" not in flags:
+        merged.pop("partition", None)  # a region given on the command line brings its own partition
+    for key, value in flags.items():
+        try:
+            parse_home({key: value})
+        except ConfigError as exc:
+            raise InputError(f"--{key}", str(exc).split(f"home.{key}: ", 1)[-1]) from None
+    try:
+        return parse_home({**merged, **flags})
+    except ConfigError as exc:
+        raise InputError("--partition/--region (with the configuration's home)", str(exc).split(": ", 1)[-1]) \
+            from None
+
+
+# ---- the snapshot ---------------------------------------------------------------------------------
+
+@cache
+def _ecs_model() -> Any:
+    import botocore.session
+
+    return botocore.session.get_session().get_service_model("ecs")
+
+
+def _timestamp(value: Any, where: str) -> datetime:
+    if not isinstance(value, str):
+        raise InputError(where, f"expected an ISO 8601 time string, got {type(value).__name__}")
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise InputError(where, f"expected an ISO 8601 time, got {value[:40]!r}") from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    if not 1970 <= parsed.year < 2100:
+        raise InputError(where, f"{value[:40]} is not a time between 1970 and 2100")
+    return parsed.astimezone(UTC)
+
+
+def _shaped(value: Any, shape: Any, where: str) -> Any:
+    """`value` checked against a botocore output shape, timestamps turned into datetimes."""
+    kind = shape.type_name
+    if kind == "structure":
+        if not isinstance(value, dict):
+            raise InputError(where, f"expected an object, got {type(value).__name__}")
+        members = shape.members
+        return {k: v if k not in members else _shaped(v, members[k], f"{where}.{k}") for k, v in value.items()}
+    if kind == "list":
+        if not isinstance(value, list):
+            raise InputError(where, f"expected a list, got {type(value).__name__}")
+        return [_shaped(v, shape.member, f"{where}[{i}]") for i, v in enumerate(value)]
+    if kind == "map":
+        if not isinstance(value, dict):
+            raise InputError(where, f"expected an object, got {type(value).__name__}")
+        return {k: _shaped(v, shape.value, f"{where}.{k}") for k, v in value.items()}
+    if kind == "timestamp":
+        return _timestamp(value, where)
+    if kind in _INT_RANGE:
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise InputError(where, f"expected a whole number, got {type(value).__name__}")
+        if not -_INT_RANGE[kind] <= value < _INT_RANGE[kind]:
+            raise InputError(where, f"{value} is out of range for an {kind}")
+        return value
+    if kind in ("double", "float"):
+        if not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value):
+            raise InputError(where, f"expected a number, got {type(value).__name__}")
+        return value
+    if kind == "boolean":
+        if not isinstance(value, bool):
+            raise InputError(where, f"expected true or false, got {type(value).__name__}")
+        return value
+    if not isinstance(value, str):
+        raise InputError(where, f"expected a string, got {type(value).__name__}")
+    if shape.enum and value not in shape.enum:
+        raise InputError(where, f"expected one of {', '.join(shape.enum)}, got {value[:40]!r}")
     return value
 
 
-class SnapshotBackend:
-    """Serves ECS reads from a snapshot; any write is refused (replay makes no AWS writes)."""
+def _identity(entry: dict[str, Any], key: str, kind: Any, where: str, required: bool = True) -> str | None:
+    if key not in entry:
+        if required:
+            raise InputError(f"{where}.{key}", "required")
+        return None
+    try:
+        return str(kind(entry[key]))
+    except IdentifierError as refused:
+        raise InputError(f"{where}.{key}", refused.reason) from None
 
-    def __init__(self, state: Mapping[str, Any]) -> None:
-        self.instances = _dates(list(state.get("containerInstances", [])))
-        self.tasks = _dates(list(state.get("tasks", [])))
-        self.services = _dates(list(state.get("services", [])))
-        self.task_defs = {td["taskDefinitionArn"]: td for td in state.get("taskDefinitions", [])}
+
+def _unique(seen: set[str], value: str | None, where: str) -> None:
+    if value is not None:
+        if value in seen:
+            raise InputError(where, f"{value} appears more than once")
+        seen.add(value)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A validated STATE.json: each list in the API's output shape, timestamps as datetimes."""
+
+    cluster: str | None
+    container_instances: list[dict[str, Any]]
+    tasks: list[dict[str, Any]]
+    services: list[dict[str, Any]]
+    task_definitions: list[dict[str, Any]]
+
+
+def _text(entry: dict[str, Any], key: str, where: str) -> str:
+    value = entry.get(key)
+    if not isinstance(value, str) or not value:
+        raise InputError(f"{where}.{key}", "required")
+    return value
+
+
+def validate_state(doc: Any, path: str = "STATE.json") -> Snapshot:
+    """Check a snapshot against the documented schema; InputError names the file and the field."""
+    if not isinstance(doc, dict):
+        raise InputError(path, f"expected a JSON object, got {type(doc).__name__}")
+    cluster = doc.get("cluster")
+    if cluster is not None and not (isinstance(cluster, str) and _CLUSTER_NAME.fullmatch(cluster)):
+        raise InputError(f"{path}: cluster", "expected a cluster name (1-255 letters, digits, '-', '_')")
+    model = _ecs_model()
+    lists: dict[str, list[dict[str, Any]]] = {}
+    for key, shape_name in STATE_LISTS.items():
+        raw = doc.get(key, [])
+        lists[key] = _shaped(raw, _ListOf(model.shape_for(shape_name)), f"{path}: {key}")
+    known_defs: set[str] = set()
+    for i, td in enumerate(lists["taskDefinitions"]):
+        _unique(known_defs, _text(td, "taskDefinitionArn", f"{path}: taskDefinitions[{i}]"),
+                f"{path}: taskDefinitions[{i}].taskDefinitionArn")
+    seen_arns: set[str] = set()
+    seen_ids: set[str] = set()
+    for i, inst in enumerate(lists["containerInstances"]):
+        where = f"{path}: containerInstances[{i}]"
+        _unique(seen_arns, _identity(inst, "containerInstanceArn", ContainerInstanceArn, where),
+                f"{where}.containerInstanceArn")
+        _unique(seen_ids, _identity(inst, "ec2InstanceId", InstanceId, where, required=False),
+                f"{where}.ec2InstanceId")
+    seen_tasks: set[str] = set()
+    for i, task in enumerate(lists["tasks"]):
+        where = f"{path}: tasks[{i}]"
+        _unique(seen_tasks, _identity(task, "taskArn", TaskArn, where), f"{where}.taskArn")
+        _identity(task, "containerInstanceArn", ContainerInstanceArn, where, required=False)
+        if _text(task, "taskDefinitionArn", where) not in known_defs:
+            raise InputError(f"{where}.taskDefinitionArn", f"{task['taskDefinitionArn']} is not in taskDefinitions")
+    seen_services: set[str] = set()
+    for i, svc in enumerate(lists["services"]):
+        where = f"{path}: services[{i}]"
+        _unique(seen_services, _identity(svc, "serviceArn", ServiceArn, where), f"{where}.serviceArn")
+        _text(svc, "serviceName", where)
+        definition = svc.get("taskDefinition")
+        if definition is None and svc.get("schedulingStrategy") == "DAEMON":
+            raise InputError(f"{where}.taskDefinition", "required for a DAEMON service")
+        if definition is not None and definition not in known_defs:
+            raise InputError(f"{where}.taskDefinition", f"{definition} is not in taskDefinitions")
+    return Snapshot(cluster, lists["containerInstances"], lists["tasks"], lists["services"],
+                    lists["taskDefinitions"])
+
+
+@dataclass(frozen=True)
+class _ListOf:
+    """A list shape made on the spot (botocore names no list of TaskDefinition)."""
+
+    member: Any
+    type_name: str = "list"
+
+
+EMPTY = Snapshot(None, [], [], [], [])
+
+
+class SnapshotBackend:
+    """Serves ECS reads from a validated snapshot; any write is refused (replay makes no AWS writes)."""
+
+    def __init__(self, state: Snapshot) -> None:
+        self.instances = state.container_instances
+        self.tasks = state.tasks
+        self.services = state.services
+        self.task_defs = {td["taskDefinitionArn"]: td for td in state.task_definitions}
 
     def call(self, service: str, operation: str, params: dict[str, Any]) -> dict[str, Any]:
         """Answer one read."""
@@ -61,13 +328,7 @@ class SnapshotBackend:
             return {"containerInstances": found,
                     "failures": [{"arn": a, "reason": "MISSING"} for a in sorted(wanted - known)]}
         if operation == "ListContainerInstances":
-            filt = params.get("filter", "")
-            status = params.get("status")
-            arns = [i["containerInstanceArn"] for i in self.instances
-                    if (not status or i.get("status") == status)
-                    and (not filt.startswith("ec2InstanceId ==")
-                         or i.get("ec2InstanceId") == filt.split("==")[1].strip())]
-            return {"containerInstanceArns": arns}
+            return {"containerInstanceArns": self._list_instances(params.get("status"), params.get("filter"))}
         if operation == "ListTasks":
             desired = params.get("desiredStatus", "RUNNING")
             arns = [t["taskArn"] for t in self.tasks
@@ -98,6 +359,26 @@ class SnapshotBackend:
             return {"AutoScalingGroups": []}
         return {"AutoScalingInstances": []} if operation == "DescribeAutoScalingInstances" else {"tags": []}
 
+    def _list_instances(self, status: str | None, expression: str | None) -> list[str]:
+        """ListContainerInstances as ECS (and the simulator) answer it: every status but INACTIVE unless
+        one is asked for, and the filter evaluated by the cluster query language, wildcards included."""
+        try:
+            expr = query.parse(expression) if expression else None
+        except query.QueryError as exc:
+            raise SimApiError("InvalidParameterException", f"Invalid filter: {exc}") from None
+        arns = []
+        for raw in self.instances:
+            if raw.get("status") == "INACTIVE" or (status and raw.get("status") != status):
+                continue
+            if expr is not None:
+                groups = {t.get("group", "") for t in self.tasks
+                          if t.get("containerInstanceArn") == raw["containerInstanceArn"]
+                          and t.get("lastStatus") != "STOPPED"}
+                if not query.evaluate(expr, instance_view(raw), groups):
+                    continue
+            arns.append(raw["containerInstanceArn"])
+        return arns
+
 
 class ListSink:
     """Metrics recorded in memory (replay prints only its decision)."""
@@ -110,29 +391,20 @@ class ListSink:
         self.values.append((spec.name, value, cluster))
 
 
-def load_config(path: str | None, event: Any) -> Config:
-    """--config (a daemon-guard document or a whole cdk.json), else ./cdk.json, else what the event names."""
-    candidate = Path(path) if path else Path("cdk.json")
-    if path or candidate.exists():
-        doc = json.loads(candidate.read_text())
-        if isinstance(doc, dict) and "context" in doc:
-            doc = doc["context"].get("daemon-guard", {})
-        return parse_config(doc)
-    parsed = parse_event(event)
-    cluster = "default"
-    group: list[str] = []
-    if isinstance(parsed, ContainerInstanceChanged | TaskChanged | ServiceAction):
-        cluster = parsed.cluster_arn.rsplit("/", 1)[-1]
-    if isinstance(parsed, LifecycleAction):
-        group = [parsed.asg_name]
-    return parse_config({"clusters": [{"name": cluster, "autoScalingGroups": group}]})
+def replay(event: Any, config: Config, state: Snapshot | Mapping[str, Any] | None,
+           home: Home | None = None) -> dict[str, Any]:
+    """The intake's decision for `event`, computed with reads from `state` and no writes.
 
-
-def replay(event: Any, config: Config, state: Mapping[str, Any] | None) -> dict[str, Any]:
-    """The intake's decision for `event`, computed with reads from `state` and no writes."""
-    backend = SnapshotBackend(state or {})
+    `state` is a validated `Snapshot` (a raw mapping is validated first); `home` (default: the
+    configuration's) decides which events are foreign, as the Lambda's own ARN does once deployed.
+    """
+    snapshot = state if isinstance(state, Snapshot) else EMPTY if state is None else validate_state(state)
+    backend = SnapshotBackend(snapshot)
+    home = home or config.home
     runtime = Runtime(config=config, ecs_client=make_client("ecs", backend),
-                      autoscaling_client=make_client("autoscaling", backend), metrics=ListSink(), dry_run=True)
+                      autoscaling_client=make_client("autoscaling", backend), metrics=ListSink(), dry_run=True,
+                      account=home.account, region=home.region,
+                      partition=home.partition or (partition_of_region(home.region) if home.region else None))
     when = _event_time(event)
     if when is not None:
         runtime.clock = lambda: when

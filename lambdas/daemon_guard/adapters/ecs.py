@@ -46,6 +46,12 @@ def chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
         yield items[start:start + size]
 
 
+def _whole(value: object) -> bool:
+    """True for a whole number written in ASCII digits ("256"; not "1 vCPU", not "²", which isdigit() accepts)."""
+    text = str(value)
+    return text.isascii() and text.isdigit() and len(text) <= 18
+
+
 def _resources(entries: Iterable[Mapping[str, Any]]) -> Resources:
     cpu = memory = 0
     ports: set[HostPort] = set()
@@ -57,7 +63,7 @@ def _resources(entries: Iterable[Mapping[str, Any]]) -> Resources:
             memory = int(entry.get("integerValue", 0))
         elif name in ("PORTS", "PORTS_UDP"):
             proto: Protocol_ = "udp" if name == "PORTS_UDP" else "tcp"
-            ports |= {HostPort(int(p), proto) for p in entry.get("stringSetValue", []) if str(p).isdigit()}
+            ports |= {HostPort(int(p), proto) for p in entry.get("stringSetValue", []) if _whole(p)}
     return Resources(cpu, memory, frozenset(ports))
 
 
@@ -106,8 +112,8 @@ def task_definition_view(raw: Mapping[str, Any]) -> TaskDefinitionView:
     """DescribeTaskDefinition's taskDefinition to TaskDefinitionView."""
     mode: NetworkMode = raw.get("networkMode", "bridge")
     containers = raw.get("containerDefinitions", [])
-    cpu = int(raw["cpu"]) if str(raw.get("cpu", "")).isdigit() else sum(int(c.get("cpu", 0)) for c in containers)
-    memory = int(raw["memory"]) if str(raw.get("memory", "")).isdigit() else sum(
+    cpu = int(raw["cpu"]) if _whole(raw.get("cpu")) else sum(int(c.get("cpu", 0)) for c in containers)
+    memory = int(raw["memory"]) if _whole(raw.get("memory")) else sum(
         int(c.get("memory") or c.get("memoryReservation") or 0) for c in containers)
     ports: set[HostPort] = set()
     for c in containers:
@@ -204,8 +210,8 @@ class EcsCluster:
 
     def _task_view(self, raw: Mapping[str, Any]) -> TaskView:
         td = self.task_definition(raw["taskDefinitionArn"])
-        cpu = int(raw["cpu"]) if str(raw.get("cpu", "")).isdigit() else td.requirements.cpu
-        memory = int(raw["memory"]) if str(raw.get("memory", "")).isdigit() else td.requirements.memory
+        cpu = int(raw["cpu"]) if _whole(raw.get("cpu")) else td.requirements.cpu
+        memory = int(raw["memory"]) if _whole(raw.get("memory")) else td.requirements.memory
         started = raw.get("startedAt")
         return TaskView(
             arn=raw["taskArn"], group=raw.get("group", ""), task_definition_arn=raw["taskDefinitionArn"],

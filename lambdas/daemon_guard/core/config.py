@@ -238,7 +238,8 @@ def _parse_tiers(raw: Any) -> tuple[DrainTier, ...]:
     return tuple(tiers)
 
 
-def _parse_home(raw: Any) -> Home:
+def parse_home(raw: Any) -> Home:
+    """Validate the optional ``home`` object (partition, account, region, each optional and consistent)."""
     if raw is None:
         return Home()
     _require(isinstance(raw, Mapping), "home", 'must be an object such as {"account": "111122223333", '
@@ -304,7 +305,7 @@ def parse_config(doc: Any) -> Config:
         eviction_window_s=_int(doc, "evictionWindowSeconds", 60, 1, 3600),
         alarm_email=email,
         alarm_topic_arn=topic,
-        home=_parse_home(doc.get("home")),
+        home=parse_home(doc.get("home")),
     )
 
 
