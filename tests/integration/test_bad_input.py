@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from daemon_guard.core.identifiers import IdentifierError, InstanceId
 from daemon_guard.core.query import validate
 from daemon_guard.handlers import intake
 from daemon_guard.handlers.runtime import logger
@@ -24,6 +25,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from daemon_guard_cli.main import main as cli
+from daemon_guard_cli.replay import SnapshotBackend, validate_state
 from sim.deployment import GuardDeployment
 from sim.scenarios import ClusterSpec, build_cluster
 from sim.world import World, WorldOptions
@@ -38,7 +40,8 @@ NO_WRITES = {"StopTask": 0, "PutAttributes": 0, "DeleteAttributes": 0, "UpdateCo
 
 
 class Guarded:
-    """A managed cluster with one registered instance, daemon-guard deployed, clock at rest."""
+    """A managed cluster with one registered instance, daemon-guard deployed, clock at rest (a test that
+    needs a workflow invoked moves it by a second)."""
 
     def __init__(self) -> None:
         self.world = World(WorldOptions(seed=11))
@@ -360,3 +363,200 @@ def test_replay_exits_2_for_an_unreadable_file(name: str, tmp_path: Path, capsys
     assert out == ""
     assert len(messages(err)) == 1, err
     assert "Traceback" not in err
+
+
+# ---- hostile identifiers: no query from event data can reach another instance --------------------
+
+HOSTILE_IDS = ["*", "i-*", "i-x or agentConnected == true"]
+ID_CARRIERS = {
+    "spot": ("ec2-spot-instance-interruption-warning.aws-node-termination-handler.json", "instance-id"),
+    "rebalance": ("ec2-instance-rebalance-recommendation.aws-node-termination-handler.json", "instance-id"),
+    "terminate": ("asg-instance-terminate-lifecycle-action.awsdocs-asg-userguide-2023.json", "EC2InstanceId"),
+    "launch": ("asg-launch-lifecycle-action-ec2-to-asg.awsdocs-asg-userguide-2023.json", "EC2InstanceId"),
+}
+_tokens = iter(range(1, 10**6))
+
+
+def carrier(guarded: Guarded, kind: str, instance_id: str) -> dict[str, Any]:
+    """A drain or launch trigger on the managed group, now, naming `instance_id`, with a fresh token."""
+    name, field = ID_CARRIERS[kind]
+    event = guarded.rebase(sample(SAMPLES.index(FIXTURES / name)))
+    event["time"] = guarded.world.clock.iso()
+    event["id"] = f"hostile-{next(_tokens)}"
+    event["detail"][field] = instance_id
+    if "LifecycleActionToken" in event["detail"]:
+        event["detail"]["LifecycleActionToken"] = f"{next(_tokens):08d}-2222-3333-4444-555555555555"
+    return event
+
+
+def ecs_reads(guarded: Guarded) -> int:
+    """ListContainerInstances calls the simulated ECS API has answered so far."""
+    return guarded.world.ecs_api.calls.get("ListContainerInstances", 0)
+
+
+@pytest.mark.parametrize("instance_id", HOSTILE_IDS)
+@pytest.mark.parametrize("kind", sorted(ID_CARRIERS))
+def test_a_wildcard_or_query_fragment_instance_id_drains_nothing_in_the_simulator(
+        guarded: Guarded, kind: str, instance_id: str) -> None:
+    # GIVEN a Spot warning, rebalance recommendation or lifecycle action for the managed group whose
+    # instance id is a wildcard or a query fragment that ECS's filter would match on every instance
+    event = carrier(guarded, kind, instance_id)
+    reads = ecs_reads(guarded)
+    # WHEN the real intake handles it against the simulator
+    result, writes = guarded.handle(event)
+    # THEN it is malformed, naming the field: no drain starts, nothing stops, no lifecycle action completes,
+    # and no ECS query is even made from the id
+    assert result["decision"] == "malformed", result
+    assert f".{ID_CARRIERS[kind][1]}: expected an EC2 instance id" in result["reason"]
+    assert writes == NO_WRITES
+    assert ecs_reads(guarded) == reads
+
+
+def test_the_same_trigger_with_a_real_instance_id_is_acted_on(guarded: Guarded) -> None:
+    # GIVEN the Spot warning of the hostile test, naming a real managed instance instead
+    event = carrier(guarded, "spot", guarded.spare_ec2_id)
+    # WHEN handled / THEN a drain is started (or joins the one already running): the path is live
+    result, _ = guarded.handle(event)
+    assert result["decision"] in ("started", "joined"), result
+
+
+def test_the_ecs_lookup_refuses_an_unvalidated_id_without_querying_ecs(guarded: Guarded) -> None:
+    # GIVEN the ECS port of the managed cluster
+    ecs = guarded.deployment.runtime.cluster("prod")
+    reads = ecs_reads(guarded)
+    # WHEN asked for the instance of a hostile id (a caller that skipped the edge's validation)
+    for hostile in HOSTILE_IDS:
+        with pytest.raises(IdentifierError):
+            ecs.instance_arn_by_ec2_id(hostile)  # type: ignore[arg-type]
+    # THEN no query was sent; and a real id finds its own instance, and only it
+    assert ecs_reads(guarded) == reads
+    assert ecs.instance_arn_by_ec2_id(InstanceId(guarded.ec2_id)) == guarded.instance_arn
+    assert ecs_reads(guarded) == reads + 1
+
+
+def test_an_operator_drain_payload_with_a_hostile_instance_id_fails_before_any_ecs_call(guarded: Guarded) -> None:
+    # GIVEN an operator's drain request naming "i-*", sent straight to the deployed drain workflow
+    rt = guarded.deployment.runtime
+    assert rt.workflows is not None and rt.drain_function is not None
+    rt.workflows.start(rt.drain_function, "drain-operator-hostile",
+                       {"instanceId": "i-*", "cluster": "prod", "trigger": "operator"})
+    # WHEN the workflow is invoked (a moment later on the simulated clock)
+    guarded.world.clock.run_until(guarded.world.clock.now + 1.0)
+    # THEN it fails on the payload before its first step: nothing read, nothing stopped, nothing completed
+    execution = guarded.deployment.durable.executions["drain-operator-hostile"]
+    assert execution.status == "FAILED"
+    assert "drain payload: expected an EC2 instance id" in (execution.error or "")
+    assert execution.step_runs == {} and execution.operations == []
+
+
+@pytest.mark.parametrize("query_text", [
+    "ec2InstanceId == *", "ec2InstanceId == i-*", "ec2InstanceId == i-x or agentConnected == true",
+    "ec2InstanceId == {id}", "ec2InstanceId == {id} and agentConnected == false",
+])
+def test_replay_answers_an_instance_lookup_exactly_as_the_simulated_ecs_does(
+        guarded: Guarded, query_text: str) -> None:
+    # GIVEN a replay snapshot taken from the simulated cluster (DescribeContainerInstances, as JSON)
+    world = guarded.world
+    arns = [i.arn for i in world.ecs.instances.values() if i.cluster == "prod"]
+    shapes = world.ecs_api.call("ecs", "DescribeContainerInstances",
+                                {"cluster": "prod", "containerInstances": arns})["containerInstances"]
+    doc = json.loads(json.dumps({"containerInstances": shapes}, default=lambda d: d.isoformat()))
+    backend = SnapshotBackend(validate_state(doc))
+    expression = query_text.format(id=guarded.ec2_id)
+    # WHEN both answer ListContainerInstances with that filter
+    simulated = world.ecs_api.call("ecs", "ListContainerInstances", {"cluster": "prod", "filter": expression})
+    replayed = backend.call("ecs", "ListContainerInstances", {"cluster": "prod", "filter": expression})
+    # THEN they name the same instances: a wildcard would match them all in both (which is why the id
+    # is validated before any query), and a real id exactly its own instance
+    assert sorted(replayed["containerInstanceArns"]) == sorted(simulated["containerInstanceArns"])
+
+
+STATE = Path(__file__).resolve().parents[1] / "fixtures" / "replay-state.json"
+
+
+def replay_files(tmp: Path, event: dict[str, Any], config: dict[str, Any] | None = None) -> list[str]:
+    """Arguments of a replay of `event` against the fixture snapshot, the samples' config unless given."""
+    (tmp / "event.json").write_text(json.dumps(event))
+    (tmp / "config.json").write_text(json.dumps(
+        config or {"clusters": [{"name": "default", "autoScalingGroups": ["my-asg"]}]}))
+    return ["replay", str(tmp / "event.json"), "--config", str(tmp / "config.json"), "--state", str(STATE)]
+
+
+def spot_warning(instance_id: str, account: str = "111122223333") -> dict[str, Any]:
+    """NTH's Spot warning, dated now-ish, for `instance_id` in the snapshot's account."""
+    event = sample(SAMPLES.index(FIXTURES / "ec2-spot-instance-interruption-warning.aws-node-termination-handler.json"))
+    event["time"], event["account"] = "2024-05-01T12:00:00Z", account
+    event["detail"]["instance-id"] = instance_id
+    return event
+
+
+@pytest.mark.parametrize("instance_id", HOSTILE_IDS)
+def test_replay_rejects_a_hostile_instance_id_as_the_lambda_does(instance_id: str, tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    # GIVEN a snapshot with two instances and a Spot warning whose instance id would match them both
+    args = replay_files(tmp_path, spot_warning(instance_id))
+    # WHEN replayed
+    code = cli(args)
+    out, err = capsys.readouterr()
+    # THEN exit 2, one line naming the event file and the field; no decision, so no action either
+    assert (code, out) == (2, "")
+    assert messages(err) == [f"daemon-guard replay: {tmp_path / 'event.json'}: malformed event: EC2 Spot "
+                             f"Instance Interruption Warning: detail.instance-id: expected an EC2 instance id "
+                             f"(i- and 8 or 17 hex digits), got {instance_id!r}"]
+
+
+def test_replay_of_the_same_warning_for_a_real_instance_plans_its_drain(tmp_path: Path,
+                                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    code = cli(replay_files(tmp_path, spot_warning("i-0b662ef9931388ba0")))
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    decision = json.loads(out)
+    assert (decision["decision"], decision["instance"]) == ("start-workflow", "i-0b662ef9931388ba0")
+
+
+@pytest.mark.parametrize(
+    ("home", "flags", "account", "expected"),
+    [
+        ({"account": "111122223333", "region": "us-east-1"}, [], "999999999999",
+         "account 999999999999 is not this deployment's account"),
+        ({"account": "111122223333", "region": "eu-west-1"}, [], "111122223333",
+         "region us-east-1 is not this deployment's region"),
+        ({"region": "cn-north-1"}, [], "111122223333", "partition aws is not this deployment's partition"),
+        (None, ["--account", "222233334444"], "111122223333", "account 111122223333 is not this deployment's"),
+        ({"account": "222233334444"}, ["--account", "111122223333"], "111122223333", None),
+        (None, [], "999999999999", None),
+    ],
+)
+def test_replay_ignores_an_event_from_outside_the_configured_home_as_the_lambda_does(
+        home: dict[str, str] | None, flags: list[str], account: str, expected: str | None, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    # GIVEN a config naming the home (or flags naming it), and a Spot warning from some account
+    config: dict[str, Any] = {"clusters": [{"name": "default", "autoScalingGroups": ["my-asg"]}]}
+    if home:
+        config["home"] = home
+    # WHEN replayed
+    code = cli([*replay_files(tmp_path, spot_warning("i-0b662ef9931388ba0", account), config), *flags])
+    out, err = capsys.readouterr()
+    decision = json.loads(out)
+    # THEN events from elsewhere are ignored, saying why; without a home nothing is foreign
+    assert code == 0, err
+    if expected is None:
+        assert decision["decision"] == "start-workflow", decision
+    else:
+        assert decision["decision"] == "ignored"
+        assert decision["reason"].startswith(expected), decision
+
+
+@pytest.mark.parametrize("partition", ["aws-cn", "aws-us-gov"])
+def test_an_ecs_event_from_another_partition_is_ignored_by_the_lambda(guarded: Guarded, partition: str) -> None:
+    # GIVEN a container instance event of the managed cluster, its ARNs in another partition
+    world = guarded.world
+    event = world.instance_event(world.ecs.instances[guarded.instance_arn])
+    event["detail"]["version"] = data_version(guarded)
+    for key in ("clusterArn", "containerInstanceArn"):
+        event["detail"][key] = event["detail"][key].replace("arn:aws:", f"arn:{partition}:")
+    # WHEN handled / THEN ignored as foreign, with no write
+    result, writes = guarded.handle(event)
+    assert result["decision"] == "ignored", result
+    assert partition in result["reason"]
+    assert writes == NO_WRITES
