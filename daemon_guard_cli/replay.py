@@ -64,6 +64,16 @@ STATE_LISTS = {"containerInstances": "ContainerInstance", "tasks": "Task", "serv
                "taskDefinitions": "TaskDefinition"}
 _CLUSTER_NAME = re.compile(r"[A-Za-z0-9_\-]{1,255}", re.ASCII)
 _INT_RANGE = {"integer": 2**31, "long": 2**63}
+# Fields botocore models as plain strings whose values the guard branches on (ECS Developer Guide).
+_TASK_STATUSES = ("PROVISIONING", "PENDING", "ACTIVATING", "RUNNING", "DEACTIVATING", "STOPPING", "DEPROVISIONING",
+                  "STOPPED", "DELETED")
+_STATUSES = {
+    ("containerInstances", "status"): ("ACTIVE", "DRAINING", "REGISTERING", "DEREGISTERING", "REGISTRATION_FAILED",
+                                       "INACTIVE"),
+    ("tasks", "lastStatus"): _TASK_STATUSES,
+    ("tasks", "desiredStatus"): _TASK_STATUSES,
+    ("services", "status"): ("ACTIVE", "DRAINING", "INACTIVE"),
+}
 
 
 # ---- reading files --------------------------------------------------------------------------------
@@ -100,7 +110,7 @@ def read_json(path: str) -> Any:
     except UnicodeDecodeError as exc:
         raise InputError(path, f"not UTF-8 text (byte {exc.start})") from None
     except RecursionError:
-        raise InputError(path, f"not JSON this command reads: nested more than {MAX_DEPTH} levels deep") from None
+        raise InputError(path, f"nested more than {MAX_DEPTH} levels deep") from None
     except ValueError as exc:
         raise InputError(path, f"not JSON: {exc}") from None
     if _depth(doc) > MAX_DEPTH:
@@ -264,6 +274,11 @@ def validate_state(doc: Any, path: str = "STATE.json") -> Snapshot:
     for key, shape_name in STATE_LISTS.items():
         raw = doc.get(key, [])
         lists[key] = _shaped(raw, _ListOf(model.shape_for(shape_name)), f"{path}: {key}")
+    for (key, field), allowed in _STATUSES.items():
+        for i, entry in enumerate(lists[key]):
+            if field in entry and entry[field] not in allowed:
+                raise InputError(f"{path}: {key}[{i}].{field}",
+                                 f"expected one of {', '.join(allowed)}, got {str(entry[field])[:40]!r}")
     known_defs: set[str] = set()
     for i, td in enumerate(lists["taskDefinitions"]):
         _unique(known_defs, _text(td, "taskDefinitionArn", f"{path}: taskDefinitions[{i}]"),
