@@ -13,14 +13,18 @@ import io
 import json
 import logging
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+from daemon_guard.core.events import SpotInterruption
 from daemon_guard.core.identifiers import IdentifierError, InstanceId
+from daemon_guard.core.intake import Route
 from daemon_guard.core.query import validate
 from daemon_guard.handlers import intake
 from daemon_guard.handlers.runtime import logger
+from daemon_guard.handlers.starts import start_drain
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -818,3 +822,29 @@ def test_an_unexpected_error_exits_1_asking_for_a_report_with_the_traceback_only
     assert ("Traceback" in err) is debug
     if not debug:
         assert len(lines) == 1 and lines[0].endswith("(rerun with --debug for the traceback)")
+
+
+def test_a_trigger_dated_hours_ahead_of_the_clock_is_malformed(guarded: Guarded) -> None:
+    # GIVEN a Spot warning for a managed instance dated two hours after the deployment's clock
+    event = carrier(guarded, "spot", guarded.spare_ec2_id)
+    event["time"] = guarded.world.clock.iso(guarded.world.clock.now + 7200)
+    # WHEN handled / THEN malformed (its deadline would be two hours away), and nothing is done
+    result, writes = guarded.handle(event)
+    assert result["decision"] == "malformed", result
+    assert "after this deployment's clock" in result["reason"]
+    assert writes == NO_WRITES
+
+
+def test_a_spot_deadline_outside_the_bounds_is_refused_where_it_is_used(guarded: Guarded) -> None:
+    # GIVEN a Spot warning value whose deadline is 1970 (built by hand: parsing never makes one)
+    event = SpotInterruption(account=guarded.world.account, region=guarded.world.region,
+                             ec2_instance_id=InstanceId(guarded.spare_ec2_id), action="terminate",
+                             deadline=datetime(1970, 1, 1, 0, 2, tzinfo=UTC), event_id="by-hand",
+                             time=datetime(1970, 1, 1, tzinfo=UTC))
+    route = Route("drain", "Spot interruption warning", "prod", ec2_instance_id=event.ec2_instance_id,
+                  trigger="spot")
+    before = guarded.writes.snapshot()
+    # WHEN a drain would start from it / THEN it does not
+    result = start_drain(route, event, guarded.deployment.runtime)
+    assert result["decision"] == "malformed"
+    assert guarded.writes.snapshot() == before

@@ -8,6 +8,7 @@ log line and no AWS write, and never raises into a retry storm.
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -32,6 +33,8 @@ from daemon_guard.handlers.reflex import action_dict, check_instance
 from daemon_guard.handlers.runtime import Runtime, get_runtime, logger
 from daemon_guard.handlers.starts import decision, start_drain, start_launch_gate
 
+CLOCK_SKEW = timedelta(hours=1)
+
 
 def handle(raw: object, rt: Runtime) -> dict[str, Any]:
     """Parse, route and handle one event; never raises for bad input."""
@@ -41,6 +44,11 @@ def handle(raw: object, rt: Runtime) -> dict[str, Any]:
         logger.warning("malformed event rejected", extra={"reason": event.reason})
         rt.metrics.emit(m.EVENTS_MALFORMED, 1, "unknown")
         return decision(r, "malformed", event.reason)
+    ahead = _ahead_of_clock(event, rt)
+    if ahead is not None:
+        logger.warning("malformed event rejected", extra={"reason": ahead})
+        rt.metrics.emit(m.EVENTS_MALFORMED, 1, "unknown")
+        return decision(r, "malformed", ahead)
     foreign = _foreign(event, rt)
     if foreign is not None:
         r = Route("ignore", foreign)
@@ -85,6 +93,19 @@ def _deliver_wake(rt: Runtime, kind: str, instance_arn: str, wake: WakeWorkflow)
     current = rt.state.note_missed_wake(kind, instance_arn, wake.stopped_task)
     if current and current != wake.callback_id:
         rt.workflows.wake(current, wake.reason, wake.stopped_task)
+
+
+def _ahead_of_clock(event: GuardEvent, rt: Runtime) -> str | None:
+    """Why an event dated ahead of this deployment's clock by more than `CLOCK_SKEW` cannot be real, if so.
+
+    The parser bounds times to the era of AWS events; this closes the gap above "now": EventBridge
+    stamps events when they happen and delivers them afterwards, and Lambda's clock is synchronised.
+    A deadline derived from such a time (a Spot warning's) would hold a drain open for nothing.
+    """
+    when = getattr(event, "time", None)
+    if isinstance(when, datetime) and when - rt.now() > CLOCK_SKEW:
+        return f"time: {when.isoformat()} is more than {CLOCK_SKEW} after this deployment's clock"
+    return None
 
 
 def _foreign(event: GuardEvent, rt: Runtime) -> str | None:

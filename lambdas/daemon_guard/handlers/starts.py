@@ -16,7 +16,7 @@ from daemon_guard.core import metrics as m
 from daemon_guard.core.actions import CompleteLifecycle, StartWorkflow
 from daemon_guard.core.config import LAUNCH_HOOK_NAME, SpotPolicy
 from daemon_guard.core.events import GuardEvent, LifecycleAction, SpotInterruption
-from daemon_guard.core.identifiers import InstanceId
+from daemon_guard.core.identifiers import InstanceId, valid_epoch
 from daemon_guard.core.intake import Route
 from daemon_guard.handlers.reflex import action_dict
 from daemon_guard.handlers.runtime import Runtime, logger
@@ -67,6 +67,9 @@ def start_drain(r: Route, event: GuardEvent, rt: Runtime) -> dict[str, Any]:
         logger.info("drain trigger reported only", extra={"trigger": r.trigger, "instance": instance_id})
         return decision(r, "reported", f"{r.reason}: configured to report only", instance_id)
     deadline = event.deadline.timestamp() if isinstance(event, SpotInterruption) and event.deadline else None
+    if deadline is not None and not valid_epoch(deadline):
+        # Parsing bounds event times, so this holds for every parsed warning; checked where it is used.
+        return decision(r, "malformed", f"deadline {deadline} (epoch seconds) is outside 2016-2099", instance_id)
     token = event.token if isinstance(event, LifecycleAction) else None
     asg = event.asg_name if isinstance(event, LifecycleAction) else None
     hook = event.hook_name if isinstance(event, LifecycleAction) else None
