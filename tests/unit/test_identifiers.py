@@ -10,6 +10,7 @@ import re
 
 import botocore
 import pytest
+from daemon_guard.core import query
 from daemon_guard.core.identifiers import (
     PARTITION_REGIONS,
     AccountId,
@@ -26,6 +27,9 @@ from daemon_guard.core.identifiers import (
     TaskArn,
     partition_of_region,
 )
+from daemon_guard.core.model import InstanceView, Resources
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 HOSTILE = ["", " ", "\n", "*", "i-*", "i-x or agentConnected == true", "i-", "x", "😀", "i-1234567890abcdef0\x00",
            "arn:aws:ec2:us-east-1:111122223333:instance/i-1234567890abcdef0", "i-1234567890ABCDEF0",
@@ -153,3 +157,31 @@ def test_the_partition_table_matches_botocore() -> None:
             assert partition_of_region(region) == partition["partition"], region
             assert Region(region) == region
     assert partition_of_region("xx-nowhere") is None
+
+
+# --- the property the ECS lookup rests on -------------------------------------------------------
+
+VALID_IDS = st.from_regex(r"\Ai-[0-9a-f]{8}([0-9a-f]{9})?\Z")
+
+
+def view(instance_id: str) -> InstanceView:
+    return InstanceView(arn=f"arn-{instance_id}", ec2_instance_id=instance_id, status="ACTIVE", agent_connected=True,
+                        registered=Resources(), remaining=Resources())
+
+
+@settings(max_examples=200, deadline=None, derandomize=True)
+@given(candidate=st.one_of(st.text(max_size=40), VALID_IDS, st.sampled_from(HOSTILE)), others=st.lists(VALID_IDS,
+                                                                                                        max_size=5))
+def test_an_accepted_id_makes_a_lookup_query_that_matches_only_its_own_instance(candidate: str,
+                                                                               others: list[str]) -> None:
+    # GIVEN any text, and a cluster of instances with other ids (and the candidate's own, if it is one)
+    try:
+        instance_id = InstanceId(candidate)
+    except IdentifierError:
+        # THEN either it is refused (and so never reaches a query) ...
+        assert re.fullmatch(r"i-[0-9a-f]{8}([0-9a-f]{9})?", candidate) is None
+        return
+    # ... or the lookup query built from it, as the ECS adapter builds it, matches exactly its instance
+    expression = query.parse(f"ec2InstanceId == {instance_id}")
+    cluster = [view(i) for i in {*others, instance_id}]
+    assert [v.ec2_instance_id for v in cluster if query.evaluate(expression, v)] == [instance_id]
