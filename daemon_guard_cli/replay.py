@@ -160,7 +160,8 @@ def home_from(config: Config, partition: str | None, account: str | None, region
     try:
         return parse_home({**merged, **flags})
     except ConfigError as exc:
-        raise InputError("--partition/--region (with the configuration's home)", str(exc).split(": ", 1)[-1]) \
+        flag = "--partition" if "partition" in flags else "--region"
+        raise InputError(flag, str(exc).split(": ", 2)[-1] + " (flags and the configuration's home combined)") \
             from None
 
 

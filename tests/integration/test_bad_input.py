@@ -848,3 +848,20 @@ def test_a_spot_deadline_outside_the_bounds_is_refused_where_it_is_used(guarded:
     result = start_drain(route, event, guarded.deployment.runtime)
     assert result["decision"] == "malformed"
     assert guarded.writes.snapshot() == before
+
+
+@pytest.mark.parametrize(
+    ("flags", "line"),
+    [
+        (["--account", "1111"], "--account: expected an AWS account id (12 digits), got '1111'"),
+        (["--partition", "AWS"], "--partition: expected an AWS partition such as aws or aws-cn, got 'AWS'"),
+        (["--region", "mars-1"], "--region: expected an AWS Region name such as us-east-1, got 'mars-1'"),
+        (["--partition", "aws", "--region", "cn-north-1"], "--partition: aws does not hold region cn-north-1"),
+    ],
+)
+def test_a_bad_home_flag_exits_2_naming_the_flag(flags: list[str], line: str, tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    code = cli([*replay_files(tmp_path, spot_warning("i-0b662ef9931388ba0")), *flags])
+    out, err = capsys.readouterr()
+    assert (code, out) == (2, "")
+    assert len(messages(err)) == 1 and messages(err)[0].startswith(f"daemon-guard replay: {line}"), err
