@@ -64,6 +64,8 @@ STATE_LISTS = {"containerInstances": "ContainerInstance", "tasks": "Task", "serv
                "taskDefinitions": "TaskDefinition"}
 _CLUSTER_NAME = re.compile(r"[A-Za-z0-9_\-]{1,255}", re.ASCII)
 _INT_RANGE = {"integer": 2**31, "long": 2**63}
+# Members botocore's model leaves optional that the guard reads by key (a tag without its key is no tag).
+_ALSO_REQUIRED = {"Tag": ("key",)}
 # Fields botocore models as plain strings whose values the guard branches on (ECS Developer Guide).
 _TASK_STATUSES = ("PROVISIONING", "PENDING", "ACTIVATING", "RUNNING", "DEACTIVATING", "STOPPING", "DEPROVISIONING",
                   "STOPPED", "DELETED")
@@ -195,6 +197,9 @@ def _shaped(value: Any, shape: Any, where: str) -> Any:
         if not isinstance(value, dict):
             raise InputError(where, f"expected an object, got {type(value).__name__}")
         members = shape.members
+        for required in (*shape.required_members, *_ALSO_REQUIRED.get(shape.name, ())):
+            if required not in value:
+                raise InputError(f"{where}.{required}", "required")
         return {k: v if k not in members else _shaped(v, members[k], f"{where}.{k}") for k, v in value.items()}
     if kind == "list":
         if not isinstance(value, list):
