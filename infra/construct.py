@@ -37,7 +37,7 @@ from constructs import Construct
 from daemon_guard.core.config import Config, ConfigError, parse_config
 from daemon_guard.core.metrics import NAMESPACE
 
-from infra.bundling import DEFAULT_LAMBDAS_DIR, lambda_asset
+from infra.bundling import lambda_asset
 from infra.configdoc import config_env_value
 from infra.functions import (
     POWERTOOLS_LAYER_PARAMETER,
@@ -79,8 +79,9 @@ class DaemonGuardProps:
     """Default: none declared (no synth-time managed-draining check)."""
     log_retention: logs.RetentionDays = logs.RetentionDays.ONE_MONTH
     """Default: one month."""
-    lambdas_dir: Path = DEFAULT_LAMBDAS_DIR
-    """Default: the repository's ``lambdas/`` folder."""
+    lambdas_dir: Path | None = None
+    """A folder holding the ``daemon_guard`` package to bundle. Default: the package this construct was
+    installed with (the repository's ``lambdas/`` folder, or the wheel's own copy)."""
     install_dependencies: bool | None = None
     """Default: pip-install the durable SDK into the asset, unless the context flag
     ``daemon-guard:skip-bundling-install`` or ``DAEMON_GUARD_SKIP_BUNDLING_INSTALL=1`` says skip."""
@@ -189,7 +190,8 @@ class DaemonGuard(Construct):
             # and the dashboard and alarms read exactly {Cluster, ...}. The Logger names its service in code.
             "POWERTOOLS_METRICS_NAMESPACE": NAMESPACE,
         }
-        code = lambda_asset(self, source_dir=props.lambdas_dir, install=props.install_dependencies)
+        code = lambda_asset(self, package_dir=props.lambdas_dir / "daemon_guard" if props.lambdas_dir else None,
+                            install=props.install_dependencies)
         layer = lambda_.LayerVersion.from_layer_version_arn(
             self, "Powertools", ssm.StringParameter.value_for_string_parameter(self, props.powertools_layer_parameter),
         )
