@@ -12,11 +12,14 @@ export PYTHONDONTWRITEBYTECODE := 1
 
 .PHONY: install test lint typecheck unit demo synth bench clean
 
+# The wheel ships daemon_guard, daemon_guard_cdk (infra/) and daemon_guard_cli; the development checkout
+# also imports the simulator (sim/) and infra/ by their repository names, through a .pth line.
 $(PY_STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -r requirements.txt -r requirements-dev.txt
-	$(BIN)/python -m pip install -q --no-deps -e .
+	$(BIN)/python -m pip install -q --no-deps --no-build-isolation -e .
+	$(BIN)/python -c "import pathlib, site; pathlib.Path(site.getsitepackages()[0], 'daemon_guard_repo.pth').write_text('$(CURDIR)\n')"
 	touch $@
 
 $(NODE_STAMP): package.json package-lock.json

@@ -1,16 +1,18 @@
 """The Lambda asset as Lambda sees it: build it, size it, and import its handlers in a clean interpreter.
 
 A handler runs with only the asset (``/var/task``) and the Powertools layer on ``sys.path``. The
-checks here reproduce that: `layer_equivalent` links the Powertools layer's packages from this
+checks here reproduce that: `layer_equivalent` copies the Powertools layer's packages from this
 environment into a folder, and `probe` / `cold_import_ms` run ``python -I -S`` (no site-packages,
 no user site, no PYTHON* variables) with exactly the asset and that folder on ``sys.path``.
 """
 
 from __future__ import annotations
 
+import compileall
 import importlib.util
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -56,17 +58,20 @@ _PROBE_ENV = {
 
 
 def layer_equivalent(folder: Path) -> Path:
-    """Link the Powertools layer's packages (from this environment) into ``folder``; return it."""
+    """Copy the Powertools layer's packages (from this environment) into ``folder``, byte-compiled as the
+    published layer ships them; return it."""
     folder.mkdir(parents=True, exist_ok=True)
     for name in LAYER_PACKAGES:
         spec = importlib.util.find_spec(name)
         if spec is None or spec.origin is None:
             raise RuntimeError(f"{name} is not installed here; run `make install`")
         origin = Path(spec.origin)
-        source = origin.parent if origin.name == "__init__.py" else origin
-        link = folder / source.name
-        if not link.exists():
-            link.symlink_to(source, target_is_directory=source.is_dir())
+        if origin.name == "__init__.py":
+            shutil.copytree(origin.parent, folder / origin.parent.name, dirs_exist_ok=True,
+                            ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(origin, folder / origin.name)
+    compileall.compile_dir(folder, quiet=2)
     return folder
 
 
