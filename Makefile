@@ -10,7 +10,7 @@ export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: install test lint typecheck unit demo synth bench clean
+.PHONY: install test test-fast lint typecheck unit demo synth diff deploy bench clean
 
 # The wheel ships daemon_guard, daemon_guard_cdk (infra/) and daemon_guard_cli; the development checkout
 # also imports the simulator (sim/) and infra/ by their repository names, through a .pth line.
@@ -39,11 +39,22 @@ unit: install
 
 test: lint typecheck unit
 
+# The quick loop while working: lint, types, and every test not marked slow (CI runs `make test`: all of them).
+test-fast: lint typecheck install
+	$(BIN)/pytest -m "not slow"
+
 demo: install
 	$(BIN)/daemon-guard demo
 
+# CDK_ARGS passes options through, e.g. make deploy CDK_ARGS="--profile prod --require-approval never".
 synth: install
-	npx cdk synth --quiet
+	npx cdk synth --quiet $(CDK_ARGS)
+
+diff: install
+	npx cdk diff $(CDK_ARGS)
+
+deploy: install
+	npx cdk deploy $(CDK_ARGS)
 
 bench: install
 	$(BIN)/daemon-guard bench --json out/bench.json --markdown out/bench.md --plot docs/bench.png --readme README.md

@@ -519,7 +519,8 @@ def run_demo(seed: int, out: Path, *, progress: bool = True) -> int:
     deployment = GuardDeployment(world, guard_config([ON_DEMAND_GROUP, SPOT_GROUP], "preempt"))
     deployment.records.logs = SimTimeLogs(world.clock)
     try:
-        story = _run_story(world, Progress(HORIZON, sys.stderr) if progress else None)
+        # The bar redraws one line with \r: only on a terminal, never into a log or a pipe.
+        story = _run_story(world, Progress(HORIZON, sys.stderr) if progress and sys.stderr.isatty() else None)
     finally:
         deployment.close()
 
