@@ -32,7 +32,7 @@ from sim.bench import guard_config
 from sim.clock import Clock
 from sim.deployment import GuardDeployment
 from sim.drain_measure import DrainRecord, measure_drains
-from sim.measure import LaunchRecord, launch_records, summarize
+from sim.measure import LaunchRecord, PlacementSummary, launch_records, summarize
 from sim.scenarios import DAEMONS, TIERS, ClusterSpec, build_cluster, keep_backlog
 from sim.world import World, WorldOptions
 
@@ -307,31 +307,75 @@ def _spot_instances(world: World) -> list[tuple[str, float]]:
     return [(i.instance_id, i.launched_at) for i in world.asg.groups[SPOT_GROUP].instances.values()]
 
 
-def _summary(world: World, deployment: GuardDeployment, story: Story, launches: list[LaunchRecord],
-             drain_records: list[DrainRecord]) -> list[str]:
+@dataclass(frozen=True)
+class _Outcome:
+    """One run of the story, reduced to what the summary compares."""
+
+    launches: int
+    warm: int
+    all_launches: PlacementSummary
+    scale_out: PlacementSummary
+    kills: int
+    lifecycle_timeouts: int
+
+
+def _outcome(world: World, launches: list[LaunchRecord]) -> _Outcome:
     scaled = [r for r in launches if r.registered_at >= SCALE_OUT_AT]
     all_summary = summarize(launches, HORIZON)
-    out_summary = summarize(scaled, HORIZON) if scaled else all_summary
+    return _Outcome(len(launches), len(launches) - len(scaled), all_summary,
+                    summarize(scaled, HORIZON) if scaled else all_summary,
+                    len(world.ecs.ungraceful_kills), sum(1 for a in world.asg.history if a.timed_out))
+
+
+def _build_world(seed: int) -> World:
+    world = World(WorldOptions(seed=seed))
+    spec = ClusterSpec(name=CLUSTER, asg=ON_DEMAND_GROUP, replica_services=REPLICA_SERVICES, desired_per_service=4)
+    build_cluster(world, spec)
+    world.asg.create_group(SPOT_GROUP, CLUSTER, spec.instance_type, spot=True)
+    return world
+
+
+def ecs_alone(seed: int) -> _Outcome:
+    """The same story and seed with no daemon-guard: ECS's own daemon scheduler, no lifecycle hook."""
+    world = _build_world(seed)
+    _run_story(world, None)
+    return _outcome(world, sorted(launch_records(world.ecs, HORIZON), key=lambda r: r.registered_at))
+
+
+def _summary(world: World, deployment: GuardDeployment, story: Story, launches: list[LaunchRecord],
+             drain_records: list[DrainRecord], alone: _Outcome) -> list[str]:
+    guard = _outcome(world, launches)
     coverage = deployment.records.metric_values("DaemonCoverage")
     evictions = int(sum(deployment.records.metric_values("Evictions")))
-    timeouts = sum(1 for a in world.asg.history if a.timed_out)
     spot = [r for r in drain_records if r.instance_id in story.spot_warnings]
     spot_met = sum(1 for r in spot if r.ended - story.spot_warnings[r.instance_id] <= SPOT_NOTICE_S and r.kills == 0)
+
+    def row(label: str, baseline: str, ours: str) -> str:
+        return f"{label:<34}{baseline:>14}   {ours}"
+
     return [
-        f"launches:            {len(launches)} ({len(launches) - len(scaled)} warm, {len(scaled)} scale-out)",
-        f"daemon-first rate:   {all_summary.daemon_first_rate:.1%} of all launches, "
-        f"{out_summary.daemon_first_rate:.1%} of the scale-out",
-        f"coverage:            {all_summary.coverage_rate:.1%} of launches had every daemon within 60 s; "
+        "the same story and seed run twice: once with ECS alone (its daemon scheduler, no lifecycle hook), "
+        "once with daemon-guard (preempt mode)",
+        f"launches: {guard.launches} ({guard.warm} warm, {guard.launches - guard.warm} scale-out)",
+        "",
+        row("", "ECS alone", "daemon-guard (preempt)"),
+        row("daemon-first rate, all launches", f"{alone.all_launches.daemon_first_rate:.1%}",
+            f"{guard.all_launches.daemon_first_rate:.1%}"),
+        row("daemon-first rate, scale-out", f"{alone.scale_out.daemon_first_rate:.1%}",
+            f"{guard.scale_out.daemon_first_rate:.1%}"),
+        row("every daemon within 60 s", f"{alone.all_launches.coverage_rate:.1%}",
+            f"{guard.all_launches.coverage_rate:.1%}"),
+        row("time to daemons p50 / p99 (s)",
+            f"{alone.scale_out.time_to_daemons_p50:.1f} / {alone.scale_out.time_to_daemons_p99:.1f}",
+            f"{guard.scale_out.time_to_daemons_p50:.1f} / {guard.scale_out.time_to_daemons_p99:.1f}"),
+        row("tasks killed without a stop", str(alone.kills), str(guard.kills)),
+        row("lifecycle timeouts", str(alone.lifecycle_timeouts), str(guard.lifecycle_timeouts)),
+        "",
+        f"daemon-guard also: {evictions} replica task(s) stopped to make room for daemons; "
         f"{coverage[-1] if coverage else math.nan:.1f}% of daemon slots RUNNING at the last reconcile",
-        f"time to daemons:     p50 {out_summary.time_to_daemons_p50:.1f} s, p99 {out_summary.time_to_daemons_p99:.1f} s"
-        f" (scale-out)",
-        f"evictions:           {evictions} replica task(s) stopped to make room for daemons",
-        f"drains:              {len(drain_records)} ({len(drain_records) - len(spot)} scale-in, {len(spot)} Spot; "
-        f"{spot_met} within the 120 s notice)",
-        f"ordering violations: {sum(r.violations for r in drain_records)}",
-        f"ungraceful kills:    {len(world.ecs.ungraceful_kills)}",
-        f"lifecycle timeouts:  {timeouts}",
-        f"Lambda invocations:  {len(deployment.records.invocations)} "
+        f"drains: {len(drain_records)} ({len(drain_records) - len(spot)} scale-in, {len(spot)} Spot; "
+        f"{spot_met} within the 120 s notice), ordering violations {sum(r.violations for r in drain_records)}",
+        f"Lambda invocations: {len(deployment.records.invocations)} "
         f"(ECS API calls {sum(world.ecs_api.calls.values())}, throttled {world.ecs_api.throttled})",
     ]
 
@@ -512,10 +556,7 @@ def plot_timeline(world: World, story: Story, drains: list[DrainPhases], out: Pa
 # ---- the command --------------------------------------------------------------------------------
 def run_demo(seed: int, out: Path, *, progress: bool = True) -> int:
     """Run the story with seed `seed`, print its timeline and summary, and write the PNG to `out`."""
-    world = World(WorldOptions(seed=seed))
-    spec = ClusterSpec(name=CLUSTER, asg=ON_DEMAND_GROUP, replica_services=REPLICA_SERVICES, desired_per_service=4)
-    build_cluster(world, spec)
-    world.asg.create_group(SPOT_GROUP, CLUSTER, spec.instance_type, spot=True)
+    world = _build_world(seed)
     deployment = GuardDeployment(world, guard_config([ON_DEMAND_GROUP, SPOT_GROUP], "preempt"))
     deployment.records.logs = SimTimeLogs(world.clock)
     try:
@@ -538,7 +579,7 @@ def run_demo(seed: int, out: Path, *, progress: bool = True) -> int:
     for at, _order, text in lines:
         print(f"{mmss(at)}  {text}" if not text.startswith("==") else f"\n{mmss(at)}  {text}")
     print("\nsummary")
-    for line in _summary(world, deployment, story, launches, drain_records):
+    for line in _summary(world, deployment, story, launches, drain_records, ecs_alone(seed)):
         print(f"  {line}")
     plot_timeline(world, story, drains, out)
     print(f"\ntimeline chart: {out}")
