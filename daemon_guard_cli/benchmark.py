@@ -45,9 +45,11 @@ def cost_suite() -> dict[str, Any]:
         shutil.copytree(asset, compiled)
         compileall.compile_dir(compiled, quiet=2, invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)
         with_bytecode = {m: cold_import_ms(compiled, layer, m) for m in HANDLER_MODULES}
+    from daemon_guard_cli.costs import measure
+
     return {"asset_zip_bytes": zipped, "asset_unpacked_bytes": unpacked, "asset_files": files,
             "cold_import_ms": with_bytecode, "cold_import_source_only_ms": source_only,
-            "python": platform.python_version()}
+            "python": platform.python_version(), "running": measure()}
 
 
 def markdown(report: dict[str, Any]) -> str:
@@ -105,6 +107,19 @@ def markdown(report: dict[str, Any]) -> str:
         lines += [f"| {m} | {ms} | {cost['cold_import_source_only_ms'][m]} |"
                   for m, ms in cost["cold_import_ms"].items()]
         lines.append("")
+        running = cost.get("running")
+        if running:
+            a, bill = running["assumptions"], running["per_1000_instance_hours"]
+            lines += [f"**What it costs to run**, per 1,000 instance-hours ({a['fleet_instances']} instances living "
+                      f"{a['instance_lifetime_h']:.0f} h on average: {a['launches_and_drains_per_1000_instance_hours']}"
+                      " launches and as many drains; measured on the demo story, seed "
+                      f"{running['story']['seed']}):", "",
+                      "| part | Lambda invocations | GB-seconds | durable operations | DynamoDB requests | "
+                      "EventBridge events | USD |", "|---|---|---|---|---|---|---|"]
+            lines += [f"| {name} | {p['lambda_invocations']} | {p['gb_seconds']} | {p['durable_operations']} | "
+                      f"{p['dynamodb_requests']} | {p['eventbridge_events']} | {p['usd']:.4f} |"
+                      for name, p in bill.items() if isinstance(p, dict)]
+            lines += [f"| **total** | | | | | | **{bill['total_usd']:.4f}** |", ""]
     return "\n".join(lines)
 
 
