@@ -60,6 +60,13 @@ def test_the_wheel_installs_only_daemon_guard_packages(wheel: Path) -> None:
     assert "daemon_guard_cdk/construct.py" in names
 
 
+def test_the_readme_shows_the_example_that_is_synthesized() -> None:
+    # GIVEN the example app the wheel test synthesizes
+    body = EXAMPLE.read_text().split('"""', 2)[2].strip()
+    # THEN the README shows it as it is
+    assert body in (REPO / "README.md").read_text()
+
+
 @pytest.mark.slow
 def test_the_readme_example_synthesizes_from_the_installed_wheel(wheel: Path, tmp_path: Path) -> None:
     # GIVEN a clean venv with only the wheel installed (its dependencies reached through one .pth line)
