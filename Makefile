@@ -10,13 +10,16 @@ export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: install test lint typecheck unit demo synth bench clean
+.PHONY: install test test-fast lint typecheck unit demo synth diff deploy bench clean
 
+# The wheel ships daemon_guard, daemon_guard_cdk (infra/) and daemon_guard_cli; the development checkout
+# also imports the simulator (sim/) and infra/ by their repository names, through a .pth line.
 $(PY_STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -r requirements.txt -r requirements-dev.txt
-	$(BIN)/python -m pip install -q --no-deps -e .
+	$(BIN)/python -m pip install -q --no-deps --no-build-isolation -e .
+	$(BIN)/python -c "import pathlib, site; pathlib.Path(site.getsitepackages()[0], 'daemon_guard_repo.pth').write_text('$(CURDIR)\n')"
 	touch $@
 
 $(NODE_STAMP): package.json package-lock.json
@@ -36,11 +39,22 @@ unit: install
 
 test: lint typecheck unit
 
+# The quick loop while working: lint, types, and every test not marked slow (CI runs `make test`: all of them).
+test-fast: lint typecheck install
+	$(BIN)/pytest -m "not slow"
+
 demo: install
 	$(BIN)/daemon-guard demo
 
+# CDK_ARGS passes options through, e.g. make deploy CDK_ARGS="--profile prod --require-approval never".
 synth: install
-	npx cdk synth --quiet
+	npx cdk synth --quiet $(CDK_ARGS)
+
+diff: install
+	npx cdk diff $(CDK_ARGS)
+
+deploy: install
+	npx cdk deploy $(CDK_ARGS)
 
 bench: install
 	$(BIN)/daemon-guard bench --json out/bench.json --markdown out/bench.md --plot docs/bench.png --readme README.md

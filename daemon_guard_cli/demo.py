@@ -32,7 +32,7 @@ from sim.bench import guard_config
 from sim.clock import Clock
 from sim.deployment import GuardDeployment
 from sim.drain_measure import DrainRecord, measure_drains
-from sim.measure import LaunchRecord, launch_records, summarize
+from sim.measure import LaunchRecord, PlacementSummary, launch_records, summarize
 from sim.scenarios import DAEMONS, TIERS, ClusterSpec, build_cluster, keep_backlog
 from sim.world import World, WorldOptions
 
@@ -59,7 +59,8 @@ TRIGGERS = {"lifecycle": "terminate lifecycle action", "spot": "Spot interruptio
 DAEMON_NAMES = tuple(d[0] for d in DAEMONS)
 TIER_OF_DAEMON = {t["services"][0]: n for n, t in enumerate(TIERS)}
 TIER_NAMES = tuple(str(t["name"]) for t in TIERS)
-DAEMON_COLOURS = {"xray-daemon": "#2a9d8f", "cwagent": "#3a86ff", "fluent-bit": "#8338ec"}
+# Green, blue, magenta: told apart at a glance (and by most colour-blind readers), none near the reds.
+DAEMON_COLOURS = {"xray-daemon": "#2b9348", "cwagent": "#1f5fbf", "fluent-bit": "#d0368a"}
 REPLICA_COLOUR = "#6c757d"
 REPLICA_PHASE_COLOUR = "#f4a261"
 
@@ -307,31 +308,75 @@ def _spot_instances(world: World) -> list[tuple[str, float]]:
     return [(i.instance_id, i.launched_at) for i in world.asg.groups[SPOT_GROUP].instances.values()]
 
 
-def _summary(world: World, deployment: GuardDeployment, story: Story, launches: list[LaunchRecord],
-             drain_records: list[DrainRecord]) -> list[str]:
+@dataclass(frozen=True)
+class _Outcome:
+    """One run of the story, reduced to what the summary compares."""
+
+    launches: int
+    warm: int
+    all_launches: PlacementSummary
+    scale_out: PlacementSummary
+    kills: int
+    lifecycle_timeouts: int
+
+
+def _outcome(world: World, launches: list[LaunchRecord]) -> _Outcome:
     scaled = [r for r in launches if r.registered_at >= SCALE_OUT_AT]
     all_summary = summarize(launches, HORIZON)
-    out_summary = summarize(scaled, HORIZON) if scaled else all_summary
+    return _Outcome(len(launches), len(launches) - len(scaled), all_summary,
+                    summarize(scaled, HORIZON) if scaled else all_summary,
+                    len(world.ecs.ungraceful_kills), sum(1 for a in world.asg.history if a.timed_out))
+
+
+def _build_world(seed: int) -> World:
+    world = World(WorldOptions(seed=seed))
+    spec = ClusterSpec(name=CLUSTER, asg=ON_DEMAND_GROUP, replica_services=REPLICA_SERVICES, desired_per_service=4)
+    build_cluster(world, spec)
+    world.asg.create_group(SPOT_GROUP, CLUSTER, spec.instance_type, spot=True)
+    return world
+
+
+def ecs_alone(seed: int) -> _Outcome:
+    """The same story and seed with no daemon-guard: ECS's own daemon scheduler, no lifecycle hook."""
+    world = _build_world(seed)
+    _run_story(world, None)
+    return _outcome(world, sorted(launch_records(world.ecs, HORIZON), key=lambda r: r.registered_at))
+
+
+def _summary(world: World, deployment: GuardDeployment, story: Story, launches: list[LaunchRecord],
+             drain_records: list[DrainRecord], alone: _Outcome) -> list[str]:
+    guard = _outcome(world, launches)
     coverage = deployment.records.metric_values("DaemonCoverage")
     evictions = int(sum(deployment.records.metric_values("Evictions")))
-    timeouts = sum(1 for a in world.asg.history if a.timed_out)
     spot = [r for r in drain_records if r.instance_id in story.spot_warnings]
     spot_met = sum(1 for r in spot if r.ended - story.spot_warnings[r.instance_id] <= SPOT_NOTICE_S and r.kills == 0)
+
+    def row(label: str, baseline: str, ours: str) -> str:
+        return f"{label:<34}{baseline:>14}   {ours}"
+
     return [
-        f"launches:            {len(launches)} ({len(launches) - len(scaled)} warm, {len(scaled)} scale-out)",
-        f"daemon-first rate:   {all_summary.daemon_first_rate:.1%} of all launches, "
-        f"{out_summary.daemon_first_rate:.1%} of the scale-out",
-        f"coverage:            {all_summary.coverage_rate:.1%} of launches had every daemon within 60 s; "
+        "the same story and seed run twice: once with ECS alone (its daemon scheduler, no lifecycle hook), "
+        "once with daemon-guard (preempt mode)",
+        f"launches: {guard.launches} ({guard.warm} warm, {guard.launches - guard.warm} scale-out)",
+        "",
+        row("", "ECS alone", "daemon-guard (preempt)"),
+        row("daemon-first rate, all launches", f"{alone.all_launches.daemon_first_rate:.1%}",
+            f"{guard.all_launches.daemon_first_rate:.1%}"),
+        row("daemon-first rate, scale-out", f"{alone.scale_out.daemon_first_rate:.1%}",
+            f"{guard.scale_out.daemon_first_rate:.1%}"),
+        row("every daemon within 60 s", f"{alone.all_launches.coverage_rate:.1%}",
+            f"{guard.all_launches.coverage_rate:.1%}"),
+        row("time to daemons p50 / p99 (s)",
+            f"{alone.scale_out.time_to_daemons_p50:.1f} / {alone.scale_out.time_to_daemons_p99:.1f}",
+            f"{guard.scale_out.time_to_daemons_p50:.1f} / {guard.scale_out.time_to_daemons_p99:.1f}"),
+        row("tasks killed without a stop", str(alone.kills), str(guard.kills)),
+        row("lifecycle timeouts", str(alone.lifecycle_timeouts), str(guard.lifecycle_timeouts)),
+        "",
+        f"daemon-guard also: {evictions} replica task(s) stopped to make room for daemons; "
         f"{coverage[-1] if coverage else math.nan:.1f}% of daemon slots RUNNING at the last reconcile",
-        f"time to daemons:     p50 {out_summary.time_to_daemons_p50:.1f} s, p99 {out_summary.time_to_daemons_p99:.1f} s"
-        f" (scale-out)",
-        f"evictions:           {evictions} replica task(s) stopped to make room for daemons",
-        f"drains:              {len(drain_records)} ({len(drain_records) - len(spot)} scale-in, {len(spot)} Spot; "
-        f"{spot_met} within the 120 s notice)",
-        f"ordering violations: {sum(r.violations for r in drain_records)}",
-        f"ungraceful kills:    {len(world.ecs.ungraceful_kills)}",
-        f"lifecycle timeouts:  {timeouts}",
-        f"Lambda invocations:  {len(deployment.records.invocations)} "
+        f"drains: {len(drain_records)} ({len(drain_records) - len(spot)} scale-in, {len(spot)} Spot; "
+        f"{spot_met} within the 120 s notice), ordering violations {sum(r.violations for r in drain_records)}",
+        f"Lambda invocations: {len(deployment.records.invocations)} "
         f"(ECS API calls {sum(world.ecs_api.calls.values())}, throttled {world.ecs_api.throttled})",
     ]
 
@@ -349,6 +394,7 @@ class _Row:
     boot: tuple[float, float] | None = None
     terminated: float | None = None
     spot_warning: float | None = None
+    replica_first: float | None = None  # when a replica started before every daemon ran
 
 
 def _drain_shading(d: DrainPhases) -> list[tuple[float, float, str]]:
@@ -396,12 +442,18 @@ def _rows(world: World, story: Story, drains: list[DrainPhases]) -> tuple[list[_
     for d in drains:
         if d.instance_id in index:
             rows[index[d.instance_id]].shading = _drain_shading(d)
+    ec2_of = {inst.arn: inst.ec2_instance_id for inst in ecs.instances.values()}
+    for record in launch_records(ecs, HORIZON):
+        ec2_id = ec2_of.get(record.instance_arn)
+        if ec2_id in index and not record.daemon_first and record.first_replica_started_at is not None:
+            row = rows[index[ec2_id]]
+            row.replica_first = record.first_replica_started_at
     return rows, index
 
 
 def _draw_rows(ax: Any, rows: list[_Row], origin: list[float], horizon: float) -> None:
     """Draw rows top to bottom; row k's times are shifted by -origin[k]."""
-    lane = {name: 0.16 + 0.13 * n for n, name in enumerate(DAEMON_NAMES)}
+    lane = {name: 0.06 + 0.15 * n for n, name in enumerate(DAEMON_NAMES)}
     for y, (row, zero) in enumerate(zip(rows, origin, strict=True)):
         for start, end, colour in row.shading:
             ax.broken_barh([(start - zero, max(0.2, end - start))], (y - 0.5, 1.0), facecolors=colour, alpha=0.35,
@@ -410,12 +462,12 @@ def _draw_rows(ax: Any, rows: list[_Row], origin: list[float], horizon: float) -
             ax.plot([row.boot[0] - zero, row.boot[1] - zero], [y, y], color="#adb5bd", lw=1.2, ls=":", zorder=1)
         replicas = [(s - zero, max(0.2, e - s)) for d, s, e in row.tasks if not d]
         if replicas:
-            ax.broken_barh(replicas, (y - 0.38, 0.44), facecolors=REPLICA_COLOUR, alpha=0.13, zorder=2,
+            ax.broken_barh(replicas, (y - 0.46, 0.4), facecolors=REPLICA_COLOUR, alpha=0.13, zorder=2,
                            edgecolor="none")
         for name in DAEMON_NAMES:
             spans = [(s - zero, max(0.2, e - s)) for d, s, e in row.tasks if d == name]
             if spans:
-                ax.broken_barh(spans, (y + lane[name] - 0.05, 0.1), facecolors=DAEMON_COLOURS[name], zorder=3,
+                ax.broken_barh(spans, (y + lane[name] - 0.02, 0.13), facecolors=DAEMON_COLOURS[name], zorder=3,
                                edgecolor="none")
         if row.evicted:
             ax.scatter([t - zero for t in row.evicted], [y - 0.16] * len(row.evicted), marker="x", color="#d62828",
@@ -427,8 +479,15 @@ def _draw_rows(ax: Any, rows: list[_Row], origin: list[float], horizon: float) -
             ax.plot([row.terminated - zero], [y], marker="|", color="black", ms=13, mew=2.2, zorder=6)
         if row.spot_warning is not None:
             ax.plot([row.spot_warning - zero], [y], marker="v", color="#d62828", ms=10, zorder=7)
+        if row.replica_first is not None and row.replica_first - zero <= horizon:
+            ax.plot([row.replica_first - zero], [y - 0.26], marker="D", color="#f77f00", mec="black", mew=0.8,
+                    ms=7, zorder=8)
     ax.set_yticks(range(len(rows)))
     ax.set_yticklabels([r.label for r in rows], fontsize=8, family="monospace")
+    for tick, row in zip(ax.get_yticklabels(), rows, strict=True):
+        if row.replica_first is not None:
+            tick.set_color("#c1121f")
+            tick.set_fontweight("bold")
     ax.set_ylim(len(rows) - 0.5, -0.5)
     ax.grid(axis="x", color="#e9ecef", lw=0.6, zorder=0)
 
@@ -469,7 +528,7 @@ def plot_timeline(world: World, story: Story, drains: list[DrainPhases], out: Pa
     bottom.set_xlabel("seconds since the drain started (terminate lifecycle action or Spot warning)")
     bottom.set_ylabel("drained instance")
     bottom.set_title("Every drain, aligned at its start: replicas leave first (orange), then the daemon tiers in "
-                     "order, then the lifecycle action completes and the instance terminates (|)",
+                     "order, then the lifecycle action completes and the instance terminates (black bar)",
                      fontsize=11, loc="left")
     for k, d in enumerate(drained):
         if d.instance_id in story.spot_warnings and d.ended is not None:
@@ -487,18 +546,21 @@ def plot_timeline(world: World, story: Story, drains: list[DrainPhases], out: Pa
         Patch(facecolor="white", edgecolor="#adb5bd", label="drain phase: tier stopping (its daemon's colour)"),
         Line2D([], [], color="#d62828", marker="x", ls="", mew=1.8, label="replica evicted to fit a daemon"),
         Line2D([], [], color="#d62828", marker="v", ls="", label="Spot interruption warning"),
-        Line2D([], [], color="black", marker="|", ls="", ms=10, mew=2, label="instance terminated"),
+        Line2D([], [], color="#f77f00", marker="D", mec="black", ls="", label="replica-first launch (label in red)"),
+        Line2D([], [], color="black", marker="|", ls="", ms=10, mew=2,
+               label="lifecycle action completed: terminated"),
         Line2D([], [], color="black", marker="X", ls="", label="task killed by termination (want none)"),
         Line2D([], [], color="#adb5bd", ls=":", lw=1.2, label="booting (launch to ECS registration)"),
     ]
     top.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.005, 1.0), fontsize=8.5, frameon=False)
     caption = (
         "How to read it. Top: one row per EC2 instance, in launch order, over the whole run. On each row the three "
-        "thin coloured lanes are the daemon tasks (one lane per daemon) and the grey band above them the replica "
-        "tasks; a new instance is covered when its three lanes start no later than the grey band. Red crosses are "
+        "coloured lanes are the daemon tasks (one lane per daemon) and the grey band above them the replica "
+        "tasks; a new instance is covered when its three lanes start no later than the grey band, and marked "
+        "replica-first (orange diamond, red label) when a replica started before every daemon ran. Red crosses are "
         "replica tasks daemon-guard stopped to make room for a missing daemon. Bottom: the drained instances again, "
-        "each shifted so that its drain starts at 0 s; the shading must run orange (replicas), then teal, blue and "
-        "purple (tier 1, 2, 3) and end at the black bar where the lifecycle action completed.")
+        "each shifted so that its drain starts at 0 s; the shading must run orange (replicas), then green, blue and "
+        "magenta (tier 1, 2, 3) and end at the black bar: the lifecycle action completed and the instance terminated.")
     fig.text(0.012, 0.004, caption, fontsize=9.5, wrap=True, va="bottom", ha="left", color="#343a40")
     top_in, bottom_in, gap_in = 1.0, 1.45, 1.25
     usable = height - top_in - bottom_in
@@ -512,14 +574,12 @@ def plot_timeline(world: World, story: Story, drains: list[DrainPhases], out: Pa
 # ---- the command --------------------------------------------------------------------------------
 def run_demo(seed: int, out: Path, *, progress: bool = True) -> int:
     """Run the story with seed `seed`, print its timeline and summary, and write the PNG to `out`."""
-    world = World(WorldOptions(seed=seed))
-    spec = ClusterSpec(name=CLUSTER, asg=ON_DEMAND_GROUP, replica_services=REPLICA_SERVICES, desired_per_service=4)
-    build_cluster(world, spec)
-    world.asg.create_group(SPOT_GROUP, CLUSTER, spec.instance_type, spot=True)
+    world = _build_world(seed)
     deployment = GuardDeployment(world, guard_config([ON_DEMAND_GROUP, SPOT_GROUP], "preempt"))
     deployment.records.logs = SimTimeLogs(world.clock)
     try:
-        story = _run_story(world, Progress(HORIZON, sys.stderr) if progress else None)
+        # The bar redraws one line with \r: only on a terminal, never into a log or a pipe.
+        story = _run_story(world, Progress(HORIZON, sys.stderr) if progress and sys.stderr.isatty() else None)
     finally:
         deployment.close()
 
@@ -537,7 +597,7 @@ def run_demo(seed: int, out: Path, *, progress: bool = True) -> int:
     for at, _order, text in lines:
         print(f"{mmss(at)}  {text}" if not text.startswith("==") else f"\n{mmss(at)}  {text}")
     print("\nsummary")
-    for line in _summary(world, deployment, story, launches, drain_records):
+    for line in _summary(world, deployment, story, launches, drain_records, ecs_alone(seed)):
         print(f"  {line}")
     plot_timeline(world, story, drains, out)
     print(f"\ntimeline chart: {out}")

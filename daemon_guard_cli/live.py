@@ -1,4 +1,6 @@
-"""`daemon-guard status` and `daemon-guard drain`: look at, or drain, a real cluster (boto3 default credentials).
+"""`daemon-guard status`, `snapshot` and `drain`: look at, capture, or drain a real cluster (boto3 default credentials).
+
+`snapshot` writes the cluster as STATE.json for `replay` (the same read-only ECS calls).
 
 `status` reads the ECS API only (ListContainerInstances, DescribeContainerInstances, ListServices,
 DescribeServices, DescribeTaskDefinition, ListTasks, DescribeTasks) through the same adapter and the
@@ -15,6 +17,7 @@ denied, ...).
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -25,11 +28,13 @@ from typing import Any, TextIO
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
+    ConnectTimeoutError,
     EndpointConnectionError,
     NoCredentialsError,
     NoRegionError,
     PartialCredentialsError,
 )
+from botocore.exceptions import ConnectionError as BotoConnectionError
 from daemon_guard.adapters.ecs import EcsCluster
 from daemon_guard.adapters.workflows import WorkflowStarter
 from daemon_guard.core.eligibility import eligible_daemons, missing_daemons
@@ -50,15 +55,44 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+CONNECT_TIMEOUT_S = 5
+READ_TIMEOUT_S = 30
+MAX_ATTEMPTS = 3
+"""Live commands fail fast: a 5 s connect timeout and at most 3 attempts per call (first try included)."""
+
+
+def arn_region(arn: str | None) -> str | None:
+    """The region an ARN names (``arn:PARTITION:SERVICE:REGION:...``), if any."""
+    parts = (arn or "").split(":")
+    return parts[3] if len(parts) > 3 and parts[0] == "arn" and parts[3] else None
+
+
+def resolve_region(explicit: str | None, arn: str | None = None) -> str:
+    """--region, else the region in the ARN given, else AWS_REGION, else AWS_DEFAULT_REGION or the profile's.
+
+    Raises `CliError` when none is found, or when --region contradicts the ARN.
+    """
+    in_arn = arn_region(arn)
+    if explicit and in_arn and explicit != in_arn:
+        raise CliError(f"--region {explicit} but {arn} is in {in_arn}: drop --region or pass the matching one")
+    region = explicit or in_arn or os.environ.get("AWS_REGION")
+    if not region:
+        import boto3
+
+        region = boto3.session.Session().region_name  # AWS_DEFAULT_REGION, then the profile's region
+    if not region:
+        raise CliError("no AWS region: pass --region, set AWS_REGION (or AWS_DEFAULT_REGION), "
+                       "or give the profile a region (`aws configure set region ...`)")
+    return region
+
+
 def _client(service: str, region: str | None) -> Any:
-    """A boto3 client from the default credential chain (adaptive retries for ECS's rate limits)."""
+    """A boto3 client from the default credential chain, failing fast (`CONNECT_TIMEOUT_S`, `MAX_ATTEMPTS`)."""
     import boto3
     from botocore.config import Config
 
-    if service == "ecs":
-        config = Config(retries={"mode": "adaptive", "max_attempts": 10})
-    else:
-        config = Config(retries={"mode": "standard", "max_attempts": 3})
+    config = Config(connect_timeout=CONNECT_TIMEOUT_S, read_timeout=READ_TIMEOUT_S,
+                    retries={"mode": "adaptive" if service == "ecs" else "standard", "max_attempts": MAX_ATTEMPTS})
     return boto3.client(service, region_name=region, config=config)  # type: ignore[call-overload]
 
 
@@ -72,8 +106,10 @@ def explain(exc: BaseException, cluster: str | None = None, region: str | None =
                 "or run `aws configure` / `aws sso login`")
     if isinstance(exc, NoRegionError):
         return "no AWS region: pass --region or set AWS_REGION"
-    if isinstance(exc, EndpointConnectionError):
-        return f"cannot reach the AWS endpoint ({exc}); check the region and the network"
+    if isinstance(exc, EndpointConnectionError | ConnectTimeoutError | BotoConnectionError):
+        return (f"cannot reach the AWS endpoint{where} after {MAX_ATTEMPTS} attempts "
+                f"({CONNECT_TIMEOUT_S} s connect timeout each): {str(exc).splitlines()[0]}; "
+                "check the region, the network and any proxy (HTTPS_PROXY)")
     if isinstance(exc, ClientError):
         error = exc.response.get("Error", {})
         code, message = str(error.get("Code", "")), str(error.get("Message", "")).splitlines()[0:1]
@@ -202,10 +238,12 @@ def status(cluster: str, region: str | None, *, client: Any = None, clock: Clock
     out, err = out or sys.stdout, err or sys.stderr
     gate_attribute = os.environ.get("DAEMON_GUARD_GATE_ATTRIBUTE", DEFAULT_GATE_ATTRIBUTE)
     try:
+        if client is None:
+            region = resolve_region(region)
         ecs = EcsCluster(client if client is not None else _client("ecs", region), cluster,
                          lambda: clock().timestamp())
         daemons, coverage = collect(ecs)
-    except (BotoCoreError, ClientError) as exc:
+    except (CliError, BotoCoreError, ClientError) as exc:
         print(f"daemon-guard status: {explain(exc, cluster, region)}", file=err)
         return 2
     return report(cluster, daemons, coverage, clock(), gate_attribute, out)
@@ -251,6 +289,8 @@ def request_drain(cluster: str, instance_id: str, function_arn: str | None, regi
         except IdentifierError as refused:
             raise CliError(f"instance id: {refused.reason}") from None
         arn = _function_arn(function_arn)
+        if ecs_client is None or lambda_client is None:
+            region = resolve_region(region, arn)
         ecs = EcsCluster(ecs_client if ecs_client is not None else _client("ecs", region), cluster,
                          lambda: clock().timestamp())
         instance = ecs.instance_by_ec2_id(ec2_id)
@@ -272,4 +312,63 @@ def request_drain(cluster: str, instance_id: str, function_arn: str | None, regi
     print(f"drain of {instance_id} ({instance.status}, {instance.running_tasks_count} running task(s)) requested "
           f"at {requested}: execution {name}", file=out)
     print(execution_arn or f"{arn} / {name}", file=out)
+    return 0
+
+
+# ---- snapshot -----------------------------------------------------------------------------------
+def _chunks(items: Sequence[str], size: int) -> list[list[str]]:
+    return [list(items[i:i + size]) for i in range(0, len(items), size)]
+
+
+def capture(client: Any, cluster: str) -> dict[str, Any]:
+    """Read a cluster into the STATE.json shape replay reads (read-only calls, API output shapes)."""
+    def listed(operation: str, key: str, **params: Any) -> list[str]:
+        return [arn for page in client.get_paginator(operation).paginate(cluster=cluster, **params)
+                for arn in page[key]]
+
+    instances = [i for chunk in _chunks(listed("list_container_instances", "containerInstanceArns"), 100)
+                 for i in client.describe_container_instances(cluster=cluster, containerInstances=chunk)
+                 ["containerInstances"]]
+    tasks = [t for chunk in _chunks(listed("list_tasks", "taskArns", desiredStatus="RUNNING"), 100)
+             for t in client.describe_tasks(cluster=cluster, tasks=chunk)["tasks"]]
+    services = [s for chunk in _chunks(listed("list_services", "serviceArns"), 10)
+                for s in client.describe_services(cluster=cluster, services=chunk)["services"]]
+    definitions = sorted({s["taskDefinition"] for s in services if s.get("taskDefinition")}
+                         | {t["taskDefinitionArn"] for t in tasks})
+    task_definitions = [client.describe_task_definition(taskDefinition=arn)["taskDefinition"]
+                        for arn in definitions]
+    return {"cluster": cluster, "containerInstances": instances, "tasks": tasks, "services": services,
+            "taskDefinitions": task_definitions}
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def snapshot(cluster: str, region: str | None, out_path: str | None, *, client: Any = None,
+             out: TextIO | None = None, err: TextIO | None = None) -> int:
+    """Write the cluster's state as STATE.json (to ``out_path``, or stdout); 0 written, 2 error."""
+    out, err = out or sys.stdout, err or sys.stderr
+    try:
+        if client is None:
+            region = resolve_region(region)
+        state = capture(client if client is not None else _client("ecs", region), cluster)
+    except (CliError, BotoCoreError, ClientError) as exc:
+        print(f"daemon-guard snapshot: {explain(exc, cluster, region)}", file=err)
+        return 2
+    text = json.dumps(state, indent=1, default=_json_value) + "\n"
+    if out_path in (None, "-"):
+        out.write(text)
+        return 0
+    try:
+        with open(out_path, "w", encoding="utf-8") as file:
+            file.write(text)
+    except OSError as exc:
+        print(f"daemon-guard snapshot: cannot write {out_path}: {exc.strerror or exc}", file=err)
+        return 2
+    print(f"{out_path}: cluster {cluster}, {len(state['containerInstances'])} container instance(s), "
+          f"{len(state['tasks'])} task(s), {len(state['services'])} service(s), "
+          f"{len(state['taskDefinitions'])} task definition(s)", file=err)
     return 0

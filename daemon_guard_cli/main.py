@@ -1,4 +1,4 @@
-"""The `daemon-guard` command: simulate, replay, benchmark, demo, and look at or drain a real cluster.
+"""The `daemon-guard` command: replay, simulate, benchmark, demo; look at, capture or drain a real cluster.
 
 Exit codes: 0 done, 2 bad input (one line on stderr naming the file or argument and the field),
 1 an unexpected error (one line asking for a report; the traceback only with ``--debug``).
@@ -27,6 +27,21 @@ def _quiet_logs() -> None:
     logger.setLevel(logging.ERROR)
 
 
+SIMULATOR_MISSING = ("daemon-guard {command}: needs the simulator (sim/), which ships with the repository, "
+                     "not with the installed package; run it from a clone of the repository "
+                     "(`make install`, then `.venv/bin/daemon-guard {command}`)")
+
+
+def _needs_simulator(command: str) -> bool:
+    """True when the simulator can be imported; else say so in one line (the command then exits 2)."""
+    import importlib.util
+
+    if importlib.util.find_spec("sim") is not None:
+        return True
+    print(SIMULATOR_MISSING.format(command=command), file=sys.stderr)
+    return False
+
+
 def cmd_replay(args: argparse.Namespace) -> int:
     """One event through the intake, no AWS writes; one JSON object on stdout (InputError: exit 2)."""
     from daemon_guard_cli.replay import EMPTY, home_from, load_config, read_json, replay, validate_state
@@ -45,6 +60,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 def cmd_sim(args: argparse.Namespace) -> int:
     """Run a named scenario and print its timeline and summary."""
+    if not _needs_simulator("sim"):
+        return 2
     from daemon_guard_cli.simulate import run_scenario
 
     _quiet_logs()
@@ -53,6 +70,8 @@ def cmd_sim(args: argparse.Namespace) -> int:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     """Run the benchmark suites side by side and write JSON / Markdown / PNG."""
+    if not _needs_simulator("bench"):
+        return 2
     from daemon_guard_cli.benchmark import run_bench
 
     _quiet_logs()
@@ -61,6 +80,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """The scale-out then scale-in story, told as a timeline with a PNG beside it."""
+    if not _needs_simulator("demo"):
+        return 2
     from daemon_guard_cli.demo import run_demo
 
     _quiet_logs()
@@ -91,52 +112,123 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: {' '.join(message.split())} (see --help)\n")
 
 
+def cmd_snapshot(args: argparse.Namespace) -> int:
+    """Capture a real cluster's state (read-only ECS calls) as STATE.json for `replay`."""
+    from daemon_guard_cli.live import snapshot
+
+    return int(snapshot(args.cluster, args.region, args.out))
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("daemon-guard")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
+REGION_HELP = ("AWS region; default: the region in the ARN given, else $AWS_REGION, else $AWS_DEFAULT_REGION "
+               "or the profile's region")
+LIVE_NOTE = ("Credentials: the default boto3 chain (AWS_PROFILE, environment, SSO, instance role). Each call gives up "
+             "after 3 attempts with a 5 s connect timeout, and the command exits 2 with one line saying why.")
+
+
+class _DefaultsFormatter(argparse.HelpFormatter):
+    """Shows ``(default: X)`` after an option's help, unless the help already states its default."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if "default" in text or action.default in (None, False, argparse.SUPPRESS):
+            return text
+        return f"{text} (default: %(default)s)"
+
+
+def _sub(sub: Any, name: str, summary: str, description: str) -> argparse.ArgumentParser:
+    parser: argparse.ArgumentParser = sub.add_parser(
+        name, help=summary, description=description, formatter_class=_DefaultsFormatter)
+    parser.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                        help="print the traceback of an unexpected error")
+    return parser
+
+
 def build_parser() -> argparse.ArgumentParser:
-    """The command line."""
-    parser = _Parser(prog="daemon-guard", description=__doc__,
-                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    """The command line: every subcommand with a description, and its defaults in --help."""
+    parser = _Parser(
+        prog="daemon-guard", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="Run `daemon-guard COMMAND --help` for a command's options and defaults.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     parser.add_argument("--debug", action="store_true", help="print the traceback of an unexpected error")
-    sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("replay", help="run one EventBridge event through the intake without AWS writes")
-    p.add_argument("event", help="EVENT.json")
-    p.add_argument("--config", help="daemon-guard config (or a cdk.json); default ./cdk.json")
-    p.add_argument("--state", help="STATE.json snapshot of the cluster to read from (schema: README, replay)")
-    p.add_argument("--partition", help="home partition (default: the config's home, else the region's)")
-    p.add_argument("--account", help="home account: events from other accounts are ignored, as by the Lambda")
-    p.add_argument("--region", help="home region: events from other regions are ignored, as by the Lambda")
-    p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
-                   help="print the traceback of an unexpected error")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    p = _sub(sub, "replay", "run one EventBridge event through the intake without AWS writes",
+             "Run one EventBridge event (ECS or Auto Scaling) through the Lambda intake's own parsing and "
+             "planning, reading the cluster from a STATE.json snapshot, and print the decision as one JSON "
+             "object. Nothing is written anywhere. Try: daemon-guard replay "
+             "examples/events/instance-registered.json --state examples/state.json")
+    p.add_argument("event", help="EVENT.json: one EventBridge event")
+    p.add_argument("--config", help="daemon-guard config document, or a cdk.json holding one under "
+                                    "context.daemon-guard; default: ./cdk.json if present, else a config "
+                                    "naming just the event's cluster and group")
+    p.add_argument("--state", help="STATE.json: the cluster to read from (`daemon-guard snapshot` writes one); "
+                                   "default: an empty cluster; schema: docs/replay.md")
+    p.add_argument("--partition", help="home partition; default: the config's home, else the home region's")
+    p.add_argument("--account", help="home account: events from other accounts are ignored, as by the Lambda; "
+                                     "default: the config's home, else any")
+    p.add_argument("--region", help="home region: events from other regions are ignored, as by the Lambda; "
+                                    "default: the config's home, else any")
     p.set_defaults(func=cmd_replay)
-    p = sub.add_parser("sim", help="run a simulated scenario and print its timeline and summary")
+    p = _sub(sub, "sim", "run a simulated scenario and print its timeline and summary",
+             "Run one scenario in the simulator (needs a clone of the repository) and print its timeline "
+             "and summary.")
     p.add_argument("--scenario", default="baseline-scale-out",
-                   choices=["baseline-scale-out", "preempt-scale-out", "gate-scale-out", "drain-story"])
-    p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--launches", type=int, default=1000)
+                   choices=["baseline-scale-out", "preempt-scale-out", "gate-scale-out", "drain-story"],
+                   help="which story to run")
+    p.add_argument("--seed", type=int, default=1, help="random seed")
+    p.add_argument("--launches", type=int, default=1000, help="instance launches (scale-out scenarios)")
     p.set_defaults(func=cmd_sim)
-    p = sub.add_parser("bench", help="benchmark every strategy side by side")
-    p.add_argument("--suite", default="all", choices=["placement", "drain", "faults", "all"])
-    p.add_argument("--json", help="write the figures as JSON here")
-    p.add_argument("--markdown", help="write the Markdown tables here")
-    p.add_argument("--plot", help="write a PNG chart here")
-    p.add_argument("--readme", help="replace the benchmark section of this README with the tables")
+    p = _sub(sub, "bench", "benchmark every strategy side by side",
+             "Run the benchmark suites in the simulator (needs a clone of the repository): placement, drain, "
+             "faults, and cost (the Lambda asset's size and cold import, built as synth builds it).")
+    p.add_argument("--suite", default="all", choices=["placement", "drain", "faults", "cost", "all"],
+                   help="which suite to run")
+    p.add_argument("--json", help="write the figures as JSON here (default: not written)")
+    p.add_argument("--markdown", help="write the Markdown tables here (default: not written)")
+    p.add_argument("--plot", help="write a PNG chart here (default: not written)")
+    p.add_argument("--readme", help="replace the benchmark section of this README with the tables "
+                                    "(default: not written)")
     p.add_argument("--launches", type=int, default=1000, help="launches per seed (placement)")
     p.add_argument("--seeds", default="1", help="comma-separated seeds")
     p.add_argument("--sizes", default="10,100,1000,5000", help="cluster sizes for the API cost")
     p.add_argument("--quick", action="store_true", help="a small run (CI smoke): 200 launches, small drain story")
     p.set_defaults(func=cmd_bench)
-    p = sub.add_parser("demo", help="the scale-out / scale-in story with a readable timeline and a PNG")
-    p.add_argument("--seed", type=int, default=7)
-    p.add_argument("--out", default="out/demo-timeline.png")
+    p = _sub(sub, "demo", "the scale-out / scale-in story with a readable timeline and a PNG",
+             "Tell one scale-out and one scale-in in the simulator (needs a clone of the repository): ECS "
+             "alone on the same launches beside daemon-guard, a readable timeline, and a PNG of it.")
+    p.add_argument("--seed", type=int, default=7, help="random seed")
+    p.add_argument("--out", default="out/demo-timeline.png", help="where to write the PNG")
     p.set_defaults(func=cmd_demo)
-    p = sub.add_parser("status", help="per-instance daemon coverage of a real cluster")
-    p.add_argument("--cluster", required=True)
-    p.add_argument("--region")
+    p = _sub(sub, "status", "per-instance daemon coverage of a real cluster",
+             "Print each container instance's daemon coverage, judged by the guard's own eligibility rules, "
+             "from read-only ECS calls. Exit 0 when every eligible daemon runs on every ACTIVE instance, 1 "
+             "when some is missing, 2 on an error. " + LIVE_NOTE)
+    p.add_argument("--cluster", required=True, help="ECS cluster name or ARN")
+    p.add_argument("--region", help=REGION_HELP)
     p.set_defaults(func=cmd_status)
-    p = sub.add_parser("drain", help="drain one instance of a real cluster through the deployed workflow")
-    p.add_argument("--cluster", required=True)
-    p.add_argument("instance_id")
-    p.add_argument("--function", help="the drain workflow's alias ARN (default: $DRAIN_FUNCTION)")
-    p.add_argument("--region")
+    p = _sub(sub, "snapshot", "capture a real cluster as STATE.json for replay",
+             "Read a cluster with read-only ECS calls (List/Describe of container instances, tasks, services "
+             "and task definitions) and write it in the STATE.json format `replay --state` reads. " + LIVE_NOTE)
+    p.add_argument("--cluster", required=True, help="ECS cluster name or ARN")
+    p.add_argument("--out", default="-", help="where to write STATE.json ('-': stdout)")
+    p.add_argument("--region", help=REGION_HELP)
+    p.set_defaults(func=cmd_snapshot)
+    p = _sub(sub, "drain", "drain one instance of a real cluster through the deployed workflow",
+             "Ask the deployed drain workflow to drain one EC2 instance, as an operator would: the instance "
+             "must be a container instance of the cluster; repeating the exact request starts nothing new. "
+             + LIVE_NOTE)
+    p.add_argument("--cluster", required=True, help="ECS cluster name or ARN")
+    p.add_argument("instance_id", help="EC2 instance id (i-...)")
+    p.add_argument("--function", help="the drain workflow's alias ARN (stack output); default: $DRAIN_FUNCTION")
+    p.add_argument("--region", help=REGION_HELP)
     p.set_defaults(func=cmd_drain)
     return parser
 

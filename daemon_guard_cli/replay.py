@@ -1,9 +1,11 @@
 """`daemon-guard replay`: one event through the Lambda's own intake and planning, with no AWS writes.
 
-Reads come from a STATE.json snapshot served to the real boto3 ECS client through the simulator's wire
-layer, so the code path is the Lambda's, request serialisation included. Writes are refused. The
-lookup of a container instance by EC2 id evaluates the request's cluster-query filter with the same
-evaluator the simulator uses for ECS (`core.query`), so replay answers as ECS would.
+Reads come from a STATE.json snapshot (DescribeContainerInstances / DescribeTasks / DescribeServices /
+DescribeTaskDefinition shapes) served to real boto3 clients: botocore validates every request against
+the service model, then a ``before-call`` hook answers it from the snapshot (as botocore's Stubber
+does), so the code path is the Lambda's. Writes are refused with AccessDenied. Nothing is sent. The
+lookup of a container instance by EC2 id evaluates the request's cluster-query filter with
+`core.query`, so replay answers as ECS (and the simulator) would.
 
 Inputs are validated before anything runs; every problem is an `InputError` naming the file and the
 field (the command prints it on one line and exits 2):
@@ -52,8 +54,6 @@ from daemon_guard.handlers.parsing import parse_event
 from daemon_guard.handlers.runtime import Runtime
 
 from daemon_guard_cli.errors import InputError
-from sim.errors import SimApiError
-from sim.wire import make_client
 
 READS = {"DescribeContainerInstances", "ListContainerInstances", "ListTasks", "DescribeTasks", "ListServices",
          "DescribeServices", "DescribeTaskDefinition", "GetTaskProtection", "ListTagsForResource",
@@ -329,6 +329,14 @@ class _ListOf:
 EMPTY = Snapshot(None, [], [], [], [])
 
 
+class ReplayApiError(Exception):
+    """An API error the snapshot answers with: `code`, `message`, HTTP `status`."""
+
+    def __init__(self, code: str, message: str, status: int = 400) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code, self.message, self.status = code, message, status
+
+
 class SnapshotBackend:
     """Serves ECS reads from a validated snapshot; any write is refused (replay makes no AWS writes)."""
 
@@ -341,7 +349,7 @@ class SnapshotBackend:
     def call(self, service: str, operation: str, params: dict[str, Any]) -> dict[str, Any]:
         """Answer one read."""
         if operation not in READS:
-            raise SimApiError("AccessDenied", f"replay makes no AWS writes ({service}:{operation} refused)", 403)
+            raise ReplayApiError("AccessDenied", f"replay makes no AWS writes ({service}:{operation} refused)", 403)
         if operation == "DescribeContainerInstances":
             wanted = set(params.get("containerInstances", []))
             found = [i for i in self.instances if i["containerInstanceArn"] in wanted]
@@ -372,7 +380,8 @@ class SnapshotBackend:
         if operation == "DescribeTaskDefinition":
             td = self.task_defs.get(params["taskDefinition"])
             if td is None:
-                raise SimApiError("ClientException", f"task definition {params['taskDefinition']} not in the snapshot")
+                raise ReplayApiError("ClientException",
+                                     f"task definition {params['taskDefinition']} not in the snapshot")
             return {"taskDefinition": td}
         if operation == "GetTaskProtection":
             return {"protectedTasks": [{"taskArn": a, "protectionEnabled": False} for a in params.get("tasks", [])]}
@@ -386,7 +395,7 @@ class SnapshotBackend:
         try:
             expr = query.parse(expression) if expression else None
         except query.QueryError as exc:
-            raise SimApiError("InvalidParameterException", f"Invalid filter: {exc}") from None
+            raise ReplayApiError("InvalidParameterException", f"Invalid filter: {exc}") from None
         arns = []
         for raw in self.instances:
             if raw.get("status") == "INACTIVE" or (status and raw.get("status") != status):
@@ -399,6 +408,35 @@ class SnapshotBackend:
                     continue
             arns.append(raw["containerInstanceArn"])
         return arns
+
+
+def snapshot_client(service: str, backend: SnapshotBackend) -> Any:
+    """A real boto3 client whose calls are validated by botocore and answered by `backend`; none leaves."""
+    import boto3
+    from botocore.awsrequest import AWSResponse
+    from botocore.compat import HTTPHeaders
+
+    client = boto3.client(service, region_name="us-east-1", aws_access_key_id="replay",  # type: ignore[call-overload]
+                          aws_secret_access_key="replay")
+    pending: dict[str, Any] = {}
+
+    def remember(params: dict[str, Any], **_: Any) -> None:
+        pending["params"] = params
+
+    def answer(model: Any, **_: Any) -> tuple[AWSResponse, dict[str, Any]]:
+        meta = {"ResponseMetadata": {"HTTPStatusCode": 200, "RequestId": "replay"}}
+        try:
+            found = backend.call(service, model.name, pending.pop("params", {}))
+            return AWSResponse("", 200, HTTPHeaders(), None), {**found, **meta}
+        except ReplayApiError as error:
+            return AWSResponse("", error.status, HTTPHeaders(), None), {
+                "Error": {"Code": error.code, "Message": error.message},
+                "ResponseMetadata": {**meta["ResponseMetadata"], "HTTPStatusCode": error.status}}
+
+    service_id = client.meta.service_model.service_id.hyphenize()
+    client.meta.events.register_first(f"before-parameter-build.{service_id}", remember)
+    client.meta.events.register_first(f"before-call.{service_id}", answer)
+    return client
 
 
 class ListSink:
@@ -422,8 +460,8 @@ def replay(event: Any, config: Config, state: Snapshot | Mapping[str, Any] | Non
     snapshot = state if isinstance(state, Snapshot) else EMPTY if state is None else validate_state(state)
     backend = SnapshotBackend(snapshot)
     home = home or config.home
-    runtime = Runtime(config=config, ecs_client=make_client("ecs", backend),
-                      autoscaling_client=make_client("autoscaling", backend), metrics=ListSink(), dry_run=True,
+    runtime = Runtime(config=config, ecs_client=snapshot_client("ecs", backend),
+                      autoscaling_client=snapshot_client("autoscaling", backend), metrics=ListSink(), dry_run=True,
                       account=home.account, region=home.region,
                       partition=home.partition or (partition_of_region(home.region) if home.region else None))
     when = _event_time(event)

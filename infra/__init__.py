@@ -1,1 +1,5 @@
-"""CDK constructs: DaemonGuard and its parts."""
+"""CDK constructs: DaemonGuard and its parts (installed from the wheel as ``daemon_guard_cdk``)."""
+
+from .construct import CapacityProviderInfo, DaemonGuard, DaemonGuardProps
+
+__all__ = ["CapacityProviderInfo", "DaemonGuard", "DaemonGuardProps"]

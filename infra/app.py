@@ -23,8 +23,8 @@ from typing import Any
 import aws_cdk as cdk
 from daemon_guard.core.config import ConfigError
 
-from infra.construct import CapacityProviderInfo, DaemonGuard, DaemonGuardProps
-from infra.nag import add_nag
+from .construct import CapacityProviderInfo, DaemonGuard, DaemonGuardProps
+from .nag import add_nag
 
 CONFIG_CONTEXT = "daemon-guard"
 CAPACITY_PROVIDERS_CONTEXT = "daemon-guard:capacity-providers"

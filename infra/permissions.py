@@ -18,7 +18,7 @@ from aws_cdk import aws_iam as iam
 from constructs import Construct
 from daemon_guard.core.config import Config
 
-from infra.rules import asg_arn, cluster_arn
+from .rules import asg_arn, cluster_arn
 
 ECS_MUTATING_ACTIONS = (
     "ecs:StopTask", "ecs:UpdateContainerInstancesState", "ecs:PutAttributes", "ecs:DeleteAttributes",

@@ -1,4 +1,4 @@
-"""`daemon-guard demo`: the whole story through the real handlers and workflows (about 10 s)."""
+"""`daemon-guard demo`: the whole story through the real handlers and workflows, and ECS alone beside it."""
 
 from __future__ import annotations
 
@@ -30,15 +30,19 @@ def test_demo_tells_the_story_and_draws_the_timeline(tmp_path: Path, capsys: pyt
                    "Spot deadline met"):
         assert re.search(rf"^\d\d:\d\d  .*{re.escape(phrase)}", timeline, re.MULTILINE), phrase
     # AND the summary carries the figures: every launch, every drain, and nothing lost
-    figures = dict(re.findall(r"^  ([a-z -]+):\s+(\S+)", timeline.split("\nsummary\n", 1)[1], re.MULTILINE))
-    assert figures["launches"] == "35"
-    assert figures["drains"] == "11"
-    assert figures["daemon-first rate"].endswith("%")
-    assert figures["coverage"].endswith("%")
-    assert int(figures["evictions"]) >= 0
-    assert figures["ordering violations"] == "0"
-    assert figures["ungraceful kills"] == "0"
-    assert figures["lifecycle timeouts"] == "0"
-    # AND the progress bar went to stderr, not into the timeline
-    assert "100%" in printed.err
+    summary = timeline.split("\nsummary\n", 1)[1]
+    assert "launches: 35 (20 warm, 15 scale-out)" in summary
+    assert re.search(r"drains: 11 \(10 scale-in, 1 Spot; 1 within the 120 s notice\), ordering violations 0", summary)
+    # AND ECS alone on the same story stands beside daemon-guard, row by row
+    rows = {m[0].strip(): (m[1], m[2]) for m in
+            re.findall(r"^  ([a-z0-9 ,/()-]+?)\s{2,}(\S+(?: / \S+)?)\s{3}(\S+(?: / \S+)?)$", summary, re.MULTILINE)}
+    assert set(rows) >= {"daemon-first rate, all launches", "daemon-first rate, scale-out",
+                         "every daemon within 60 s", "time to daemons p50 / p99 (s)",
+                         "tasks killed without a stop", "lifecycle timeouts"}
+    assert rows["daemon-first rate, all launches"][0].endswith("%")
+    assert int(rows["tasks killed without a stop"][0]) > 0
+    assert rows["tasks killed without a stop"][1] == "0"
+    assert rows["lifecycle timeouts"][1] == "0"
+    # AND no progress bar is drawn when stderr is not a terminal
+    assert "\r" not in printed.err
     assert "simulating" not in timeline

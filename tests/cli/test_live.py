@@ -25,7 +25,7 @@ NOW = datetime(2026, 1, 5, 9, 30, 0, tzinfo=UTC)
 
 
 def small_cluster() -> World:
-    """Two instances and one log-router daemon: it fits on `i-big` but can never fit on `i-small`."""
+    """Two instances and one log-router daemon: it fits on the big one but can never fit on the small one."""
     world = World(WorldOptions(seed=3))
     ecs = world.ecs
     ecs.create_cluster(CLUSTER)
@@ -33,8 +33,8 @@ def small_cluster() -> World:
                                                       "portMappings": [{"containerPort": 24224,
                                                                         "hostPort": 24224}]}])
     ecs.create_service(CLUSTER, "fluent-bit", td, daemon=True)
-    big = ecs.register_instance(CLUSTER, "i-big", 4096, 15700, {"ecs.os-type": "linux"})
-    ecs.register_instance(CLUSTER, "i-small", 4096, 256, {"ecs.os-type": "linux"})
+    big = ecs.register_instance(CLUSTER, "i-0b16b16b16b16b16b", 4096, 15700, {"ecs.os-type": "linux"})
+    ecs.register_instance(CLUSTER, "i-05a115a115a115a11", 4096, 256, {"ecs.os-type": "linux"})
     world.clock.run_until(60.0)
     ecs.set_attributes(ecs.instances[big], {GATE: "open"})
     return world
@@ -55,21 +55,21 @@ def test_status_reports_the_instance_missing_a_daemon_and_exits_1() -> None:
     assert code == 1
     assert err == ""
     rows = {line.split()[0]: line for line in out.splitlines() if line.startswith("i-")}
-    assert set(rows) == {"i-big", "i-small"}
-    assert rows["i-small"].split()[1:5] == ["ACTIVE", "1m00s", "1", "0"]
-    assert "fluent-bit" in rows["i-small"]
-    assert rows["i-big"].split()[3:] == ["1", "1", "-", "open"]
+    assert set(rows) == {"i-0b16b16b16b16b16b", "i-05a115a115a115a11"}
+    assert rows["i-05a115a115a115a11"].split()[1:5] == ["ACTIVE", "1m00s", "1", "0"]
+    assert "fluent-bit" in rows["i-05a115a115a115a11"]
+    assert rows["i-0b16b16b16b16b16b"].split()[3:] == ["1", "1", "-", "open"]
     # AND the summary line gives the coverage and names the instance missing daemons
     assert out.splitlines()[-1].startswith("coverage 50.0% (1/2 eligible daemon slots RUNNING on 2 ACTIVE")
-    assert "1 instance(s) missing daemons: i-small" in out.splitlines()[-1]
+    assert "1 instance(s) missing daemons: i-05a115a115a115a11" in out.splitlines()[-1]
 
 
 def test_status_of_a_fully_covered_cluster_exits_0() -> None:
     # GIVEN a cluster whose every instance runs its daemon
     world = small_cluster()
-    small = world.ecs.instance_of_ec2("i-small")
+    small = world.ecs.instance_of_ec2("i-05a115a115a115a11")
     assert small is not None
-    world.ecs.terminate_instance("i-small")
+    world.ecs.terminate_instance("i-05a115a115a115a11")
     # WHEN the status is read
     code, out, _ = run_status(CLUSTER, world.client("ecs"), world.clock.datetime)
     # THEN it reports full coverage and exits 0

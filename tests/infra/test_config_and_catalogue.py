@@ -114,7 +114,7 @@ def fake_source(tmp_path: Path) -> Path:
     (package / "__pycache__").mkdir(parents=True)
     (package / "__init__.py").write_text("")
     (package / "__pycache__" / "x.cpython-311.pyc").write_bytes(b"")
-    return tmp_path / "src"
+    return package
 
 
 def test_bundler_copies_the_package_without_bytecode(tmp_path: Path) -> None:

@@ -185,7 +185,19 @@ def _uninstall_runtime() -> Iterator[None]:
 
 def run_waking(handler: Callable[..., Any], payload: dict[str, Any]) -> DurableFunctionTestResult:
     """Run a workflow to its end in the local runner, completing each wake-up callback it waits on."""
-    with DurableFunctionTestRunner(handler=handler) as runner:
+    runner = DurableFunctionTestRunner(handler=handler)
+    try:
+        return _run_waking(runner, payload)
+    finally:
+        # The runner stops its scheduler's event loop but never closes it (testing SDK 1.4.0), which
+        # surfaced as an "unclosed event loop" ResourceWarning at the end of the suite.
+        loop = runner._scheduler._loop
+        if not loop.is_closed():
+            loop.close()
+
+
+def _run_waking(runner: DurableFunctionTestRunner, payload: dict[str, Any]) -> DurableFunctionTestResult:
+    with runner:
         arn = runner.run_async(input=json.dumps(payload), execution_timeout=60)
         woken: set[str] = set()
         give_up = time.monotonic() + 30
@@ -202,7 +214,7 @@ def run_waking(handler: Callable[..., Any], payload: dict[str, Any]) -> DurableF
                     runner.send_callback_success(details.callback_id)
             time.sleep(0.005)
         result: DurableFunctionTestResult = runner.wait_for_result(arn, timeout=30)
-        return result
+    return result
 
 
 # ---- drain ---------------------------------------------------------------------------------------
