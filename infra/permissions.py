@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import aws_cdk as cdk
 from aws_cdk import aws_iam as iam
 from constructs import Construct
-from daemon_guard.core.config import Config
+from daemon_guard.core.config import Config, ScheduledChangePolicy
 
 from infra.rules import asg_arn, cluster_arn
 
@@ -91,3 +91,15 @@ def workflow_caller_statements(alias_arns: Sequence[str], execution_arns: Sequen
         iam.PolicyStatement(sid="ListWorkflowExecutions", actions=["lambda:ListDurableExecutionsByFunction"],
                             resources=list(function_arns)),
     ]
+
+
+def replace_statements(scope: Construct, config: Config) -> list[iam.PolicyStatement]:
+    """The drain workflow alone: mark a drained instance Unhealthy so its (managed) group replaces it.
+
+    Only with ``scheduledChange: replace`` (the default), and only on the managed groups' ARNs.
+    """
+    groups = sorted(config.group_names)
+    if not groups or config.scheduled_change_policy is not ScheduledChangePolicy.REPLACE:
+        return []
+    return [iam.PolicyStatement(sid="ReplaceDrainedInstancesOfManagedGroups", actions=["autoscaling:SetInstanceHealth"],
+                                resources=[asg_arn(scope, g) for g in groups])]

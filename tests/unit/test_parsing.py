@@ -14,9 +14,11 @@ from daemon_guard.core.events import (
     ContainerInstanceChanged,
     GuardEvent,
     Ignored,
+    InstanceStateChanged,
     LifecycleAction,
     Malformed,
     RebalanceRecommendation,
+    ScheduledChange,
     ServiceAction,
     SpotInterruption,
     TaskChanged,
@@ -95,6 +97,10 @@ SAMPLE_KINDS: list[tuple[str, type[GuardEvent]]] = [
     (TASK_START_IMPAIRED, ServiceAction),
     (TASK_EC2, TaskChanged),
     (TASK_FARGATE, TaskChanged),
+    # Exits outside Auto Scaling (tests/unit/test_exit_events.py); the EC2 guide's sample omits `version`.
+    ("aws-health-ec2-scheduled-change.aws-node-termination-handler.json", ScheduledChange),
+    ("ec2-instance-state-change-notification.aws-node-termination-handler.json", InstanceStateChanged),
+    ("ec2-instance-state-change-notification.awsdocs-ec2-userguide.json", Malformed),
 ]
 
 

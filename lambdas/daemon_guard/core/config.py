@@ -41,6 +41,14 @@ class SpotPolicy(StrEnum):
     REPORT = "report"
 
 
+class ScheduledChangePolicy(StrEnum):
+    """What an AWS Health EC2 scheduled change (stop, reboot, retirement) triggers."""
+
+    REPLACE = "replace"  # drain, then SetInstanceHealth Unhealthy so the group replaces the instance
+    DRAIN = "drain"  # drain only; the instance stays for AWS's change
+    REPORT = "report"
+
+
 DRAIN_TIER_TAG = "daemon-guard:drain-tier"
 LAUNCH_HOOK_NAME = "daemon-guard-launch"
 TERMINATE_HOOK_NAME = "daemon-guard-terminate"
@@ -97,6 +105,10 @@ class Config:
     eviction_window_s: int = 60
     alarm_email: str | None = None
     alarm_topic_arn: str | None = None
+    scheduled_change_policy: ScheduledChangePolicy = ScheduledChangePolicy.REPLACE
+    scheduled_change_lead_s: int | None = None  # None: drain as soon as the change is announced
+    state_change_policy: SpotPolicy = SpotPolicy.DRAIN
+    state_change_deadline_s: int = 90
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -132,6 +144,7 @@ _KNOWN_KEYS = {
     "drainDeadlineSeconds", "tierDeadlineSeconds", "standaloneTaskPolicy", "standaloneWaitSeconds",
     "spot", "rebalance", "reconcilePeriodMinutes", "evictionBudgetPerService",
     "evictionWindowSeconds", "alarmEmail", "alarmTopicArn", "launchGateTimeoutSeconds",
+    "scheduledChange", "scheduledChangeLeadSeconds", "instanceStateChange", "stateChangeDeadlineSeconds",
 }
 _GROUP_KEYS = {"name", "launchHook", "terminateHook", "launchTimeoutResult",
                "coexistWithManagedDraining", "heartbeatTimeoutSeconds"}
@@ -265,7 +278,21 @@ def parse_config(doc: Any) -> Config:
         eviction_window_s=_int(doc, "evictionWindowSeconds", 60, 1, 3600),
         alarm_email=email,
         alarm_topic_arn=topic,
+        **_exit_options(doc),
     )
+
+
+def _exit_options(doc: Mapping[str, Any]) -> dict[str, Any]:
+    """The keys of exits outside Auto Scaling: AWS Health scheduled changes and EC2 stops."""
+    lead = doc.get("scheduledChangeLeadSeconds")
+    if lead is not None:
+        lead = _int(doc, "scheduledChangeLeadSeconds", 0, 0, 30 * 86400)
+    return {
+        "scheduled_change_policy": _enum(doc, "scheduledChange", ScheduledChangePolicy, ScheduledChangePolicy.REPLACE),
+        "scheduled_change_lead_s": lead,
+        "state_change_policy": _enum(doc, "instanceStateChange", SpotPolicy, SpotPolicy.DRAIN),
+        "state_change_deadline_s": _int(doc, "stateChangeDeadlineSeconds", 90, 10, 3600),
+    }
 
 
 def tier_of(service_name: str, tags: Mapping[str, str], tiers: Sequence[DrainTier]) -> int:

@@ -36,6 +36,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
 from types import MappingProxyType
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -47,13 +48,16 @@ from pydantic_core import PydanticCustomError
 
 from daemon_guard.core.events import (
     ContainerInstanceChanged,
+    Ec2State,
     GuardEvent,
     Ignored,
+    InstanceStateChanged,
     LifecycleAction,
     LifecycleLocation,
     LifecycleTransition,
     Malformed,
     RebalanceRecommendation,
+    ScheduledChange,
     ServiceAction,
     SpotAction,
     SpotInterruption,
@@ -377,6 +381,70 @@ def _rebalance(envelope: GuardEnvelopeModel) -> GuardEvent:
     )
 
 
+def _health_time(value: object) -> datetime:
+    """AWS Health writes times in RFC 1123 (``Sat, 05 Jun 2016 15:10:09 GMT``); ISO 8601 is taken too."""
+    if isinstance(value, str) and value[:1].isalpha():
+        try:
+            return parsedate_to_datetime(value).astimezone(UTC)
+        except (TypeError, ValueError):
+            raise PydanticCustomError("health_time", "Input should be an RFC 1123 or ISO 8601 time") from None
+    return _event_time(value)
+
+
+class AffectedEntityModel(_Strict):
+    """One entity an AWS Health event affects; for EC2, an instance id."""
+
+    entity_value: Text = Field(alias="entityValue")
+
+
+class HealthDetailModel(_Strict):
+    """``detail`` of AWS Health Event: only what decides whether it concerns EC2 instances."""
+
+    service: Text
+    category: Text = Field(alias="eventTypeCategory")
+
+
+class ScheduledChangeDetailModel(HealthDetailModel):
+    """``detail`` of an AWS Health EC2 scheduled change."""
+
+    event_arn: Text = Field(alias="eventArn")
+    event_type_code: Text = Field(alias="eventTypeCode")
+    start_time: Annotated[datetime, PlainValidator(_health_time)] | None = Field(default=None, alias="startTime")
+    status: StrictStr | None = Field(default=None, alias="statusCode")
+    affected: list[AffectedEntityModel] = Field(default_factory=list, alias="affectedEntities")
+
+
+class InstanceStateDetailModel(_Strict):
+    """``detail`` of EC2 Instance State-change Notification."""
+
+    instance_id: Text = Field(alias="instance-id")
+    state: Literal["pending", "running", "stopping", "stopped", "shutting-down", "terminated"]
+
+
+def _health(envelope: GuardEnvelopeModel) -> GuardEvent:
+    head = _detail(HealthDetailModel, envelope)
+    if head.service != "EC2" or head.category != "scheduledChange":
+        return Ignored(account=envelope.account, region=envelope.region, detail_type=envelope.detail_type,
+                       event_id=envelope.id,
+                       reason=_one_line(f"AWS Health {head.service} {head.category}: only EC2 scheduled changes "
+                                        "take instances away"))
+    detail = _detail(ScheduledChangeDetailModel, envelope)
+    # EC2 entities are instance ids; anything else (a host id, say) is no instance the guard can drain.
+    ids = tuple(dict.fromkeys(e.entity_value for e in detail.affected if e.entity_value.startswith("i-")))
+    return ScheduledChange(
+        account=envelope.account, region=envelope.region, event_arn=detail.event_arn,
+        event_type_code=detail.event_type_code, ec2_instance_ids=ids, start_time=detail.start_time,
+        status=detail.status, event_id=envelope.id, time=envelope.time,
+    )
+
+
+def _instance_state(envelope: GuardEnvelopeModel) -> GuardEvent:
+    detail = _detail(InstanceStateDetailModel, envelope)
+    state: Ec2State = detail.state
+    return InstanceStateChanged(account=envelope.account, region=envelope.region, ec2_instance_id=detail.instance_id,
+                                state=state, event_id=envelope.id, time=envelope.time)
+
+
 _ROUTES: dict[tuple[str, str], Callable[[GuardEnvelopeModel], GuardEvent]] = {
     ("aws.ecs", "ECS Container Instance State Change"): _container_instance,
     ("aws.ecs", "ECS Task State Change"): _task,
@@ -385,6 +453,8 @@ _ROUTES: dict[tuple[str, str], Callable[[GuardEnvelopeModel], GuardEvent]] = {
     ("aws.autoscaling", "EC2 Instance-terminate Lifecycle Action"): _lifecycle("terminate"),
     ("aws.ec2", "EC2 Spot Instance Interruption Warning"): _spot_interruption,
     ("aws.ec2", "EC2 Instance Rebalance Recommendation"): _rebalance,
+    ("aws.health", "AWS Health Event"): _health,
+    ("aws.ec2", "EC2 Instance State-change Notification"): _instance_state,
 }
 
 _IGNORED: dict[tuple[str, str], str] = {

@@ -25,6 +25,7 @@ from daemon_guard.core.eligibility import eligible_daemons
 from daemon_guard.core.events import LifecycleAction
 from daemon_guard.core.intake import Route
 from daemon_guard.core.placement import gate_is_open, seconds_since_registration
+from daemon_guard.handlers.exits import start_due_drains
 from daemon_guard.handlers.reflex import check_instance
 from daemon_guard.handlers.runtime import Runtime, get_runtime, logger
 from daemon_guard.handlers.starts import start_drain, start_launch_gate
@@ -130,7 +131,8 @@ def _restart_lost_lifecycle_actions(rt: Runtime, cluster: str, summary: Reconcil
 
 
 def reconcile(rt: Runtime) -> list[ReconcileSummary]:
-    """Audit every managed cluster."""
+    """Start the scheduled drains now due, then audit every managed cluster."""
+    start_due_drains(rt)
     summaries = []
     for cluster in rt.config.clusters:
         summary = reconcile_cluster(rt, cluster.name)

@@ -44,6 +44,7 @@ from daemon_guard.core.drain import (
 )
 from daemon_guard.core.model import InstanceView, Resources, ServiceView, TaskView
 from daemon_guard.handlers.runtime import Runtime, get_runtime, logger
+from daemon_guard.workflows.replace import replace_after_drain
 
 KIND = "drain"
 
@@ -328,6 +329,8 @@ def drain_workflow(event: dict[str, Any], ctx: DurableContext) -> dict[str, Any]
                 woke = callback.result()
         n += 1
     summary = ctx.step(partial(finish, rt, request, raw), name="finish")
+    if event.get("replace"):
+        ctx.step(lambda _c: replace_after_drain(rt, event), name="replace")
     return {"instance": request.instance_id, "result": raw.get("result"), **summary}
 
 
