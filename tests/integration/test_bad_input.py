@@ -277,6 +277,7 @@ def test_replay_answers_one_json_object_for_a_well_formed_sample(path: Path, tmp
         event["time"] = "2024-05-01T12:00:00Z"
     if event.get("detail", {}).get("instance-action") == "action":
         event["detail"]["instance-action"] = "terminate"
+    event.setdefault("version", "0")  # the EC2 guide's state-change sample elides the envelope's version
     file = tmp_path / "event.json"
     file.write_text(json.dumps(event))
     # WHEN replayed

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from daemon_guard.adapters.scheduled import ScheduledDrain, ScheduledDrains
 from daemon_guard.core.actions import StartWorkflow
 from daemon_guard.core.config import ScheduledChangePolicy, SpotPolicy
@@ -110,8 +112,14 @@ def start_due_drains(rt: Runtime) -> int:
     if rt.state is None or rt.dry_run:
         return 0
     store = ScheduledDrains(rt.state.client, rt.state.table)
+    try:
+        due = store.due(rt.now().timestamp())
+    except (ClientError, BotoCoreError) as exc:
+        # The audit below must still run; the next run looks again (the drains wait in the table).
+        logger.warning("could not read the scheduled drains", extra={"error": str(exc)})
+        return 0
     started = 0
-    for drain in store.due(rt.now().timestamp()):
+    for drain in due:
         payload = dict(drain.payload)
         name = str(payload.pop("executionName", execution_name("drain", drain.instance_id, "scheduled")))
         route = Route("drain", "scheduled change due", str(payload.get("cluster")), trigger="scheduled-change",
