@@ -77,10 +77,14 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_drain(args: argparse.Namespace) -> int:
-    """Ask the deployed drain workflow to drain one instance (an operator's request)."""
+    """Ask the deployed drain workflow to drain one instance (an operator's request), or preview it."""
     from daemon_guard_cli.live import request_drain
 
     _quiet_logs()
+    if args.dry_run:
+        from daemon_guard_cli.drain_dry_run import dry_run_drain
+
+        return dry_run_drain(args.cluster, args.instance_id, args.region, config_path=args.config)
     return int(request_drain(args.cluster, args.instance_id, args.function, args.region))
 
 
@@ -123,6 +127,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("instance_id")
     p.add_argument("--function", help="the drain workflow's alias ARN (default: $DRAIN_FUNCTION)")
     p.add_argument("--region")
+    p.add_argument("--dry-run", action="store_true", help="print the planned steps (ECS reads only, no write)")
+    p.add_argument("--config", help="with --dry-run: daemon-guard config (or a cdk.json); default ./cdk.json")
     p.set_defaults(func=cmd_drain)
     return parser
 

@@ -61,7 +61,8 @@ def _exit_doc(config: Config) -> dict[str, Any]:
     """The keys of exits outside Auto Scaling (AWS Health scheduled changes, EC2 stops)."""
     doc: dict[str, Any] = {"scheduledChange": config.scheduled_change_policy.value,
                            "instanceStateChange": config.state_change_policy.value,
-                           "stateChangeDeadlineSeconds": config.state_change_deadline_s}
+                           "stateChangeDeadlineSeconds": config.state_change_deadline_s,
+                           "drainMode": config.drain_mode.value}
     if config.scheduled_change_lead_s is not None:
         doc["scheduledChangeLeadSeconds"] = config.scheduled_change_lead_s
     return doc

@@ -49,6 +49,13 @@ class ScheduledChangePolicy(StrEnum):
     REPORT = "report"
 
 
+class DrainMode(StrEnum):
+    """Whether drain triggers drain (``run``) or only report their planned steps (``observe``)."""
+
+    RUN = "run"
+    OBSERVE = "observe"
+
+
 DRAIN_TIER_TAG = "daemon-guard:drain-tier"
 LAUNCH_HOOK_NAME = "daemon-guard-launch"
 TERMINATE_HOOK_NAME = "daemon-guard-terminate"
@@ -109,6 +116,7 @@ class Config:
     scheduled_change_lead_s: int | None = None  # None: drain as soon as the change is announced
     state_change_policy: SpotPolicy = SpotPolicy.DRAIN
     state_change_deadline_s: int = 90
+    drain_mode: DrainMode = DrainMode.RUN
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -145,6 +153,7 @@ _KNOWN_KEYS = {
     "spot", "rebalance", "reconcilePeriodMinutes", "evictionBudgetPerService",
     "evictionWindowSeconds", "alarmEmail", "alarmTopicArn", "launchGateTimeoutSeconds",
     "scheduledChange", "scheduledChangeLeadSeconds", "instanceStateChange", "stateChangeDeadlineSeconds",
+    "drainMode",
 }
 _GROUP_KEYS = {"name", "launchHook", "terminateHook", "launchTimeoutResult",
                "coexistWithManagedDraining", "heartbeatTimeoutSeconds"}
@@ -292,6 +301,7 @@ def _exit_options(doc: Mapping[str, Any]) -> dict[str, Any]:
         "scheduled_change_lead_s": lead,
         "state_change_policy": _enum(doc, "instanceStateChange", SpotPolicy, SpotPolicy.DRAIN),
         "state_change_deadline_s": _int(doc, "stateChangeDeadlineSeconds", 90, 10, 3600),
+        "drain_mode": _enum(doc, "drainMode", DrainMode, DrainMode.RUN),
     }
 
 
