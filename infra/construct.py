@@ -49,7 +49,13 @@ from infra.functions import (
 )
 from infra.nag import acknowledge, acknowledge_wildcards
 from infra.observability import DaemonGuardObservability, ObservabilityProps
-from infra.permissions import ecs_arn, guard_statements, replace_statements, workflow_caller_statements
+from infra.permissions import (
+    ecs_arn,
+    guard_statements,
+    own_events_statements,
+    replace_statements,
+    workflow_caller_statements,
+)
 from infra.rules import DaemonGuardRules, RulesProps, asg_arn
 
 INTAKE_HANDLER = "daemon_guard.handlers.intake.handler"
@@ -248,6 +254,9 @@ class DaemonGuard(Construct):
                 caller.role.add_to_principal_policy(statement)
         for statement in replace_statements(self, config):
             self.drain.role.add_to_principal_policy(statement)
+        for fn in self.functions.values():
+            for statement in own_events_statements(self):
+                fn.role.add_to_principal_policy(statement)
         for fn in self.functions.values():
             self.table.grant_read_write_data(fn.role)
             # The role is complete before the function exists, so no invocation runs short of rights.

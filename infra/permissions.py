@@ -17,6 +17,7 @@ import aws_cdk as cdk
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 from daemon_guard.core.config import Config, ScheduledChangePolicy
+from daemon_guard.core.guard_events import SOURCE
 
 from infra.rules import asg_arn, cluster_arn
 
@@ -103,3 +104,15 @@ def replace_statements(scope: Construct, config: Config) -> list[iam.PolicyState
         return []
     return [iam.PolicyStatement(sid="ReplaceDrainedInstancesOfManagedGroups", actions=["autoscaling:SetInstanceHealth"],
                                 resources=[asg_arn(scope, g) for g in groups])]
+
+
+def own_events_statements(scope: Construct) -> list[iam.PolicyStatement]:
+    """Publish the guard's own events (source ``daemon-guard``) on the account's default bus, nothing else.
+
+    Every function publishes: the intake and the reconciler (placement repairs, gates, drains
+    started), the launch gate (gates) and the drain workflow (phases, deadlines, completions).
+    """
+    default_bus = cdk.Stack.of(scope).format_arn(service="events", resource="event-bus", resource_name="default")
+    return [iam.PolicyStatement(sid="PublishOwnEventsOnTheDefaultBus", actions=["events:PutEvents"],
+                                resources=[default_bus],
+                                conditions={"StringEquals": {"events:source": SOURCE}})]

@@ -90,3 +90,16 @@ def test_set_instance_health_is_granted_to_the_drain_function_alone_on_the_manag
 def test_without_replace_no_function_may_set_instance_health(policy: str) -> None:
     stack = cdk.Stack(cdk.App(), "Probe")
     assert replace_statements(stack, parse_config({**CONFIG, "scheduledChange": policy})) == []
+
+
+def test_every_function_may_publish_its_own_events_on_the_default_bus_only(raw: dict[str, Any]) -> None:
+    # GIVEN the synthesized app / THEN each function's role has PutEvents on the default bus, source daemon-guard
+    for fn in _of_type(raw, "AWS::Lambda::Function").values():
+        if "daemon_guard" not in fn["Properties"].get("Handler", ""):
+            continue
+        role = fn["Properties"]["Role"]["Fn::GetAtt"][0]
+        puts = [s for s in _statements_of_role(raw, role) if "events:PutEvents" in as_list(s["Action"])]
+        assert len(puts) == 1, fn["Properties"]["Handler"]
+        assert [render(r) for r in as_list(puts[0]["Resource"])] == [
+            "arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:event-bus/default"]
+        assert puts[0]["Condition"] == {"StringEquals": {"events:source": "daemon-guard"}}

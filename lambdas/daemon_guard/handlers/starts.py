@@ -16,8 +16,10 @@ from daemon_guard.core import metrics as m
 from daemon_guard.core.actions import CompleteLifecycle, StartWorkflow
 from daemon_guard.core.config import LAUNCH_HOOK_NAME, DrainMode, SpotPolicy
 from daemon_guard.core.events import GuardEvent, LifecycleAction, SpotInterruption
+from daemon_guard.core.guard_events import drain_started
 from daemon_guard.core.intake import Route
 from daemon_guard.handlers.drain_preview import observe_drain
+from daemon_guard.handlers.notify import announce
 from daemon_guard.handlers.reflex import action_dict
 from daemon_guard.handlers.runtime import Runtime, logger
 
@@ -113,4 +115,7 @@ def _start(r: Route, rt: Runtime, start: StartWorkflow, instance_id: str) -> dic
     started = rt.workflows.start(function, start.execution_name, payload)
     if started and existing is None and kind == "drain":
         rt.metrics.emit(m.DRAINS_STARTED, 1, str(payload.get("cluster", "unknown")))
+        announce(rt, [drain_started(str(payload.get("cluster")), instance_id, rt.now(), r.reason,
+                                    str(payload.get("trigger")), start.execution_name,
+                                    float(payload["deadline"]) if "deadline" in payload else None)])
     return decision(r, "started" if started else "already-started", r.reason, instance_id, actions)

@@ -43,6 +43,7 @@ from daemon_guard.core.drain import (
     plan_heartbeat,
 )
 from daemon_guard.core.model import InstanceView, Resources, ServiceView, TaskView
+from daemon_guard.handlers.notify import announce, drain_step_events
 from daemon_guard.handlers.runtime import Runtime, get_runtime, logger
 from daemon_guard.workflows.replace import replace_after_drain
 
@@ -248,6 +249,7 @@ def _tick(rt: Runtime, request: DrainRequest, raw_progress: dict[str, Any], stop
         logger.warning("drain note", extra={"instance": request.instance_id, "kind": note.kind, "detail": note.detail})
     for label, begun, ended in step.progress.phase_times[len(progress.phase_times):]:
         rt.metrics.emit(m.TIER_DURATION, ended - begun, request.cluster, Tier=label)
+    announce(rt, drain_step_events(request, progress, step))
     if step.actions:
         logger.info("drain step", extra={"instance": request.instance_id, "phase": step.progress.phase,
                                          "actions": [type(a).__name__ for a in step.actions]})
