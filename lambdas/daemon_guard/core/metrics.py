@@ -33,6 +33,8 @@ MISSING_DAEMON_TASKS = MetricSpec("MissingDaemonTasks", "Count", "eligible daemo
 EVICTIONS = MetricSpec("Evictions", "Count", "replica tasks stopped to make room for daemons")
 GATE_OPEN_LATENCY = MetricSpec("GateOpenLatency", "Seconds", "registration to gate opened")
 GATES_FAILED_OPEN = MetricSpec("GatesFailedOpen", "Count", "gates opened by timeout with daemons missing")
+DAEMONS_CANNOT_FIT = MetricSpec("InstancesDaemonsCannotFit", "Count",
+                                "instances that cannot hold their eligible daemons even when empty")
 PLACEMENT_DECISIONS = MetricSpec("PlacementDecisions", "Count", "placement decisions taken", ("Mode",))
 # Drain
 DRAINS_STARTED = MetricSpec("DrainsStarted", "Count", "drain workflows started")
@@ -60,5 +62,5 @@ ALL_METRICS: tuple[MetricSpec, ...] = (
     GATES_FAILED_OPEN, PLACEMENT_DECISIONS, DRAINS_STARTED, DRAINS_IN_PROGRESS, DRAIN_DURATION,
     DRAIN_OVERHEAD, TIER_DURATION, DEADLINES_MISSED, HEARTBEATS_SENT, LIFECYCLE_RESULTS,
     DRAINS_BLOCKED, ORDERING_VIOLATIONS, STUCK_LIFECYCLE_ACTIONS, EVENTS_IGNORED, EVENTS_MALFORMED,
-    DUPLICATE_EVENTS, CHECKS_DEFERRED, EVENTS_UNPUBLISHED,
+    DUPLICATE_EVENTS, CHECKS_DEFERRED, EVENTS_UNPUBLISHED, DAEMONS_CANNOT_FIT,
 )

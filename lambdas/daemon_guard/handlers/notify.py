@@ -69,6 +69,26 @@ def placement_events(cluster: str, instance: InstanceView, now: datetime, plan: 
     return []
 
 
+def announce_placement(rt: Runtime, cluster: str, instance: InstanceView, now: datetime, plan: PlacementPlan
+                       ) -> None:
+    """Publish what a placement decision did."""
+    announce(rt, placement_events(cluster, instance, now, plan, rt.config.gate_attribute))
+
+
+def announce_cannot_fit(rt: Runtime, cluster: str, instance: InstanceView, now: datetime, daemons: Sequence[str]
+                        ) -> None:
+    """Publish Daemons Cannot Fit for an instance, once a day (the reconciler sees it every run)."""
+    if rt.dry_run or (rt.state is not None and not rt.state.first_sighting(f"cannot-fit#{instance.arn}",
+                                                                           now.timestamp())):
+        return
+    reason = (f"{', '.join(daemons)} together need more than the instance registered ({instance.registered.cpu} "
+              f"CPU units, {instance.registered.memory} MiB)")
+    logger.warning("daemons cannot fit on this instance even when empty",
+                   extra={"cluster": cluster, "instance": instance.ec2_instance_id, "daemons": list(daemons)})
+    announce(rt, [ge.daemons_cannot_fit(cluster, instance.ec2_instance_id, instance.arn, now, reason, daemons,
+                                        instance.attributes.get("ecs.instance-type"))])
+
+
 def drain_step_events(request: DrainRequest, before: DrainProgress, step: DrainStep) -> list[OwnEvent]:
     """What one drain step tells the world: phases ended, the deadline forcing the order, the drain's end."""
     after = step.progress

@@ -25,7 +25,7 @@ from daemon_guard.core.placement import (
     plan_placement,
     seconds_since_registration,
 )
-from daemon_guard.handlers.notify import announce, placement_events
+from daemon_guard.handlers.notify import announce_placement
 from daemon_guard.handlers.runtime import Runtime, logger
 
 
@@ -109,7 +109,7 @@ def check_instance(rt: Runtime, cluster: str, instance: InstanceView, *, trigger
         return outcome
     _act(rt, cluster, state, plan)
     _measure(rt, cluster, state, plan, trigger_group)
-    announce(rt, placement_events(cluster, state.instance, state.now, plan, rt.config.gate_attribute))
+    announce_placement(rt, cluster, state.instance, state.now, plan)
     return outcome
 
 
