@@ -104,7 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--launches", type=int, default=1000)
     p.set_defaults(func=cmd_sim)
     p = sub.add_parser("bench", help="benchmark every strategy side by side")
-    p.add_argument("--suite", default="all", choices=["placement", "drain", "faults", "exits", "all"])
+    p.add_argument("--suite", default="all", choices=["placement", "drain", "faults", "exits", "rollout", "all"])
     p.add_argument("--json", help="write the figures as JSON here")
     p.add_argument("--markdown", help="write the Markdown tables here")
     p.add_argument("--plot", help="write a PNG chart here")
