@@ -28,7 +28,10 @@ def test_observe_mode_logs_the_plan_completes_the_hook_at_once_and_makes_no_ecs_
     actions = [a for a in world.asg.history if a.instance_id in victims and a.hook.transition.endswith("TERMINATING")]
     assert len(actions) == 2 and all(a.result == "CONTINUE" and not a.timed_out for a in actions)
     assert all(a.completed_at is not None and a.completed_at - a.started < 5.0 for a in actions)
-    # AND the plan of each was logged, step by step
-    plans = [log for log in deployment.records.logs if log.get("message", "").startswith("drain observed")]
-    assert {p["instance"] for p in plans} == set(victims)
-    assert all(any("StopTask" in line for line in p["plan"]) for p in plans)
+    # AND the intake answered each with the drain's planned steps, in order
+    observed = [i.result for i in deployment.records.invocations
+                if i.function == "intake" and i.result is not None and i.result.get("decision") == "observed"]
+    assert {o["instance"] for o in observed} == set(victims)
+    for o in observed:
+        kinds = [step["kind"] for step in o["plannedSteps"]]
+        assert kinds[0] == "set-draining" and kinds[-1] == "complete-lifecycle" and "stop-tasks" in kinds
