@@ -7,7 +7,7 @@ from sim.world import World, WorldOptions
 from tests.integration.conftest import Deploy, WriteCounter, config_for
 
 
-def test_observe_mode_logs_the_plan_completes_the_hook_at_once_and_makes_no_ecs_write(deploy: Deploy) -> None:
+def test_observe_mode_answers_with_the_plan_completes_the_hook_at_once_and_makes_no_ecs_write(deploy: Deploy) -> None:
     # GIVEN a running cluster under daemon-guard in drainMode observe
     world = World(WorldOptions(seed=4))
     asg, _ = build_drain_cluster(world, DrainStory(on_demand=6, spot=0, replica_services=3))
