@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from daemon_guard_cli.bench_exits import exits_markdown, rollout_markdown, run_exits_suite, run_rollout_suite
 from sim.bench import drain_suite, placement_suite
 from sim.faults import fault_suite
 from sim.scenarios import DrainStory
@@ -197,11 +198,17 @@ def run_bench(args: argparse.Namespace) -> int:
         report["drain"] = drain_suite(seeds, story, _progress)
     if args.suite in ("faults", "all"):
         report["faults"] = fault_suite(seeds, _progress)
+    if args.suite in ("exits", "all"):
+        _progress("exits: AWS Health scheduled changes and EC2 stops")
+        report["exits"] = run_exits_suite(seeds, args.quick)
+    if args.suite in ("rollout", "all"):
+        _progress("rollout: a daemon service moved to a larger revision on a full cluster")
+        report["rollout"] = run_rollout_suite(seeds, args.quick)
     if args.suite in ("cost", "all"):
         _progress("cost: asset size and cold import")
         report["cost"] = cost_suite()
     report["wall_seconds"] = round(time.monotonic() - started, 1)
-    text = markdown(report)
+    text = markdown(report) + exits_markdown(report) + rollout_markdown(report)
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(report, indent=2))

@@ -97,10 +97,14 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_drain(args: argparse.Namespace) -> int:
-    """Ask the deployed drain workflow to drain one instance (an operator's request)."""
+    """Ask the deployed drain workflow to drain one instance (an operator's request), or preview it."""
     from daemon_guard_cli.live import request_drain
 
     _quiet_logs()
+    if args.dry_run:
+        from daemon_guard_cli.drain_dry_run import dry_run_drain
+
+        return dry_run_drain(args.cluster, args.instance_id, args.region, config_path=args.config)
     return int(request_drain(args.cluster, args.instance_id, args.function, args.region))
 
 
@@ -188,8 +192,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_sim)
     p = _sub(sub, "bench", "benchmark every strategy side by side",
              "Run the benchmark suites in the simulator (needs a clone of the repository): placement, drain, "
-             "faults, and cost (the Lambda asset's size and cold import, built as synth builds it).")
-    p.add_argument("--suite", default="all", choices=["placement", "drain", "faults", "cost", "all"],
+             "faults, exits (AWS Health scheduled changes and EC2 stops), rollout (a daemon moved to a larger "
+             "revision on a full cluster) and cost (the Lambda asset's size and cold import, built as synth "
+             "builds it).")
+    p.add_argument("--suite", default="all",
+                   choices=["placement", "drain", "faults", "exits", "rollout", "cost", "all"],
                    help="which suite to run")
     p.add_argument("--json", help="write the figures as JSON here (default: not written)")
     p.add_argument("--markdown", help="write the Markdown tables here (default: not written)")
@@ -221,14 +228,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="-", help="where to write STATE.json ('-': stdout)")
     p.add_argument("--region", help=REGION_HELP)
     p.set_defaults(func=cmd_snapshot)
-    p = _sub(sub, "drain", "drain one instance of a real cluster through the deployed workflow",
+    p = _sub(sub, "drain", "drain one instance of a real cluster through the deployed workflow (or preview it)",
              "Ask the deployed drain workflow to drain one EC2 instance, as an operator would: the instance "
              "must be a container instance of the cluster; repeating the exact request starts nothing new. "
-             + LIVE_NOTE)
+             "With --dry-run, print the planned steps instead, from ECS reads only. " + LIVE_NOTE)
     p.add_argument("--cluster", required=True, help="ECS cluster name or ARN")
     p.add_argument("instance_id", help="EC2 instance id (i-...)")
     p.add_argument("--function", help="the drain workflow's alias ARN (stack output); default: $DRAIN_FUNCTION")
     p.add_argument("--region", help=REGION_HELP)
+    p.add_argument("--dry-run", action="store_true", help="print the planned steps (ECS reads only, no write)")
+    p.add_argument("--config", help="with --dry-run: daemon-guard config (or a cdk.json); default: ./cdk.json")
     p.set_defaults(func=cmd_drain)
     return parser
 

@@ -1,5 +1,8 @@
 """`daemon-guard replay`: one event through the Lambda's own intake and planning, with no AWS writes.
 
+A drain trigger (terminate lifecycle action, Spot warning, ...) also gets ``plannedSteps``: the
+drain's steps in order, previewed from the snapshot (`daemon_guard.core.drain_preview`).
+
 Reads come from a STATE.json snapshot (DescribeContainerInstances / DescribeTasks / DescribeServices /
 DescribeTaskDefinition shapes) served to real boto3 clients: botocore validates every request against
 the service model, then a ``before-call`` hook answers it from the snapshot (as botocore's Stubber
@@ -40,6 +43,7 @@ from typing import Any
 from daemon_guard.adapters.ecs import instance_view
 from daemon_guard.core import query
 from daemon_guard.core.config import Config, ConfigError, Home, parse_config, parse_home
+from daemon_guard.core.drain import DrainRequest
 from daemon_guard.core.events import ContainerInstanceChanged, LifecycleAction, ServiceAction, TaskChanged
 from daemon_guard.core.identifiers import (
     ContainerInstanceArn,
@@ -49,6 +53,7 @@ from daemon_guard.core.identifiers import (
     TaskArn,
     partition_of_region,
 )
+from daemon_guard.handlers.drain_preview import preview, steps_json
 from daemon_guard.handlers.intake import handle
 from daemon_guard.handlers.parsing import parse_event
 from daemon_guard.handlers.runtime import Runtime
@@ -467,7 +472,17 @@ def replay(event: Any, config: Config, state: Snapshot | Mapping[str, Any] | Non
     when = _event_time(event)
     if when is not None:
         runtime.clock = lambda: when
-    return handle(event, runtime)
+    return with_planned_steps(handle(event, runtime), runtime)
+
+
+def with_planned_steps(result: dict[str, Any], runtime: Runtime) -> dict[str, Any]:
+    """A drain the intake would start, previewed from the snapshot: its planned steps, in order."""
+    start = next((a for a in result.get("actions", []) if a.get("type") == "StartWorkflow"
+                  and a.get("workflow") == "drain"), None)
+    if start is None or "plannedSteps" in result:
+        return result
+    payload = {k: v for k, v in start["payload"] if v is not None}
+    return {**result, "plannedSteps": steps_json(preview(runtime, DrainRequest.from_payload(payload)))}
 
 
 def _event_time(event: Any) -> datetime | None:

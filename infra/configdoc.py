@@ -49,6 +49,7 @@ def config_to_doc(config: Config) -> dict[str, Any]:
         "evictionBudgetPerService": config.eviction_budget_per_service,
         "evictionWindowSeconds": config.eviction_window_s,
     }
+    doc.update(_exit_doc(config))
     if config.alarm_email is not None:
         doc["alarmEmail"] = config.alarm_email
     if config.alarm_topic_arn is not None:
@@ -57,6 +58,17 @@ def config_to_doc(config: Config) -> dict[str, Any]:
                               ("region", config.home.region)) if v is not None}
     if home:
         doc["home"] = home
+    return doc
+
+
+def _exit_doc(config: Config) -> dict[str, Any]:
+    """The keys of exits outside Auto Scaling (AWS Health scheduled changes, EC2 stops)."""
+    doc: dict[str, Any] = {"scheduledChange": config.scheduled_change_policy.value,
+                           "instanceStateChange": config.state_change_policy.value,
+                           "stateChangeDeadlineSeconds": config.state_change_deadline_s,
+                           "drainMode": config.drain_mode.value}
+    if config.scheduled_change_lead_s is not None:
+        doc["scheduledChangeLeadSeconds"] = config.scheduled_change_lead_s
     return doc
 
 

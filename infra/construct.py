@@ -54,7 +54,13 @@ from .functions import (
 )
 from .nag import acknowledge, acknowledge_wildcards
 from .observability import DaemonGuardObservability, ObservabilityProps
-from .permissions import ecs_arn, guard_statements, workflow_caller_statements
+from .permissions import (
+    ecs_arn,
+    guard_statements,
+    own_events_statements,
+    replace_statements,
+    workflow_caller_statements,
+)
 from .rules import DaemonGuardRules, RulesProps, asg_arn
 
 INTAKE_HANDLER = "daemon_guard.handlers.intake.handler"
@@ -291,6 +297,11 @@ class DaemonGuard(Construct):
                 function_arns=workflows,
             ):
                 caller.role.add_to_principal_policy(statement)
+        for statement in replace_statements(self, config):
+            self.drain.role.add_to_principal_policy(statement)
+        for fn in self.functions.values():
+            for statement in own_events_statements(self):
+                fn.role.add_to_principal_policy(statement)
         for fn in self.functions.values():
             self.table.grant_read_write_data(fn.role)
             # The role is complete before the function exists, so no invocation runs short of rights.

@@ -44,6 +44,7 @@ PANELS: tuple[Panel, ...] = (
     Panel("Time to daemons p50 / p99 (s)", (m.TIME_TO_DAEMONS,), ("p50", "p99")),
     Panel("Evictions", (m.EVICTIONS,)),
     Panel("Gates failed open", (m.GATES_FAILED_OPEN,)),
+    Panel("Instances whose daemons cannot fit", (m.DAEMONS_CANNOT_FIT,), ("Maximum",)),
     Panel("Gate open latency p50 / p99 (s)", (m.GATE_OPEN_LATENCY,), ("p50", "p99")),
     Panel("Placement decisions by mode", (m.PLACEMENT_DECISIONS,)),
     Panel("Drains started / in progress", (m.DRAINS_STARTED, m.DRAINS_IN_PROGRESS), ("Maximum",)),
@@ -87,6 +88,9 @@ GUARD_ALARMS: tuple[GuardAlarm, ...] = (
     GuardAlarm("GateFailedOpen", m.GATES_FAILED_OPEN, "Sum",
                cw.ComparisonOperator.GREATER_THAN_THRESHOLD, 0, 1,
                "a placement gate opened by timeout with daemons missing"),
+    GuardAlarm("DaemonsCannotFit", m.DAEMONS_CANNOT_FIT, "Maximum",
+               cw.ComparisonOperator.GREATER_THAN_THRESHOLD, 0, 1,
+               "an instance (type) cannot hold its eligible daemons even when empty: no eviction can help"),
     GuardAlarm("OrderingViolation", m.ORDERING_VIOLATIONS, "Sum",
                cw.ComparisonOperator.GREATER_THAN_THRESHOLD, 0, 1, "self-check: a drain broke the stop order"),
 )

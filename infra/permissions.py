@@ -16,7 +16,8 @@ from collections.abc import Sequence
 import aws_cdk as cdk
 from aws_cdk import aws_iam as iam
 from constructs import Construct
-from daemon_guard.core.config import Config
+from daemon_guard.core.config import Config, ScheduledChangePolicy
+from daemon_guard.core.guard_events import SOURCE
 
 from .rules import asg_arn, cluster_arn
 
@@ -91,3 +92,27 @@ def workflow_caller_statements(alias_arns: Sequence[str], execution_arns: Sequen
         iam.PolicyStatement(sid="ListWorkflowExecutions", actions=["lambda:ListDurableExecutionsByFunction"],
                             resources=list(function_arns)),
     ]
+
+
+def replace_statements(scope: Construct, config: Config) -> list[iam.PolicyStatement]:
+    """The drain workflow alone: mark a drained instance Unhealthy so its (managed) group replaces it.
+
+    Only with ``scheduledChange: replace`` (the default), and only on the managed groups' ARNs.
+    """
+    groups = sorted(config.group_names)
+    if not groups or config.scheduled_change_policy is not ScheduledChangePolicy.REPLACE:
+        return []
+    return [iam.PolicyStatement(sid="ReplaceDrainedInstancesOfManagedGroups", actions=["autoscaling:SetInstanceHealth"],
+                                resources=[asg_arn(scope, g) for g in groups])]
+
+
+def own_events_statements(scope: Construct) -> list[iam.PolicyStatement]:
+    """Publish the guard's own events (source ``daemon-guard``) on the account's default bus, nothing else.
+
+    Every function publishes: the intake and the reconciler (placement repairs, gates, drains
+    started), the launch gate (gates) and the drain workflow (phases, deadlines, completions).
+    """
+    default_bus = cdk.Stack.of(scope).format_arn(service="events", resource="event-bus", resource_name="default")
+    return [iam.PolicyStatement(sid="PublishOwnEventsOnTheDefaultBus", actions=["events:PutEvents"],
+                                resources=[default_bus],
+                                conditions={"StringEquals": {"events:source": SOURCE}})]

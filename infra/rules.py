@@ -28,6 +28,8 @@ DESCRIPTIONS = {
     "terminate-lifecycle": "an instance of a managed ASG waits on the daemon-guard terminate hook",
     "spot-interruption": "EC2 Spot interruption warning (the intake keeps managed instances)",
     "rebalance": "EC2 rebalance recommendation (the intake keeps managed instances)",
+    "scheduled-change": "AWS Health EC2 scheduled change (the intake keeps managed instances)",
+    "instance-state": "EC2 instance stopping or shutting down (the intake keeps managed instances)",
 }
 LAUNCHING = "autoscaling:EC2_INSTANCE_LAUNCHING"
 TERMINATING = "autoscaling:EC2_INSTANCE_TERMINATING"

@@ -43,6 +43,9 @@ class AsgParams:
     shutdown_s: float = 2.0
     spot_notice_s: float = 120.0
     spot_hook_delay_s: tuple[float, float] = (1.0, 5.0)
+    # EC2 stop or terminate outside Auto Scaling: seconds from `stopping`/`shutting-down` until the
+    # OS shutdown has ended what still runs. EC2 documents no figure; this is the simulator's choice.
+    os_shutdown_s: float = 120.0
 
 
 @dataclass
@@ -349,6 +352,41 @@ class AutoScalingSim:
         self.clock.after(self.rng.uniform(*self.params.spot_hook_delay_s), lambda: self.terminate(group, inst))
         self.clock.after(self.params.spot_notice_s, lambda: self._terminate_now(group, inst))
 
+    def stop_outside(self, instance_id: str, state: str = "stopping") -> None:
+        """EC2 StopInstances (or TerminateInstances) by someone else: `stopping` (or `shutting-down`) now,
+        and the OS shutdown ends what still runs `os_shutdown_s` later; no hook runs."""
+        group = self._group_of(instance_id)
+        if group is None:
+            return
+        inst = group.instances[instance_id]
+        if inst.terminated_at is not None or inst.state.startswith("Terminating"):
+            return
+        inst.drain_started_at = self.clock.now
+        self._emit("state", {"instance_id": instance_id, "state": state})
+        self.clock.after(self.params.os_shutdown_s, lambda: self.terminate_outside(group, inst))
+
+    def scheduled_change(self, instance_ids: list[str], start_in_s: float,
+                         event_type_code: str = "AWS_EC2_INSTANCE_RETIREMENT_SCHEDULED") -> None:
+        """AWS Health announces a scheduled change (here: a stop) of `instance_ids`, `start_in_s` ahead;
+        at the start EC2 stops each instance still there."""
+        known = [i for i in instance_ids if self._group_of(i) is not None]
+        self._emit("health", {"instance_ids": known, "start": self.clock.now + start_in_s,
+                              "event_type_code": event_type_code,
+                              "groups": {i: self._group_of(i).name for i in known}})  # type: ignore[union-attr]
+        for instance_id in known:
+            self.clock.after(start_in_s, functools.partial(self.stop_outside, instance_id))
+
+    def set_instance_health(self, instance_id: str, status: str) -> None:
+        """SetInstanceHealth: an Unhealthy InService instance is terminated (through the hook) and replaced."""
+        group = self._group_of(instance_id)
+        if group is None or group.instances[instance_id].terminated_at is not None:
+            raise SimApiError("ValidationError", f"Instance Id not found - No managed instance found for instance "
+                                                 f"ID: {instance_id}")
+        inst = group.instances[instance_id]
+        if status == "Unhealthy" and inst.state == "InService":
+            self.terminate(group, inst)
+            self.scale_out(group.name, 1)
+
     def rebalance_recommendation(self, instance_id: str) -> None:
         """EC2 says the Spot instance is at elevated risk; nothing else happens."""
         self._emit("rebalance", {"instance_id": instance_id})
@@ -372,6 +410,11 @@ class AutoScalingSim:
                                        params.get("LifecycleActionToken"), params.get("InstanceId"))
             action.heartbeats += 1
             self._arm(action)
+            return {}
+        if operation == "SetInstanceHealth":
+            if params.get("HealthStatus") not in ("Healthy", "Unhealthy"):
+                raise SimApiError("ValidationError", "HealthStatus must be Healthy or Unhealthy.")
+            self.set_instance_health(params["InstanceId"], params["HealthStatus"])
             return {}
         if operation == "DescribeAutoScalingInstances":
             ids = params.get("InstanceIds", [])

@@ -27,6 +27,7 @@ from daemon_guard.handlers.runtime import Runtime, logger, set_runtime
 from daemon_guard.workflows import drain, launch_gate
 
 from sim.durable import DurableSim
+from sim.eventbridge import PutEventsBackend
 from sim.wire import make_client
 from sim.world import World, stream
 
@@ -92,11 +93,13 @@ class GuardDeployment:
         self.durable.register(self.drain_arn, drain.drain_workflow)
         self.durable.register(self.gate_arn, launch_gate.launch_gate_workflow)
         self.durable.on_invocation = lambda run: self._invoke("workflow", run)
+        self.own_events = PutEventsBackend(world.bus, world.clock, world.account, world.region)
         self.runtime = Runtime(
             config=self.config, ecs_client=world.client("ecs", adaptive=True),
             autoscaling_client=world.client("autoscaling", adaptive=True),
             lambda_client=make_client("lambda", self.durable, world.region, call_log=world.call_log,
                                       backoff=lambda _d: None),
+            events_client=make_client("events", self.own_events, world.region, call_log=world.call_log),
             state=StateStore(dynamodb, TABLE), clock=world.clock.datetime,
             drain_function=self.drain_arn, launch_gate_function=self.gate_arn,
             account=world.account, region=world.region)

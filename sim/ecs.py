@@ -583,6 +583,8 @@ class EcsSim:
                     for t in mine:
                         self.stop_task(t, "Placement constraints no longer satisfied", "ServiceSchedulerInitiated")
                     continue
+                if self._roll_daemon(svc, mine):
+                    continue
                 if f"service:{svc.name}" in groups:
                     continue
                 short = self.shortfall(td.requirements, inst.remaining, inst.used_ports)
@@ -590,6 +592,31 @@ class EcsSim:
                     self.place_task(inst, svc.task_definition, f"service:{svc.name}", f"ecs-svc/{svc.name}")
                 else:
                     self._placement_failure(svc, short, [inst.arn])
+
+    def update_daemon_service(self, svc: SimService, task_definition: str) -> None:
+        """UpdateService of a DAEMON service to a new revision: the daemon scheduler rolls it out."""
+        svc.task_definition = task_definition
+
+    def _roll_daemon(self, svc: SimService, mine: list[SimTask]) -> bool:
+        """A daemon task of an older revision is stopped first; the new revision is placed once it is gone.
+
+        Daemon deployments cannot surge (one task per instance, maximumPercent 100): ECS stops old
+        tasks, at most the share minimumHealthyPercent allows at a time across the cluster (ECS's
+        default for daemons is 0: all at once), then places the new revision where it fits.
+        Returns True while this instance's task is being replaced.
+        """
+        outdated = [t for t in mine if t.task_definition != svc.task_definition]
+        if not outdated:
+            return False
+        group = f"service:{svc.name}"
+        live = [t for t in self.tasks.values() if t.group == group and t.cluster == svc.cluster and t.live]
+        floor = math.ceil(len(live) * svc.minimum_healthy_percent / 100)
+        stoppable = sum(1 for t in live if t.desired_status == "RUNNING" and t.last_status == "RUNNING") - floor
+        if stoppable <= 0:
+            return True
+        for t in outdated[:stoppable]:
+            self.stop_task(t, "Deployment: replaced by a new task definition revision", "ServiceSchedulerInitiated")
+        return True
 
     def _drain_daemons(self, inst: SimInstance, live: list[SimTask]) -> None:
         others = [t for t in live if not self._is_daemon_task(t)]

@@ -19,6 +19,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from email.utils import format_datetime
 from typing import Any, Literal
 
 Event = dict[str, Any]
@@ -435,4 +436,74 @@ def rebalance_recommendation(
         time=time,
         resources=[instance_arn(instance_id, account=account, region=region)],
         detail={"instance-id": instance_id},
+    )
+
+
+HEALTH_SOURCE = "aws.health"
+AWS_HEALTH_EVENT = "AWS Health Event"
+INSTANCE_STATE_CHANGE = "EC2 Instance State-change Notification"
+
+
+def health_time(when: datetime) -> str:
+    """AWS Health's time format: RFC 1123 in GMT (``Sat, 05 Jun 2016 15:10:09 GMT``)."""
+    return format_datetime(_utc(when).replace(microsecond=0), usegmt=True)
+
+
+def health_scheduled_change(
+    *,
+    rng: random.Random,
+    time: datetime,
+    instance_tags: Mapping[str, Mapping[str, str]],
+    start_time: datetime,
+    end_time: datetime | None = None,
+    event_type_code: str = "AWS_EC2_INSTANCE_RETIREMENT_SCHEDULED",
+    status_code: str = "upcoming",
+    description: str = "A description of the event will be provided here",
+    account: str = DEFAULT_ACCOUNT,
+    region: str = DEFAULT_REGION,
+) -> Event:
+    """An `AWS Health Event` for EC2, category scheduledChange, affecting the instances of `instance_tags`.
+
+    `instance_tags` maps each affected instance id to its tags (as Health reports them). Beyond
+    the documented sample the event carries what current events add: ``statusCode``,
+    ``eventRegion``, ``eventScopeCode``, ``lastUpdatedTime`` and, when given, ``endTime``.
+    """
+    detail: dict[str, Any] = {
+        "eventArn": f"arn:aws:health:{region}::event/EC2/{event_type_code}/{event_type_code}_{new_id(rng)[:8]}",
+        "service": "EC2",
+        "eventTypeCode": event_type_code,
+        "eventTypeCategory": "scheduledChange",
+        "startTime": health_time(start_time),
+        "eventDescription": [{"language": "en_US", "latestDescription": description}],
+        "affectedEntities": [{"entityValue": iid, "tags": dict(tags)} for iid, tags in instance_tags.items()],
+        "statusCode": status_code,
+        "eventRegion": region,
+        "eventScopeCode": "ACCOUNT_SPECIFIC",
+        "lastUpdatedTime": health_time(time),
+    }
+    if end_time is not None:
+        detail["endTime"] = health_time(end_time)
+    return _envelope(rng=rng, detail_type=AWS_HEALTH_EVENT, source=HEALTH_SOURCE, account=account, region=region,
+                     time=time, resources=list(instance_tags), detail=detail)
+
+
+def instance_state_change(
+    *,
+    rng: random.Random,
+    time: datetime,
+    instance_id: str,
+    state: str,
+    account: str = DEFAULT_ACCOUNT,
+    region: str = DEFAULT_REGION,
+) -> Event:
+    """An `EC2 Instance State-change Notification`: pending, running, stopping, stopped, shutting-down, terminated."""
+    return _envelope(
+        rng=rng,
+        detail_type=INSTANCE_STATE_CHANGE,
+        source=EC2_SOURCE,
+        account=account,
+        region=region,
+        time=time,
+        resources=[instance_arn(instance_id, account=account, region=region)],
+        detail={"instance-id": instance_id, "state": state},
     )

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import ipaddress
+import json
 import random
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -25,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sim.clock import Clock
+from sim.errors import SimApiError, UnsupportedOperation
 
 Event = dict[str, Any]
 Target = Callable[[Event], None]
@@ -435,3 +437,55 @@ class EventBus:
             rule.target(copy.deepcopy(event))
 
         return deliver
+
+
+class PutEventsBackend:
+    """EventBridge's PutEvents on the default bus: the guard's own events, published to `bus`.
+
+    Validation as EventBridge does it: 1 to 10 entries; each needs Source, DetailType and a Detail
+    that is a JSON object; an entry over 256 KB is rejected. Every accepted event is also kept in
+    `events` (in publication order), with the envelope EventBridge adds.
+    """
+
+    MAX_ENTRY_BYTES = 256 * 1024
+
+    def __init__(self, bus: EventBus, clock: Clock, account: str, region: str) -> None:
+        self.bus = bus
+        self.clock = clock
+        self.account = account
+        self.region = region
+        self.events: list[Event] = []
+        self.calls: dict[str, int] = {}
+        self._count = 0
+
+    def call(self, service: str, operation: str, params: dict[str, Any]) -> dict[str, Any]:
+        """Serve PutEvents; anything else fails loudly."""
+        self.calls[operation] = self.calls.get(operation, 0) + 1
+        if service != "events" or operation != "PutEvents":
+            raise UnsupportedOperation(service, operation)
+        entries = params.get("Entries", [])
+        if not 1 <= len(entries) <= 10:
+            raise SimApiError("ValidationException", "Entries must hold 1 to 10 entries.")
+        results: list[dict[str, Any]] = []
+        for entry in entries:
+            results.append(self._put(entry))
+        failed = sum(1 for r in results if "ErrorCode" in r)
+        return {"FailedEntryCount": failed, "Entries": results}
+
+    def _put(self, entry: Mapping[str, Any]) -> dict[str, Any]:
+        try:
+            detail = json.loads(entry.get("Detail", ""))
+        except ValueError:
+            return {"ErrorCode": "MalformedDetail", "ErrorMessage": "Detail is malformed."}
+        if not isinstance(detail, dict) or not entry.get("Source") or not entry.get("DetailType"):
+            return {"ErrorCode": "InvalidArgument", "ErrorMessage": "Source, DetailType and a JSON object Detail."}
+        if len(json.dumps(entry).encode()) > self.MAX_ENTRY_BYTES:
+            return {"ErrorCode": "EntrySizeTooBig", "ErrorMessage": "Entry is over 256 KB."}
+        self._count += 1
+        event_id = f"{self._count:08x}-0000-4000-8000-{self._count:012x}"
+        event: Event = {"version": "0", "id": event_id, "detail-type": entry["DetailType"], "source": entry["Source"],
+                        "account": self.account, "time": self.clock.iso(), "region": self.region,
+                        "resources": list(entry.get("Resources", [])), "detail": detail}
+        self.events.append(copy.deepcopy(event))
+        self.bus.put(event)
+        return {"EventId": event_id}

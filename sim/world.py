@@ -162,6 +162,14 @@ class World:
             self.bus.put(shapes.spot_interruption_warning(**self._common(), instance_id=payload["instance_id"]))
         elif kind == "rebalance":
             self.bus.put(shapes.rebalance_recommendation(**self._common(), instance_id=payload["instance_id"]))
+        elif kind == "state":
+            self.bus.put(shapes.instance_state_change(**self._common(), instance_id=payload["instance_id"],
+                                                      state=payload["state"]))
+        elif kind == "health" and payload["instance_ids"]:
+            tags = {i: {"aws:autoscaling:groupName": payload["groups"][i]} for i in payload["instance_ids"]}
+            self.bus.put(shapes.health_scheduled_change(
+                **self._common(), instance_tags=tags, start_time=self.clock.datetime(payload["start"]),
+                event_type_code=payload["event_type_code"]))
 
     def asg_arn(self, name: str) -> str:
         """The ARN of a group, as Auto Scaling writes it (drawn once per group, then stable)."""

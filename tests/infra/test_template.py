@@ -109,7 +109,7 @@ def test_every_rule_targets_the_intake_alias_with_dlq_retries_and_max_age(raw: d
     intake_alias = alias_of(raw, logical_id_of_handler(raw, INTAKE_HANDLER))
     dlq = next(iter(resources(raw, "AWS::SQS::Queue")))
     pattern_rules = [r for r in resources(raw, "AWS::Events::Rule").values() if "EventPattern" in r["Properties"]]
-    assert len(pattern_rules) == 7
+    assert len(pattern_rules) == 9  # 7 + the two exits outside Auto Scaling (issue 12)
     for rule in pattern_rules:
         (target,) = rule["Properties"]["Targets"]
         assert target["Arn"] == {"Ref": intake_alias}

@@ -308,10 +308,14 @@ def test_replay_answers_one_json_object_for_a_well_formed_sample(path: Path, tmp
                                                                  capsys: pytest.CaptureFixture[str]) -> None:
     # GIVEN a real sample (with a real time in place of a documentation placeholder or NTH's 1970)
     event = json.loads(path.read_text())
-    if event.get("time") in ("yyyy-mm-ddThh:mm:ssZ", "1970-01-01T00:00:00Z"):
+    # (and NTH's 2015 EC2 state change), a real account in place of the Health sample's "account id"
+    if event.get("time") in ("yyyy-mm-ddThh:mm:ssZ", "1970-01-01T00:00:00Z", "2015-11-11T21:29:54Z"):
         event["time"] = "2024-05-01T12:00:00Z"
+    if event.get("account") == "account id":
+        event["account"] = "123456789012"
     if event.get("detail", {}).get("instance-action") == "action":
         event["detail"]["instance-action"] = "terminate"
+    event.setdefault("version", "0")  # the EC2 guide's state-change sample elides the envelope's version
     file = tmp_path / "event.json"
     file.write_text(json.dumps(event))
     # WHEN replayed
@@ -646,8 +650,11 @@ def mutated_event(draw: st.DrawFn) -> tuple[str, dict[str, Any], bool]:
     """(how, event, must_fail): a sample (dated in AWS's era) broken by a hostile id, an extreme or a
     deletion; hostile ids and extremes must exit 2."""
     event = sample(draw(st.integers(0, len(SAMPLES) - 1)))
-    if event.get("time") in ("yyyy-mm-ddThh:mm:ssZ", "1970-01-01T00:00:00Z"):
+    # (and NTH's 2015 EC2 state change), a real account in place of the Health sample's "account id"
+    if event.get("time") in ("yyyy-mm-ddThh:mm:ssZ", "1970-01-01T00:00:00Z", "2015-11-11T21:29:54Z"):
         event["time"] = "2024-05-01T12:00:00Z"
+    if event.get("account") == "account id":
+        event["account"] = "123456789012"
     detail = event.get("detail", {})
     how = draw(st.sampled_from(["hostile-id", "extreme", "drop"]))
     fields = sorted(IDENTIFIER_FIELDS & set(detail))

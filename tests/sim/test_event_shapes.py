@@ -287,6 +287,21 @@ CASES: dict[str, Case] = {
         "ec2-instance-rebalance-recommendation.aws-node-termination-handler.json",
         fixed=ENVELOPE_FIXED,
     ),
+    "AWS Health EC2 scheduled change": Case(
+        lambda rng: shapes.health_scheduled_change(
+            rng=rng, time=T0, start_time=T0, instance_tags={"i-12345678": {"stage": "prod", "app": "my-app"}},
+            event_type_code="AWS_EC2_DEDICATED_HOST_NETWORK_MAINTENANCE_SCHEDULED"),
+        "aws-health-ec2-scheduled-change.aws-node-termination-handler.json",
+        extras=frozenset({"detail.statusCode", "detail.eventRegion", "detail.eventScopeCode",
+                          "detail.lastUpdatedTime"}),
+        fixed=("source", "detail-type", "detail.service", "detail.eventTypeCategory", "detail.eventTypeCode",
+               "detail.eventDescription", "detail.affectedEntities", "resources"),
+    ),
+    "EC2 instance state change": Case(
+        lambda rng: shapes.instance_state_change(rng=rng, time=T0, instance_id="i-abcd1111", state="pending"),
+        "ec2-instance-state-change-notification.aws-node-termination-handler.json",
+        fixed=(*ENVELOPE_FIXED, "detail"),
+    ),
     "rebalance recommendation (docs)": Case(
         _rebalance, "ec2-instance-rebalance-recommendation.awsdocs-ec2-userguide.json", fixed=ENVELOPE_FIXED
     ),

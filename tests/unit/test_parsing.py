@@ -96,6 +96,12 @@ SAMPLE_KINDS: list[tuple[str, type[GuardEvent]]] = [
     (TASK_START_IMPAIRED, ServiceAction),
     (TASK_EC2, TaskChanged),
     (TASK_FARGATE, TaskChanged),
+    # Exits outside Auto Scaling (tests/unit/test_exit_events.py); the EC2 guide's sample omits `version`.
+    # placeholder account "account id": see tests/unit/test_exit_events.py for the sample from a real account
+    ("aws-health-ec2-scheduled-change.aws-node-termination-handler.json", Malformed),
+    # dated 2015, before the era of EventBridge events: test_exit_events.py parses it at a real time
+    ("ec2-instance-state-change-notification.aws-node-termination-handler.json", Malformed),
+    ("ec2-instance-state-change-notification.awsdocs-ec2-userguide.json", Malformed),
 ]
 
 

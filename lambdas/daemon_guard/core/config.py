@@ -43,6 +43,21 @@ class SpotPolicy(StrEnum):
     REPORT = "report"
 
 
+class ScheduledChangePolicy(StrEnum):
+    """What an AWS Health EC2 scheduled change (stop, reboot, retirement) triggers."""
+
+    REPLACE = "replace"  # drain, then SetInstanceHealth Unhealthy so the group replaces the instance
+    DRAIN = "drain"  # drain only; the instance stays for AWS's change
+    REPORT = "report"
+
+
+class DrainMode(StrEnum):
+    """Whether drain triggers drain (``run``) or only report their planned steps (``observe``)."""
+
+    RUN = "run"
+    OBSERVE = "observe"
+
+
 DRAIN_TIER_TAG = "daemon-guard:drain-tier"
 LAUNCH_HOOK_NAME = "daemon-guard-launch"
 TERMINATE_HOOK_NAME = "daemon-guard-terminate"
@@ -113,6 +128,11 @@ class Config:
     alarm_email: str | None = None
     alarm_topic_arn: str | None = None
     home: Home = Home()
+    scheduled_change_policy: ScheduledChangePolicy = ScheduledChangePolicy.REPLACE
+    scheduled_change_lead_s: int | None = None  # None: drain as soon as the change is announced
+    state_change_policy: SpotPolicy = SpotPolicy.DRAIN
+    state_change_deadline_s: int = 90
+    drain_mode: DrainMode = DrainMode.RUN
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -148,6 +168,8 @@ _KNOWN_KEYS = {
     "drainDeadlineSeconds", "tierDeadlineSeconds", "standaloneTaskPolicy", "standaloneWaitSeconds",
     "spot", "rebalance", "reconcilePeriodMinutes", "evictionBudgetPerService",
     "evictionWindowSeconds", "alarmEmail", "alarmTopicArn", "launchGateTimeoutSeconds", "home",
+    "scheduledChange", "scheduledChangeLeadSeconds", "instanceStateChange", "stateChangeDeadlineSeconds",
+    "drainMode",
 }
 _HOME_KEYS = {"partition", "account", "region"}
 _GROUP_KEYS = {"name", "launchHook", "terminateHook", "launchTimeoutResult",
@@ -306,7 +328,22 @@ def parse_config(doc: Any) -> Config:
         alarm_email=email,
         alarm_topic_arn=topic,
         home=parse_home(doc.get("home")),
+        **_exit_options(doc),
     )
+
+
+def _exit_options(doc: Mapping[str, Any]) -> dict[str, Any]:
+    """The keys of exits outside Auto Scaling: AWS Health scheduled changes and EC2 stops."""
+    lead = doc.get("scheduledChangeLeadSeconds")
+    if lead is not None:
+        lead = _int(doc, "scheduledChangeLeadSeconds", 0, 0, 30 * 86400)
+    return {
+        "scheduled_change_policy": _enum(doc, "scheduledChange", ScheduledChangePolicy, ScheduledChangePolicy.REPLACE),
+        "scheduled_change_lead_s": lead,
+        "state_change_policy": _enum(doc, "instanceStateChange", SpotPolicy, SpotPolicy.DRAIN),
+        "state_change_deadline_s": _int(doc, "stateChangeDeadlineSeconds", 90, 10, 3600),
+        "drain_mode": _enum(doc, "drainMode", DrainMode, DrainMode.RUN),
+    }
 
 
 def tier_of(service_name: str, tags: Mapping[str, str], tiers: Sequence[DrainTier]) -> int:

@@ -30,6 +30,7 @@ from daemon_guard.core.identifiers import (
 LifecycleTransition = Literal["launch", "terminate"]
 LifecycleLocation = Literal["EC2", "AutoScalingGroup", "WarmPool"]
 SpotAction = Literal["terminate", "stop", "hibernate"]
+Ec2State = Literal["pending", "running", "stopping", "stopped", "shutting-down", "terminated"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -144,6 +145,33 @@ class RebalanceRecommendation(Envelope):
 
 
 @dataclass(frozen=True, kw_only=True)
+class ScheduledChange(Envelope):
+    """AWS Health Event for EC2, category scheduledChange: AWS will stop, reboot or retire instances.
+
+    `start_time` is when the change begins (None when the event gives none); `status` is the
+    Health ``statusCode`` (``upcoming``, ``open``, ``closed``; None in older events).
+    """
+
+    event_arn: str
+    event_type_code: str
+    ec2_instance_ids: tuple[InstanceId, ...]
+    start_time: datetime | None
+    status: str | None
+    event_id: str
+    time: datetime
+
+
+@dataclass(frozen=True, kw_only=True)
+class InstanceStateChanged(Envelope):
+    """EC2 Instance State-change Notification: an instance entered `state`."""
+
+    ec2_instance_id: InstanceId
+    state: Ec2State
+    event_id: str
+    time: datetime
+
+
+@dataclass(frozen=True, kw_only=True)
 class TestNotification(Envelope):
     """``autoscaling:TEST_NOTIFICATION``, sent when a hook or notification is configured."""
 
@@ -177,6 +205,8 @@ GuardEvent: TypeAlias = (
     | LifecycleAction
     | SpotInterruption
     | RebalanceRecommendation
+    | ScheduledChange
+    | InstanceStateChanged
     | TestNotification
     | Ignored
     | Malformed

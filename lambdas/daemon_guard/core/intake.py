@@ -7,7 +7,8 @@ Routes:
   the stopped task was a daemon on an ACTIVE instance;
 - ``launch-gate``: a launch lifecycle action on a managed group (warm-pool entries complete at once);
 - ``drain``: a terminate lifecycle action, a Spot interruption warning, a rebalance recommendation,
-  or an instance someone else set to DRAINING;
+  an instance someone else set to DRAINING, an AWS Health EC2 scheduled change (each affected
+  instance) or an EC2 instance entering ``stopping`` / ``shutting-down``;
 - ``reconcile``: a daemon placement failure that names no instance: audit the cluster;
 - ``ignore``: everything else, with a one-line reason.
 """
@@ -22,9 +23,11 @@ from daemon_guard.core.events import (
     ContainerInstanceChanged,
     GuardEvent,
     Ignored,
+    InstanceStateChanged,
     LifecycleAction,
     Malformed,
     RebalanceRecommendation,
+    ScheduledChange,
     ServiceAction,
     SpotInterruption,
     TaskChanged,
@@ -33,7 +36,9 @@ from daemon_guard.core.events import (
 from daemon_guard.core.identifiers import InstanceId
 
 RouteKind = Literal["placement", "launch-gate", "drain", "wake", "reconcile", "ignore"]
-DrainTrigger = Literal["lifecycle", "spot", "rebalance", "draining", "operator"]
+DrainTrigger = Literal["lifecycle", "spot", "rebalance", "draining", "operator", "scheduled-change", "ec2-state"]
+EXIT_TRIGGERS: tuple[DrainTrigger, ...] = ("scheduled-change", "ec2-state")
+LEAVING_STATES = ("stopping", "shutting-down")
 PLACEMENT_FAILURE = "SERVICE_TASK_PLACEMENT_FAILURE"
 FARGATE_FAILURE = "RESOURCE:FARGATE"
 
@@ -49,6 +54,7 @@ class Route:
     ec2_instance_id: InstanceId | None = None
     trigger: DrainTrigger | None = None
     dedupe_key: str | None = None
+    ec2_instance_ids: tuple[InstanceId, ...] = ()
 
 
 def _ignore(reason: str) -> Route:
@@ -77,7 +83,24 @@ def route(event: GuardEvent, config: Config) -> Route:
     if isinstance(event, RebalanceRecommendation):
         return Route("drain", "rebalance recommendation", ec2_instance_id=event.ec2_instance_id,
                      trigger="rebalance")
+    if isinstance(event, (ScheduledChange, InstanceStateChanged)):
+        return _route_exit(event)
     return _ignore(f"unhandled event type {type(event).__name__}")
+
+
+def _route_exit(event: ScheduledChange | InstanceStateChanged) -> Route:
+    """Exits outside Auto Scaling: the handler keeps the instances of managed clusters."""
+    if isinstance(event, InstanceStateChanged):
+        if event.state not in LEAVING_STATES:
+            return _ignore(f"EC2 instance {event.state}: only stopping and shutting-down take it away")
+        return Route("drain", f"EC2 instance {event.state}", ec2_instance_id=event.ec2_instance_id,
+                     trigger="ec2-state")
+    if event.status == "closed":
+        return _ignore(f"AWS Health {event.event_type_code} is closed (done or cancelled)")
+    if not event.ec2_instance_ids:
+        return _ignore(f"AWS Health {event.event_type_code} names no EC2 instance")
+    return Route("drain", f"AWS Health {event.event_type_code}", ec2_instance_id=event.ec2_instance_ids[0],
+                 trigger="scheduled-change", ec2_instance_ids=event.ec2_instance_ids)
 
 
 def _route_instance(event: ContainerInstanceChanged, config: Config) -> Route:

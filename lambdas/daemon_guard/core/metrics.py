@@ -33,6 +33,8 @@ MISSING_DAEMON_TASKS = MetricSpec("MissingDaemonTasks", "Count", "eligible daemo
 EVICTIONS = MetricSpec("Evictions", "Count", "replica tasks stopped to make room for daemons")
 GATE_OPEN_LATENCY = MetricSpec("GateOpenLatency", "Seconds", "registration to gate opened")
 GATES_FAILED_OPEN = MetricSpec("GatesFailedOpen", "Count", "gates opened by timeout with daemons missing")
+DAEMONS_CANNOT_FIT = MetricSpec("InstancesDaemonsCannotFit", "Count",
+                                "instances that cannot hold their eligible daemons even when empty")
 PLACEMENT_DECISIONS = MetricSpec("PlacementDecisions", "Count", "placement decisions taken", ("Mode",))
 # Drain
 DRAINS_STARTED = MetricSpec("DrainsStarted", "Count", "drain workflows started")
@@ -50,6 +52,8 @@ STUCK_LIFECYCLE_ACTIONS = MetricSpec("StuckLifecycleActions", "Count", "waiting 
 EVENTS_IGNORED = MetricSpec("EventsIgnored", "Count", "events out of scope", on_dashboard=False)
 EVENTS_MALFORMED = MetricSpec("EventsMalformed", "Count", "events that failed to parse")
 DUPLICATE_EVENTS = MetricSpec("DuplicateEvents", "Count", "events already seen", on_dashboard=False)
+EVENTS_UNPUBLISHED = MetricSpec("GuardEventsUnpublished", "Count", "own events EventBridge did not accept (logged)",
+                                on_dashboard=False)
 CHECKS_DEFERRED = MetricSpec("ChecksDeferred", "Count", "placement checks left to the reconciler under throttling",
                              on_dashboard=False)
 
@@ -58,5 +62,5 @@ ALL_METRICS: tuple[MetricSpec, ...] = (
     GATES_FAILED_OPEN, PLACEMENT_DECISIONS, DRAINS_STARTED, DRAINS_IN_PROGRESS, DRAIN_DURATION,
     DRAIN_OVERHEAD, TIER_DURATION, DEADLINES_MISSED, HEARTBEATS_SENT, LIFECYCLE_RESULTS,
     DRAINS_BLOCKED, ORDERING_VIOLATIONS, STUCK_LIFECYCLE_ACTIONS, EVENTS_IGNORED, EVENTS_MALFORMED,
-    DUPLICATE_EVENTS, CHECKS_DEFERRED,
+    DUPLICATE_EVENTS, CHECKS_DEFERRED, EVENTS_UNPUBLISHED, DAEMONS_CANNOT_FIT,
 )

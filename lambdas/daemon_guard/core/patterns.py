@@ -37,6 +37,7 @@ def event_patterns(config: Config, *, partition: str, region: str, account: str)
                               "detail": {"clusterArn": clusters, "eventName": [PLACEMENT_FAILURE]}},
         "spot-interruption": {"source": ["aws.ec2"], "detail-type": ["EC2 Spot Instance Interruption Warning"]},
         "rebalance": {"source": ["aws.ec2"], "detail-type": ["EC2 Instance Rebalance Recommendation"]},
+        **exit_patterns(),
     }
     if launch_groups:
         patterns["launch-lifecycle"] = {
@@ -47,3 +48,17 @@ def event_patterns(config: Config, *, partition: str, region: str, account: str)
             "source": ["aws.autoscaling"], "detail-type": ["EC2 Instance-terminate Lifecycle Action"],
             "detail": {"AutoScalingGroupName": terminate_groups, "LifecycleHookName": [TERMINATE_HOOK_NAME]}}
     return patterns
+
+
+def exit_patterns() -> dict[str, dict[str, Any]]:
+    """Exits outside Auto Scaling: AWS Health EC2 scheduled changes, EC2 instances stopping or terminating.
+
+    Neither event names a cluster or group, so the patterns narrow on what they do carry (the
+    service and category, the two leaving states) and the intake keeps managed instances only.
+    """
+    return {
+        "scheduled-change": {"source": ["aws.health"], "detail-type": ["AWS Health Event"],
+                             "detail": {"service": ["EC2"], "eventTypeCategory": ["scheduledChange"]}},
+        "instance-state": {"source": ["aws.ec2"], "detail-type": ["EC2 Instance State-change Notification"],
+                           "detail": {"state": ["stopping", "shutting-down"]}},
+    }

@@ -94,6 +94,31 @@ def _free(instance: InstanceView, tasks: Sequence[TaskView]) -> Resources:
     return free
 
 
+def daemons_cannot_fit(instance: InstanceView, eligible: Sequence[ServiceView],
+                       task_defs: Mapping[str, TaskDefinitionView]) -> tuple[str, ...]:
+    """The eligible daemons' names when, together, they need more than the instance registered (even
+    empty, it could not hold them all); () when they fit. An instance that never registered resources
+    (a view without them) is not judged."""
+    if instance.registered.cpu <= 0 and instance.registered.memory <= 0:
+        return ()
+    need = _requirements(eligible, task_defs)
+    return () if fits(need, instance.registered) else tuple(s.name for s in eligible)
+
+
+def _worth_room(instance: InstanceView, eligible: Sequence[ServiceView], missing: Sequence[ServiceView],
+                task_defs: Mapping[str, TaskDefinitionView]) -> list[ServiceView]:
+    """On an instance that cannot hold all its daemons: the missing ones still worth making room for.
+
+    When the daemons that alone exceed the instance are set aside and the others fit together, room is
+    made for those others; otherwise (no single culprit) for none: evicting could never end.
+    """
+    alone_too_big = {s.name for s in eligible if not fits(_requirements([s], task_defs), instance.registered)}
+    rest = [s for s in eligible if s.name not in alone_too_big]
+    if not alone_too_big or not fits(_requirements(rest, task_defs), instance.registered):
+        return []
+    return [s for s in missing if s.name not in alone_too_big]
+
+
 def needs_eviction_inputs(state: PlacementState, policy: PlacementPolicy) -> bool:
     """True when the plan may evict, so the edge must load services, protection and budgets first."""
     instance = state.instance
@@ -102,6 +127,8 @@ def needs_eviction_inputs(state: PlacementState, policy: PlacementPolicy) -> boo
     if policy.mode is PlacementMode.GATE and not gate_is_open(instance, policy.gate_attribute):
         return False
     missing = missing_daemons(instance, state.eligibility.eligible, state.tasks)
+    if daemons_cannot_fit(instance, state.eligibility.eligible, state.task_defs):
+        missing = tuple(_worth_room(instance, state.eligibility.eligible, missing, state.task_defs))
     return bool(missing) and not fits(_requirements(missing, state.task_defs), _free(instance, state.tasks))
 
 
@@ -132,6 +159,14 @@ def plan_placement(state: PlacementState, policy: PlacementPolicy) -> PlacementP
         return PlacementPlan("gate-shut", f"waiting for {', '.join(not_running)} to run", (), not_running)
     if not missing:
         return PlacementPlan("wait", f"{', '.join(not_running)} starting", (), not_running)
+    too_big = daemons_cannot_fit(instance, state.eligibility.eligible, state.task_defs)
+    if too_big:
+        missing = tuple(_worth_room(instance, state.eligibility.eligible, missing, state.task_defs))
+        if not missing:
+            return PlacementPlan("cannot-fit", f"{', '.join(too_big)} together need more than the instance "
+                                 f"registered ({instance.registered.cpu} CPU units, {instance.registered.memory} "
+                                 "MiB): no eviction can make room", (), not_running)
+        missing_names = tuple(s.name for s in missing)
     need = _requirements(missing, state.task_defs)
     free = _free(instance, state.tasks)
     if fits(need, free):

@@ -26,7 +26,8 @@ from daemon_guard.core.events import (
     arns_of,
 )
 from daemon_guard.core.identifiers import partition_of_region
-from daemon_guard.core.intake import Route, route
+from daemon_guard.core.intake import EXIT_TRIGGERS, Route, route
+from daemon_guard.handlers.exits import start_exit_drains
 from daemon_guard.handlers.parsing import parse_event
 from daemon_guard.handlers.reconciler import reconcile_cluster
 from daemon_guard.handlers.reflex import action_dict, check_instance
@@ -77,6 +78,8 @@ def handle(raw: object, rt: Runtime) -> dict[str, Any]:
             return decision(r, "deferred", f"ECS throttled the check; the reconciler repeats it: {r.reason}")
     if r.kind == "launch-gate":
         return start_launch_gate(r, event, rt)
+    if r.kind == "drain" and r.trigger in EXIT_TRIGGERS:
+        return start_exit_drains(r, event, rt)
     if r.kind == "drain":
         return start_drain(r, event, rt)
     assert r.cluster is not None

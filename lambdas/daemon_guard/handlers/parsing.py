@@ -50,6 +50,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
 from types import MappingProxyType
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -59,13 +60,16 @@ from pydantic_core import PydanticCustomError
 
 from daemon_guard.core.events import (
     ContainerInstanceChanged,
+    Ec2State,
     GuardEvent,
     Ignored,
+    InstanceStateChanged,
     LifecycleAction,
     LifecycleLocation,
     LifecycleTransition,
     Malformed,
     RebalanceRecommendation,
+    ScheduledChange,
     ServiceAction,
     SpotAction,
     SpotInterruption,
@@ -474,6 +478,83 @@ def _rebalance(envelope: GuardEnvelopeModel) -> GuardEvent:
     )
 
 
+def _health_time(value: object) -> datetime:
+    """AWS Health writes times in RFC 1123 (``Sat, 05 Jun 2016 15:10:09 GMT``); ISO 8601 is taken too."""
+    if isinstance(value, str) and value[:1].isalpha():
+        try:
+            parsed = parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            raise PydanticCustomError("health_time", "Input should be an RFC 1123 or ISO 8601 time") from None
+        # The same calendar bounds as every other event time, applied to the ISO form of this one.
+        return _event_time(parsed.isoformat() if parsed.tzinfo else parsed.replace(tzinfo=UTC).isoformat())
+    return _event_time(value)
+
+
+def _affected_entity(value: object) -> str:
+    """An EC2 entity that looks like an instance id must be one (anything else is no instance: kept as is)."""
+    if isinstance(value, str) and value.startswith("i-"):
+        return _identifier(InstanceId)(value)
+    if not isinstance(value, str) or not value or len(value) > 1600:
+        raise PydanticCustomError("entity_value", "Input should be a non-empty string of at most 1600 characters")
+    return value
+
+
+class AffectedEntityModel(_Strict):
+    """One entity an AWS Health event affects; for EC2, an instance id (validated as one)."""
+
+    entity_value: Annotated[str, PlainValidator(_affected_entity)] = Field(alias="entityValue")
+
+
+class HealthDetailModel(_Strict):
+    """``detail`` of AWS Health Event: only what decides whether it concerns EC2 instances."""
+
+    service: Text
+    category: Text = Field(alias="eventTypeCategory")
+
+
+class ScheduledChangeDetailModel(HealthDetailModel):
+    """``detail`` of an AWS Health EC2 scheduled change."""
+
+    event_arn: Text = Field(alias="eventArn")
+    event_type_code: Text = Field(alias="eventTypeCode")
+    start_time: Annotated[datetime, PlainValidator(_health_time)] | None = Field(default=None, alias="startTime")
+    status: StrictStr | None = Field(default=None, alias="statusCode")
+    affected: list[AffectedEntityModel] = Field(
+        default_factory=list, alias="affectedEntities", max_length=MAX_CLUSTER_INSTANCES)
+
+
+class InstanceStateDetailModel(_Strict):
+    """``detail`` of EC2 Instance State-change Notification."""
+
+    instance_id: Ec2Id = Field(alias="instance-id")
+    state: Literal["pending", "running", "stopping", "stopped", "shutting-down", "terminated"]
+
+
+def _health(envelope: GuardEnvelopeModel) -> GuardEvent:
+    head = _detail(HealthDetailModel, envelope)
+    if head.service != "EC2" or head.category != "scheduledChange":
+        return Ignored(account=envelope.account, region=envelope.region, detail_type=envelope.detail_type,
+                       event_id=envelope.id,
+                       reason=_one_line(f"AWS Health {head.service} {head.category}: only EC2 scheduled changes "
+                                        "take instances away"))
+    detail = _detail(ScheduledChangeDetailModel, envelope)
+    # EC2 entities are instance ids; anything else (a host id, say) is no instance the guard can drain.
+    ids = tuple(dict.fromkeys(InstanceId(e.entity_value) for e in detail.affected
+                              if e.entity_value.startswith("i-")))
+    return ScheduledChange(
+        account=envelope.account, region=envelope.region, event_arn=detail.event_arn,
+        event_type_code=detail.event_type_code, ec2_instance_ids=ids, start_time=detail.start_time,
+        status=detail.status, event_id=envelope.id, time=envelope.time,
+    )
+
+
+def _instance_state(envelope: GuardEnvelopeModel) -> GuardEvent:
+    detail = _detail(InstanceStateDetailModel, envelope)
+    state: Ec2State = detail.state
+    return InstanceStateChanged(account=envelope.account, region=envelope.region, ec2_instance_id=detail.instance_id,
+                                state=state, event_id=envelope.id, time=envelope.time)
+
+
 _ROUTES: dict[tuple[str, str], Callable[[GuardEnvelopeModel], GuardEvent]] = {
     ("aws.ecs", "ECS Container Instance State Change"): _container_instance,
     ("aws.ecs", "ECS Task State Change"): _task,
@@ -482,6 +563,8 @@ _ROUTES: dict[tuple[str, str], Callable[[GuardEnvelopeModel], GuardEvent]] = {
     ("aws.autoscaling", "EC2 Instance-terminate Lifecycle Action"): _lifecycle("terminate"),
     ("aws.ec2", "EC2 Spot Instance Interruption Warning"): _spot_interruption,
     ("aws.ec2", "EC2 Instance Rebalance Recommendation"): _rebalance,
+    ("aws.health", "AWS Health Event"): _health,
+    ("aws.ec2", "EC2 Instance State-change Notification"): _instance_state,
 }
 
 _IGNORED: dict[tuple[str, str], str] = {

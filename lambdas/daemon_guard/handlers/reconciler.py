@@ -25,7 +25,9 @@ from daemon_guard.core.eligibility import eligible_daemons
 from daemon_guard.core.events import LifecycleAction
 from daemon_guard.core.identifiers import HookName
 from daemon_guard.core.intake import Route
-from daemon_guard.core.placement import gate_is_open, seconds_since_registration
+from daemon_guard.core.placement import daemons_cannot_fit, gate_is_open, seconds_since_registration
+from daemon_guard.handlers.exits import start_due_drains
+from daemon_guard.handlers.notify import announce_cannot_fit
 from daemon_guard.handlers.reflex import check_instance
 from daemon_guard.handlers.runtime import Runtime, get_runtime, logger
 from daemon_guard.handlers.starts import start_drain, start_launch_gate
@@ -46,6 +48,7 @@ class ReconcileSummary:
     draining: int = 0
     repaired: int = 0
     workflows_started: int = 0
+    cannot_fit: int = 0  # instances whose eligible daemons cannot fit even when empty
     actions: list[dict[str, Any]] = field(default_factory=list)
 
     @property
@@ -75,6 +78,10 @@ def reconcile_cluster(rt: Runtime, cluster: str) -> ReconcileSummary:
         summary.instances += 1
         groups = running_on.get(instance.arn, set())
         eligible = eligible_daemons(instance, daemons, ecs.known_task_definitions, groups).eligible
+        too_big = daemons_cannot_fit(instance, eligible, ecs.known_task_definitions)
+        if too_big:
+            summary.cannot_fit += 1
+            announce_cannot_fit(rt, cluster, instance, now, too_big)
         running = sum(1 for s in eligible if s.group in groups)
         summary.eligible_slots += len(eligible)
         summary.running_slots += running
@@ -95,6 +102,7 @@ def reconcile_cluster(rt: Runtime, cluster: str) -> ReconcileSummary:
     rt.metrics.emit(m.DAEMON_COVERAGE, summary.coverage, cluster)
     rt.metrics.emit(m.MISSING_DAEMON_TASKS, summary.eligible_slots - summary.running_slots, cluster)
     rt.metrics.emit(m.DRAINS_IN_PROGRESS, summary.draining, cluster)
+    rt.metrics.emit(m.DAEMONS_CANNOT_FIT, summary.cannot_fit, cluster)
     _restart_lost_lifecycle_actions(rt, cluster, summary)
     return summary
 
@@ -131,7 +139,8 @@ def _restart_lost_lifecycle_actions(rt: Runtime, cluster: str, summary: Reconcil
 
 
 def reconcile(rt: Runtime) -> list[ReconcileSummary]:
-    """Audit every managed cluster."""
+    """Start the scheduled drains now due, then audit every managed cluster."""
+    start_due_drains(rt)
     summaries = []
     for cluster in rt.config.clusters:
         summary = reconcile_cluster(rt, cluster.name)

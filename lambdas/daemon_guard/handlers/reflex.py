@@ -25,6 +25,7 @@ from daemon_guard.core.placement import (
     plan_placement,
     seconds_since_registration,
 )
+from daemon_guard.handlers.notify import announce_placement
 from daemon_guard.handlers.runtime import Runtime, logger
 
 
@@ -108,6 +109,7 @@ def check_instance(rt: Runtime, cluster: str, instance: InstanceView, *, trigger
         return outcome
     _act(rt, cluster, state, plan)
     _measure(rt, cluster, state, plan, trigger_group)
+    announce_placement(rt, cluster, state.instance, state.now, plan)
     return outcome
 
 

@@ -54,6 +54,7 @@ class Runtime:
     ecs_client: Any
     autoscaling_client: Any
     lambda_client: Any | None = None
+    events_client: Any | None = None  # EventBridge, for the guard's own events (none: publish nothing)
     state: StateStore | None = None
     metrics: MetricsSink = field(default_factory=EmfSink)
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
@@ -159,10 +160,11 @@ def runtime_from_environment() -> Runtime:
     ecs = boto3.client("ecs", config=BotoConfig(retries={"mode": "adaptive", "max_attempts": 10}))
     autoscaling = boto3.client("autoscaling", config=BotoConfig(retries={"mode": "standard", "max_attempts": 5}))
     lambda_client = boto3.client("lambda", config=BotoConfig(retries={"mode": "standard", "max_attempts": 5}))
+    events = boto3.client("events", config=BotoConfig(retries={"mode": "standard", "max_attempts": 3}))
     table = os.environ.get("STATE_TABLE")
     state = StateStore(boto3.client("dynamodb"), table) if table else None
     logger.debug("runtime built", extra={"ms": round((time.monotonic() - started) * 1000, 1)})
     return Runtime(config=config, ecs_client=ecs, autoscaling_client=autoscaling, lambda_client=lambda_client,
-                   state=state, drain_function=os.environ.get("DRAIN_FUNCTION"),
+                   events_client=events, state=state, drain_function=os.environ.get("DRAIN_FUNCTION"),
                    launch_gate_function=os.environ.get("LAUNCH_GATE_FUNCTION"),
                    region=os.environ.get("AWS_REGION"))  # the partition follows from it; learn_home confirms

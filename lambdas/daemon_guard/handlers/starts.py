@@ -14,10 +14,13 @@ from daemon_guard.adapters.autoscaling import AutoScaling
 from daemon_guard.adapters.state import WorkflowClaim
 from daemon_guard.core import metrics as m
 from daemon_guard.core.actions import CompleteLifecycle, StartWorkflow
-from daemon_guard.core.config import LAUNCH_HOOK_NAME, SpotPolicy
+from daemon_guard.core.config import LAUNCH_HOOK_NAME, DrainMode, SpotPolicy
 from daemon_guard.core.events import GuardEvent, LifecycleAction, SpotInterruption
+from daemon_guard.core.guard_events import drain_started
 from daemon_guard.core.identifiers import InstanceId, valid_epoch
 from daemon_guard.core.intake import Route
+from daemon_guard.handlers.drain_preview import observe_drain
+from daemon_guard.handlers.notify import announce
 from daemon_guard.handlers.reflex import action_dict
 from daemon_guard.handlers.runtime import Runtime, logger
 
@@ -90,6 +93,8 @@ def _start(r: Route, rt: Runtime, start: StartWorkflow, instance_id: str) -> dic
     payload = {k: v for k, v in start.payload if v is not None}
     kind = "drain" if start.workflow == "drain" else "gate"
     actions = [action_dict(start)]
+    if kind == "drain" and rt.config.drain_mode is DrainMode.OBSERVE:
+        return observe_drain(r, rt, payload)
     if rt.dry_run:
         return decision(r, "start-workflow", r.reason, instance_id, actions)
     function = rt.drain_function if start.workflow == "drain" else rt.launch_gate_function
@@ -116,4 +121,7 @@ def _start(r: Route, rt: Runtime, start: StartWorkflow, instance_id: str) -> dic
     started = rt.workflows.start(function, start.execution_name, payload)
     if started and existing is None and kind == "drain":
         rt.metrics.emit(m.DRAINS_STARTED, 1, str(payload.get("cluster", "unknown")))
+        announce(rt, [drain_started(str(payload.get("cluster")), instance_id, rt.now(), r.reason,
+                                    str(payload.get("trigger")), start.execution_name,
+                                    float(payload["deadline"]) if "deadline" in payload else None)])
     return decision(r, "started" if started else "already-started", r.reason, instance_id, actions)

@@ -43,7 +43,9 @@ from daemon_guard.core.drain import (
     plan_heartbeat,
 )
 from daemon_guard.core.model import InstanceView, Resources, ServiceView, TaskView
+from daemon_guard.handlers.notify import announce, drain_step_events
 from daemon_guard.handlers.runtime import Runtime, get_runtime, logger
+from daemon_guard.workflows.replace import replace_after_drain
 
 KIND = "drain"
 
@@ -247,6 +249,7 @@ def _tick(rt: Runtime, request: DrainRequest, raw_progress: dict[str, Any], stop
         logger.warning("drain note", extra={"instance": request.instance_id, "kind": note.kind, "detail": note.detail})
     for label, begun, ended in step.progress.phase_times[len(progress.phase_times):]:
         rt.metrics.emit(m.TIER_DURATION, ended - begun, request.cluster, Tier=label)
+    announce(rt, drain_step_events(request, progress, step))
     if step.actions:
         logger.info("drain step", extra={"instance": request.instance_id, "phase": step.progress.phase,
                                          "actions": [type(a).__name__ for a in step.actions]})
@@ -328,6 +331,8 @@ def drain_workflow(event: dict[str, Any], ctx: DurableContext) -> dict[str, Any]
                 woke = callback.result()
         n += 1
     summary = ctx.step(partial(finish, rt, request, raw), name="finish")
+    if event.get("replace"):
+        ctx.step(lambda _c: replace_after_drain(rt, event), name="replace")
     return {"instance": request.instance_id, "result": raw.get("result"), **summary}
 
 

@@ -1,0 +1,56 @@
+"""Drain dry runs at the edge: read the instance (ECS reads only) and preview the ordered drain.
+
+Used by `daemon-guard drain --dry-run` (a live cluster, read-only), by `daemon-guard replay` of a
+drain trigger (a state snapshot), and by ``drainMode: observe``, where every drain trigger is
+answered with its planned steps in the log instead of a drain. In observe mode a terminate
+lifecycle action is completed with CONTINUE at once: what happens without daemon-guard, so that
+nothing waits on a report (no ECS write is made).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from daemon_guard.adapters.autoscaling import AutoScaling
+from daemon_guard.core.actions import CompleteLifecycle
+from daemon_guard.core.drain import DrainProgress, DrainRequest
+from daemon_guard.core.drain_preview import PlannedStep, preview_drain, render_preview
+from daemon_guard.core.intake import Route
+from daemon_guard.handlers.reflex import action_dict
+from daemon_guard.handlers.runtime import Runtime, logger
+
+
+def preview(rt: Runtime, request: DrainRequest) -> tuple[PlannedStep, ...]:
+    """The planned steps of draining `request.instance_id` now, from ECS reads (the drain's own first look)."""
+    # The drain workflow's module (and its SDK) loads only when a preview is asked for.
+    from daemon_guard.workflows.drain import drain_policy, observe
+
+    now = rt.now().timestamp()
+    view, _ = observe(rt, request, DrainProgress(started_at=now, phase_started_at=now, last_progress_at=now))
+    if view.instance is not None:
+        view = replace(view, instance=rt.cluster(request.cluster).instance(view.instance.arn))
+    return preview_drain(request, view, drain_policy(rt, request))
+
+
+def steps_json(steps: tuple[PlannedStep, ...]) -> list[dict[str, Any]]:
+    """The steps as JSON objects, in order."""
+    return [{"step": n, **{k: (list(map(list, v)) if k == "tasks" else v) for k, v in vars(s).items()}}
+            for n, s in enumerate(steps, 1)]
+
+
+def observe_drain(r: Route, rt: Runtime, payload: dict[str, Any]) -> dict[str, Any]:
+    """``drainMode: observe``: log the planned steps, complete a lifecycle action at once, drain nothing."""
+    request = DrainRequest.from_payload(payload)
+    steps = preview(rt, request)
+    logger.info("drain observed: planned steps (drainMode observe, nothing changed)",
+                extra={"instance": request.instance_id, "trigger": request.trigger,
+                       "plan": render_preview(request, steps)})
+    actions: list[dict[str, Any]] = []
+    if request.asg and request.hook:
+        complete = CompleteLifecycle(request.asg, request.hook, request.instance_id, request.token, "CONTINUE")
+        actions.append(action_dict(complete))
+        if not rt.dry_run:
+            AutoScaling(rt.autoscaling_client).complete(complete)
+    return {"route": r.kind, "decision": "observed", "reason": f"{r.reason}: drainMode observe, planned steps only",
+            "instance": request.instance_id, "actions": actions, "plannedSteps": steps_json(steps)}

@@ -1,0 +1,104 @@
+"""Publishing the guard's own events (`daemon_guard.core.guard_events`) on the default EventBridge bus.
+
+PutEvents in batches of 10. A failure to publish (an error, a throttle, entries EventBridge
+rejected) is logged and counted (``GuardEventsUnpublished``) and never raised: a notification must
+not fail the drain or the placement it reports. Nothing is published in a dry run or without an
+EventBridge client (the CLI, unit tests).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from daemon_guard.core import guard_events as ge
+from daemon_guard.core import metrics as m
+from daemon_guard.core.actions import StopTasks
+from daemon_guard.core.drain import DrainProgress, DrainRequest, DrainStep
+from daemon_guard.core.guard_events import SOURCE, OwnEvent
+from daemon_guard.core.model import InstanceView
+from daemon_guard.core.placement import PlacementPlan, seconds_since_registration
+from daemon_guard.handlers.runtime import Runtime, logger
+
+MAX_ENTRIES = 10
+
+
+def _entry(event: OwnEvent) -> dict[str, Any]:
+    entry: dict[str, Any] = {"Source": SOURCE, "DetailType": event.detail_type,
+                             "Detail": json.dumps(dict(event.detail), separators=(",", ":"))}
+    if event.resources:
+        entry["Resources"] = list(event.resources)
+    return entry
+
+
+def announce(rt: Runtime, events: Sequence[OwnEvent]) -> int:
+    """Publish `events`; returns how many EventBridge accepted. Never raises."""
+    if not events or rt.events_client is None or rt.dry_run:
+        return 0
+    accepted = 0
+    for start in range(0, len(events), MAX_ENTRIES):
+        batch = events[start:start + MAX_ENTRIES]
+        try:
+            response = rt.events_client.put_events(Entries=[_entry(e) for e in batch])
+            failed = int(response.get("FailedEntryCount", 0))
+            reasons = sorted({str(r.get("ErrorCode")) for r in response.get("Entries", []) if r.get("ErrorCode")})
+        except Exception as exc:  # any failure to notify: log and count, never fail the work reported
+            failed, reasons = len(batch), [type(exc).__name__]
+        accepted += len(batch) - failed
+        if failed:
+            cluster = str(batch[0].detail.get("cluster", "unknown"))
+            logger.warning("own events not published", extra={"count": failed, "errors": reasons,
+                                                               "detail_types": [e.detail_type for e in batch]})
+            rt.metrics.emit(m.EVENTS_UNPUBLISHED, failed, cluster)
+    return accepted
+
+
+def placement_events(cluster: str, instance: InstanceView, now: datetime, plan: PlacementPlan,
+                     gate_attribute: str) -> list[OwnEvent]:
+    """What a placement decision that acted tells the world: a repair, a gate opened, a gate failed open."""
+    age = seconds_since_registration(instance, now)
+    stopped = [arn for a in plan.actions if isinstance(a, StopTasks) for arn in a.task_arns]
+    if plan.decision == "evict" and stopped:
+        return [ge.placement_repaired(cluster, instance.ec2_instance_id, instance.arn, now, plan.reason, stopped,
+                                      plan.missing, age)]
+    if plan.decision in ("open-gate", "gate-failed-open"):
+        return [ge.gate_opened(cluster, instance.ec2_instance_id, instance.arn, now, plan.reason, gate_attribute, age,
+                               failed_open=plan.decision == "gate-failed-open", not_running=plan.missing)]
+    return []
+
+
+def announce_placement(rt: Runtime, cluster: str, instance: InstanceView, now: datetime, plan: PlacementPlan
+                       ) -> None:
+    """Publish what a placement decision did."""
+    announce(rt, placement_events(cluster, instance, now, plan, rt.config.gate_attribute))
+
+
+def announce_cannot_fit(rt: Runtime, cluster: str, instance: InstanceView, now: datetime, daemons: Sequence[str]
+                        ) -> None:
+    """Publish Daemons Cannot Fit for an instance, once a day (the reconciler sees it every run)."""
+    if rt.dry_run or (rt.state is not None and not rt.state.first_sighting(f"cannot-fit#{instance.arn}",
+                                                                           now.timestamp())):
+        return
+    reason = (f"{', '.join(daemons)} together need more than the instance registered ({instance.registered.cpu} "
+              f"CPU units, {instance.registered.memory} MiB)")
+    logger.warning("daemons cannot fit on this instance even when empty",
+                   extra={"cluster": cluster, "instance": instance.ec2_instance_id, "daemons": list(daemons)})
+    announce(rt, [ge.daemons_cannot_fit(cluster, instance.ec2_instance_id, instance.arn, now, reason, daemons,
+                                        instance.attributes.get("ecs.instance-type"))])
+
+
+def drain_step_events(request: DrainRequest, before: DrainProgress, step: DrainStep) -> list[OwnEvent]:
+    """What one drain step tells the world: phases ended, the deadline forcing the order, the drain's end."""
+    after = step.progress
+    events = [ge.tier_completed(request.cluster, request.instance_id, label, begun, ended)
+              for label, begun, ended in after.phase_times[len(before.phase_times):]]
+    if after.forced and not before.forced:
+        events.append(ge.drain_forced(request.cluster, request.instance_id, after.phase, after.started_at,
+                                      after.forced_at or after.started_at, "global drain deadline passed"))
+    if after.done and not before.done:
+        events.append(ge.drain_completed(request.cluster, request.instance_id, after.result or "CONTINUE",
+                                         after.started_at, after.completed_at or after.started_at,
+                                         after.deadlines_missed, request.trigger))
+    return events

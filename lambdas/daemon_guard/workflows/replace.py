@@ -1,0 +1,42 @@
+"""After a drain for an AWS Health scheduled change: have the instance's group replace it.
+
+With ``scheduledChange: replace`` the drain's payload carries ``"replace": "unhealthy"``. Once the
+instance is drained, SetInstanceHealth Unhealthy (not respecting the grace period) makes its Auto
+Scaling group terminate it (through the terminate hook, whose drain then finds it empty) and
+launch a replacement. An instance outside a managed group, or one already leaving, is left as is.
+A failure here is logged, never raised: the drain itself is done.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from daemon_guard.handlers.runtime import Runtime, logger
+
+REPLACE_UNHEALTHY = "unhealthy"
+
+
+def replace_after_drain(rt: Runtime, payload: dict[str, Any]) -> str:
+    """Mark the drained instance Unhealthy when the payload asks for it; returns what was done."""
+    if payload.get("replace") != REPLACE_UNHEALTHY:
+        return "not-asked"
+    instance_id = str(payload.get("instanceId"))
+    try:
+        found = rt.autoscaling_client.describe_auto_scaling_instances(InstanceIds=[instance_id])
+        entry = next(iter(found.get("AutoScalingInstances", [])), None)
+        if entry is None or rt.config.group(entry["AutoScalingGroupName"]) is None:
+            logger.info("drained instance is in no managed group; not replaced", extra={"instance": instance_id})
+            return "no-managed-group"
+        if not entry.get("LifecycleState", "").startswith("InService"):
+            return f"left-as-{entry.get('LifecycleState')}"
+        rt.autoscaling_client.set_instance_health(InstanceId=instance_id, HealthStatus="Unhealthy",
+                                                  ShouldRespectGracePeriod=False)
+    except (ClientError, BotoCoreError) as exc:
+        logger.warning("could not mark the drained instance Unhealthy", extra={"instance": instance_id,
+                                                                               "error": str(exc)})
+        return "failed"
+    logger.info("drained instance marked Unhealthy for its group to replace",
+                extra={"instance": instance_id, "group": entry["AutoScalingGroupName"]})
+    return "marked-unhealthy"
