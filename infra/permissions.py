@@ -1,17 +1,31 @@
-"""Least-privilege statements for the daemon-guard functions.
+"""Least-privilege statements, per function: each role gets only what its own code calls.
 
-- Mutating ECS actions (StopTask, UpdateContainerInstancesState, PutAttributes, DeleteAttributes)
-  carry an ``ArnEquals ecs:cluster`` condition naming the managed clusters; nothing else.
-- ECS reads name cluster-scoped resources (``cluster/NAME``, ``task/NAME/*``, ...) where ECS
-  supports resource-level permissions; ListTasks and ListServices take ``*`` with the same
-  cluster condition; DescribeTaskDefinition and DescribeCapacityProviders support only ``*``.
-- CompleteLifecycleAction and RecordLifecycleActionHeartbeat name the managed ASG ARNs;
-  Auto Scaling Describe* support only ``*``.
+Which function calls what (the proving ground enforces these statements on every simulated call,
+and a test drops each statement in turn to show a scenario failing with AccessDenied):
+
+- every function reads ECS: ListContainerInstances (the cluster), DescribeContainerInstances,
+  ListTasks, DescribeTasks, ListServices, DescribeServices and DescribeTaskDefinition;
+- the placement reflex (intake, reconciler, launch gate) evicts and opens gates: GetTaskProtection,
+  StopTask, PutAttributes;
+- the drain stops tasks and sets its instance DRAINING (UpdateContainerInstancesState: the drain
+  only);
+- the intake and the reconciler start workflows (InvokeFunction on the two ``live`` aliases) and
+  wake them (SendDurableExecutionCallbackSuccess on their executions); the reconciler reads the
+  groups (DescribeAutoScalingGroups) to find lifecycle actions left waiting;
+- lifecycle actions: the workflows heartbeat and complete them; the intake and the reconciler
+  complete those they do not manage (CONTINUE at once);
+- the state table: each function gets the item operations its code issues.
+
+Mutating ECS actions and the list calls that take ``*`` carry an ``ArnEquals ecs:cluster``
+condition naming the managed clusters; reads name cluster-scoped resources (``task/NAME/*``, ...);
+DescribeTaskDefinition and DescribeAutoScalingGroups support only ``*``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import aws_cdk as cdk
 from aws_cdk import aws_iam as iam
@@ -20,9 +34,33 @@ from daemon_guard.core.config import Config
 
 from infra.rules import asg_arn, cluster_arn
 
-ECS_MUTATING_ACTIONS = (
-    "ecs:StopTask", "ecs:UpdateContainerInstancesState", "ecs:PutAttributes", "ecs:DeleteAttributes",
-)
+FUNCTION_KEYS = ("intake", "reconciler", "drain", "launch-gate")
+
+# What each function's code calls, by statement (see the module docstring).
+ECS_READS = ("EcsReadClusterInstances", "EcsReadTasks", "EcsReadServices", "EcsListInManagedClusters",
+             "EcsReadTaskDefinitions")
+GRANTS: Mapping[str, tuple[str, ...]] = {
+    "intake": (*ECS_READS, "EcsTaskProtection", "EcsEvictAndOpenGates", "CompleteLifecycleActions",
+               "StartWorkflows", "WakeWorkflows", "StateTable"),
+    "reconciler": (*ECS_READS, "EcsTaskProtection", "EcsEvictAndOpenGates", "DescribeGroups",
+                   "CompleteLifecycleActions", "StartWorkflows", "WakeWorkflows", "StateTable"),
+    "drain": (*ECS_READS, "EcsDrainInstances", "HeartbeatAndCompleteLifecycleActions", "StateTable"),
+    "launch-gate": (*ECS_READS, "EcsTaskProtection", "EcsEvictAndOpenGates", "HeartbeatAndCompleteLifecycleActions",
+                    "StateTable"),
+}
+
+# The state table operations each function's code issues (adapters/state.py, by caller).
+TABLE_ACTIONS: Mapping[str, tuple[str, ...]] = {
+    "intake": ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem",
+               "dynamodb:BatchGetItem", "dynamodb:BatchWriteItem"),
+    "reconciler": ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem",
+                   "dynamodb:BatchGetItem", "dynamodb:BatchWriteItem"),
+    "drain": ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"),
+    "launch-gate": ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem",
+                    "dynamodb:BatchGetItem", "dynamodb:BatchWriteItem"),
+}
+
+ECS_MUTATING_ACTIONS = ("ecs:StopTask", "ecs:UpdateContainerInstancesState", "ecs:PutAttributes")
 LIFECYCLE_ACTIONS = ("autoscaling:CompleteLifecycleAction", "autoscaling:RecordLifecycleActionHeartbeat")
 
 
@@ -31,63 +69,59 @@ def ecs_arn(scope: Construct, resource: str, name: str) -> str:
     return cdk.Stack.of(scope).format_arn(service="ecs", resource=resource, resource_name=name)
 
 
-def guard_statements(scope: Construct, config: Config) -> list[iam.PolicyStatement]:
-    """What every daemon-guard function may do on ECS and Auto Scaling."""
+@dataclass(frozen=True, kw_only=True)
+class Targets:
+    """The ARNs the statements name."""
+
+    table_arn: str
+    workflow_aliases: Sequence[str]
+    workflow_executions: Sequence[str]
+
+
+def function_statements(scope: Construct, config: Config, key: str, targets: Targets) -> list[iam.PolicyStatement]:
+    """The statements of one function's role (``key`` in `FUNCTION_KEYS`), beyond logs and traces."""
     names = sorted(config.cluster_names)
     clusters = [cluster_arn(scope, n) for n in names]
     in_our_clusters = {"ArnEquals": {"ecs:cluster": clusters}}
-    groups = sorted(config.group_names)
-    statements = [
-        iam.PolicyStatement(
-            sid="EcsMutateManagedClustersOnly", actions=list(ECS_MUTATING_ACTIONS), resources=["*"],
-            conditions=in_our_clusters,
-        ),
-        iam.PolicyStatement(
-            sid="EcsReadManagedClusters",
-            actions=["ecs:DescribeClusters", "ecs:ListContainerInstances", "ecs:ListAttributes"],
-            resources=clusters,
-        ),
-        iam.PolicyStatement(
-            sid="EcsDescribeManagedClusterResources",
-            actions=["ecs:DescribeContainerInstances", "ecs:DescribeTasks", "ecs:DescribeServices",
-                     "ecs:ListTagsForResource"],
-            resources=[ecs_arn(scope, kind, f"{n}/*") for n in names
-                       for kind in ("container-instance", "task", "service")],
-        ),
-        iam.PolicyStatement(
-            sid="EcsListInManagedClusters", actions=["ecs:ListTasks", "ecs:ListServices"], resources=["*"],
-            conditions=in_our_clusters,
-        ),
-        iam.PolicyStatement(
-            sid="EcsReadAccountWide",
-            actions=["ecs:DescribeTaskDefinition", "ecs:DescribeCapacityProviders"], resources=["*"],
-        ),
-        iam.PolicyStatement(
-            sid="AutoScalingDescribe",
-            actions=["autoscaling:DescribeAutoScalingGroups", "autoscaling:DescribeAutoScalingInstances",
-                     "autoscaling:DescribeLifecycleHooks"],
-            resources=["*"],
-        ),
-    ]
-    if groups:
-        statements.append(iam.PolicyStatement(
-            sid="LifecycleActionsOnManagedGroups", actions=list(LIFECYCLE_ACTIONS),
-            resources=[asg_arn(scope, g) for g in groups],
-        ))
-    return statements
+    groups = [asg_arn(scope, g) for g in sorted(config.group_names)]
 
+    def scoped(kind: str) -> list[str]:
+        return [ecs_arn(scope, kind, f"{n}/*") for n in names]
 
-def workflow_caller_statements(alias_arns: Sequence[str], execution_arns: Sequence[str],
-                               function_arns: Sequence[str]) -> list[iam.PolicyStatement]:
-    """Start workflows by alias, wake them with callbacks, and look up their executions."""
-    return [
-        iam.PolicyStatement(sid="StartWorkflowsByAlias", actions=["lambda:InvokeFunction"],
-                            resources=list(alias_arns)),
-        iam.PolicyStatement(
-            sid="WakeAndReadWorkflowExecutions",
-            actions=["lambda:SendDurableExecutionCallbackSuccess", "lambda:GetDurableExecution"],
-            resources=list(execution_arns),
-        ),
-        iam.PolicyStatement(sid="ListWorkflowExecutions", actions=["lambda:ListDurableExecutionsByFunction"],
-                            resources=list(function_arns)),
-    ]
+    builders: dict[str, Callable[[], dict[str, Any] | None]] = {
+        "EcsReadClusterInstances": lambda: dict(
+            actions=["ecs:ListContainerInstances"], resources=clusters),
+        "EcsReadTasks": lambda: dict(
+            actions=["ecs:DescribeContainerInstances", "ecs:DescribeTasks"],
+            resources=scoped("container-instance") + scoped("task")),
+        "EcsReadServices": lambda: dict(
+            actions=["ecs:DescribeServices"], resources=scoped("service")),
+        "EcsListInManagedClusters": lambda: dict(
+            actions=["ecs:ListTasks", "ecs:ListServices"], resources=["*"], conditions=in_our_clusters),
+        "EcsReadTaskDefinitions": lambda: dict(actions=["ecs:DescribeTaskDefinition"], resources=["*"]),
+        "EcsTaskProtection": lambda: dict(
+            actions=["ecs:GetTaskProtection"], resources=scoped("task")),
+        "EcsEvictAndOpenGates": lambda: dict(
+            actions=["ecs:StopTask", "ecs:PutAttributes"], resources=["*"], conditions=in_our_clusters),
+        "EcsDrainInstances": lambda: dict(
+            actions=["ecs:StopTask", "ecs:UpdateContainerInstancesState"], resources=["*"],
+            conditions=in_our_clusters),
+        "DescribeGroups": lambda: dict(
+            actions=["autoscaling:DescribeAutoScalingGroups"], resources=["*"]),
+        "CompleteLifecycleActions": lambda: dict(
+            actions=["autoscaling:CompleteLifecycleAction"], resources=groups) if groups else None,
+        "HeartbeatAndCompleteLifecycleActions": lambda: dict(
+            actions=list(LIFECYCLE_ACTIONS), resources=groups) if groups else None,
+        "StartWorkflows": lambda: dict(
+            actions=["lambda:InvokeFunction"], resources=list(targets.workflow_aliases)),
+        "WakeWorkflows": lambda: dict(
+            actions=["lambda:SendDurableExecutionCallbackSuccess"], resources=list(targets.workflow_executions)),
+        "StateTable": lambda: dict(
+            actions=list(TABLE_ACTIONS[key]), resources=[targets.table_arn]),
+    }
+    out: list[iam.PolicyStatement] = []
+    for sid in GRANTS[key]:
+        spec = builders[sid]()
+        if spec is not None:
+            out.append(iam.PolicyStatement(sid=sid, **spec))
+    return out

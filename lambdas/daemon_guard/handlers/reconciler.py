@@ -98,19 +98,35 @@ def reconcile_cluster(rt: Runtime, cluster: str) -> ReconcileSummary:
     return summary
 
 
+# Wait states in which one of daemon-guard's hooks may hold an instance, by the hook that would hold it.
+WAIT_STATES = {"Pending:Wait": "launch", "Terminating:Wait": "terminate"}
+
+
 def _restart_lost_lifecycle_actions(rt: Runtime, cluster: str, summary: ReconcileSummary) -> None:
-    """Start the workflow for any managed lifecycle action waiting without one (its event was lost)."""
+    """Start the workflow for any lifecycle action of OUR hooks waiting without one (its event was lost).
+
+    An instance counts only when the group is managed here and daemon-guard's hook for that transition
+    is on it: an instance held by another hook (a group whose launch hook is someone else's) is not ours
+    to complete, and is neither alarmed on nor touched.
+    """
     managed = next(c for c in rt.config.clusters if c.name == cluster)
-    names = [g.name for g in managed.groups if g.terminate_hook or g.launch_hook]
-    if not names or rt.state is None:
+    hooked = {g.name: g for g in managed.groups if g.terminate_hook or g.launch_hook}
+    if not hooked or rt.state is None:
         return
     stuck = 0
-    resp = rt.autoscaling_client.describe_auto_scaling_groups(AutoScalingGroupNames=names)
+    resp = rt.autoscaling_client.describe_auto_scaling_groups(AutoScalingGroupNames=sorted(hooked))
     for group in resp.get("AutoScalingGroups", []):
+        config = hooked.get(group["AutoScalingGroupName"])
+        if config is None:
+            continue
         for inst in group.get("Instances", []):
-            state = inst.get("LifecycleState", "")
-            kind = "drain" if state == "Terminating:Wait" else "gate" if state == "Pending:Wait" else None
-            if kind is None or rt.state.workflow(kind, inst["InstanceId"]) is not None:
+            transition = WAIT_STATES.get(inst.get("LifecycleState", ""))
+            ours = (transition == "launch" and config.launch_hook) or (
+                transition == "terminate" and config.terminate_hook)
+            if not ours:
+                continue
+            kind = "drain" if transition == "terminate" else "gate"
+            if rt.state.workflow(kind, inst["InstanceId"]) is not None:
                 continue
             stuck += 1
             lifecycle = LifecycleAction(
