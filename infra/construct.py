@@ -236,7 +236,8 @@ class DaemonGuard(Construct):
         self.launch_gate = self.functions["launch-gate"]
 
         workflows = [function_arn(self, names[k]) for k in ("drain", "launch-gate")]
-        targets = Targets(table_arn=self.table.table_arn, workflow_aliases=[aliases["drain"], aliases["launch-gate"]],
+        targets = Targets(table_arn=self.table.table_arn, dead_letter_queue_arn=self.dlq.queue_arn,
+                          workflow_aliases=[aliases["drain"], aliases["launch-gate"]],
                           workflow_executions=[durable_executions_arn(a) for a in workflows])
         self.policies: dict[str, iam.Policy] = {}
         for key, fn in self.functions.items():

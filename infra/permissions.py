@@ -5,16 +5,18 @@ and a test drops each statement in turn to show a scenario failing with AccessDe
 
 - every function reads ECS: ListContainerInstances (the cluster), DescribeContainerInstances,
   ListTasks, DescribeTasks, ListServices, DescribeServices and DescribeTaskDefinition;
-- the placement reflex (intake, reconciler, launch gate) evicts and opens gates: GetTaskProtection,
-  StopTask, PutAttributes;
+- the placement reflex (intake, reconciler, launch gate) evicts in preempt mode (GetTaskProtection,
+  StopTask) and opens gates in gate mode (PutAttributes); observe mode writes nothing;
 - the drain stops tasks and sets its instance DRAINING (UpdateContainerInstancesState: the drain
   only);
-- the intake and the reconciler start workflows (InvokeFunction on the two ``live`` aliases) and
-  wake them (SendDurableExecutionCallbackSuccess on their executions); the reconciler reads the
-  groups (DescribeAutoScalingGroups) to find lifecycle actions left waiting;
-- lifecycle actions: the workflows heartbeat and complete them; the intake and the reconciler
-  complete those they do not manage (CONTINUE at once);
-- the state table: each function gets the item operations its code issues.
+- the intake and the reconciler start workflows (InvokeFunction on the two ``live`` aliases); the
+  intake wakes them (SendDurableExecutionCallbackSuccess on their executions); a reconcile pass
+  (the reconciler's, or the intake's on a daemon's placement failure) reads the groups
+  (DescribeAutoScalingGroups) to find lifecycle actions left waiting;
+- lifecycle actions: the workflows heartbeat and complete them; the intake completes a warm-pool
+  entry at once (CONTINUE);
+- the state table: each function gets the item operations its code issues;
+- the intake and the reconciler: Lambda sends their failed async events to the dead-letter queue.
 
 Mutating ECS actions and the list calls that take ``*`` carry an ``ArnEquals ecs:cluster``
 condition naming the managed clusters; reads name cluster-scoped resources (``task/NAME/*``, ...);
@@ -30,7 +32,7 @@ from typing import Any
 import aws_cdk as cdk
 from aws_cdk import aws_iam as iam
 from constructs import Construct
-from daemon_guard.core.config import Config
+from daemon_guard.core.config import Config, PlacementMode
 
 from infra.rules import asg_arn, cluster_arn
 
@@ -39,25 +41,31 @@ FUNCTION_KEYS = ("intake", "reconciler", "drain", "launch-gate")
 # What each function's code calls, by statement (see the module docstring).
 ECS_READS = ("EcsReadClusterInstances", "EcsReadTasks", "EcsReadServices", "EcsListInManagedClusters",
              "EcsReadTaskDefinitions")
+# The placement reflex (intake, reconciler, launch gate): evictions in preempt mode, gates in gate mode.
+REFLEX = ("EcsEvict", "EcsOpenGates")
 GRANTS: Mapping[str, tuple[str, ...]] = {
-    "intake": (*ECS_READS, "EcsTaskProtection", "EcsEvictAndOpenGates", "CompleteLifecycleActions",
-               "StartWorkflows", "WakeWorkflows", "StateTable"),
-    "reconciler": (*ECS_READS, "EcsTaskProtection", "EcsEvictAndOpenGates", "DescribeGroups",
-                   "CompleteLifecycleActions", "StartWorkflows", "WakeWorkflows", "StateTable"),
+    "intake": (*ECS_READS, *REFLEX, "DescribeGroups", "CompleteLifecycleActions", "StartWorkflows", "WakeWorkflows",
+               "StateTable",
+               "FailedEventsToDeadLetters"),
+    "reconciler": (*ECS_READS, *REFLEX, "DescribeGroups", "StartWorkflows", "StateTable",
+                   "FailedEventsToDeadLetters"),
     "drain": (*ECS_READS, "EcsDrainInstances", "HeartbeatAndCompleteLifecycleActions", "StateTable"),
-    "launch-gate": (*ECS_READS, "EcsTaskProtection", "EcsEvictAndOpenGates", "HeartbeatAndCompleteLifecycleActions",
-                    "StateTable"),
+    "launch-gate": (*ECS_READS, *REFLEX, "HeartbeatAndCompleteLifecycleActions", "StateTable"),
 }
 
 # The state table operations each function's code issues (adapters/state.py, by caller).
 TABLE_ACTIONS: Mapping[str, tuple[str, ...]] = {
+    # dedupe and claims (Put), claims, wakes and marks (Get), budgets and wakes (Update), marks (Delete,
+    # BatchWrite), budgets (BatchGet)
     "intake": ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem",
                "dynamodb:BatchGetItem", "dynamodb:BatchWriteItem"),
     "reconciler": ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem",
                    "dynamodb:BatchGetItem", "dynamodb:BatchWriteItem"),
-    "drain": ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"),
-    "launch-gate": ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem",
-                    "dynamodb:BatchGetItem", "dynamodb:BatchWriteItem"),
+    # its claim (Get), callback and wake registration (Update), release (Delete)
+    "drain": ("dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"),
+    # the reflex's marks and budgets, wake registration (Update), release (Delete)
+    "launch-gate": ("dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:BatchGetItem",
+                    "dynamodb:BatchWriteItem"),
 }
 
 ECS_MUTATING_ACTIONS = ("ecs:StopTask", "ecs:UpdateContainerInstancesState", "ecs:PutAttributes")
@@ -74,6 +82,7 @@ class Targets:
     """The ARNs the statements name."""
 
     table_arn: str
+    dead_letter_queue_arn: str
     workflow_aliases: Sequence[str]
     workflow_executions: Sequence[str]
 
@@ -99,10 +108,13 @@ def function_statements(scope: Construct, config: Config, key: str, targets: Tar
         "EcsListInManagedClusters": lambda: dict(
             actions=["ecs:ListTasks", "ecs:ListServices"], resources=["*"], conditions=in_our_clusters),
         "EcsReadTaskDefinitions": lambda: dict(actions=["ecs:DescribeTaskDefinition"], resources=["*"]),
-        "EcsTaskProtection": lambda: dict(
-            actions=["ecs:GetTaskProtection"], resources=scoped("task")),
-        "EcsEvictAndOpenGates": lambda: dict(
-            actions=["ecs:StopTask", "ecs:PutAttributes"], resources=["*"], conditions=in_our_clusters),
+        # Evictions read task protection first (GetTaskProtection on the task; StopTask in our clusters).
+        "EcsEvict": lambda: dict(
+            actions=["ecs:GetTaskProtection", "ecs:StopTask"], resources=["*"], conditions=in_our_clusters)
+        if config.placement_mode is PlacementMode.PREEMPT else None,
+        "EcsOpenGates": lambda: dict(
+            actions=["ecs:PutAttributes"], resources=["*"], conditions=in_our_clusters)
+        if config.placement_mode is PlacementMode.GATE else None,
         "EcsDrainInstances": lambda: dict(
             actions=["ecs:StopTask", "ecs:UpdateContainerInstancesState"], resources=["*"],
             conditions=in_our_clusters),
@@ -116,6 +128,11 @@ def function_statements(scope: Construct, config: Config, key: str, targets: Tar
             actions=["lambda:InvokeFunction"], resources=list(targets.workflow_aliases)),
         "WakeWorkflows": lambda: dict(
             actions=["lambda:SendDurableExecutionCallbackSuccess"], resources=list(targets.workflow_executions)),
+        # Lambda sends an async invocation that failed every retry to the alias's OnFailure queue with
+        # the function's role (the CDK destination cannot grant it: the functions' roles are imported
+        # immutable, see functions.py).
+        "FailedEventsToDeadLetters": lambda: dict(
+            actions=["sqs:SendMessage"], resources=[targets.dead_letter_queue_arn]),
         "StateTable": lambda: dict(
             actions=list(TABLE_ACTIONS[key]), resources=[targets.table_arn]),
     }

@@ -253,7 +253,7 @@ def test_mutating_ecs_actions_require_the_managed_cluster(raw: dict[str, Any]) -
         seen |= mutating
         clusters = statement["Condition"]["ArnEquals"]["ecs:cluster"]
         assert [render(c) for c in as_list(clusters)] == [CLUSTER_ARN], policy
-    assert seen == set(ECS_MUTATING_ACTIONS)
+    assert seen == set(ECS_MUTATING_ACTIONS) - {"ecs:PutAttributes"}  # preempt mode opens no gates
 
 
 def test_lifecycle_actions_are_scoped_to_the_managed_groups(raw: dict[str, Any]) -> None:
@@ -277,9 +277,10 @@ def actions_of(raw: dict[str, Any], handler: str) -> set[str]:
 
 
 def test_every_function_that_can_reach_the_placement_reflex_may_read_task_protection(raw: dict[str, Any]) -> None:
-    # GIVEN the reflex reads GetTaskProtection before evicting (intake, reconciler, launch gate)
+    # GIVEN preempt mode: the reflex reads GetTaskProtection before evicting (intake, reconciler, launch gate)
     for handler in (INTAKE_HANDLER, RECONCILER_HANDLER, LAUNCH_GATE_HANDLER):
-        assert {"ecs:GetTaskProtection", "ecs:StopTask", "ecs:PutAttributes"} <= actions_of(raw, handler)
+        assert {"ecs:GetTaskProtection", "ecs:StopTask"} <= actions_of(raw, handler)
+        assert "ecs:PutAttributes" not in actions_of(raw, handler)  # gates are opened in gate mode only
     assert "ecs:GetTaskProtection" not in actions_of(raw, DRAIN_HANDLER)
 
 
@@ -309,7 +310,8 @@ def test_durable_checkpoints_are_allowed_on_each_workflows_own_executions(raw: d
 def test_intake_can_wake_workflows_by_callback(raw: dict[str, Any]) -> None:
     callbacks = [s for _, s in statements(raw)
                  if "lambda:SendDurableExecutionCallbackSuccess" in as_list(s["Action"])]
-    assert len(callbacks) == 2
+    assert len(callbacks) == 1  # the intake only: the reconciler starts workflows, never wakes them
+    assert "lambda:SendDurableExecutionCallbackSuccess" in actions_of(raw, INTAKE_HANDLER)
     for statement in callbacks:
         assert all(render(r).endswith(":*") for r in as_list(statement["Resource"]))
 

@@ -138,7 +138,8 @@ def _restart_lost_lifecycle_actions(rt: Runtime, cluster: str, summary: Reconcil
                 event_id=f"reconcile-{inst['InstanceId']}", time=datetime.fromtimestamp(0, UTC))
             route = Route("drain" if kind == "drain" else "launch-gate", "lifecycle action waiting with no workflow",
                           cluster, ec2_instance_id=inst["InstanceId"], trigger="lifecycle")
-            result = start_drain(route, lifecycle, rt) if kind == "drain" else start_launch_gate(route, lifecycle, rt)
+            start = start_drain if kind == "drain" else start_launch_gate
+            result = start(route, lifecycle, rt, wake_joined=False)  # the reconciler may not wake workflows
             summary.workflows_started += result["decision"] == "started"
     if stuck:
         logger.warning("lifecycle actions waiting without a workflow", extra={"cluster": cluster, "count": stuck})
