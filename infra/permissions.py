@@ -12,9 +12,10 @@ and a test drops each statement in turn to show a scenario failing with AccessDe
 - the intake and the reconciler start workflows (InvokeFunction on the two ``live`` aliases); the
   intake wakes them (SendDurableExecutionCallbackSuccess on their executions); a reconcile pass
   (the reconciler's, or the intake's on a daemon's placement failure) reads the groups
-  (DescribeAutoScalingGroups) to find lifecycle actions left waiting;
-- lifecycle actions: the workflows heartbeat and complete them; the intake completes a warm-pool
-  entry at once (CONTINUE);
+  (DescribeAutoScalingGroups, and DescribeWarmPool for warm-pool instances) to find lifecycle
+  actions left waiting on our hooks;
+- lifecycle actions: the workflows heartbeat and complete them; the intake (and the reconciler, when
+  the event was lost) completes a warm-pool entry at once (CONTINUE);
 - the state table: each function gets the item operations its code issues;
 - the intake and the reconciler: Lambda sends their failed async events to the dead-letter queue.
 
@@ -44,10 +45,11 @@ ECS_READS = ("EcsReadClusterInstances", "EcsReadTasks", "EcsReadServices", "EcsL
 # The placement reflex (intake, reconciler, launch gate): evictions in preempt mode, gates in gate mode.
 REFLEX = ("EcsEvict", "EcsOpenGates")
 GRANTS: Mapping[str, tuple[str, ...]] = {
-    "intake": (*ECS_READS, *REFLEX, "DescribeGroups", "CompleteLifecycleActions", "StartWorkflows", "WakeWorkflows",
-               "StateTable",
+    "intake": (*ECS_READS, *REFLEX, "DescribeGroups", "DescribeWarmPools", "CompleteLifecycleActions",
+               "StartWorkflows", "WakeWorkflows", "StateTable",
                "FailedEventsToDeadLetters"),
-    "reconciler": (*ECS_READS, *REFLEX, "DescribeGroups", "StartWorkflows", "StateTable",
+    "reconciler": (*ECS_READS, *REFLEX, "DescribeGroups", "DescribeWarmPools", "CompleteLifecycleActions",
+                   "StartWorkflows", "StateTable",
                    "FailedEventsToDeadLetters"),
     "drain": (*ECS_READS, "EcsDrainInstances", "HeartbeatAndCompleteLifecycleActions", "StateTable"),
     "launch-gate": (*ECS_READS, *REFLEX, "HeartbeatAndCompleteLifecycleActions", "StateTable"),
@@ -120,6 +122,7 @@ def function_statements(scope: Construct, config: Config, key: str, targets: Tar
             conditions=in_our_clusters),
         "DescribeGroups": lambda: dict(
             actions=["autoscaling:DescribeAutoScalingGroups"], resources=["*"]),
+        "DescribeWarmPools": lambda: dict(actions=["autoscaling:DescribeWarmPool"], resources=["*"]),
         "CompleteLifecycleActions": lambda: dict(
             actions=["autoscaling:CompleteLifecycleAction"], resources=groups) if groups else None,
         "HeartbeatAndCompleteLifecycleActions": lambda: dict(

@@ -59,3 +59,22 @@ def test_instances_held_by_another_teams_hook_are_not_the_reconcilers(deploy: De
     assert emitted(deployment, "StuckLifecycleActions") == 0
     assert deployment.durable.calls.get("Invoke", 0) == 0
     assert world.asg.calls.get("CompleteLifecycleAction", 0) == 0
+
+
+def test_a_warm_pool_entry_whose_event_was_lost_is_completed_by_the_reconciler(deploy: Deploy) -> None:
+    # GIVEN a managed group with daemon-guard's launch hook, and the Auto Scaling events never delivered
+    world = World(WorldOptions(seed=7))
+    spec = ClusterSpec(replica_services=2, desired_per_service=2)
+    build_cluster(world, spec)
+    world.asg.listeners.remove(world._on_asg)
+    deployment = deploy(world, config_for([spec.asg], launch_hook=True), reconcile=False)
+    # WHEN an instance enters the warm pool (Warmed:Pending:Wait on our hook) and the reconciler runs
+    (instance_id,) = world.asg.add_to_warm_pool(spec.asg, 1)
+    world.clock.run_until(5.0)
+    assert world.asg.groups[spec.asg].instances[instance_id].state == "Warmed:Pending:Wait"
+    deployment.reconcile_now()
+    # THEN it completes the entry CONTINUE at once (not ABANDONed by a heartbeat timeout) and reports it
+    (action,) = [a for a in world.asg.history if a.instance_id == instance_id]
+    assert (action.result, action.timed_out) == ("CONTINUE", False)
+    assert world.asg.groups[spec.asg].instances[instance_id].state == "Warmed:Stopped"
+    assert emitted(deployment, "StuckLifecycleActions") == 1

@@ -119,6 +119,12 @@ def _spot_and_warm_pool(world: World, deployment: GuardDeployment) -> None:
     world.clock.after(50.0, lambda: deployment.deliver(failure))
 
 
+def _warm_pool_entry_unheard(world: World, deployment: GuardDeployment) -> None:
+    """An instance enters the warm pool and no Auto Scaling event is delivered: the reconciler finds it."""
+    world.asg.listeners.remove(world._on_asg)
+    world.clock.after(40.0, lambda: world.asg.add_to_warm_pool("prod-asg", 1))  # 20 s before a reconcile
+
+
 def _ecs_failing(world: World, deployment: GuardDeployment) -> None:
     """ECS answers every call with a server error: failed events go to the dead-letter queue."""
     world.asg.scale_out("prod-asg", 1, 1.0)
@@ -134,6 +140,7 @@ SCENARIOS = (
     Scenario("a blocked drain", _blocked_drain, 1200.0, WorldOptions(seed=15)),
     Scenario("daemons crash", _daemons_crash, 300.0, WorldOptions(seed=16)),
     Scenario("spot warning and warm pool", _spot_and_warm_pool, 200.0, WorldOptions(seed=13)),
+    Scenario("a warm-pool entry nobody heard of", _warm_pool_entry_unheard, 70.0, WorldOptions(seed=18)),
     Scenario("ECS failing every call", _ecs_failing, 240.0,
              WorldOptions(seed=14, api_faults=ApiFaults(server_error_rate=1.0))),
 )
