@@ -5,8 +5,9 @@ and a test drops each statement in turn to show a scenario failing with AccessDe
 
 - every function reads ECS: ListContainerInstances (the cluster), DescribeContainerInstances,
   ListTasks, DescribeTasks, ListServices, DescribeServices and DescribeTaskDefinition;
-- the placement reflex (intake, reconciler, launch gate) evicts in preempt mode (GetTaskProtection,
-  StopTask) and opens gates in gate mode (PutAttributes); observe mode writes nothing;
+- the placement reflex (intake, reconciler, launch gate) reads task protection before it may plan
+  an eviction (GetTaskProtection, every mode), evicts in preempt and gate mode (StopTask) and opens
+  gates in gate mode (PutAttributes); observe mode writes nothing;
 - the drain stops tasks and sets its instance DRAINING (UpdateContainerInstancesState: the drain
   only);
 - the intake and the reconciler start workflows (InvokeFunction on the two ``live`` aliases); the
@@ -43,7 +44,7 @@ FUNCTION_KEYS = ("intake", "reconciler", "drain", "launch-gate")
 ECS_READS = ("EcsReadClusterInstances", "EcsReadTasks", "EcsReadServices", "EcsListInManagedClusters",
              "EcsReadTaskDefinitions")
 # The placement reflex (intake, reconciler, launch gate): evictions in preempt mode, gates in gate mode.
-REFLEX = ("EcsEvict", "EcsOpenGates")
+REFLEX = ("EcsTaskProtection", "EcsEvict", "EcsOpenGates")
 GRANTS: Mapping[str, tuple[str, ...]] = {
     "intake": (*ECS_READS, *REFLEX, "DescribeGroups", "DescribeWarmPools", "CompleteLifecycleActions",
                "StartWorkflows", "WakeWorkflows", "StateTable",
@@ -110,10 +111,12 @@ def function_statements(scope: Construct, config: Config, key: str, targets: Tar
         "EcsListInManagedClusters": lambda: dict(
             actions=["ecs:ListTasks", "ecs:ListServices"], resources=["*"], conditions=in_our_clusters),
         "EcsReadTaskDefinitions": lambda: dict(actions=["ecs:DescribeTaskDefinition"], resources=["*"]),
-        # Evictions read task protection first (GetTaskProtection on the task; StopTask in our clusters).
-        "EcsEvict": lambda: dict(
-            actions=["ecs:GetTaskProtection", "ecs:StopTask"], resources=["*"], conditions=in_our_clusters)
-        if config.placement_mode is PlacementMode.PREEMPT else None,
+        # Whenever an eviction may be planned (every mode, observe included) the reflex reads protection.
+        "EcsTaskProtection": lambda: dict(
+            actions=["ecs:GetTaskProtection"], resources=["*"], conditions=in_our_clusters),
+        # Preempt evicts; gate mode evicts on instances whose gate is open; observe never does.
+        "EcsEvict": lambda: dict(actions=["ecs:StopTask"], resources=["*"], conditions=in_our_clusters)
+        if config.placement_mode is not PlacementMode.OBSERVE else None,
         "EcsOpenGates": lambda: dict(
             actions=["ecs:PutAttributes"], resources=["*"], conditions=in_our_clusters)
         if config.placement_mode is PlacementMode.GATE else None,
