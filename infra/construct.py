@@ -54,13 +54,7 @@ from .functions import (
 )
 from .nag import acknowledge, acknowledge_wildcards
 from .observability import DaemonGuardObservability, ObservabilityProps
-from .permissions import (
-    ecs_arn,
-    guard_statements,
-    own_events_statements,
-    replace_statements,
-    workflow_caller_statements,
-)
+from .permissions import Targets, ecs_arn, function_statements
 from .rules import DaemonGuardRules, RulesProps, asg_arn
 
 INTAKE_HANDLER = "daemon_guard.handlers.intake.handler"
@@ -114,7 +108,8 @@ class DaemonGuardProps:
     drain_execution_timeout: cdk.Duration | None = None
     """Default: drainDeadlineSeconds + 15 minutes."""
     launch_gate_execution_timeout: cdk.Duration | None = None
-    """Default: the longer of gateTimeoutSeconds and the longest launch-hook heartbeat, + 15 minutes."""
+    """Default: launchGateTimeoutSeconds + the longest launch-hook heartbeat + 15 minutes (the gate applies
+    its timeout result at its first look past launchGateTimeoutSeconds, at most one heartbeat later)."""
     removal_policy: cdk.RemovalPolicy = cdk.RemovalPolicy.DESTROY
     """For the state table. Default: destroy (it holds short-lived bookkeeping with a TTL)."""
     dashboard_name: str | None = None
@@ -263,11 +258,12 @@ class DaemonGuard(Construct):
                 key="launch-gate", handler=LAUNCH_GATE_HANDLER, timeout=cdk.Duration.minutes(5),
                 description="launch gate workflow (durable)",
                 durable_execution_timeout=props.launch_gate_execution_timeout
-                or cdk.Duration.seconds(max(config.gate_timeout_s, longest_launch_heartbeat)).plus(WORKFLOW_MARGIN),
+                or cdk.Duration.seconds(config.launch_gate_timeout_s + longest_launch_heartbeat).plus(WORKFLOW_MARGIN),
                 durable_retention=props.workflow_retention),
         }
-        # EventBridge invokes the intake and the reconciler asynchronously: what still fails after the
-        # retries lands in the DLQ (alarmed). Workflow executions report through durable execution state.
+        # EventBridge invokes the intake's and the reconciler's `live` alias asynchronously: what still fails
+        # after the retries lands in the DLQ (alarmed). Workflow executions report through durable execution
+        # state. The reconciler is not retried: the next tick repeats its pass.
         async_retries = {"intake": 2, "reconciler": 0}
         self.functions: dict[str, GuardFunction] = {
             key: GuardFunction(
@@ -284,28 +280,19 @@ class DaemonGuard(Construct):
         self.drain = self.functions["drain"]
         self.launch_gate = self.functions["launch-gate"]
 
-        self.access_policy = iam.ManagedPolicy(
-            self, "GuardAccess", description="daemon-guard: ECS and Auto Scaling, managed clusters and groups only",
-            statements=guard_statements(self, config),
-            roles=[f.role for f in self.functions.values()],
-        )
         workflows = [function_arn(self, names[k]) for k in ("drain", "launch-gate")]
-        for caller in (self.intake, self.reconciler):
-            for statement in workflow_caller_statements(
-                alias_arns=[aliases["drain"], aliases["launch-gate"]],
-                execution_arns=[durable_executions_arn(a) for a in workflows],
-                function_arns=workflows,
-            ):
-                caller.role.add_to_principal_policy(statement)
-        for statement in replace_statements(self, config):
-            self.drain.role.add_to_principal_policy(statement)
-        for fn in self.functions.values():
-            for statement in own_events_statements(self):
-                fn.role.add_to_principal_policy(statement)
-        for fn in self.functions.values():
-            self.table.grant_read_write_data(fn.role)
+        targets = Targets(table_arn=self.table.table_arn, dead_letter_queue_arn=self.dlq.queue_arn,
+                          workflow_aliases=[aliases["drain"], aliases["launch-gate"]],
+                          workflow_executions=[durable_executions_arn(a) for a in workflows])
+        self.policies: dict[str, iam.Policy] = {}
+        for key, fn in self.functions.items():
+            self.policies[key] = iam.Policy(
+                fn, "Access", statements=function_statements(self, config, key, targets), roles=[fn.role])
+            if props.encryption_key is not None:
+                # A customer managed key encrypts the table: the functions use it through DynamoDB only.
+                props.encryption_key.grant_encrypt_decrypt(fn.role)
             # The role is complete before the function exists, so no invocation runs short of rights.
-            fn.depend_on_permissions(self.access_policy)
+            fn.depend_on_permissions(self.policies[key])
 
         self.rules_construct = DaemonGuardRules(self, "Rules", RulesProps(
             config=config, intake=self.intake.alias, reconciler=self.reconciler.alias, dlq=self.dlq,
@@ -321,7 +308,30 @@ class DaemonGuard(Construct):
         ))
         self.dashboard = self.observability.dashboard
         self.alarms = self.observability.alarms
+        # A lifecycle hook holds instances from the moment it exists: create it only once the rules that
+        # deliver its events, the functions that handle them and their permissions are all in place.
+        # (A GuardFunction holds its role, policies, function, alias, invoke config and invoke permissions.)
+        for hook in self.lifecycle_hooks:
+            hook.node.add_dependency(*self.rules.values(), *self.functions.values())
+        self._outputs()
         self._acknowledge_nag_findings(names)
+
+    def _outputs(self) -> None:
+        """What operators need after `cdk deploy`: the workflow aliases, the dashboard, the table, the DLQ."""
+        stack = cdk.Stack.of(self)
+        dashboard_url = cdk.Fn.join("", [
+            "https://", stack.region, ".console.", stack.url_suffix, "/cloudwatch/home?region=", stack.region,
+            "#dashboards:name=", self.dashboard.dashboard_name])
+        outputs = {
+            "DrainAliasArn": (self.drain.alias.function_arn, "drain workflow's live alias (start drains here)"),
+            "LaunchGateAliasArn": (self.launch_gate.alias.function_arn, "launch gate workflow's live alias"),
+            "DashboardUrl": (dashboard_url, "CloudWatch dashboard"),
+            "StateTableName": (self.table.table_name, "DynamoDB state table"),
+            "DeadLetterQueueUrl": (self.dlq.queue_url, "dead letters of every rule target and async invocation"),
+            "AlarmTopicArn": (self.topic.topic_arn, "SNS topic the alarms publish to"),
+        }
+        for output_id, (value, description) in outputs.items():
+            cdk.CfnOutput(self, output_id, value=value, description=f"daemon-guard: {description}")
 
     def _alarm_topic(self, config: Config, props: DaemonGuardProps, key: kms.IKey | None) -> sns.ITopic:
         if props.alarm_topic is not None:
@@ -333,10 +343,18 @@ class DaemonGuard(Construct):
             topic = sns.Topic(self, "AlarmTopic", display_name="daemon-guard alarms", master_key=key,
                               enforce_ssl=True)
             # CloudWatch alarms publish to an encrypted topic only when the key lets them.
+            # Only CloudWatch alarms of this account and region (aws:SourceArn is the alarm's ARN).
+            stack = cdk.Stack.of(self)
             key.add_to_resource_policy(iam.PolicyStatement(
                 sid="CloudWatchAlarmsPublish",
                 principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
                 actions=["kms:Decrypt", "kms:GenerateDataKey*"], resources=["*"],
+                conditions={
+                    "StringEquals": {"aws:SourceAccount": stack.account},
+                    "ArnLike": {"aws:SourceArn": stack.format_arn(
+                        service="cloudwatch", resource="alarm", resource_name="*",
+                        arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME)},
+                },
             ))
         if config.alarm_email is not None:
             topic.add_subscription(subscriptions.EmailSubscription(config.alarm_email))
@@ -350,6 +368,10 @@ class DaemonGuard(Construct):
                     "PutTelemetryRecords, ecs:DescribeTaskDefinition, ecs:DescribeCapacityProviders and "
                     "autoscaling:Describe*. The ECS mutating actions and ecs:ListTasks/ListServices on '*' carry "
                     "an ArnEquals ecs:cluster condition naming the managed clusters.")
+        acknowledge(self, ["AwsSolutions-SQS3"],
+                    "The queue is itself the dead-letter queue: of every rule target (DeadLetterConfig) and, as the "
+                    "OnFailure destination of the live aliases' EventInvokeConfig, of every async invocation; the "
+                    "rule only recognises queues named in a RedrivePolicy or a function DeadLetterConfig.")
         acknowledge(self, ["AwsSolutions-L1"],
                     "python3.13 is deliberate: the durable execution SDK, the AWS-published Powertools layer "
                     "(SSM /aws/service/powertools/python/arm64/python3.13) and the bundled wheels target it.")

@@ -2,7 +2,9 @@
 
 Every function: python3.13 on arm64, X-Ray active tracing, its own log group with a retention,
 its own execution role (no AWS managed policies), the one shared asset, Powertools from the
-AWS-published layer, a published version behind the alias ``live``.
+AWS-published layer (pinned to the release the tests run), a published version behind the alias
+``live``. EventBridge and the intake invoke the alias, so the asynchronous-invocation settings
+(retries, maximum event age, failure destination) are attached to the alias, not to ``$LATEST``.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from dataclasses import dataclass, field
 import aws_cdk as cdk
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_lambda_destinations as destinations
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
@@ -20,7 +23,9 @@ from constructs import Construct
 ALIAS_NAME = "live"
 RUNTIME = lambda_.Runtime.PYTHON_3_13
 ARCHITECTURE = lambda_.Architecture.ARM_64
-POWERTOOLS_LAYER_PARAMETER = "/aws/service/powertools/python/arm64/python3.13/latest"
+POWERTOOLS_VERSION = "3.37.0"  # keep equal to aws-lambda-powertools in requirements.txt (a test checks)
+# The AWS-published SSM parameter naming the layer of exactly this Powertools release for arm64 python3.13.
+POWERTOOLS_LAYER_PARAMETER = f"/aws/service/powertools/python/arm64/python3.13/{POWERTOOLS_VERSION}"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -60,6 +65,8 @@ class GuardFunction(Construct):
         async_retry_attempts: int | None = None,
         max_event_age: cdk.Duration | None = None,
     ) -> None:
+        """`dead_letter_queue`, `async_retry_attempts` and `max_event_age` configure asynchronous
+        invocations of the ``live`` alias (an EventInvokeConfig on the alias, failures to the queue)."""
         super().__init__(scope, construct_id)
         self.spec = spec
         self.function_name = function_name
@@ -73,8 +80,6 @@ class GuardFunction(Construct):
         self.log_group.grant_write(self.role)
         self.role.add_to_principal_policy(iam.PolicyStatement(
             sid="XRayTraces", actions=["xray:PutTraceSegments", "xray:PutTelemetryRecords"], resources=["*"]))
-        if dead_letter_queue is not None:
-            dead_letter_queue.grant_send_messages(self.role)
         durable = (
             lambda_.DurableConfig(execution_timeout=spec.durable_execution_timeout,
                                   retention_period=spec.durable_retention)
@@ -90,12 +95,15 @@ class GuardFunction(Construct):
             role=iam.Role.from_role_arn(self, "ExecutionRole", self.role.role_arn, mutable=False),
             tracing=lambda_.Tracing.ACTIVE, timeout=spec.timeout, memory_size=spec.memory_size,
             environment=dict(environment), durable_config=durable,
-            dead_letter_queue=dead_letter_queue, retry_attempts=async_retry_attempts,
-            max_event_age=max_event_age,
             recursive_loop=lambda_.RecursiveLoop.TERMINATE,
         )
         self.version = self.function.current_version
-        self.alias = lambda_.Alias(self, "Alias", alias_name=ALIAS_NAME, version=self.version)
+        # What the rules target is the alias: its EventInvokeConfig is the one Lambda applies.
+        self.alias = lambda_.Alias(
+            self, "Alias", alias_name=ALIAS_NAME, version=self.version,
+            retry_attempts=async_retry_attempts, max_event_age=max_event_age,
+            on_failure=destinations.SqsDestination(dead_letter_queue) if dead_letter_queue is not None else None,
+        )
         if durable is not None:
             self.role.add_to_principal_policy(iam.PolicyStatement(
                 sid="CheckpointOwnDurableExecutions",

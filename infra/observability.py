@@ -43,7 +43,7 @@ PANELS: tuple[Panel, ...] = (
     Panel("Missing daemon tasks", (m.MISSING_DAEMON_TASKS,), ("Maximum",)),
     Panel("Time to daemons p50 / p99 (s)", (m.TIME_TO_DAEMONS,), ("p50", "p99")),
     Panel("Evictions", (m.EVICTIONS,)),
-    Panel("Gates failed open", (m.GATES_FAILED_OPEN,)),
+    Panel("Gates failed open / gate attribute rejected", (m.GATES_FAILED_OPEN, m.GATE_ATTRIBUTE_REJECTED)),
     Panel("Instances whose daemons cannot fit", (m.DAEMONS_CANNOT_FIT,), ("Maximum",)),
     Panel("Gate open latency p50 / p99 (s)", (m.GATE_OPEN_LATENCY,), ("p50", "p99")),
     Panel("Placement decisions by mode", (m.PLACEMENT_DECISIONS,)),

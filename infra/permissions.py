@@ -1,29 +1,86 @@
-"""Least-privilege statements for the daemon-guard functions.
+"""Least-privilege statements, per function: each role gets only what its own code calls.
 
-- Mutating ECS actions (StopTask, UpdateContainerInstancesState, PutAttributes, DeleteAttributes)
-  carry an ``ArnEquals ecs:cluster`` condition naming the managed clusters; nothing else.
-- ECS reads name cluster-scoped resources (``cluster/NAME``, ``task/NAME/*``, ...) where ECS
-  supports resource-level permissions; ListTasks and ListServices take ``*`` with the same
-  cluster condition; DescribeTaskDefinition and DescribeCapacityProviders support only ``*``.
-- CompleteLifecycleAction and RecordLifecycleActionHeartbeat name the managed ASG ARNs;
-  Auto Scaling Describe* support only ``*``.
+Which function calls what (the proving ground enforces these statements on every simulated call,
+and a test drops each statement in turn to show a scenario failing with AccessDenied):
+
+- every function reads ECS: ListContainerInstances (the cluster), DescribeContainerInstances,
+  ListTasks, DescribeTasks, ListServices, DescribeServices and DescribeTaskDefinition;
+- the placement reflex (intake, reconciler, launch gate) reads task protection before it may plan
+  an eviction (GetTaskProtection, every mode), evicts in preempt and gate mode (StopTask) and opens
+  gates in gate mode (PutAttributes); observe mode writes nothing;
+- the drain stops tasks and sets its instance DRAINING (UpdateContainerInstancesState: the drain
+  only);
+- the intake and the reconciler start workflows (InvokeFunction on the two ``live`` aliases); the
+  intake wakes them (SendDurableExecutionCallbackSuccess on their executions); a reconcile pass
+  (the reconciler's, or the intake's on a daemon's placement failure) reads the groups
+  (DescribeAutoScalingGroups, and DescribeWarmPool for warm-pool instances) to find lifecycle
+  actions left waiting on our hooks;
+- lifecycle actions: the workflows heartbeat and complete them; the intake (and the reconciler, when
+  the event was lost) completes a warm-pool entry at once (CONTINUE);
+- the state table: each function gets the item operations its code issues;
+- the intake and the reconciler: Lambda sends their failed async events to the dead-letter queue;
+- every function publishes the guard's own events (PutEvents on the default bus, only with
+  ``events:source`` ``daemon-guard``);
+- the drain marks a drained instance Unhealthy so its group replaces it (SetInstanceHealth on the
+  managed groups, only with ``scheduledChange: replace``, the default);
+- the reconciler starts scheduled drains that are due (Query on the state table).
+
+Mutating ECS actions and the list calls that take ``*`` carry an ``ArnEquals ecs:cluster``
+condition naming the managed clusters; reads name cluster-scoped resources (``task/NAME/*``, ...);
+DescribeTaskDefinition and DescribeAutoScalingGroups support only ``*``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import aws_cdk as cdk
 from aws_cdk import aws_iam as iam
 from constructs import Construct
-from daemon_guard.core.config import Config, ScheduledChangePolicy
+from daemon_guard.core.config import Config, PlacementMode, ScheduledChangePolicy
 from daemon_guard.core.guard_events import SOURCE
 
 from .rules import asg_arn, cluster_arn
 
-ECS_MUTATING_ACTIONS = (
-    "ecs:StopTask", "ecs:UpdateContainerInstancesState", "ecs:PutAttributes", "ecs:DeleteAttributes",
-)
+FUNCTION_KEYS = ("intake", "reconciler", "drain", "launch-gate")
+
+# What each function's code calls, by statement (see the module docstring).
+ECS_READS = ("EcsReadClusterInstances", "EcsReadTasks", "EcsReadServices", "EcsListInManagedClusters",
+             "EcsReadTaskDefinitions")
+# The placement reflex (intake, reconciler, launch gate): evictions in preempt mode, gates in gate mode.
+REFLEX = ("EcsTaskProtection", "EcsEvict", "EcsOpenGates")
+GRANTS: Mapping[str, tuple[str, ...]] = {
+    "intake": (*ECS_READS, *REFLEX, "DescribeGroups", "DescribeWarmPools", "CompleteLifecycleActions",
+               "StartWorkflows", "WakeWorkflows", "StateTable",
+               "FailedEventsToDeadLetters", "PublishOwnEvents"),
+    "reconciler": (*ECS_READS, *REFLEX, "DescribeGroups", "DescribeWarmPools", "CompleteLifecycleActions",
+                   "StartWorkflows", "StateTable",
+                   "FailedEventsToDeadLetters", "PublishOwnEvents"),
+    "drain": (*ECS_READS, "EcsDrainInstances", "HeartbeatAndCompleteLifecycleActions", "StateTable",
+              "PublishOwnEvents", "ReplaceDrainedInstances"),
+    "launch-gate": (*ECS_READS, *REFLEX, "HeartbeatAndCompleteLifecycleActions", "StateTable",
+                    "PublishOwnEvents"),
+}
+
+# The state table operations each function's code issues (adapters/state.py, by caller).
+TABLE_ACTIONS: Mapping[str, tuple[str, ...]] = {
+    # dedupe and claims (Put), claims, wakes and marks (Get), budgets and wakes (Update), marks (Delete,
+    # BatchWrite), budgets (BatchGet)
+    "intake": ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem",
+               "dynamodb:BatchGetItem", "dynamodb:BatchWriteItem"),
+    # ... and the scheduled drains that are due (Query)
+    "reconciler": ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem",
+                   "dynamodb:BatchGetItem", "dynamodb:BatchWriteItem", "dynamodb:Query"),
+    # its claim (Get), callback and wake registration (Update), release (Delete)
+    "drain": ("dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"),
+    # the reflex's marks and budgets, wake registration (Update), release (Delete)
+    "launch-gate": ("dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:BatchGetItem",
+                    "dynamodb:BatchWriteItem"),
+}
+
+ECS_MUTATING_ACTIONS = ("ecs:StopTask", "ecs:UpdateContainerInstancesState", "ecs:PutAttributes")
 LIFECYCLE_ACTIONS = ("autoscaling:CompleteLifecycleAction", "autoscaling:RecordLifecycleActionHeartbeat")
 
 
@@ -32,87 +89,79 @@ def ecs_arn(scope: Construct, resource: str, name: str) -> str:
     return cdk.Stack.of(scope).format_arn(service="ecs", resource=resource, resource_name=name)
 
 
-def guard_statements(scope: Construct, config: Config) -> list[iam.PolicyStatement]:
-    """What every daemon-guard function may do on ECS and Auto Scaling."""
+@dataclass(frozen=True, kw_only=True)
+class Targets:
+    """The ARNs the statements name."""
+
+    table_arn: str
+    dead_letter_queue_arn: str
+    workflow_aliases: Sequence[str]
+    workflow_executions: Sequence[str]
+
+
+def function_statements(scope: Construct, config: Config, key: str, targets: Targets) -> list[iam.PolicyStatement]:
+    """The statements of one function's role (``key`` in `FUNCTION_KEYS`), beyond logs and traces."""
     names = sorted(config.cluster_names)
     clusters = [cluster_arn(scope, n) for n in names]
     in_our_clusters = {"ArnEquals": {"ecs:cluster": clusters}}
-    groups = sorted(config.group_names)
-    statements = [
-        iam.PolicyStatement(
-            sid="EcsMutateManagedClustersOnly", actions=list(ECS_MUTATING_ACTIONS), resources=["*"],
-            conditions=in_our_clusters,
-        ),
-        iam.PolicyStatement(
-            sid="EcsReadManagedClusters",
-            actions=["ecs:DescribeClusters", "ecs:ListContainerInstances", "ecs:ListAttributes"],
-            resources=clusters,
-        ),
-        iam.PolicyStatement(
-            sid="EcsDescribeManagedClusterResources",
-            actions=["ecs:DescribeContainerInstances", "ecs:DescribeTasks", "ecs:DescribeServices",
-                     "ecs:ListTagsForResource"],
-            resources=[ecs_arn(scope, kind, f"{n}/*") for n in names
-                       for kind in ("container-instance", "task", "service")],
-        ),
-        iam.PolicyStatement(
-            sid="EcsListInManagedClusters", actions=["ecs:ListTasks", "ecs:ListServices"], resources=["*"],
-            conditions=in_our_clusters,
-        ),
-        iam.PolicyStatement(
-            sid="EcsReadAccountWide",
-            actions=["ecs:DescribeTaskDefinition", "ecs:DescribeCapacityProviders"], resources=["*"],
-        ),
-        iam.PolicyStatement(
-            sid="AutoScalingDescribe",
-            actions=["autoscaling:DescribeAutoScalingGroups", "autoscaling:DescribeAutoScalingInstances",
-                     "autoscaling:DescribeLifecycleHooks"],
-            resources=["*"],
-        ),
-    ]
-    if groups:
-        statements.append(iam.PolicyStatement(
-            sid="LifecycleActionsOnManagedGroups", actions=list(LIFECYCLE_ACTIONS),
-            resources=[asg_arn(scope, g) for g in groups],
-        ))
-    return statements
+    groups = [asg_arn(scope, g) for g in sorted(config.group_names)]
 
-
-def workflow_caller_statements(alias_arns: Sequence[str], execution_arns: Sequence[str],
-                               function_arns: Sequence[str]) -> list[iam.PolicyStatement]:
-    """Start workflows by alias, wake them with callbacks, and look up their executions."""
-    return [
-        iam.PolicyStatement(sid="StartWorkflowsByAlias", actions=["lambda:InvokeFunction"],
-                            resources=list(alias_arns)),
-        iam.PolicyStatement(
-            sid="WakeAndReadWorkflowExecutions",
-            actions=["lambda:SendDurableExecutionCallbackSuccess", "lambda:GetDurableExecution"],
-            resources=list(execution_arns),
-        ),
-        iam.PolicyStatement(sid="ListWorkflowExecutions", actions=["lambda:ListDurableExecutionsByFunction"],
-                            resources=list(function_arns)),
-    ]
-
-
-def replace_statements(scope: Construct, config: Config) -> list[iam.PolicyStatement]:
-    """The drain workflow alone: mark a drained instance Unhealthy so its (managed) group replaces it.
-
-    Only with ``scheduledChange: replace`` (the default), and only on the managed groups' ARNs.
-    """
-    groups = sorted(config.group_names)
-    if not groups or config.scheduled_change_policy is not ScheduledChangePolicy.REPLACE:
-        return []
-    return [iam.PolicyStatement(sid="ReplaceDrainedInstancesOfManagedGroups", actions=["autoscaling:SetInstanceHealth"],
-                                resources=[asg_arn(scope, g) for g in groups])]
-
-
-def own_events_statements(scope: Construct) -> list[iam.PolicyStatement]:
-    """Publish the guard's own events (source ``daemon-guard``) on the account's default bus, nothing else.
-
-    Every function publishes: the intake and the reconciler (placement repairs, gates, drains
-    started), the launch gate (gates) and the drain workflow (phases, deadlines, completions).
-    """
     default_bus = cdk.Stack.of(scope).format_arn(service="events", resource="event-bus", resource_name="default")
-    return [iam.PolicyStatement(sid="PublishOwnEventsOnTheDefaultBus", actions=["events:PutEvents"],
-                                resources=[default_bus],
-                                conditions={"StringEquals": {"events:source": SOURCE}})]
+
+    def scoped(kind: str) -> list[str]:
+        return [ecs_arn(scope, kind, f"{n}/*") for n in names]
+
+    builders: dict[str, Callable[[], dict[str, Any] | None]] = {
+        "EcsReadClusterInstances": lambda: dict(
+            actions=["ecs:ListContainerInstances"], resources=clusters),
+        "EcsReadTasks": lambda: dict(
+            actions=["ecs:DescribeContainerInstances", "ecs:DescribeTasks"],
+            resources=scoped("container-instance") + scoped("task")),
+        "EcsReadServices": lambda: dict(
+            actions=["ecs:DescribeServices"], resources=scoped("service")),
+        "EcsListInManagedClusters": lambda: dict(
+            actions=["ecs:ListTasks", "ecs:ListServices"], resources=["*"], conditions=in_our_clusters),
+        "EcsReadTaskDefinitions": lambda: dict(actions=["ecs:DescribeTaskDefinition"], resources=["*"]),
+        # Whenever an eviction may be planned (every mode, observe included) the reflex reads protection.
+        "EcsTaskProtection": lambda: dict(
+            actions=["ecs:GetTaskProtection"], resources=["*"], conditions=in_our_clusters),
+        # Preempt evicts; gate mode evicts on instances whose gate is open; observe never does.
+        "EcsEvict": lambda: dict(actions=["ecs:StopTask"], resources=["*"], conditions=in_our_clusters)
+        if config.placement_mode is not PlacementMode.OBSERVE else None,
+        "EcsOpenGates": lambda: dict(
+            actions=["ecs:PutAttributes"], resources=["*"], conditions=in_our_clusters)
+        if config.placement_mode is PlacementMode.GATE else None,
+        "EcsDrainInstances": lambda: dict(
+            actions=["ecs:StopTask", "ecs:UpdateContainerInstancesState"], resources=["*"],
+            conditions=in_our_clusters),
+        "DescribeGroups": lambda: dict(
+            actions=["autoscaling:DescribeAutoScalingGroups"], resources=["*"]),
+        "DescribeWarmPools": lambda: dict(actions=["autoscaling:DescribeWarmPool"], resources=["*"]),
+        "CompleteLifecycleActions": lambda: dict(
+            actions=["autoscaling:CompleteLifecycleAction"], resources=groups) if groups else None,
+        "HeartbeatAndCompleteLifecycleActions": lambda: dict(
+            actions=list(LIFECYCLE_ACTIONS), resources=groups) if groups else None,
+        "StartWorkflows": lambda: dict(
+            actions=["lambda:InvokeFunction"], resources=list(targets.workflow_aliases)),
+        "WakeWorkflows": lambda: dict(
+            actions=["lambda:SendDurableExecutionCallbackSuccess"], resources=list(targets.workflow_executions)),
+        # Lambda sends an async invocation that failed every retry to the alias's OnFailure queue with
+        # the function's role (the CDK destination cannot grant it: the functions' roles are imported
+        # immutable, see functions.py).
+        "FailedEventsToDeadLetters": lambda: dict(
+            actions=["sqs:SendMessage"], resources=[targets.dead_letter_queue_arn]),
+        "StateTable": lambda: dict(
+            actions=list(TABLE_ACTIONS[key]), resources=[targets.table_arn]),
+        "PublishOwnEvents": lambda: dict(
+            actions=["events:PutEvents"], resources=[default_bus],
+            conditions={"StringEquals": {"events:source": SOURCE}}),
+        "ReplaceDrainedInstances": lambda: dict(
+            actions=["autoscaling:SetInstanceHealth"], resources=groups)
+        if groups and config.scheduled_change_policy is ScheduledChangePolicy.REPLACE else None,
+    }
+    out: list[iam.PolicyStatement] = []
+    for sid in GRANTS[key]:
+        spec = builders[sid]()
+        if spec is not None:
+            out.append(iam.PolicyStatement(sid=sid, **spec))
+    return out

@@ -189,6 +189,32 @@ class AutoScalingSim:
                            destination="AutoScalingGroup",
                            on_result=lambda result: self._after_launch_hook(group, inst, result))
 
+    def add_to_warm_pool(self, group_name: str, count: int) -> list[str]:
+        """Launch `count` instances into the group's warm pool (EC2 -> WarmPool) through its launch hook:
+        Warmed:Pending:Wait until the action completes, then Warmed:Stopped (ABANDON terminates)."""
+        group = self.groups[group_name]
+        ids = []
+        for _ in range(count):
+            self._count += 1
+            instance_id = f"i-{self.rng.getrandbits(40):010x}{self._count:07x}"
+            ids.append(instance_id)
+            inst = AsgInstance(instance_id, "Warmed:Pending", self.clock.now, group.spot, in_warm_pool=True)
+            group.instances[instance_id] = inst
+            hook = self._hook_for(group, "autoscaling:EC2_INSTANCE_LAUNCHING")
+            if hook is None:
+                inst.state = "Warmed:Stopped"
+                continue
+            inst.state = "Warmed:Pending:Wait"
+            self._start_action(group, hook, inst, origin="EC2", destination="WarmPool",
+                               on_result=functools.partial(self._after_warm_entry, group, inst))
+        return ids
+
+    def _after_warm_entry(self, group: Group, inst: AsgInstance, result: str) -> None:
+        if result == "CONTINUE":
+            inst.state = "Warmed:Stopped"
+        else:
+            inst.state, inst.terminated_at = "Terminated", self.clock.now
+
     def _register(self, group: Group, inst: AsgInstance) -> None:
         if inst.state.startswith("Terminat") or inst.terminated_at is not None or inst.in_warm_pool:
             return
@@ -451,6 +477,16 @@ class AutoScalingSim:
                                    "HealthStatus": "Healthy", "ProtectedFromScaleIn": False} for i in live],
                 })
             return {"AutoScalingGroups": groups}
+        if operation == "DescribeWarmPool":
+            group = self.groups.get(params["AutoScalingGroupName"])
+            if group is None:
+                raise SimApiError("ValidationError",
+                                  f"AutoScalingGroup name not found - {params['AutoScalingGroupName']}")
+            warm = [i for i in group.instances.values() if i.state.startswith("Warmed:") and i.terminated_at is None]
+            return {"Instances": [
+                {"InstanceId": i.instance_id, "InstanceType": group.instance_type.name,
+                 "AvailabilityZone": group.zone_of(i.instance_id), "LifecycleState": i.state,
+                 "HealthStatus": "Healthy", "ProtectedFromScaleIn": False} for i in warm]}
         if operation == "DescribeLifecycleHooks":
             group = self.groups.get(params["AutoScalingGroupName"])
             if group is None:

@@ -1,52 +1,60 @@
-"""daemon-guard deployed into a simulated world: the real handlers and workflows, unmodified.
+"""daemon-guard deployed into a simulated world: what `cdk deploy` deploys, read from the template.
 
-What the CDK app deploys, mirrored: the EventBridge rules (the same patterns, from
-`daemon_guard.core.patterns`) target the intake handler, a schedule runs the reconciler, the
-lifecycle hooks sit on the groups, and the two durable workflows are served at alias ARNs.
-The code reaches the simulated ECS, Auto Scaling and Lambda APIs through boto3 and botocore, and
-its DynamoDB table through moto. Each invocation runs under the Powertools decorators; its EMF
-output is captured and parsed, so the metrics a dashboard would show can be read back.
+The configuration is synthesized (in process, cached per configuration: `sim.template`) and the
+deployment is built from the template alone: each function's handler string (imported), its
+environment (the config, the table name, the workflow aliases), timeout and memory; the durable
+workflows' ExecutionTimeout; the EventInvokeConfig attached to the alias each rule targets
+(retries, maximum event age, failure destination); the rules' patterns, targets and schedule; the
+lifecycle hooks on the groups; the state table. Nothing here restates what `infra/` decides.
+
+Every AWS call a function makes carries its role and is authorized against that role's statements
+in the template (`sim.iam`): ECS, Auto Scaling and Lambda through boto3 and botocore answered by
+the simulator, the state table through moto, the workflows' checkpoints, and what Lambda itself
+does with the role (log streams, traces, failed events to the queue). A denied call gets AWS's
+AccessDenied error. Each invocation runs under the Powertools decorators; its EMF output is
+captured and parsed, so the metrics a dashboard would show can be read back.
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib
 import io
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import boto3
 from daemon_guard.adapters.state import StateStore
-from daemon_guard.core.config import LAUNCH_HOOK_NAME, TERMINATE_HOOK_NAME, Config, parse_config
-from daemon_guard.core.patterns import event_patterns
-from daemon_guard.handlers import intake, reconciler
+from daemon_guard.core.config import Config, parse_config
 from daemon_guard.handlers.runtime import Runtime, logger, set_runtime
-from daemon_guard.workflows import drain, launch_gate
 
 from sim.durable import DurableSim
 from sim.eventbridge import PutEventsBackend
+from sim.iam import Authorizer, Place, Request, guard, statements_of
+from sim.template import DeploymentFacts, FunctionFacts, RuleFacts, deployment_facts
 from sim.wire import make_client
 from sim.world import World, stream
 
-TABLE = "daemon-guard-state"
-RETRY_DELAYS_S = (1.0, 2.0, 4.0, 8.0)
+# Lambda's documented waits between the attempts of an asynchronous invocation that failed.
+ASYNC_RETRY_DELAYS_S = (60.0, 120.0)
 
 
 @dataclass
 class FakeLambdaContext:
-    """The LambdaContext fields Powertools reads."""
+    """The LambdaContext fields Powertools and the handlers read, from the function's template facts."""
 
     function_name: str
     memory_limit_in_mb: int = 256
     invoked_function_arn: str = ""
     aws_request_id: str = "sim"
+    timeout_s: int = 60
 
     def get_remaining_time_in_millis(self) -> int:
-        """Plenty."""
-        return 60_000
+        """The function's whole timeout (the simulated handler takes no simulated time of its own)."""
+        return self.timeout_s * 1000
 
 
 @dataclass
@@ -69,70 +77,139 @@ class Records:
     emf: list[dict[str, Any]] = field(default_factory=list)
     logs: list[dict[str, Any]] = field(default_factory=list)
     dead_letters: list[dict[str, Any]] = field(default_factory=list)
+    lost: list[tuple[str, str]] = field(default_factory=list)  # (what, why): Lambda could not do it
+    access_denied: list[tuple[str, str]] = field(default_factory=list)  # (role, service:operation)
 
     def metric_values(self, name: str) -> list[float]:
         """Every value of one metric emitted so far."""
         return [float(v) for doc in self.emf if name in doc for v in doc[name]]
 
 
+class TimedOut(Exception):
+    """The invocation ran past its function's Timeout."""
+
+
+@dataclass
+class DeployedFunction:
+    """One function of the template, live in the world: its facts, entry point and runtime (container)."""
+
+    key: str
+    facts: FunctionFacts
+    entry: Callable[..., Any]
+    runtime: Runtime
+
+
 class GuardDeployment:
-    """The intake, reconciler and workflows, wired to a World."""
+    """The template's functions, rules, hooks and table, wired to a World, with IAM enforced."""
 
     def __init__(self, world: World, config_doc: dict[str, Any], *, reconcile: bool = True,
-                 capture_logs: bool = True) -> None:
+                 capture_logs: bool = True, facts: DeploymentFacts | None = None) -> None:
         self.world = world
-        self.config: Config = parse_config(config_doc)
+        self.facts = facts or deployment_facts(config_doc, world.account, world.region)
         self.records = Records()
+        self.authorizer = Authorizer(statements_of(self.facts.policies))
         self._mock = _start_moto()
-        dynamodb = boto3.client("dynamodb", region_name=world.region, aws_access_key_id="sim",
-                                aws_secret_access_key="sim")
-        _create_table(dynamodb)
+        self._dynamodb_admin = boto3.client("dynamodb", region_name=world.region, aws_access_key_id="sim",
+                                            aws_secret_access_key="sim")
+        _create_table(self._dynamodb_admin, self.facts.table_name)
         self.durable = DurableSim(world.clock, stream(world.options.seed, "durable"), world.account, world.region)
-        prefix = f"arn:aws:lambda:{world.region}:{world.account}:function:daemon-guard"
-        self.drain_arn, self.gate_arn = f"{prefix}-drain:live", f"{prefix}-launch-gate:live"
-        self.durable.register(self.drain_arn, drain.drain_workflow)
-        self.durable.register(self.gate_arn, launch_gate.launch_gate_workflow)
-        self.durable.on_invocation = lambda run: self._invoke("workflow", run)
         self.own_events = PutEventsBackend(world.bus, world.clock, world.account, world.region)
-        self.runtime = Runtime(
-            config=self.config, ecs_client=world.client("ecs", adaptive=True),
-            autoscaling_client=world.client("autoscaling", adaptive=True),
-            lambda_client=make_client("lambda", self.durable, world.region, call_log=world.call_log,
-                                      backoff=lambda _d: None),
-            events_client=make_client("events", self.own_events, world.region, call_log=world.call_log),
-            state=StateStore(dynamodb, TABLE), clock=world.clock.datetime,
-            drain_function=self.drain_arn, launch_gate_function=self.gate_arn,
-            account=world.account, region=world.region)
+        self.place = Place(world.account, world.region, lookup=self._lookup)
+        self.functions: dict[str, DeployedFunction] = {}
+        for fn in self.facts.functions.values():
+            key = _key_of(fn)
+            self.functions[key] = self._deploy(key, fn)
+        intake_fn = self.functions["intake"]
+        self.config: Config = intake_fn.runtime.config
+        self.runtime = intake_fn.runtime  # the intake's container (tests drive the intake through it)
+        self.drain_arn = self.functions["drain"].facts.alias_arn
+        self.gate_arn = self.functions["launch-gate"].facts.alias_arn
+        for workflow in (self.functions["drain"], self.functions["launch-gate"]):
+            self.durable.register(workflow.facts.alias_arn, _workflow_of(workflow.entry),
+                                  version=workflow.facts.version,
+                                  execution_timeout_s=workflow.facts.durable_timeout_s)
+        self.durable.on_invocation = self._durable_invocation
+        self.durable.authorize = self._authorize_workflow_call
         self._log_stream = io.StringIO()
         if capture_logs:
             for handler in logger.handlers:
                 if hasattr(handler, "setStream"):
                     handler.setStream(self._log_stream)
-        for name, pattern in event_patterns(self.config, partition="aws", region=world.region,
-                                            account=world.account).items():
-            world.bus.add_rule(f"daemon-guard-{name}", pattern, self.deliver)
-        for cluster in self.config.clusters:
-            for group in cluster.groups:
-                if group.name not in world.asg.groups:
-                    continue
-                if group.terminate_hook:
-                    world.asg.put_hook(group.name, TERMINATE_HOOK_NAME, "autoscaling:EC2_INSTANCE_TERMINATING",
-                                       group.heartbeat_timeout_s, "CONTINUE")
-                if group.launch_hook:
-                    world.asg.put_hook(group.name, LAUNCH_HOOK_NAME, "autoscaling:EC2_INSTANCE_LAUNCHING",
-                                       group.heartbeat_timeout_s, group.launch_timeout_result)
+        for rule in self.facts.rules:
+            if rule.pattern is not None:
+                world.bus.add_rule(rule.name, dict(rule.pattern), self._rule_delivery(rule))
+        for hook in self.facts.hooks:
+            if hook.group in world.asg.groups:
+                world.asg.put_hook(hook.group, hook.name, hook.transition, hook.heartbeat_s, hook.default_result)
+        self._schedules = [r for r in self.facts.rules if r.schedule_s is not None]
         if reconcile:
-            period = self.config.reconcile_period_min * 60.0
-            world.clock.after(period, lambda: self._reconcile_loop(period))
+            for rule in self._schedules:
+                self._schedule(rule)
 
     def close(self) -> None:
         """Stop moto and uninstall the runtime."""
         set_runtime(None)
         self._mock.stop()
 
+    # ---- building -------------------------------------------------------------------------------
+    def _deploy(self, key: str, fn: FunctionFacts) -> DeployedFunction:
+        module_name, _, attribute = fn.handler.rpartition(".")
+        entry = getattr(importlib.import_module(module_name), attribute)
+        env = fn.environment
+        role = fn.role_arn
+        world = self.world
+
+        def guarded(client: Any) -> Any:
+            return guard(client, lambda: self.authorizer, role, self.place, on_denied=self._denied(role))
+
+        dynamodb = guarded(boto3.client("dynamodb", region_name=world.region, aws_access_key_id="sim",
+                                        aws_secret_access_key="sim"))
+        runtime = Runtime(
+            config=parse_config(json.loads(env["DAEMON_GUARD_CONFIG"])),
+            ecs_client=guarded(world.client("ecs", adaptive=True)),
+            autoscaling_client=guarded(world.client("autoscaling", adaptive=True)),
+            lambda_client=guarded(make_client("lambda", self.durable, world.region, call_log=world.call_log,
+                                              backoff=lambda _d: None)),
+            events_client=guarded(make_client("events", self.own_events, world.region, call_log=world.call_log)),
+            state=StateStore(dynamodb, env["STATE_TABLE"]) if env.get("STATE_TABLE") else None,
+            clock=world.clock.datetime, drain_function=env.get("DRAIN_FUNCTION"),
+            launch_gate_function=env.get("LAUNCH_GATE_FUNCTION"), account=world.account, region=world.region)
+        return DeployedFunction(key, fn, entry, runtime)
+
+    def _denied(self, role: str) -> Callable[[str, str, str], None]:
+        def note(service: str, operation: str, code: str) -> None:
+            self.records.access_denied.append((role, f"{service}:{operation}"))
+            self.world.call_log.record(service, operation, code)
+        return note
+
+    def _lookup(self, kind: str, name: str) -> str | None:
+        if kind == "autoScalingGroup" and name:
+            return self.world.asg_arn(name)
+        if kind == "durable execution":
+            found = self.durable.callbacks.get(name)
+            return found[0].arn if found else None
+        return None
+
+    def _authorize_workflow_call(self, function_arn: str, action: str, execution_arn: str) -> None:
+        role = self.facts.function_by_arn(function_arn).role_arn
+        decision = self.authorizer.decide(role, Request(action, (execution_arn,)))
+        if not decision.allowed:
+            self.records.access_denied.append((role, action))
+            raise PermissionError(f"AccessDeniedException: {role} is not authorized to perform {action} "
+                                  f"on {execution_arn}")
+
+    def _platform(self, fn: FunctionFacts, action: str, resource: str, what: str) -> bool:
+        """Lambda (or X-Ray) acting with the function's role; a denial loses `what`, the function runs on."""
+        decision = self.authorizer.decide(fn.role_arn, Request(action, (resource,)))
+        if not decision.allowed:
+            self.records.access_denied.append((fn.role_arn, action))
+            self.records.lost.append((what, decision.reason))
+        return decision.allowed
+
     # ---- invocations ----------------------------------------------------------------------------
-    def _invoke(self, function: str, run: Callable[[], Any]) -> Any:
-        set_runtime(self.runtime)
+    def _invoke(self, deployed: DeployedFunction, run: Callable[[], Any]) -> Any:
+        fn = deployed.facts
+        set_runtime(deployed.runtime)
         self.world.begin_invocation()
         before = self.world.call_log.count()
         out = io.StringIO()
@@ -143,52 +220,131 @@ class GuardDeployment:
         try:
             with contextlib.redirect_stdout(out):
                 result = run()
+            if self.world.ecs_api.caller_offset > fn.timeout_s:
+                raise TimedOut(f"Task timed out after {fn.timeout_s:.2f} seconds")
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"
             raise
         finally:
             # The handler's own CPU: the simulated AWS side's work is not the Lambda's.
             cpu_ms = (time.process_time() - started - (self.world.backend_cpu_s - backend_before)) * 1000
-            self._collect(out.getvalue())
+            self._collect(fn, out.getvalue())
             self.records.invocations.append(Invocation(
-                self.world.clock.now, function, result if isinstance(result, dict) else None,
-                self.world.call_log.count() - before, cpu_ms, error))
+                self.world.clock.now, deployed.key if deployed.key in ("intake", "reconciler") else "workflow",
+                result if isinstance(result, dict) else None, self.world.call_log.count() - before, cpu_ms, error))
         return result
 
-    def _collect(self, text: str) -> None:
-        for line in text.splitlines():
-            if line.startswith("{") and '"_aws"' in line:
-                self.records.emf.append(json.loads(line))
+    def _collect(self, fn: FunctionFacts, text: str) -> None:
         logs = self._log_stream.getvalue()
         if logs:
             self._log_stream.seek(0)
             self._log_stream.truncate()
-            for line in logs.splitlines():
-                if line.startswith("{"):
-                    self.records.logs.append(json.loads(line))
+        if fn.log_group_arn is not None and (text or logs):
+            stream_arn = fn.log_group_arn.removesuffix("*") + "log-stream:sim"
+            writable = (self._platform(fn, "logs:CreateLogStream", stream_arn, f"{fn.name} log stream")
+                        and self._platform(fn, "logs:PutLogEvents", stream_arn, f"{fn.name} logs and metrics"))
+            if not writable:
+                return  # CloudWatch never sees these lines (EMF metrics included)
+        if fn.tracing:
+            self._platform(fn, "xray:PutTraceSegments", "*", f"{fn.name} trace segments")
+            self._platform(fn, "xray:PutTelemetryRecords", "*", f"{fn.name} X-Ray telemetry")
+        for line in text.splitlines():
+            if line.startswith("{") and '"_aws"' in line:
+                self.records.emf.append(json.loads(line))
+        for line in logs.splitlines():
+            if line.startswith("{"):
+                self.records.logs.append(json.loads(line))
 
-    def deliver(self, event: dict[str, Any], attempt: int = 0) -> None:
-        """EventBridge delivers to the intake; failures are retried with backoff, then dead-lettered."""
-        context = FakeLambdaContext("daemon-guard-intake")
+    def _durable_invocation(self, function_arn: str, run: Callable[[], Any]) -> Any:
+        deployed = self._deployed(function_arn)
+        return self._invoke(deployed, run)
+
+    def _deployed(self, arn: str) -> DeployedFunction:
+        facts = self.facts.function_by_arn(arn)
+        return next(d for d in self.functions.values() if d.facts is facts)
+
+    def _context(self, deployed: DeployedFunction) -> FakeLambdaContext:
+        fn = deployed.facts
+        return FakeLambdaContext(fn.name, fn.memory_mb, fn.alias_arn, timeout_s=fn.timeout_s)
+
+    def _rule_delivery(self, rule: RuleFacts) -> Callable[[dict[str, Any]], None]:
+        def deliver(event: dict[str, Any]) -> None:
+            for target in rule.targets:
+                self.invoke_async(target.arn, target.input if target.input is not None else event)
+        return deliver
+
+    def invoke_async(self, qualified_arn: str, event: Any, attempt: int = 0, queued_at: float | None = None) -> None:
+        """Lambda's asynchronous invocation of a qualified function, with the EventInvokeConfig of that
+        qualifier: retries after 1 and 2 minutes, events older than the maximum age dropped, and what
+        still fails sent to the failure destination (with the function's role)."""
+        deployed = self._deployed(qualified_arn)
+        fn = deployed.facts
+        config = fn.alias_async if qualified_arn == fn.alias_arn else None
+        max_retries = config.max_retries if config else 2
+        max_age = config.max_event_age_s if config else 21600
+        queued = self.world.clock.now if queued_at is None else queued_at
+        context = self._context(deployed)
         try:
-            self._invoke("intake", lambda: intake.handler(event, context))  # type: ignore[arg-type]
+            self._invoke(deployed, lambda: deployed.entry(event, context))
+            return
         except Exception:
-            if attempt < len(RETRY_DELAYS_S):
-                self.world.clock.after(RETRY_DELAYS_S[attempt], lambda: self.deliver(event, attempt + 1))
-            else:
-                self.records.dead_letters.append(event)
+            pass
+        delay = ASYNC_RETRY_DELAYS_S[min(attempt, len(ASYNC_RETRY_DELAYS_S) - 1)]
+        if attempt < max_retries and self.world.clock.now + delay - queued <= max_age:
+            self.world.clock.after(delay, lambda: self.invoke_async(qualified_arn, event, attempt + 1, queued))
+            return
+        destination = config.on_failure_arn if config else None
+        if destination is None:
+            self.records.lost.append((f"{fn.name} event", "failed every attempt; no failure destination"))
+        elif self._platform(fn, "sqs:SendMessage", destination, f"{fn.name} failed event"):
+            self.records.dead_letters.append(event)
+
+    def deliver(self, event: dict[str, Any]) -> None:
+        """Deliver `event` to the target the event rules share (the intake's alias), as EventBridge would
+        once a rule matched; whatever the event holds (a test may hand it one no pattern matches)."""
+        (target,) = {t.arn for r in self.facts.rules if r.pattern is not None for t in r.targets}
+        self.invoke_async(target, event)
 
     def reconcile_now(self) -> Any:
-        """Run the reconciler once, as the schedule would."""
-        context = FakeLambdaContext("daemon-guard-reconciler")
+        """Run the reconciler once, synchronously, as its schedule target (the template's input)."""
+        deployed = self.functions["reconciler"]
+        (rule,) = [r for r in self._schedules if any(t.arn == deployed.facts.alias_arn for t in r.targets)]
+        target = next(t for t in rule.targets if t.arn == deployed.facts.alias_arn)
+        context = self._context(deployed)
+        event = target.input if target.input is not None else _scheduled_event(self.world, rule)
         try:
-            return self._invoke("reconciler", lambda: reconciler.handler({}, context))  # type: ignore[arg-type]
+            return self._invoke(deployed, lambda: deployed.entry(event, context))
         except Exception:
             return None
 
-    def _reconcile_loop(self, period: float) -> None:
-        self.reconcile_now()
-        self.world.clock.after(period, lambda: self._reconcile_loop(period))
+    def _schedule(self, rule: RuleFacts) -> None:
+        self.world.clock.after(float(rule.schedule_s or 60.0), lambda: self._tick(rule))
+
+    def _tick(self, rule: RuleFacts) -> None:
+        event = _scheduled_event(self.world, rule)
+        for target in rule.targets:
+            self.invoke_async(target.arn, target.input if target.input is not None else event)
+        self._schedule(rule)
+
+
+def _key_of(fn: FunctionFacts) -> str:
+    """The function's role in daemon-guard, from its handler's module (intake, reconciler, drain, launch-gate)."""
+    module = fn.handler.rsplit(".", 1)[0].rsplit(".", 1)[-1]
+    return module.replace("_", "-")
+
+
+def _workflow_of(entry: Callable[..., Any]) -> Callable[[dict[str, Any], Any], Any]:
+    """The workflow function the SDK's `durable_execution` entry point wraps."""
+    inner: Callable[[dict[str, Any], Any], Any] = getattr(entry, "__wrapped__", entry)
+    return inner
+
+
+def _scheduled_event(world: World, rule: RuleFacts) -> dict[str, Any]:
+    """The Scheduled Event EventBridge sends a schedule rule's targets."""
+    return {"version": "0", "id": f"sched-{world.clock.now:.0f}", "detail-type": "Scheduled Event",
+            "source": "aws.events", "account": world.account, "time": world.clock.datetime().isoformat(),
+            "region": world.region, "resources": [f"arn:aws:events:{world.region}:{world.account}:rule/{rule.name}"],
+            "detail": {}}
 
 
 def _start_moto() -> Any:
@@ -199,9 +355,14 @@ def _start_moto() -> Any:
     return mock
 
 
-def _create_table(client: Any) -> None:
+def _create_table(client: Any, name: str) -> None:
     client.create_table(
-        TableName=TABLE, BillingMode="PAY_PER_REQUEST",
+        TableName=name, BillingMode="PAY_PER_REQUEST",
         AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
                               {"AttributeName": "sk", "AttributeType": "S"}],
         KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}])
+
+
+def facts_for(config_doc: Mapping[str, Any], world: World) -> DeploymentFacts:
+    """The deployment facts of a configuration in a world's account and region (synthesized, cached)."""
+    return deployment_facts(config_doc, world.account, world.region)

@@ -8,6 +8,14 @@ invocation until SendDurableExecutionCallbackSuccess or its timeout. The Lambda 
 (Invoke with DurableExecutionName, SendDurableExecutionCallbackSuccess) is served through sim.wire,
 so the intake's boto3 calls are real requests.
 
+What the template says of each workflow function applies: the execution ARN carries the version
+the alias points to (``function:NAME:VERSION/durable-execution/NAME/ID``), an execution still
+running at its ExecutionTimeout fails (status TIMED_OUT, its pending callbacks cancelled), and the
+workflow's own role must allow each CheckpointDurableExecution (every step result it stores) and
+GetDurableExecutionState (an invocation whose history is longer than the first page the service
+hands it, `STATE_PAGE` operations, reads the rest): a denied call fails the execution, as the SDK
+would raise.
+
 Fault injection: `crash_before_checkpoint` makes the chosen step run its body and then crash before
 its result is stored (the worst case for repeated effects); the invocation is retried, as Lambda
 retries a failed durable invocation.
@@ -28,6 +36,9 @@ from sim.clock import Clock, Timer
 from sim.errors import SimApiError, UnsupportedOperation
 
 Workflow = Callable[[dict[str, Any], Any], Any]
+# Authorize(function ARN (qualified), action, execution ARN) -> None, or raise the denial.
+Authorize = Callable[[str, str, str], None]
+STATE_PAGE = 100  # operations handed to an invocation; more are read with GetDurableExecutionState
 
 
 class _Suspend(Exception):
@@ -65,6 +76,7 @@ class Execution:
     error: str | None = None
     invocations: int = 0
     step_runs: dict[str, int] = field(default_factory=dict)
+    timer: Timer | None = None
 
 
 class SimCallback:
@@ -109,6 +121,7 @@ class SimDurableContext:
         if self._rt.should_crash(self._ex, label):
             raise SimulatedCrash(f"injected crash after {label} ran, before its checkpoint")
         stored = json.loads(json.dumps(result))
+        self._rt.authorize(self._ex.function, "lambda:CheckpointDurableExecution", self._ex.arn)
         self._ex.operations.append(Operation("step", label, stored))
         self._index += 1
         return stored
@@ -139,6 +152,9 @@ class DurableSim:
         self.rng = rng
         self.account, self.region = account, region
         self.functions: dict[str, Workflow] = {}
+        self.versions: dict[str, str] = {}
+        self.timeouts: dict[str, float | None] = {}
+        self.authorize: Authorize = lambda _function, _action, _arn: None
         self.executions: dict[str, Execution] = {}
         self.callbacks: dict[str, tuple[Execution, Operation]] = {}
         self.invoke_latency_s = 0.1
@@ -148,11 +164,14 @@ class DurableSim:
         self.crash_every_step = False
         self.crashes = 0
         self.calls: dict[str, int] = {}
-        self.on_invocation: Callable[[Callable[[], Any]], Any] = lambda run: run()
+        self.on_invocation: Callable[[str, Callable[[], Any]], Any] = lambda _function, run: run()
 
-    def register(self, qualified_arn: str, workflow: Workflow) -> None:
-        """Serve `workflow` at a qualified function ARN (alias)."""
+    def register(self, qualified_arn: str, workflow: Workflow, *, version: str = "1",
+                 execution_timeout_s: float | None = None) -> None:
+        """Serve `workflow` at a qualified function ARN (alias) pointing at `version`."""
         self.functions[qualified_arn] = workflow
+        self.versions[qualified_arn] = version
+        self.timeouts[qualified_arn] = execution_timeout_s
 
     def should_crash(self, execution: Execution, step: str) -> bool:
         """True once per (execution, step) chosen for a crash."""
@@ -201,9 +220,14 @@ class DurableSim:
                 raise SimApiError("DurableExecutionAlreadyStartedException",
                                   f"Execution {name} already started with a different payload.", 409)
             return {"StatusCode": 202, "DurableExecutionArn": existing.arn}
-        arn = f"{function}/durable-execution/{name}"
+        unqualified = ":".join(function.split(":")[:7])
+        arn = (f"{unqualified}:{self.versions[function]}/durable-execution/{name}/"
+               f"{self.rng.getrandbits(128):032x}")
         execution = Execution(name, function, payload, arn, self.clock.now)
         self.executions[name] = execution
+        timeout = self.timeouts[function]
+        if timeout:
+            execution.timer = self.clock.after(timeout, lambda: self._time_out_execution(execution))
         self.clock.after(self.invoke_latency_s, lambda: self._run(execution))
         return {"StatusCode": 202, "DurableExecutionArn": arn}
 
@@ -213,14 +237,29 @@ class DurableSim:
             op.status = "TIMED_OUT"
             self._run(execution)
 
+    def _time_out_execution(self, execution: Execution) -> None:
+        """ExecutionTimeout elapsed: the execution fails; nothing it waits on resumes it."""
+        if execution.status != "RUNNING":
+            return
+        execution.status, execution.error = "TIMED_OUT", "Execution timed out"
+        for op in execution.operations:
+            if op.timer is not None:
+                op.timer.cancel()
+
     def _run(self, execution: Execution) -> None:
         if execution.status != "RUNNING":
             return
         execution.invocations += 1
         ctx = SimDurableContext(self, execution)
         workflow = self.functions[execution.function]
+
+        def invocation() -> Any:
+            if len(execution.operations) > STATE_PAGE:
+                self.authorize(execution.function, "lambda:GetDurableExecutionState", execution.arn)
+            return workflow(execution.payload, ctx)
+
         try:
-            result = self.on_invocation(lambda: workflow(execution.payload, ctx))
+            result = self.on_invocation(execution.function, invocation)
         except _Suspend:
             return
         except SimulatedCrash:
@@ -228,8 +267,12 @@ class DurableSim:
             return
         except Exception as exc:
             execution.status, execution.error = "FAILED", f"{type(exc).__name__}: {exc}"
+            if execution.timer is not None:
+                execution.timer.cancel()
             return
         execution.status, execution.result = "SUCCEEDED", result
+        if execution.timer is not None:
+            execution.timer.cancel()
 
     def running(self) -> list[Execution]:
         """Executions not yet finished."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import re
 from typing import Any
@@ -171,6 +172,32 @@ def test_functions_use_the_aws_published_powertools_layer(raw: dict[str, Any]) -
         assert fn["Properties"]["Layers"] == [{"Ref": parameter_id}]
 
 
+def test_powertools_layer_is_the_release_the_tests_run() -> None:
+    # GIVEN the Powertools the tests run / THEN the layer parameter names exactly that release, not `latest`
+    installed = importlib.metadata.version("aws-lambda-powertools")
+    assert f"/aws/service/powertools/python/arm64/python3.13/{installed}" == POWERTOOLS_LAYER_PARAMETER
+
+
+def test_async_invocation_settings_sit_on_the_alias_the_rules_invoke(raw: dict[str, Any]) -> None:
+    # GIVEN rules that target the intake's and the reconciler's `live` alias
+    configs = resources(raw, "AWS::Lambda::EventInvokeConfig")
+    by_function = {c["Properties"]["FunctionName"]["Ref"]: c["Properties"] for c in configs.values()}
+    (dlq,) = resources(raw, "AWS::SQS::Queue")
+    for handler, retries in ((INTAKE_HANDLER, 2), (RECONCILER_HANDLER, 0)):
+        fn = logical_id_of_handler(raw, handler)
+        alias = alias_of(raw, fn)
+        targets = [t["Arn"] for r in resources(raw, "AWS::Events::Rule").values()
+                   for t in r["Properties"].get("Targets", []) if t["Arn"] == {"Ref": alias}]
+        assert targets, handler
+        # THEN the EventInvokeConfig Lambda applies is the alias's: retries, 1 h maximum age, failures to the DLQ
+        props = by_function[fn]
+        assert props["Qualifier"] == {"Fn::Select": [7, {"Fn::Split": [":", {"Ref": alias}]}]}, handler  # "live"
+        assert props["MaximumRetryAttempts"] == retries
+        assert props["MaximumEventAgeInSeconds"] == 3600
+        assert props["DestinationConfig"] == {"OnFailure": {"Destination": {"Fn::GetAtt": [dlq, "Arn"]}}}
+    assert len(configs) == 2  # none on $LATEST
+
+
 def test_functions_receive_the_validated_config_and_the_workflow_aliases(raw: dict[str, Any]) -> None:
     for fn in resources(raw, "AWS::Lambda::Function").values():
         env = fn["Properties"]["Environment"]["Variables"]
@@ -186,7 +213,9 @@ def test_workflows_are_durable_and_published_behind_live_aliases(raw: dict[str, 
     functions = resources(raw, "AWS::Lambda::Function")
     durable = {f["Properties"]["Handler"]: f["Properties"].get("DurableConfig") for f in functions.values()}
     assert durable[DRAIN_HANDLER] == {"ExecutionTimeout": 900 + 900, "RetentionPeriodInDays": 14}
-    assert durable[LAUNCH_GATE_HANDLER] == {"ExecutionTimeout": 120 + 900, "RetentionPeriodInDays": 14}
+    # The gate applies its timeout result at its first look past launchGateTimeoutSeconds (default 600 s),
+    # at most one heartbeat (120 s) later: the execution must outlive that, then release its claim.
+    assert durable[LAUNCH_GATE_HANDLER] == {"ExecutionTimeout": 600 + 120 + 900, "RetentionPeriodInDays": 14}
     assert durable[INTAKE_HANDLER] is None and durable[RECONCILER_HANDLER] is None
     aliases = resources(raw, "AWS::Lambda::Alias")
     assert sorted(a["Properties"]["Name"] for a in aliases.values()) == ["live"] * 4
@@ -224,7 +253,7 @@ def test_mutating_ecs_actions_require_the_managed_cluster(raw: dict[str, Any]) -
         seen |= mutating
         clusters = statement["Condition"]["ArnEquals"]["ecs:cluster"]
         assert [render(c) for c in as_list(clusters)] == [CLUSTER_ARN], policy
-    assert seen == set(ECS_MUTATING_ACTIONS)
+    assert seen == set(ECS_MUTATING_ACTIONS) - {"ecs:PutAttributes"}  # preempt mode opens no gates
 
 
 def test_lifecycle_actions_are_scoped_to_the_managed_groups(raw: dict[str, Any]) -> None:
@@ -234,6 +263,31 @@ def test_lifecycle_actions_are_scoped_to_the_managed_groups(raw: dict[str, Any])
     for statement in scoped:
         assert {render(r) for r in as_list(statement["Resource"])} == ASG_ARNS
         assert "Condition" not in statement
+
+
+def actions_of(raw: dict[str, Any], handler: str) -> set[str]:
+    """Every action the role of the function with `handler` is granted."""
+    role = raw["Resources"][logical_id_of_handler(raw, handler)]["Properties"]["Role"]["Fn::GetAtt"][0]
+    out: set[str] = set()
+    for resource in raw["Resources"].values():
+        if resource["Type"] == "AWS::IAM::Policy" and {"Ref": role} in resource["Properties"]["Roles"]:
+            for statement in resource["Properties"]["PolicyDocument"]["Statement"]:
+                out |= set(as_list(statement["Action"]))
+    return out
+
+
+def test_every_function_that_can_reach_the_placement_reflex_may_read_task_protection(raw: dict[str, Any]) -> None:
+    # GIVEN preempt mode: the reflex reads GetTaskProtection before evicting (intake, reconciler, launch gate)
+    for handler in (INTAKE_HANDLER, RECONCILER_HANDLER, LAUNCH_GATE_HANDLER):
+        assert {"ecs:GetTaskProtection", "ecs:StopTask"} <= actions_of(raw, handler)
+        assert "ecs:PutAttributes" not in actions_of(raw, handler)  # gates are opened in gate mode only
+    assert "ecs:GetTaskProtection" not in actions_of(raw, DRAIN_HANDLER)
+
+
+def test_only_the_drain_may_set_instances_draining(raw: dict[str, Any]) -> None:
+    assert "ecs:UpdateContainerInstancesState" in actions_of(raw, DRAIN_HANDLER)
+    for handler in (INTAKE_HANDLER, RECONCILER_HANDLER, LAUNCH_GATE_HANDLER):
+        assert "ecs:UpdateContainerInstancesState" not in actions_of(raw, handler), handler
 
 
 def test_workflows_are_invoked_only_through_their_aliases(raw: dict[str, Any]) -> None:
@@ -256,7 +310,8 @@ def test_durable_checkpoints_are_allowed_on_each_workflows_own_executions(raw: d
 def test_intake_can_wake_workflows_by_callback(raw: dict[str, Any]) -> None:
     callbacks = [s for _, s in statements(raw)
                  if "lambda:SendDurableExecutionCallbackSuccess" in as_list(s["Action"])]
-    assert len(callbacks) == 2
+    assert len(callbacks) == 1  # the intake only: the reconciler starts workflows, never wakes them
+    assert "lambda:SendDurableExecutionCallbackSuccess" in actions_of(raw, INTAKE_HANDLER)
     for statement in callbacks:
         assert all(render(r).endswith(":*") for r in as_list(statement["Resource"]))
 
@@ -308,4 +363,40 @@ def test_alarm_topic_is_encrypted_and_mails_the_configured_address(template: Tem
     template.has_resource_properties("AWS::KMS::Key", {"EnableKeyRotation": True, "KeyPolicy": {
         "Statement": Match.array_with([Match.object_like({
             "Principal": {"Service": "cloudwatch.amazonaws.com"}})])}})
+
+
+def test_cloudwatch_may_use_the_key_only_for_this_accounts_alarms(raw: dict[str, Any]) -> None:
+    (key,) = resources(raw, "AWS::KMS::Key").values()
+    (statement,) = [s for s in key["Properties"]["KeyPolicy"]["Statement"]
+                    if s.get("Principal") == {"Service": "cloudwatch.amazonaws.com"}]
+    assert statement["Condition"]["StringEquals"] == {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}
+    assert render(statement["Condition"]["ArnLike"]["aws:SourceArn"]) == (
+        "arn:${AWS::Partition}:cloudwatch:${AWS::Region}:${AWS::AccountId}:alarm:*")
+
+
+def test_lifecycle_hooks_are_created_after_what_handles_their_events(raw: dict[str, Any]) -> None:
+    # GIVEN a hook holds every instance from the moment it exists
+    needed = set(resources(raw, "AWS::Events::Rule")) | set(resources(raw, "AWS::Lambda::Function")) \
+        | set(resources(raw, "AWS::Lambda::Alias")) | set(resources(raw, "AWS::IAM::Policy")) \
+        | set(resources(raw, "AWS::Lambda::EventInvokeConfig")) | set(resources(raw, "AWS::Lambda::Permission"))
+    hooks = resources(raw, "AWS::AutoScaling::LifecycleHook")
+    assert hooks
+    for hook_id, hook in hooks.items():
+        # THEN it waits for every rule, function, alias, invoke config, permission and policy
+        assert needed <= set(hook.get("DependsOn", [])), hook_id
+
+
+def test_stack_outputs_name_what_operators_need(raw: dict[str, Any]) -> None:
+    outputs = raw["Outputs"]
+    by_suffix = {next(s for s in ("DrainAliasArn", "LaunchGateAliasArn", "DashboardUrl", "StateTableName",
+                                  "DeadLetterQueueUrl", "AlarmTopicArn") if s in k): v["Value"]
+                 for k, v in outputs.items()}
+    assert by_suffix["DrainAliasArn"] == {"Ref": alias_of(raw, logical_id_of_handler(raw, DRAIN_HANDLER))}
+    assert by_suffix["LaunchGateAliasArn"] == {
+        "Ref": alias_of(raw, logical_id_of_handler(raw, LAUNCH_GATE_HANDLER))}
+    assert by_suffix["StateTableName"] == {"Ref": next(iter(resources(raw, "AWS::DynamoDB::Table")))}
+    assert by_suffix["DeadLetterQueueUrl"] == {"Ref": next(iter(resources(raw, "AWS::SQS::Queue")))}
+    assert by_suffix["AlarmTopicArn"] == {"Ref": next(iter(resources(raw, "AWS::SNS::Topic")))}
+    dashboard = next(iter(resources(raw, "AWS::CloudWatch::Dashboard")))
+    assert "#dashboards:name=${" + dashboard + "}" in render(by_suffix["DashboardUrl"])
 

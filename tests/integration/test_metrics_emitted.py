@@ -3,7 +3,7 @@
 One run exercises every path that emits: a gate-mode scale-out with a daemon too big to ever fit
 (gates fail open), a preempt-mode scale-out under backlog (evictions), drains of instances with a
 blocked service under a short deadline (blocked, deadline missed, heartbeats), duplicated and
-malformed events, and the reconciler.
+malformed events, the reconciler, and a gate ECS refuses (an instance at its attribute limit).
 """
 
 from __future__ import annotations
@@ -75,9 +75,28 @@ def _drains(seed: int) -> Emitted:
         deployment.close()
 
 
+def _gate_refused(seed: int) -> Emitted:
+    """Gate mode turned on where one covered instance already holds ECS's 10 custom attributes."""
+    world = World(WorldOptions(seed=seed))
+    spec = ClusterSpec(replica_services=2, desired_per_service=2)
+    build_cluster(world, spec)
+    world.asg.scale_out(spec.asg, 2, 1.0)
+    world.clock.run_until(200.0)
+    full = next(i for i in world.ecs.instances.values() if i.status == "ACTIVE")
+    world.ecs.set_attributes(full, {f"team.label{n}": "x" for n in range(10)})
+    doc = guard_config([spec.asg], "gate") | {
+        "clusters": [{"name": spec.name, "autoScalingGroups": [{"name": spec.asg, "terminateHook": False}]}]}
+    deployment = GuardDeployment(world, doc, reconcile=False)
+    try:
+        deployment.reconcile_now()
+        return _emitted(deployment.records.emf)
+    finally:
+        deployment.close()
+
+
 @pytest.fixture(scope="module")
 def emitted() -> Iterator[Emitted]:
-    yield _scale_out("gate", 3) | _scale_out("preempt", 4) | _drains(5)
+    yield _scale_out("gate", 3) | _scale_out("preempt", 4) | _drains(5) | _gate_refused(6)
 
 
 def test_every_metric_the_dashboard_and_alarms_read_is_emitted_with_the_same_dimensions(emitted: Emitted) -> None:

@@ -54,6 +54,7 @@ def reconcile_cost(instances: int) -> tuple[int, float]:
     deployment = GuardDeployment(world, config_for([spec.asg], terminate_hook=False), reconcile=False)
     try:
         world.clock.run_until(300.0)
+        deployment.reconcile_now()  # the reconciler's container learns the task definitions once
         before = sum(world.ecs_api.calls.values())
         deployment.reconcile_now()
         calls = sum(world.ecs_api.calls.values()) - before

@@ -7,6 +7,8 @@ from botocore.exceptions import ClientError
 THROTTLING_CODES = frozenset({"ThrottlingException", "Throttling", "TooManyRequestsException",
                               "RequestLimitExceeded"})
 
+ATTRIBUTE_LIMIT_EXCEEDED = "AttributeLimitExceededException"  # ECS: 10 custom attributes per resource
+
 
 def error_code(exc: ClientError) -> str:
     """The AWS error code of a ClientError ('' if none)."""

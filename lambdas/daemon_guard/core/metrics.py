@@ -35,6 +35,8 @@ GATE_OPEN_LATENCY = MetricSpec("GateOpenLatency", "Seconds", "registration to ga
 GATES_FAILED_OPEN = MetricSpec("GatesFailedOpen", "Count", "gates opened by timeout with daemons missing")
 DAEMONS_CANNOT_FIT = MetricSpec("InstancesDaemonsCannotFit", "Count",
                                 "instances that cannot hold their eligible daemons even when empty")
+GATE_ATTRIBUTE_REJECTED = MetricSpec("GateAttributeRejected", "Count",
+                                     "gates ECS would not open: the instance already has 10 custom attributes")
 PLACEMENT_DECISIONS = MetricSpec("PlacementDecisions", "Count", "placement decisions taken", ("Mode",))
 # Drain
 DRAINS_STARTED = MetricSpec("DrainsStarted", "Count", "drain workflows started")
@@ -59,7 +61,8 @@ CHECKS_DEFERRED = MetricSpec("ChecksDeferred", "Count", "placement checks left t
 
 ALL_METRICS: tuple[MetricSpec, ...] = (
     TIME_TO_DAEMONS, DAEMON_COVERAGE, MISSING_DAEMON_TASKS, EVICTIONS, GATE_OPEN_LATENCY,
-    GATES_FAILED_OPEN, PLACEMENT_DECISIONS, DRAINS_STARTED, DRAINS_IN_PROGRESS, DRAIN_DURATION,
+    GATES_FAILED_OPEN, GATE_ATTRIBUTE_REJECTED, PLACEMENT_DECISIONS, DRAINS_STARTED, DRAINS_IN_PROGRESS,
+    DRAIN_DURATION,
     DRAIN_OVERHEAD, TIER_DURATION, DEADLINES_MISSED, HEARTBEATS_SENT, LIFECYCLE_RESULTS,
     DRAINS_BLOCKED, ORDERING_VIOLATIONS, STUCK_LIFECYCLE_ACTIONS, EVENTS_IGNORED, EVENTS_MALFORMED,
     DUPLICATE_EVENTS, CHECKS_DEFERRED, EVENTS_UNPUBLISHED, DAEMONS_CANNOT_FIT,

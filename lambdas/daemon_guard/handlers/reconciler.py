@@ -15,15 +15,15 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from daemon_guard.core import metrics as m
 from daemon_guard.core.config import LAUNCH_HOOK_NAME, TERMINATE_HOOK_NAME, PlacementMode
 from daemon_guard.core.eligibility import eligible_daemons
-from daemon_guard.core.events import LifecycleAction
-from daemon_guard.core.identifiers import HookName
+from daemon_guard.core.events import LifecycleAction, LifecycleLocation
+from daemon_guard.core.identifiers import AsgName, HookName, InstanceId
 from daemon_guard.core.intake import Route
 from daemon_guard.core.placement import daemons_cannot_fit, gate_is_open, seconds_since_registration
 from daemon_guard.handlers.exits import start_due_drains
@@ -107,32 +107,59 @@ def reconcile_cluster(rt: Runtime, cluster: str) -> ReconcileSummary:
     return summary
 
 
+# Wait states in which one of daemon-guard's hooks may hold an instance: (transition, origin, destination).
+# Warm-pool instances are listed by DescribeWarmPool only (DescribeAutoScalingGroups leaves them out).
+WAIT_STATES: dict[str, tuple[Literal["launch", "terminate"], LifecycleLocation, LifecycleLocation]] = {
+    "Pending:Wait": ("launch", "EC2", "AutoScalingGroup"),
+    "Terminating:Wait": ("terminate", "AutoScalingGroup", "EC2"),
+    "Warmed:Pending:Wait": ("launch", "EC2", "WarmPool"),
+    "Warmed:Terminating:Wait": ("terminate", "WarmPool", "EC2"),
+}
+
+
 def _restart_lost_lifecycle_actions(rt: Runtime, cluster: str, summary: ReconcileSummary) -> None:
-    """Start the workflow for any managed lifecycle action waiting without one (its event was lost)."""
+    """Start the workflow for any lifecycle action of OUR hooks waiting without one (its event was lost).
+
+    An instance counts only when the group is managed here and daemon-guard's hook for that transition
+    is on it: an instance held by another hook (a group whose launch hook is someone else's) is not ours
+    to complete, and is neither alarmed on nor touched. Warm-pool entries are completed at once, as the
+    intake does; an instance leaving the warm pool for termination gets a drain (it runs no task).
+    """
     managed = next(c for c in rt.config.clusters if c.name == cluster)
-    names = [g.name for g in managed.groups if g.terminate_hook or g.launch_hook]
-    if not names or rt.state is None:
+    hooked = {g.name: g for g in managed.groups if g.terminate_hook or g.launch_hook}
+    if not hooked or rt.state is None:
         return
-    stuck = 0
-    resp = rt.autoscaling_client.describe_auto_scaling_groups(AutoScalingGroupNames=names)
+    waiting: list[tuple[str, str, str]] = []  # (group, instance, lifecycle state)
+    resp = rt.autoscaling_client.describe_auto_scaling_groups(AutoScalingGroupNames=sorted(hooked))
     for group in resp.get("AutoScalingGroups", []):
-        for inst in group.get("Instances", []):
-            state = inst.get("LifecycleState", "")
-            kind = "drain" if state == "Terminating:Wait" else "gate" if state == "Pending:Wait" else None
-            if kind is None or rt.state.workflow(kind, inst["InstanceId"]) is not None:
-                continue
-            stuck += 1
-            lifecycle = LifecycleAction(
-                account="", region="", transition="terminate" if kind == "drain" else "launch",
-                asg_name=group["AutoScalingGroupName"], ec2_instance_id=inst["InstanceId"],
-                hook_name=HookName(TERMINATE_HOOK_NAME if kind == "drain" else LAUNCH_HOOK_NAME), token=None,
-                origin="AutoScalingGroup" if kind == "drain" else "EC2",
-                destination="EC2" if kind == "drain" else "AutoScalingGroup",
-                event_id=f"reconcile-{inst['InstanceId']}", time=datetime.fromtimestamp(0, UTC))
-            route = Route("drain" if kind == "drain" else "launch-gate", "lifecycle action waiting with no workflow",
-                          cluster, ec2_instance_id=inst["InstanceId"], trigger="lifecycle")
-            result = start_drain(route, lifecycle, rt) if kind == "drain" else start_launch_gate(route, lifecycle, rt)
-            summary.workflows_started += result["decision"] == "started"
+        waiting += [(group["AutoScalingGroupName"], i["InstanceId"], i.get("LifecycleState", ""))
+                    for i in group.get("Instances", [])]
+    for name in sorted(hooked):
+        for page in rt.autoscaling_client.get_paginator("describe_warm_pool").paginate(AutoScalingGroupName=name):
+            waiting += [(name, i["InstanceId"], i.get("LifecycleState", "")) for i in page.get("Instances", [])]
+    stuck = 0
+    for group_name, instance_id, state in waiting:
+        config = hooked.get(group_name)
+        if config is None or state not in WAIT_STATES:
+            continue
+        transition, origin, destination = WAIT_STATES[state]
+        if not (config.launch_hook if transition == "launch" else config.terminate_hook):
+            continue
+        kind = "drain" if transition == "terminate" else "gate"
+        if rt.state.workflow(kind, instance_id) is not None:
+            continue
+        stuck += 1
+        ec2_id = InstanceId(instance_id)  # Auto Scaling's own answer: a real instance id
+        lifecycle = LifecycleAction(
+            account="", region="", transition=transition, asg_name=AsgName(group_name), ec2_instance_id=ec2_id,
+            hook_name=HookName(TERMINATE_HOOK_NAME if kind == "drain" else LAUNCH_HOOK_NAME), token=None,
+            origin=origin, destination=destination,
+            event_id=f"reconcile-{instance_id}", time=datetime.fromtimestamp(0, UTC))
+        route = Route("drain" if kind == "drain" else "launch-gate", "lifecycle action waiting with no workflow",
+                      cluster, ec2_instance_id=ec2_id, trigger="lifecycle")
+        start = start_drain if kind == "drain" else start_launch_gate
+        result = start(route, lifecycle, rt, wake_joined=False)  # the reconciler may not wake workflows
+        summary.workflows_started += result["decision"] == "started"
     if stuck:
         logger.warning("lifecycle actions waiting without a workflow", extra={"cluster": cluster, "count": stuck})
     rt.metrics.emit(m.STUCK_LIFECYCLE_ACTIONS, stuck, cluster)

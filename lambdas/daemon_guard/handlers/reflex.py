@@ -13,6 +13,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from botocore.exceptions import ClientError
+
+from daemon_guard.adapters.errors import ATTRIBUTE_LIMIT_EXCEEDED, error_code
 from daemon_guard.core import metrics as m
 from daemon_guard.core.actions import OpenGate, StopTasks
 from daemon_guard.core.eligibility import eligible_daemons
@@ -127,7 +130,25 @@ def _act(rt: Runtime, cluster: str, state: PlacementState, plan: PlacementPlan) 
                 rt.state.spend_budget(cluster, by_service, window, rt.config.eviction_window_s)
             rt.metrics.emit(m.EVICTIONS, len(action.task_arns), cluster)
         elif isinstance(action, OpenGate):
-            ecs.put_attribute(action.instance_arn, action.attribute, "open")
+            _open_gate(rt, cluster, action)
+
+
+def _open_gate(rt: Runtime, cluster: str, action: OpenGate) -> None:
+    """PutAttributes the gate open; an instance already at ECS's 10 custom attributes is reported, not retried.
+
+    Retrying cannot help (only removing another attribute can), and raising would have EventBridge and the
+    launch gate retry it in a loop: one error line and a metric per attempt, and the reconciler's next
+    pass (once a period) tries again.
+    """
+    try:
+        rt.cluster(cluster).put_attribute(action.instance_arn, action.attribute, "open")
+    except ClientError as exc:
+        if error_code(exc) != ATTRIBUTE_LIMIT_EXCEEDED:
+            raise
+        logger.error("gate not opened: the container instance already has 10 custom attributes (ECS's limit); "
+                     "remove one to let gated replicas land", extra={"instance": action.instance_arn,
+                                                                     "attribute": action.attribute})
+        rt.metrics.emit(m.GATE_ATTRIBUTE_REJECTED, 1, cluster)
 
 
 def _measure(rt: Runtime, cluster: str, state: PlacementState, plan: PlacementPlan, trigger: str | None) -> None:

@@ -37,7 +37,7 @@ def execution_name(kind: str, instance_id: str, discriminator: str) -> str:
     return f"{kind}-{instance_id}-{digest}"[:64]
 
 
-def start_launch_gate(r: Route, event: GuardEvent, rt: Runtime) -> dict[str, Any]:
+def start_launch_gate(r: Route, event: GuardEvent, rt: Runtime, *, wake_joined: bool = True) -> dict[str, Any]:
     assert isinstance(event, LifecycleAction)
     if event.destination == "WarmPool":
         complete = CompleteLifecycle(event.asg_name, event.hook_name, event.ec2_instance_id, event.token, "CONTINUE")
@@ -47,7 +47,7 @@ def start_launch_gate(r: Route, event: GuardEvent, rt: Runtime) -> dict[str, Any
     start = StartWorkflow("launch-gate", execution_name("gate", event.ec2_instance_id, event.token or ""), (
         ("instanceId", event.ec2_instance_id), ("cluster", r.cluster), ("asg", event.asg_name),
         ("hook", LAUNCH_HOOK_NAME), ("token", event.token), ("startedAt", event.time.timestamp())))
-    return _start(r, rt, start, event.ec2_instance_id)
+    return _start(r, rt, start, event.ec2_instance_id, wake_joined=wake_joined)
 
 
 def _find_cluster(rt: Runtime, ec2_instance_id: InstanceId) -> str | None:
@@ -57,7 +57,7 @@ def _find_cluster(rt: Runtime, ec2_instance_id: InstanceId) -> str | None:
     return None
 
 
-def start_drain(r: Route, event: GuardEvent, rt: Runtime) -> dict[str, Any]:
+def start_drain(r: Route, event: GuardEvent, rt: Runtime, *, wake_joined: bool = True) -> dict[str, Any]:
     if r.ec2_instance_id is None:
         return decision(r, "ignored", "no EC2 instance named")
     instance_id = r.ec2_instance_id
@@ -81,15 +81,18 @@ def start_drain(r: Route, event: GuardEvent, rt: Runtime) -> dict[str, Any]:
         ("instanceId", instance_id), ("cluster", cluster), ("trigger", r.trigger), ("asg", asg), ("hook", hook),
         ("token", token), ("deadline", deadline),
         ("destination", event.destination if isinstance(event, LifecycleAction) else None)))
-    return _start(r, rt, start, instance_id)
+    return _start(r, rt, start, instance_id, wake_joined=wake_joined)
 
 
 def _text(value: object) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def _start(r: Route, rt: Runtime, start: StartWorkflow, instance_id: str) -> dict[str, Any]:
-    """Claim the instance for the workflow and start it; a second trigger joins the running one."""
+def _start(r: Route, rt: Runtime, start: StartWorkflow, instance_id: str, *, wake_joined: bool = True
+           ) -> dict[str, Any]:
+    """Claim the instance for the workflow and start it; a second trigger joins the running one (and wakes
+    it, unless `wake_joined` is False: the reconciler may not wake workflows, which read what was attached
+    to their claim at their next look)."""
     payload = {k: v for k, v in start.payload if v is not None}
     kind = "drain" if start.workflow == "drain" else "gate"
     actions = [action_dict(start)]
@@ -114,7 +117,7 @@ def _start(r: Route, rt: Runtime, start: StartWorkflow, instance_id: str) -> dic
                                       str(payload["token"]), None)
         if "deadline" in payload:
             rt.state.tighten_deadline(kind, instance_id, float(payload["deadline"] or 0))
-        if existing.callback_id:
+        if existing.callback_id and wake_joined:
             rt.workflows.wake(existing.callback_id, r.reason)
         return decision(r, "joined", f"{r.reason}: {existing.execution_name} already owns {instance_id}",
                          instance_id)
