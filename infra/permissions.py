@@ -21,8 +21,9 @@ and a test drops each statement in turn to show a scenario failing with AccessDe
 - the intake and the reconciler: Lambda sends their failed async events to the dead-letter queue;
 - every function publishes the guard's own events (PutEvents on the default bus, only with
   ``events:source`` ``daemon-guard``);
-- the drain marks a drained instance Unhealthy so its group replaces it (SetInstanceHealth on the
-  managed groups, only with ``scheduledChange: replace``, the default);
+- the drain marks a drained instance Unhealthy so its group replaces it (DescribeAutoScalingInstances
+  to find the group, then SetInstanceHealth on the managed groups; only with ``scheduledChange:
+  replace``, the default);
 - the reconciler starts scheduled drains that are due (Query on the state table).
 
 Mutating ECS actions and the list calls that take ``*`` carry an ``ArnEquals ecs:cluster``
@@ -59,7 +60,7 @@ GRANTS: Mapping[str, tuple[str, ...]] = {
                    "StartWorkflows", "StateTable",
                    "FailedEventsToDeadLetters", "PublishOwnEvents"),
     "drain": (*ECS_READS, "EcsDrainInstances", "HeartbeatAndCompleteLifecycleActions", "StateTable",
-              "PublishOwnEvents", "ReplaceDrainedInstances"),
+              "PublishOwnEvents", "ReplaceDrainedInstances", "FindGroupOfInstance"),
     "launch-gate": (*ECS_READS, *REFLEX, "HeartbeatAndCompleteLifecycleActions", "StateTable",
                     "PublishOwnEvents"),
 }
@@ -157,6 +158,10 @@ def function_statements(scope: Construct, config: Config, key: str, targets: Tar
             conditions={"StringEquals": {"events:source": SOURCE}}),
         "ReplaceDrainedInstances": lambda: dict(
             actions=["autoscaling:SetInstanceHealth"], resources=groups)
+        if groups and config.scheduled_change_policy is ScheduledChangePolicy.REPLACE else None,
+        # ... after it finds the instance's group (DescribeAutoScalingInstances supports only "*").
+        "FindGroupOfInstance": lambda: dict(
+            actions=["autoscaling:DescribeAutoScalingInstances"], resources=["*"])
         if groups and config.scheduled_change_policy is ScheduledChangePolicy.REPLACE else None,
     }
     out: list[iam.PolicyStatement] = []

@@ -154,7 +154,7 @@ class AutoScalingSim:
     def _hook_for(self, group: Group, transition: str) -> Hook | None:
         return next((h for h in group.hooks.values() if h.transition == transition), None)
 
-    def _group_of(self, instance_id: str) -> Group | None:
+    def group_of(self, instance_id: str) -> Group | None:
         return next((g for g in self.groups.values() if instance_id in g.instances), None)
 
     def _emit(self, kind: str, payload: dict[str, Any]) -> None:
@@ -370,7 +370,7 @@ class AutoScalingSim:
 
     def spot_interruption(self, instance_id: str) -> None:
         """EC2 warns; the group starts terminating soon after; EC2 terminates at 120 s regardless."""
-        group = self._group_of(instance_id)
+        group = self.group_of(instance_id)
         if group is None:
             return
         inst = group.instances[instance_id]
@@ -381,7 +381,7 @@ class AutoScalingSim:
     def stop_outside(self, instance_id: str, state: str = "stopping") -> None:
         """EC2 StopInstances (or TerminateInstances) by someone else: `stopping` (or `shutting-down`) now,
         and the OS shutdown ends what still runs `os_shutdown_s` later; no hook runs."""
-        group = self._group_of(instance_id)
+        group = self.group_of(instance_id)
         if group is None:
             return
         inst = group.instances[instance_id]
@@ -395,16 +395,16 @@ class AutoScalingSim:
                          event_type_code: str = "AWS_EC2_INSTANCE_RETIREMENT_SCHEDULED") -> None:
         """AWS Health announces a scheduled change (here: a stop) of `instance_ids`, `start_in_s` ahead;
         at the start EC2 stops each instance still there."""
-        known = [i for i in instance_ids if self._group_of(i) is not None]
+        known = [i for i in instance_ids if self.group_of(i) is not None]
         self._emit("health", {"instance_ids": known, "start": self.clock.now + start_in_s,
                               "event_type_code": event_type_code,
-                              "groups": {i: self._group_of(i).name for i in known}})  # type: ignore[union-attr]
+                              "groups": {i: self.group_of(i).name for i in known}})  # type: ignore[union-attr]
         for instance_id in known:
             self.clock.after(start_in_s, functools.partial(self.stop_outside, instance_id))
 
     def set_instance_health(self, instance_id: str, status: str) -> None:
         """SetInstanceHealth: an Unhealthy InService instance is terminated (through the hook) and replaced."""
-        group = self._group_of(instance_id)
+        group = self.group_of(instance_id)
         if group is None or group.instances[instance_id].terminated_at is not None:
             raise SimApiError("ValidationError", f"Instance Id not found - No managed instance found for instance "
                                                  f"ID: {instance_id}")

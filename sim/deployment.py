@@ -185,6 +185,9 @@ class GuardDeployment:
     def _lookup(self, kind: str, name: str) -> str | None:
         if kind == "autoScalingGroup" and name:
             return self.world.asg_arn(name)
+        if kind == "group of instance":
+            group = self.world.asg.group_of(name)
+            return group.name if group is not None else None
         if kind == "durable execution":
             found = self.durable.callbacks.get(name)
             return found[0].arn if found else None

@@ -279,8 +279,10 @@ def request_of(service: str, operation: str, params: Mapping[str, Any], place: P
             arns += [str(i) if str(i).startswith("arn:")
                      else arn(kind, ClusterName=cluster_name, **{placeholder: str(i)}) for i in ids] or ["*"]
     elif service == "autoscaling":
+        # SetInstanceHealth names only the instance: AWS authorizes it on the instance's group.
+        name = str(params.get("AutoScalingGroupName")
+                   or place.lookup("group of instance", str(params.get("InstanceId", ""))) or "")
         for kind in types:
-            name = str(params.get("AutoScalingGroupName", ""))
             arns.append(place.lookup(kind, name) or arn(kind, GroupFriendlyName=name))
     elif service == "lambda":
         for kind in types:

@@ -9,7 +9,7 @@ import pytest
 from daemon_guard.core.config import parse_config
 
 from infra.construct import DRAIN_HANDLER, INTAKE_HANDLER
-from infra.permissions import replace_statements
+from infra.permissions import FUNCTION_KEYS, Targets, function_statements
 from tests.infra.conftest import as_list, render, synth
 
 CONFIG: dict[str, Any] = {"clusters": [{"name": "prod", "autoScalingGroups": ["prod-asg", "prod-spot"]}]}
@@ -88,8 +88,17 @@ def test_set_instance_health_is_granted_to_the_drain_function_alone_on_the_manag
 
 @pytest.mark.parametrize("policy", ["drain", "report"])
 def test_without_replace_no_function_may_set_instance_health(policy: str) -> None:
+    # GIVEN scheduledChange other than replace / WHEN each function's statements are built
     stack = cdk.Stack(cdk.App(), "Probe")
-    assert replace_statements(stack, parse_config({**CONFIG, "scheduledChange": policy})) == []
+    targets = Targets(table_arn="arn:aws:dynamodb:us-east-1:111122223333:table/t",
+                      dead_letter_queue_arn="arn:aws:sqs:us-east-1:111122223333:dlq",
+                      workflow_aliases=["arn:aws:lambda:us-east-1:111122223333:function:d:live"],
+                      workflow_executions=["arn:aws:lambda:us-east-1:111122223333:function:d:*"])
+    config = parse_config({**CONFIG, "scheduledChange": policy})
+    actions = {action for key in FUNCTION_KEYS for st in function_statements(stack, config, key, targets)
+               for action in as_list(st.to_json()["Action"])}
+    # THEN no function may set instance health
+    assert "autoscaling:SetInstanceHealth" not in actions
 
 
 def test_every_function_may_publish_its_own_events_on_the_default_bus_only(raw: dict[str, Any]) -> None:
