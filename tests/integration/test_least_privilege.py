@@ -1,6 +1,6 @@
 """Least privilege, proved against the deployment built from the synthesized template.
 
-Four small scenarios run with IAM enforced on every simulated call (one template, synthesized
+Small scenarios run with IAM enforced on every simulated call (one template, synthesized
 once). Together they exercise every statement of every role, and every action each statement
 grants; dropping any one statement makes the scenario that used it hit AccessDenied. A static
 check holds every action and condition key of the template to the Service Authorization Reference.
@@ -125,6 +125,13 @@ def _warm_pool_entry_unheard(world: World, deployment: GuardDeployment) -> None:
     world.clock.after(40.0, lambda: world.asg.add_to_warm_pool("prod-asg", 1))  # 20 s before a reconcile
 
 
+def _scheduled_change(world: World, deployment: GuardDeployment) -> None:
+    """AWS Health schedules a stop of one instance: it drains, and the drain has its group replace it."""
+    world.asg.scale_out("prod-asg", 1, 1.0)
+    world.clock.after(100.0, lambda: world.asg.scheduled_change(
+        [next(iter(world.asg.groups["prod-asg"].instances))], 900.0))
+
+
 def _ecs_failing(world: World, deployment: GuardDeployment) -> None:
     """ECS answers every call with a server error: failed events go to the dead-letter queue."""
     world.asg.scale_out("prod-asg", 1, 1.0)
@@ -141,6 +148,7 @@ SCENARIOS = (
     Scenario("daemons crash", _daemons_crash, 300.0, WorldOptions(seed=16)),
     Scenario("spot warning and warm pool", _spot_and_warm_pool, 200.0, WorldOptions(seed=13)),
     Scenario("a warm-pool entry nobody heard of", _warm_pool_entry_unheard, 70.0, WorldOptions(seed=18)),
+    Scenario("a Health scheduled change", _scheduled_change, 400.0, WorldOptions(seed=19)),
     Scenario("ECS failing every call", _ecs_failing, 240.0,
              WorldOptions(seed=14, api_faults=ApiFaults(server_error_rate=1.0))),
 )
