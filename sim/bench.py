@@ -5,8 +5,13 @@ Suites:
   ``daemon-guard-preempt`` and ``daemon-guard-gate``; plus the API cost of one new-instance event at
   several cluster sizes.
 - ``drain``: a day of terminations (a scale-in of 100 at once, an instance refresh, another scale-in,
-  Spot interruptions) for ``ecs-native``, ``ecs-managed-draining``, ``polling-drain`` and
-  ``daemon-guard``, with EventBridge duplicating 20% of deliveries to daemon-guard.
+  Spot interruptions) for ``ecs-native``, ``ecs-managed-draining``, ``polling-drain`` and each
+  daemon-guard drain order (``daemon-guard-<order>``: the configuration is the strategy), with
+  EventBridge duplicating 20% of deliveries to daemon-guard.
+- ``robustness``: every strategy of both suites over the behaviour profiles (sim.ecs.PROFILES), each
+  metric as {min, max} and the profile each extreme came from.
+Every suite runs under one behaviour profile (``--profile``), the ECS behaviours the guide leaves
+open or users report otherwise.
 Figures are read off the simulator's own records (sim.measure, sim.drain_measure).
 """
 
@@ -22,7 +27,7 @@ from typing import Any
 from sim.baselines import ManagedDraining, PollingDrain
 from sim.deployment import GuardDeployment
 from sim.drain_measure import measure_drains, summarize_drains
-from sim.ecs import EcsParams, SimTask
+from sim.ecs import EcsParams, SimTask, profile_params
 from sim.eventbridge import FaultPlan
 from sim.measure import launch_records, percentile, summarize
 from sim.scenarios import (
@@ -38,7 +43,21 @@ from sim.scenarios import (
 from sim.world import World, WorldOptions
 
 PLACEMENT_STRATEGIES = ("ecs-native", "daemon-guard-preempt", "daemon-guard-gate")
-DRAIN_STRATEGIES = ("ecs-native", "ecs-managed-draining", "polling-drain", "daemon-guard")
+DRAIN_STRATEGIES = ("ecs-native", "ecs-managed-draining", "polling-drain", "daemon-guard-draining",
+                    "daemon-guard-apps-first", "daemon-guard-tiers")
+# The guarantees each strategy's configuration promises, and the orders it keeps at all (n/a otherwise).
+CLAIMS: dict[str, tuple[str, ...]] = {
+    "ecs-native": (), "ecs-managed-draining": ("daemons-after-apps",), "polling-drain": (),
+    "daemon-guard-draining": (), "daemon-guard-apps-first": ("daemons-after-apps",),
+    "daemon-guard-tiers": ("daemons-after-apps", "tier-order"),
+}
+ORDERS: dict[str, tuple[str, ...]] = {
+    "ecs-native": (), "ecs-managed-draining": ("daemons-after-apps",), "polling-drain": ("daemons-after-apps",),
+    "daemon-guard-draining": ("daemons-after-apps", "tier-order"),
+    "daemon-guard-apps-first": ("daemons-after-apps", "tier-order"),
+    "daemon-guard-tiers": ("daemons-after-apps", "tier-order"),
+}
+DEFAULT_PROFILE = "as-documented"
 GATE_ATTRIBUTE = "daemon-guard.gate"
 Progress = Callable[[str], None]
 
@@ -171,18 +190,37 @@ def placement_suite(launches: int, seeds: tuple[int, ...], sizes: tuple[int, ...
             "strategies": strategies, "api_cost": api_cost(sizes, seeds[0])}
 
 
-def run_drain(strategy: str, seed: int, story: DrainStory) -> dict[str, Any]:
-    """One strategy, one seed: the drain story, measured."""
-    delivery = FaultPlan(duplicate_rate=0.2) if strategy == "daemon-guard" else FaultPlan()
-    world = World(WorldOptions(seed=seed, delivery=delivery))
-    groups = build_drain_cluster(world, story)
+def _guard_drain_calls(deployment: GuardDeployment, records: list[Any]) -> int:
+    """The ECS and Auto Scaling calls of the drains: the workflows, the intake's drain and wake routes,
+    and the reconciler runs made while a drain was in progress (its share: it audits drains too)."""
+    windows = [(r.started, r.ended) for r in records]
+
+    def counts(inv: Any) -> bool:
+        if inv.function == "reconciler":
+            return any(a <= inv.at <= b for a, b in windows)
+        return bool(inv.function == "workflow" or (inv.function == "intake" and inv.result is not None
+                                                  and inv.result.get("route") in ("drain", "wake")))
+
+    return sum(inv.api_calls for inv in deployment.records.invocations if counts(inv))
+
+
+def run_drain(strategy: str, seed: int, story: DrainStory, profile: str = DEFAULT_PROFILE) -> dict[str, Any]:
+    """One strategy, one seed, one behaviour profile: the drain story, measured."""
+    guard = strategy.startswith("daemon-guard-")
+    delivery = FaultPlan(duplicate_rate=0.2) if guard else FaultPlan()
+    world = World(WorldOptions(seed=seed, delivery=delivery, ecs=profile_params(profile)))
+    order = strategy.removeprefix("daemon-guard-") if guard else "draining"
+    gated = order in ("apps-first", "tiers")
+    groups = build_drain_cluster(world, story, gate_attribute=GATE_ATTRIBUTE if gated else None,
+                                 tier_constraints=order == "tiers")
     deployment = None
     if strategy == "ecs-managed-draining":
         ManagedDraining(world)
     elif strategy == "polling-drain":
         PollingDrain(world, "prod")
-    elif strategy == "daemon-guard":
-        deployment = GuardDeployment(world, guard_config(list(groups)))
+    elif guard:
+        deployment = GuardDeployment(world, guard_config(list(groups), "gate" if gated else "preempt",
+                                                         drainOrder=order))
     spot_starts: dict[str, float] = {}
 
     def on_start(instance_id: str, how: str) -> None:
@@ -196,6 +234,7 @@ def run_drain(strategy: str, seed: int, story: DrainStory) -> dict[str, Any]:
         starts.update(spot_starts)
         tiers = {t["services"][0]: n for n, t in enumerate(TIERS)}
         records = measure_drains(world, tiers, starts, set(spot_starts))
+        extra: dict[str, Any] = {}
         if deployment is not None:
             per_token: Counter[str] = Counter()
             per_instance: Counter[str] = Counter()
@@ -205,33 +244,30 @@ def run_drain(strategy: str, seed: int, story: DrainStory) -> dict[str, Any]:
                     if execution.payload.get("token"):
                         per_token[execution.payload["token"]] += 1
             duplicates = sum(n - 1 for n in per_token.values() if n > 1)
-            deadline = int(sum(deployment.records.metric_values("DeadlinesMissed")))
-            calls = sum(i.api_calls for i in deployment.records.invocations if i.function == "workflow" or (
-                i.function == "intake" and i.result is not None and i.result.get("route") in ("drain", "wake")))
+            calls = _guard_drain_calls(deployment, records)
             extra = {"workflows": sum(per_instance.values()),
                      "workflow_failures": sum(1 for e in deployment.durable.executions.values()
                                               if e.status == "FAILED")}
         else:
             duplicates = 0
-            deadline = sum(1 for r in records if r.ended - r.started > (110.0 if r.spot else 900.0))
             calls = world.call_log.count()
-            extra = {}
-        return summarize_drains(records, calls, duplicates, deadline) | extra
+        return summarize_drains(records, calls, duplicates, CLAIMS[strategy], ORDERS[strategy]) | extra
     finally:
         if deployment is not None:
             deployment.close()
 
 
-def drain_suite(seeds: tuple[int, ...], story: DrainStory, progress: Progress) -> dict[str, Any]:
-    """Every drain strategy over the same story and seeds."""
+def drain_suite(seeds: tuple[int, ...], story: DrainStory, progress: Progress, profile: str = DEFAULT_PROFILE,
+                strategies_run: tuple[str, ...] = DRAIN_STRATEGIES) -> dict[str, Any]:
+    """Every drain strategy over the same story and seeds, under one behaviour profile."""
     strategies: dict[str, Any] = {}
-    for strategy in DRAIN_STRATEGIES:
+    for strategy in strategies_run:
         runs = []
         for seed in seeds:
-            progress(f"drain: {strategy}, seed {seed}")
-            runs.append(run_drain(strategy, seed, story))
+            progress(f"drain: {strategy}, seed {seed}, profile {profile}")
+            runs.append(run_drain(strategy, seed, story, profile))
         strategies[strategy] = runs[0] if len(runs) == 1 else _merge_drains(runs)
-    return {"scenario": {"on_demand": story.on_demand, "spot": story.spot, "scale_ins": [
+    return {"profile": profile, "scenario": {"on_demand": story.on_demand, "spot": story.spot, "scale_ins": [
         story.first_scale_in, story.second_scale_in], "instance_refresh": story.refresh,
         "spot_interruptions": story.spot_interruptions, "seeds": list(seeds)}, "strategies": strategies}
 
@@ -244,6 +280,8 @@ def _merge_drains(runs: list[dict[str, Any]]) -> dict[str, Any]:
                 out[key] = {q: round(statistics.fmean(r[key][q] for r in runs), 2) for q in value}
             elif key == "api_calls_per_drain":
                 out[key] = round(statistics.fmean(r[key] for r in runs), 1)
+            elif isinstance(value, (str, list)):
+                out[key] = value
             else:
                 out[key] += value
     return dict(out)

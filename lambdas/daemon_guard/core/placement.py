@@ -23,11 +23,32 @@ from daemon_guard.core.fit import fits
 from daemon_guard.core.model import InstanceView, Resources, ServiceView, TaskDefinitionView, TaskView
 
 GATE_OPEN = "open"
+GATE_DRAINING = "draining"
+TIER_STOPPED = "stopped"
 
 
 def gate_constraint(attribute: str = "daemon-guard.gate") -> dict[str, str]:
-    """The placement constraint replica services add in gate mode (ECS API / CloudFormation shape)."""
+    """The placement constraint replica services add in gate mode (ECS API / CloudFormation shape).
+
+    With drainOrder ``apps-first`` or ``tiers`` the drain shuts the gate (`<attribute>=draining`), so
+    no replica lands on the instance while its tasks are stopped in order.
+    """
     return {"type": "memberOf", "expression": f"attribute:{attribute} == {GATE_OPEN}"}
+
+
+def tier_attribute(tier: str, gate_attribute: str = "daemon-guard.gate") -> str:
+    """The instance attribute the drain sets when it stops a daemon tier (drainOrder ``tiers``)."""
+    return f"{gate_attribute}.stop.{tier}"
+
+
+def tier_constraint(tier: str, gate_attribute: str = "daemon-guard.gate") -> dict[str, str]:
+    """The placement constraint each daemon service of `tier` carries with drainOrder ``tiers``.
+
+    ECS evaluates the constraints of running daemon tasks and stops those that no longer match, and
+    places no new one where it fails: once the drain sets the tier's attribute, that tier's daemons
+    stop when the guard says and are not restarted.
+    """
+    return {"type": "memberOf", "expression": f"attribute:{tier_attribute(tier, gate_attribute)} !exists"}
 
 
 @dataclass(frozen=True)
@@ -113,6 +134,8 @@ def plan_placement(state: PlacementState, policy: PlacementPolicy) -> PlacementP
                              + ("" if instance.agent_connected else " with its agent disconnected"))
     gate_mode = policy.mode is PlacementMode.GATE
     gate_open = gate_is_open(instance, policy.gate_attribute)
+    if gate_mode and instance.attributes.get(policy.gate_attribute) == GATE_DRAINING:
+        return PlacementPlan("draining", "the drain shut the gate: nothing more lands here")
     missing = missing_daemons(instance, state.eligibility.eligible, state.tasks)
     running = {t.group for t in state.tasks if t.last_status == "RUNNING" and not t.stopping}
     not_running = tuple(s.name for s in state.eligibility.eligible if s.group not in running)

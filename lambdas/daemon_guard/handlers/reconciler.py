@@ -24,7 +24,7 @@ from daemon_guard.core.config import LAUNCH_HOOK_NAME, TERMINATE_HOOK_NAME, Plac
 from daemon_guard.core.eligibility import eligible_daemons
 from daemon_guard.core.events import LifecycleAction
 from daemon_guard.core.intake import Route
-from daemon_guard.core.placement import gate_is_open, seconds_since_registration
+from daemon_guard.core.placement import GATE_DRAINING, gate_is_open, seconds_since_registration
 from daemon_guard.handlers.reflex import check_instance
 from daemon_guard.handlers.runtime import Runtime, get_runtime, logger
 from daemon_guard.handlers.starts import start_drain, start_launch_gate
@@ -80,7 +80,8 @@ def reconcile_cluster(rt: Runtime, cluster: str) -> ReconcileSummary:
         if running == len(eligible) and (not gate_mode or gate_is_open(instance, rt.config.gate_attribute)) \
                 and seconds_since_registration(instance, now) < FRESH_S and instance.arn not in rt.complete_instances:
             fresh_complete.append(instance.arn)
-        gate_stuck = gate_mode and not gate_is_open(instance, rt.config.gate_attribute) and (
+        gate_stuck = gate_mode and not gate_is_open(instance, rt.config.gate_attribute) \
+            and instance.attributes.get(rt.config.gate_attribute) != GATE_DRAINING and (
             running == len(eligible) or seconds_since_registration(instance, now) >= rt.config.gate_timeout_s)
         if running < len(eligible) or gate_stuck:
             outcome = check_instance(rt, cluster, instance, daemons=daemons)
