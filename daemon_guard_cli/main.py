@@ -100,7 +100,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--launches", type=int, default=1000)
     p.set_defaults(func=cmd_sim)
     p = sub.add_parser("bench", help="benchmark every strategy side by side")
-    p.add_argument("--suite", default="all", choices=["placement", "drain", "faults", "all"])
+    p.add_argument("--suite", default="all", choices=["placement", "drain", "faults", "robustness", "all"])
+    p.add_argument("--profile", default="as-documented",
+                   help="ECS behaviour profile (sim.ecs.PROFILES: as-documented, as-reported, worst, ...)")
     p.add_argument("--json", help="write the figures as JSON here")
     p.add_argument("--markdown", help="write the Markdown tables here")
     p.add_argument("--plot", help="write a PNG chart here")

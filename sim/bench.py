@@ -97,9 +97,9 @@ class BreachCounter:
             self.breaches += 1
 
 
-def run_placement(strategy: str, seed: int, plan: ScaleOut) -> dict[str, Any]:
-    """One strategy, one seed: the scale-out under backlog, measured."""
-    world = World(WorldOptions(seed=seed))
+def run_placement(strategy: str, seed: int, plan: ScaleOut, profile: str = DEFAULT_PROFILE) -> dict[str, Any]:
+    """One strategy, one seed, one behaviour profile: the scale-out under backlog, measured."""
+    world = World(WorldOptions(seed=seed, ecs=profile_params(profile)))
     gate = strategy == "daemon-guard-gate"
     spec = ClusterSpec(gate_attribute=GATE_ATTRIBUTE if gate else None)
     build_cluster(world, spec)
@@ -173,18 +173,20 @@ def api_cost(sizes: tuple[int, ...], seed: int, new_instances: int = 20) -> dict
 
 
 def placement_suite(launches: int, seeds: tuple[int, ...], sizes: tuple[int, ...],
-                    progress: Progress) -> dict[str, Any]:
+                    progress: Progress, profile: str = DEFAULT_PROFILE) -> dict[str, Any]:
     """Every placement strategy over the same launches and seeds, plus the API cost by cluster size."""
     plan = ScaleOut(launches=launches)
     strategies: dict[str, Any] = {}
     for strategy in PLACEMENT_STRATEGIES:
         runs = []
         for seed in seeds:
-            progress(f"placement: {strategy}, seed {seed}, {launches} launches")
-            runs.append(run_placement(strategy, seed, plan))
+            progress(f"placement: {strategy}, seed {seed}, {launches} launches, profile {profile}")
+            runs.append(run_placement(strategy, seed, plan, profile))
         strategies[strategy] = merge(runs)
+    if not sizes:
+        return {"profile": profile, "strategies": strategies}
     progress(f"placement: API cost at cluster sizes {', '.join(map(str, sizes))}")
-    return {"scenario": {"launches_per_seed": launches, "seeds": list(seeds),
+    return {"profile": profile, "scenario": {"launches_per_seed": launches, "seeds": list(seeds),
                          "backlog_per_service": plan.backlog_per_service, "spacing_s": plan.spacing_s,
                          "daemon_cycle_s": EcsParams().daemon_cycle_s},
             "strategies": strategies, "api_cost": api_cost(sizes, seeds[0])}
@@ -285,3 +287,47 @@ def _merge_drains(runs: list[dict[str, Any]]) -> dict[str, Any]:
             else:
                 out[key] += value
     return dict(out)
+
+
+ROBUSTNESS_PROFILES = ("as-documented", "as-reported", "worst", "fast-cycle", "grace")
+
+
+def _numbers(prefix: str, value: Any) -> dict[str, float]:
+    """Flatten a strategy's figures to {metric: number} ("overhead_s.p99"); n/a and lists are left out."""
+    if isinstance(value, dict):
+        return {k: v for key, sub in value.items() for k, v in _numbers(f"{prefix}.{key}" if prefix else key,
+                                                                         sub).items()}
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return {prefix: float(value)}
+    return {}
+
+
+def ranges(by_profile: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Per strategy and metric: {min, max} across the profiles and the profile each extreme came from."""
+    out: dict[str, dict[str, Any]] = defaultdict(dict)
+    for profile, strategies in by_profile.items():
+        for strategy, figures in strategies.items():
+            for metric, value in _numbers("", figures).items():
+                cur = out[strategy].get(metric)
+                if cur is None:
+                    out[strategy][metric] = {"min": value, "min_profile": profile, "max": value,
+                                             "max_profile": profile}
+                    continue
+                if value < cur["min"]:
+                    cur["min"], cur["min_profile"] = value, profile
+                if value > cur["max"]:
+                    cur["max"], cur["max_profile"] = value, profile
+    return dict(out)
+
+
+def robustness_suite(seeds: tuple[int, ...], story: DrainStory, launches: int, progress: Progress,
+                     profiles: tuple[str, ...] = ROBUSTNESS_PROFILES) -> dict[str, Any]:
+    """Every strategy of both suites over the behaviour profiles: each metric's range and where it came from."""
+    drains: dict[str, dict[str, Any]] = {}
+    placements: dict[str, dict[str, Any]] = {}
+    for profile in profiles:
+        drains[profile] = drain_suite(seeds, story, progress, profile)["strategies"]
+        placements[profile] = placement_suite(launches, seeds, (), progress, profile)["strategies"]
+    return {"profiles": list(profiles), "seeds": list(seeds), "launches_per_seed": launches,
+            "drain": ranges(drains), "placement": ranges(placements),
+            "by_profile": {"drain": drains, "placement": placements}}

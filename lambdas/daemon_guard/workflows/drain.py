@@ -31,7 +31,7 @@ from daemon_guard.adapters.autoscaling import AutoScaling
 from daemon_guard.adapters.ecs import stop_durations
 from daemon_guard.adapters.errors import is_throttling
 from daemon_guard.core import metrics as m
-from daemon_guard.core.actions import CompleteLifecycle, RecordHeartbeat, SetAttribute, SetDraining, StopTasks
+from daemon_guard.core.actions import Action, CompleteLifecycle, RecordHeartbeat, SetAttribute, SetDraining, StopTasks
 from daemon_guard.core.config import DrainOrder, tier_of
 from daemon_guard.core.drain import (
     DrainPolicy,
@@ -228,6 +228,25 @@ def _confirmed_empty(rt: Runtime, request: DrainRequest, progress: DrainProgress
         return True
 
 
+def _act(rt: Runtime, request: DrainRequest, actions: tuple[Action, ...]) -> None:
+    """Carry out a step's actions, in order."""
+    ecs = rt.cluster(request.cluster)
+    asg = AutoScaling(rt.autoscaling_client)
+    for action in actions:
+        if isinstance(action, SetDraining):
+            ecs.set_draining(action.instance_arns)
+        elif isinstance(action, SetAttribute):
+            ecs.put_attribute(action.instance_arn, action.name, action.value)
+        elif isinstance(action, StopTasks):
+            ecs.stop_tasks(action.task_arns, action.reason)
+        elif isinstance(action, RecordHeartbeat):
+            if asg.heartbeat(action):
+                rt.metrics.emit(m.HEARTBEATS_SENT, 1, request.cluster)
+        elif isinstance(action, CompleteLifecycle):
+            completed = asg.complete(action)
+            rt.metrics.emit(m.LIFECYCLE_RESULTS, 1, request.cluster, Result=action.result if completed else "GONE")
+
+
 def _tick(rt: Runtime, request: DrainRequest, raw_progress: dict[str, Any], stopped: list[str],
           from_look: bool = False) -> dict[str, Any]:
     progress = DrainProgress.from_dict(raw_progress)
@@ -247,21 +266,7 @@ def _tick(rt: Runtime, request: DrainRequest, raw_progress: dict[str, Any], stop
     if step is None:
         view, progress = observe(rt, request, progress)
         step = plan_drain_step(request, view, progress, policy)
-    ecs = rt.cluster(request.cluster)
-    asg = AutoScaling(rt.autoscaling_client)
-    for action in step.actions:
-        if isinstance(action, SetDraining):
-            ecs.set_draining(action.instance_arns)
-        elif isinstance(action, SetAttribute):
-            ecs.put_attribute(action.instance_arn, action.name, action.value)
-        elif isinstance(action, StopTasks):
-            ecs.stop_tasks(action.task_arns, action.reason)
-        elif isinstance(action, RecordHeartbeat):
-            if asg.heartbeat(action):
-                rt.metrics.emit(m.HEARTBEATS_SENT, 1, request.cluster)
-        elif isinstance(action, CompleteLifecycle):
-            completed = asg.complete(action)
-            rt.metrics.emit(m.LIFECYCLE_RESULTS, 1, request.cluster, Result=action.result if completed else "GONE")
+    _act(rt, request, step.actions)
     for note in step.notes:
         if note.kind == "blocked":  # alarmed while it lasts; the totals are emitted when the drain ends
             rt.metrics.emit(m.DRAINS_BLOCKED, 1, request.cluster)
