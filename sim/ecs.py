@@ -23,13 +23,14 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from daemon_guard.core import query
 from daemon_guard.core.model import HostPort, InstanceView, Resources
 
 from sim.clock import Clock
+from sim.cluster_query import Facts, Test, compile_query
 from sim.errors import SimApiError
 
 LIVE = ("PROVISIONING", "PENDING", "ACTIVATING", "RUNNING")
+AGENT_VERSION = "1.89.0"
 
 
 @dataclass(frozen=True)
@@ -253,6 +254,7 @@ class EcsSim:
         self.per_zone: dict[tuple[str, str], dict[str | None, int]] = defaultdict(lambda: defaultdict(int))
         self.capacity_epoch = 0
         self._eligible_cache: dict[tuple[str, str, int], bool] = {}
+        self._queries: dict[str, Test] = {}
         self._ids = 0
         self._started = False
 
@@ -415,7 +417,7 @@ class EcsSim:
             arn=inst.arn, ec2_instance_id=inst.ec2_instance_id, status=inst.status,
             agent_connected=inst.agent_connected, registered=inst.registered, remaining=inst.remaining,
             attributes=inst.attributes, registered_at=self.clock.datetime(inst.registered_at),
-            agent_version="1.89.0", running_tasks_count=sum(t.last_status == "RUNNING" for t in live),
+            agent_version=AGENT_VERSION, running_tasks_count=sum(t.last_status == "RUNNING" for t in live),
             pending_tasks_count=sum(t.last_status != "RUNNING" for t in live), version=inst.version)
 
     # ---- tasks ----------------------------------------------------------------------------------
@@ -544,9 +546,24 @@ class EcsSim:
         exprs = [c["expression"] for c in (*svc_constraints, *td.constraints) if c.get("type") == "memberOf"]
         if not exprs:
             return True
-        view = self.view(inst)
-        groups = {self.tasks[a].group for a in inst.tasks if self.tasks[a].live}
-        return all(query.evaluate(e, view, groups) for e in exprs)
+        facts = self.facts(inst)
+        return all(self._compiled(e)(facts) for e in exprs)
+
+    def facts(self, inst: SimInstance) -> Facts:
+        """What a cluster query can ask of the instance (for the simulator's own evaluator)."""
+        live = [self.tasks[a] for a in inst.tasks if self.tasks[a].live]
+        return Facts(attributes=inst.attributes, ec2_instance_id=inst.ec2_instance_id,
+                     agent_connected=inst.agent_connected, agent_version=AGENT_VERSION,
+                     registered_at=self.clock.datetime(inst.registered_at),
+                     running_tasks_count=sum(t.last_status == "RUNNING" for t in live),
+                     task_groups={t.group for t in live})
+
+    def _compiled(self, expression: str) -> Test:
+        """The simulator's own evaluator (sim.cluster_query), never the code under test."""
+        test = self._queries.get(expression)
+        if test is None:
+            test = self._queries[expression] = compile_query(expression)
+        return test
 
     @staticmethod
     def shortfall(need: Resources, free: Resources, used_ports: set[HostPort]) -> str | None:
