@@ -101,15 +101,29 @@ def markdown(report: dict[str, Any]) -> str:
     if placement:
         sc = placement["scenario"]
         lines += [f"**Placement** ({sc['launches_per_seed']} launches per seed, seeds {sc['seeds']}, backlog "
-                  f"{sc['backlog_per_service']} pending tasks per service, daemon cycle {sc['daemon_cycle_s']} s)", "",
+                  f"{sc['backlog_per_service']} pending tasks per service, daemon cycle {sc['daemon_cycle_s']} s; "
+                  f"ECS behaviour profile `{placement.get('profile', 'as-documented')}`)", "",
                   "| strategy | daemon-first | coverage (60 s) | time to daemons p50 / p99 (s) | "
+                  "not covered by the end | replica first start p50 / p99 (s) | "
                   "app tasks without daemons p50 / p99 (s) | evictions | min-healthy breaches |",
-                  "|---|---|---|---|---|---|---|"]
+                  "|---|---|---|---|---|---|---|---|---|"]
         for name, s in placement["strategies"].items():
             lines.append(f"| {name} | {s['daemon_first_rate']:.2%} | {s['coverage_rate']:.2%} | "
                          f"{s['time_to_daemons_s']['p50']} / {s['time_to_daemons_s']['p99']} | "
+                         f"{s['not_covered_by_end']} | "
+                         f"{s['replica_first_start_s']['p50']} / {s['replica_first_start_s']['p99']} | "
                          f"{s['daemon_missing_s']['p50']} / {s['daemon_missing_s']['p99']} | {s['evictions']} | "
                          f"{s['min_healthy_breaches']} |")
+        failing = placement.get("failing_daemon")
+        if failing:
+            fs = failing["scenario"]
+            lines += ["", f"One daemon's image ({fs['daemon']}) cannot start on {fs['share']:.0%} of instances "
+                          f"({fs['launches_per_seed']} launches per seed):", "",
+                      "| strategy | daemon-first | instances left without replicas by a daemon that cannot start | "
+                      "replica first start p50 / p99 (s) |", "|---|---|---|---|"]
+            lines += [f"| {name} | {s['daemon_first_rate']:.2%} | {s['stranded_by_failed_daemon']} | "
+                      f"{s['replica_first_start_s']['p50']} / {s['replica_first_start_s']['p99']} |"
+                      for name, s in failing["strategies"].items()]
         lines += ["", "| cluster size | ECS calls per new-instance event | handler CPU p50 (ms) |", "|---|---|---|"]
         for size, c in placement["api_cost"].items():
             lines.append(f"| {size} | {c['calls_per_launch_event']} | {c['handler_cpu_ms_p50']} |")
@@ -152,7 +166,8 @@ def plot(report: dict[str, Any], path: Path) -> None:
         names = list(placement["strategies"])
         s = placement["strategies"]
         ax = axes[0]
-        ax.bar(names, [s[n]["daemon_first_rate"] * 100 for n in names], color=["#999", "#4a7", "#27a"])
+        colors = ["#999", "#bbb", "#4a7", "#27a"][:len(names)]
+        ax.bar(names, [s[n]["daemon_first_rate"] * 100 for n in names], color=colors)
         ax.set_ylim(0, 100.5)
         ax.set_ylabel("daemon-first launches (%)")
         ax.set_title("Daemon-first rate (bars) and time to daemons p99 (dots)")

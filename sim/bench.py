@@ -21,13 +21,13 @@ import math
 import statistics
 from collections import Counter, defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sim.baselines import ManagedDraining, PollingDrain
 from sim.deployment import GuardDeployment
 from sim.drain_measure import measure_drains, summarize_drains
-from sim.ecs import EcsParams, SimTask, profile_params
+from sim.ecs import SimTask, profile_params
 from sim.eventbridge import FaultPlan
 from sim.measure import launch_records, percentile, summarize
 from sim.scenarios import (
@@ -42,7 +42,7 @@ from sim.scenarios import (
 )
 from sim.world import World, WorldOptions
 
-PLACEMENT_STRATEGIES = ("ecs-native", "daemon-guard-preempt", "daemon-guard-gate")
+PLACEMENT_STRATEGIES = ("ecs-native", "ecs-native-affinity", "daemon-guard-preempt", "daemon-guard-gate")
 DRAIN_STRATEGIES = ("ecs-native", "ecs-managed-draining", "polling-drain", "daemon-guard-draining",
                     "daemon-guard-apps-first", "daemon-guard-tiers")
 # The guarantees each strategy's configuration promises, and the orders it keeps at all (n/a otherwise).
@@ -58,6 +58,7 @@ ORDERS: dict[str, tuple[str, ...]] = {
     "daemon-guard-tiers": ("daemons-after-apps", "tier-order"),
 }
 DEFAULT_PROFILE = "as-documented"
+FAILING_SHARE = 0.1
 GATE_ATTRIBUTE = "daemon-guard.gate"
 Progress = Callable[[str], None]
 
@@ -97,16 +98,24 @@ class BreachCounter:
             self.breaches += 1
 
 
-def run_placement(strategy: str, seed: int, plan: ScaleOut, profile: str = DEFAULT_PROFILE) -> dict[str, Any]:
-    """One strategy, one seed, one behaviour profile: the scale-out under backlog, measured."""
-    world = World(WorldOptions(seed=seed, ecs=profile_params(profile)))
+def run_placement(strategy: str, seed: int, plan: ScaleOut, profile: str = DEFAULT_PROFILE,
+                  failing_share: float = 0.0) -> dict[str, Any]:
+    """One strategy, one seed, one behaviour profile: the scale-out under backlog, measured.
+
+    `failing_share`: the share of instances on which one daemon's image (the metrics agent) cannot
+    start, to see what each strategy does with an instance a daemon will never reach.
+    """
+    params = replace(profile_params(profile), failing_daemon="cwagent" if failing_share else None,
+                     failing_share=failing_share)
+    world = World(WorldOptions(seed=seed, ecs=params))
     gate = strategy == "daemon-guard-gate"
-    spec = ClusterSpec(gate_attribute=GATE_ATTRIBUTE if gate else None)
+    spec = ClusterSpec(gate_attribute=GATE_ATTRIBUTE if gate else None,
+                       daemon_affinity=strategy == "ecs-native-affinity")
     build_cluster(world, spec)
     counter = BreachCounter(world)
     world.ecs.listeners.append(counter)
     deployment = None
-    if strategy != "ecs-native":
+    if strategy.startswith("daemon-guard-"):
         mode = "gate" if gate else "preempt"
         deployment = GuardDeployment(world, guard_config([spec.asg], mode) | {
             "clusters": [{"name": "prod", "autoScalingGroups": [{"name": spec.asg, "terminateHook": False}]}]})
@@ -137,6 +146,8 @@ def merge(results: list[dict[str, Any]]) -> dict[str, Any]:
             out[key] = {q: round(statistics.fmean(r[key][q] for r in results), 2) for q in value}
         elif key.endswith("_rate"):
             out[key] = round(sum(r[key] * r["launches"] for r in results) / launches, 4)
+        elif key == "profile":
+            out[key] = value
         else:
             out[key] = sum(r[key] for r in results)
     return out
@@ -183,13 +194,21 @@ def placement_suite(launches: int, seeds: tuple[int, ...], sizes: tuple[int, ...
             progress(f"placement: {strategy}, seed {seed}, {launches} launches, profile {profile}")
             runs.append(run_placement(strategy, seed, plan, profile))
         strategies[strategy] = merge(runs)
+    failing = ScaleOut(launches=max(50, launches // 5))
+    stranded: dict[str, Any] = {}
+    for strategy in PLACEMENT_STRATEGIES:
+        progress(f"placement: {strategy}, failing daemon image on {FAILING_SHARE:.0%} of instances")
+        stranded[strategy] = merge([run_placement(strategy, seed, failing, profile, FAILING_SHARE) for seed in seeds])
     if not sizes:
-        return {"profile": profile, "strategies": strategies}
+        return {"profile": profile, "strategies": strategies, "failing_daemon": stranded}
     progress(f"placement: API cost at cluster sizes {', '.join(map(str, sizes))}")
     return {"profile": profile, "scenario": {"launches_per_seed": launches, "seeds": list(seeds),
                          "backlog_per_service": plan.backlog_per_service, "spacing_s": plan.spacing_s,
-                         "daemon_cycle_s": EcsParams().daemon_cycle_s},
-            "strategies": strategies, "api_cost": api_cost(sizes, seeds[0])}
+                         "daemon_cycle_s": profile_params(profile).daemon_cycle_s},
+            "strategies": strategies, "failing_daemon": {
+                "scenario": {"launches_per_seed": failing.launches, "daemon": "cwagent", "share": FAILING_SHARE},
+                "strategies": stranded},
+            "api_cost": api_cost(sizes, seeds[0])}
 
 
 def _guard_drain_calls(deployment: GuardDeployment, records: list[Any]) -> int:

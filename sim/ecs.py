@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 import random
+import zlib
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
@@ -55,6 +56,10 @@ class EcsParams:
     daemon_drain_trigger: str = "grace"
     standalone_holds_daemons: bool = True
     backlog_visibility: str = "retry-backoff"
+    # A daemon whose image cannot start on some instances (CannotPullContainerError): its family and
+    # the share of instances affected (chosen by a hash of the instance id, not the random stream).
+    failing_daemon: str | None = None
+    failing_share: float = 0.0
 
 
 DRAIN_TRIGGERS = ("left-running", "stopped", "grace")
@@ -452,9 +457,27 @@ class EcsSim:
         daemon = self._is_daemon_task(task)
         lo, hi = self.params.daemon_start_s if daemon else self.params.replica_start_s
         self.clock.after(self.params.provisioning_s, lambda: self._advance(task, "PENDING"))
-        self.clock.after(self.params.provisioning_s + self.rng.uniform(lo, hi),
-                         lambda: self._advance(task, "RUNNING"))
+        start = self.params.provisioning_s + self.rng.uniform(lo, hi)
+        if daemon and self.image_fails(inst, td.family):
+            self.clock.after(start, lambda: self._fail_to_start(task))
+        else:
+            self.clock.after(start, lambda: self._advance(task, "RUNNING"))
         return task
+
+    def image_fails(self, inst: SimInstance, family: str) -> bool:
+        """Whether `family`'s image cannot start on this instance (the failing-daemon scenario)."""
+        if family != self.params.failing_daemon or self.params.failing_share <= 0:
+            return False
+        return zlib.crc32(inst.ec2_instance_id.encode()) % 1000 < self.params.failing_share * 1000
+
+    def _fail_to_start(self, task: SimTask) -> None:
+        if task.desired_status == "STOPPED" or not task.live:
+            return
+        self._mark_stopping(task)
+        task.stopping_at = self.clock.now
+        task.stopped_reason = "CannotPullContainerError: pull image manifest has been retried 5 time(s)"
+        task.stop_code = "TaskFailedToStart"
+        self._set_stopped(task, task.stopped_reason, task.stop_code)
 
     def _advance(self, task: SimTask, status: str) -> None:
         if task.desired_status == "STOPPED" or not task.live:

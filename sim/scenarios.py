@@ -41,6 +41,7 @@ class ClusterSpec:
     spot: bool = False
     daemon_tags: dict[str, str] = field(default_factory=dict)
     tier_constraints: bool = False
+    daemon_affinity: bool = False
 
 
 def build_cluster(world: World, spec: ClusterSpec) -> None:
@@ -57,6 +58,9 @@ def build_cluster(world: World, spec: ClusterSpec) -> None:
                            constraints=fence)
     rng = world.ecs.rng
     gate = [f"attribute:{spec.gate_attribute} == open"] if spec.gate_attribute else []
+    if spec.daemon_affinity:
+        # The native alternative AWS documents: one memberOf(task:group == service:<daemon>) per daemon.
+        gate += [f"task:group == service:{name}" for name, *_ in DAEMONS]
     for i in range(spec.replica_services):
         cpu = rng.choice((256, 512, 512, 1024))
         memory = rng.choice((512, 1024, 1024, 2048))
