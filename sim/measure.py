@@ -140,9 +140,14 @@ class PlacementSummary:
         }
 
 
+STRANDED_AFTER_S = 240.0
+
+
 def summarize(records: Sequence[LaunchRecord], horizon: float) -> PlacementSummary:
     """Rates and percentiles over launch records; launches never covered (or never given a replica) by
-    `horizon` are counted, not timed (a censored value is not a measurement)."""
+    `horizon` are counted, not timed (a censored value is not a measurement). An instance counts as
+    stranded by a daemon that cannot start only if it had `STRANDED_AFTER_S` (twice the default gate
+    timeout) to get a replica."""
     n = len(records)
     if n == 0:
         return PlacementSummary(0, math.nan, math.nan, math.nan, math.nan, math.nan, math.nan)
@@ -159,5 +164,6 @@ def summarize(records: Sequence[LaunchRecord], horizon: float) -> PlacementSumma
         replica_start_p50=percentile(replica, 50), replica_start_p99=percentile(replica, 99),
         no_replica_by_end=n - len(replica),
         stranded_by_failed_daemon=sum(1 for r in records
-                                      if r.first_replica_started_at is None and r.daemon_failed_to_start),
+                                      if r.first_replica_started_at is None and r.daemon_failed_to_start
+                                      and horizon - r.registered_at >= STRANDED_AFTER_S),
     )
