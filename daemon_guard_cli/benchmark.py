@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from daemon_guard_cli.bench_exits import exits_markdown, rollout_markdown, run_exits_suite, run_rollout_suite
-from sim.bench import drain_suite, placement_suite
+from sim.bench import DEFAULT_PROFILE, drain_suite, placement_suite, robustness_suite
+from sim.ecs import profile_params
 from sim.faults import fault_suite
 from sim.scenarios import DrainStory
 
@@ -53,6 +54,50 @@ def cost_suite() -> dict[str, Any]:
             "python": platform.python_version(), "running": measure()}
 
 
+def _drain_table(drain: dict[str, Any]) -> list[str]:
+    sc = drain["scenario"]
+    lines = [f"**Drain** ({sc['on_demand']} on-demand + {sc['spot']} Spot instances; scale-ins of "
+             f"{sc['scale_ins']}, an instance refresh, {sc['spot_interruptions']} Spot interruptions; "
+             f"seeds {sc['seeds']}; ECS behaviour profile `{drain.get('profile', 'as-documented')}`)", "",
+             "| strategy | claims | drains | daemon stopped before an app task STOPPED | tier-order violations | "
+             "tasks killed | lifecycle timeouts | Spot drains in 120 s | overhead p50 / p99 (s) | "
+             "overhead per tier p50 / p99 (s) | deadlines exceeded | API calls per drain |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for name, s in drain["strategies"].items():
+        claims = ", ".join(s.get("claims", [])) or "none"
+        lines.append(f"| {name} | {claims} | {s['drains']} | {s['daemon_stopped_before_app_stopped']} | "
+                     f"{s['tier_order_violations']} | {s['ungraceful_task_kills']} | {s['lifecycle_timeouts']} | "
+                     f"{s['spot_within_120s']} / {s['spot_drains']} | "
+                     f"{s['overhead_s']['p50']} / {s['overhead_s']['p99']} | "
+                     f"{s['overhead_per_tier_s']['p50']} / {s['overhead_per_tier_s']['p99']} | "
+                     f"{s['deadline_exceeded']} | {s['api_calls_per_drain']} |")
+    return [*lines, ""]
+
+
+ROBUST_DRAIN = ("daemon_stopped_before_app_stopped", "tier_order_violations", "ungraceful_task_kills",
+                "lifecycle_timeouts", "spot_within_120s", "overhead_s.p99")
+ROBUST_PLACEMENT = ("daemon_first_rate", "coverage_rate", "time_to_daemons_s.p99", "evictions")
+
+
+def _robustness_table(robust: dict[str, Any]) -> list[str]:
+    def cell(r: dict[str, Any] | None) -> str:
+        if r is None:
+            return "n/a"
+        lo, hi = r["min"], r["max"]
+        return f"{lo:g}" if lo == hi else f"{lo:g} ({r['min_profile']}) to {hi:g} ({r['max_profile']})"
+
+    lines = [f"**Robustness** (every strategy under the profiles {', '.join(robust['profiles'])}; "
+             f"seeds {robust['seeds']}; min to max, with the profile of each extreme)", "",
+             "| drain strategy | " + " | ".join(ROBUST_DRAIN) + " |", "|---" * (len(ROBUST_DRAIN) + 1) + "|"]
+    lines += [f"| {name} | " + " | ".join(cell(m.get(k)) for k in ROBUST_DRAIN) + " |"
+              for name, m in robust["drain"].items()]
+    lines += ["", "| placement strategy | " + " | ".join(ROBUST_PLACEMENT) + " |",
+              "|---" * (len(ROBUST_PLACEMENT) + 1) + "|"]
+    lines += [f"| {name} | " + " | ".join(cell(m.get(k)) for k in ROBUST_PLACEMENT) + " |"
+              for name, m in robust["placement"].items()]
+    return [*lines, ""]
+
+
 def markdown(report: dict[str, Any]) -> str:
     """The README tables."""
     lines: list[str] = []
@@ -60,36 +105,39 @@ def markdown(report: dict[str, Any]) -> str:
     if placement:
         sc = placement["scenario"]
         lines += [f"**Placement** ({sc['launches_per_seed']} launches per seed, seeds {sc['seeds']}, backlog "
-                  f"{sc['backlog_per_service']} pending tasks per service, daemon cycle {sc['daemon_cycle_s']} s)", "",
+                  f"{sc['backlog_per_service']} pending tasks per service, daemon cycle {sc['daemon_cycle_s']} s; "
+                  f"ECS behaviour profile `{placement.get('profile', 'as-documented')}`)", "",
                   "| strategy | daemon-first | coverage (60 s) | time to daemons p50 / p99 (s) | "
+                  "not covered by the end | replica first start p50 / p99 (s) | "
                   "app tasks without daemons p50 / p99 (s) | evictions | min-healthy breaches |",
-                  "|---|---|---|---|---|---|---|"]
+                  "|---|---|---|---|---|---|---|---|---|"]
         for name, s in placement["strategies"].items():
             lines.append(f"| {name} | {s['daemon_first_rate']:.2%} | {s['coverage_rate']:.2%} | "
                          f"{s['time_to_daemons_s']['p50']} / {s['time_to_daemons_s']['p99']} | "
+                         f"{s['not_covered_by_end']} | "
+                         f"{s['replica_first_start_s']['p50']} / {s['replica_first_start_s']['p99']} | "
                          f"{s['daemon_missing_s']['p50']} / {s['daemon_missing_s']['p99']} | {s['evictions']} | "
                          f"{s['min_healthy_breaches']} |")
+        failing = placement.get("failing_daemon")
+        if failing:
+            fs = failing["scenario"]
+            lines += ["", f"One daemon's image ({fs['daemon']}) cannot start on {fs['share']:.0%} of instances "
+                          f"({fs['launches_per_seed']} launches per seed):", "",
+                      "| strategy | daemon-first | instances left without replicas by a daemon that cannot start | "
+                      "replica first start p50 / p99 (s) |", "|---|---|---|---|"]
+            lines += [f"| {name} | {s['daemon_first_rate']:.2%} | {s['stranded_by_failed_daemon']} | "
+                      f"{s['replica_first_start_s']['p50']} / {s['replica_first_start_s']['p99']} |"
+                      for name, s in failing["strategies"].items()]
         lines += ["", "| cluster size | ECS calls per new-instance event | handler CPU p50 (ms) |", "|---|---|---|"]
         for size, c in placement["api_cost"].items():
             lines.append(f"| {size} | {c['calls_per_launch_event']} | {c['handler_cpu_ms_p50']} |")
         lines.append("")
     drain = report.get("drain")
     if drain:
-        sc = drain["scenario"]
-        lines += [f"**Drain** ({sc['on_demand']} on-demand + {sc['spot']} Spot instances; scale-ins of "
-                  f"{sc['scale_ins']}, an instance refresh, {sc['spot_interruptions']} Spot interruptions; "
-                  f"seeds {sc['seeds']})", "",
-                  "| strategy | drains | ordering violations | tasks killed | overhead p50 / p99 (s) | "
-                  "overhead per tier p50 / p99 (s) | deadlines exceeded | lifecycle timeouts | "
-                  "duplicate workflows | Spot drains in 120 s | API calls per drain |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|"]
-        for name, s in drain["strategies"].items():
-            lines.append(f"| {name} | {s['drains']} | {s['ordering_violations']} | {s['ungraceful_task_kills']} | "
-                         f"{s['overhead_s']['p50']} / {s['overhead_s']['p99']} | "
-                         f"{s['overhead_per_tier_s']['p50']} / {s['overhead_per_tier_s']['p99']} | "
-                         f"{s['deadline_exceeded']} | {s['lifecycle_timeouts']} | {s['duplicate_workflows']} | "
-                         f"{s['spot_within_120s']} / {s['spot_drains']} | {s['api_calls_per_drain']} |")
-        lines.append("")
+        lines += _drain_table(drain)
+    robust = report.get("robustness")
+    if robust:
+        lines += _robustness_table(robust)
     faults = report.get("faults")
     if faults:
         lines += ["**Faults** (each kind on the same story; effects lost = tasks killed, lifecycle actions timed out "
@@ -137,14 +185,15 @@ def plot(report: dict[str, Any], path: Path) -> None:
         names = list(placement["strategies"])
         s = placement["strategies"]
         ax = axes[0]
-        ax.bar(names, [s[n]["daemon_first_rate"] * 100 for n in names], color=["#999", "#4a7", "#27a"])
-        ax.set_ylim(80, 100.5)
+        colors = ["#999", "#bbb", "#4a7", "#27a"][:len(names)]
+        ax.bar(names, [s[n]["daemon_first_rate"] * 100 for n in names], color=colors)
+        ax.set_ylim(0, 100.5)
         ax.set_ylabel("daemon-first launches (%)")
         ax.set_title("Daemon-first rate (bars) and time to daemons p99 (dots)")
         twin = ax.twinx()
         twin.plot(names, [s[n]["time_to_daemons_s"]["p99"] for n in names], "ko")
         twin.set_ylabel("time to daemons p99 (s)")
-        twin.set_yscale("log")
+        twin.set_ylim(bottom=0)
         ax.tick_params(axis="x", rotation=15)
         sizes = list(placement["api_cost"])
         axes[2].plot([int(x) for x in sizes], [placement["api_cost"][x]["calls_per_launch_event"] for x in sizes],
@@ -158,16 +207,35 @@ def plot(report: dict[str, Any], path: Path) -> None:
     if drain:
         d = drain["strategies"]
         names = list(d)
-        axes[1].bar(names, [d[n]["overhead_s"]["p50"] for n in names], color="#ccc", label="overhead p50")
-        axes[1].plot(names, [d[n]["overhead_per_tier_s"]["p99"] for n in names], "rs", label="per-tier p99")
-        axes[1].set_ylabel("seconds above the slowest stops")
-        axes[1].set_title("Drain overhead by strategy")
-        axes[1].legend()
-        axes[1].tick_params(axis="x", rotation=15)
+        xs = range(len(names))
+        ax = axes[1]
+        ax.bar([x - 0.2 for x in xs], [d[n]["overhead_s"]["p50"] for n in names], width=0.4, color="#ccc",
+               label="overhead p50 (s)")
+        ax.plot(list(xs), [d[n]["overhead_per_tier_s"]["p99"] for n in names], "rs", label="per-tier p99 (s)")
+        ax.set_ylim(bottom=0)
+        ax.set_ylabel("seconds above the slowest stops")
+        counts = ax.twinx()
+        counts.bar([x + 0.2 for x in xs], [d[n]["ungraceful_task_kills"] for n in names], width=0.2,
+                   color="#c33", label="tasks killed")
+        counts.bar([x + 0.4 for x in xs], [_violations(d[n]) for n in names], width=0.2, color="#36c",
+                   label="ordering violations")
+        counts.set_ylim(bottom=0)
+        counts.set_ylabel("count")
+        ax.set_xticks(list(xs), names, rotation=20, ha="right")
+        ax.set_title(f"Drain: overhead, kills, violations ({drain.get('profile', 'as-documented')})")
+        handles = ax.get_legend_handles_labels()[0] + counts.get_legend_handles_labels()[0]
+        labels = ax.get_legend_handles_labels()[1] + counts.get_legend_handles_labels()[1]
+        ax.legend(handles, labels, fontsize=7)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def _violations(figures: dict[str, Any]) -> int:
+    """Daemon-before-app plus tier-order violations (n/a counts as 0 on the chart, as no order is kept)."""
+    return sum(v for v in (figures["daemon_stopped_before_app_stopped"], figures["tier_order_violations"])
+               if isinstance(v, int))
 
 
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"
@@ -192,10 +260,18 @@ def run_bench(args: argparse.Namespace) -> int:
                        refresh=False) if args.quick else DrainStory()
     report: dict[str, Any] = {}
     started = time.monotonic()
+    profile = getattr(args, "profile", DEFAULT_PROFILE)
+    profile_params(profile)  # an unknown profile fails here, before any run
+    report["profile"] = profile
     if args.suite in ("placement", "all"):
-        report["placement"] = placement_suite(launches, seeds, sizes, _progress)
+        report["placement"] = placement_suite(launches, seeds, sizes, _progress, profile)
     if args.suite in ("drain", "all"):
-        report["drain"] = drain_suite(seeds, story, _progress)
+        report["drain"] = drain_suite(seeds, story, _progress, profile)
+    if args.suite == "robustness":
+        # The grid is long: it runs the quick story and 200 launches per seed under every profile.
+        quick = DrainStory(on_demand=60, spot=10, first_scale_in=20, second_scale_in=20, spot_interruptions=5,
+                           refresh=False)
+        report["robustness"] = robustness_suite(seeds, quick, min(launches, 200), _progress)
     if args.suite in ("faults", "all"):
         report["faults"] = fault_suite(seeds, _progress)
     if args.suite in ("exits", "all"):

@@ -194,10 +194,12 @@ def build_parser() -> argparse.ArgumentParser:
              "Run the benchmark suites in the simulator (needs a clone of the repository): placement, drain, "
              "faults, exits (AWS Health scheduled changes and EC2 stops), rollout (a daemon moved to a larger "
              "revision on a full cluster) and cost (the Lambda asset's size and cold import, built as synth "
-             "builds it).")
+             "builds it); robustness runs every strategy over the ECS behaviour profiles.")
     p.add_argument("--suite", default="all",
-                   choices=["placement", "drain", "faults", "exits", "rollout", "cost", "all"],
+                   choices=["placement", "drain", "faults", "exits", "rollout", "cost", "robustness", "all"],
                    help="which suite to run")
+    p.add_argument("--profile", default="as-documented",
+                   help="ECS behaviour profile (sim.ecs.PROFILES: as-documented, as-reported, worst, ...)")
     p.add_argument("--json", help="write the figures as JSON here (default: not written)")
     p.add_argument("--markdown", help="write the Markdown tables here (default: not written)")
     p.add_argument("--plot", help="write a PNG chart here (default: not written)")

@@ -36,6 +36,7 @@ def config_to_doc(config: Config) -> dict[str, Any]:
             for c in config.clusters
         ],
         "placementMode": config.placement_mode.value,
+        "drainOrder": config.drain_order.value,
         "gateAttribute": config.gate_attribute,
         "gateTimeoutSeconds": config.gate_timeout_s,
         "drainTiers": [{"name": t.name, "services": list(t.services)} for t in config.drain_tiers],

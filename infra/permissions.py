@@ -9,7 +9,8 @@ and a test drops each statement in turn to show a scenario failing with AccessDe
   an eviction (GetTaskProtection, every mode), evicts in preempt and gate mode (StopTask) and opens
   gates in gate mode (PutAttributes); observe mode writes nothing;
 - the drain stops tasks and sets its instance DRAINING (UpdateContainerInstancesState: the drain
-  only);
+  only); with ``drainOrder`` apps-first or tiers it also shuts the gate and marks stopped tiers
+  (PutAttributes);
 - the intake and the reconciler start workflows (InvokeFunction on the two ``live`` aliases); the
   intake wakes them (SendDurableExecutionCallbackSuccess on their executions); a reconcile pass
   (the reconciler's, or the intake's on a daemon's placement failure) reads the groups
@@ -40,7 +41,7 @@ from typing import Any
 import aws_cdk as cdk
 from aws_cdk import aws_iam as iam
 from constructs import Construct
-from daemon_guard.core.config import Config, PlacementMode, ScheduledChangePolicy
+from daemon_guard.core.config import Config, DrainOrder, PlacementMode, ScheduledChangePolicy
 from daemon_guard.core.guard_events import SOURCE
 
 from .rules import asg_arn, cluster_arn
@@ -59,7 +60,8 @@ GRANTS: Mapping[str, tuple[str, ...]] = {
     "reconciler": (*ECS_READS, *REFLEX, "DescribeGroups", "DescribeWarmPools", "CompleteLifecycleActions",
                    "StartWorkflows", "StateTable",
                    "FailedEventsToDeadLetters", "PublishOwnEvents"),
-    "drain": (*ECS_READS, "EcsDrainInstances", "HeartbeatAndCompleteLifecycleActions", "StateTable",
+    "drain": (*ECS_READS, "EcsDrainInstances", "EcsDrainAttributes", "HeartbeatAndCompleteLifecycleActions",
+              "StateTable",
               "PublishOwnEvents", "ReplaceDrainedInstances", "FindGroupOfInstance"),
     "launch-gate": (*ECS_READS, *REFLEX, "HeartbeatAndCompleteLifecycleActions", "StateTable",
                     "PublishOwnEvents"),
@@ -135,6 +137,10 @@ def function_statements(scope: Construct, config: Config, key: str, targets: Tar
         "EcsDrainInstances": lambda: dict(
             actions=["ecs:StopTask", "ecs:UpdateContainerInstancesState"], resources=["*"],
             conditions=in_our_clusters),
+        # apps-first and tiers shut the gate and mark stopped tiers with instance attributes.
+        "EcsDrainAttributes": lambda: dict(
+            actions=["ecs:PutAttributes"], resources=["*"], conditions=in_our_clusters)
+        if config.drain_order is not DrainOrder.DRAINING else None,
         "DescribeGroups": lambda: dict(
             actions=["autoscaling:DescribeAutoScalingGroups"], resources=["*"]),
         "DescribeWarmPools": lambda: dict(actions=["autoscaling:DescribeWarmPool"], resources=["*"]),

@@ -3,9 +3,9 @@
 - ``ecs-native``: no lifecycle hook; Auto Scaling terminates at once and the tasks die with the
   instance.
 - ``ecs-managed-draining``: ECS's own capacity-provider draining: on the terminate hook it sets the
-  instance DRAINING, waits (inside ECS, no API calls of the user's) until no non-daemon task is
-  left, stops every daemon at once, then completes the hook. One fixed order, no deadline of its
-  own (the hook's 48 h limit), no heartbeats needed.
+  instance DRAINING, waits (inside ECS, no API calls of the user's) until no task is left (ECS's
+  DRAINING model stops the daemons, when the behaviour profile says), then completes the hook. One
+  fixed order, no deadline of its own (the hook's 48 h limit), no heartbeats needed.
 - ``polling-drain``: the older Lambda drainers (ecs-cid-sample, the CDK InstanceDrainHook): on the
   terminate hook, UpdateContainerInstancesState DRAINING, then every 10 s DescribeContainerInstances
   until runningTasksCount is 0, then CompleteLifecycleAction CONTINUE. No ordering, no heartbeats
@@ -54,12 +54,7 @@ class ManagedDraining:
             return
         if inst.status == "ACTIVE":
             ecs.set_status(inst, "DRAINING")
-        live = ecs.live_tasks(inst)
-        others = [t for t in live if not ecs.is_daemon_task(t)]
-        if not others:
-            for t in live:
-                ecs.stop_task(t, "Container instance is draining (managed draining)", "ServiceSchedulerInitiated")
-        if not live:
+        if not ecs.live_tasks(inst):
             self.world.asg.call("autoscaling", "CompleteLifecycleAction", {
                 "AutoScalingGroupName": group.name, "LifecycleHookName": action.hook.name,
                 "LifecycleActionToken": action.token, "LifecycleActionResult": "CONTINUE"})

@@ -5,8 +5,13 @@ Suites:
   ``daemon-guard-preempt`` and ``daemon-guard-gate``; plus the API cost of one new-instance event at
   several cluster sizes.
 - ``drain``: a day of terminations (a scale-in of 100 at once, an instance refresh, another scale-in,
-  Spot interruptions) for ``ecs-native``, ``ecs-managed-draining``, ``polling-drain`` and
-  ``daemon-guard``, with EventBridge duplicating 20% of deliveries to daemon-guard.
+  Spot interruptions) for ``ecs-native``, ``ecs-managed-draining``, ``polling-drain`` and each
+  daemon-guard drain order (``daemon-guard-<order>``: the configuration is the strategy), with
+  EventBridge duplicating 20% of deliveries to daemon-guard.
+- ``robustness``: every strategy of both suites over the behaviour profiles (sim.ecs.PROFILES), each
+  metric as {min, max} and the profile each extreme came from.
+Every suite runs under one behaviour profile (``--profile``), the ECS behaviours the guide leaves
+open or users report otherwise.
 Figures are read off the simulator's own records (sim.measure, sim.drain_measure).
 """
 
@@ -16,13 +21,13 @@ import math
 import statistics
 from collections import Counter, defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sim.baselines import ManagedDraining, PollingDrain
 from sim.deployment import GuardDeployment
 from sim.drain_measure import measure_drains, summarize_drains
-from sim.ecs import EcsParams, SimTask
+from sim.ecs import SimTask, profile_params
 from sim.eventbridge import FaultPlan
 from sim.measure import launch_records, percentile, summarize
 from sim.scenarios import (
@@ -37,8 +42,29 @@ from sim.scenarios import (
 )
 from sim.world import World, WorldOptions
 
-PLACEMENT_STRATEGIES = ("ecs-native", "daemon-guard-preempt", "daemon-guard-gate")
-DRAIN_STRATEGIES = ("ecs-native", "ecs-managed-draining", "polling-drain", "daemon-guard")
+PLACEMENT_STRATEGIES = ("ecs-native", "ecs-native-affinity", "daemon-guard-preempt", "daemon-guard-gate")
+DRAIN_STRATEGIES = ("ecs-native", "ecs-managed-draining", "polling-drain", "daemon-guard-draining",
+                    "daemon-guard-apps-first", "daemon-guard-tiers")
+# The guarantees each strategy's configuration promises, and the orders it keeps at all (n/a otherwise).
+CLAIMS: dict[str, tuple[str, ...]] = {
+    "ecs-native": (), "ecs-managed-draining": ("daemons-after-apps",), "polling-drain": (),
+    "daemon-guard-draining": (), "daemon-guard-apps-first": ("daemons-after-apps",),
+    "daemon-guard-tiers": ("daemons-after-apps", "tier-order"),
+}
+ORDERS: dict[str, tuple[str, ...]] = {
+    "ecs-native": (), "ecs-managed-draining": ("daemons-after-apps",), "polling-drain": ("daemons-after-apps",),
+    "daemon-guard-draining": ("daemons-after-apps", "tier-order"),
+    "daemon-guard-apps-first": ("daemons-after-apps", "tier-order"),
+    "daemon-guard-tiers": ("daemons-after-apps", "tier-order"),
+}
+DEFAULT_PROFILE = "as-documented"
+# Event delivery and Lambda invocation as measured quantities, the same for every strategy's Lambdas:
+# ~0.5 s EventBridge latency with 0.4 s jitter and a 2% slow tail (lognormal, median 3 s), 60 ms
+# invocation, and a 5% cold start of 0.9 s (the handlers' measured cold import, ~0.5 s, plus the
+# python3.13 runtime's init).
+TIMING = FaultPlan(jitter_s=0.4, tail_rate=0.02, tail_median_s=3.0, invoke_s=0.06, cold_start_rate=0.05,
+                   cold_start_s=0.9)
+FAILING_SHARE = 0.1
 GATE_ATTRIBUTE = "daemon-guard.gate"
 Progress = Callable[[str], None]
 
@@ -78,16 +104,24 @@ class BreachCounter:
             self.breaches += 1
 
 
-def run_placement(strategy: str, seed: int, plan: ScaleOut) -> dict[str, Any]:
-    """One strategy, one seed: the scale-out under backlog, measured."""
-    world = World(WorldOptions(seed=seed))
+def run_placement(strategy: str, seed: int, plan: ScaleOut, profile: str = DEFAULT_PROFILE,
+                  failing_share: float = 0.0) -> dict[str, Any]:
+    """One strategy, one seed, one behaviour profile: the scale-out under backlog, measured.
+
+    `failing_share`: the share of instances on which one daemon's image (the metrics agent) cannot
+    start, to see what each strategy does with an instance a daemon will never reach.
+    """
+    params = replace(profile_params(profile), failing_daemon="cwagent" if failing_share else None,
+                     failing_share=failing_share)
+    world = World(WorldOptions(seed=seed, ecs=params))
     gate = strategy == "daemon-guard-gate"
-    spec = ClusterSpec(gate_attribute=GATE_ATTRIBUTE if gate else None)
+    spec = ClusterSpec(gate_attribute=GATE_ATTRIBUTE if gate else None,
+                       daemon_affinity=strategy == "ecs-native-affinity")
     build_cluster(world, spec)
     counter = BreachCounter(world)
     world.ecs.listeners.append(counter)
     deployment = None
-    if strategy != "ecs-native":
+    if strategy.startswith("daemon-guard-"):
         mode = "gate" if gate else "preempt"
         deployment = GuardDeployment(world, guard_config([spec.asg], mode) | {
             "clusters": [{"name": "prod", "autoScalingGroups": [{"name": spec.asg, "terminateHook": False}]}]})
@@ -118,6 +152,8 @@ def merge(results: list[dict[str, Any]]) -> dict[str, Any]:
             out[key] = {q: round(statistics.fmean(r[key][q] for r in results), 2) for q in value}
         elif key.endswith("_rate"):
             out[key] = round(sum(r[key] * r["launches"] for r in results) / launches, 4)
+        elif key == "profile":
+            out[key] = value
         else:
             out[key] = sum(r[key] for r in results)
     return out
@@ -154,35 +190,64 @@ def api_cost(sizes: tuple[int, ...], seed: int, new_instances: int = 20) -> dict
 
 
 def placement_suite(launches: int, seeds: tuple[int, ...], sizes: tuple[int, ...],
-                    progress: Progress) -> dict[str, Any]:
+                    progress: Progress, profile: str = DEFAULT_PROFILE) -> dict[str, Any]:
     """Every placement strategy over the same launches and seeds, plus the API cost by cluster size."""
     plan = ScaleOut(launches=launches)
     strategies: dict[str, Any] = {}
     for strategy in PLACEMENT_STRATEGIES:
         runs = []
         for seed in seeds:
-            progress(f"placement: {strategy}, seed {seed}, {launches} launches")
-            runs.append(run_placement(strategy, seed, plan))
+            progress(f"placement: {strategy}, seed {seed}, {launches} launches, profile {profile}")
+            runs.append(run_placement(strategy, seed, plan, profile))
         strategies[strategy] = merge(runs)
+    failing = ScaleOut(launches=max(50, launches // 5), tail_s=300.0)
+    stranded: dict[str, Any] = {}
+    for strategy in PLACEMENT_STRATEGIES:
+        progress(f"placement: {strategy}, failing daemon image on {FAILING_SHARE:.0%} of instances")
+        stranded[strategy] = merge([run_placement(strategy, seed, failing, profile, FAILING_SHARE) for seed in seeds])
+    if not sizes:
+        return {"profile": profile, "strategies": strategies, "failing_daemon": stranded}
     progress(f"placement: API cost at cluster sizes {', '.join(map(str, sizes))}")
-    return {"scenario": {"launches_per_seed": launches, "seeds": list(seeds),
+    return {"profile": profile, "scenario": {"launches_per_seed": launches, "seeds": list(seeds),
                          "backlog_per_service": plan.backlog_per_service, "spacing_s": plan.spacing_s,
-                         "daemon_cycle_s": EcsParams().daemon_cycle_s},
-            "strategies": strategies, "api_cost": api_cost(sizes, seeds[0])}
+                         "daemon_cycle_s": profile_params(profile).daemon_cycle_s},
+            "strategies": strategies, "failing_daemon": {
+                "scenario": {"launches_per_seed": failing.launches, "daemon": "cwagent", "share": FAILING_SHARE},
+                "strategies": stranded},
+            "api_cost": api_cost(sizes, seeds[0])}
 
 
-def run_drain(strategy: str, seed: int, story: DrainStory) -> dict[str, Any]:
-    """One strategy, one seed: the drain story, measured."""
-    delivery = FaultPlan(duplicate_rate=0.2) if strategy == "daemon-guard" else FaultPlan()
-    world = World(WorldOptions(seed=seed, delivery=delivery))
-    groups = build_drain_cluster(world, story)
+def _guard_drain_calls(deployment: GuardDeployment, records: list[Any]) -> int:
+    """The ECS and Auto Scaling calls of the drains: the workflows, the intake's drain and wake routes,
+    and the reconciler runs made while a drain was in progress (its share: it audits drains too)."""
+    windows = [(r.started, r.ended) for r in records]
+
+    def counts(inv: Any) -> bool:
+        if inv.function == "reconciler":
+            return any(a <= inv.at <= b for a, b in windows)
+        return bool(inv.function == "workflow" or (inv.function == "intake" and inv.result is not None
+                                                  and inv.result.get("route") in ("drain", "wake")))
+
+    return sum(inv.api_calls for inv in deployment.records.invocations if counts(inv))
+
+
+def run_drain(strategy: str, seed: int, story: DrainStory, profile: str = DEFAULT_PROFILE) -> dict[str, Any]:
+    """One strategy, one seed, one behaviour profile: the drain story, measured."""
+    guard = strategy.startswith("daemon-guard-")
+    delivery = replace(TIMING, duplicate_rate=0.2) if guard else TIMING
+    world = World(WorldOptions(seed=seed, delivery=delivery, ecs=profile_params(profile)))
+    order = strategy.removeprefix("daemon-guard-") if guard else "draining"
+    gated = order in ("apps-first", "tiers")
+    groups = build_drain_cluster(world, story, gate_attribute=GATE_ATTRIBUTE if gated else None,
+                                 tier_constraints=order == "tiers")
     deployment = None
     if strategy == "ecs-managed-draining":
         ManagedDraining(world)
     elif strategy == "polling-drain":
         PollingDrain(world, "prod")
-    elif strategy == "daemon-guard":
-        deployment = GuardDeployment(world, guard_config(list(groups)))
+    elif guard:
+        deployment = GuardDeployment(world, guard_config(list(groups), "gate" if gated else "preempt",
+                                                         drainOrder=order))
     spot_starts: dict[str, float] = {}
 
     def on_start(instance_id: str, how: str) -> None:
@@ -196,6 +261,7 @@ def run_drain(strategy: str, seed: int, story: DrainStory) -> dict[str, Any]:
         starts.update(spot_starts)
         tiers = {t["services"][0]: n for n, t in enumerate(TIERS)}
         records = measure_drains(world, tiers, starts, set(spot_starts))
+        extra: dict[str, Any] = {}
         if deployment is not None:
             per_token: Counter[str] = Counter()
             per_instance: Counter[str] = Counter()
@@ -205,33 +271,30 @@ def run_drain(strategy: str, seed: int, story: DrainStory) -> dict[str, Any]:
                     if execution.payload.get("token"):
                         per_token[execution.payload["token"]] += 1
             duplicates = sum(n - 1 for n in per_token.values() if n > 1)
-            deadline = int(sum(deployment.records.metric_values("DeadlinesMissed")))
-            calls = sum(i.api_calls for i in deployment.records.invocations if i.function == "workflow" or (
-                i.function == "intake" and i.result is not None and i.result.get("route") in ("drain", "wake")))
+            calls = _guard_drain_calls(deployment, records)
             extra = {"workflows": sum(per_instance.values()),
                      "workflow_failures": sum(1 for e in deployment.durable.executions.values()
                                               if e.status == "FAILED")}
         else:
             duplicates = 0
-            deadline = sum(1 for r in records if r.ended - r.started > (110.0 if r.spot else 900.0))
             calls = world.call_log.count()
-            extra = {}
-        return summarize_drains(records, calls, duplicates, deadline) | extra
+        return summarize_drains(records, calls, duplicates, CLAIMS[strategy], ORDERS[strategy]) | extra
     finally:
         if deployment is not None:
             deployment.close()
 
 
-def drain_suite(seeds: tuple[int, ...], story: DrainStory, progress: Progress) -> dict[str, Any]:
-    """Every drain strategy over the same story and seeds."""
+def drain_suite(seeds: tuple[int, ...], story: DrainStory, progress: Progress, profile: str = DEFAULT_PROFILE,
+                strategies_run: tuple[str, ...] = DRAIN_STRATEGIES) -> dict[str, Any]:
+    """Every drain strategy over the same story and seeds, under one behaviour profile."""
     strategies: dict[str, Any] = {}
-    for strategy in DRAIN_STRATEGIES:
+    for strategy in strategies_run:
         runs = []
         for seed in seeds:
-            progress(f"drain: {strategy}, seed {seed}")
-            runs.append(run_drain(strategy, seed, story))
+            progress(f"drain: {strategy}, seed {seed}, profile {profile}")
+            runs.append(run_drain(strategy, seed, story, profile))
         strategies[strategy] = runs[0] if len(runs) == 1 else _merge_drains(runs)
-    return {"scenario": {"on_demand": story.on_demand, "spot": story.spot, "scale_ins": [
+    return {"profile": profile, "scenario": {"on_demand": story.on_demand, "spot": story.spot, "scale_ins": [
         story.first_scale_in, story.second_scale_in], "instance_refresh": story.refresh,
         "spot_interruptions": story.spot_interruptions, "seeds": list(seeds)}, "strategies": strategies}
 
@@ -244,6 +307,52 @@ def _merge_drains(runs: list[dict[str, Any]]) -> dict[str, Any]:
                 out[key] = {q: round(statistics.fmean(r[key][q] for r in runs), 2) for q in value}
             elif key == "api_calls_per_drain":
                 out[key] = round(statistics.fmean(r[key] for r in runs), 1)
+            elif isinstance(value, (str, list)):
+                out[key] = value
             else:
                 out[key] += value
     return dict(out)
+
+
+ROBUSTNESS_PROFILES = ("as-documented", "as-reported", "worst", "fast-cycle", "grace")
+
+
+def _numbers(prefix: str, value: Any) -> dict[str, float]:
+    """Flatten a strategy's figures to {metric: number} ("overhead_s.p99"); n/a and lists are left out."""
+    if isinstance(value, dict):
+        return {k: v for key, sub in value.items() for k, v in _numbers(f"{prefix}.{key}" if prefix else key,
+                                                                         sub).items()}
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return {prefix: float(value)}
+    return {}
+
+
+def ranges(by_profile: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Per strategy and metric: {min, max} across the profiles and the profile each extreme came from."""
+    out: dict[str, dict[str, Any]] = defaultdict(dict)
+    for profile, strategies in by_profile.items():
+        for strategy, figures in strategies.items():
+            for metric, value in _numbers("", figures).items():
+                cur = out[strategy].get(metric)
+                if cur is None:
+                    out[strategy][metric] = {"min": value, "min_profile": profile, "max": value,
+                                             "max_profile": profile}
+                    continue
+                if value < cur["min"]:
+                    cur["min"], cur["min_profile"] = value, profile
+                if value > cur["max"]:
+                    cur["max"], cur["max_profile"] = value, profile
+    return dict(out)
+
+
+def robustness_suite(seeds: tuple[int, ...], story: DrainStory, launches: int, progress: Progress,
+                     profiles: tuple[str, ...] = ROBUSTNESS_PROFILES) -> dict[str, Any]:
+    """Every strategy of both suites over the behaviour profiles: each metric's range and where it came from."""
+    drains: dict[str, dict[str, Any]] = {}
+    placements: dict[str, dict[str, Any]] = {}
+    for profile in profiles:
+        drains[profile] = drain_suite(seeds, story, progress, profile)["strategies"]
+        placements[profile] = placement_suite(launches, seeds, (), progress, profile)["strategies"]
+    return {"profiles": list(profiles), "seeds": list(seeds), "launches_per_seed": launches,
+            "drain": ranges(drains), "placement": ranges(placements),
+            "by_profile": {"drain": drains, "placement": placements}}

@@ -13,6 +13,7 @@ from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from sim.ecs import SimTask
 from sim.measure import percentile
 from sim.world import World
 
@@ -26,6 +27,7 @@ class DrainRecord:
     ended: float
     violations: int
     kills: int
+    daemon_before_app: int = 0
     tier_overheads: list[float] = field(default_factory=list)
     overhead: float = 0.0
     timed_out: bool = False
@@ -73,15 +75,7 @@ def measure_drains(world: World, tier_of_service: Mapping[str, int], drain_start
                 stopped[task_arn] = at
         live_at_start = [t for t in phase_of if stopped.get(t, float("inf")) > started
                          and ecs.tasks[t].created_at <= started]
-        violations = 0
-        for task_arn in live_at_start:
-            req = stop_req.get(task_arn)
-            if req is None or phase_of[task_arn] < 2:
-                continue
-            earlier_live = [o for o in live_at_start if phase_of[o] < phase_of[task_arn]
-                            and stopped.get(o, float("inf")) > req + 1e-9]
-            if earlier_live:
-                violations += 1
+        violations, daemon_before_app = _order_violations(ecs.tasks, phase_of, stop_req, stopped, started)
         end = ended if ended is not None else max([started, *(stopped.get(t, started) for t in live_at_start)])
         # Phase overheads (daemon tiers) and total overhead.
         by_phase: dict[int, list[str]] = defaultdict(list)
@@ -102,25 +96,57 @@ def measure_drains(world: World, tier_of_service: Mapping[str, int], drain_start
             previous_end = max(previous_end, phase_end)
         records.append(DrainRecord(
             instance_id=instance_id, started=started, ended=end, violations=violations,
+            daemon_before_app=daemon_before_app,
             kills=kills_by.get(arn, 0), tier_overheads=tier_overheads,
             overhead=max(0.0, (end - started) - lower_bound), timed_out=instance_id in timed_out,
             spot=instance_id in spot_instances))
     return records
 
 
+def _order_violations(tasks: Mapping[str, SimTask], phase_of: Mapping[str, int], stop_req: Mapping[str, float],
+                      stopped: Mapping[str, float], started: float) -> tuple[int, int]:
+    """(tier-order violations, daemons stopped before an app task) on one instance during its drain.
+
+    A daemon's stop counts against daemons-after-apps when, at the moment it was told to stop, a
+    non-daemon task on the instance (there since before, not yet STOPPED) was live; against tier order
+    when a daemon of an earlier tier was. Tasks that arrived during the drain count too.
+    """
+    tier_violations = before_app = 0
+    for task_arn, req in stop_req.items():
+        if phase_of[task_arn] < 2 or req < started:
+            continue
+        live = [o for o in phase_of if o != task_arn and tasks[o].created_at <= req + 1e-9
+                and stopped.get(o, float("inf")) > req + 1e-9]
+        if any(phase_of[o] < 2 for o in live):
+            before_app += 1
+        if any(2 <= phase_of[o] < phase_of[task_arn] for o in live):
+            tier_violations += 1
+    return tier_violations, before_app
+
+
 def summarize_drains(records: list[DrainRecord], api_calls: int, duplicate_workflows: int,
-                     deadline_exceeded: int) -> dict[str, object]:
-    """The per-strategy JSON of `daemon-guard bench --suite drain`."""
+                     claims: tuple[str, ...] = (), ordered: tuple[str, ...] = ("daemons-after-apps", "tier-order"),
+                     ) -> dict[str, object]:
+    """The per-strategy JSON of `daemon-guard bench --suite drain`.
+
+    `claims`: the guarantees the strategy's configuration promises; `ordered`: the orders it keeps at
+    all (an order it has no notion of is reported as "n/a", not 0). Deadlines are counted the same way
+    for every strategy: a drain longer than 900 s (110 s for a Spot notice).
+    """
     overheads = [r.overhead for r in records]
     tiers = [o for r in records for o in r.tier_overheads]
     spot = [r for r in records if r.spot]
+    na = "n/a"
     return {
+        "claims": list(claims),
         "drains": len(records),
-        "ordering_violations": sum(r.violations for r in records),
+        "daemon_stopped_before_app_stopped": sum(r.daemon_before_app for r in records)
+        if "daemons-after-apps" in ordered else na,
+        "tier_order_violations": sum(r.violations for r in records) if "tier-order" in ordered else na,
         "ungraceful_task_kills": sum(r.kills for r in records),
         "overhead_s": {"p50": round(percentile(overheads, 50), 2), "p99": round(percentile(overheads, 99), 2)},
         "overhead_per_tier_s": {"p50": round(percentile(tiers, 50), 2), "p99": round(percentile(tiers, 99), 2)},
-        "deadline_exceeded": deadline_exceeded,
+        "deadline_exceeded": sum(1 for r in records if r.ended - r.started > (110.0 if r.spot else 900.0)),
         "lifecycle_timeouts": sum(r.timed_out for r in records),
         "duplicate_workflows": duplicate_workflows,
         "api_calls_per_drain": round(api_calls / len(records), 1) if records else 0.0,

@@ -18,18 +18,20 @@ from __future__ import annotations
 
 import math
 import random
+import zlib
 from collections import defaultdict
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from daemon_guard.core import query
 from daemon_guard.core.model import HostPort, InstanceView, Resources
 
 from sim.clock import Clock
+from sim.cluster_query import Facts, Test, compile_query
 from sim.errors import SimApiError
 
 LIVE = ("PROVISIONING", "PENDING", "ACTIVATING", "RUNNING")
+AGENT_VERSION = "1.89.0"
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,48 @@ class EcsParams:
     daemon_drain_delay_s: float = 30.0
     placement_failure_event_interval_s: float = 60.0
     stopped_task_retention_s: float = 3600.0
+    # The behaviours ECS leaves undocumented or users report otherwise (sim/README.md, "Behaviour
+    # profiles"); the defaults are the model the calibration was made with.
+    daemon_reservation: bool = False
+    daemon_drain_trigger: str = "grace"
+    standalone_holds_daemons: bool = True
+    backlog_visibility: str = "retry-backoff"
+    # A daemon whose image cannot start on some instances (CannotPullContainerError): its family and
+    # the share of instances affected (chosen by a hash of the instance id, not the random stream).
+    failing_daemon: str | None = None
+    failing_share: float = 0.0
+
+
+DRAIN_TRIGGERS = ("left-running", "stopped", "grace")
+BACKLOG_VISIBILITY = ("next-pass", "retry-backoff")
+
+PROFILES: dict[str, dict[str, Any]] = {
+    # What the ECS guide and the seed blog say: daemons reserved and first; stopped at the next
+    # daemon pass once every other task has STOPPED ("ECS stops all other tasks before the daemon tasks").
+    "as-documented": {"daemon_reservation": True, "daemon_drain_trigger": "stopped",
+                      "standalone_holds_daemons": True, "backlog_visibility": "retry-backoff"},
+    # What users report: no reservation (containers-roadmap#428, #502), daemons stopped as soon as
+    # the last replica leaves RUNNING (amazon-ecs-agent#3829).
+    "as-reported": {"daemon_reservation": False, "daemon_drain_trigger": "left-running",
+                    "standalone_holds_daemons": True, "backlog_visibility": "retry-backoff"},
+    # The worst end of every range for the guard's claims.
+    "worst": {"daemon_reservation": False, "daemon_drain_trigger": "left-running",
+              "standalone_holds_daemons": False, "backlog_visibility": "next-pass"},
+    # The fast-cycle calibration pair with the reported behaviours (also ~96% daemon-first natively).
+    "fast-cycle": {"daemon_reservation": False, "daemon_drain_trigger": "left-running",
+                   "standalone_holds_daemons": True, "backlog_visibility": "retry-backoff",
+                   "daemon_cycle_s": 6.0, "replica_visibility_median_s": 12.0},
+    # The simulator's earlier model: a 30 s grace after the last other task, no reservation.
+    "grace": {"daemon_reservation": False, "daemon_drain_trigger": "grace",
+              "standalone_holds_daemons": True, "backlog_visibility": "retry-backoff"},
+}
+
+
+def profile_params(name: str, base: EcsParams | None = None) -> EcsParams:
+    """The scheduler parameters of a named behaviour profile (ValueError names the known ones)."""
+    if name not in PROFILES:
+        raise ValueError(f"unknown behaviour profile {name!r}; known: {', '.join(PROFILES)}")
+    return replace(base or EcsParams(), **PROFILES[name])
 
 
 @dataclass
@@ -214,6 +258,8 @@ class EcsSim:
         self.per_instance: dict[tuple[str, str], dict[str, int]] = defaultdict(lambda: defaultdict(int))
         self.per_zone: dict[tuple[str, str], dict[str | None, int]] = defaultdict(lambda: defaultdict(int))
         self.capacity_epoch = 0
+        self._eligible_cache: dict[tuple[str, str, int], bool] = {}
+        self._queries: dict[str, Test] = {}
         self._ids = 0
         self._started = False
 
@@ -306,8 +352,10 @@ class EcsSim:
         return arn
 
     def _visibility_delay(self) -> float:
-        return self.rng.lognormvariate(math.log(self.params.replica_visibility_median_s),
-                                       self.params.replica_visibility_sigma)
+        # Drawn in every profile, so the random stream (and so the launches) stay the same across them.
+        delay = self.rng.lognormvariate(math.log(self.params.replica_visibility_median_s),
+                                        self.params.replica_visibility_sigma)
+        return 0.0 if self.params.backlog_visibility == "next-pass" else delay
 
     def instance_of_ec2(self, ec2_instance_id: str) -> SimInstance | None:
         """The live container instance on an EC2 instance, if registered."""
@@ -327,6 +375,8 @@ class EcsSim:
                 if t.service_name and t.last_status in ("PROVISIONING", "PENDING") \
                         and not self._is_daemon_task(t):
                     self.stop_task(t, "Container instance is draining", "ServiceSchedulerInitiated")
+            if self.params.daemon_drain_trigger == "left-running":
+                self.clock.after(0.0, lambda: self._drain_daemons(inst, self.live_tasks(inst)))
         self._notify_instance(inst)
 
     def set_attributes(self, inst: SimInstance, changes: dict[str, str | None], delete: bool = False) -> None:
@@ -372,7 +422,7 @@ class EcsSim:
             arn=inst.arn, ec2_instance_id=inst.ec2_instance_id, status=inst.status,
             agent_connected=inst.agent_connected, registered=inst.registered, remaining=inst.remaining,
             attributes=inst.attributes, registered_at=self.clock.datetime(inst.registered_at),
-            agent_version="1.89.0", running_tasks_count=sum(t.last_status == "RUNNING" for t in live),
+            agent_version=AGENT_VERSION, running_tasks_count=sum(t.last_status == "RUNNING" for t in live),
             pending_tasks_count=sum(t.last_status != "RUNNING" for t in live), version=inst.version)
 
     # ---- tasks ----------------------------------------------------------------------------------
@@ -407,9 +457,27 @@ class EcsSim:
         daemon = self._is_daemon_task(task)
         lo, hi = self.params.daemon_start_s if daemon else self.params.replica_start_s
         self.clock.after(self.params.provisioning_s, lambda: self._advance(task, "PENDING"))
-        self.clock.after(self.params.provisioning_s + self.rng.uniform(lo, hi),
-                         lambda: self._advance(task, "RUNNING"))
+        start = self.params.provisioning_s + self.rng.uniform(lo, hi)
+        if daemon and self.image_fails(inst, td.family):
+            self.clock.after(start, lambda: self._fail_to_start(task))
+        else:
+            self.clock.after(start, lambda: self._advance(task, "RUNNING"))
         return task
+
+    def image_fails(self, inst: SimInstance, family: str) -> bool:
+        """Whether `family`'s image cannot start on this instance (the failing-daemon scenario)."""
+        if family != self.params.failing_daemon or self.params.failing_share <= 0:
+            return False
+        return zlib.crc32(inst.ec2_instance_id.encode()) % 1000 < self.params.failing_share * 1000
+
+    def _fail_to_start(self, task: SimTask) -> None:
+        if task.desired_status == "STOPPED" or not task.live:
+            return
+        self._mark_stopping(task)
+        task.stopping_at = self.clock.now
+        task.stopped_reason = "CannotPullContainerError: pull image manifest has been retried 5 time(s)"
+        task.stop_code = "TaskFailedToStart"
+        self._set_stopped(task, task.stopped_reason, task.stop_code)
 
     def _advance(self, task: SimTask, status: str) -> None:
         if task.desired_status == "STOPPED" or not task.live:
@@ -430,6 +498,10 @@ class EcsSim:
         inst = self.instances[task.container_instance]
         self.per_instance[key][inst.arn] -= 1
         self.per_zone[key][inst.attributes.get("ecs.availability-zone")] -= 1
+        if self.params.daemon_drain_trigger == "left-running" and inst.status == "DRAINING" \
+                and not self._is_daemon_task(task):
+            # amazon-ecs-agent#3829: the daemons go as soon as the last other task leaves RUNNING.
+            self.clock.after(0.0, lambda: self._drain_daemons(inst, self.live_tasks(inst)))
 
     def stop_task(self, task: SimTask, reason: str, stop_code: str = "UserInitiated") -> None:
         """StopTask: desired STOPPED now, STOPPED after the task's shutdown (bounded by stopTimeout)."""
@@ -497,9 +569,24 @@ class EcsSim:
         exprs = [c["expression"] for c in (*svc_constraints, *td.constraints) if c.get("type") == "memberOf"]
         if not exprs:
             return True
-        view = self.view(inst)
-        groups = {self.tasks[a].group for a in inst.tasks if self.tasks[a].live}
-        return all(query.evaluate(e, view, groups) for e in exprs)
+        facts = self.facts(inst)
+        return all(self._compiled(e)(facts) for e in exprs)
+
+    def facts(self, inst: SimInstance) -> Facts:
+        """What a cluster query can ask of the instance (for the simulator's own evaluator)."""
+        live = [self.tasks[a] for a in inst.tasks if self.tasks[a].live]
+        return Facts(attributes=inst.attributes, ec2_instance_id=inst.ec2_instance_id,
+                     agent_connected=inst.agent_connected, agent_version=AGENT_VERSION,
+                     registered_at=self.clock.datetime(inst.registered_at),
+                     running_tasks_count=sum(t.last_status == "RUNNING" for t in live),
+                     task_groups={t.group for t in live})
+
+    def _compiled(self, expression: str) -> Test:
+        """The simulator's own evaluator (sim.cluster_query), never the code under test."""
+        test = self._queries.get(expression)
+        if test is None:
+            test = self._queries[expression] = compile_query(expression)
+        return test
 
     @staticmethod
     def shortfall(need: Resources, free: Resources, used_ports: set[HostPort]) -> str | None:
@@ -539,10 +626,13 @@ class EcsSim:
     def try_place(self, svc: SimService, instances: list[SimInstance]) -> tuple[SimInstance | None, str]:
         """Pick an instance for one task of `svc`, or say why none fits."""
         td = self.task_defs[svc.task_definition]
-        need = td.requirements
         reason = "ATTRIBUTE"
         fitting: list[SimInstance] = []
         for inst in instances:
+            need = td.requirements
+            if self.params.daemon_reservation and svc.strategy == "REPLICA":
+                held = self._reserved_for_daemons(inst)
+                need = Resources(need.cpu + held.cpu, need.memory + held.memory, need.ports | held.ports)
             if inst.registered.cpu - inst.used_cpu < need.cpu:
                 reason = "RESOURCE:CPU"
                 continue
@@ -557,6 +647,27 @@ class EcsSim:
             else:
                 reason = short
         return self._choose_instance(svc, fitting), reason
+
+    def _reserved_for_daemons(self, inst: SimInstance) -> Resources:
+        """What the eligible daemons not (yet) live on the instance hold back from replicas (the guide:
+        "resources aren't used by pending replica tasks")."""
+        groups = {self.tasks[a].group for a in inst.tasks if self.tasks[a].live}
+        cpu = memory = 0
+        ports: set[HostPort] = set()
+        for svc in self.services.values():
+            if svc.cluster != inst.cluster or svc.strategy != "DAEMON" or svc.status != "ACTIVE" \
+                    or f"service:{svc.name}" in groups:
+                continue
+            key = (svc.arn, inst.arn, inst.version)
+            eligible = self._eligible_cache.get(key)
+            if eligible is None:
+                eligible = self.constraints_met(inst, svc.constraints, self.task_defs[svc.task_definition])
+                self._eligible_cache[key] = eligible
+            if eligible:
+                req = self.task_defs[svc.task_definition].requirements
+                cpu, memory = cpu + req.cpu, memory + req.memory
+                ports |= req.ports
+        return Resources(cpu, memory, frozenset(ports))
 
     # ---- daemon scheduler -----------------------------------------------------------------------
     def _daemon_cycle_loop(self, cluster: str) -> None:
@@ -619,15 +730,24 @@ class EcsSim:
         return True
 
     def _drain_daemons(self, inst: SimInstance, live: list[SimTask]) -> None:
-        others = [t for t in live if not self._is_daemon_task(t)]
+        """Stop the daemons of a DRAINING instance once the other tasks are gone, as the profile says:
+        once they left RUNNING (at once), once they STOPPED (this pass), or a grace after that."""
+        if inst.status != "DRAINING":
+            return
+        trigger = self.params.daemon_drain_trigger
+        others = [t for t in live if not self._is_daemon_task(t)
+                  and (self.params.standalone_holds_daemons or t.service_name is not None)
+                  and (trigger != "left-running" or t.desired_status == "RUNNING")]
         if others:
             inst.daemons_only_since = None
             return
         if inst.daemons_only_since is None:
             inst.daemons_only_since = self.clock.now
-        if self.clock.now - inst.daemons_only_since >= self.params.daemon_drain_delay_s:
+        grace = self.params.daemon_drain_delay_s if trigger == "grace" else 0.0
+        if self.clock.now - inst.daemons_only_since >= grace:
             for t in live:
-                self.stop_task(t, "Container instance is draining", "ServiceSchedulerInitiated")
+                if self._is_daemon_task(t):
+                    self.stop_task(t, "Container instance is draining", "ServiceSchedulerInitiated")
 
     # ---- replica scheduler ----------------------------------------------------------------------
     def _replica_loop(self, cluster: str) -> None:

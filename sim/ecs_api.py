@@ -17,8 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from daemon_guard.core import query
-
+from sim.cluster_query import CqlError, compile_query
 from sim.ecs import EcsSim, SimInstance, SimService, SimTask
 from sim.errors import SimApiError, UnsupportedOperation
 
@@ -256,8 +255,8 @@ class EcsApi:
         expr = None
         if p.get("filter"):
             try:
-                expr = query.parse(p["filter"])
-            except query.QueryError as exc:
+                expr = compile_query(p["filter"])
+            except CqlError as exc:
                 raise SimApiError("InvalidParameterException", f"Invalid filter: {exc}") from None
         arns: list[str] = []
         for inst in self.ecs.instances.values():
@@ -265,10 +264,8 @@ class EcsApi:
                 continue
             if status and inst.status != status:
                 continue
-            if expr is not None:
-                groups = {t.group for t in self.ecs.live_tasks(inst)}
-                if not query.evaluate(expr, self.ecs.view(inst), groups):
-                    continue
+            if expr is not None and not expr(self.ecs.facts(inst)):
+                continue
             arns.append(inst.arn)
         page = _page(arns, p)
         return {"containerInstanceArns": page.pop("page"), **page}

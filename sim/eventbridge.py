@@ -19,6 +19,7 @@ from __future__ import annotations
 import copy
 import ipaddress
 import json
+import math
 import random
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -289,6 +290,11 @@ class FaultPlan:
     - `loss_rate`: probability that a rule's delivery of an event is dropped altogether.
     - `reorder_window_s`: extra uniform random delay in [0, reorder_window_s], so later events can
       overtake earlier ones.
+    - `tail_rate` / `tail_median_s`: with this probability a delivery is late by a lognormal delay of
+      this median (sigma 1): EventBridge's occasional slow delivery.
+    - `invoke_s` / `cold_start_rate` / `cold_start_s`: the target Lambda's invocation latency, and
+      with this probability a cold start of this length on top (the measured cold import plus the
+      runtime's start).
     """
 
     delay_s: float = 0.5
@@ -297,13 +303,18 @@ class FaultPlan:
     max_copies: int = 3
     loss_rate: float = 0.0
     reorder_window_s: float = 0.0
+    tail_rate: float = 0.0
+    tail_median_s: float = 3.0
+    invoke_s: float = 0.0
+    cold_start_rate: float = 0.0
+    cold_start_s: float = 0.0
 
     def __post_init__(self) -> None:
         """Reject impossible plans early."""
-        for name in ("delay_s", "jitter_s", "reorder_window_s"):
+        for name in ("delay_s", "jitter_s", "reorder_window_s", "tail_median_s", "invoke_s", "cold_start_s"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0")
-        for name in ("duplicate_rate", "loss_rate"):
+        for name in ("duplicate_rate", "loss_rate", "tail_rate", "cold_start_rate"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be within [0, 1]")
         if self.max_copies < 1:
@@ -428,7 +439,16 @@ class EventBus:
                 delay += self.rng.uniform(0.0, faults.jitter_s)
             if faults.reorder_window_s > 0:
                 delay += self.rng.uniform(0.0, faults.reorder_window_s)
-            self.clock.after(delay, self._deliverer(rule, event))
+            self.clock.after(delay + self._timing(faults), self._deliverer(rule, event))
+
+    def _timing(self, faults: FaultPlan) -> float:
+        """The measured part of a delivery's time: a slow tail, the Lambda invocation, a cold start."""
+        extra = faults.invoke_s
+        if faults.tail_rate > 0 and self.rng.random() < faults.tail_rate:
+            extra += self.rng.lognormvariate(math.log(faults.tail_median_s), 1.0)
+        if faults.cold_start_rate > 0 and self.rng.random() < faults.cold_start_rate:
+            extra += faults.cold_start_s
+        return extra
 
     @staticmethod
     def _deliverer(rule: _Rule, event: Event) -> Callable[[], None]:

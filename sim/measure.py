@@ -24,6 +24,7 @@ class LaunchRecord:
     daemons_running_at: float | None
     first_replica_started_at: float | None
     daemon_missing_s: float
+    daemon_failed_to_start: bool = False
 
     @property
     def daemon_first(self) -> bool:
@@ -95,13 +96,20 @@ def launch_records(ecs: EcsSim, horizon: float, since: float = 0.0) -> list[Laun
             missing += max(0.0, horizon - last_t)
         if not eligible:
             all_daemons_at = inst.registered_at
-        records.append(LaunchRecord(inst.arn, inst.registered_at, eligible, all_daemons_at, first_replica, missing))
+        failed = any(ecs.tasks[a].stop_code == "TaskFailedToStart" and ecs.tasks[a].group in daemon_groups
+                     for a in inst.tasks)
+        records.append(LaunchRecord(inst.arn, inst.registered_at, eligible, all_daemons_at, first_replica, missing,
+                                    failed))
     return records
 
 
 @dataclass(frozen=True)
 class PlacementSummary:
-    """The placement figures of one strategy."""
+    """The placement figures of one strategy.
+
+    Times are measured values only: a launch whose daemons never all ran by the end of the run (or that
+    never got a replica) is not a time but a count (`not_covered_by_end`, `no_replica_by_end`).
+    """
 
     launches: int
     daemon_first_rate: float
@@ -110,6 +118,11 @@ class PlacementSummary:
     time_to_daemons_p99: float
     daemon_missing_p50: float
     daemon_missing_p99: float
+    not_covered_by_end: int = 0
+    replica_start_p50: float = math.nan
+    replica_start_p99: float = math.nan
+    no_replica_by_end: int = 0
+    stranded_by_failed_daemon: int = 0
 
     def as_dict(self) -> dict[str, object]:
         """The JSON form used by `daemon-guard bench`."""
@@ -119,16 +132,27 @@ class PlacementSummary:
             "coverage_rate": round(self.coverage_rate, 4),
             "time_to_daemons_s": {"p50": round(self.time_to_daemons_p50, 2),
                                   "p99": round(self.time_to_daemons_p99, 2)},
+            "not_covered_by_end": self.not_covered_by_end,
             "daemon_missing_s": {"p50": round(self.daemon_missing_p50, 2), "p99": round(self.daemon_missing_p99, 2)},
+            "replica_first_start_s": {"p50": round(self.replica_start_p50, 2), "p99": round(self.replica_start_p99, 2)},
+            "no_replica_by_end": self.no_replica_by_end,
+            "stranded_by_failed_daemon": self.stranded_by_failed_daemon,
         }
 
 
+STRANDED_AFTER_S = 240.0
+
+
 def summarize(records: Sequence[LaunchRecord], horizon: float) -> PlacementSummary:
-    """Rates and percentiles over launch records; a launch never covered counts at the horizon."""
+    """Rates and percentiles over launch records; launches never covered (or never given a replica) by
+    `horizon` are counted, not timed (a censored value is not a measurement). An instance counts as
+    stranded by a daemon that cannot start only if it had `STRANDED_AFTER_S` (twice the default gate
+    timeout) to get a replica."""
     n = len(records)
     if n == 0:
         return PlacementSummary(0, math.nan, math.nan, math.nan, math.nan, math.nan, math.nan)
-    times = [r.time_to_daemons if r.time_to_daemons is not None else horizon - r.registered_at for r in records]
+    times = [r.time_to_daemons for r in records if r.time_to_daemons is not None]
+    replica = [r.first_replica_started_at - r.registered_at for r in records if r.first_replica_started_at is not None]
     missing = [r.daemon_missing_s for r in records]
     return PlacementSummary(
         launches=n,
@@ -136,4 +160,10 @@ def summarize(records: Sequence[LaunchRecord], horizon: float) -> PlacementSumma
         coverage_rate=sum(r.covered_within(60.0) for r in records) / n,
         time_to_daemons_p50=percentile(times, 50), time_to_daemons_p99=percentile(times, 99),
         daemon_missing_p50=percentile(missing, 50), daemon_missing_p99=percentile(missing, 99),
+        not_covered_by_end=n - len(times),
+        replica_start_p50=percentile(replica, 50), replica_start_p99=percentile(replica, 99),
+        no_replica_by_end=n - len(replica),
+        stranded_by_failed_daemon=sum(1 for r in records
+                                      if r.first_replica_started_at is None and r.daemon_failed_to_start
+                                      and horizon - r.registered_at >= STRANDED_AFTER_S),
     )

@@ -12,6 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 
+from daemon_guard.core.placement import tier_constraint
+
 from sim.autoscaling import InstanceType
 from sim.world import World
 
@@ -38,6 +40,8 @@ class ClusterSpec:
     min_healthy_percent: int = 50
     spot: bool = False
     daemon_tags: dict[str, str] = field(default_factory=dict)
+    tier_constraints: bool = False
+    daemon_affinity: bool = False
 
 
 def build_cluster(world: World, spec: ClusterSpec) -> None:
@@ -48,9 +52,15 @@ def build_cluster(world: World, spec: ClusterSpec) -> None:
         td = ecs.register_task_definition(name, [{"name": name, "cpu": cpu, "memory": memory,
                                                   "portMappings": ports}], network_mode="bridge",
                                           stop_timeout_s=10)
-        ecs.create_service(spec.name, name, td, daemon=True, tags={"daemon-guard:drain-tier": tier})
+        fence = [tier_constraint(tier, spec.gate_attribute)["expression"]] \
+            if spec.tier_constraints and spec.gate_attribute else []
+        ecs.create_service(spec.name, name, td, daemon=True, tags={"daemon-guard:drain-tier": tier},
+                           constraints=fence)
     rng = world.ecs.rng
     gate = [f"attribute:{spec.gate_attribute} == open"] if spec.gate_attribute else []
+    if spec.daemon_affinity:
+        # The native alternative AWS documents: one memberOf(task:group == service:<daemon>) per daemon.
+        gate += [f"task:group == service:{name}" for name, *_ in DAEMONS]
     for i in range(spec.replica_services):
         cpu = rng.choice((256, 512, 512, 1024))
         memory = rng.choice((512, 1024, 1024, 2048))
@@ -135,9 +145,15 @@ class DrainStory:
     horizon_s: float = 4000.0
 
 
-def build_drain_cluster(world: World, story: DrainStory, name: str = "prod") -> tuple[str, str]:
-    """A cluster sized so the survivors can hold the replicas; returns the two group names."""
-    spec = ClusterSpec(name=name, asg=f"{name}-asg", replica_services=story.replica_services, desired_per_service=0)
+def build_drain_cluster(world: World, story: DrainStory, name: str = "prod", gate_attribute: str | None = None,
+                        tier_constraints: bool = False) -> tuple[str, str]:
+    """A cluster sized so the survivors can hold the replicas; returns the two group names.
+
+    With `gate_attribute` the replica services carry the gate constraint, and with `tier_constraints`
+    each daemon service carries its tier's constraint (the drain orders ``apps-first`` and ``tiers``).
+    """
+    spec = ClusterSpec(name=name, asg=f"{name}-asg", replica_services=story.replica_services, desired_per_service=0,
+                       gate_attribute=gate_attribute, tier_constraints=tier_constraints)
     build_cluster(world, spec)
     world.asg.create_group(f"{name}-spot", name, spec.instance_type, spot=True)
     replicas = [s for s in world.ecs.services.values() if s.cluster == name and s.strategy == "REPLICA"]
@@ -165,9 +181,13 @@ def run_drain_story(world: World, story: DrainStory, groups: tuple[str, str],
     job_td = ecs.register_task_definition("batch-job", [{"name": "job", "cpu": 256, "memory": 512}],
                                           stop_timeout_s=30)
     rng = world.ecs.rng
+    # Where replica services carry the gate constraint, so do the batch jobs (RunTask placementConstraints).
+    gated = next((c["expression"] for s in ecs.services.values() if s.cluster == cluster
+                  for c in s.constraints if c["expression"].endswith(" == open")), None)
+    job_fence = [{"type": "memberOf", "expression": gated}] if gated else []
 
     def submit_job() -> None:
-        tasks, _ = ecs.run_task(cluster, job_td, 1, "batch-scheduler", "family:batch-job")
+        tasks, _ = ecs.run_task(cluster, job_td, 1, "batch-scheduler", "family:batch-job", constraints=job_fence)
         for task in tasks:
             clock.after(rng.uniform(60, 400), partial(ecs.stop_task, task, "Essential container in task exited",
                                                       "EssentialContainerExited"))

@@ -12,8 +12,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from sim.autoscaling import PendingAction
+from sim.bench import GATE_ATTRIBUTE
 from sim.deployment import GuardDeployment
 from sim.drain_measure import DrainRecord, measure_drains
+from sim.ecs import EcsParams, profile_params
 from sim.eventbridge import FaultPlan
 from sim.scenarios import TIERS, ClusterSpec, DrainStory, build_cluster, build_drain_cluster, run_drain_story
 from sim.world import World, WorldOptions
@@ -57,12 +59,18 @@ def record_completions(world: World) -> Counter[str]:
 
 
 def drain_story(deploy: Deploy, *, seed: int = SEED, delivery: FaultPlan | None = None,
-                prepare: Callable[[GuardDeployment], None] | None = None) -> DrainRun:
-    """The small drain story (scale-ins and Spot interruptions) under daemon-guard."""
-    world = World(WorldOptions(seed=seed, delivery=delivery or FaultPlan()))
-    groups = build_drain_cluster(world, STORY)
+                prepare: Callable[[GuardDeployment], None] | None = None, profile: str | None = None,
+                order: str = "draining") -> DrainRun:
+    """The small drain story (scale-ins and Spot interruptions) under daemon-guard, with a drain order
+    (the gated orders get the gate constraint on replicas and jobs, `tiers` the tier constraints on
+    daemons) and an ECS behaviour profile."""
+    ecs = profile_params(profile) if profile else EcsParams()
+    world = World(WorldOptions(seed=seed, delivery=delivery or FaultPlan(), ecs=ecs))
+    gated = order != "draining"
+    groups = build_drain_cluster(world, STORY, gate_attribute=GATE_ATTRIBUTE if gated else None,
+                                 tier_constraints=order == "tiers")
     completions = record_completions(world)
-    deployment = deploy(world, config_for(list(groups)))
+    deployment = deploy(world, config_for(list(groups), "gate" if gated else "preempt", drainOrder=order))
     if prepare is not None:
         prepare(deployment)
     spot: dict[str, float] = {}
@@ -105,6 +113,23 @@ def test_drains_stop_tasks_in_order_and_complete_every_lifecycle_action(deploy: 
             if tier in windows and tier - 1 in windows:
                 assert windows[tier][0] >= windows[tier - 1][1]
     assert emitted(run.deployment, "OrderingViolations") == 0
+
+
+def test_order_tiers_keeps_both_orders_when_ecs_drains_daemons_as_early_as_users_report(deploy: Deploy) -> None:
+    # GIVEN the worst ECS behaviour: daemons stop as soon as the last other task leaves RUNNING, and
+    # standalone tasks do not hold them back; drain order `tiers` with its constraints
+    run = drain_story(deploy, profile="worst", order="tiers")
+    # THEN no daemon stopped before every app task had STOPPED, tiers stopped in order, nothing was
+    # killed, every lifecycle action completed CONTINUE once, in time
+    assert [(d.instance_id, d.daemon_before_app) for d in run.drains if d.daemon_before_app] == []
+    assert_every_drain_was_clean(run)
+
+
+def test_order_draining_hands_the_daemons_to_ecs_so_the_worst_profile_breaks_its_order(deploy: Deploy) -> None:
+    # GIVEN the same worst ECS behaviour and drain order `draining` (DRAINING first, no constraints)
+    run = drain_story(deploy, profile="worst")
+    # THEN ECS stops daemons while app tasks still shut down: the order is not the guard's to keep
+    assert sum(d.daemon_before_app for d in run.drains) > 0
 
 
 def test_spot_interruptions_drain_inside_the_two_minute_notice(deploy: Deploy) -> None:

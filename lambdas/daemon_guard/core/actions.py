@@ -25,6 +25,15 @@ class OpenGate:
 
 
 @dataclass(frozen=True)
+class SetAttribute:
+    """PutAttributes `<name>=<value>` on a container instance (the drain's gate and tier attributes)."""
+
+    instance_arn: str
+    name: str
+    value: str
+
+
+@dataclass(frozen=True)
 class SetDraining:
     """UpdateContainerInstancesState DRAINING (the adapter batches 10 per call)."""
 
@@ -52,7 +61,7 @@ class RecordHeartbeat:
     token: str | None
 
 
-Action = StopTasks | OpenGate | SetDraining | CompleteLifecycle | RecordHeartbeat
+Action = StopTasks | OpenGate | SetAttribute | SetDraining | CompleteLifecycle | RecordHeartbeat
 
 
 @dataclass(frozen=True)

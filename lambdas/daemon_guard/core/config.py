@@ -28,6 +28,24 @@ class PlacementMode(StrEnum):
     OBSERVE = "observe"
 
 
+class DrainOrder(StrEnum):
+    """How a drain keeps its order, and so which guarantees it can make (README, "Guarantees").
+
+    - ``draining``: set DRAINING first; ECS replaces the replicas and decides when the daemons stop.
+      No constraint needed; the order is best effort.
+    - ``apps-first``: replica services carry the gate constraint (placement mode ``gate``). The guard
+      shuts the gate, stops the replicas itself within minimumHealthyPercent and follows every app task
+      to STOPPED, and only then sets DRAINING: daemons stop after apps.
+    - ``tiers``: as ``apps-first``, and each daemon service carries `tier_constraint(tier)`; the
+      guard sets the tier's attribute and stops its daemons itself, tier by tier: daemons after apps
+      and tiers in order, and ECS restarts none of them.
+    """
+
+    DRAINING = "draining"
+    APPS_FIRST = "apps-first"
+    TIERS = "tiers"
+
+
 class StandalonePolicy(StrEnum):
     """What a drain does with standalone (non-service) tasks."""
 
@@ -112,6 +130,7 @@ class Config:
 
     clusters: tuple[ManagedCluster, ...]
     placement_mode: PlacementMode = PlacementMode.PREEMPT
+    drain_order: DrainOrder = DrainOrder.DRAINING
     gate_attribute: str = "daemon-guard.gate"
     gate_timeout_s: int = 120
     launch_gate_timeout_s: int = 600
@@ -169,7 +188,7 @@ _KNOWN_KEYS = {
     "spot", "rebalance", "reconcilePeriodMinutes", "evictionBudgetPerService",
     "evictionWindowSeconds", "alarmEmail", "alarmTopicArn", "launchGateTimeoutSeconds", "home",
     "scheduledChange", "scheduledChangeLeadSeconds", "instanceStateChange", "stateChangeDeadlineSeconds",
-    "drainMode",
+    "drainMode", "drainOrder",
 }
 _HOME_KEYS = {"partition", "account", "region"}
 _GROUP_KEYS = {"name", "launchHook", "terminateHook", "launchTimeoutResult",
@@ -309,13 +328,24 @@ def parse_config(doc: Any) -> Config:
     topic = doc.get("alarmTopicArn")
     _require(topic is None or (isinstance(topic, str) and topic.startswith("arn:") and ":sns:" in topic),
              "alarmTopicArn", "must be an SNS topic ARN")
+    placement_mode = _enum(doc, "placementMode", PlacementMode, PlacementMode.PREEMPT)
+    drain_order = _enum(doc, "drainOrder", DrainOrder, DrainOrder.DRAINING)
+    tiers = _parse_tiers(doc.get("drainTiers", [{"name": "daemons"}]))
+    _require(drain_order is DrainOrder.DRAINING or placement_mode is PlacementMode.GATE, "drainOrder",
+             f"'{drain_order.value}' keeps replicas off a draining instance with the gate constraint: "
+             "set placementMode to 'gate' (and gate_constraint() on the replica services), or use 'draining'")
+    _require(drain_order is not DrainOrder.TIERS or all(_ATTRIBUTE.match(f"{gate_attribute}.stop.{t.name}")
+                                                      for t in tiers), "drainTiers",
+             "with drainOrder 'tiers' each tier name becomes part of an attribute name: letters, digits, "
+             "'.', '-', '_' only")
     return Config(
         clusters=clusters,
-        placement_mode=_enum(doc, "placementMode", PlacementMode, PlacementMode.PREEMPT),
+        placement_mode=placement_mode,
+        drain_order=drain_order,
         gate_attribute=gate_attribute,
         gate_timeout_s=_int(doc, "gateTimeoutSeconds", 120, 10, 3600),
         launch_gate_timeout_s=_int(doc, "launchGateTimeoutSeconds", 600, 60, 7200),
-        drain_tiers=_parse_tiers(doc.get("drainTiers", [{"name": "daemons"}])),
+        drain_tiers=tiers,
         drain_deadline_s=deadline,
         tier_deadline_s=tier_deadline,
         standalone_policy=_enum(doc, "standaloneTaskPolicy", StandalonePolicy, StandalonePolicy.WAIT),

@@ -8,6 +8,12 @@ invocation) repeats no effect that matters: StopTask on a stopping task and DRAI
 instance change nothing, and the lifecycle action is completed once (the adapter tolerates a
 second try).
 
+Each phase is one pure function (`plan_replicas`, `plan_standalone`, `plan_tier`), and so is the
+fence that keeps new work off the instance (`plan_fence`). What the drain may promise depends on its
+`DrainOrder` (core.config): with ``draining`` ECS decides when the daemons stop; with ``apps-first``
+the guard stops every app task itself and follows it to STOPPED before DRAINING; with ``tiers`` it
+also stops each daemon tier itself behind a tier attribute that keeps ECS from restarting it.
+
 Time: a global deadline (configured, or the Spot notice minus a safety margin) and per-phase
 deadlines force the order forward instead of hanging: what is left is stopped, in order, and the
 miss is counted. Heartbeats keep the lifecycle hook alive while work progresses and stop once the
@@ -16,12 +22,20 @@ hook's global timeout is near.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
-from daemon_guard.core.actions import Action, CompleteLifecycle, RecordHeartbeat, SetDraining, StopTasks
-from daemon_guard.core.config import StandalonePolicy
+from daemon_guard.core.actions import (
+    Action,
+    CompleteLifecycle,
+    RecordHeartbeat,
+    SetAttribute,
+    SetDraining,
+    StopTasks,
+)
+from daemon_guard.core.config import DrainOrder, StandalonePolicy
 from daemon_guard.core.identifiers import (
     AsgName,
     HookName,
@@ -31,10 +45,12 @@ from daemon_guard.core.identifiers import (
     valid_epoch,
 )
 from daemon_guard.core.model import InstanceView, ServiceView, TaskView
+from daemon_guard.core.placement import GATE_DRAINING, TIER_STOPPED, tier_attribute
 
 SPOT_SAFETY_S = 10.0
 POLL_S = 10.0
 FORCED_TIER_WAIT_S = 3.0
+BUDGET_POLL_S = 3.0
 BLOCKED_AFTER_S = 120.0
 HOOK_MAX_GLOBAL_S = 48 * 3600
 T = TypeVar("T")
@@ -93,6 +109,8 @@ class DrainPolicy:
     drain_deadline_s: float
     tier_deadline_s: float
     heartbeat_timeout_s: float
+    order: DrainOrder = DrainOrder.DRAINING
+    gate_attribute: str = "daemon-guard.gate"
 
 
 @dataclass(frozen=True)
@@ -131,6 +149,8 @@ class DrainProgress:
     tier: int = 0
     phase_started_at: float = 0.0
     draining_requested: bool = False
+    gate_closed: bool = False
+    tiers_fenced: tuple[str, ...] = ()
     last_heartbeat_at: float = 0.0
     heartbeats: int = 0
     deadlines_missed: int = 0
@@ -157,7 +177,7 @@ class DrainProgress:
         """Inverse of `as_dict`."""
         values = dict(raw)
         values["live_tasks"] = tuple(tuple(x) for x in values.get("live_tasks", ()))
-        for key in ("violations", "stop_requested"):
+        for key in ("violations", "stop_requested", "tiers_fenced"):
             values[key] = tuple(values.get(key, ()))
         values["phase_tasks"] = tuple(tuple(x) for x in values.get("phase_tasks", ()))
         values["phase_times"] = tuple(tuple(x) for x in values.get("phase_times", ()))
@@ -239,11 +259,16 @@ def _tier_tasks(view: DrainView, tier: int) -> list[TaskView]:
     return [t for t in _live(view.tasks) if t.service_name is not None and view.daemon_tier.get(t.service_name) == tier]
 
 
+def _app_tasks(view: DrainView, policy: DrainPolicy) -> list[TaskView]:
+    """Every non-daemon task the drain must see STOPPED before daemons (standalone unless ignored)."""
+    standalone = [] if policy.standalone is StandalonePolicy.IGNORE else _standalone_tasks(view)
+    return _non_daemon_service_tasks(view) + standalone
+
+
 def _observe_violations(view: DrainView, progress: DrainProgress, policy: DrainPolicy) -> tuple[str, ...]:
     """Stopping daemons while earlier work remains: a daemon before the non-daemons, tier k+1 before k."""
     found: list[str] = []
-    standalone_counts = policy.standalone is not StandalonePolicy.IGNORE
-    non_daemon_left = bool(_non_daemon_service_tasks(view) or (standalone_counts and _standalone_tasks(view)))
+    non_daemon_left = bool(_app_tasks(view, policy))
     live = _live(view.tasks)
     for task in live:
         name = task.service_name
@@ -302,87 +327,239 @@ def plan_heartbeat(request: DrainRequest, lifecycle: Lifecycle | None, now: floa
     return None, max(1.0, last + every - now)
 
 
+@dataclass(frozen=True)
+class PhaseInput:
+    """What a phase function decides from: the observation, the progress, the policy, the global deadline."""
+
+    view: DrainView
+    progress: DrainProgress
+    policy: DrainPolicy
+    deadline: float
+
+
+@dataclass(frozen=True)
+class PhaseOutcome:
+    """A phase's decision: the new progress, its actions and notes, whether it is finished, and (when it
+    waits on something no event announces, such as a replacement starting elsewhere) how soon to look."""
+
+    progress: DrainProgress
+    actions: tuple[Action, ...] = ()
+    notes: tuple[DrainNote, ...] = ()
+    finished: bool = False
+    look_again_s: float | None = None
+
+
+def _stop(progress: DrainProgress, tasks: Sequence[TaskView], reason: str) -> tuple[tuple[Action, ...], DrainProgress]:
+    """StopTask the tasks not yet told to stop (none twice), remembering them."""
+    fresh = sorted(t.arn for t in tasks if not t.stopping and t.arn not in progress.stop_requested)
+    if not fresh:
+        return (), progress
+    return (StopTasks(tuple(fresh), reason),), replace(progress, stop_requested=progress.stop_requested + tuple(fresh))
+
+
+def _on_deadline(inp: PhaseInput, remaining: Sequence[TaskView]) -> PhaseOutcome | None:
+    """A phase out of time stops what it still holds and moves on (the miss counted once); a forced drain
+    stops everything of the phase at once and gives it `FORCED_TIER_WAIT_S`. None: time is left."""
+    progress, policy = inp.progress, inp.policy
+    label = phase_label(progress, policy)
+    due = _due(progress, policy, inp.deadline)
+    if inp.view.now < due:
+        if not progress.forced:
+            return None
+        actions, progress = _stop(progress, remaining, f"daemon-guard drain: {label} (deadline)")
+        return PhaseOutcome(progress, actions)
+    notes: tuple[DrainNote, ...] = ()
+    if not progress.forced:
+        progress = replace(progress, deadlines_missed=progress.deadlines_missed + 1)
+        notes = (DrainNote("deadline-missed", f"{label} deadline passed", tier=label),)
+    actions, progress = _stop(progress, remaining, f"daemon-guard drain: {label} deadline")
+    return PhaseOutcome(progress, actions, notes, finished=True)
+
+
+def _begin(inp: PhaseInput, remaining: Sequence[TaskView]) -> tuple[PhaseInput, PhaseOutcome | None]:
+    """What every phase does first: record its tasks; finished when none is left; the deadline rules."""
+    progress = _record_phase_tasks(inp.progress, phase_label(inp.progress, inp.policy), remaining)
+    inp = replace(inp, progress=progress)
+    if not remaining:
+        return inp, PhaseOutcome(progress, finished=True)
+    return inp, _on_deadline(inp, remaining)
+
+
+def replica_stops(remaining: Sequence[TaskView], services: Mapping[str, ServiceView],
+                  requested: Sequence[str]) -> list[TaskView]:
+    """The replicas the guard may stop now without taking a service below its minimumHealthyPercent.
+
+    Tasks not yet RUNNING count for nothing and always go. Of a service's RUNNING tasks, at most
+    runningCount - ceil(desired x minimumHealthyPercent) minus those of it already stopping here; a
+    service with no such room (minimumHealthyPercent 100) loses one task at a time, and only while it
+    runs its full desired count (its replacement is RUNNING elsewhere before the next one goes).
+    A service the view does not describe is left for the next look.
+    """
+    asked = set(requested)
+    out = [t for t in remaining if t.last_status != "RUNNING" and not t.stopping and t.arn not in asked]
+    by_service: dict[str, list[TaskView]] = {}
+    stopping: dict[str, int] = {}
+    for task in remaining:
+        name = task.service_name or ""
+        if task.stopping or task.arn in asked:
+            stopping[name] = stopping.get(name, 0) + 1
+        elif task.last_status == "RUNNING":
+            by_service.setdefault(name, []).append(task)
+    for name, tasks in sorted(by_service.items()):
+        svc = services.get(name)
+        if svc is None:
+            continue
+        floor = math.ceil(svc.desired_count * svc.minimum_healthy_percent / 100)
+        room = svc.running_count - floor - stopping.get(name, 0)
+        if room <= 0 and stopping.get(name, 0) == 0 and svc.running_count >= svc.desired_count:
+            room = 1
+        out.extend(sorted(tasks, key=lambda t: t.arn)[:max(0, room)])
+    return out
+
+
+def plan_fence(view: DrainView, progress: DrainProgress, policy: DrainPolicy) -> tuple[tuple[Action, ...],
+                                                                                        DrainProgress]:
+    """The drain's first effect, keeping new work off the instance: DRAINING (order ``draining``: ECS
+    then replaces the replicas and decides when the daemons stop) or the gate shut (`<gate>=draining`:
+    gated replicas land elsewhere, and ECS's DRAINING timing is kept out of the order)."""
+    instance = view.instance
+    active = instance is not None and instance.status == "ACTIVE"
+    if policy.order is DrainOrder.DRAINING:
+        if progress.draining_requested:
+            return (), progress
+        actions: tuple[Action, ...] = (SetDraining((instance.arn,)),) if active and instance else ()
+        return actions, replace(progress, draining_requested=True)
+    if progress.gate_closed:
+        return (), progress
+    actions = (SetAttribute(instance.arn, policy.gate_attribute, GATE_DRAINING),) if active and instance else ()
+    return actions, replace(progress, gate_closed=True)
+
+
+def plan_replicas(inp: PhaseInput) -> PhaseOutcome:
+    """Service replicas. Order ``draining``: ECS replaces them (the guard waits, then reports a blocked
+    drain). Otherwise the guard stops them itself within minimumHealthyPercent (`replica_stops`) and
+    follows each to STOPPED."""
+    inp, done = _begin(inp, _non_daemon_service_tasks(inp.view))
+    remaining = _non_daemon_service_tasks(inp.view)
+    if done is not None:
+        return done
+    progress, notes = _blocked(inp.view if inp.policy.order is DrainOrder.DRAINING
+                               else replace(inp.view, services={}), inp.progress, remaining)
+    if inp.policy.order is DrainOrder.DRAINING:
+        return PhaseOutcome(progress, notes=tuple(notes))
+    allowed = replica_stops(remaining, inp.view.services, progress.stop_requested)
+    actions, progress = _stop(progress, allowed, "daemon-guard drain: replicas")
+    held = len(allowed) < sum(1 for t in remaining if not t.stopping and t.arn not in inp.progress.stop_requested)
+    return PhaseOutcome(progress, actions, tuple(notes), look_again_s=BUDGET_POLL_S if held else None)
+
+
+def plan_standalone(inp: PhaseInput) -> PhaseOutcome:
+    """Standalone tasks by policy: ignore them, stop them, or wait `standalone_wait_s` and then stop them."""
+    policy = inp.policy
+    remaining = [] if policy.standalone is StandalonePolicy.IGNORE else _standalone_tasks(inp.view)
+    inp, done = _begin(inp, remaining)
+    if done is not None:
+        return done
+    waited = inp.view.now >= inp.progress.phase_started_at + policy.standalone_wait_s
+    if policy.standalone is not StandalonePolicy.STOP and not waited:
+        return PhaseOutcome(inp.progress)
+    actions, progress = _stop(inp.progress, remaining, "daemon-guard drain: standalone")
+    return PhaseOutcome(progress, actions)
+
+
+def _fence_tier(inp: PhaseInput) -> tuple[tuple[Action, ...], DrainProgress]:
+    """Before a tier's daemons stop: order ``tiers`` sets the tier's attribute (its daemons' constraint
+    stops matching: ECS restarts none); ``apps-first`` sets DRAINING once every app task has STOPPED."""
+    view, progress, policy = inp.view, inp.progress, inp.policy
+    instance = view.instance
+    if instance is None or instance.status not in ("ACTIVE", "DRAINING"):
+        return (), progress
+    if policy.order is DrainOrder.TIERS:
+        name = phase_label(progress, policy)
+        if name in progress.tiers_fenced:
+            return (), progress
+        return (SetAttribute(instance.arn, tier_attribute(name, policy.gate_attribute), TIER_STOPPED),), \
+            replace(progress, tiers_fenced=(*progress.tiers_fenced, name))
+    if policy.order is DrainOrder.APPS_FIRST and not progress.draining_requested:
+        actions: tuple[Action, ...] = (SetDraining((instance.arn,)),) if instance.status == "ACTIVE" else ()
+        return actions, replace(progress, draining_requested=True)
+    return (), progress
+
+
+def plan_tier(inp: PhaseInput) -> PhaseOutcome:
+    """One daemon tier, stopped by the guard and followed to STOPPED. App tasks that arrived after their
+    phase (a standalone task run onto the instance meanwhile) are stopped and awaited first."""
+    late = _app_tasks(inp.view, inp.policy)
+    if late and not inp.progress.forced and inp.view.now < _due(inp.progress, inp.policy, inp.deadline):
+        actions, progress = _stop(inp.progress, late, "daemon-guard drain: late app task")
+        return PhaseOutcome(progress, actions)
+    fence, progress = _fence_tier(inp)
+    inp, done = _begin(replace(inp, progress=progress), _tier_tasks(inp.view, progress.tier))
+    if done is not None:
+        return replace(done, actions=fence + done.actions)
+    label = phase_label(inp.progress, inp.policy)
+    actions, progress = _stop(inp.progress, _tier_tasks(inp.view, progress.tier), f"daemon-guard drain: {label}")
+    return PhaseOutcome(progress, fence + actions)
+
+
+PHASES = {"replicas": plan_replicas, "standalone": plan_standalone, "tier": plan_tier}
+
+
+def _force_if_late(view: DrainView, progress: DrainProgress, policy: DrainPolicy, deadline: float,
+                   gone: bool) -> tuple[DrainProgress, tuple[DrainNote, ...]]:
+    """Past the global deadline the drain is forced: what is left stops phase by phase, quickly."""
+    if progress.forced or view.now < deadline or gone:
+        return progress, ()
+    progress = replace(progress, forced=True, forced_at=view.now, deadlines_missed=progress.deadlines_missed + 1)
+    return progress, (DrainNote("deadline-missed", f"global deadline passed in {phase_label(progress, policy)}"),)
+
+
+def _walk(inp: PhaseInput, gone: bool) -> PhaseOutcome:
+    """Run the phases as far as this observation allows (an instance gone finishes them all)."""
+    progress = inp.progress
+    actions: tuple[Action, ...] = ()
+    notes: tuple[DrainNote, ...] = ()
+    for _ in range(len(inp.policy.tier_names) + 3):
+        if progress.phase == "complete":
+            break
+        if gone:
+            progress = _next_phase(progress, inp.view, inp.policy)
+            continue
+        outcome = PHASES[progress.phase](replace(inp, progress=progress))
+        actions, notes, progress = actions + outcome.actions, notes + outcome.notes, outcome.progress
+        if not outcome.finished:
+            return PhaseOutcome(progress, actions, notes, look_again_s=outcome.look_again_s)
+        progress = _next_phase(progress, inp.view, inp.policy)
+    return PhaseOutcome(progress, actions, notes, finished=progress.phase == "complete")
+
+
 def plan_drain_step(request: DrainRequest, view: DrainView, progress: DrainProgress,
                     policy: DrainPolicy) -> DrainStep:
     """Plan the next step of the ordered drain of one instance."""
-    actions: list[Action] = []
-    notes: list[DrainNote] = []
     if progress.done:
         return DrainStep((), progress, 0.0)
     deadline = global_deadline(request, view, progress, policy)
     violations = _observe_violations(view, progress, policy)
-    if violations:
-        progress = replace(progress, violations=progress.violations + violations)
-        notes.extend(DrainNote("ordering-violation", arn) for arn in violations)
+    notes = tuple(DrainNote("ordering-violation", arn) for arn in violations)
+    progress = replace(progress, violations=progress.violations + violations) if violations else progress
     gone = view.instance is None or view.instance.status in ("INACTIVE", "DEREGISTERING")
-    if not gone and view.instance is not None and view.instance.status == "ACTIVE" and not progress.draining_requested:
-        actions.append(SetDraining((view.instance.arn,)))
-        progress = replace(progress, draining_requested=True)
-    elif not progress.draining_requested:
-        progress = replace(progress, draining_requested=True)
-    if not progress.forced and view.now >= deadline and not gone:
-        progress = replace(progress, forced=True, forced_at=view.now,
-                           deadlines_missed=progress.deadlines_missed + 1)
-        notes.append(DrainNote("deadline-missed", f"global deadline passed in {phase_label(progress, policy)}"))
-    # Walk the phases as far as this observation allows.
-    for _ in range(len(policy.tier_names) + 3):
-        if progress.phase == "complete":
-            break
-        if gone:
-            progress = _next_phase(progress, view, policy)
-            continue
-        phase = progress.phase
-        if phase == "replicas":
-            remaining = _non_daemon_service_tasks(view)
-        elif phase == "standalone":
-            remaining = [] if policy.standalone is StandalonePolicy.IGNORE else _standalone_tasks(view)
-        else:
-            remaining = _tier_tasks(view, progress.tier)
-        progress = _record_phase_tasks(progress, phase_label(progress, policy), remaining)
-        if not remaining:
-            progress = _next_phase(progress, view, policy)
-            continue
-        due = _due(progress, policy, deadline)
-        to_stop = [t for t in remaining if not t.stopping and t.arn not in progress.stop_requested]
-        waited = view.now >= progress.phase_started_at + policy.standalone_wait_s
-        stop_now = policy.standalone is StandalonePolicy.STOP or waited
-        must_stop = phase == "tier" or (phase == "standalone" and stop_now)
-        if (view.now >= due and phase != "tier") or progress.forced:
-            must_stop = True
-        if view.now >= due and (phase == "tier" or not to_stop):
-            # The phase had its time: count the miss once and move on; what is left is already stopping.
-            if not progress.forced:
-                progress = replace(progress, deadlines_missed=progress.deadlines_missed + 1)
-                notes.append(DrainNote("deadline-missed", f"{phase_label(progress, policy)} deadline passed",
-                                       tier=phase_label(progress, policy)))
-            if to_stop:
-                actions.append(StopTasks(tuple(sorted(t.arn for t in to_stop)),
-                                         f"daemon-guard drain: {phase_label(progress, policy)} deadline"))
-                progress = replace(progress, stop_requested=progress.stop_requested + tuple(t.arn for t in to_stop))
-            progress = _next_phase(progress, view, policy)
-            continue
-        if must_stop and to_stop:
-            label = phase_label(progress, policy)
-            actions.append(StopTasks(tuple(sorted(t.arn for t in to_stop)), f"daemon-guard drain: {label}"))
-            progress = replace(progress, stop_requested=progress.stop_requested + tuple(t.arn for t in to_stop))
-        if phase == "replicas":
-            progress, blocked = _blocked(view, progress, remaining)
-            notes.extend(blocked)
-        break
-    wait = POLL_S
-    if progress.phase == "complete":
+    fence, progress = plan_fence(view, progress, policy)
+    progress, forced = _force_if_late(view, progress, policy, deadline, gone)
+    walked = _walk(PhaseInput(view, progress, policy, deadline), gone)
+    actions, progress, notes = fence + walked.actions, walked.progress, notes + forced + walked.notes
+    if walked.finished:
         lc = view.lifecycle
         if lc is not None:
-            actions.append(CompleteLifecycle(lc.asg, lc.hook, request.instance_id, lc.token, "CONTINUE"))
+            actions += (CompleteLifecycle(lc.asg, lc.hook, request.instance_id, lc.token, "CONTINUE"),)
         progress = replace(progress, result="CONTINUE" if lc else "no-lifecycle-action", completed_at=view.now)
-        return DrainStep(tuple(actions), progress, 0.0, tuple(notes))
+        return DrainStep(actions, progress, 0.0, notes)
     beat, beat_wait = plan_heartbeat(request, view.lifecycle, view.now, progress, policy)
     if beat is not None:
-        actions.append(beat)
+        actions += (beat,)
         progress = replace(progress, heartbeats=progress.heartbeats + 1, last_heartbeat_at=view.now)
     due = _due(progress, policy, deadline)
-    wait = max(1.0, min(wait, beat_wait, due - view.now if due > view.now else wait))
-    return DrainStep(tuple(actions), progress, wait, tuple(notes))
+    wait = min(POLL_S, beat_wait, walked.look_again_s or POLL_S, due - view.now if due > view.now else POLL_S)
+    return DrainStep(actions, progress, max(1.0, wait), notes)
 
 
 def _blocked(view: DrainView, progress: DrainProgress,

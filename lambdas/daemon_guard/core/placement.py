@@ -23,11 +23,32 @@ from daemon_guard.core.fit import fits
 from daemon_guard.core.model import InstanceView, Resources, ServiceView, TaskDefinitionView, TaskView
 
 GATE_OPEN = "open"
+GATE_DRAINING = "draining"
+TIER_STOPPED = "stopped"
 
 
 def gate_constraint(attribute: str = "daemon-guard.gate") -> dict[str, str]:
-    """The placement constraint replica services add in gate mode (ECS API / CloudFormation shape)."""
+    """The placement constraint replica services add in gate mode (ECS API / CloudFormation shape).
+
+    With drainOrder ``apps-first`` or ``tiers`` the drain shuts the gate (`<attribute>=draining`), so
+    no replica lands on the instance while its tasks are stopped in order.
+    """
     return {"type": "memberOf", "expression": f"attribute:{attribute} == {GATE_OPEN}"}
+
+
+def tier_attribute(tier: str, gate_attribute: str = "daemon-guard.gate") -> str:
+    """The instance attribute the drain sets when it stops a daemon tier (drainOrder ``tiers``)."""
+    return f"{gate_attribute}.stop.{tier}"
+
+
+def tier_constraint(tier: str, gate_attribute: str = "daemon-guard.gate") -> dict[str, str]:
+    """The placement constraint each daemon service of `tier` carries with drainOrder ``tiers``.
+
+    ECS evaluates the constraints of running daemon tasks and stops those that no longer match, and
+    places no new one where it fails: once the drain sets the tier's attribute, that tier's daemons
+    stop when the guard says and are not restarted.
+    """
+    return {"type": "memberOf", "expression": f"attribute:{tier_attribute(tier, gate_attribute)} !exists"}
 
 
 @dataclass(frozen=True)
@@ -132,6 +153,17 @@ def needs_eviction_inputs(state: PlacementState, policy: PlacementPolicy) -> boo
     return bool(missing) and not fits(_requirements(missing, state.task_defs), _free(instance, state.tasks))
 
 
+def _shut_gate_plan(state: PlacementState, policy: PlacementPolicy, not_running: tuple[str, ...]) -> PlacementPlan:
+    """A shut gate with daemons not RUNNING: keep waiting, or fail open once the gate timeout has passed."""
+    age = seconds_since_registration(state.instance, state.now)
+    if age >= policy.gate_timeout_s:
+        return PlacementPlan("gate-failed-open",
+                             f"gate shut {age:.0f}s >= {policy.gate_timeout_s}s with "
+                             f"{', '.join(not_running)} not RUNNING; opening so capacity is not starved",
+                             (OpenGate(state.instance.arn, policy.gate_attribute),), not_running)
+    return PlacementPlan("gate-shut", f"waiting for {', '.join(not_running)} to run", (), not_running)
+
+
 def plan_placement(state: PlacementState, policy: PlacementPolicy) -> PlacementPlan:
     """Decide what one instance needs so that every eligible daemon runs on it."""
     instance = state.instance
@@ -140,6 +172,8 @@ def plan_placement(state: PlacementState, policy: PlacementPolicy) -> PlacementP
                              + ("" if instance.agent_connected else " with its agent disconnected"))
     gate_mode = policy.mode is PlacementMode.GATE
     gate_open = gate_is_open(instance, policy.gate_attribute)
+    if gate_mode and instance.attributes.get(policy.gate_attribute) == GATE_DRAINING:
+        return PlacementPlan("draining", "the drain shut the gate: nothing more lands here")
     missing = missing_daemons(instance, state.eligibility.eligible, state.tasks)
     running = {t.group for t in state.tasks if t.last_status == "RUNNING" and not t.stopping}
     not_running = tuple(s.name for s in state.eligibility.eligible if s.group not in running)
@@ -150,13 +184,7 @@ def plan_placement(state: PlacementState, policy: PlacementPolicy) -> PlacementP
         return PlacementPlan("complete", "every eligible daemon is RUNNING")
     missing_names = tuple(s.name for s in missing)
     if gate_mode and not gate_open:
-        age = seconds_since_registration(instance, state.now)
-        if age >= policy.gate_timeout_s:
-            return PlacementPlan("gate-failed-open",
-                                 f"gate shut {age:.0f}s >= {policy.gate_timeout_s}s with "
-                                 f"{', '.join(not_running)} not RUNNING; opening so capacity is not starved",
-                                 (OpenGate(instance.arn, policy.gate_attribute),), not_running)
-        return PlacementPlan("gate-shut", f"waiting for {', '.join(not_running)} to run", (), not_running)
+        return _shut_gate_plan(state, policy, not_running)
     if not missing:
         return PlacementPlan("wait", f"{', '.join(not_running)} starting", (), not_running)
     too_big = daemons_cannot_fit(instance, state.eligibility.eligible, state.task_defs)

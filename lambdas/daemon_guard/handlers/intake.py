@@ -41,15 +41,11 @@ def handle(raw: object, rt: Runtime) -> dict[str, Any]:
     """Parse, route and handle one event; never raises for bad input."""
     event = parse_event(raw)
     r = route(event, rt.config)
-    if isinstance(event, Malformed):
-        logger.warning("malformed event rejected", extra={"reason": event.reason})
+    malformed = event.reason if isinstance(event, Malformed) else _ahead_of_clock(event, rt)
+    if malformed is not None:
+        logger.warning("malformed event rejected", extra={"reason": malformed})
         rt.metrics.emit(m.EVENTS_MALFORMED, 1, "unknown")
-        return decision(r, "malformed", event.reason)
-    ahead = _ahead_of_clock(event, rt)
-    if ahead is not None:
-        logger.warning("malformed event rejected", extra={"reason": ahead})
-        rt.metrics.emit(m.EVENTS_MALFORMED, 1, "unknown")
-        return decision(r, "malformed", ahead)
+        return decision(r, "malformed", malformed)
     foreign = _foreign(event, rt)
     if foreign is not None:
         r = Route("ignore", foreign)
@@ -78,10 +74,8 @@ def handle(raw: object, rt: Runtime) -> dict[str, Any]:
             return decision(r, "deferred", f"ECS throttled the check; the reconciler repeats it: {r.reason}")
     if r.kind == "launch-gate":
         return start_launch_gate(r, event, rt)
-    if r.kind == "drain" and r.trigger in EXIT_TRIGGERS:
-        return start_exit_drains(r, event, rt)
     if r.kind == "drain":
-        return start_drain(r, event, rt)
+        return (start_exit_drains if r.trigger in EXIT_TRIGGERS else start_drain)(r, event, rt)
     assert r.cluster is not None
     summary = reconcile_cluster(rt, r.cluster)
     return decision(r, "reconciled", r.reason, actions=summary.actions)

@@ -25,7 +25,7 @@ from daemon_guard.core.eligibility import eligible_daemons
 from daemon_guard.core.events import LifecycleAction, LifecycleLocation
 from daemon_guard.core.identifiers import AsgName, HookName, InstanceId
 from daemon_guard.core.intake import Route
-from daemon_guard.core.placement import daemons_cannot_fit, gate_is_open, seconds_since_registration
+from daemon_guard.core.placement import GATE_DRAINING, daemons_cannot_fit, gate_is_open, seconds_since_registration
 from daemon_guard.handlers.exits import start_due_drains
 from daemon_guard.handlers.notify import announce_cannot_fit
 from daemon_guard.handlers.reflex import check_instance
@@ -88,7 +88,8 @@ def reconcile_cluster(rt: Runtime, cluster: str) -> ReconcileSummary:
         if running == len(eligible) and (not gate_mode or gate_is_open(instance, rt.config.gate_attribute)) \
                 and seconds_since_registration(instance, now) < FRESH_S and instance.arn not in rt.complete_instances:
             fresh_complete.append(instance.arn)
-        gate_stuck = gate_mode and not gate_is_open(instance, rt.config.gate_attribute) and (
+        gate_stuck = gate_mode and not gate_is_open(instance, rt.config.gate_attribute) \
+            and instance.attributes.get(rt.config.gate_attribute) != GATE_DRAINING and (
             running == len(eligible) or seconds_since_registration(instance, now) >= rt.config.gate_timeout_s)
         if running < len(eligible) or gate_stuck:
             outcome = check_instance(rt, cluster, instance, daemons=daemons)

@@ -31,8 +31,8 @@ from daemon_guard.adapters.autoscaling import AutoScaling
 from daemon_guard.adapters.ecs import stop_durations
 from daemon_guard.adapters.errors import is_throttling
 from daemon_guard.core import metrics as m
-from daemon_guard.core.actions import CompleteLifecycle, RecordHeartbeat, SetDraining, StopTasks
-from daemon_guard.core.config import tier_of
+from daemon_guard.core.actions import Action, CompleteLifecycle, RecordHeartbeat, SetAttribute, SetDraining, StopTasks
+from daemon_guard.core.config import DrainOrder, tier_of
 from daemon_guard.core.drain import (
     DrainPolicy,
     DrainProgress,
@@ -57,7 +57,8 @@ def drain_policy(rt: Runtime, request: DrainRequest) -> DrainPolicy:
     return DrainPolicy(tier_names=tuple(t.name for t in cfg.drain_tiers), standalone=cfg.standalone_policy,
                        standalone_wait_s=cfg.standalone_wait_s, drain_deadline_s=cfg.drain_deadline_s,
                        tier_deadline_s=cfg.tier_deadline_s,
-                       heartbeat_timeout_s=group.heartbeat_timeout_s if group else 0)
+                       heartbeat_timeout_s=group.heartbeat_timeout_s if group else 0,
+                       order=cfg.drain_order, gate_attribute=cfg.gate_attribute)
 
 
 DESCRIBE_EVERY = 6
@@ -77,7 +78,21 @@ def model_view(rt: Runtime, request: DrainRequest, progress: DrainProgress) -> D
     tasks = [TaskView(arn=task, group=group, task_definition_arn="", last_status="RUNNING",
                       desired_status="STOPPED" if task in requested else "RUNNING", container_instance_arn=arn)
              for task, group in progress.live_tasks]
-    return _view(rt, request, instance, tasks, {})
+    return _view(rt, request, instance, tasks, _replica_services(rt, request, progress, tasks))
+
+
+def _replica_services(rt: Runtime, request: DrainRequest, progress: DrainProgress,
+                      tasks: list[TaskView]) -> dict[str, ServiceView]:
+    """With drainOrder apps-first or tiers the guard stops replicas itself within minimumHealthyPercent,
+    so the replica phase reads the services it still has tasks of (DescribeServices, 10 per call)."""
+    if rt.config.drain_order is DrainOrder.DRAINING or progress.phase != "replicas":
+        return {}
+    ecs = rt.cluster(request.cluster)
+    daemon_names = {s.name for s in ecs.daemon_services()}
+    requested = set(progress.stop_requested)
+    names = sorted({t.service_name for t in tasks if t.service_name and t.service_name not in daemon_names
+                    and t.arn not in requested})
+    return {s.name: s for s in ecs.services(names)} if names else {}
 
 
 def _view(rt: Runtime, request: DrainRequest, instance: InstanceView | None, tasks: list[TaskView],
@@ -125,9 +140,10 @@ def observe(rt: Runtime, request: DrainRequest, progress: DrainProgress) -> tupl
                        instance_status=instance.status if instance else "INACTIVE",
                        live_tasks=tuple((t.arn, t.group) for t in tasks), ticks=progress.ticks + 1)
     daemon_names = {s.name for s in ecs.daemon_services()}
-    services = {}
+    services = _replica_services(rt, request, progress, tasks)
     now = rt.now().timestamp()
-    if progress.phase == "replicas" and not progress.services_checked and now - progress.phase_started_at >= 60:
+    if not services and progress.phase == "replicas" and not progress.services_checked \
+            and now - progress.phase_started_at >= 60:
         names = sorted({t.service_name for t in tasks if t.service_name and t.service_name not in daemon_names})
         services = {s.name: s for s in ecs.services(names)} if names else {}
     return _view(rt, request, instance, tasks, services), progress
@@ -214,6 +230,25 @@ def _confirmed_empty(rt: Runtime, request: DrainRequest, progress: DrainProgress
         return True
 
 
+def _act(rt: Runtime, request: DrainRequest, actions: tuple[Action, ...]) -> None:
+    """Carry out a step's actions, in order."""
+    ecs = rt.cluster(request.cluster)
+    asg = AutoScaling(rt.autoscaling_client)
+    for action in actions:
+        if isinstance(action, SetDraining):
+            ecs.set_draining(action.instance_arns)
+        elif isinstance(action, SetAttribute):
+            ecs.put_attribute(action.instance_arn, action.name, action.value)
+        elif isinstance(action, StopTasks):
+            ecs.stop_tasks(action.task_arns, action.reason)
+        elif isinstance(action, RecordHeartbeat):
+            if asg.heartbeat(action):
+                rt.metrics.emit(m.HEARTBEATS_SENT, 1, request.cluster)
+        elif isinstance(action, CompleteLifecycle):
+            completed = asg.complete(action)
+            rt.metrics.emit(m.LIFECYCLE_RESULTS, 1, request.cluster, Result=action.result if completed else "GONE")
+
+
 def _tick(rt: Runtime, request: DrainRequest, raw_progress: dict[str, Any], stopped: list[str],
           from_look: bool = False) -> dict[str, Any]:
     progress = DrainProgress.from_dict(raw_progress)
@@ -225,24 +260,15 @@ def _tick(rt: Runtime, request: DrainRequest, raw_progress: dict[str, Any], stop
         # complete the lifecycle action.
         progress = replace(progress, live_tasks=tuple(t for t in progress.live_tasks if t[0] not in stopped))
         step = plan_drain_step(request, model_view(rt, request, progress), progress, policy)
-        if step.progress.phase == "complete" and not _confirmed_empty(rt, request, progress):
+        if step.progress.phase == "tier" and any(isinstance(a, (StopTasks, SetAttribute, SetDraining))
+                                                 for a in step.actions):
+            step = None  # daemons go only on a full look: a task may have arrived that no event named yet
+        elif step.progress.phase == "complete" and not _confirmed_empty(rt, request, progress):
             step = None  # the events say empty, ECS does not (yet): look properly
     if step is None:
         view, progress = observe(rt, request, progress)
         step = plan_drain_step(request, view, progress, policy)
-    ecs = rt.cluster(request.cluster)
-    asg = AutoScaling(rt.autoscaling_client)
-    for action in step.actions:
-        if isinstance(action, SetDraining):
-            ecs.set_draining(action.instance_arns)
-        elif isinstance(action, StopTasks):
-            ecs.stop_tasks(action.task_arns, action.reason)
-        elif isinstance(action, RecordHeartbeat):
-            if asg.heartbeat(action):
-                rt.metrics.emit(m.HEARTBEATS_SENT, 1, request.cluster)
-        elif isinstance(action, CompleteLifecycle):
-            completed = asg.complete(action)
-            rt.metrics.emit(m.LIFECYCLE_RESULTS, 1, request.cluster, Result=action.result if completed else "GONE")
+    _act(rt, request, step.actions)
     for note in step.notes:
         if note.kind == "blocked":  # alarmed while it lasts; the totals are emitted when the drain ends
             rt.metrics.emit(m.DRAINS_BLOCKED, 1, request.cluster)
