@@ -36,7 +36,7 @@ from daemon_guard.handlers.runtime import runtime_from_environment
 from aws_durable_execution_sdk_python.lambda_service import LambdaClient
 import botocore, boto3
 runtime = runtime_from_environment()
-clients = [runtime.ecs_client, runtime.autoscaling_client, runtime.lambda_client,
+clients = [runtime.ecs_client, runtime.autoscaling_client, runtime.lambda_client, runtime.events_client,
            runtime.state.client if runtime.state else None, LambdaClient.initialize_client().client]
 print(json.dumps({{
     "import_ms": imported,

@@ -34,7 +34,7 @@ from constructs import Construct
 DURABLE_SDK_REQUIREMENT = "aws-durable-execution-sdk-python==3.0.0"
 SKIP_INSTALL_CONTEXT = "daemon-guard:skip-bundling-install"
 SKIP_INSTALL_ENV = "DAEMON_GUARD_SKIP_BUNDLING_INSTALL"
-BOTOCORE_SERVICES = ("ecs", "autoscaling", "lambda", "dynamodb")
+BOTOCORE_SERVICES = ("ecs", "autoscaling", "lambda", "dynamodb", "events")
 """The AWS services the functions call (runtime clients and the durable SDK's Lambda client)."""
 _PIP_PLATFORM = ("--platform", "manylinux2014_aarch64", "--only-binary=:all:",
                  "--python-version", "3.13", "--implementation", "cp")
