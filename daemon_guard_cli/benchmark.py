@@ -284,7 +284,7 @@ def run_bench(args: argparse.Namespace) -> int:
         _progress("cost: asset size and cold import")
         report["cost"] = cost_suite()
     report["wall_seconds"] = round(time.monotonic() - started, 1)
-    text = markdown(report) + exits_markdown(report) + rollout_markdown(report)
+    text = "\n".join(part for part in (markdown(report), exits_markdown(report), rollout_markdown(report)) if part)
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(report, indent=2))
