@@ -23,7 +23,7 @@ from typing import Any
 from sim.bench import guard_config
 from sim.deployment import GuardDeployment
 from sim.drain_measure import measure_drains
-from sim.scenarios import TIERS, DrainStory, build_drain_cluster
+from sim.scenarios import TIERS, DrainStory, build_drain_cluster, submit_batch_jobs
 from sim.world import World, WorldOptions
 
 EXIT_STRATEGIES = ("ecs-native", "daemon-guard")
@@ -52,15 +52,7 @@ def run_exit_story(world: World, story: ExitStory, group: str) -> dict[str, dict
                                           stop_timeout_s=30)
     rng = world.ecs.rng
 
-    def submit_job() -> None:
-        tasks, _ = ecs.run_task(cluster, job_td, 1, "batch-scheduler", "family:batch-job")
-        for task in tasks:
-            clock.after(rng.uniform(60, 400), partial(ecs.stop_task, task, "Essential container in task exited",
-                                                      "EssentialContainerExited"))
-        if clock.now < story.horizon_s - 600:
-            clock.after(story.horizon_s / story.standalone_jobs / 2, submit_job)
-
-    clock.after(200.0, submit_job)
+    submit_batch_jobs(world, cluster, job_td, story.horizon_s, story.standalone_jobs)
     clock.run_until(300.0)
     victims = rng.sample(sorted(asg.groups[group].instances), story.scheduled_changes + story.stops)
     scheduled, stopped = victims[:story.scheduled_changes], victims[story.scheduled_changes:]

@@ -186,15 +186,7 @@ def run_drain_story(world: World, story: DrainStory, groups: tuple[str, str],
                   for c in s.constraints if c["expression"].endswith(" == open")), None)
     job_fence = [{"type": "memberOf", "expression": gated}] if gated else []
 
-    def submit_job() -> None:
-        tasks, _ = ecs.run_task(cluster, job_td, 1, "batch-scheduler", "family:batch-job", constraints=job_fence)
-        for task in tasks:
-            clock.after(rng.uniform(60, 400), partial(ecs.stop_task, task, "Essential container in task exited",
-                                                      "EssentialContainerExited"))
-        if clock.now < story.horizon_s - 600:
-            clock.after(story.horizon_s / story.standalone_jobs / 2, submit_job)
-
-    clock.after(200.0, submit_job)
+    submit_batch_jobs(world, cluster, job_td, story.horizon_s, story.standalone_jobs, job_fence)
     clock.run_until(300.0)
 
     def scale_in(count: int) -> None:
@@ -216,6 +208,24 @@ def run_drain_story(world: World, story: DrainStory, groups: tuple[str, str],
             asg.spot_interruption(iid)
         clock.at(1500.0 + i * 20.0, interrupt)
     clock.run_until(story.horizon_s)
+
+
+def submit_batch_jobs(world: World, cluster: str, job_td: str, horizon_s: float, jobs: int,
+                      constraints: list[dict[str, str]] | None = None) -> None:
+    """A batch scheduler from 200 s on: a standalone job every horizon / jobs / 2 seconds until 600 s before
+    the horizon, each exiting by itself 60 to 400 s after it was started."""
+    ecs, clock, rng = world.ecs, world.clock, world.ecs.rng
+
+    def submit_job() -> None:
+        tasks, _ = ecs.run_task(cluster, job_td, 1, "batch-scheduler", "family:batch-job",
+                                constraints=constraints or [])
+        for task in tasks:
+            clock.after(rng.uniform(60, 400), partial(ecs.stop_task, task, "Essential container in task exited",
+                                                      "EssentialContainerExited"))
+        if clock.now < horizon_s - 600:
+            clock.after(horizon_s / jobs / 2, submit_job)
+
+    clock.after(200.0, submit_job)
 
 
 def _refresh(world: World, asg_name: str, on_start: Callable[[str, str], None]) -> None:
