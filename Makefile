@@ -56,8 +56,9 @@ diff: install
 deploy: install
 	npx cdk deploy $(CDK_ARGS)
 
+# BENCH_ARGS=--quick: seed 1, 200 launches, the 45-drain story (about 6 minutes on 2 cores; the full run takes hours).
 bench: install
-	$(BIN)/daemon-guard bench --json out/bench.json --markdown out/bench.md --plot docs/bench.png --readme README.md
+	$(BIN)/daemon-guard bench $(BENCH_ARGS) --json out/bench.json --markdown out/bench.md --plot docs/bench.png --readme README.md
 
 clean:
 	rm -rf $(VENV) node_modules cdk.out out
