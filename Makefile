@@ -56,7 +56,7 @@ diff: install
 deploy: install
 	npx cdk deploy $(CDK_ARGS)
 
-# BENCH_ARGS=--quick: seed 1, 200 launches, the 45-drain story (about 6 minutes on 2 cores; the full run takes hours).
+# BENCH_ARGS=--quick: seed 1, 200 launches, the 45-drain story (about 6 minutes on 2 cores; see README, Benchmark).
 bench: install
 	$(BIN)/daemon-guard bench $(BENCH_ARGS) --json out/bench.json --markdown out/bench.md --plot docs/bench.png --readme README.md
 
