@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 import json
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +47,7 @@ class Scenario:
     setup: Callable[[World, GuardDeployment], None]
     until: float
     options: WorldOptions
+    cluster: ClusterSpec = field(default_factory=lambda: ClusterSpec(replica_services=8, desired_per_service=4))
 
 
 def _scale_out_and_in(world: World, deployment: GuardDeployment) -> None:
@@ -162,7 +163,7 @@ def facts() -> DeploymentFacts:
 def run(scenario: Scenario, facts: DeploymentFacts, *, drop: tuple[str, str] | None = None) -> GuardDeployment:
     """Run one scenario (closed after); with `drop`, stop at the first AccessDenied of that role."""
     world = World(scenario.options)
-    build_cluster(world, ClusterSpec(replica_services=8, desired_per_service=4))
+    build_cluster(world, scenario.cluster)
     deployment = GuardDeployment(world, document(), facts=facts)
     try:
         if drop is not None:
@@ -254,3 +255,42 @@ def test_every_action_and_condition_key_in_the_template_exists_for_that_action()
                             if not key.startswith("aws:") and key not in condition_keys(action):
                                 problems.append(f"{logical}: {action} has no condition key {key}")
     assert problems == []
+
+
+# ---- gate mode with drainOrder: tiers -------------------------------------------------------------
+# The grants only this configuration has (gates opened by the reflex, gate and tier marks set by the
+# drain) are proved the same way on their own template.
+
+GATED_STATEMENTS = ("EcsOpenGates", "EcsDrainAttributes")
+
+
+def gated_document() -> dict[str, Any]:
+    """Gate mode, drainOrder tiers, both hooks."""
+    return config_for(["prod-asg"], "gate", terminate_hook=True, launch_hook=True, drainOrder="tiers")
+
+
+def _gated_scale_out_and_in(world: World, deployment: GuardDeployment) -> None:
+    """Gated replicas wait for the gates the guard opens; then a scale-in drains tier by tier."""
+    keep_backlog(world, "prod", 4, 5.0, until=300.0)
+    world.asg.scale_out("prod-asg", 4, 1.0)
+    world.clock.after(300.0, lambda: world.asg.scale_in("prod-asg", 2))
+
+
+GATED = Scenario("gated scale out and tiered drains", _gated_scale_out_and_in, 900.0, WorldOptions(seed=21),
+                 ClusterSpec(replica_services=8, desired_per_service=4, gate_attribute="daemon-guard.gate",
+                             tier_constraints=True))
+
+
+def test_gate_and_tier_grants_are_each_needed_by_the_gated_configuration() -> None:
+    # GIVEN the gate-mode, drainOrder-tiers template, and the scenario run with every statement in place
+    facts = deployment_facts(gated_document(), World().account, World().region)
+    baseline = run(GATED, facts)
+    assert baseline.records.access_denied == []
+    gated = [(role, st) for role, st in statements(facts) if st.label.rsplit("/", 1)[-1] in GATED_STATEMENTS]
+    used = [(role, st) for role, st in gated if baseline.authorizer.used[(role, st.label)]]
+    # THEN the drain marked its instances and some function opened gates through these statements
+    assert {st.label.rsplit("/", 1)[-1] for _, st in used} == set(GATED_STATEMENTS)
+    # and WHEN each used one is dropped in turn THEN that role is denied a call
+    survived = [f"{role.rsplit('/', 1)[-1]} {st.label}" for role, st in used
+                if not any(r == role for r, _ in run(GATED, facts, drop=(role, st.label)).records.access_denied)]
+    assert survived == []
