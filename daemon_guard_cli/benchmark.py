@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from daemon_guard_cli.bench_exits import exits_markdown, rollout_markdown, run_exits_suite, run_rollout_suite
-from sim.bench import DEFAULT_PROFILE, drain_suite, placement_suite, robustness_suite
+from sim.bench import DEFAULT_PROFILE, DRAIN_STRATEGIES, drain_suite, placement_suite, robustness_suite
 from sim.ecs import profile_params
 from sim.faults import fault_suite
 from sim.scenarios import DrainStory
@@ -251,6 +251,16 @@ def update_readme(path: Path, table: str) -> None:
     path.write_text(f"{head}{START}\n{table}\n{END}{tail}")
 
 
+def drain_strategies(args: argparse.Namespace) -> tuple[str, ...]:
+    """The drain strategies ``--strategies`` names (all of them by default); SystemExit names an unknown one."""
+    chosen = tuple(s.strip() for s in str(getattr(args, "strategies", "") or "").split(",") if s.strip())
+    unknown = [s for s in chosen if s not in DRAIN_STRATEGIES]
+    if unknown:
+        raise SystemExit(f"daemon-guard bench: unknown drain strategy {', '.join(unknown)}; "
+                         f"known: {', '.join(DRAIN_STRATEGIES)}")
+    return chosen or DRAIN_STRATEGIES
+
+
 def run_bench(args: argparse.Namespace) -> int:
     """Run the chosen suites and write what was asked for."""
     seeds = tuple(int(s) for s in str(args.seeds).split(",") if s)
@@ -262,11 +272,12 @@ def run_bench(args: argparse.Namespace) -> int:
     started = time.monotonic()
     profile = getattr(args, "profile", DEFAULT_PROFILE)
     profile_params(profile)  # an unknown profile fails here, before any run
+    drain_strategies(args)  # and so does an unknown strategy
     report["profile"] = profile
     if args.suite in ("placement", "all"):
         report["placement"] = placement_suite(launches, seeds, sizes, _progress, profile)
     if args.suite in ("drain", "all"):
-        report["drain"] = drain_suite(seeds, story, _progress, profile)
+        report["drain"] = drain_suite(seeds, story, _progress, profile, drain_strategies(args))
     if args.suite == "robustness":
         # The grid is long: it runs the quick story and 200 launches per seed under every profile.
         quick = DrainStory(on_demand=60, spot=10, first_scale_in=20, second_scale_in=20, spot_interruptions=5,

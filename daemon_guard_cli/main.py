@@ -209,6 +209,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", default="1", help="comma-separated seeds")
     p.add_argument("--sizes", default="10,100,1000,5000", help="cluster sizes for the API cost")
     p.add_argument("--quick", action="store_true", help="a small run (CI smoke): 200 launches, small drain story")
+    p.add_argument("--strategies", default="",
+                   help="comma-separated strategies to run in the drain suite (default: all of them), "
+                        "e.g. daemon-guard-tiers,daemon-guard-apps-first")
     p.set_defaults(func=cmd_bench)
     p = _sub(sub, "demo", "the scale-out / scale-in story with a readable timeline and a PNG",
              "Tell one scale-out and one scale-in in the simulator (needs a clone of the repository): ECS "

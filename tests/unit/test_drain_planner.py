@@ -18,8 +18,8 @@ from daemon_guard.core.actions import (
 from daemon_guard.core.config import StandalonePolicy
 from daemon_guard.core.drain import (
     BLOCKED_AFTER_S,
-    FORCED_TIER_WAIT_S,
     HOOK_MAX_GLOBAL_S,
+    STOP_MARGIN_S,
     DrainPolicy,
     DrainProgress,
     DrainRequest,
@@ -182,48 +182,67 @@ def test_an_instance_that_is_gone_completes_the_lifecycle_action(status: str | N
 def test_a_tier_deadline_moves_on_to_the_next_tier_and_counts_one_miss() -> None:
     # GIVEN tier 0 told to stop at START+100, its task still stopping 300 s later
     xray_stuck = (a_task("xray-1", "xray", stopping=True),)
-    progress = at("tier", 0, since=START + 100, stop_requested=("xray-1",))
+    progress = at("tier", 0, since=START + 100, stop_requested=("xray-1",),
+                  stop_by=(("xray-1", START + 100 + 30 + STOP_MARGIN_S),))
     # WHEN a step is planned at the tier deadline
     step = plan_drain_step(request(), view(xray_stuck + METRICS + LOGS, now=START + 400), progress, policy())
-    # THEN the next tier stops, the miss is counted once and noted for that tier
+    # THEN the next tier stops, the miss is counted once and noted for that tier, with the task overdue
     assert stops(step) == [("prometheus-1",)]
     assert step.progress.deadlines_missed == 1
-    assert [(n.kind, n.tier) for n in step.notes] == [("deadline-missed", "agents")]
+    assert [(n.kind, n.tier) for n in step.notes] == [("deadline-missed", "agents"), ("stop-overdue", "agents")]
     # AND a re-plan on the next observation does not count it again
     again = plan_drain_step(request(), view(xray_stuck + METRICS + LOGS, now=START + 410), step.progress, policy())
     assert again.progress.deadlines_missed == 1
 
 
-def test_the_global_deadline_stops_what_is_left_in_order_then_continues() -> None:
-    # GIVEN replicas that ECS never replaces and a 900 s drain deadline
+def test_replicas_that_never_leave_stop_at_a_deadline_that_leaves_the_later_phases_their_stop_time() -> None:
+    # GIVEN replicas that ECS never replaces, a 900 s drain deadline, every task with a 30 s stopTimeout
     world = World(EVERYTHING, replicas_leave=False, stop_s=2)
     # WHEN the drain runs to the end
     world.run(request(), policy())
-    # THEN after the deadline the rest is stopped phase by phase, in order, and the hook completes once
+    # THEN the replicas are stopped at once when only the later phases' stop times are left (standalone and
+    # three tiers, 30 s + the margin each, and their own), the rest follows in order, all before 900 s
+    reserve = 5 * (30 + STOP_MARGIN_S)
     assert world.stop_log() == [("api-1", "api-2"), ("batch-1",), ("xray-1",), ("prometheus-1",),
                                 ("fluent-bit-1",)]
-    assert all(t >= START + 900 for t, _ in world.stopped_at)
+    assert world.stopped_at[0][0] == START + 900 - reserve
+    assert world.completed_at is not None and world.completed_at <= START + 900
     assert world.completions() == 1
-    assert world.final.deadlines_missed == 1
-    assert world.final.forced
+    # AND two misses are counted: the replicas', and the standalone wait's (cut short by the tiers' reservation)
+    assert world.final.deadlines_missed == 2
+    assert not world.final.forced
     assert world.final.violations == ()
 
 
-def test_under_the_global_deadline_each_phase_gets_a_short_grace_before_the_next() -> None:
-    # GIVEN a drain forced by its deadline while tier 0 is stopping
+def test_under_the_global_deadline_the_next_phase_waits_for_the_last_to_stop_within_its_stop_time() -> None:
+    # GIVEN a drain forced by its deadline while tier 0's daemon (stopTimeout 30 s) is stopping since START+880
     xray_stopping = (a_task("xray-1", "xray", stopping=True),)
-    progress = at("tier", 0, since=START + 850, stop_requested=("xray-1",))
+    progress = at("tier", 0, since=START + 850, stop_requested=("xray-1",), stop_by=(("xray-1", START + 880 + 30 +
+                                                                                      STOP_MARGIN_S),))
     forced = plan_drain_step(request(), view(xray_stopping + METRICS + LOGS, now=START + 900), progress, policy())
-    # WHEN it is replanned within the grace, and after it
-    within = plan_drain_step(request(), view(xray_stopping + METRICS + LOGS, now=START + 901), forced.progress,
+    # WHEN it is replanned while the daemon is within its stop time, and once that bound has passed
+    within = plan_drain_step(request(), view(xray_stopping + METRICS + LOGS, now=START + 910), forced.progress,
                              policy())
-    after = plan_drain_step(request(), view(xray_stopping + METRICS + LOGS, now=START + 900 + FORCED_TIER_WAIT_S),
+    after = plan_drain_step(request(), view(xray_stopping + METRICS + LOGS, now=START + 880 + 30 + STOP_MARGIN_S),
                             within.progress, policy())
-    # THEN tier 1 is not stopped during tier 0's grace, and is once the grace is over
+    # THEN tier 1 is not stopped while tier 0 may still be stopping, and is once the bound passed (counted)
     assert forced.progress.forced and forced.progress.deadlines_missed == 1
     assert stops(forced) == [] and stops(within) == []
-    assert forced.wait_s <= FORCED_TIER_WAIT_S
+    assert forced.wait_s <= 880 + 30 + STOP_MARGIN_S - 900
     assert stops(after) == [("prometheus-1",)]
+    assert after.progress.stops_overdue == 1
+    assert [n.kind for n in after.notes] == ["stop-overdue"]
+
+
+def test_under_the_global_deadline_the_next_phase_begins_as_soon_as_the_last_is_stopped() -> None:
+    # GIVEN a forced drain whose tier 0 daemon has just STOPPED, well within its stop time
+    progress = at("tier", 0, since=START + 850, stop_requested=("xray-1",), forced=True, forced_at=START + 900,
+                  stop_by=(("xray-1", START + 935),))
+    # WHEN the next step observes it gone
+    step = plan_drain_step(request(), view(METRICS + LOGS, now=START + 903), progress, policy())
+    # THEN tier 1 stops at once: no fixed wait, nothing counted overdue
+    assert stops(step) == [("prometheus-1",)]
+    assert step.progress.stops_overdue == 0
 
 
 def test_a_spot_drain_finishes_its_phases_inside_the_two_minute_notice() -> None:
@@ -275,10 +294,12 @@ def test_heartbeats_are_sent_every_half_heartbeat_timeout_while_the_drain_waits(
     world = World(REPLICAS, replicas_leave=False, stop_s=2)
     # WHEN the drain runs
     world.run(request(), policy(heartbeat_s=300))
-    # THEN a heartbeat goes out every 150 s until the deadline
+    # THEN a heartbeat goes out every 150 s until the replicas are stopped at their deadline (900 s minus
+    # their own stop time) and the drain completes
     beats = [t for t, a in world.actions if isinstance(a, RecordHeartbeat)]
-    assert beats == [START + 150 * k for k in range(1, 7)]
-    assert world.final.heartbeats == 6
+    assert beats == [START + 150 * k for k in range(1, 6)]
+    assert world.final.heartbeats == 5
+    assert world.completed_at is not None and world.completed_at < START + 900
 
 
 def test_no_heartbeat_once_the_hooks_global_timeout_is_near() -> None:

@@ -218,7 +218,7 @@ class EcsCluster:
             last_status=raw.get("lastStatus", ""), desired_status=raw.get("desiredStatus", ""),
             container_instance_arn=raw.get("containerInstanceArn", ""),
             requirements=Resources(cpu, memory, td.requirements.ports), started_by=raw.get("startedBy", ""),
-            started_at=started if isinstance(started, datetime) else None)
+            started_at=started if isinstance(started, datetime) else None, stop_timeout_s=td.stop_timeout_s)
 
     def task_definition(self, arn: str) -> TaskDefinitionView:
         """DescribeTaskDefinition, cached: a revision never changes."""

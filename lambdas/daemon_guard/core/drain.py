@@ -14,9 +14,15 @@ fence that keeps new work off the instance (`plan_fence`). What the drain may pr
 the guard stops every app task itself and follows it to STOPPED before DRAINING; with ``tiers`` it
 also stops each daemon tier itself behind a tier attribute that keeps ECS from restarting it.
 
-Time: a global deadline (configured, or the Spot notice minus a safety margin) and per-phase
-deadlines force the order forward instead of hanging: what is left is stopped, in order, and the
-miss is counted. Heartbeats keep the lifecycle hook alive while work progresses and stop once the
+Time: a global deadline (configured, or the Spot notice minus a safety margin). Each phase's own
+deadline reserves the time every later phase needs to stop its tasks (the longest stopTimeout among
+them plus `STOP_MARGIN_S`: ECS sends SIGTERM, then SIGKILL after the stopTimeout), so a phase out of
+time still leaves room for the rest. A phase out of time (its deadline, or the global one, passed)
+stops everything it still holds at once, minimumHealthyPercent no longer counting, and the miss is
+counted; it still follows those tasks to STOPPED before the next phase begins, bounded by each task's
+own stop time. Order is never traded for time. The lifecycle action completes only once no task is
+left (or the instance is gone), or at the hard end (a Spot notice's end, the hook's global timeout),
+which is counted. Heartbeats keep the lifecycle hook alive while work progresses and stop once the
 hook's global timeout is near.
 """
 
@@ -49,7 +55,11 @@ from daemon_guard.core.placement import GATE_DRAINING, TIER_STOPPED, tier_attrib
 
 SPOT_SAFETY_S = 10.0
 POLL_S = 10.0
-FORCED_TIER_WAIT_S = 3.0
+# What ECS takes beyond a task's stopTimeout to report it STOPPED (SIGKILL, the agent's report), and the
+# guard to read it: the bound on waiting for a stopped task, and what each phase's reservation adds.
+STOP_MARGIN_S = 5.0
+# How long before a Spot notice ends the guard completes the lifecycle action even with tasks left.
+HARD_END_MARGIN_S = 2.0
 BUDGET_POLL_S = 3.0
 BLOCKED_AFTER_S = 120.0
 HOOK_MAX_GLOBAL_S = 48 * 3600
@@ -142,7 +152,7 @@ class DrainProgress:
     started_at: float
     instance_arn: str | None = None
     instance_status: str | None = None
-    live_tasks: tuple[tuple[str, str], ...] = ()
+    live_tasks: tuple[tuple[str, str, int], ...] = ()  # (task ARN, group, stopTimeout) at the last look
     ticks: int = 0
     failures: int = 0
     phase: str = "replicas"
@@ -160,6 +170,10 @@ class DrainProgress:
     forced_at: float | None = None
     violations: tuple[str, ...] = ()
     stop_requested: tuple[str, ...] = ()
+    stop_by: tuple[tuple[str, float], ...] = ()
+    phase_late: bool = False
+    stops_overdue: int = 0
+    completed_with_tasks: int = 0
     phase_tasks: tuple[tuple[str, str], ...] = ()
     phase_times: tuple[tuple[str, float, float], ...] = ()
     last_count: int = -1
@@ -176,10 +190,12 @@ class DrainProgress:
     def from_dict(cls, raw: Mapping[str, Any]) -> DrainProgress:
         """Inverse of `as_dict`."""
         values = dict(raw)
-        values["live_tasks"] = tuple(tuple(x) for x in values.get("live_tasks", ()))
+        # A checkpoint from before stopTimeouts were kept reads as ECS's default (30 s).
+        values["live_tasks"] = tuple((x[0], x[1], x[2] if len(x) > 2 else 30) for x in values.get("live_tasks", ()))
         for key in ("violations", "stop_requested", "tiers_fenced"):
             values[key] = tuple(values.get(key, ()))
         values["phase_tasks"] = tuple(tuple(x) for x in values.get("phase_tasks", ()))
+        values["stop_by"] = tuple(tuple(x) for x in values.get("stop_by", ()))
         values["phase_times"] = tuple(tuple(x) for x in values.get("phase_times", ()))
         return cls(**values)
 
@@ -218,29 +234,46 @@ def global_deadline(request: DrainRequest, view: DrainView, progress: DrainProgr
     return deadline
 
 
-def phase_deadline(phase: str, progress: DrainProgress, policy: DrainPolicy, deadline: float) -> float:
-    """The deadline of the current phase; under a short budget (Spot) phases share it in proportion."""
-    budget = deadline - progress.started_at
-    if budget >= policy.drain_deadline_s:
-        per_phase = policy.standalone_wait_s + policy.tier_deadline_s if phase == "standalone" \
-            else policy.tier_deadline_s
-        return min(deadline, progress.phase_started_at + per_phase) if phase != "replicas" else deadline
-    # Compressed: replicas until 50% of the budget, standalone 10%, the tiers share the last 40%.
-    tiers = max(1, len(policy.tier_names))
-    if phase == "replicas":
-        return progress.started_at + 0.5 * budget
-    if phase == "standalone":
-        return min(deadline, progress.phase_started_at + 0.1 * budget)
-    return min(deadline, progress.phase_started_at + 0.4 * budget / tiers)
+def phase_stop_times(view: DrainView, policy: DrainPolicy) -> tuple[float, ...]:
+    """Per phase (replicas, standalone, then each tier): the longest stopTimeout among its live tasks plus
+    `STOP_MARGIN_S`, the most its tasks take to STOP once told; 0 for a phase with nothing here."""
+    groups = [_non_daemon_service_tasks(view),
+              [] if policy.standalone is StandalonePolicy.IGNORE else _standalone_tasks(view),
+              *(_tier_tasks(view, k) for k in range(len(policy.tier_names)))]
+    return tuple(max(t.stop_timeout_s for t in g) + STOP_MARGIN_S if g else 0.0 for g in groups)
 
 
-def _due(progress: DrainProgress, policy: DrainPolicy, deadline: float) -> float:
-    """When the current phase must move on: its own deadline, or, once the global deadline forced the
-    drain, `FORCED_TIER_WAIT_S` after the phase began or the drain was forced (whichever is later), so
-    what is left still stops phase by phase, in order."""
-    if progress.forced:
-        return max(progress.phase_started_at, progress.forced_at or progress.phase_started_at) + FORCED_TIER_WAIT_S
-    return phase_deadline(progress.phase, progress, policy, deadline)
+def _phase_index(progress: DrainProgress) -> int:
+    if progress.phase == "replicas":
+        return 0
+    return 1 if progress.phase == "standalone" else 2 + progress.tier
+
+
+def phase_deadline(view: DrainView, progress: DrainProgress, policy: DrainPolicy, deadline: float) -> float:
+    """When the current phase must have told its last task to stop: early enough that its tasks and every
+    later phase's can still STOP before the global deadline (`phase_stop_times`), and within its own
+    limit (standalone: the wait plus a tier deadline; a tier: the tier deadline). Under a short budget (a
+    Spot notice) the replicas get what remains after that reservation."""
+    latest = deadline - sum(phase_stop_times(view, policy)[_phase_index(progress):])
+    if progress.phase == "standalone":
+        return min(latest, progress.phase_started_at + policy.standalone_wait_s + policy.tier_deadline_s)
+    if progress.phase == "tier":
+        return min(latest, progress.phase_started_at + policy.tier_deadline_s)
+    return latest
+
+
+def hard_end(request: DrainRequest, view: DrainView, progress: DrainProgress, policy: DrainPolicy) -> float:
+    """The latest the lifecycle action may wait for tasks still stopping: shortly before a Spot notice ends
+    (EC2 reclaims the instance then), and when heartbeats must stop before the hook's global timeout.
+    Without a lifecycle action, or a heartbeat timeout to keep it alive, the global deadline."""
+    end = global_deadline(request, view, progress, policy)
+    if view.lifecycle is not None and policy.heartbeat_timeout_s > 0:
+        hook_global = min(HOOK_MAX_GLOBAL_S, 100 * policy.heartbeat_timeout_s)
+        end = max(end, progress.started_at + hook_global - policy.heartbeat_timeout_s)
+    for notice in (request.deadline_epoch, view.deadline_epoch):
+        if notice is not None:
+            end = min(end, notice - HARD_END_MARGIN_S)
+    return end
 
 
 def _live(tasks: Sequence[TaskView]) -> list[TaskView]:
@@ -291,15 +324,18 @@ def _record_phase_tasks(progress: DrainProgress, phase: str, tasks: Sequence[Tas
 def _next_phase(progress: DrainProgress, view: DrainView, policy: DrainPolicy) -> DrainProgress:
     """Close the current phase (recording its time) and open the next."""
     label = phase_label(progress, policy)
-    times = (*progress.phase_times, (label, progress.phase_started_at, view.now))
+    times = progress.phase_times if progress.phase == "settle" else \
+        (*progress.phase_times, (label, progress.phase_started_at, view.now))
     if progress.phase == "replicas":
         nxt, tier = "standalone", 0
     elif progress.phase == "standalone":
-        nxt, tier = ("tier", 0) if policy.tier_names else ("complete", 0)
+        nxt, tier = ("tier", 0) if policy.tier_names else ("settle", 0)
+    elif progress.phase == "settle":
+        nxt, tier = "complete", 0
     else:
-        nxt, tier = ("tier", progress.tier + 1) if progress.tier + 1 < len(policy.tier_names) else ("complete", 0)
+        nxt, tier = ("tier", progress.tier + 1) if progress.tier + 1 < len(policy.tier_names) else ("settle", 0)
     return replace(progress, phase=nxt, tier=tier, phase_started_at=view.now, phase_times=times, last_count=-1,
-                   last_progress_at=view.now)
+                   last_progress_at=view.now, phase_late=False)
 
 
 def phase_label(progress: DrainProgress, policy: DrainPolicy) -> str:
@@ -349,31 +385,66 @@ class PhaseOutcome:
     look_again_s: float | None = None
 
 
-def _stop(progress: DrainProgress, tasks: Sequence[TaskView], reason: str) -> tuple[tuple[Action, ...], DrainProgress]:
-    """StopTask the tasks not yet told to stop (none twice), remembering them."""
-    fresh = sorted(t.arn for t in tasks if not t.stopping and t.arn not in progress.stop_requested)
+def _stop(progress: DrainProgress, tasks: Sequence[TaskView], reason: str,
+          now: float) -> tuple[tuple[Action, ...], DrainProgress]:
+    """StopTask the tasks not yet told to stop (none twice), remembering them and when each must be STOPPED."""
+    fresh = sorted((t for t in tasks if not t.stopping and t.arn not in progress.stop_requested), key=lambda t: t.arn)
     if not fresh:
         return (), progress
-    return (StopTasks(tuple(fresh), reason),), replace(progress, stop_requested=progress.stop_requested + tuple(fresh))
+    arns = tuple(t.arn for t in fresh)
+    return (StopTasks(arns, reason),), replace(progress, stop_requested=progress.stop_requested + arns,
+                                                stop_by=_with_bounds(progress.stop_by, fresh, now))
+
+
+def _with_bounds(known: tuple[tuple[str, float], ...], tasks: Sequence[TaskView],
+                 now: float) -> tuple[tuple[str, float], ...]:
+    """`known` plus, for each task not in it, the time it must be STOPPED by (its stopTimeout from now)."""
+    seen = {arn for arn, _ in known}
+    new = tuple((t.arn, now + t.stop_timeout_s + STOP_MARGIN_S) for t in tasks if t.arn not in seen)
+    return known + new if new else known
+
+
+def follow_stops(view: DrainView, progress: DrainProgress, tasks: Sequence[TaskView]) -> tuple[DrainProgress,
+                                                                                                float | None]:
+    """Follow tasks told to stop (by the guard or anyone) to STOPPED, each bounded by its own stop time.
+
+    Returns the progress (with the bounds of tasks first seen stopping) and the seconds until the last
+    bound, or None once every bound has passed (the tasks still live are then overdue).
+    """
+    progress = replace(progress, stop_by=_with_bounds(progress.stop_by, [t for t in tasks if t.stopping],
+                                                      view.now))
+    bound = dict(progress.stop_by)
+    last = max((bound.get(t.arn, view.now) for t in tasks), default=view.now)
+    return progress, (last - view.now if last > view.now else None)
 
 
 def _on_deadline(inp: PhaseInput, remaining: Sequence[TaskView]) -> PhaseOutcome | None:
-    """A phase out of time stops what it still holds and moves on (the miss counted once); a forced drain
-    stops everything of the phase at once and gives it `FORCED_TIER_WAIT_S`. None: time is left."""
-    progress, policy = inp.progress, inp.policy
+    """A phase out of time (its deadline or the global one passed) stops everything it still holds at once
+    (the miss counted once, unless the global deadline already was) and follows it to STOPPED, bounded
+    by each task's stop time; past every bound it moves on, the overdue tasks counted. None: time is left."""
+    progress, policy, now = inp.progress, inp.policy, inp.view.now
     label = phase_label(progress, policy)
-    due = _due(progress, policy, inp.deadline)
-    if inp.view.now < due:
-        if not progress.forced:
-            return None
-        actions, progress = _stop(progress, remaining, f"daemon-guard drain: {label} (deadline)")
-        return PhaseOutcome(progress, actions)
+    if now < phase_deadline(inp.view, progress, policy, inp.deadline):
+        return None
     notes: tuple[DrainNote, ...] = ()
-    if not progress.forced:
-        progress = replace(progress, deadlines_missed=progress.deadlines_missed + 1)
-        notes = (DrainNote("deadline-missed", f"{label} deadline passed", tier=label),)
-    actions, progress = _stop(progress, remaining, f"daemon-guard drain: {label} deadline")
-    return PhaseOutcome(progress, actions, notes, finished=True)
+    if not progress.phase_late:
+        missed = 0 if progress.forced else 1
+        progress = replace(progress, phase_late=True, deadlines_missed=progress.deadlines_missed + missed)
+        notes = (DrainNote("deadline-missed", f"{label} deadline passed", tier=label),) if missed else ()
+    actions, progress = _stop(progress, remaining, f"daemon-guard drain: {label} deadline", now)
+    return _settled(inp.view, progress, remaining, actions, notes, label)
+
+
+def _settled(view: DrainView, progress: DrainProgress, tasks: Sequence[TaskView], actions: tuple[Action, ...],
+             notes: tuple[DrainNote, ...], label: str) -> PhaseOutcome:
+    """Finished once every one of `tasks` (all told to stop) is past its stop bound; until then, wait."""
+    progress, left_s = follow_stops(view, progress, tasks)
+    if left_s is not None:
+        return PhaseOutcome(progress, actions, notes, look_again_s=left_s)
+    progress = replace(progress, stops_overdue=progress.stops_overdue + len(tasks))
+    note = DrainNote("stop-overdue", f"{len(tasks)} task(s) of {label} not STOPPED within their stop time",
+                     value=len(tasks), tier=label)
+    return PhaseOutcome(progress, actions, (*notes, note), finished=True)
 
 
 def _begin(inp: PhaseInput, remaining: Sequence[TaskView]) -> tuple[PhaseInput, PhaseOutcome | None]:
@@ -448,7 +519,7 @@ def plan_replicas(inp: PhaseInput) -> PhaseOutcome:
     if inp.policy.order is DrainOrder.DRAINING:
         return PhaseOutcome(progress, notes=tuple(notes))
     allowed = replica_stops(remaining, inp.view.services, progress.stop_requested)
-    actions, progress = _stop(progress, allowed, "daemon-guard drain: replicas")
+    actions, progress = _stop(progress, allowed, "daemon-guard drain: replicas", inp.view.now)
     held = len(allowed) < sum(1 for t in remaining if not t.stopping and t.arn not in inp.progress.stop_requested)
     return PhaseOutcome(progress, actions, tuple(notes), look_again_s=BUDGET_POLL_S if held else None)
 
@@ -463,7 +534,7 @@ def plan_standalone(inp: PhaseInput) -> PhaseOutcome:
     waited = inp.view.now >= inp.progress.phase_started_at + policy.standalone_wait_s
     if policy.standalone is not StandalonePolicy.STOP and not waited:
         return PhaseOutcome(inp.progress)
-    actions, progress = _stop(inp.progress, remaining, "daemon-guard drain: standalone")
+    actions, progress = _stop(inp.progress, remaining, "daemon-guard drain: standalone", inp.view.now)
     return PhaseOutcome(progress, actions)
 
 
@@ -488,44 +559,72 @@ def _fence_tier(inp: PhaseInput) -> tuple[tuple[Action, ...], DrainProgress]:
 
 def plan_tier(inp: PhaseInput) -> PhaseOutcome:
     """One daemon tier, stopped by the guard and followed to STOPPED. App tasks that arrived after their
-    phase (a standalone task run onto the instance meanwhile) are stopped and awaited first."""
+    phase (a standalone task run onto the instance meanwhile) are stopped and followed to STOPPED first,
+    however late it is (bounded by their stop time)."""
     late = _app_tasks(inp.view, inp.policy)
-    if late and not inp.progress.forced and inp.view.now < _due(inp.progress, inp.policy, inp.deadline):
-        actions, progress = _stop(inp.progress, late, "daemon-guard drain: late app task")
-        return PhaseOutcome(progress, actions)
+    before: tuple[Action, ...] = ()
+    notes: tuple[DrainNote, ...] = ()
+    if late:
+        actions, progress = _stop(inp.progress, late, "daemon-guard drain: late app task", inp.view.now)
+        waited = _settled(inp.view, progress, late, actions, (), "late app tasks")
+        if not waited.finished:
+            return waited
+        inp, before, notes = replace(inp, progress=waited.progress), waited.actions, waited.notes
     fence, progress = _fence_tier(inp)
     inp, done = _begin(replace(inp, progress=progress), _tier_tasks(inp.view, progress.tier))
     if done is not None:
-        return replace(done, actions=fence + done.actions)
+        return replace(done, actions=before + fence + done.actions, notes=notes + done.notes)
     label = phase_label(inp.progress, inp.policy)
-    actions, progress = _stop(inp.progress, _tier_tasks(inp.view, progress.tier), f"daemon-guard drain: {label}")
-    return PhaseOutcome(progress, fence + actions)
+    tasks = _tier_tasks(inp.view, progress.tier)
+    actions, progress = _stop(inp.progress, tasks, f"daemon-guard drain: {label}", inp.view.now)
+    progress, _ = follow_stops(inp.view, progress, tasks)
+    return PhaseOutcome(progress, before + fence + actions, notes)
 
 
-PHASES = {"replicas": plan_replicas, "standalone": plan_standalone, "tier": plan_tier}
+def plan_settle(inp: PhaseInput) -> PhaseOutcome:
+    """After the last tier: the lifecycle action waits until no task the drain orders is left (one that
+    arrived is stopped), or until the hard end (`hard_end`), where it completes anyway, counted."""
+    left = _app_tasks(inp.view, inp.policy) + [t for t in _live(inp.view.tasks)
+                                               if t.service_name is not None and t.service_name in inp.view.daemon_tier]
+    if not left:
+        return PhaseOutcome(inp.progress, finished=True)
+    actions, progress = _stop(inp.progress, left, "daemon-guard drain: left at the end", inp.view.now)
+    progress, _ = follow_stops(inp.view, progress, left)
+    end = inp.deadline
+    if inp.view.now < end:
+        return PhaseOutcome(progress, actions, look_again_s=end - inp.view.now)
+    progress = replace(progress, completed_with_tasks=progress.completed_with_tasks + len(left))
+    note = DrainNote("completed-with-tasks", f"{len(left)} task(s) still not STOPPED at the hard end", value=len(left))
+    return PhaseOutcome(progress, actions, (note,), finished=True)
+
+
+PHASES = {"replicas": plan_replicas, "standalone": plan_standalone, "tier": plan_tier, "settle": plan_settle}
 
 
 def _force_if_late(view: DrainView, progress: DrainProgress, policy: DrainPolicy, deadline: float,
                    gone: bool) -> tuple[DrainProgress, tuple[DrainNote, ...]]:
-    """Past the global deadline the drain is forced: what is left stops phase by phase, quickly."""
+    """Past the global deadline the drain is forced (counted once): every phase is then out of time, so what
+    is left stops at once, phase by phase in order, each followed to STOPPED (`_on_deadline`)."""
     if progress.forced or view.now < deadline or gone:
         return progress, ()
     progress = replace(progress, forced=True, forced_at=view.now, deadlines_missed=progress.deadlines_missed + 1)
     return progress, (DrainNote("deadline-missed", f"global deadline passed in {phase_label(progress, policy)}"),)
 
 
-def _walk(inp: PhaseInput, gone: bool) -> PhaseOutcome:
-    """Run the phases as far as this observation allows (an instance gone finishes them all)."""
+def _walk(inp: PhaseInput, gone: bool, end: float) -> PhaseOutcome:
+    """Run the phases as far as this observation allows (an instance gone finishes them all); the last,
+    `plan_settle`, reads the hard end `end` as its deadline."""
     progress = inp.progress
     actions: tuple[Action, ...] = ()
     notes: tuple[DrainNote, ...] = ()
-    for _ in range(len(inp.policy.tier_names) + 3):
+    for _ in range(len(inp.policy.tier_names) + 4):
         if progress.phase == "complete":
             break
         if gone:
             progress = _next_phase(progress, inp.view, inp.policy)
             continue
-        outcome = PHASES[progress.phase](replace(inp, progress=progress))
+        deadline = end if progress.phase == "settle" else inp.deadline
+        outcome = PHASES[progress.phase](replace(inp, progress=progress, deadline=deadline))
         actions, notes, progress = actions + outcome.actions, notes + outcome.notes, outcome.progress
         if not outcome.finished:
             return PhaseOutcome(progress, actions, notes, look_again_s=outcome.look_again_s)
@@ -545,7 +644,7 @@ def plan_drain_step(request: DrainRequest, view: DrainView, progress: DrainProgr
     gone = view.instance is None or view.instance.status in ("INACTIVE", "DEREGISTERING")
     fence, progress = plan_fence(view, progress, policy)
     progress, forced = _force_if_late(view, progress, policy, deadline, gone)
-    walked = _walk(PhaseInput(view, progress, policy, deadline), gone)
+    walked = _walk(PhaseInput(view, progress, policy, deadline), gone, hard_end(request, view, progress, policy))
     actions, progress, notes = fence + walked.actions, walked.progress, notes + forced + walked.notes
     if walked.finished:
         lc = view.lifecycle
@@ -557,7 +656,7 @@ def plan_drain_step(request: DrainRequest, view: DrainView, progress: DrainProgr
     if beat is not None:
         actions += (beat,)
         progress = replace(progress, heartbeats=progress.heartbeats + 1, last_heartbeat_at=view.now)
-    due = _due(progress, policy, deadline)
+    due = phase_deadline(view, progress, policy, deadline) if progress.phase != "settle" else view.now
     wait = min(POLL_S, beat_wait, walked.look_again_s or POLL_S, due - view.now if due > view.now else POLL_S)
     return DrainStep(actions, progress, max(1.0, wait), notes)
 

@@ -70,11 +70,12 @@ def preview_drain(request: DrainRequest, view: DrainView, policy: DrainPolicy) -
     deadline = global_deadline(request, view, progress, policy) - start
     steps: list[PlannedStep] = []
     reported: set[str] = set()
-    first = progress
+    first, first_view = progress, view
 
     def limit_of(phase_name: str) -> float:
         kind = phase_name if phase_name in ("replicas", "standalone") else "tier"
-        return phase_deadline(kind, replace(first, phase=kind), policy, start + deadline) - start
+        tier = policy.tier_names.index(phase_name) if phase_name in policy.tier_names else 0
+        return phase_deadline(first_view, replace(first, phase=kind, tier=tier), policy, start + deadline) - start
 
     for _ in range(MAX_STEPS):
         label = phase_label(progress, policy)

@@ -89,6 +89,7 @@ class TaskView:
     started_by: str = ""
     protected: bool = False
     started_at: datetime | None = None
+    stop_timeout_s: int = 30  # its task definition's longest container stopTimeout (ECS: SIGTERM, SIGKILL after)
 
     @property
     def service_name(self) -> str | None:

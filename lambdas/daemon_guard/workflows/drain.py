@@ -76,8 +76,9 @@ def model_view(rt: Runtime, request: DrainRequest, progress: DrainProgress) -> D
                             agent_connected=True, registered=Resources(), remaining=Resources())
     requested = set(progress.stop_requested)
     tasks = [TaskView(arn=task, group=group, task_definition_arn="", last_status="RUNNING",
-                      desired_status="STOPPED" if task in requested else "RUNNING", container_instance_arn=arn)
-             for task, group in progress.live_tasks]
+                      desired_status="STOPPED" if task in requested else "RUNNING", container_instance_arn=arn,
+                      stop_timeout_s=stop_timeout)
+             for task, group, stop_timeout in progress.live_tasks]
     return _view(rt, request, instance, tasks, _replica_services(rt, request, progress, tasks))
 
 
@@ -135,10 +136,10 @@ def observe(rt: Runtime, request: DrainRequest, progress: DrainProgress) -> tupl
         tasks = []
     else:
         running = ecs.task_arns_on(instance.arn, desired="RUNNING")
-        tasks = ecs.tasks(list(dict.fromkeys([*running, *(arn for arn, _ in progress.live_tasks)])))
+        tasks = ecs.tasks(list(dict.fromkeys([*running, *(live[0] for live in progress.live_tasks)])))
     progress = replace(progress, instance_arn=instance.arn if instance else progress.instance_arn,
                        instance_status=instance.status if instance else "INACTIVE",
-                       live_tasks=tuple((t.arn, t.group) for t in tasks), ticks=progress.ticks + 1)
+                       live_tasks=tuple((t.arn, t.group, t.stop_timeout_s) for t in tasks), ticks=progress.ticks + 1)
     daemon_names = {s.name for s in ecs.daemon_services()}
     services = _replica_services(rt, request, progress, tasks)
     now = rt.now().timestamp()
@@ -254,7 +255,7 @@ def _tick(rt: Runtime, request: DrainRequest, raw_progress: dict[str, Any], stop
     progress = DrainProgress.from_dict(raw_progress)
     policy = drain_policy(rt, request)
     step = None
-    known = any(arn in stopped for arn, _ in progress.live_tasks)
+    known = any(live[0] in stopped for live in progress.live_tasks)
     if (known or (from_look and progress.instance_arn)) and not progress.forced:
         # Plan from the event stream (or the first look); read ECS only if that plan would
         # complete the lifecycle action.
