@@ -14,12 +14,21 @@ from daemon_guard.core.actions import Action, SetAttribute, SetDraining, StopTas
 from daemon_guard.core.config import DrainOrder, StandalonePolicy
 from daemon_guard.core.drain import (
     BUDGET_POLL_S,
+    HARD_END_MARGIN_S,
+    STOP_MARGIN_S,
     DrainPolicy,
+    DrainView,
+    Lifecycle,
     PhaseInput,
     PhaseOutcome,
+    follow_stops,
+    hard_end,
+    phase_deadline,
+    phase_stop_times,
     plan_drain_step,
     plan_fence,
     plan_replicas,
+    plan_settle,
     plan_standalone,
     plan_tier,
     replica_stops,
@@ -31,11 +40,13 @@ from tests.unit.conftest import INSTANCE_ARN, a_replica_service, a_task
 from tests.unit.test_drain_planner import (
     AGENTS,
     EVERYTHING,
+    LIFECYCLE,
     LOGS,
     METRICS,
     REPLICAS,
     STANDALONE,
     START,
+    TIERS,
     at,
     fresh,
     policy,
@@ -228,3 +239,174 @@ def test_order_tiers_never_asks_ecs_to_drain_before_the_daemons_are_gone() -> No
     assert not [a for a in seen if isinstance(a, SetDraining)]
     assert order == ["api-1", "api-2", "batch-1", "xray-1", "prometheus-1", "fluent-bit-1"]
     assert progress.done
+
+
+# ---- time: each phase's deadline reserves the later phases' stop times --------------------------
+
+def timed(arn: str, service: str | None, stop_timeout_s: int, *, stopping: bool = False) -> TaskView:
+    """A task whose task definition's stopTimeout is `stop_timeout_s`."""
+    return replace(a_task(arn, service, stopping=stopping), stop_timeout_s=stop_timeout_s)
+
+
+ON_INSTANCE = (timed("api-1", "api", 60), timed("batch-1", None, 120), timed("xray-1", "xray", 10),
+               timed("prometheus-1", "prometheus", 20), timed("fluent-bit-1", "fluent-bit", 30))
+M = STOP_MARGIN_S
+
+
+@pytest.mark.parametrize(("tasks", "standalone", "expected"), [
+    pytest.param(ON_INSTANCE, StandalonePolicy.WAIT, (60 + M, 120 + M, 10 + M, 20 + M, 30 + M),
+                 id="each phase: its longest stopTimeout plus the margin"),
+    pytest.param(ON_INSTANCE, StandalonePolicy.IGNORE, (60 + M, 0.0, 10 + M, 20 + M, 30 + M),
+                 id="standalone tasks ignored: nothing reserved for them"),
+    pytest.param(ON_INSTANCE[2:], StandalonePolicy.WAIT, (0.0, 0.0, 10 + M, 20 + M, 30 + M),
+                 id="a phase with nothing on the instance needs no time"),
+    pytest.param((timed("api-1", "api", 5), timed("api-2", "api", 90)), StandalonePolicy.WAIT,
+                 (90 + M, 0.0, 0.0, 0.0, 0.0), id="the longest of a phase's tasks counts"),
+])
+def test_each_phase_needs_the_longest_stop_time_among_its_tasks(tasks: tuple[TaskView, ...],
+                                                                standalone: StandalonePolicy,
+                                                                expected: tuple[float, ...]) -> None:
+    # GIVEN tasks with their stopTimeouts / WHEN the phases' stop times are worked out
+    # THEN ECS's SIGTERM-then-SIGKILL bound (stopTimeout) plus the margin, per phase
+    assert phase_stop_times(view(tasks), ordered(DrainOrder.TIERS, standalone)) == expected
+
+
+@pytest.mark.parametrize(("phase_name", "tier", "since", "budget", "expected"), [
+    pytest.param("replicas", 0, START, 900, 900 - (60 + 120 + 10 + 20 + 30 + 5 * M),
+                 id="replicas: the global deadline minus every phase's stop time, their own included"),
+    pytest.param("replicas", 0, START, 300, 300 - (60 + 120 + 10 + 20 + 30 + 5 * M),
+                 id="a short budget: replicas get what remains after the reservation, not a fixed share"),
+    pytest.param("standalone", 0, START + 100, 900, START + 100 + 300 + 300 - START,
+                 id="standalone: its wait plus a tier deadline, when that comes first"),
+    pytest.param("standalone", 0, START + 700, 900, 900 - (120 + 10 + 20 + 30 + 4 * M),
+                 id="standalone: no later than what the tiers and its own tasks need"),
+    pytest.param("tier", 0, START + 100, 900, 400, id="a tier: its tier deadline, when that comes first"),
+    pytest.param("tier", 1, START + 860, 900, 900 - (20 + 30 + 2 * M),
+                 id="a tier: no later than what it and the later tiers need"),
+    pytest.param("tier", 2, START + 890, 900, 900 - (30 + M), id="the last tier: its own stop time"),
+])
+def test_a_phase_deadline_leaves_the_later_phases_their_stop_time(phase_name: str, tier: int, since: float,
+                                                                  budget: float, expected: float) -> None:
+    # GIVEN the drain in a phase, with every phase's tasks still on the instance
+    progress = at(phase_name, tier, since=since)
+    # WHEN its deadline is worked out against a global deadline `budget` seconds after the start
+    deadline = phase_deadline(view(ON_INSTANCE), progress, ordered(DrainOrder.TIERS), START + budget)
+    # THEN it is the earlier of its own limit and the global deadline minus the stop times from it on
+    assert deadline - START == pytest.approx(expected)
+
+
+def test_replicas_out_of_time_stop_at_once_whatever_their_minimum_healthy_but_are_followed_to_stopped() -> None:
+    # GIVEN a 100% service with no room and the replica deadline passed (900 s minus the reservation)
+    tasks = (timed("api-1", "api", 30), timed("api-2", "api", 30), *AGENTS)
+    services = {"api": a_replica_service("api", desired=2, running=2, min_healthy=100)}
+    late = START + 900 - (30 + M) - (30 + M)
+    outcome = plan_replicas(phase(tasks, now=late, services=services))
+    # THEN both replicas stop at once, the miss is counted once, and the phase waits for them to STOP
+    assert stopped(outcome) == [("api-1", "api-2")]
+    assert outcome.progress.deadlines_missed == 1 and outcome.progress.phase_late
+    assert not outcome.finished
+    assert outcome.look_again_s == pytest.approx(30 + M)
+    # AND a replan while they stop repeats nothing and counts nothing again
+    again = plan_replicas(replace(phase(tuple(replace(t, desired_status="STOPPED") if t.service_name == "api" else t
+                                              for t in tasks), now=late + 10, services=services),
+                                  progress=outcome.progress))
+    assert again.actions == () and not again.finished and again.progress.deadlines_missed == 1
+
+
+@pytest.mark.parametrize(("bounds", "now", "expected"), [
+    pytest.param((("api-1", START + 40),), START + 10, 30.0, id="within its stop time: wait for the rest of it"),
+    pytest.param((("api-1", START + 40), ("api-2", START + 70)), START + 10, 60.0,
+                 id="several: wait until the last one's bound"),
+    pytest.param((("api-1", START + 40),), START + 40, None, id="its bound passed: overdue"),
+    pytest.param((), START + 10, 30 + M, id="seen stopping for the first time: its stopTimeout from now"),
+])
+def test_a_stopped_task_is_followed_to_stopped_for_at_most_its_stop_time(bounds: tuple[tuple[str, float], ...],
+                                                                         now: float, expected: float | None) -> None:
+    # GIVEN tasks told to stop (stopTimeout 30 s) and the bounds already known
+    tasks = [timed("api-1", "api", 30, stopping=True)] + ([timed("api-2", "api", 30, stopping=True)]
+                                                          if len(bounds) > 1 else [])
+    # WHEN they are followed
+    progress, left = follow_stops(view(tuple(tasks), now=now), at("replicas", stop_by=bounds), tasks)
+    # THEN the wait is until the last bound (None once it passed), and a bound is kept for every task
+    assert left == (pytest.approx(expected) if expected is not None else None)
+    assert {arn for arn, _ in progress.stop_by} == {t.arn for t in tasks}
+
+
+def test_a_late_app_task_is_stopped_and_awaited_before_the_tier_even_past_every_deadline() -> None:
+    # GIVEN a forced drain in tier 0 and a standalone task that arrived meanwhile
+    tasks = (timed("batch-9", None, 30), *AGENTS)
+    inp = phase(tasks, "tier", 0, now=START + 950, forced=True, forced_at=START + 900)
+    # WHEN the tier is planned
+    outcome = plan_tier(inp)
+    # THEN the app task stops first and no daemon goes until it is STOPPED (or past its stop time)
+    assert stopped(outcome) == [("batch-9",)]
+    assert not outcome.finished
+    overdue = plan_tier(replace(inp, view=replace(inp.view, now=START + 950 + 30 + M,
+                                                  tasks=(timed("batch-9", None, 30, stopping=True), *AGENTS)),
+                                progress=outcome.progress))
+    assert stopped(overdue)[-1] == ("xray-1",)
+    assert overdue.progress.stops_overdue == 1
+
+
+# ---- the lifecycle action waits for every task, up to the hard end ------------------------------
+
+@pytest.mark.parametrize(("tasks", "now", "end", "finished", "left_counted"), [
+    pytest.param((), START + 100, START + 200, True, 0, id="nothing left: complete"),
+    pytest.param((a_task("fluent-bit-1", "fluent-bit", stopping=True),), START + 100, START + 200, False, 0,
+                 id="a daemon still stopping: wait, do not complete"),
+    pytest.param((a_task("fluent-bit-1", "fluent-bit", stopping=True),), START + 200, START + 200, True, 1,
+                 id="the hard end: complete anyway, the task counted"),
+    pytest.param((a_task("batch-1", None, stopping=True),), START + 100, START + 200, False, 0,
+                 id="an app task still stopping: wait too"),
+])
+def test_the_lifecycle_action_waits_until_no_task_is_left_or_the_hard_end(tasks: tuple[TaskView, ...], now: float,
+                                                                          end: float, finished: bool,
+                                                                          left_counted: int) -> None:
+    # GIVEN every tier done / WHEN the last look before the lifecycle action is planned
+    outcome = plan_settle(PhaseInput(view(tasks, now=now), at("settle"), ordered(DrainOrder.TIERS), end))
+    # THEN it completes only once nothing is left, or at the hard end (counted)
+    assert outcome.finished is finished
+    assert outcome.progress.completed_with_tasks == left_counted
+
+
+@pytest.mark.parametrize(("notice", "lifecycle", "heartbeat_s", "expected"), [
+    pytest.param(None, LIFECYCLE, 300, 100 * 300 - 300, id="a lifecycle hook: until heartbeats must stop"),
+    pytest.param(START + 120, LIFECYCLE, 300, 120 - HARD_END_MARGIN_S, id="a Spot notice: just before it ends"),
+    pytest.param(None, None, 300, 900, id="no lifecycle action: the global deadline"),
+    pytest.param(None, LIFECYCLE, 0, 900, id="no heartbeat timeout known: the global deadline"),
+])
+def test_the_hard_end_is_the_notice_or_the_hooks_global_timeout(notice: float | None, lifecycle: Lifecycle | None,
+                                                                heartbeat_s: float, expected: float) -> None:
+    # GIVEN a drain and what bounds it / WHEN its hard end is worked out
+    seen = DrainView(now=START, instance=view(()).instance, tasks=(), daemon_tier=TIERS, lifecycle=lifecycle,
+                     deadline_epoch=notice)
+    pol = replace(ordered(DrainOrder.TIERS), heartbeat_timeout_s=heartbeat_s)
+    # THEN it is the latest the lifecycle action may wait for a task still stopping
+    assert hard_end(request(notice), seen, fresh(), pol) - START == pytest.approx(expected)
+
+
+def test_a_spot_drain_stops_nothing_early_and_completes_inside_the_notice() -> None:
+    # GIVEN a Spot notice 120 s away and everything on the instance, replicas with room to go
+    services = {"api": a_replica_service("api", desired=4, running=4)}
+    pol = ordered(DrainOrder.TIERS, StandalonePolicy.WAIT)
+    progress, left, now = fresh(), list(EVERYTHING), START
+    stops_at: list[tuple[float, str]] = []
+    # WHEN each stop takes 3 s and the drain runs step by step
+    pending: dict[str, float] = {}
+    for _ in range(200):
+        seen = tuple(replace(t, desired_status="STOPPED") if t.arn in pending else t for t in left)
+        step = plan_drain_step(request(START + 120), view(seen, now=now, services=services), progress, pol)
+        for a in step.actions:
+            if isinstance(a, StopTasks):
+                for arn in a.task_arns:
+                    pending[arn] = now + 3
+                    stops_at.append((now, arn))
+        progress = step.progress
+        if progress.done:
+            break
+        now += step.wait_s
+        left = [t for t in left if pending.get(t.arn, float("inf")) > now]
+    # THEN the order held (apps, then standalone, then each tier) and CONTINUE came before the notice's end
+    assert [arn for _, arn in stops_at] == ["api-1", "api-2", "batch-1", "xray-1", "prometheus-1", "fluent-bit-1"]
+    assert progress.done and progress.completed_at is not None and progress.completed_at < START + 110
+    assert progress.violations == () and progress.completed_with_tasks == 0
