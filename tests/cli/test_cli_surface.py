@@ -37,6 +37,25 @@ def test_every_subcommand_has_a_description_and_shows_its_defaults(capsys: pytes
     assert "(default: out/demo-timeline.png)" in commands["demo"].format_help()
 
 
+@pytest.mark.parametrize(("given", "expected"), [
+    pytest.param("", None, id="none named: every drain strategy"),
+    pytest.param("daemon-guard-tiers, ecs-native", ("daemon-guard-tiers", "ecs-native"), id="the ones named, in order"),
+])
+def test_bench_strategies_selects_the_drain_strategies_to_run(given: str, expected: tuple[str, ...] | None) -> None:
+    # GIVEN `daemon-guard bench --strategies ...` / WHEN the drain strategies are read
+    from daemon_guard_cli.benchmark import drain_strategies
+    from sim.bench import DRAIN_STRATEGIES
+    args = build_parser().parse_args(["bench", "--suite", "drain", "--strategies", given])
+    # THEN they are the ones named, or all of them
+    assert drain_strategies(args) == (expected or DRAIN_STRATEGIES)
+
+
+def test_bench_refuses_an_unknown_strategy_before_running_anything() -> None:
+    # GIVEN a misspelt strategy / WHEN the bench starts / THEN it stops at once, naming it and the known ones
+    with pytest.raises(SystemExit, match="unknown drain strategy daemon-guard-tier; known: ecs-native"):
+        main(["bench", "--suite", "drain", "--strategies", "daemon-guard-tier"])
+
+
 def test_version_prints_the_package_version(capsys: pytest.CaptureFixture[str]) -> None:
     # GIVEN / WHEN --version
     with pytest.raises(SystemExit) as exit_:
