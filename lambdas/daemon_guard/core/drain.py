@@ -8,8 +8,9 @@ invocation) repeats no effect that matters: StopTask on a stopping task and DRAI
 instance change nothing, and the lifecycle action is completed once (the adapter tolerates a
 second try).
 
-Each phase is one pure function (`plan_replicas`, `plan_standalone`, `plan_tier`), and so is the
-fence that keeps new work off the instance (`plan_fence`). What the drain may promise depends on its
+Each phase is one pure function (`plan_replicas`, `plan_standalone`, `plan_tier`, and `plan_settle`,
+the last look before the lifecycle action), and so is the fence that keeps new work off the instance
+(`plan_fence`). What the drain may promise depends on its
 `DrainOrder` (core.config): with ``draining`` ECS decides when the daemons stop; with ``apps-first``
 the guard stops every app task itself and follows it to STOPPED before DRAINING; with ``tiers`` it
 also stops each daemon tier itself behind a tier attribute that keeps ECS from restarting it.
