@@ -56,7 +56,7 @@ def test_the_wheel_installs_only_daemon_guard_packages(wheel: Path) -> None:
 
     # THEN it installs the Lambda code, the constructs and the command, and no generic `infra` or `sim`
     assert top == {"daemon_guard", "daemon_guard_cdk", "daemon_guard_cli"}
-    assert "daemon_guard/handlers/intake.py" in names
+    assert "daemon_guard/entrypoints/intake.py" in names
     assert "daemon_guard_cdk/construct.py" in names
 
 
