@@ -1,9 +1,9 @@
 """The intake service: every EventBridge event is parsed, routed and handled here.
 
 `handle(event, runtime)` is the whole of it (the replay command runs it with a dry-run runtime; the
-entry point `daemon_guard.entrypoints.intake` adds Powertools context). It returns (and logs) one decision object:
-``{"route", "decision", "reason", "instance", "actions"}``. A malformed or foreign event gets a clear
-log line and no AWS write, and never raises into a retry storm.
+entry point `daemon_guard.entrypoints.intake` adds Powertools context). It returns one `Outcome`
+(`core.outcomes`), whose JSON form is ``{"route", "decision", "reason", "instance", "actions"}``.
+A malformed or foreign event gets a clear log line and no AWS write, and never raises into a retry storm.
 """
 
 from __future__ import annotations
@@ -52,8 +52,7 @@ def handle(raw: object, rt: Runtime) -> Outcome:
         logger.info("event ignored", extra={"reason": r.reason})
         rt.metrics.emit(m.EVENTS_IGNORED, 1, r.cluster or "unknown")
         return decision(r, "ignored", r.reason)
-    if r.dedupe_key and \
-            not rt.ledger.first_sighting(r.dedupe_key, rt.now().timestamp()):
+    if r.dedupe_key and not rt.ledger.first_sighting(r.dedupe_key, rt.now().timestamp()):
         rt.metrics.emit(m.DUPLICATE_EVENTS, 1, r.cluster or "unknown")
         return decision(r, "duplicate", f"already handled {r.dedupe_key}")
     if isinstance(event, ServiceAction) and r.cluster is not None:
@@ -129,8 +128,7 @@ def _placement(r: Route, event: GuardEvent, rt: Runtime) -> Outcome:
                          r.instance_arns[0])
     if is_daemon_event and isinstance(event, TaskChanged) and event.last_status == "RUNNING":
         callback_id = rt.claims.wake_target("gate", r.instance_arns[0])
-        gate_wake = WakeWorkflow(callback_id or "", r.reason)
-        if callback_id and rt.executor.can_run(gate_wake):
+        if callback_id and rt.executor.can_run(gate_wake := WakeWorkflow(callback_id, r.reason)):
             rt.executor.run(r.cluster, gate_wake)
     outcomes = []
     for instance in ecs.instances(r.instance_arns):

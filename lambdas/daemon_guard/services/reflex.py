@@ -93,7 +93,7 @@ def _with_eviction_inputs(rt: Runtime, cluster: str, state: PlacementState) -> P
 def check_instance(rt: Runtime, cluster: str, instance: InstanceView, *, trigger_group: str | None = None,
                    tasks: Sequence[TaskView] | None = None,
                    daemons: Sequence[ServiceView] | None = None) -> ReflexOutcome:
-    """Plan and (unless dry-run) act for one instance; emit the placement metrics."""
+    """Plan and act for one instance (through the executor: a dry run records); emit the placement metrics."""
     policy = policy_of(rt)
     state = load_state(rt, cluster, instance, tasks, daemons)
     if needs_eviction_inputs(state, policy):
