@@ -176,10 +176,14 @@ def build(config: Config, *, ecs_client: Any, autoscaling_client: Any, lambda_cl
         Where metric values go. Default: EMF on stdout (`EmfSink`).
     clock
         The current time. Default: the system clock in UTC.
+    drain_function, launch_gate_function
+        The workflows' alias ARNs (DRAIN_FUNCTION, LAUNCH_GATE_FUNCTION). Default: none (not started).
     dry_run
         Carry out no action: a `RecordingExecutor` records them instead. Default: False.
     home
         What is known of the deployment's partition, account and region. Default: nothing yet.
+    durable_client
+        The Lambda client the durable SDK checkpoints through. Default: none (the SDK builds its own).
     """
     ecs_client, autoscaling_client, lambda_client, events_client, dynamodb_client = (
         translating(c) for c in (ecs_client, autoscaling_client, lambda_client, events_client, dynamodb_client))
