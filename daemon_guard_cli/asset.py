@@ -20,8 +20,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-HANDLER_MODULES = ("daemon_guard.handlers.intake", "daemon_guard.handlers.reconciler",
-                   "daemon_guard.workflows.drain", "daemon_guard.workflows.launch_gate")
+HANDLER_MODULES = ("daemon_guard.entrypoints.intake", "daemon_guard.entrypoints.reconciler",
+                   "daemon_guard.entrypoints.drain", "daemon_guard.entrypoints.launch_gate")
 LAYER_PACKAGES = ("aws_lambda_powertools", "pydantic", "pydantic_core", "annotated_types",
                   "typing_extensions", "typing_inspection")
 """What the AWS Powertools layer provides that the functions import (Powertools with its parser extra)."""
@@ -32,12 +32,13 @@ sys.path[:0] = [{asset!r}, {layer!r}]
 started = time.perf_counter()
 import {module}
 imported = (time.perf_counter() - started) * 1000
-from daemon_guard.handlers.runtime import runtime_from_environment
+from daemon_guard.bootstrap import from_environment
 from aws_durable_execution_sdk_python.lambda_service import LambdaClient
 import botocore, boto3
-runtime = runtime_from_environment()
+assert callable({module}.handler) and callable({module}.build_handler)
+runtime = from_environment()
 clients = [runtime.ecs_client, runtime.autoscaling_client, runtime.lambda_client, runtime.events_client,
-           runtime.state.client if runtime.state else None, LambdaClient.initialize_client().client]
+           runtime.ledger.client, LambdaClient.initialize_client().client]
 print(json.dumps({{
     "import_ms": imported,
     "botocore": botocore.__file__, "boto3": boto3.__file__,
@@ -84,7 +85,8 @@ def build_measured_asset(folder: Path) -> Path:
 
 
 def probe(asset: Path, layer: Path, module: str) -> dict[str, Any]:
-    """Import ``module`` from the asset in a clean interpreter, then build the runtime's clients."""
+    """Import ``module`` from the asset in a clean interpreter, check it has ``handler`` and ``build_handler``,
+    then build the runtime's clients as the handler's first invocation does."""
     script = _PROBE.format(asset=str(asset), layer=str(layer), module=module)
     env = {"PATH": os.environ.get("PATH", ""), **_PROBE_ENV}
     result = subprocess.run([sys.executable, "-I", "-S", "-c", script], capture_output=True, text=True,

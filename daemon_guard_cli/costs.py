@@ -77,6 +77,8 @@ class Usage:
 
 def measure(seed: int = 7) -> dict[str, Any]:
     """Run the demo story with counters on; return per-launch, per-drain and per-hour usage and the 1,000 ih bill."""
+    from daemon_guard.adapters.state import StateStore
+
     from daemon_guard_cli import demo
     from sim.bench import guard_config
     from sim.deployment import GuardDeployment
@@ -84,8 +86,8 @@ def measure(seed: int = 7) -> dict[str, Any]:
     world = demo._build_world(seed)
     deployment = GuardDeployment(world, guard_config([demo.ON_DEMAND_GROUP, demo.SPOT_GROUP], "preempt"))
     dynamo: list[tuple[float, str]] = []
-    state = deployment.runtime.state
-    assert state is not None
+    state = deployment.runtime.ledger  # the one table every state port of the deployment uses
+    assert isinstance(state, StateStore)
     state.client.meta.events.register(
         "before-call.dynamodb", lambda model, **_: dynamo.append((world.clock.now, model.name)))
     try:

@@ -15,13 +15,14 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError
+from daemon_guard import bootstrap
+from daemon_guard.adapters.errors import AwsError
 from daemon_guard.core.config import Config, ConfigError, parse_config
 from daemon_guard.core.drain import DrainRequest
 from daemon_guard.core.drain_preview import render_preview
 from daemon_guard.core.identifiers import InstanceId
-from daemon_guard.handlers.drain_preview import preview
-from daemon_guard.handlers.runtime import Runtime
+from daemon_guard.services.drain_preview import preview
 
 from daemon_guard_cli.live import Clock, _client, _utc_now, explain
 
@@ -52,15 +53,15 @@ def dry_run_drain(cluster: str, instance_id: str, region: str | None, *, config_
     """Print the planned steps of draining `instance_id`; 0 when printed, 2 on an error (one line on `err`)."""
     try:
         config = load_drain_config(config_path, cluster)
-        rt = Runtime(config=config, ecs_client=ecs_client or _client("ecs", region),
-                     autoscaling_client=autoscaling_client or _client("autoscaling", region),
-                     metrics=_NoMetrics(), clock=clock, dry_run=True)
+        rt = bootstrap.build(config, ecs_client=ecs_client or _client("ecs", region),
+                             autoscaling_client=autoscaling_client or _client("autoscaling", region),
+                             metrics=_NoMetrics(), clock=clock, dry_run=True)
         request = DrainRequest(instance_id=InstanceId(instance_id), cluster=cluster, trigger="operator")
         steps = preview(rt, request)
     except (OSError, ValueError) as exc:
         print(f"daemon-guard drain --dry-run: {exc}".splitlines()[0], file=err)
         return 2
-    except (ClientError, BotoCoreError) as exc:
+    except (AwsError, BotoCoreError) as exc:  # BotoCoreError: building a client (no region, say)
         print(f"daemon-guard drain --dry-run: {explain(exc, cluster, region)}", file=err)
         return 2
     if steps and steps[0].kind == "nothing-to-drain":

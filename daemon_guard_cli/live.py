@@ -36,6 +36,7 @@ from botocore.exceptions import (
 )
 from botocore.exceptions import ConnectionError as BotoConnectionError
 from daemon_guard.adapters.ecs import EcsCluster
+from daemon_guard.adapters.errors import AwsError, translating
 from daemon_guard.adapters.workflows import WorkflowStarter
 from daemon_guard.core.eligibility import eligible_daemons, missing_daemons
 from daemon_guard.core.identifiers import IdentifierError, InstanceId
@@ -99,6 +100,8 @@ def _client(service: str, region: str | None) -> Any:
 def explain(exc: BaseException, cluster: str | None = None, region: str | None = None) -> str:
     """One line that says what went wrong and what to do, for the errors an operator meets."""
     where = f" in {region}" if region else ""
+    if isinstance(exc, AwsError):
+        exc = exc.original
     if isinstance(exc, CliError):
         return str(exc)
     if isinstance(exc, NoCredentialsError | PartialCredentialsError):
@@ -243,7 +246,7 @@ def status(cluster: str, region: str | None, *, client: Any = None, clock: Clock
         ecs = EcsCluster(client if client is not None else _client("ecs", region), cluster,
                          lambda: clock().timestamp())
         daemons, coverage = collect(ecs)
-    except (CliError, BotoCoreError, ClientError) as exc:
+    except (CliError, AwsError, BotoCoreError, ClientError) as exc:
         print(f"daemon-guard status: {explain(exc, cluster, region)}", file=err)
         return 2
     return report(cluster, daemons, coverage, clock(), gate_attribute, out)
@@ -280,7 +283,7 @@ def request_drain(cluster: str, instance_id: str, function_arn: str | None, regi
                   ecs_client: Any = None, lambda_client: Any = None, clock: Clock = _utc_now,
                   out: TextIO | None = None, err: TextIO | None = None) -> int:
     """Start the drain workflow for one instance of `cluster`; print the execution ARN. 0 started, 2 error."""
-    from daemon_guard.handlers.starts import execution_name
+    from daemon_guard.services.starts import execution_name
 
     out, err = out or sys.stdout, err or sys.stderr
     try:
@@ -300,9 +303,9 @@ def request_drain(cluster: str, instance_id: str, function_arn: str | None, regi
         requested = clock().astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         name = execution_name("drain", instance_id, f"operator:{requested}")
         recorder = _RecordingLambda(lambda_client if lambda_client is not None else _client("lambda", region))
-        started = WorkflowStarter(recorder).start(  # type: ignore[arg-type]
+        started = WorkflowStarter(translating(recorder)).start(
             arn, name, {"instanceId": instance_id, "cluster": cluster, "trigger": "operator"})
-    except (CliError, BotoCoreError, ClientError) as exc:
+    except (CliError, AwsError, BotoCoreError, ClientError) as exc:
         print(f"daemon-guard drain: {explain(exc, cluster, region)}", file=err)
         return 2
     if not started:
@@ -355,7 +358,7 @@ def snapshot(cluster: str, region: str | None, out_path: str | None, *, client: 
         if client is None:
             region = resolve_region(region)
         state = capture(client if client is not None else _client("ecs", region), cluster)
-    except (CliError, BotoCoreError, ClientError) as exc:
+    except (CliError, AwsError, BotoCoreError, ClientError) as exc:
         print(f"daemon-guard snapshot: {explain(exc, cluster, region)}", file=err)
         return 2
     text = json.dumps(state, indent=1, default=_json_value) + "\n"

@@ -19,7 +19,7 @@ from daemon_guard_cli.errors import InputError
 
 def _quiet_logs() -> None:
     """Send the Lambda code's JSON logs to stderr, so stdout carries only the command's output."""
-    from daemon_guard.handlers.runtime import logger
+    from daemon_guard.observability import logger
 
     for handler in logger.handlers:
         if isinstance(handler, logging.StreamHandler):

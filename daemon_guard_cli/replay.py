@@ -40,7 +40,10 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from daemon_guard import bootstrap
 from daemon_guard.adapters.ecs import instance_view
+from daemon_guard.adapters.parsing import parse_event
+from daemon_guard.bootstrap import LearntHome, Runtime
 from daemon_guard.core import query
 from daemon_guard.core.config import Config, ConfigError, Home, parse_config, parse_home
 from daemon_guard.core.drain import DrainRequest
@@ -53,16 +56,14 @@ from daemon_guard.core.identifiers import (
     TaskArn,
     partition_of_region,
 )
-from daemon_guard.handlers.drain_preview import preview, steps_json
-from daemon_guard.handlers.intake import handle
-from daemon_guard.handlers.parsing import parse_event
-from daemon_guard.handlers.runtime import Runtime
+from daemon_guard.services.drain_preview import preview, steps_json
+from daemon_guard.services.intake import handle
 
 from daemon_guard_cli.errors import InputError
 
 READS = {"DescribeContainerInstances", "ListContainerInstances", "ListTasks", "DescribeTasks", "ListServices",
          "DescribeServices", "DescribeTaskDefinition", "GetTaskProtection", "ListTagsForResource",
-         "DescribeAutoScalingGroups", "DescribeAutoScalingInstances"}
+         "DescribeAutoScalingGroups", "DescribeAutoScalingInstances", "DescribeWarmPool"}
 MAX_DEPTH = 64
 MAX_FILE_BYTES = 64 * 1024 * 1024
 STATE_LISTS = {"containerInstances": "ContainerInstance", "tasks": "Task", "services": "Service",
@@ -392,6 +393,8 @@ class SnapshotBackend:
             return {"protectedTasks": [{"taskArn": a, "protectionEnabled": False} for a in params.get("tasks", [])]}
         if operation == "DescribeAutoScalingGroups":
             return {"AutoScalingGroups": []}
+        if operation == "DescribeWarmPool":
+            return {"Instances": []}
         return {"AutoScalingInstances": []} if operation == "DescribeAutoScalingInstances" else {"tags": []}
 
     def _list_instances(self, status: str | None, expression: str | None) -> list[str]:
@@ -465,14 +468,13 @@ def replay(event: Any, config: Config, state: Snapshot | Mapping[str, Any] | Non
     snapshot = state if isinstance(state, Snapshot) else EMPTY if state is None else validate_state(state)
     backend = SnapshotBackend(snapshot)
     home = home or config.home
-    runtime = Runtime(config=config, ecs_client=snapshot_client("ecs", backend),
-                      autoscaling_client=snapshot_client("autoscaling", backend), metrics=ListSink(), dry_run=True,
-                      account=home.account, region=home.region,
-                      partition=home.partition or (partition_of_region(home.region) if home.region else None))
     when = _event_time(event)
-    if when is not None:
-        runtime.clock = lambda: when
-    return with_planned_steps(handle(event, runtime), runtime)
+    runtime = bootstrap.build(
+        config, ecs_client=snapshot_client("ecs", backend), autoscaling_client=snapshot_client("autoscaling", backend),
+        metrics=ListSink(), dry_run=True, clock=(lambda: when) if when is not None else bootstrap.utc_now,
+        home=LearntHome(account=home.account, region=home.region,
+                        partition=home.partition or (partition_of_region(home.region) if home.region else None)))
+    return with_planned_steps(handle(event, runtime).as_dict(), runtime)
 
 
 def with_planned_steps(result: dict[str, Any], runtime: Runtime) -> dict[str, Any]:

@@ -57,10 +57,10 @@ from .observability import DaemonGuardObservability, ObservabilityProps
 from .permissions import Targets, ecs_arn, function_statements
 from .rules import DaemonGuardRules, RulesProps, asg_arn
 
-INTAKE_HANDLER = "daemon_guard.handlers.intake.handler"
-RECONCILER_HANDLER = "daemon_guard.handlers.reconciler.handler"
-DRAIN_HANDLER = "daemon_guard.workflows.drain.handler"
-LAUNCH_GATE_HANDLER = "daemon_guard.workflows.launch_gate.handler"
+INTAKE_HANDLER = "daemon_guard.entrypoints.intake.handler"
+RECONCILER_HANDLER = "daemon_guard.entrypoints.reconciler.handler"
+DRAIN_HANDLER = "daemon_guard.entrypoints.drain.handler"
+LAUNCH_GATE_HANDLER = "daemon_guard.entrypoints.launch_gate.handler"
 TTL_ATTRIBUTE = "expiresAt"
 WORKFLOW_MARGIN = cdk.Duration.minutes(15)
 

@@ -27,9 +27,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import boto3
-from daemon_guard.adapters.state import StateStore
+from daemon_guard import bootstrap
+from daemon_guard.bootstrap import LearntHome, Runtime
 from daemon_guard.core.config import Config, parse_config
-from daemon_guard.handlers.runtime import Runtime, logger, set_runtime
+from daemon_guard.observability import logger
 
 from sim.durable import DurableSim
 from sim.eventbridge import PutEventsBackend
@@ -147,14 +148,17 @@ class GuardDeployment:
                 self._schedule(rule)
 
     def close(self) -> None:
-        """Stop moto and uninstall the runtime."""
-        set_runtime(None)
+        """Stop moto."""
         self._mock.stop()
 
     # ---- building -------------------------------------------------------------------------------
     def _deploy(self, key: str, fn: FunctionFacts) -> DeployedFunction:
+        """Import the module the handler string names, check it has the handler, and bind the function's
+        own runtime (role-bound clients, the simulated clock) through the module's `build_handler`."""
         module_name, _, attribute = fn.handler.rpartition(".")
-        entry = getattr(importlib.import_module(module_name), attribute)
+        module = importlib.import_module(module_name)
+        if not callable(getattr(module, attribute, None)):
+            raise LookupError(f"{fn.name}: handler {fn.handler} names no callable")
         env = fn.environment
         role = fn.role_arn
         world = self.world
@@ -162,19 +166,19 @@ class GuardDeployment:
         def guarded(client: Any) -> Any:
             return guard(client, lambda: self.authorizer, role, self.place, on_denied=self._denied(role))
 
-        dynamodb = guarded(boto3.client("dynamodb", region_name=world.region, aws_access_key_id="sim",
-                                        aws_secret_access_key="sim"))
-        runtime = Runtime(
-            config=parse_config(json.loads(env["DAEMON_GUARD_CONFIG"])),
+        runtime = bootstrap.build(
+            parse_config(json.loads(env["DAEMON_GUARD_CONFIG"])),
             ecs_client=guarded(world.client("ecs", adaptive=True)),
             autoscaling_client=guarded(world.client("autoscaling", adaptive=True)),
             lambda_client=guarded(make_client("lambda", self.durable, world.region, call_log=world.call_log,
                                               backoff=lambda _d: None)),
             events_client=guarded(make_client("events", self.own_events, world.region, call_log=world.call_log)),
-            state=StateStore(dynamodb, env["STATE_TABLE"]) if env.get("STATE_TABLE") else None,
-            clock=world.clock.datetime, drain_function=env.get("DRAIN_FUNCTION"),
-            launch_gate_function=env.get("LAUNCH_GATE_FUNCTION"), account=world.account, region=world.region)
-        return DeployedFunction(key, fn, entry, runtime)
+            dynamodb_client=guarded(boto3.client("dynamodb", region_name=world.region, aws_access_key_id="sim",
+                                                 aws_secret_access_key="sim")),
+            table=env.get("STATE_TABLE"), clock=world.clock.datetime, drain_function=env.get("DRAIN_FUNCTION"),
+            launch_gate_function=env.get("LAUNCH_GATE_FUNCTION"),
+            home=LearntHome(account=world.account, region=world.region))
+        return DeployedFunction(key, fn, module.build_handler(runtime), runtime)
 
     def _denied(self, role: str) -> Callable[[str, str, str], None]:
         def note(service: str, operation: str, code: str) -> None:
@@ -212,7 +216,6 @@ class GuardDeployment:
     # ---- invocations ----------------------------------------------------------------------------
     def _invoke(self, deployed: DeployedFunction, run: Callable[[], Any]) -> Any:
         fn = deployed.facts
-        set_runtime(deployed.runtime)
         self.world.begin_invocation()
         before = self.world.call_log.count()
         out = io.StringIO()

@@ -11,7 +11,7 @@ import boto3
 import pytest
 from botocore.exceptions import NoCredentialsError, NoRegionError
 from botocore.stub import ANY, Stubber
-from daemon_guard.handlers.starts import execution_name
+from daemon_guard.services.starts import execution_name
 
 from daemon_guard_cli.live import explain, request_drain, status
 from sim.world import World, WorldOptions

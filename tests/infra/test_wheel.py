@@ -56,7 +56,7 @@ def test_the_wheel_installs_only_daemon_guard_packages(wheel: Path) -> None:
 
     # THEN it installs the Lambda code, the constructs and the command, and no generic `infra` or `sim`
     assert top == {"daemon_guard", "daemon_guard_cdk", "daemon_guard_cli"}
-    assert "daemon_guard/handlers/intake.py" in names
+    assert "daemon_guard/entrypoints/intake.py" in names
     assert "daemon_guard_cdk/construct.py" in names
 
 
@@ -97,6 +97,6 @@ def test_the_readme_example_synthesizes_from_the_installed_wheel(wheel: Path, tm
     assert len(functions) == 4
     assets = [p for p in (app / "cdk.out").glob("asset.*") if p.is_dir()]
     assert len(assets) == 1
-    assert (assets[0] / "daemon_guard" / "handlers" / "intake.py").read_text() == \
-        (REPO / "lambdas" / "daemon_guard" / "handlers" / "intake.py").read_text()
+    assert (assets[0] / "daemon_guard" / "entrypoints" / "intake.py").read_text() == \
+        (REPO / "lambdas" / "daemon_guard" / "entrypoints" / "intake.py").read_text()
     assert "autoScalingGroupName/prod-asg" in json.dumps(template)

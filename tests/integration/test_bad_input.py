@@ -18,13 +18,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from daemon_guard.core.actions import StartWorkflow
 from daemon_guard.core.events import SpotInterruption
 from daemon_guard.core.identifiers import IdentifierError, InstanceId
 from daemon_guard.core.intake import Route
 from daemon_guard.core.query import validate
-from daemon_guard.handlers import intake
-from daemon_guard.handlers.runtime import logger
-from daemon_guard.handlers.starts import start_drain
+from daemon_guard.observability import logger
+from daemon_guard.services import intake
+from daemon_guard.services.starts import start_drain
 from hypothesis import HealthCheck, given, settings
 from hypothesis import event as event_
 from hypothesis import strategies as st
@@ -95,7 +96,7 @@ class Guarded:
         before = self.writes.snapshot()
         rt = self.deployment.runtime
         self.world.begin_invocation()
-        result = intake.handle(event, rt)
+        result = intake.handle(event, rt).as_dict()
         after = self.writes.snapshot()
         return result, {op: after[op] - before[op] for op in NO_WRITES}
 
@@ -473,9 +474,9 @@ def test_the_ecs_lookup_refuses_an_unvalidated_id_without_querying_ecs(guarded: 
 def test_an_operator_drain_payload_with_a_hostile_instance_id_fails_before_any_ecs_call(guarded: Guarded) -> None:
     # GIVEN an operator's drain request naming "i-*", sent straight to the deployed drain workflow
     rt = guarded.deployment.runtime
-    assert rt.workflows is not None and rt.drain_function is not None
-    rt.workflows.start(rt.drain_function, "drain-operator-hostile",
-                       {"instanceId": "i-*", "cluster": "prod", "trigger": "operator"})
+    start = StartWorkflow("drain", "drain-operator-hostile",
+                          (("instanceId", "i-*"), ("cluster", "prod"), ("trigger", "operator")))
+    assert rt.executor.run("prod", start) == "done"
     # WHEN the workflow is invoked (a moment later on the simulated clock)
     guarded.world.clock.run_until(guarded.world.clock.now + 1.0)
     # THEN it fails on the payload before its first step: nothing read, nothing stopped, nothing completed
@@ -860,7 +861,7 @@ def test_a_spot_deadline_outside_the_bounds_is_refused_where_it_is_used(guarded:
     before = guarded.writes.snapshot()
     # WHEN a drain would start from it / THEN it does not
     result = start_drain(route, event, guarded.deployment.runtime)
-    assert result["decision"] == "malformed"
+    assert result.decision == "malformed"
     assert guarded.writes.snapshot() == before
 
 

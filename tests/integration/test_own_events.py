@@ -6,13 +6,14 @@ from collections import Counter
 from typing import Any
 
 import pytest
+from daemon_guard import bootstrap
 from daemon_guard.core import guard_events as ge
 from daemon_guard.core.config import parse_config
 from daemon_guard.core.drain import DrainProgress, DrainRequest, DrainStep
-from daemon_guard.handlers.notify import announce, drain_step_events
-from daemon_guard.handlers.runtime import Runtime
+from daemon_guard.services.notify import announce, drain_step_events
 from jsonschema import Draft202012Validator, FormatChecker
 
+from sim.errors import SimApiError
 from sim.eventbridge import matches
 from tests.integration.test_drain_in_sim import drain_story
 from tests.integration.test_placement_in_sim import scale_out
@@ -118,8 +119,8 @@ class Sink:
 @pytest.mark.parametrize(("client", "accepted", "unpublished"), [(FailingEvents(), 0, 2), (RejectingEvents(), 1, 1)])
 def test_a_failure_to_publish_is_counted_and_never_raised(client: Any, accepted: int, unpublished: int) -> None:
     sink = Sink()
-    rt = Runtime(config=parse_config({"clusters": [{"name": "prod"}]}), ecs_client=None, autoscaling_client=None,
-                 events_client=client, metrics=sink)
+    rt = bootstrap.build(parse_config({"clusters": [{"name": "prod"}]}), ecs_client=None, autoscaling_client=None,
+                         events_client=client, metrics=sink)
     events = [ge.tier_completed("prod", "i-0abc", "replicas", 0.0, 5.0), ge.tier_completed("prod", "i-0abc", "x", 5, 6)]
     assert announce(rt, events) == accepted
     assert sink.values == [("GuardEventsUnpublished", unpublished)]
@@ -128,7 +129,10 @@ def test_a_failure_to_publish_is_counted_and_never_raised(client: Any, accepted:
 def test_a_drain_completes_even_when_eventbridge_refuses_every_event(deploy: Deploy) -> None:
     # GIVEN EventBridge refusing every PutEvents (the sim answers with an error)
     def refuse(deployment: Any) -> None:
-        deployment.runtime.events_client = FailingEvents()
+        def throttled(service: str, operation: str, params: dict[str, Any]) -> dict[str, Any]:
+            raise SimApiError("ThrottlingException", "Rate exceeded")
+
+        deployment.own_events.call = throttled
 
     run = drain_story(deploy, prepare=refuse)
     # THEN every drain still completed its lifecycle action, nothing was killed, the misses were counted

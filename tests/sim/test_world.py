@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from daemon_guard.adapters.parsing import parse_event
 from daemon_guard.core.events import (
     ContainerInstanceChanged,
     LifecycleAction,
@@ -18,7 +19,6 @@ from daemon_guard.core.events import (
     SpotInterruption,
     TaskChanged,
 )
-from daemon_guard.handlers.parsing import parse_event
 
 from sim.ecs import TaskTransition
 from sim.measure import launch_records, summarize

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from daemon_guard.adapters.parsing import parse_event
 from daemon_guard.core.config import (
     Config,
     ConfigError,
@@ -17,7 +18,6 @@ from daemon_guard.core.config import (
 from daemon_guard.core.events import Ignored, InstanceStateChanged, Malformed, ScheduledChange
 from daemon_guard.core.intake import route
 from daemon_guard.core.patterns import event_patterns
-from daemon_guard.handlers.parsing import parse_event
 
 from sim.eventbridge import matches
 from tests.unit.conftest import load_event

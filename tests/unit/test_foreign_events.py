@@ -7,9 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from daemon_guard import bootstrap
+from daemon_guard.bootstrap import LearntHome, Runtime
 from daemon_guard.core.config import parse_config
-from daemon_guard.handlers.intake import handle
-from daemon_guard.handlers.runtime import Runtime
+from daemon_guard.services.intake import handle
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "events"
 TASK = "ecs-task-state-change-ec2-launch-type.awsdocs-ecs-devguide-2020.json"
@@ -29,10 +30,10 @@ class Sink:
 
 
 def runtime(function_arn: str | None = None, **home: str) -> Runtime:
-    rt = Runtime(config=CONFIG, ecs_client=NoCalls(), autoscaling_client=NoCalls(), metrics=Sink(), dry_run=True,
-                 **home)  # type: ignore[arg-type]
+    rt = bootstrap.build(CONFIG, ecs_client=NoCalls(), autoscaling_client=NoCalls(), metrics=Sink(), dry_run=True,
+                         home=LearntHome(**home))
     if function_arn:
-        rt.learn_home(function_arn)
+        rt.home.learn(function_arn)
     return rt
 
 
@@ -49,7 +50,7 @@ def task_event(partition: str = "aws", account: str = "111122223333", region: st
 
 def test_the_runtime_learns_partition_account_and_region_from_its_function_arn() -> None:
     rt = runtime("arn:aws-cn:lambda:cn-north-1:111122223333:function:daemon-guard-intake:live")
-    assert (rt.partition, rt.account, rt.region) == ("aws-cn", "111122223333", "cn-north-1")
+    assert (rt.home.partition, rt.home.account, rt.home.region) == ("aws-cn", "111122223333", "cn-north-1")
 
 
 @pytest.mark.parametrize(
@@ -67,7 +68,7 @@ def test_an_event_from_another_partition_account_or_region_is_ignored(event: dic
     # GIVEN a Lambda deployed in aws / 111122223333 / us-east-1
     rt = runtime("arn:aws:lambda:us-east-1:111122223333:function:daemon-guard-intake:live")
     # WHEN an ECS event of another partition, account or region arrives / THEN ignored, no AWS call
-    result = handle(event, rt)
+    result = handle(event, rt).as_dict()
     assert result["decision"] == "ignored"
     assert result["reason"].startswith(reason), result
 
@@ -78,12 +79,12 @@ def test_an_event_from_home_passes_the_check() -> None:
     event = task_event()
     event["detail"]["clusterArn"] = event["detail"]["clusterArn"].replace("cluster/default", "cluster/other")
     # WHEN handled / THEN it gets past the foreign check to the routing's own reason
-    assert handle(event, rt)["reason"] == "cluster other is not managed"
+    assert handle(event, rt).reason == "cluster other is not managed"
 
 
 def test_an_arn_that_disagrees_with_its_envelope_is_ignored_even_without_a_home() -> None:
     # GIVEN no home known, and a task event whose ARNs are of another account than its envelope
-    result = handle(task_event(account="999999999999", envelope_account="111122223333"), runtime())
+    result = handle(task_event(account="999999999999", envelope_account="111122223333"), runtime()).as_dict()
     # THEN it is ignored: the ARN is not of the event's own account
     assert result["decision"] == "ignored"
     assert "is not of the event's partition, account and region" in result["reason"]
@@ -94,4 +95,4 @@ def test_without_a_home_the_region_alone_sets_the_partition() -> None:
     rt = runtime(region="cn-north-1")
     # WHEN an aws-partition event arrives / THEN foreign, by partition
     result = handle(task_event(), rt)
-    assert result["reason"].startswith("partition aws is not this deployment's partition")
+    assert result.reason.startswith("partition aws is not this deployment's partition")

@@ -6,10 +6,10 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
+from daemon_guard.adapters.parsing import parse_event
 from daemon_guard.core.config import LAUNCH_HOOK_NAME, TERMINATE_HOOK_NAME, Config, ManagedCluster, ManagedGroup
 from daemon_guard.core.events import GuardEvent, Malformed, TaskChanged, TestNotification
 from daemon_guard.core.intake import Route, route
-from daemon_guard.handlers.parsing import parse_event
 
 from tests.unit.conftest import load_event
 

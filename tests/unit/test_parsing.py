@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from daemon_guard.adapters.parsing import MAX_EVENT_BYTES, ServiceActionDetailModel, dedupe_key, parse_event
 from daemon_guard.core.events import (
     ContainerInstanceChanged,
     GuardEvent,
@@ -22,7 +23,6 @@ from daemon_guard.core.events import (
     TaskChanged,
     TestNotification,
 )
-from daemon_guard.handlers.parsing import MAX_EVENT_BYTES, ServiceActionDetailModel, dedupe_key, parse_event
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError as PydanticValidationError

@@ -16,6 +16,8 @@ from typing import Any
 import pytest
 from aws_durable_execution_sdk_python.lambda_service import InvocationStatus
 from aws_durable_execution_sdk_python_testing.runner import DurableFunctionTestResult, DurableFunctionTestRunner
+from daemon_guard import bootstrap
+from daemon_guard.bootstrap import Runtime
 from daemon_guard.core.config import (
     LAUNCH_HOOK_NAME,
     TERMINATE_HOOK_NAME,
@@ -26,8 +28,7 @@ from daemon_guard.core.config import (
     StandalonePolicy,
 )
 from daemon_guard.core.metrics import MetricSpec
-from daemon_guard.handlers.runtime import Runtime, set_runtime
-from daemon_guard.workflows import drain, launch_gate
+from daemon_guard.entrypoints import drain, launch_gate
 
 CLUSTER, ASG, TOKEN = "prod", "prod-asg", "11111111-2222-3333-4444-555555555555"
 INSTANCE_ID = "i-0123456789abcdef0"
@@ -168,19 +169,11 @@ class SteppingClock:
 
 def install(ecs: FakeEcs, autoscaling: FakeAutoScaling, *, step_s: float = 1.0,
             group: ManagedGroup | None = None, launch_gate_timeout_s: int = 600) -> Runtime:
-    """A runtime over the fakes (no state table, no Lambda client), installed for the workflows."""
+    """A runtime over the fakes (no state table, no Lambda client), for the workflows' handlers to bind."""
     config = Config(clusters=(ManagedCluster(CLUSTER, (group or ManagedGroup(ASG),)),), drain_tiers=TIERS,
                     standalone_policy=StandalonePolicy.STOP, launch_gate_timeout_s=launch_gate_timeout_s)
-    runtime = Runtime(config=config, ecs_client=ecs, autoscaling_client=autoscaling, metrics=Metrics(),
-                      clock=SteppingClock(step_s))
-    set_runtime(runtime)
-    return runtime
-
-
-@pytest.fixture(autouse=True)
-def _uninstall_runtime() -> Iterator[None]:
-    yield
-    set_runtime(None)
+    return bootstrap.build(config, ecs_client=ecs, autoscaling_client=autoscaling, metrics=Metrics(),
+                           clock=SteppingClock(step_s))
 
 
 def run_waking(handler: Callable[..., Any], payload: dict[str, Any]) -> DurableFunctionTestResult:
@@ -231,9 +224,9 @@ def test_the_drain_stops_tasks_tier_by_tier_and_continues_once() -> None:
                          ("prometheus-1", "prometheus"), ("xray-1", "xray")]:
         ecs.add(arn, service)
     autoscaling = FakeAutoScaling()
-    install(ecs, autoscaling)
+    rt = install(ecs, autoscaling)
     # WHEN the durable drain runs to its end
-    result = run_waking(drain.handler, drain_payload())
+    result = run_waking(drain.build_handler(rt), drain_payload())
     # THEN DRAINING first, then standalone, then the tiers in order, then CONTINUE once
     assert result.status is InvocationStatus.SUCCEEDED, result.error
     assert ecs.calls == [("UpdateContainerInstancesState", "DRAINING"), ("StopTask", "batch-1"),
@@ -247,9 +240,9 @@ def test_a_drain_of_an_instance_that_is_already_gone_just_continues() -> None:
     # GIVEN an instance ECS no longer knows
     ecs = FakeEcs(registered=False)
     autoscaling = FakeAutoScaling()
-    install(ecs, autoscaling)
+    rt = install(ecs, autoscaling)
     # WHEN the drain runs / THEN it stops nothing and completes the lifecycle action once
-    result = run_waking(drain.handler, drain_payload())
+    result = run_waking(drain.build_handler(rt), drain_payload())
     assert result.status is InvocationStatus.SUCCEEDED, result.error
     assert ecs.calls == []
     assert [kw["LifecycleActionResult"] for kw in autoscaling.completions] == ["CONTINUE"]
@@ -267,9 +260,9 @@ def test_the_launch_gate_continues_once_every_daemon_runs() -> None:
     for name in DAEMONS:
         ecs.add(f"{name}-1", name)
     autoscaling = FakeAutoScaling()
-    install(ecs, autoscaling, group=ManagedGroup(ASG, launch_hook=True))
+    rt = install(ecs, autoscaling, group=ManagedGroup(ASG, launch_hook=True))
     # WHEN the launch gate runs
-    result = run_waking(launch_gate.handler, gate_payload())
+    result = run_waking(launch_gate.build_handler(rt), gate_payload())
     # THEN it completes the launch action with CONTINUE, once
     assert result.status is InvocationStatus.SUCCEEDED, result.error
     assert [kw["LifecycleActionResult"] for kw in autoscaling.completions] == ["CONTINUE"]
@@ -281,10 +274,10 @@ def test_the_launch_gate_applies_the_timeout_result_when_the_instance_never_regi
     # GIVEN an instance that never registers, and a clock that moves 200 s per read
     ecs = FakeEcs(registered=False)
     autoscaling = FakeAutoScaling()
-    install(ecs, autoscaling, step_s=200, launch_gate_timeout_s=600,
+    rt = install(ecs, autoscaling, step_s=200, launch_gate_timeout_s=600,
             group=ManagedGroup(ASG, launch_hook=True, launch_timeout_result=timeout_result))
     # WHEN the launch gate runs past its 600 s timeout
-    result = run_waking(launch_gate.handler, gate_payload())
+    result = run_waking(launch_gate.build_handler(rt), gate_payload())
     # THEN the configured timeout result is applied, once, after heartbeats kept the hook alive
     assert result.status is InvocationStatus.SUCCEEDED, result.error
     assert [kw["LifecycleActionResult"] for kw in autoscaling.completions] == [timeout_result]

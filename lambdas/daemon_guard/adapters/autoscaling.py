@@ -4,19 +4,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from botocore.exceptions import ClientError
-
+from daemon_guard.adapters.errors import LifecycleActionGone
 from daemon_guard.core.actions import CompleteLifecycle, RecordHeartbeat
 
 if TYPE_CHECKING:
     from mypy_boto3_autoscaling import AutoScalingClient
 else:
     AutoScalingClient = Any
-
-
-def _gone(exc: ClientError) -> bool:
-    error = exc.response.get("Error", {})
-    return error.get("Code") == "ValidationError" and "No active Lifecycle Action" in error.get("Message", "")
 
 
 class AutoScaling:
@@ -38,29 +32,22 @@ class AutoScaling:
         """Complete the action; False if no such action is waiting (already completed or timed out)."""
         try:
             self.client.complete_lifecycle_action(LifecycleActionResult=action.result, **self._target(action))
-        except ClientError as exc:
-            if _gone(exc) and action.token:
-                # The token may be stale (a replayed event): try once more by instance id.
-                try:
-                    self.client.complete_lifecycle_action(
-                        AutoScalingGroupName=action.asg, LifecycleHookName=action.hook,
-                        InstanceId=action.instance_id, LifecycleActionResult=action.result)
-                except ClientError as again:
-                    if _gone(again):
-                        return False
-                    raise
-                return True
-            if _gone(exc):
+        except LifecycleActionGone:
+            if not action.token:
                 return False
-            raise
+            # The token may be stale (a replayed event): try once more by instance id.
+            try:
+                self.client.complete_lifecycle_action(
+                    AutoScalingGroupName=action.asg, LifecycleHookName=action.hook,
+                    InstanceId=action.instance_id, LifecycleActionResult=action.result)
+            except LifecycleActionGone:
+                return False
         return True
 
     def heartbeat(self, action: RecordHeartbeat) -> bool:
         """Extend the hook's heartbeat timeout; False if the action is no longer waiting."""
         try:
             self.client.record_lifecycle_action_heartbeat(**self._target(action))
-        except ClientError as exc:
-            if _gone(exc):
-                return False
-            raise
+        except LifecycleActionGone:
+            return False
         return True

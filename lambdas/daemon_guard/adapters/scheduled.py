@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -28,6 +28,22 @@ class ScheduledDrain:
     instance_id: str
     due_epoch: float
     payload: Mapping[str, Any]
+
+
+class DrainSchedule(Protocol):
+    """Drains due later, one per instance."""
+
+    def put(self, drain: ScheduledDrain) -> None:
+        """Record (or move) the instance's scheduled drain."""
+        ...
+
+    def due(self, now_epoch: float) -> list[ScheduledDrain]:
+        """Every scheduled drain due at `now_epoch`."""
+        ...
+
+    def remove(self, instance_id: str) -> None:
+        """Forget the instance's scheduled drain."""
+        ...
 
 
 class ScheduledDrains:

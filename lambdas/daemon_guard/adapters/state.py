@@ -1,4 +1,9 @@
-"""The state port: one DynamoDB table (pk, sk, TTL `expiresAt`) for what must outlive an invocation.
+"""The state ports, one `Protocol` per concern, and the DynamoDB table that serves them all.
+
+Concerns: the event ledger (`EventLedger`: what was already handled), the eviction budgets
+(`EvictionBudget`), the workflows' claims and wake-ups (`WorkflowClaims`) and the instances seen
+running every daemon (`CompletionCache`). `StateStore` implements each on one DynamoDB table
+(pk, sk, TTL `expiresAt`); `adapters.memory` has in-memory ones (tests, dry runs).
 
 Items:
 - ``seen#<key>``: an event already handled (container-instance and task events by version);
@@ -11,11 +16,12 @@ Items:
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from botocore.exceptions import ClientError
+from daemon_guard.adapters.errors import ConditionFailed
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -40,6 +46,83 @@ class WorkflowClaim:
     started_epoch: float
 
 
+class EventLedger(Protocol):
+    """Events (and other one-off facts) already handled, across concurrent invocations."""
+
+    def first_sighting(self, key: str, now_epoch: float, ttl_s: int = DAY_S) -> bool:
+        """Record `key`; False when it was already recorded (a duplicate delivery)."""
+        ...
+
+
+class EvictionBudget(Protocol):
+    """Evictions spent per service and window."""
+
+    def budget_spent(self, cluster: str, services: Sequence[str], window: int) -> dict[str, int]:
+        """Evictions already spent per service in `window`."""
+        ...
+
+    def spend_budget(self, cluster: str, evicted: Mapping[str, int], window: int, window_s: int) -> None:
+        """Add evictions to each service's window counter."""
+        ...
+
+
+class WorkflowClaims(Protocol):
+    """The one workflow that owns an instance, what it must honour, and the callbacks that wake it."""
+
+    def claim_workflow(self, claim: WorkflowClaim) -> WorkflowClaim | None:
+        """Claim the instance for a workflow; returns the existing claim if another owns it."""
+        ...
+
+    def workflow(self, kind: str, instance_id: str) -> WorkflowClaim | None:
+        """The claim on an instance, if any."""
+        ...
+
+    def attach_lifecycle(self, kind: str, instance_id: str, asg: str, hook: str, token: str,
+                         deadline_epoch: float | None) -> None:
+        """Give a running workflow the lifecycle action it must complete (and a tighter deadline)."""
+        ...
+
+    def tighten_deadline(self, kind: str, instance_id: str, deadline_epoch: float) -> None:
+        """Lower a workflow's deadline; never raise it."""
+        ...
+
+    def set_callback(self, kind: str, instance_id: str, callback_id: str) -> None:
+        """Record the callback id a waiting workflow listens on."""
+        ...
+
+    def register_wake(self, kind: str, container_instance_arn: str, callback_id: str, now_epoch: float) -> list[str]:
+        """Say which callback wakes the workflow on an instance; return (and clear) the missed stops."""
+        ...
+
+    def note_missed_wake(self, kind: str, container_instance_arn: str, stopped_task: str) -> str | None:
+        """Keep a stop no callback heard; return the callback now registered, if any."""
+        ...
+
+    def wake_target(self, kind: str, container_instance_arn: str) -> str | None:
+        """The callback id a `kind` workflow on the instance waits on, if any."""
+        ...
+
+    def release_workflow(self, kind: str, instance_id: str, container_instance_arn: str | None = None) -> None:
+        """Forget the claim (and the wake-up registration)."""
+        ...
+
+
+class CompletionCache(Protocol):
+    """Instances seen running every eligible daemon (so replica events on them need no ECS read)."""
+
+    def mark_complete(self, container_instance_arns: Sequence[str], now_epoch: float, ttl_s: int = DAY_S) -> None:
+        """Remember instances that run every eligible daemon."""
+        ...
+
+    def is_complete(self, container_instance_arn: str) -> bool:
+        """True when the instance was seen running every eligible daemon (and none stopped since)."""
+        ...
+
+    def clear_complete(self, container_instance_arn: str) -> None:
+        """Forget it: a daemon stopped, or a check found one missing."""
+        ...
+
+
 def _s(value: str) -> dict[str, str]:
     return {"S": value}
 
@@ -48,12 +131,8 @@ def _n(value: float) -> dict[str, str]:
     return {"N": repr(float(value)) if not float(value).is_integer() else str(int(value))}
 
 
-def _conditional_failed(exc: ClientError) -> bool:
-    return exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
-
-
 class StateStore:
-    """The DynamoDB state table."""
+    """The DynamoDB state table: every state port on one table."""
 
     def __init__(self, client: DynamoDBClient, table: str) -> None:
         self.client = client
@@ -66,10 +145,8 @@ class StateStore:
                 TableName=self.table,
                 Item={"pk": _s(f"seen#{key}"), "sk": _s("seen"), "expiresAt": _n(int(now_epoch) + ttl_s)},
                 ConditionExpression="attribute_not_exists(pk)")
-        except ClientError as exc:
-            if _conditional_failed(exc):
-                return False
-            raise
+        except ConditionFailed:
+            return False
         return True
 
     def budget_spent(self, cluster: str, services: Sequence[str], window: int) -> dict[str, int]:
@@ -108,10 +185,8 @@ class StateStore:
             item["deadline"] = _n(claim.deadline_epoch)
         try:
             self.client.put_item(TableName=self.table, Item=item, ConditionExpression="attribute_not_exists(pk)")
-        except ClientError as exc:
-            if _conditional_failed(exc):
-                return self.workflow(claim.kind, claim.instance_id)
-            raise
+        except ConditionFailed:
+            return self.workflow(claim.kind, claim.instance_id)
         return None
 
     def workflow(self, kind: str, instance_id: str) -> WorkflowClaim | None:
@@ -142,15 +217,12 @@ class StateStore:
 
     def tighten_deadline(self, kind: str, instance_id: str, deadline_epoch: float) -> None:
         """Lower a workflow's deadline (a Spot warning after a scale-in, say); never raise it."""
-        try:
+        with contextlib.suppress(ConditionFailed):  # no claim, or its deadline is already as tight
             self.client.update_item(
                 TableName=self.table, Key={"pk": _s(f"{kind}#{instance_id}"), "sk": _s(kind)},
                 UpdateExpression="SET deadline = :d",
                 ConditionExpression="attribute_exists(pk) AND (attribute_not_exists(deadline) OR deadline > :d)",
                 ExpressionAttributeValues={":d": _n(deadline_epoch)})
-        except ClientError as exc:
-            if not _conditional_failed(exc):
-                raise
 
     def set_callback(self, kind: str, instance_id: str, callback_id: str) -> None:
         """Record the callback id a waiting workflow listens on."""
@@ -197,10 +269,8 @@ class StateStore:
                 TableName=self.table, Key={"pk": _s(f"wake-{kind}#{container_instance_arn}"), "sk": _s("wake")},
                 UpdateExpression="ADD missed :m", ExpressionAttributeValues={":m": {"SS": [stopped_task]}},
                 ConditionExpression="attribute_exists(pk)", ReturnValues="ALL_NEW")
-        except ClientError as exc:
-            if _conditional_failed(exc):
-                return None
-            raise
+        except ConditionFailed:
+            return None
         return resp.get("Attributes", {}).get("callbackId", {}).get("S")
 
     def wake_target(self, kind: str, container_instance_arn: str) -> str | None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from botocore.exceptions import ClientError
+from daemon_guard.adapters.errors import CallbackGone, ExecutionAlreadyStarted
 
 if TYPE_CHECKING:
     from mypy_boto3_lambda import LambdaClient
@@ -28,10 +28,8 @@ class WorkflowStarter:
         try:
             self.client.invoke(FunctionName=function_arn, InvocationType="Event",
                                DurableExecutionName=execution_name, Payload=json.dumps(payload).encode())
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "DurableExecutionAlreadyStartedException":
-                return False
-            raise
+        except ExecutionAlreadyStarted:
+            return False
         return True
 
     def wake(self, callback_id: str, reason: str, stopped_task: str | None = None) -> bool:
@@ -42,9 +40,6 @@ class WorkflowStarter:
         try:
             self.client.send_durable_execution_callback_success(
                 CallbackId=callback_id, Result=json.dumps(result).encode())
-        except ClientError as exc:
-            code = exc.response.get("Error", {}).get("Code", "")
-            if code in ("ResourceNotFoundException", "InvalidParameterValueException", "CallbackTimeoutException"):
-                return False
-            raise
+        except CallbackGone:
+            return False
         return True

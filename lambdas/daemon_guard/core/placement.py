@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Literal
 
 from daemon_guard.core.actions import Action, OpenGate, StopTasks
 from daemon_guard.core.config import PlacementMode
@@ -73,11 +74,15 @@ class PlacementPolicy:
     gate_timeout_s: int
 
 
+PlacementDecision = Literal["skip", "draining", "complete", "open-gate", "gate-shut", "gate-failed-open", "wait",
+                            "cannot-fit", "wait-for-ecs", "blocked", "would-evict", "evict"]
+
+
 @dataclass(frozen=True)
 class PlacementPlan:
     """The decision for one instance: a name, why, the actions, and the daemons still missing."""
 
-    decision: str
+    decision: PlacementDecision
     reason: str
     actions: tuple[Action, ...] = ()
     missing: tuple[str, ...] = ()

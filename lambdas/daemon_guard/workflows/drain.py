@@ -22,14 +22,13 @@ from dataclasses import replace
 from functools import partial
 from typing import Any
 
-from aws_durable_execution_sdk_python import DurableContext, StepContext, durable_execution
+from aws_durable_execution_sdk_python import DurableContext, StepContext
 from aws_durable_execution_sdk_python.config import CallbackConfig, Duration
 from aws_durable_execution_sdk_python.exceptions import CallbackTimeoutError
-from botocore.exceptions import BotoCoreError, ClientError
 
-from daemon_guard.adapters.autoscaling import AutoScaling
 from daemon_guard.adapters.ecs import stop_durations
-from daemon_guard.adapters.errors import is_throttling
+from daemon_guard.adapters.errors import AwsError, Throttled
+from daemon_guard.bootstrap import Runtime
 from daemon_guard.core import metrics as m
 from daemon_guard.core.actions import Action, CompleteLifecycle, RecordHeartbeat, SetAttribute, SetDraining, StopTasks
 from daemon_guard.core.config import DrainOrder, tier_of
@@ -43,8 +42,8 @@ from daemon_guard.core.drain import (
     plan_heartbeat,
 )
 from daemon_guard.core.model import InstanceView, Resources, ServiceView, TaskView
-from daemon_guard.handlers.notify import announce, drain_step_events
-from daemon_guard.handlers.runtime import Runtime, get_runtime, logger
+from daemon_guard.observability import logger
+from daemon_guard.services.notify import announce, drain_step_events
 from daemon_guard.workflows.replace import replace_after_drain
 
 KIND = "drain"
@@ -100,7 +99,7 @@ def _view(rt: Runtime, request: DrainRequest, instance: InstanceView | None, tas
           services: dict[str, ServiceView]) -> DrainView:
     tiers = {s.name: tier_of(s.name, s.tags, rt.config.drain_tiers)
              for s in rt.cluster(request.cluster).daemon_services()}
-    claim = rt.state.workflow(KIND, request.instance_id) if rt.state else None
+    claim = rt.claims.workflow(KIND, request.instance_id)
     token = (claim.token if claim else None) or request.token
     asg = (claim.asg if claim else None) or request.asg
     hook = (claim.hook if claim else None) or request.hook
@@ -158,7 +157,7 @@ def first_look(rt: Runtime, request: DrainRequest, raw_progress: dict[str, Any],
     """Find the instance and its tasks (no effect); on an AWS error the first tick looks again."""
     try:
         _, progress = observe(rt, request, DrainProgress.from_dict(raw_progress))
-    except (ClientError, BotoCoreError) as exc:
+    except AwsError as exc:
         logger.warning("first look failed; the first step looks again", extra={"error": str(exc)})
         return raw_progress
     return progress.as_dict()
@@ -192,7 +191,7 @@ def drain_tick(rt: Runtime, request: DrainRequest, raw_progress: dict[str, Any],
             if isinstance(many, list) else []
     try:
         return _tick(rt, request, raw_progress, stopped, from_look=woke == FIRST_LOOK)
-    except (ClientError, BotoCoreError) as exc:
+    except AwsError as exc:
         logger.warning("drain step failed; retrying", extra={"instance": request.instance_id, "error": str(exc)})
         progress = _keep_hook_alive(rt, request, DrainProgress.from_dict(raw_progress))
         progress = replace(progress, failures=progress.failures + 1)
@@ -208,10 +207,10 @@ def _keep_hook_alive(rt: Runtime, request: DrainRequest, progress: DrainProgress
     beat, _ = plan_heartbeat(request, Lifecycle(request.asg, request.hook, request.token), now, progress,
                              drain_policy(rt, request))
     try:
-        if beat is not None and AutoScaling(rt.autoscaling_client).heartbeat(beat):
+        if beat is not None and rt.executor.run(request.cluster, beat) == "done":
             rt.metrics.emit(m.HEARTBEATS_SENT, 1, request.cluster)
             return replace(progress, heartbeats=progress.heartbeats + 1, last_heartbeat_at=now)
-    except (ClientError, BotoCoreError) as exc:
+    except AwsError as exc:
         logger.warning("heartbeat failed", extra={"instance": request.instance_id, "error": str(exc)})
     return progress
 
@@ -223,9 +222,7 @@ def _confirmed_empty(rt: Runtime, request: DrainRequest, progress: DrainProgress
         return False
     try:
         return not rt.cluster(request.cluster).task_arns_on(progress.instance_arn, desired="RUNNING")
-    except ClientError as exc:
-        if not is_throttling(exc):
-            raise
+    except Throttled:
         logger.warning("ECS throttled the final check; the events say the instance is empty",
                        extra={"instance": request.instance_id})
         return True
@@ -233,21 +230,12 @@ def _confirmed_empty(rt: Runtime, request: DrainRequest, progress: DrainProgress
 
 def _act(rt: Runtime, request: DrainRequest, actions: tuple[Action, ...]) -> None:
     """Carry out a step's actions, in order."""
-    ecs = rt.cluster(request.cluster)
-    asg = AutoScaling(rt.autoscaling_client)
     for action in actions:
-        if isinstance(action, SetDraining):
-            ecs.set_draining(action.instance_arns)
-        elif isinstance(action, SetAttribute):
-            ecs.put_attribute(action.instance_arn, action.name, action.value)
-        elif isinstance(action, StopTasks):
-            ecs.stop_tasks(action.task_arns, action.reason)
-        elif isinstance(action, RecordHeartbeat):
-            if asg.heartbeat(action):
-                rt.metrics.emit(m.HEARTBEATS_SENT, 1, request.cluster)
+        ran = rt.executor.run(request.cluster, action)
+        if isinstance(action, RecordHeartbeat) and ran == "done":
+            rt.metrics.emit(m.HEARTBEATS_SENT, 1, request.cluster)
         elif isinstance(action, CompleteLifecycle):
-            completed = asg.complete(action)
-            rt.metrics.emit(m.LIFECYCLE_RESULTS, 1, request.cluster, Result=action.result if completed else "GONE")
+            rt.metrics.emit(m.LIFECYCLE_RESULTS, 1, request.cluster, Result=action.result if ran == "done" else "GONE")
 
 
 def _tick(rt: Runtime, request: DrainRequest, raw_progress: dict[str, Any], stopped: list[str],
@@ -287,13 +275,11 @@ def listen(rt: Runtime, request: DrainRequest, instance_arn: str | None, callbac
            _ctx: StepContext | None = None) -> list[str]:
     """Record the callback the intake completes when a task on the instance stops; return the stops
     that arrived while no callback was waiting (the workflow then goes on without waiting)."""
-    if rt.state is None:
-        return []
     try:
-        rt.state.set_callback(KIND, request.instance_id, callback_id)
+        rt.claims.set_callback(KIND, request.instance_id, callback_id)
         if instance_arn:
-            return rt.state.register_wake(KIND, instance_arn, callback_id, rt.now().timestamp())
-    except (ClientError, BotoCoreError) as exc:
+            return rt.claims.register_wake(KIND, instance_arn, callback_id, rt.now().timestamp())
+    except AwsError as exc:
         logger.warning("could not register the wake-up; polling", extra={"error": str(exc)})
     return []
 
@@ -303,7 +289,7 @@ def finish(rt: Runtime, request: DrainRequest, raw_progress: dict[str, Any], _ct
     """Measure the drain (duration, overhead above the slowest stop per phase) and release the instance."""
     try:
         return _finish(rt, request, raw_progress)
-    except (ClientError, BotoCoreError) as exc:
+    except AwsError as exc:
         # The lifecycle action is already complete; a lost metric is not worth failing the execution.
         logger.warning("drain bookkeeping failed", extra={"instance": request.instance_id, "error": str(exc)})
         return {"duration": -1.0, "overhead": -1.0}
@@ -323,17 +309,15 @@ def _finish(rt: Runtime, request: DrainRequest, raw_progress: dict[str, Any]) ->
     # Emitted for every drain, zero included, so their alarms always have data.
     rt.metrics.emit(m.DEADLINES_MISSED, progress.deadlines_missed, request.cluster)
     rt.metrics.emit(m.ORDERING_VIOLATIONS, len(progress.violations), request.cluster)
-    if rt.state is not None:
-        rt.state.release_workflow(KIND, request.instance_id, progress.instance_arn)
+    rt.claims.release_workflow(KIND, request.instance_id, progress.instance_arn)
     logger.info("drain finished", extra={"instance": request.instance_id, "seconds": round(duration, 1),
                                          "overhead": round(overhead, 1), "result": progress.result,
                                          "deadlines_missed": progress.deadlines_missed})
     return {"duration": duration, "overhead": overhead}
 
 
-def drain_workflow(event: dict[str, Any], ctx: DurableContext) -> dict[str, Any]:
+def drain_workflow(rt: Runtime, event: dict[str, Any], ctx: DurableContext) -> dict[str, Any]:
     """The durable drain: tick, wait for a wake-up or the plan's timeout, repeat, then finish."""
-    rt = get_runtime()
     request = DrainRequest.from_payload(event)
     started = ctx.step(lambda _c: rt.now().timestamp(), name="start")
     raw: dict[str, Any] = DrainProgress(started_at=started, phase_started_at=started,
@@ -362,5 +346,3 @@ def drain_workflow(event: dict[str, Any], ctx: DurableContext) -> dict[str, Any]
         ctx.step(lambda _c: replace_after_drain(rt, event), name="replace")
     return {"instance": request.instance_id, "result": raw.get("result"), **summary}
 
-
-handler = durable_execution(drain_workflow)

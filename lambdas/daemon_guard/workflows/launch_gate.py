@@ -15,17 +15,17 @@ import math
 from functools import partial
 from typing import Any
 
-from aws_durable_execution_sdk_python import DurableContext, StepContext, durable_execution
+from aws_durable_execution_sdk_python import DurableContext, StepContext
 from aws_durable_execution_sdk_python.config import CallbackConfig, Duration
 from aws_durable_execution_sdk_python.exceptions import CallbackTimeoutError
-from botocore.exceptions import BotoCoreError, ClientError
 
-from daemon_guard.adapters.autoscaling import AutoScaling
+from daemon_guard.adapters.errors import AwsError
+from daemon_guard.bootstrap import Runtime
 from daemon_guard.core import metrics as m
 from daemon_guard.core.actions import CompleteLifecycle, RecordHeartbeat
 from daemon_guard.core.identifiers import AsgName, HookName, IdentifierError, InstanceId, LifecycleToken
-from daemon_guard.handlers.reflex import check_instance
-from daemon_guard.handlers.runtime import Runtime, get_runtime, logger
+from daemon_guard.observability import logger
+from daemon_guard.services.reflex import check_instance
 
 KIND = "gate"
 POLL_S = 10.0
@@ -39,7 +39,7 @@ def gate_tick(rt: Runtime, payload: dict[str, Any], state: dict[str, Any], _ctx:
     """
     try:
         return _tick(rt, payload, dict(state))
-    except (ClientError, BotoCoreError) as exc:
+    except AwsError as exc:
         logger.warning("launch gate step failed; retrying", extra={"instance": payload["instanceId"],
                                                                    "error": str(exc)})
         return {**state, "done": False, "wait_s": 3.0}
@@ -49,7 +49,6 @@ def _tick(rt: Runtime, payload: dict[str, Any], state: dict[str, Any]) -> dict[s
     cluster, instance_id = payload["cluster"], payload["instanceId"]
     group = rt.config.group(payload["asg"])
     now = rt.now().timestamp()
-    asg = AutoScaling(rt.autoscaling_client)
     ecs = rt.cluster(cluster)
     instance = ecs.instance_by_ec2_id(instance_id)
     result: str | None = None
@@ -65,14 +64,16 @@ def _tick(rt: Runtime, payload: dict[str, Any], state: dict[str, Any]) -> dict[s
         result = group.launch_timeout_result if group else "CONTINUE"
         reason = f"launch gate timed out after {rt.config.launch_gate_timeout_s}s: {reason}"
     if result is not None:
-        done = asg.complete(CompleteLifecycle(payload["asg"], payload["hook"], instance_id, payload.get("token"),
-                                              "CONTINUE" if result == "CONTINUE" else "ABANDON"))
+        complete = CompleteLifecycle(payload["asg"], payload["hook"], instance_id, payload.get("token"),
+                                     "CONTINUE" if result == "CONTINUE" else "ABANDON")
+        done = rt.executor.run(cluster, complete) == "done"
         rt.metrics.emit(m.LIFECYCLE_RESULTS, 1, cluster, Result=result if done else "GONE")
         logger.info("launch gate completed", extra={"instance": instance_id, "result": result, "reason": reason})
         return {**state, "done": True, "result": result, "wait_s": 0}
     heartbeat = group.heartbeat_timeout_s if group else 0
     if heartbeat and now - state.get("last_heartbeat", state["started"]) >= heartbeat / 2:
-        if asg.heartbeat(RecordHeartbeat(payload["asg"], payload["hook"], instance_id, payload.get("token"))):
+        beat = RecordHeartbeat(payload["asg"], payload["hook"], instance_id, payload.get("token"))
+        if rt.executor.run(cluster, beat) == "done":
             rt.metrics.emit(m.HEARTBEATS_SENT, 1, cluster)
         state["last_heartbeat"] = now
     return {**state, "done": False, "wait_s": POLL_S}
@@ -80,22 +81,20 @@ def _tick(rt: Runtime, payload: dict[str, Any], state: dict[str, Any]) -> dict[s
 
 def listen(rt: Runtime, state: dict[str, Any], callback_id: str, _ctx: StepContext | None = None) -> bool:
     """Let the intake wake this gate when a daemon on the instance starts RUNNING."""
-    if rt.state is None or not state.get("instance_arn"):
+    if not state.get("instance_arn"):
         return False
-    rt.state.register_wake(KIND, state["instance_arn"], callback_id, rt.now().timestamp())  # no stops matter here
+    rt.claims.register_wake(KIND, state["instance_arn"], callback_id, rt.now().timestamp())  # no stops matter here
     return True
 
 
 def release(rt: Runtime, instance_id: str, _ctx: StepContext | None = None) -> bool:
     """Forget the claim on the instance."""
-    if rt.state is not None:
-        rt.state.release_workflow(KIND, instance_id)
+    rt.claims.release_workflow(KIND, instance_id)
     return True
 
 
-def launch_gate_workflow(event: dict[str, Any], ctx: DurableContext) -> dict[str, Any]:
+def launch_gate_workflow(rt: Runtime, event: dict[str, Any], ctx: DurableContext) -> dict[str, Any]:
     """The durable launch gate."""
-    rt = get_runtime()
     for key in ("instanceId", "cluster", "asg", "hook"):
         if not isinstance(event.get(key), str):
             raise ValueError(f"launch gate payload needs a string '{key}'")
@@ -120,5 +119,3 @@ def launch_gate_workflow(event: dict[str, Any], ctx: DurableContext) -> dict[str
     ctx.step(partial(release, rt, event["instanceId"]), name="release")
     return {"instance": event["instanceId"], "result": state["result"]}
 
-
-handler = durable_execution(launch_gate_workflow)

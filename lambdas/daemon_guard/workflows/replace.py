@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
-
-from daemon_guard.handlers.runtime import Runtime, logger
+from daemon_guard.adapters.errors import AwsError
+from daemon_guard.bootstrap import Runtime
+from daemon_guard.observability import logger
 
 REPLACE_UNHEALTHY = "unhealthy"
 
@@ -33,7 +33,7 @@ def replace_after_drain(rt: Runtime, payload: dict[str, Any]) -> str:
             return f"left-as-{entry.get('LifecycleState')}"
         rt.autoscaling_client.set_instance_health(InstanceId=instance_id, HealthStatus="Unhealthy",
                                                   ShouldRespectGracePeriod=False)
-    except (ClientError, BotoCoreError) as exc:
+    except AwsError as exc:
         logger.warning("could not mark the drained instance Unhealthy", extra={"instance": instance_id,
                                                                                "error": str(exc)})
         return "failed"

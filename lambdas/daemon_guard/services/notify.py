@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from daemon_guard.bootstrap import Runtime
 from daemon_guard.core import guard_events as ge
 from daemon_guard.core import metrics as m
 from daemon_guard.core.actions import StopTasks
@@ -20,7 +21,7 @@ from daemon_guard.core.drain import DrainProgress, DrainRequest, DrainStep
 from daemon_guard.core.guard_events import SOURCE, OwnEvent
 from daemon_guard.core.model import InstanceView
 from daemon_guard.core.placement import PlacementPlan, seconds_since_registration
-from daemon_guard.handlers.runtime import Runtime, logger
+from daemon_guard.observability import logger
 
 MAX_ENTRIES = 10
 
@@ -35,7 +36,7 @@ def _entry(event: OwnEvent) -> dict[str, Any]:
 
 def announce(rt: Runtime, events: Sequence[OwnEvent]) -> int:
     """Publish `events`; returns how many EventBridge accepted. Never raises."""
-    if not events or rt.events_client is None or rt.dry_run:
+    if not events or rt.events_client is None:
         return 0
     accepted = 0
     for start in range(0, len(events), MAX_ENTRIES):
@@ -78,8 +79,7 @@ def announce_placement(rt: Runtime, cluster: str, instance: InstanceView, now: d
 def announce_cannot_fit(rt: Runtime, cluster: str, instance: InstanceView, now: datetime, daemons: Sequence[str]
                         ) -> None:
     """Publish Daemons Cannot Fit for an instance, once a day (the reconciler sees it every run)."""
-    if rt.dry_run or (rt.state is not None and not rt.state.first_sighting(f"cannot-fit#{instance.arn}",
-                                                                           now.timestamp())):
+    if not rt.ledger.first_sighting(f"cannot-fit#{instance.arn}", now.timestamp()):
         return
     reason = (f"{', '.join(daemons)} together need more than the instance registered ({instance.registered.cpu} "
               f"CPU units, {instance.registered.memory} MiB)")

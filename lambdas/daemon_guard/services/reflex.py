@@ -13,13 +13,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from botocore.exceptions import ClientError
-
-from daemon_guard.adapters.errors import ATTRIBUTE_LIMIT_EXCEEDED, error_code
+from daemon_guard.adapters.errors import AttributeLimitExceeded
+from daemon_guard.bootstrap import Runtime
 from daemon_guard.core import metrics as m
 from daemon_guard.core.actions import OpenGate, StopTasks
 from daemon_guard.core.eligibility import eligible_daemons
 from daemon_guard.core.model import InstanceView, ServiceView, TaskView
+from daemon_guard.core.outcomes import action_dict
 from daemon_guard.core.placement import (
     PlacementPlan,
     PlacementPolicy,
@@ -28,8 +28,8 @@ from daemon_guard.core.placement import (
     plan_placement,
     seconds_since_registration,
 )
-from daemon_guard.handlers.notify import announce_placement
-from daemon_guard.handlers.runtime import Runtime, logger
+from daemon_guard.observability import logger
+from daemon_guard.services.notify import announce_placement
 
 
 @dataclass(frozen=True)
@@ -40,17 +40,16 @@ class ReflexOutcome:
     ec2_instance_id: str
     plan: PlacementPlan
 
+    @property
+    def instance(self) -> str:
+        """How the instance is named in outcomes: its EC2 instance id (else its container instance ARN)."""
+        return self.ec2_instance_id or self.instance_arn
+
     def as_dict(self) -> dict[str, Any]:
-        """JSON form (replay output, logs)."""
-        return {"instance": self.ec2_instance_id or self.instance_arn, "decision": self.plan.decision,
+        """JSON form (logs)."""
+        return {"instance": self.instance, "decision": self.plan.decision,
                 "reason": self.plan.reason, "actions": [action_dict(a) for a in self.plan.actions],
                 "missing": list(self.plan.missing)}
-
-
-def action_dict(action: object) -> dict[str, Any]:
-    """An action as JSON: its type and fields."""
-    fields = {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(action).items()}
-    return {"type": type(action).__name__, **fields}
 
 
 def policy_of(rt: Runtime) -> PlacementPolicy:
@@ -86,7 +85,7 @@ def _with_eviction_inputs(rt: Runtime, cluster: str, state: PlacementState) -> P
     protected = ecs.protected(candidates) if candidates else set()
     tasks = tuple(replace(t, protected=True) if t.arn in protected else t for t in state.tasks)
     window = int(rt.now().timestamp()) // rt.config.eviction_window_s
-    spent = rt.state.budget_spent(cluster, list(services), window) if rt.state else {}
+    spent = rt.budget.budget_spent(cluster, list(services), window)
     budget = {name: max(0, rt.config.eviction_budget_per_service - spent.get(name, 0)) for name in services}
     return replace(state, tasks=tasks, services=services, budget_left=budget)
 
@@ -94,7 +93,7 @@ def _with_eviction_inputs(rt: Runtime, cluster: str, state: PlacementState) -> P
 def check_instance(rt: Runtime, cluster: str, instance: InstanceView, *, trigger_group: str | None = None,
                    tasks: Sequence[TaskView] | None = None,
                    daemons: Sequence[ServiceView] | None = None) -> ReflexOutcome:
-    """Plan and (unless dry-run) act for one instance; emit the placement metrics."""
+    """Plan and act for one instance (through the executor: a dry run records); emit the placement metrics."""
     policy = policy_of(rt)
     state = load_state(rt, cluster, instance, tasks, daemons)
     if needs_eviction_inputs(state, policy):
@@ -108,8 +107,6 @@ def check_instance(rt: Runtime, cluster: str, instance: InstanceView, *, trigger
     if plan.decision not in ("skip", "complete"):
         rt.metrics.emit(m.PLACEMENT_DECISIONS, 1, cluster, Mode=policy.mode.value)
         logger.info("placement decision", extra=outcome.as_dict())
-    if rt.dry_run:
-        return outcome
     _act(rt, cluster, state, plan)
     _measure(rt, cluster, state, plan, trigger_group)
     announce_placement(rt, cluster, state.instance, state.now, plan)
@@ -117,17 +114,16 @@ def check_instance(rt: Runtime, cluster: str, instance: InstanceView, *, trigger
 
 
 def _act(rt: Runtime, cluster: str, state: PlacementState, plan: PlacementPlan) -> None:
-    ecs = rt.cluster(cluster)
     for action in plan.actions:
         if isinstance(action, StopTasks):
-            ecs.stop_tasks(action.task_arns, action.reason)
+            rt.executor.run(cluster, action)
             victims = set(action.task_arns)
             # Only tasks that had started spend budget: a task that never ran served nothing.
             by_service = Counter(t.service_name or "" for t in state.tasks
                                  if t.arn in victims and t.last_status == "RUNNING")
-            if rt.state and by_service:
+            if by_service:
                 window = int(rt.now().timestamp()) // rt.config.eviction_window_s
-                rt.state.spend_budget(cluster, by_service, window, rt.config.eviction_window_s)
+                rt.budget.spend_budget(cluster, by_service, window, rt.config.eviction_window_s)
             rt.metrics.emit(m.EVICTIONS, len(action.task_arns), cluster)
         elif isinstance(action, OpenGate):
             _open_gate(rt, cluster, action)
@@ -141,10 +137,8 @@ def _open_gate(rt: Runtime, cluster: str, action: OpenGate) -> None:
     pass (once a period) tries again.
     """
     try:
-        rt.cluster(cluster).put_attribute(action.instance_arn, action.attribute, "open")
-    except ClientError as exc:
-        if error_code(exc) != ATTRIBUTE_LIMIT_EXCEEDED:
-            raise
+        rt.executor.run(cluster, action)
+    except AttributeLimitExceeded:
         logger.error("gate not opened: the container instance already has 10 custom attributes (ECS's limit); "
                      "remove one to let gated replicas land", extra={"instance": action.instance_arn,
                                                                      "attribute": action.attribute})
@@ -159,6 +153,5 @@ def _measure(rt: Runtime, cluster: str, state: PlacementState, plan: PlacementPl
         rt.metrics.emit(m.GATE_OPEN_LATENCY, age, cluster)
     daemon_groups = {s.group for s in state.eligibility.eligible}
     completed_by_trigger = trigger in daemon_groups and plan.decision in ("complete", "open-gate")
-    if completed_by_trigger and (rt.state is None or rt.state.first_sighting(
-            f"ttd#{state.instance.arn}", state.now.timestamp())):
+    if completed_by_trigger and rt.ledger.first_sighting(f"ttd#{state.instance.arn}", state.now.timestamp()):
         rt.metrics.emit(m.TIME_TO_DAEMONS, age, cluster)

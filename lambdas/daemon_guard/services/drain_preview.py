@@ -12,13 +12,13 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from daemon_guard.adapters.autoscaling import AutoScaling
+from daemon_guard.bootstrap import Runtime
 from daemon_guard.core.actions import CompleteLifecycle
 from daemon_guard.core.drain import DrainProgress, DrainRequest
 from daemon_guard.core.drain_preview import PlannedStep, preview_drain, render_preview
 from daemon_guard.core.intake import Route
-from daemon_guard.handlers.reflex import action_dict
-from daemon_guard.handlers.runtime import Runtime, logger
+from daemon_guard.core.outcomes import Outcome
+from daemon_guard.observability import logger
 
 
 def preview(rt: Runtime, request: DrainRequest) -> tuple[PlannedStep, ...]:
@@ -39,18 +39,17 @@ def steps_json(steps: tuple[PlannedStep, ...]) -> list[dict[str, Any]]:
             for n, s in enumerate(steps, 1)]
 
 
-def observe_drain(r: Route, rt: Runtime, payload: dict[str, Any]) -> dict[str, Any]:
+def observe_drain(r: Route, rt: Runtime, payload: dict[str, Any]) -> Outcome:
     """``drainMode: observe``: log the planned steps, complete a lifecycle action at once, drain nothing."""
     request = DrainRequest.from_payload(payload)
     steps = preview(rt, request)
     logger.info("drain observed: planned steps (drainMode observe, nothing changed)",
                 extra={"instance": request.instance_id, "trigger": request.trigger,
                        "plan": render_preview(request, steps)})
-    actions: list[dict[str, Any]] = []
+    actions: list[CompleteLifecycle] = []
     if request.asg and request.hook:
         complete = CompleteLifecycle(request.asg, request.hook, request.instance_id, request.token, "CONTINUE")
-        actions.append(action_dict(complete))
-        if not rt.dry_run:
-            AutoScaling(rt.autoscaling_client).complete(complete)
-    return {"route": r.kind, "decision": "observed", "reason": f"{r.reason}: drainMode observe, planned steps only",
-            "instance": request.instance_id, "actions": actions, "plannedSteps": steps_json(steps)}
+        actions.append(complete)
+        rt.executor.run(request.cluster, complete)
+    return Outcome(r.kind, "observed", f"{r.reason}: drainMode observe, planned steps only", request.instance_id,
+                   tuple(actions), extra={"plannedSteps": steps_json(steps)})

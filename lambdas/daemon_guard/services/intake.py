@@ -1,22 +1,21 @@
-"""The intake Lambda: every EventBridge event enters here, is parsed, routed and handled.
+"""The intake service: every EventBridge event is parsed, routed and handled here.
 
-`handle(event, runtime)` is the whole edge (the replay command runs it with a dry-run runtime);
-`handler` adds Powertools context. It returns (and logs) one decision object:
-``{"route", "decision", "reason", "instance", "actions"}``. A malformed or foreign event gets a clear
-log line and no AWS write, and never raises into a retry storm.
+`handle(event, runtime)` is the whole of it (the replay command runs it with a dry-run runtime; the
+entry point `daemon_guard.entrypoints.intake` adds Powertools context). It returns one `Outcome`
+(`core.outcomes`), whose JSON form is ``{"route", "decision", "reason", "instance", "actions"}``.
+A malformed or foreign event gets a clear log line and no AWS write, and never raises into a retry storm.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import Any
 
-from aws_lambda_powertools.utilities.typing import LambdaContext
-from botocore.exceptions import ClientError
-
-from daemon_guard.adapters.errors import is_throttling
+from daemon_guard.adapters.errors import Throttled
+from daemon_guard.adapters.parsing import parse_event
+from daemon_guard.bootstrap import Runtime
 from daemon_guard.core import metrics as m
-from daemon_guard.core.actions import WakeWorkflow
+from daemon_guard.core.actions import AnyAction, WakeWorkflow
 from daemon_guard.core.events import (
     Envelope,
     GuardEvent,
@@ -27,17 +26,17 @@ from daemon_guard.core.events import (
 )
 from daemon_guard.core.identifiers import partition_of_region
 from daemon_guard.core.intake import EXIT_TRIGGERS, Route, route
-from daemon_guard.handlers.exits import start_exit_drains
-from daemon_guard.handlers.parsing import parse_event
-from daemon_guard.handlers.reconciler import reconcile_cluster
-from daemon_guard.handlers.reflex import action_dict, check_instance
-from daemon_guard.handlers.runtime import Runtime, get_runtime, logger
-from daemon_guard.handlers.starts import decision, start_drain, start_launch_gate
+from daemon_guard.core.outcomes import Outcome
+from daemon_guard.observability import logger
+from daemon_guard.services.exits import start_exit_drains
+from daemon_guard.services.reconcile import reconcile_cluster
+from daemon_guard.services.reflex import check_instance
+from daemon_guard.services.starts import decision, start_drain, start_launch_gate
 
 CLOCK_SKEW = timedelta(hours=1)
 
 
-def handle(raw: object, rt: Runtime) -> dict[str, Any]:
+def handle(raw: object, rt: Runtime) -> Outcome:
     """Parse, route and handle one event; never raises for bad input."""
     event = parse_event(raw)
     r = route(event, rt.config)
@@ -53,8 +52,7 @@ def handle(raw: object, rt: Runtime) -> dict[str, Any]:
         logger.info("event ignored", extra={"reason": r.reason})
         rt.metrics.emit(m.EVENTS_IGNORED, 1, r.cluster or "unknown")
         return decision(r, "ignored", r.reason)
-    if r.dedupe_key and rt.state is not None and not rt.dry_run and \
-            not rt.state.first_sighting(r.dedupe_key, rt.now().timestamp()):
+    if r.dedupe_key and not rt.ledger.first_sighting(r.dedupe_key, rt.now().timestamp()):
         rt.metrics.emit(m.DUPLICATE_EVENTS, 1, r.cluster or "unknown")
         return decision(r, "duplicate", f"already handled {r.dedupe_key}")
     if isinstance(event, ServiceAction) and r.cluster is not None:
@@ -64,9 +62,7 @@ def handle(raw: object, rt: Runtime) -> dict[str, Any]:
     if r.kind in ("placement", "wake"):
         try:
             return _placement(r, event, rt) if r.kind == "placement" else _wake(r, event, rt)
-        except ClientError as exc:
-            if not is_throttling(exc):
-                raise
+        except Throttled as exc:
             # A placement check is an optimisation the reconciler repeats within a period; retrying it
             # through EventBridge under throttling would only feed the storm that throttles the drains.
             logger.warning("placement check deferred to the reconciler", extra={"reason": str(exc)})
@@ -81,15 +77,14 @@ def handle(raw: object, rt: Runtime) -> dict[str, Any]:
     return decision(r, "reconciled", r.reason, actions=summary.actions)
 
 
-def _deliver_wake(rt: Runtime, kind: str, instance_arn: str, wake: WakeWorkflow) -> None:
+def _deliver_wake(rt: Runtime, cluster: str, kind: str, instance_arn: str, wake: WakeWorkflow) -> None:
     """Wake the workflow; if its callback already completed (it is between two waits), leave the
     stopped task where its next wait picks it up, and wake the newer callback if one is there."""
-    assert rt.workflows is not None and rt.state is not None
-    if rt.workflows.wake(wake.callback_id, wake.reason, wake.stopped_task) or wake.stopped_task is None:
+    if rt.executor.run(cluster, wake) != "gone" or wake.stopped_task is None:
         return
-    current = rt.state.note_missed_wake(kind, instance_arn, wake.stopped_task)
+    current = rt.claims.note_missed_wake(kind, instance_arn, wake.stopped_task)
     if current and current != wake.callback_id:
-        rt.workflows.wake(current, wake.reason, wake.stopped_task)
+        rt.executor.run(cluster, replace(wake, callback_id=current))
 
 
 def _ahead_of_clock(event: GuardEvent, rt: Runtime) -> str | None:
@@ -110,17 +105,17 @@ def _foreign(event: GuardEvent, rt: Runtime) -> str | None:
     account or region than the deployment's own (or, where the home is not known, than the envelope's)."""
     if not isinstance(event, Envelope):
         return None
-    why = rt.foreign(event.account, event.region)
+    why = rt.home.foreign(event.account, event.region)
     envelope = (partition_of_region(event.region) or "(none)", event.account, event.region)
     for arn in arns_of(event):
         owner = (arn.owner.partition, arn.owner.account, arn.owner.region)
         if why is None and owner != envelope:
             why = f"{arn} is not of the event's partition, account and region ({':'.join(envelope)})"
-        why = why or rt.foreign(arn.owner.account, arn.owner.region, arn.owner.partition)
+        why = why or rt.home.foreign(arn.owner.account, arn.owner.region, arn.owner.partition)
     return why
 
 
-def _placement(r: Route, event: GuardEvent, rt: Runtime) -> dict[str, Any]:
+def _placement(r: Route, event: GuardEvent, rt: Runtime) -> Outcome:
     assert r.cluster is not None
     ecs = rt.cluster(r.cluster)
     trigger = event.group if isinstance(event, TaskChanged) else None
@@ -131,57 +126,40 @@ def _placement(r: Route, event: GuardEvent, rt: Runtime) -> dict[str, Any]:
     if isinstance(event, TaskChanged) and is_daemon_event and event.last_status != "RUNNING":
         return decision(r, "wait", f"daemon {event.group} {event.last_status}: acting once it runs",
                          r.instance_arns[0])
-    if is_daemon_event and isinstance(event, TaskChanged) and event.last_status == "RUNNING" \
-            and rt.state is not None and not rt.dry_run and rt.workflows is not None:
-        callback_id = rt.state.wake_target("gate", r.instance_arns[0])
-        if callback_id:
-            rt.workflows.wake(callback_id, r.reason)
+    if is_daemon_event and isinstance(event, TaskChanged) and event.last_status == "RUNNING":
+        callback_id = rt.claims.wake_target("gate", r.instance_arns[0])
+        if callback_id and rt.executor.can_run(gate_wake := WakeWorkflow(callback_id, r.reason)):
+            rt.executor.run(r.cluster, gate_wake)
     outcomes = []
     for instance in ecs.instances(r.instance_arns):
         outcomes.append(check_instance(rt, r.cluster, instance, trigger_group=trigger, daemons=daemons))
     if not outcomes:
         return decision(r, "skip", "container instance no longer registered", r.instance_arns[0])
-    first = outcomes[0].as_dict()
-    actions = [a for o in outcomes for a in o.as_dict()["actions"]]
-    return decision(r, first["decision"], f"{r.reason}: {first['reason']}", first["instance"], actions)
+    first = outcomes[0]
+    actions = [a for o in outcomes for a in o.plan.actions]
+    return decision(r, first.plan.decision, f"{r.reason}: {first.plan.reason}", first.instance, actions)
 
 
-def _wake(r: Route, event: GuardEvent, rt: Runtime) -> dict[str, Any]:
+def _wake(r: Route, event: GuardEvent, rt: Runtime) -> Outcome:
     assert r.cluster is not None
     instance_arn = r.instance_arns[0]
-    actions: list[dict[str, Any]] = []
+    actions: list[AnyAction] = []
     draining = False
-    if rt.state is not None:
-        for kind in ("drain", "gate"):
-            callback_id = rt.state.wake_target(kind, instance_arn)
-            if callback_id:
-                draining = draining or kind == "drain"
-                wake = WakeWorkflow(callback_id, r.reason,
-                                    event.task_arn if isinstance(event, TaskChanged) else None)
-                actions.append(action_dict(wake))
-                if not rt.dry_run and rt.workflows is not None:
-                    _deliver_wake(rt, kind, instance_arn, wake)
+    for kind in ("drain", "gate"):
+        callback_id = rt.claims.wake_target(kind, instance_arn)
+        if callback_id:
+            draining = draining or kind == "drain"
+            wake = WakeWorkflow(callback_id, r.reason, event.task_arn if isinstance(event, TaskChanged) else None)
+            actions.append(wake)
+            if rt.executor.can_run(wake):
+                _deliver_wake(rt, r.cluster, kind, instance_arn, wake)
     ecs = rt.cluster(r.cluster)
     group = event.group if isinstance(event, TaskChanged) else ""
     if group in {s.group for s in ecs.daemon_services()} and not draining:  # a drain stops daemons on purpose
         rt.forget_complete(instance_arn, certain=True)
         instance = ecs.instance(instance_arn)
         if instance is not None and instance.status == "ACTIVE":
-            outcome = check_instance(rt, r.cluster, instance).as_dict()
-            return decision(r, outcome["decision"], f"daemon stopped: {outcome['reason']}", outcome["instance"],
-                             actions + outcome["actions"])
-    verdict = "woke" if actions else "nothing-waiting"
-    return decision(r, verdict, r.reason, instance_arn, actions)
-
-
-@logger.inject_lambda_context(correlation_id_path="id", log_event=False)
-def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    """Lambda entry point for every EventBridge rule."""
-    rt = get_runtime()
-    rt.learn_home(getattr(context, "invoked_function_arn", "") or "")
-    try:
-        return handle(event, rt)
-    except Exception:
-        # An AWS error mid-way: log it and let EventBridge retry (the paths are idempotent).
-        logger.exception("event handling failed")
-        raise
+            outcome = check_instance(rt, r.cluster, instance)
+            return decision(r, outcome.plan.decision, f"daemon stopped: {outcome.plan.reason}", outcome.instance,
+                            [*actions, *outcome.plan.actions])
+    return decision(r, "woke" if actions else "nothing-waiting", r.reason, instance_arn, actions)

@@ -16,19 +16,18 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from botocore.exceptions import BotoCoreError, ClientError
-
-from daemon_guard.adapters.scheduled import ScheduledDrain, ScheduledDrains
+from daemon_guard.adapters.errors import AwsError
+from daemon_guard.adapters.scheduled import ScheduledDrain
+from daemon_guard.bootstrap import Runtime
 from daemon_guard.core.actions import StartWorkflow
 from daemon_guard.core.config import ScheduledChangePolicy, SpotPolicy
 from daemon_guard.core.events import GuardEvent, InstanceStateChanged, ScheduledChange
 from daemon_guard.core.identifiers import IdentifierError, InstanceId
 from daemon_guard.core.intake import Route
 from daemon_guard.core.model import InstanceView
-from daemon_guard.handlers.runtime import Runtime, logger
-from daemon_guard.handlers.starts import _start, decision, execution_name
+from daemon_guard.core.outcomes import Outcome
+from daemon_guard.observability import logger
+from daemon_guard.services.starts import _start, decision, execution_name
 
 KIND = "drain"
 
@@ -41,19 +40,15 @@ def _managed_instance(rt: Runtime, ec2_instance_id: InstanceId) -> tuple[str, In
     return None
 
 
-def start_exit_drains(r: Route, event: GuardEvent, rt: Runtime) -> dict[str, Any]:
+def start_exit_drains(r: Route, event: GuardEvent, rt: Runtime) -> Outcome:
     """Start (or schedule) the drains an exit outside Auto Scaling calls for; one decision for the event."""
     if isinstance(event, InstanceStateChanged):
         return _state_change(r, event, rt)
     assert isinstance(event, ScheduledChange)
     outcomes = [_scheduled_change(r, event, rt, instance_id) for instance_id in r.ec2_instance_ids]
     first = outcomes[0]
-    verdicts = sorted({o["decision"] for o in outcomes})
-    result = decision(r, first["decision"] if len(verdicts) == 1 else "+".join(verdicts),
-                      "; ".join(f"{o['instance']}: {o['reason']}" for o in outcomes), first["instance"],
-                      [a for o in outcomes for a in o["actions"]])
-    result["instances"] = [{"instance": o["instance"], "decision": o["decision"]} for o in outcomes]
-    return result
+    return Outcome(r.kind, first.decision, "; ".join(f"{o.instance}: {o.reason}" for o in outcomes), first.instance,
+                   tuple(a for o in outcomes for a in o.actions), instances=tuple(outcomes))
 
 
 def _payload(cluster: str, r: Route, instance_id: str, deadline: float | None, replace: bool,
@@ -63,7 +58,7 @@ def _payload(cluster: str, r: Route, instance_id: str, deadline: float | None, r
         ("replace", "unhealthy" if replace else None)))
 
 
-def _scheduled_change(r: Route, event: ScheduledChange, rt: Runtime, instance_id: InstanceId) -> dict[str, Any]:
+def _scheduled_change(r: Route, event: ScheduledChange, rt: Runtime, instance_id: InstanceId) -> Outcome:
     one = Route(r.kind, r.reason, trigger=r.trigger, ec2_instance_id=instance_id)
     found = _managed_instance(rt, instance_id)
     if found is None:
@@ -82,16 +77,15 @@ def _scheduled_change(r: Route, event: ScheduledChange, rt: Runtime, instance_id
     lead = rt.config.scheduled_change_lead_s
     due = start - lead if start is not None and lead is not None else now
     if due > now + rt.config.reconcile_period_min * 60:
-        if rt.state is not None and not rt.dry_run:
-            payload = {k: v for k, v in start_workflow.payload if v is not None}
-            payload["executionName"] = start_workflow.execution_name
-            ScheduledDrains(rt.state.client, rt.state.table).put(ScheduledDrain(instance_id, due, payload))
+        payload = {k: v for k, v in start_workflow.payload if v is not None}
+        payload["executionName"] = start_workflow.execution_name
+        rt.schedule.put(ScheduledDrain(instance_id, due, payload))
         return decision(one, "scheduled", f"{r.reason}: drain due {due - now:.0f}s from now "
                         f"({lead}s before the change)", instance_id)
     return _start(one, rt, start_workflow, instance_id)
 
 
-def _state_change(r: Route, event: InstanceStateChanged, rt: Runtime) -> dict[str, Any]:
+def _state_change(r: Route, event: InstanceStateChanged, rt: Runtime) -> Outcome:
     instance_id = event.ec2_instance_id
     found = _managed_instance(rt, instance_id)
     if found is None:
@@ -100,7 +94,7 @@ def _state_change(r: Route, event: InstanceStateChanged, rt: Runtime) -> dict[st
     if rt.config.state_change_policy is SpotPolicy.REPORT:
         logger.info("EC2 state change reported only", extra={"instance": instance_id, "state": event.state})
         return decision(r, "reported", f"{r.reason}: configured to report only", instance_id)
-    if instance.status != "ACTIVE" and (rt.state is None or rt.state.workflow(KIND, instance_id) is None):
+    if instance.status != "ACTIVE" and rt.claims.workflow(KIND, instance_id) is None:
         return decision(r, "ignored", f"container instance {instance.status} and no drain owns it: "
                         "a drain already ran there", instance_id)
     deadline = event.time.timestamp() + rt.config.state_change_deadline_s
@@ -110,12 +104,10 @@ def _state_change(r: Route, event: InstanceStateChanged, rt: Runtime) -> dict[st
 
 def start_due_drains(rt: Runtime) -> int:
     """Start the scheduled drains now due (the reconciler calls this once per run); returns how many."""
-    if rt.state is None or rt.dry_run:
-        return 0
-    store = ScheduledDrains(rt.state.client, rt.state.table)
+    store = rt.schedule
     try:
         due = store.due(rt.now().timestamp())
-    except (ClientError, BotoCoreError) as exc:
+    except AwsError as exc:
         # The audit below must still run; the next run looks again (the drains wait in the table).
         logger.warning("could not read the scheduled drains", extra={"error": str(exc)})
         return 0
@@ -133,7 +125,7 @@ def start_due_drains(rt: Runtime) -> int:
                       ec2_instance_id=instance_id)
         start = StartWorkflow("drain", name, tuple(payload.items()))
         result = _start(route, rt, start, drain.instance_id)
-        logger.info("scheduled drain due", extra={"instance": drain.instance_id, "decision": result["decision"]})
-        started += result["decision"] == "started"
+        logger.info("scheduled drain due", extra={"instance": drain.instance_id, "decision": result.decision})
+        started += result.decision == "started"
         store.remove(drain.instance_id)
     return started

@@ -1,4 +1,4 @@
-"""The reconciler (scheduled): audit every instance, repair what events missed, emit coverage.
+"""The reconcile pass (the reconciler's service): audit every instance, repair what events missed, emit coverage.
 
 Events are at-least-once and can be late or lost; this is what makes the guarantee hold anyway.
 Per cluster and run, its reads are bounded by the number of instances and daemon tasks, not by the
@@ -15,22 +15,22 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Literal
 
-from aws_lambda_powertools.utilities.typing import LambdaContext
-
+from daemon_guard.bootstrap import Runtime
 from daemon_guard.core import metrics as m
+from daemon_guard.core.actions import AnyAction
 from daemon_guard.core.config import LAUNCH_HOOK_NAME, TERMINATE_HOOK_NAME, PlacementMode
 from daemon_guard.core.eligibility import eligible_daemons
 from daemon_guard.core.events import LifecycleAction, LifecycleLocation
 from daemon_guard.core.identifiers import AsgName, HookName, InstanceId
 from daemon_guard.core.intake import Route
 from daemon_guard.core.placement import GATE_DRAINING, daemons_cannot_fit, gate_is_open, seconds_since_registration
-from daemon_guard.handlers.exits import start_due_drains
-from daemon_guard.handlers.notify import announce_cannot_fit
-from daemon_guard.handlers.reflex import check_instance
-from daemon_guard.handlers.runtime import Runtime, get_runtime, logger
-from daemon_guard.handlers.starts import start_drain, start_launch_gate
+from daemon_guard.observability import logger
+from daemon_guard.services.exits import start_due_drains
+from daemon_guard.services.notify import announce_cannot_fit
+from daemon_guard.services.reflex import check_instance
+from daemon_guard.services.starts import start_drain, start_launch_gate
 
 # Instances younger than this that the audit finds covered are marked complete in the state table,
 # so the intake skips their replica events without reading ECS (older ones were marked long ago).
@@ -49,7 +49,7 @@ class ReconcileSummary:
     repaired: int = 0
     workflows_started: int = 0
     cannot_fit: int = 0  # instances whose eligible daemons cannot fit even when empty
-    actions: list[dict[str, Any]] = field(default_factory=list)
+    actions: list[AnyAction] = field(default_factory=list)
 
     @property
     def coverage(self) -> float:
@@ -95,10 +95,10 @@ def reconcile_cluster(rt: Runtime, cluster: str) -> ReconcileSummary:
             outcome = check_instance(rt, cluster, instance, daemons=daemons)
             if outcome.plan.actions:
                 summary.repaired += 1
-                summary.actions.extend(outcome.as_dict()["actions"])
-    if fresh_complete and rt.state is not None and not rt.dry_run:
+                summary.actions.extend(outcome.plan.actions)
+    if fresh_complete:
         # New instances seen covered: the intake can skip their replica events without reading ECS.
-        rt.state.mark_complete(fresh_complete, now.timestamp())
+        rt.completion.mark_complete(fresh_complete, now.timestamp())
         rt.complete_instances.update(fresh_complete)
     rt.metrics.emit(m.DAEMON_COVERAGE, summary.coverage, cluster)
     rt.metrics.emit(m.MISSING_DAEMON_TASKS, summary.eligible_slots - summary.running_slots, cluster)
@@ -128,7 +128,7 @@ def _restart_lost_lifecycle_actions(rt: Runtime, cluster: str, summary: Reconcil
     """
     managed = next(c for c in rt.config.clusters if c.name == cluster)
     hooked = {g.name: g for g in managed.groups if g.terminate_hook or g.launch_hook}
-    if not hooked or rt.state is None:
+    if not hooked:
         return
     waiting: list[tuple[str, str, str]] = []  # (group, instance, lifecycle state)
     resp = rt.autoscaling_client.describe_auto_scaling_groups(AutoScalingGroupNames=sorted(hooked))
@@ -147,7 +147,7 @@ def _restart_lost_lifecycle_actions(rt: Runtime, cluster: str, summary: Reconcil
         if not (config.launch_hook if transition == "launch" else config.terminate_hook):
             continue
         kind = "drain" if transition == "terminate" else "gate"
-        if rt.state.workflow(kind, instance_id) is not None:
+        if rt.claims.workflow(kind, instance_id) is not None:
             continue
         stuck += 1
         ec2_id = InstanceId(instance_id)  # Auto Scaling's own answer: a real instance id
@@ -160,7 +160,7 @@ def _restart_lost_lifecycle_actions(rt: Runtime, cluster: str, summary: Reconcil
                       cluster, ec2_instance_id=ec2_id, trigger="lifecycle")
         start = start_drain if kind == "drain" else start_launch_gate
         result = start(route, lifecycle, rt, wake_joined=False)  # the reconciler may not wake workflows
-        summary.workflows_started += result["decision"] == "started"
+        summary.workflows_started += result.decision == "started"
     if stuck:
         logger.warning("lifecycle actions waiting without a workflow", extra={"cluster": cluster, "count": stuck})
     rt.metrics.emit(m.STUCK_LIFECYCLE_ACTIONS, stuck, cluster)
@@ -177,11 +177,3 @@ def reconcile(rt: Runtime) -> list[ReconcileSummary]:
                                          "workflows_started": summary.workflows_started})
         summaries.append(summary)
     return summaries
-
-
-@logger.inject_lambda_context(log_event=False)
-def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    """Lambda entry point for the schedule rule."""
-    summaries = reconcile(get_runtime())
-    return {"clusters": [{"cluster": s.cluster, "coverage": s.coverage, "repaired": s.repaired}
-                         for s in summaries]}

@@ -8,27 +8,33 @@ instance already being drained hands the running workflow its lifecycle action a
 from __future__ import annotations
 
 import hashlib
-from typing import Any
+from collections.abc import Sequence
 
-from daemon_guard.adapters.autoscaling import AutoScaling
+from daemon_guard.adapters.executor import RunResult
 from daemon_guard.adapters.state import WorkflowClaim
+from daemon_guard.bootstrap import Runtime
 from daemon_guard.core import metrics as m
-from daemon_guard.core.actions import CompleteLifecycle, StartWorkflow
+from daemon_guard.core.actions import AnyAction, CompleteLifecycle, StartWorkflow, WakeWorkflow
 from daemon_guard.core.config import LAUNCH_HOOK_NAME, DrainMode, SpotPolicy
 from daemon_guard.core.events import GuardEvent, LifecycleAction, SpotInterruption
 from daemon_guard.core.guard_events import drain_started
 from daemon_guard.core.identifiers import InstanceId, valid_epoch
 from daemon_guard.core.intake import Route
-from daemon_guard.handlers.drain_preview import observe_drain
-from daemon_guard.handlers.notify import announce
-from daemon_guard.handlers.reflex import action_dict
-from daemon_guard.handlers.runtime import Runtime, logger
+from daemon_guard.core.outcomes import Decision, Outcome
+from daemon_guard.observability import logger
+from daemon_guard.services.drain_preview import observe_drain
+from daemon_guard.services.notify import announce
 
 
-def decision(r: Route, decision: str, reason: str, instance: str | None = None,
-              actions: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-    return {"route": r.kind, "decision": decision, "reason": reason, "instance": instance,
-            "actions": actions or []}
+def decision(r: Route, decision: Decision, reason: str, instance: str | None = None,
+             actions: Sequence[AnyAction] = ()) -> Outcome:
+    """The outcome of handling an event routed as `r`."""
+    return Outcome(r.kind, decision, reason, instance, tuple(actions))
+
+
+# What came of a start: started, a different execution already holds the name, or a dry run noted it.
+START_DECISIONS: dict[RunResult, Decision] = {"done": "started", "gone": "already-started",
+                                               "recorded": "start-workflow"}
 
 
 def execution_name(kind: str, instance_id: str, discriminator: str) -> str:
@@ -37,13 +43,13 @@ def execution_name(kind: str, instance_id: str, discriminator: str) -> str:
     return f"{kind}-{instance_id}-{digest}"[:64]
 
 
-def start_launch_gate(r: Route, event: GuardEvent, rt: Runtime, *, wake_joined: bool = True) -> dict[str, Any]:
+def start_launch_gate(r: Route, event: GuardEvent, rt: Runtime, *, wake_joined: bool = True) -> Outcome:
+    """Start the launch gate for a launch lifecycle action (a warm-pool entry is completed at once)."""
     assert isinstance(event, LifecycleAction)
     if event.destination == "WarmPool":
         complete = CompleteLifecycle(event.asg_name, event.hook_name, event.ec2_instance_id, event.token, "CONTINUE")
-        if not rt.dry_run:
-            AutoScaling(rt.autoscaling_client).complete(complete)
-        return decision(r, "completed", r.reason, event.ec2_instance_id, [action_dict(complete)])
+        rt.executor.run(r.cluster or "", complete)
+        return decision(r, "completed", r.reason, event.ec2_instance_id, [complete])
     start = StartWorkflow("launch-gate", execution_name("gate", event.ec2_instance_id, event.token or ""), (
         ("instanceId", event.ec2_instance_id), ("cluster", r.cluster), ("asg", event.asg_name),
         ("hook", LAUNCH_HOOK_NAME), ("token", event.token), ("startedAt", event.time.timestamp())))
@@ -57,7 +63,8 @@ def _find_cluster(rt: Runtime, ec2_instance_id: InstanceId) -> str | None:
     return None
 
 
-def start_drain(r: Route, event: GuardEvent, rt: Runtime, *, wake_joined: bool = True) -> dict[str, Any]:
+def start_drain(r: Route, event: GuardEvent, rt: Runtime, *, wake_joined: bool = True) -> Outcome:
+    """Start the drain a drain trigger calls for (or report it, as configured)."""
     if r.ec2_instance_id is None:
         return decision(r, "ignored", "no EC2 instance named")
     instance_id = r.ec2_instance_id
@@ -89,23 +96,21 @@ def _text(value: object) -> str | None:
 
 
 def _start(r: Route, rt: Runtime, start: StartWorkflow, instance_id: str, *, wake_joined: bool = True
-           ) -> dict[str, Any]:
+           ) -> Outcome:
     """Claim the instance for the workflow and start it; a second trigger joins the running one (and wakes
     it, unless `wake_joined` is False: the reconciler may not wake workflows, which read what was attached
     to their claim at their next look)."""
     payload = {k: v for k, v in start.payload if v is not None}
     kind = "drain" if start.workflow == "drain" else "gate"
-    actions = [action_dict(start)]
+    actions = [start]
     if kind == "drain" and rt.config.drain_mode is DrainMode.OBSERVE:
         return observe_drain(r, rt, payload)
-    if rt.dry_run:
-        return decision(r, "start-workflow", r.reason, instance_id, actions)
-    function = rt.drain_function if start.workflow == "drain" else rt.launch_gate_function
-    if rt.state is None or function is None or rt.workflows is None:
+    cluster = str(payload.get("cluster", ""))
+    if not rt.executor.can_run(start):
         logger.error("workflow not configured", extra={"workflow": start.workflow})
         return decision(r, "not-configured", f"no {start.workflow} workflow configured", instance_id)
     now = rt.now().timestamp()
-    existing = rt.state.claim_workflow(WorkflowClaim(
+    existing = rt.claims.claim_workflow(WorkflowClaim(
         instance_id=instance_id, kind=kind, execution_name=start.execution_name,
         token=_text(payload.get("token")), asg=_text(payload.get("asg")), hook=_text(payload.get("hook")),
         deadline_epoch=float(payload["deadline"]) if "deadline" in payload else None,
@@ -113,18 +118,18 @@ def _start(r: Route, rt: Runtime, start: StartWorkflow, instance_id: str, *, wak
     if existing is not None and existing.execution_name != start.execution_name:
         # Another trigger already drains this instance: hand it this lifecycle action and deadline.
         if isinstance(payload.get("token"), str) and existing.token is None:
-            rt.state.attach_lifecycle(kind, instance_id, str(payload["asg"]), str(payload["hook"]),
+            rt.claims.attach_lifecycle(kind, instance_id, str(payload["asg"]), str(payload["hook"]),
                                       str(payload["token"]), None)
         if "deadline" in payload:
-            rt.state.tighten_deadline(kind, instance_id, float(payload["deadline"] or 0))
+            rt.claims.tighten_deadline(kind, instance_id, float(payload["deadline"] or 0))
         if existing.callback_id and wake_joined:
-            rt.workflows.wake(existing.callback_id, r.reason)
+            rt.executor.run(cluster, WakeWorkflow(existing.callback_id, r.reason))
         return decision(r, "joined", f"{r.reason}: {existing.execution_name} already owns {instance_id}",
                          instance_id)
-    started = rt.workflows.start(function, start.execution_name, payload)
-    if started and existing is None and kind == "drain":
+    ran = rt.executor.run(cluster, start)
+    if ran == "done" and existing is None and kind == "drain":
         rt.metrics.emit(m.DRAINS_STARTED, 1, str(payload.get("cluster", "unknown")))
         announce(rt, [drain_started(str(payload.get("cluster")), instance_id, rt.now(), r.reason,
                                     str(payload.get("trigger")), start.execution_name,
                                     float(payload["deadline"]) if "deadline" in payload else None)])
-    return decision(r, "started" if started else "already-started", r.reason, instance_id, actions)
+    return decision(r, START_DECISIONS[ran], r.reason, instance_id, actions)

@@ -1,0 +1,130 @@
+"""In-memory state ports: the same behaviour as the DynamoDB table (`adapters.state`), kept in dicts.
+
+Used by the unit tests and by dry runs (`daemon-guard replay`, `drain --dry-run`), which have no
+table: what they record lives as long as the run.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+
+from daemon_guard.adapters.scheduled import ScheduledDrain
+from daemon_guard.adapters.state import DAY_S, WorkflowClaim
+
+
+class MemoryState:
+    """Every state port (`EventLedger`, `EvictionBudget`, `WorkflowClaims`, `CompletionCache`,
+    `DrainSchedule`) in memory. TTLs are not enforced: a run is shorter than a day."""
+
+    def __init__(self) -> None:
+        self.seen: set[str] = set()
+        self.spent: dict[tuple[str, str, int], int] = defaultdict(int)
+        self.claims: dict[tuple[str, str], WorkflowClaim] = {}
+        self.wakes: dict[tuple[str, str], tuple[str, set[str]]] = {}
+        self.complete: set[str] = set()
+        self.scheduled: dict[str, ScheduledDrain] = {}
+
+    # ---- EventLedger --------------------------------------------------------------------------------
+    def first_sighting(self, key: str, now_epoch: float, ttl_s: int = DAY_S) -> bool:
+        """Record `key`; False when it was already recorded."""
+        if key in self.seen:
+            return False
+        self.seen.add(key)
+        return True
+
+    # ---- EvictionBudget -------------------------------------------------------------------------------
+    def budget_spent(self, cluster: str, services: Sequence[str], window: int) -> dict[str, int]:
+        """Evictions spent per service in `window` (services never spent on are left out)."""
+        return {name: self.spent[(cluster, name, window)] for name in sorted(set(services))
+                if (cluster, name, window) in self.spent}
+
+    def spend_budget(self, cluster: str, evicted: Mapping[str, int], window: int, window_s: int) -> None:
+        """Add evictions to each service's window counter."""
+        for service, count in evicted.items():
+            self.spent[(cluster, service, window)] += count
+
+    # ---- WorkflowClaims -------------------------------------------------------------------------------
+    def claim_workflow(self, claim: WorkflowClaim) -> WorkflowClaim | None:
+        """Claim the instance; the existing claim if another owns it."""
+        existing = self.claims.get((claim.kind, claim.instance_id))
+        if existing is not None:
+            return existing
+        self.claims[(claim.kind, claim.instance_id)] = replace(claim, callback_id=None)
+        return None
+
+    def workflow(self, kind: str, instance_id: str) -> WorkflowClaim | None:
+        """The claim on an instance, if any."""
+        return self.claims.get((kind, instance_id))
+
+    def attach_lifecycle(self, kind: str, instance_id: str, asg: str, hook: str, token: str,
+                         deadline_epoch: float | None) -> None:
+        """Give the claim its lifecycle action (and a deadline, if it had none)."""
+        claim = self.claims.get((kind, instance_id))
+        if claim is not None:
+            deadline = claim.deadline_epoch if claim.deadline_epoch is not None else deadline_epoch
+            self.claims[(kind, instance_id)] = replace(claim, token=token, asg=asg, hook=hook, deadline_epoch=deadline)
+
+    def tighten_deadline(self, kind: str, instance_id: str, deadline_epoch: float) -> None:
+        """Lower the claim's deadline; never raise it."""
+        claim = self.claims.get((kind, instance_id))
+        if claim is not None and (claim.deadline_epoch is None or claim.deadline_epoch > deadline_epoch):
+            self.claims[(kind, instance_id)] = replace(claim, deadline_epoch=deadline_epoch)
+
+    def set_callback(self, kind: str, instance_id: str, callback_id: str) -> None:
+        """Record the callback the claimed workflow listens on (no claim: nothing to record it on)."""
+        claim = self.claims.get((kind, instance_id))
+        if claim is not None:
+            self.claims[(kind, instance_id)] = replace(claim, callback_id=callback_id)
+
+    def register_wake(self, kind: str, container_instance_arn: str, callback_id: str, now_epoch: float) -> list[str]:
+        """Register the callback; return (and clear) the stops the previous one missed."""
+        _, missed = self.wakes.get((kind, container_instance_arn), ("", set()))
+        self.wakes[(kind, container_instance_arn)] = (callback_id, set())
+        return sorted(missed)
+
+    def note_missed_wake(self, kind: str, container_instance_arn: str, stopped_task: str) -> str | None:
+        """Keep a stop no callback heard; the callback now registered (None: nothing listens)."""
+        found = self.wakes.get((kind, container_instance_arn))
+        if found is None:
+            return None
+        found[1].add(stopped_task)
+        return found[0]
+
+    def wake_target(self, kind: str, container_instance_arn: str) -> str | None:
+        """The callback a `kind` workflow on the instance waits on, if any."""
+        found = self.wakes.get((kind, container_instance_arn))
+        return found[0] if found else None
+
+    def release_workflow(self, kind: str, instance_id: str, container_instance_arn: str | None = None) -> None:
+        """Forget the claim and the wake-up registration."""
+        self.claims.pop((kind, instance_id), None)
+        if container_instance_arn:
+            self.wakes.pop((kind, container_instance_arn), None)
+
+    # ---- CompletionCache ------------------------------------------------------------------------------
+    def mark_complete(self, container_instance_arns: Sequence[str], now_epoch: float, ttl_s: int = DAY_S) -> None:
+        """Remember instances that run every eligible daemon."""
+        self.complete.update(container_instance_arns)
+
+    def is_complete(self, container_instance_arn: str) -> bool:
+        """True when the instance was marked complete (and not cleared since)."""
+        return container_instance_arn in self.complete
+
+    def clear_complete(self, container_instance_arn: str) -> None:
+        """Forget it."""
+        self.complete.discard(container_instance_arn)
+
+    # ---- DrainSchedule --------------------------------------------------------------------------------
+    def put(self, drain: ScheduledDrain) -> None:
+        """Record (or move) the instance's scheduled drain."""
+        self.scheduled[drain.instance_id] = drain
+
+    def due(self, now_epoch: float) -> list[ScheduledDrain]:
+        """Every scheduled drain due at `now_epoch`."""
+        return [d for d in self.scheduled.values() if d.due_epoch <= now_epoch]
+
+    def remove(self, instance_id: str) -> None:
+        """Forget the instance's scheduled drain."""
+        self.scheduled.pop(instance_id, None)

@@ -1,0 +1,239 @@
+"""The composition root: every port a Lambda container uses, built once and handed to the code that needs it.
+
+`from_environment()` builds the production `Runtime` from the Lambda environment
+(DAEMON_GUARD_CONFIG, STATE_TABLE, DRAIN_FUNCTION, LAUNCH_GATE_FUNCTION, AWS_REGION) with boto3;
+`build()` is the one constructor, so the simulator, the CLI and the tests bind their own clients,
+clock and metrics sink through the same code. Nothing here is a module global: each entry point
+(`daemon_guard.entrypoints`) builds its handler from a runtime, and `lazy()` builds the production
+one on the first invocation and keeps it for the container's life.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from daemon_guard.adapters.autoscaling import AutoScaling
+from daemon_guard.adapters.ecs import EcsCluster
+from daemon_guard.adapters.errors import translating
+from daemon_guard.adapters.executor import AwsExecutor, Executor, RecordingExecutor
+from daemon_guard.adapters.memory import MemoryState
+from daemon_guard.adapters.scheduled import DrainSchedule, ScheduledDrains
+from daemon_guard.adapters.state import CompletionCache, EventLedger, EvictionBudget, StateStore, WorkflowClaims
+from daemon_guard.adapters.workflows import WorkflowStarter
+from daemon_guard.core.config import Config, parse_config
+from daemon_guard.core.identifiers import partition_of_region
+from daemon_guard.observability import EmfSink, MetricsSink, logger
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    """The system clock, in UTC."""
+    return datetime.now(UTC)
+
+
+@dataclass
+class LearntHome:
+    """Where the deployment lives: the partition, account and region events must come from.
+
+    Known in part from the start (the region, from AWS_REGION) and completed once, from the function's
+    own ARN on its first invocation (`learn`).
+    """
+
+    partition: str | None = None
+    account: str | None = None
+    region: str | None = None
+
+    def learn(self, invoked_function_arn: str) -> None:
+        """Take the partition, account and region from the function's own ARN, once."""
+        parts = invoked_function_arn.split(":")
+        if self.account is None and len(parts) > 4 and parts[2] == "lambda" and parts[4]:
+            self.partition, self.region, self.account = parts[1], parts[3], parts[4]
+
+    @property
+    def home_partition(self) -> str | None:
+        """The deployment's partition: learnt, or else the one its region belongs to."""
+        return self.partition or (partition_of_region(self.region) if self.region else None)
+
+    def foreign(self, account: str, region: str, partition: str | None = None) -> str | None:
+        """Why a resource of `partition`/`account`/`region` is not ours, or None when it is (or home is unknown).
+
+        `partition` defaults to the one `region` belongs to; each part is compared only once known here.
+        """
+        home_partition = self.home_partition
+        partition = partition or partition_of_region(region) or "(none)"
+        if home_partition is not None and partition != home_partition:
+            return f"partition {partition} is not this deployment's partition"
+        if self.account is not None and account != self.account:
+            return f"account {account} is not this deployment's account"
+        if self.region is not None and region != self.region:
+            return f"region {region} is not this deployment's region"
+        return None
+
+
+class EcsClusters:
+    """One ECS port per managed cluster, made on first use and kept for the container's life (each caches)."""
+
+    def __init__(self, client: Any, clock: Clock) -> None:
+        self.client = client
+        self._clock = clock
+        self.ports: dict[str, EcsCluster] = {}
+
+    def __call__(self, name: str) -> EcsCluster:
+        """The ECS port for cluster `name`."""
+        port = self.ports.get(name)
+        if port is None:
+            port = self.ports[name] = EcsCluster(self.client, name, lambda: self._clock().timestamp())
+        return port
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """The ports and settings one Lambda container runs with, built once by `build()`.
+
+    Immutable: what changes over the container's life is only what its ports cache (ECS reads,
+    instances seen complete) and the home it learns from its first invocation.
+    """
+
+    config: Config
+    ecs_client: Any
+    autoscaling_client: Any
+    lambda_client: Any | None  # workflow starts and wakes go through the executor, which holds it
+    ecs: EcsClusters
+    executor: Executor  # carries out every action (a dry run: records them)
+    ledger: EventLedger
+    budget: EvictionBudget
+    claims: WorkflowClaims
+    completion: CompletionCache
+    schedule: DrainSchedule
+    events_client: Any | None = None  # EventBridge, for the guard's own events (none: publish nothing)
+    metrics: MetricsSink = field(default_factory=EmfSink)
+    clock: Clock = utc_now
+    home: LearntHome = field(default_factory=LearntHome)
+    durable_client: Any | None = None  # the durable SDK's own Lambda client (none: the SDK builds it)
+    complete_instances: set[str] = field(default_factory=set)
+
+    def cluster(self, name: str) -> EcsCluster:
+        """The ECS port for a managed cluster (kept for the container's life: it caches)."""
+        return self.ecs(name)
+
+    @property
+    def clusters(self) -> dict[str, EcsCluster]:
+        """The ECS ports made so far, by cluster."""
+        return self.ecs.ports
+
+    def known_complete(self, instance_arn: str) -> bool:
+        """Seen running every eligible daemon, here or (through the state table) by another container."""
+        if instance_arn in self.complete_instances:
+            return True
+        if self.completion.is_complete(instance_arn):
+            self.complete_instances.add(instance_arn)
+            return True
+        return False
+
+    def remember_complete(self, instance_arn: str) -> None:
+        """Note that the instance runs every eligible daemon."""
+        if instance_arn not in self.complete_instances:
+            self.complete_instances.add(instance_arn)
+            self.completion.mark_complete([instance_arn], self.now().timestamp())
+
+    def forget_complete(self, instance_arn: str, *, certain: bool = False) -> None:
+        """The instance may be missing a daemon (certain: a daemon stopped on it)."""
+        known = instance_arn in self.complete_instances
+        self.complete_instances.discard(instance_arn)
+        if known or certain:
+            self.completion.clear_complete(instance_arn)
+
+    def now(self) -> datetime:
+        """The current time (simulated in the proving ground)."""
+        return self.clock()
+
+
+def build(config: Config, *, ecs_client: Any, autoscaling_client: Any, lambda_client: Any | None = None,
+          events_client: Any | None = None, dynamodb_client: Any | None = None, table: str | None = None,
+          metrics: MetricsSink | None = None, clock: Clock = utc_now, drain_function: str | None = None,
+          launch_gate_function: str | None = None, dry_run: bool = False, home: LearntHome | None = None,
+          durable_client: Any | None = None) -> Runtime:
+    """Build every adapter once from the clients given; the one way a `Runtime` is made.
+
+    Parameters
+    ----------
+    config
+        The validated configuration (`parse_config`).
+    ecs_client, autoscaling_client, lambda_client, events_client, dynamodb_client
+        boto3 clients (or the simulator's), each wrapped so it raises the project's errors
+        (`adapters.errors`); a missing Lambda client starts no workflow, a missing
+        EventBridge client publishes nothing; without a table the state lives in memory (`MemoryState`).
+    table
+        The state table's name (STATE_TABLE).
+    metrics
+        Where metric values go. Default: EMF on stdout (`EmfSink`).
+    clock
+        The current time. Default: the system clock in UTC.
+    drain_function, launch_gate_function
+        The workflows' alias ARNs (DRAIN_FUNCTION, LAUNCH_GATE_FUNCTION). Default: none (not started).
+    dry_run
+        Carry out no action: a `RecordingExecutor` records them instead. Default: False.
+    home
+        What is known of the deployment's partition, account and region. Default: nothing yet.
+    durable_client
+        The Lambda client the durable SDK checkpoints through. Default: none (the SDK builds its own).
+    """
+    ecs_client, autoscaling_client, lambda_client, events_client, dynamodb_client = (
+        translating(c) for c in (ecs_client, autoscaling_client, lambda_client, events_client, dynamodb_client))
+    store: StateStore | MemoryState
+    schedule: DrainSchedule
+    if dynamodb_client is not None and table:
+        store, schedule = StateStore(dynamodb_client, table), ScheduledDrains(dynamodb_client, table)
+    else:
+        store = schedule = MemoryState()
+    ecs = EcsClusters(ecs_client, clock)
+    workflows = WorkflowStarter(lambda_client) if lambda_client is not None else None
+    executor: Executor = RecordingExecutor() if dry_run else AwsExecutor(
+        ecs, AutoScaling(autoscaling_client), workflows, {"drain": drain_function, "launch-gate": launch_gate_function})
+    return Runtime(
+        config=config, ecs_client=ecs_client, autoscaling_client=autoscaling_client, lambda_client=lambda_client,
+        ecs=ecs, executor=executor,
+        ledger=store, budget=store, claims=store, completion=store, schedule=schedule, events_client=events_client,
+        metrics=metrics or EmfSink(), clock=clock, home=home or LearntHome(), durable_client=durable_client)
+
+
+def from_environment() -> Runtime:
+    """The production runtime: boto3 clients (adaptive retries for ECS) and settings from the Lambda environment."""
+    import boto3
+    from botocore.config import Config as BotoConfig
+
+    started = time.monotonic()
+    config = parse_config(json.loads(os.environ["DAEMON_GUARD_CONFIG"]))
+    table = os.environ.get("STATE_TABLE")
+    runtime = build(
+        config,
+        ecs_client=boto3.client("ecs", config=BotoConfig(retries={"mode": "adaptive", "max_attempts": 10})),
+        autoscaling_client=boto3.client("autoscaling", config=BotoConfig(retries={"mode": "standard",
+                                                                                   "max_attempts": 5})),
+        lambda_client=boto3.client("lambda", config=BotoConfig(retries={"mode": "standard", "max_attempts": 5})),
+        events_client=boto3.client("events", config=BotoConfig(retries={"mode": "standard", "max_attempts": 3})),
+        dynamodb_client=boto3.client("dynamodb") if table else None, table=table,
+        drain_function=os.environ.get("DRAIN_FUNCTION"), launch_gate_function=os.environ.get("LAUNCH_GATE_FUNCTION"),
+        home=LearntHome(region=os.environ.get("AWS_REGION")))  # the partition follows; the first invocation confirms
+    logger.debug("runtime built", extra={"ms": round((time.monotonic() - started) * 1000, 1)})
+    return runtime
+
+
+def lazy(build_handler: Callable[[Runtime], Callable[[Any, Any], Any]]) -> Callable[[Any, Any], Any]:
+    """The production Lambda handler: `build_handler(from_environment())`, built on the first invocation
+    (so importing an entry point builds no client) and kept for the container's life."""
+    built: list[Callable[[Any, Any], Any]] = []
+
+    def handler(event: Any, context: Any) -> Any:
+        if not built:
+            built.append(build_handler(from_environment()))
+        return built[0](event, context)
+
+    return handler

@@ -1,1 +1,0 @@
-"""Lambda entry points: parse, load, plan, act. Powertools lives here."""

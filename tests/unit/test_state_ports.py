@@ -1,0 +1,127 @@
+"""The state ports: the in-memory store behaves as the DynamoDB table does, spec by spec.
+
+Each specification runs against `MemoryState` (what unit tests and dry runs use) and against
+`StateStore` on moto's DynamoDB (what the deployment uses), so a fake cannot drift from the real thing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from daemon_guard.adapters.errors import translating
+from daemon_guard.adapters.memory import MemoryState
+from daemon_guard.adapters.scheduled import ScheduledDrain, ScheduledDrains
+from daemon_guard.adapters.state import StateStore, WorkflowClaim
+from moto import mock_aws
+
+TABLE = "daemon-guard-state"
+ARN = "arn:aws:ecs:us-east-1:111122223333:container-instance/prod/ci-1"
+T0 = 1_714_564_800.0
+
+
+def claim(execution: str = "drain-i-1-a", token: str | None = None, deadline: float | None = None) -> WorkflowClaim:
+    return WorkflowClaim(instance_id="i-0123456789abcdef0", kind="drain", execution_name=execution, token=token,
+                         asg=None, hook=None, deadline_epoch=deadline, callback_id=None, started_epoch=T0)
+
+
+def _on_table(request: pytest.FixtureRequest, port: type[Any]) -> Iterator[Any]:
+    """MemoryState, or `port` on a moto DynamoDB table shaped as the stack's."""
+    if request.param == "memory":
+        yield MemoryState()
+        return
+    with mock_aws():
+        client = boto3.client("dynamodb", region_name="us-east-1")
+        client.create_table(
+            TableName=TABLE, BillingMode="PAY_PER_REQUEST",
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
+                                  {"AttributeName": "sk", "AttributeType": "S"}],
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}])
+        yield port(translating(client), TABLE)
+
+
+@pytest.fixture(params=["memory", "dynamodb"])
+def store(request: pytest.FixtureRequest) -> Iterator[Any]:
+    yield from _on_table(request, StateStore)
+
+
+@pytest.fixture(params=["memory", "dynamodb"])
+def schedule(request: pytest.FixtureRequest) -> Iterator[Any]:
+    yield from _on_table(request, ScheduledDrains)
+
+
+def test_an_event_is_new_once_and_a_duplicate_after(store: Any) -> None:
+    # GIVEN a key never seen / WHEN it is seen twice / THEN only the first sighting is new
+    assert store.first_sighting("task#1#3", T0) is True
+    assert store.first_sighting("task#1#3", T0 + 1) is False
+
+
+def test_evictions_add_up_per_service_and_window(store: Any) -> None:
+    # GIVEN evictions in two windows
+    store.spend_budget("prod", {"api": 2, "web": 1}, 7, 3600)
+    store.spend_budget("prod", {"api": 1}, 7, 3600)
+    store.spend_budget("prod", {"api": 5}, 8, 3600)
+    # WHEN window 7 is read / THEN its counts only, services never spent on left out
+    assert store.budget_spent("prod", ["api", "web", "idle"], 7) == {"api": 3, "web": 1}
+
+
+def test_the_first_claim_wins_and_a_second_learns_who_owns_the_instance(store: Any) -> None:
+    # GIVEN a drain claiming an instance
+    assert store.claim_workflow(claim("drain-i-1-a")) is None
+    # WHEN a second trigger claims it / THEN it gets the first owner's claim back
+    existing = store.claim_workflow(claim("drain-i-1-b"))
+    assert existing is not None and existing.execution_name == "drain-i-1-a"
+
+
+def test_a_joined_lifecycle_action_and_deadline_reach_the_running_claim(store: Any) -> None:
+    # GIVEN a claim without a lifecycle action, and a deadline of T0 + 600
+    store.claim_workflow(claim(deadline=T0 + 600))
+    # WHEN a lifecycle action is attached, the deadline tightened, then loosened
+    store.attach_lifecycle("drain", "i-0123456789abcdef0", "prod-asg", "hook", "tok", None)
+    store.tighten_deadline("drain", "i-0123456789abcdef0", T0 + 300)
+    store.tighten_deadline("drain", "i-0123456789abcdef0", T0 + 900)
+    # THEN the claim carries the action and the tighter deadline only
+    found = store.workflow("drain", "i-0123456789abcdef0")
+    assert (found.token, found.asg, found.hook, found.deadline_epoch) == ("tok", "prod-asg", "hook", T0 + 300)
+
+
+def test_a_stop_no_callback_heard_is_handed_to_the_next_wait(store: Any) -> None:
+    # GIVEN a workflow waiting on callback c1
+    assert store.register_wake("drain", ARN, "c1", T0) == []
+    assert store.wake_target("drain", ARN) == "c1"
+    # WHEN a stop arrives too late for c1, and the workflow then waits on c2
+    assert store.note_missed_wake("drain", ARN, "task-9") == "c1"
+    # THEN the new wait gets the missed stop, once
+    assert store.register_wake("drain", ARN, "c2", T0 + 5) == ["task-9"]
+    assert store.register_wake("drain", ARN, "c3", T0 + 9) == []
+
+
+def test_nothing_listens_after_the_workflow_is_released(store: Any) -> None:
+    # GIVEN a claimed workflow waiting on a callback
+    store.claim_workflow(claim())
+    store.register_wake("drain", ARN, "c1", T0)
+    # WHEN it is released / THEN the claim and the wake-up are gone
+    store.release_workflow("drain", "i-0123456789abcdef0", ARN)
+    assert store.workflow("drain", "i-0123456789abcdef0") is None
+    assert store.wake_target("drain", ARN) is None
+    assert store.note_missed_wake("drain", ARN, "task-9") is None
+
+
+def test_an_instance_is_complete_until_cleared(store: Any) -> None:
+    # GIVEN an instance marked complete / WHEN cleared / THEN no longer complete
+    store.mark_complete([ARN], T0)
+    assert store.is_complete(ARN)
+    store.clear_complete(ARN)
+    assert not store.is_complete(ARN)
+
+
+def test_only_due_drains_are_returned_and_a_removed_one_is_gone(schedule: Any) -> None:
+    # GIVEN two scheduled drains, one due at T0 and one an hour later
+    schedule.put(ScheduledDrain("i-0123456789abcdef0", T0, {"cluster": "prod"}))
+    schedule.put(ScheduledDrain("i-0fedcba9876543210", T0 + 3600, {"cluster": "prod"}))
+    # WHEN read at T0 / THEN the due one only; once removed, none
+    assert [d.instance_id for d in schedule.due(T0)] == ["i-0123456789abcdef0"]
+    schedule.remove("i-0123456789abcdef0")
+    assert schedule.due(T0) == []
