@@ -123,9 +123,11 @@ def markdown(report: dict[str, Any]) -> str:
             fs = failing["scenario"]
             lines += ["", f"One daemon's image ({fs['daemon']}) cannot start on {fs['share']:.0%} of instances "
                           f"({fs['launches_per_seed']} launches per seed):", "",
-                      "| strategy | daemon-first | instances left without replicas by a daemon that cannot start | "
-                      "replica first start p50 / p99 (s) |", "|---|---|---|---|"]
-            lines += [f"| {name} | {s['daemon_first_rate']:.2%} | {s['stranded_by_failed_daemon']} | "
+                      "| strategy | daemon-first | instances the daemon failed on | left without replicas | "
+                      "serving replicas without that daemon | replica first start p50 / p99 (s) |",
+                      "|---|---|---|---|---|---|"]
+            lines += [f"| {name} | {s['daemon_first_rate']:.2%} | {s.get('failed_daemon_instances', 'n/a')} | "
+                      f"{s['stranded_by_failed_daemon']} | {s.get('served_without_failed_daemon', 'n/a')} | "
                       f"{s['replica_first_start_s']['p50']} / {s['replica_first_start_s']['p99']} |"
                       for name, s in failing["strategies"].items()]
         lines += ["", "| cluster size | ECS calls per new-instance event | handler CPU p50 (ms) |", "|---|---|---|"]
