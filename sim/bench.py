@@ -67,6 +67,7 @@ DEFAULT_PROFILE = "as-documented"
 TIMING = FaultPlan(jitter_s=0.4, tail_rate=0.02, tail_median_s=3.0, invoke_s=0.06, cold_start_rate=0.05,
                    cold_start_s=0.9)
 FAILING_SHARE = 0.1
+AFFINITY_RUNNING_ONLY = "ecs-native-affinity (task:group of RUNNING tasks only)"
 GATE_ATTRIBUTE = "daemon-guard.gate"
 Progress = Callable[[str], None]
 
@@ -107,14 +108,15 @@ class BreachCounter:
 
 
 def run_placement(strategy: str, seed: int, plan: ScaleOut, profile: str = DEFAULT_PROFILE,
-                  failing_share: float = 0.0) -> dict[str, Any]:
+                  failing_share: float = 0.0, **ecs: Any) -> dict[str, Any]:
     """One strategy, one seed, one behaviour profile: the scale-out under backlog, measured.
 
     `failing_share`: the share of instances on which one daemon's image (the metrics agent) cannot
-    start, to see what each strategy does with an instance a daemon will never reach.
+    start, to see what each strategy does with an instance a daemon will never reach. `ecs`: scheduler
+    parameters beyond the profile's.
     """
     params = replace(profile_params(profile), failing_daemon="cwagent" if failing_share else None,
-                     failing_share=failing_share)
+                     failing_share=failing_share, **ecs)
     world = World(WorldOptions(seed=seed, ecs=params, delivery=TIMING, api_latency=api_latency(profile)))
     gate = strategy == "daemon-guard-gate"
     spec = ClusterSpec(gate_attribute=GATE_ATTRIBUTE if gate else None,
@@ -216,6 +218,11 @@ def placement_suite(launches: int, seeds: tuple[int, ...], sizes: tuple[int, ...
     for strategy in PLACEMENT_STRATEGIES:
         progress(f"placement: {strategy}, failing daemon image on {FAILING_SHARE:.0%} of instances")
         stranded[strategy] = merge([run_placement(strategy, seed, failing, profile, FAILING_SHARE) for seed in seeds])
+    # Whether a PENDING daemon task makes an instance a member of its group is not documented: the
+    # affinity baseline with only RUNNING tasks counting, for the other reading.
+    progress("placement: ecs-native-affinity, failing daemon image, task:group counting RUNNING tasks only")
+    stranded[AFFINITY_RUNNING_ONLY] = merge([run_placement("ecs-native-affinity", seed, failing, profile, FAILING_SHARE,
+                                                           task_group_states="running") for seed in seeds])
     if not sizes:
         return {"profile": profile, "strategies": strategies, "failing_daemon": stranded}
     progress(f"placement: API cost at cluster sizes {', '.join(map(str, sizes))}")
