@@ -121,6 +121,8 @@ class Workers:
         worker: _Worker | None = getattr(self._local, "worker", None)
         if worker is None:
             return False
+        if worker.cancelled or worker.timed_out:
+            raise HandlerKilled("Task timed out" if worker.timed_out else "deployment closed")  # no call after that
         if seconds <= 0:
             return True
         wake = self.clock.now + seconds
