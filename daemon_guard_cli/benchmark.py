@@ -76,7 +76,8 @@ def _drain_table(drain: dict[str, Any]) -> list[str]:
 
 ROBUST_DRAIN = ("daemon_stopped_before_app_stopped", "tier_order_violations", "ungraceful_task_kills",
                 "lifecycle_timeouts", "spot_within_120s", "overhead_s.p99")
-ROBUST_PLACEMENT = ("daemon_first_rate", "coverage_rate", "time_to_daemons_s.p99", "evictions")
+ROBUST_PLACEMENT = ("daemon_first_rate", "coverage_rate", "time_to_daemons_s.p99", "not_covered_by_end",
+                    "replica_first_start_s.p50", "replica_first_start_s.p99", "evictions", "handler_timeouts")
 
 
 def _robustness_table(robust: dict[str, Any]) -> list[str]:
