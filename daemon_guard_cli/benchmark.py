@@ -76,7 +76,8 @@ def _drain_table(drain: dict[str, Any]) -> list[str]:
 
 ROBUST_DRAIN = ("daemon_stopped_before_app_stopped", "tier_order_violations", "ungraceful_task_kills",
                 "lifecycle_timeouts", "spot_within_120s", "overhead_s.p99")
-ROBUST_PLACEMENT = ("daemon_first_rate", "coverage_rate", "time_to_daemons_s.p99", "evictions")
+ROBUST_PLACEMENT = ("daemon_first_rate", "coverage_rate", "time_to_daemons_s.p99", "not_covered_by_end",
+                    "replica_first_start_s.p50", "replica_first_start_s.p99", "evictions", "handler_timeouts")
 
 
 def _robustness_table(robust: dict[str, Any]) -> list[str]:
@@ -123,9 +124,11 @@ def markdown(report: dict[str, Any]) -> str:
             fs = failing["scenario"]
             lines += ["", f"One daemon's image ({fs['daemon']}) cannot start on {fs['share']:.0%} of instances "
                           f"({fs['launches_per_seed']} launches per seed):", "",
-                      "| strategy | daemon-first | instances left without replicas by a daemon that cannot start | "
-                      "replica first start p50 / p99 (s) |", "|---|---|---|---|"]
-            lines += [f"| {name} | {s['daemon_first_rate']:.2%} | {s['stranded_by_failed_daemon']} | "
+                      "| strategy | daemon-first | instances the daemon failed on | left without replicas | "
+                      "serving replicas without that daemon | replica first start p50 / p99 (s) |",
+                      "|---|---|---|---|---|---|"]
+            lines += [f"| {name} | {s['daemon_first_rate']:.2%} | {s.get('failed_daemon_instances', 'n/a')} | "
+                      f"{s['stranded_by_failed_daemon']} | {s.get('served_without_failed_daemon', 'n/a')} | "
                       f"{s['replica_first_start_s']['p50']} / {s['replica_first_start_s']['p99']} |"
                       for name, s in failing["strategies"].items()]
         lines += ["", "| cluster size | ECS calls per new-instance event | handler CPU p50 (ms) |", "|---|---|---|"]

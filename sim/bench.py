@@ -29,6 +29,7 @@ from sim.deployment import GuardDeployment
 from sim.drain_measure import measure_drains, summarize_drains
 from sim.ecs import SimTask, profile_params
 from sim.eventbridge import FaultPlan
+from sim.latency import api_latency
 from sim.measure import launch_records, percentile, summarize
 from sim.scenarios import (
     TIERS,
@@ -58,13 +59,15 @@ ORDERS: dict[str, tuple[str, ...]] = {
     "daemon-guard-tiers": ("daemons-after-apps", "tier-order"),
 }
 DEFAULT_PROFILE = "as-documented"
-# Event delivery and Lambda invocation as measured quantities, the same for every strategy's Lambdas:
+# Event delivery and Lambda invocation as measured quantities, the same for every strategy's Lambdas
+# (and each AWS call a function makes costs API latency on simulated time: sim.latency, per profile):
 # ~0.5 s EventBridge latency with 0.4 s jitter and a 2% slow tail (lognormal, median 3 s), 60 ms
 # invocation, and a 5% cold start of 0.9 s (the handlers' measured cold import, ~0.5 s, plus the
 # python3.13 runtime's init).
 TIMING = FaultPlan(jitter_s=0.4, tail_rate=0.02, tail_median_s=3.0, invoke_s=0.06, cold_start_rate=0.05,
                    cold_start_s=0.9)
 FAILING_SHARE = 0.1
+AFFINITY_RUNNING_ONLY = "ecs-native-affinity (task:group of RUNNING tasks only)"
 GATE_ATTRIBUTE = "daemon-guard.gate"
 Progress = Callable[[str], None]
 
@@ -105,15 +108,16 @@ class BreachCounter:
 
 
 def run_placement(strategy: str, seed: int, plan: ScaleOut, profile: str = DEFAULT_PROFILE,
-                  failing_share: float = 0.0) -> dict[str, Any]:
+                  failing_share: float = 0.0, **ecs: Any) -> dict[str, Any]:
     """One strategy, one seed, one behaviour profile: the scale-out under backlog, measured.
 
     `failing_share`: the share of instances on which one daemon's image (the metrics agent) cannot
-    start, to see what each strategy does with an instance a daemon will never reach.
+    start, to see what each strategy does with an instance a daemon will never reach. `ecs`: scheduler
+    parameters beyond the profile's.
     """
     params = replace(profile_params(profile), failing_daemon="cwagent" if failing_share else None,
-                     failing_share=failing_share)
-    world = World(WorldOptions(seed=seed, ecs=params))
+                     failing_share=failing_share, **ecs)
+    world = World(WorldOptions(seed=seed, ecs=params, delivery=TIMING, api_latency=api_latency(profile)))
     gate = strategy == "daemon-guard-gate"
     spec = ClusterSpec(gate_attribute=GATE_ATTRIBUTE if gate else None,
                        daemon_affinity=strategy == "ecs-native-affinity")
@@ -133,12 +137,21 @@ def run_placement(strategy: str, seed: int, plan: ScaleOut, profile: str = DEFAU
         if deployment is not None:
             summary["gates_failed_open"] = int(sum(deployment.records.metric_values("GatesFailedOpen")))
             summary["lambda_invocations"] = len(deployment.records.invocations)
+            summary |= handler_timing(deployment)
         summary["ecs_calls"] = sum(world.ecs_api.calls.values())
         summary["throttled"] = world.ecs_api.throttled
         return summary
     finally:
         if deployment is not None:
             deployment.close()
+
+
+def handler_timing(deployment: GuardDeployment) -> dict[str, Any]:
+    """How long the invocations took in simulated time (API latency and backoff), and how many timed out."""
+    durations = [i.duration_s for i in deployment.records.invocations]
+    return {"handler_duration_s": {q: round(percentile(durations, n), 3) for q, n in (("p50", 50), ("p99", 99))},
+            "handler_timeouts": sum(1 for i in deployment.records.invocations
+                                    if i.error is not None and i.error.startswith("TimedOut"))}
 
 
 def merge(results: list[dict[str, Any]]) -> dict[str, Any]:
@@ -163,7 +176,7 @@ def api_cost(sizes: tuple[int, ...], seed: int, new_instances: int = 20) -> dict
     """ECS calls and handler CPU per new-instance event, on clusters of each size."""
     out: dict[str, Any] = {}
     for size in sizes:
-        world = World(WorldOptions(seed=seed))
+        world = World(WorldOptions(seed=seed, api_latency=api_latency(DEFAULT_PROFILE)))
         spec = ClusterSpec(replica_services=10, desired_per_service=max(2, size // 2))
         build_cluster(world, spec)
         world.asg.scale_out(spec.asg, size, min(0.05, 100.0 / size))
@@ -205,6 +218,11 @@ def placement_suite(launches: int, seeds: tuple[int, ...], sizes: tuple[int, ...
     for strategy in PLACEMENT_STRATEGIES:
         progress(f"placement: {strategy}, failing daemon image on {FAILING_SHARE:.0%} of instances")
         stranded[strategy] = merge([run_placement(strategy, seed, failing, profile, FAILING_SHARE) for seed in seeds])
+    # Whether a PENDING daemon task makes an instance a member of its group is not documented: the
+    # affinity baseline with only RUNNING tasks counting, for the other reading.
+    progress("placement: ecs-native-affinity, failing daemon image, task:group counting RUNNING tasks only")
+    stranded[AFFINITY_RUNNING_ONLY] = merge([run_placement("ecs-native-affinity", seed, failing, profile, FAILING_SHARE,
+                                                           task_group_states="running") for seed in seeds])
     if not sizes:
         return {"profile": profile, "strategies": strategies, "failing_daemon": stranded}
     progress(f"placement: API cost at cluster sizes {', '.join(map(str, sizes))}")
@@ -235,7 +253,8 @@ def run_drain(strategy: str, seed: int, story: DrainStory, profile: str = DEFAUL
     """One strategy, one seed, one behaviour profile: the drain story, measured."""
     guard = strategy.startswith("daemon-guard-")
     delivery = replace(TIMING, duplicate_rate=0.2) if guard else TIMING
-    world = World(WorldOptions(seed=seed, delivery=delivery, ecs=profile_params(profile)))
+    world = World(WorldOptions(seed=seed, delivery=delivery, ecs=profile_params(profile),
+                               api_latency=api_latency(profile)))
     order = strategy.removeprefix("daemon-guard-") if guard else "draining"
     gated = order in ("apps-first", "tiers")
     groups = build_drain_cluster(world, story, gate_attribute=GATE_ATTRIBUTE if gated else None,
@@ -272,7 +291,7 @@ def run_drain(strategy: str, seed: int, story: DrainStory, profile: str = DEFAUL
                         per_token[execution.payload["token"]] += 1
             duplicates = sum(n - 1 for n in per_token.values() if n > 1)
             calls = _guard_drain_calls(deployment, records)
-            extra = {"workflows": sum(per_instance.values()),
+            extra = handler_timing(deployment) | {"workflows": sum(per_instance.values()),
                      "workflow_failures": sum(1 for e in deployment.durable.executions.values()
                                               if e.status == "FAILED")}
         else:

@@ -75,6 +75,12 @@ class Clock:
         """`YYYY-MM-DDTHH:MM:SSZ` as EventBridge writes times."""
         return self.datetime(t).strftime("%Y-%m-%dT%H:%M:%SZ")
 
+    def next_due(self) -> float | None:
+        """The simulated second of the next action that will run, or None when nothing is scheduled."""
+        while self._queue and self._queue[0].cancelled:
+            heapq.heappop(self._queue)
+        return self._queue[0].at if self._queue else None
+
     def pending(self) -> int:
         """Number of scheduled, not cancelled actions."""
         return sum(1 for e in self._queue if not e.cancelled)

@@ -17,10 +17,10 @@ captured and parsed, so the metrics a dashboard would show can be read back.
 
 from __future__ import annotations
 
-import contextlib
 import importlib
 import io
 import json
+import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -32,9 +32,11 @@ from daemon_guard.bootstrap import LearntHome, Runtime
 from daemon_guard.core.config import Config, parse_config
 from daemon_guard.observability import logger
 
+from sim.clock import Clock
 from sim.durable import DurableSim
 from sim.eventbridge import PutEventsBackend
 from sim.iam import Authorizer, Place, Request, guard, statements_of
+from sim.latency import HandlerKilled, Outcome, Workers, charge_latency
 from sim.template import DeploymentFacts, FunctionFacts, RuleFacts, deployment_facts
 from sim.wire import make_client
 from sim.world import World, stream
@@ -52,10 +54,14 @@ class FakeLambdaContext:
     invoked_function_arn: str = ""
     aws_request_id: str = "sim"
     timeout_s: int = 60
+    clock: Clock | None = None
+    deadline: float | None = None  # the simulated second its Timeout ends the invocation
 
     def get_remaining_time_in_millis(self) -> int:
-        """The function's whole timeout (the simulated handler takes no simulated time of its own)."""
-        return self.timeout_s * 1000
+        """What is left of the function's Timeout in simulated time."""
+        if self.clock is None or self.deadline is None:
+            return self.timeout_s * 1000
+        return max(0, int((self.deadline - self.clock.now) * 1000))
 
 
 @dataclass
@@ -68,6 +74,7 @@ class Invocation:
     api_calls: int
     cpu_ms: float
     error: str | None = None
+    duration_s: float = 0.0  # simulated: its calls' latency and backoff
 
 
 @dataclass
@@ -113,6 +120,10 @@ class GuardDeployment:
         self._dynamodb_admin = boto3.client("dynamodb", region_name=world.region, aws_access_key_id="sim",
                                             aws_secret_access_key="sim")
         _create_table(self._dynamodb_admin, self.facts.table_name)
+        # Invocations on simulated time: API latency per call, other events interleaving (sim.latency).
+        self.workers = Workers(world.clock)
+        world.sleeper = self.workers.sleep
+        self._latency_rng = stream(world.options.seed, "api-latency")
         self.durable = DurableSim(world.clock, stream(world.options.seed, "durable"), world.account, world.region)
         self.own_events = PutEventsBackend(world.bus, world.clock, world.account, world.region)
         self.place = Place(world.account, world.region, lookup=self._lookup)
@@ -129,13 +140,9 @@ class GuardDeployment:
             self.durable.register(workflow.facts.alias_arn, _workflow_of(workflow.entry),
                                   version=workflow.facts.version,
                                   execution_timeout_s=workflow.facts.durable_timeout_s)
-        self.durable.on_invocation = self._durable_invocation
+        self.durable.start_invocation = self._durable_invocation
         self.durable.authorize = self._authorize_workflow_call
-        self._log_stream = io.StringIO()
-        if capture_logs:
-            for handler in logger.handlers:
-                if hasattr(handler, "setStream"):
-                    handler.setStream(self._log_stream)
+        self._capture_logs = capture_logs
         for rule in self.facts.rules:
             if rule.pattern is not None:
                 world.bus.add_rule(rule.name, dict(rule.pattern), self._rule_delivery(rule))
@@ -148,7 +155,9 @@ class GuardDeployment:
                 self._schedule(rule)
 
     def close(self) -> None:
-        """Stop moto."""
+        """End invocations still waiting on a call and stop moto."""
+        self.workers.close()
+        self.world.sleeper = None
         self._mock.stop()
 
     # ---- building -------------------------------------------------------------------------------
@@ -164,6 +173,7 @@ class GuardDeployment:
         world = self.world
 
         def guarded(client: Any) -> Any:
+            charge_latency(client, self.workers, world.options.api_latency, self._latency_rng)
             return guard(client, lambda: self.authorizer, role, self.place, on_denied=self._denied(role))
 
         runtime = bootstrap.build(
@@ -214,37 +224,55 @@ class GuardDeployment:
         return decision.allowed
 
     # ---- invocations ----------------------------------------------------------------------------
-    def _invoke(self, deployed: DeployedFunction, run: Callable[[], Any]) -> Any:
+    def _invoke(self, deployed: DeployedFunction, run: Callable[[], Any], done: Callable[[Outcome], None]) -> None:
+        """Run one invocation on simulated time (sim.latency): its calls cost API latency, other events
+        interleave, and its Timeout ends it; `done(outcome)` once it has finished."""
         fn = deployed.facts
-        self.world.begin_invocation()
-        before = self.world.call_log.count()
-        out = io.StringIO()
-        started = time.process_time()
-        backend_before = self.world.backend_cpu_s
-        error: str | None = None
-        result: Any = None
-        try:
-            with contextlib.redirect_stdout(out):
-                result = run()
+        started_at = self.world.clock.now
+        out, logs = io.StringIO(), io.StringIO()
+        cost: dict[str, float] = {"calls": 0, "cpu_s": 0.0}
+
+        def enter() -> Callable[[], None]:
+            # One slice of the invocation, until it waits on a call: its stdout, its logs.
+            saved_stdout, sys.stdout = sys.stdout, out
+            streams = [(h, h.setStream(logs)) for h in logger.handlers
+                       if self._capture_logs and hasattr(h, "setStream")]
+            calls, cpu, backend = self.world.call_log.count_here(), time.thread_time(), self._backend_cpu()
+
+            def undo() -> None:
+                # The handler's own CPU: the simulated AWS side's work is not the Lambda's.
+                cost["cpu_s"] += time.thread_time() - cpu - (self._backend_cpu() - backend)
+                cost["calls"] += self.world.call_log.count_here() - calls
+                for handler, previous in streams:
+                    handler.setStream(previous)
+                sys.stdout = saved_stdout
+            return undo
+
+        def body() -> Any:
+            self.world.begin_invocation()
+            result = run()
             if self.world.ecs_api.caller_offset > fn.timeout_s:
                 raise TimedOut(f"Task timed out after {fn.timeout_s:.2f} seconds")
-        except Exception as exc:
-            error = f"{type(exc).__name__}: {exc}"
-            raise
-        finally:
-            # The handler's own CPU: the simulated AWS side's work is not the Lambda's.
-            cpu_ms = (time.process_time() - started - (self.world.backend_cpu_s - backend_before)) * 1000
-            self._collect(fn, out.getvalue())
-            self.records.invocations.append(Invocation(
-                self.world.clock.now, deployed.key if deployed.key in ("intake", "reconciler") else "workflow",
-                result if isinstance(result, dict) else None, self.world.call_log.count() - before, cpu_ms, error))
-        return result
+            return result
 
-    def _collect(self, fn: FunctionFacts, text: str) -> None:
-        logs = self._log_stream.getvalue()
-        if logs:
-            self._log_stream.seek(0)
-            self._log_stream.truncate()
+        def finished(outcome: Outcome) -> None:
+            if isinstance(outcome.error, HandlerKilled):
+                outcome = Outcome(error=TimedOut(f"Task timed out after {fn.timeout_s:.2f} seconds"))
+            error = f"{type(outcome.error).__name__}: {outcome.error}" if outcome.error is not None else None
+            self._collect(fn, out.getvalue(), logs.getvalue())
+            result = outcome.result
+            self.records.invocations.append(Invocation(
+                started_at, deployed.key if deployed.key in ("intake", "reconciler") else "workflow",
+                result if isinstance(result, dict) else None, int(cost["calls"]), cost["cpu_s"] * 1000, error,
+                self.world.clock.now - started_at))
+            done(outcome)
+
+        self.workers.start(body, finished, deadline=started_at + fn.timeout_s, enter=enter)
+
+    def _backend_cpu(self) -> float:
+        return float(getattr(self.world.thread_cpu, "backend_s", 0.0))
+
+    def _collect(self, fn: FunctionFacts, text: str, logs: str) -> None:
         if fn.log_group_arn is not None and (text or logs):
             stream_arn = fn.log_group_arn.removesuffix("*") + "log-stream:sim"
             writable = (self._platform(fn, "logs:CreateLogStream", stream_arn, f"{fn.name} log stream")
@@ -261,9 +289,8 @@ class GuardDeployment:
             if line.startswith("{"):
                 self.records.logs.append(json.loads(line))
 
-    def _durable_invocation(self, function_arn: str, run: Callable[[], Any]) -> Any:
-        deployed = self._deployed(function_arn)
-        return self._invoke(deployed, run)
+    def _durable_invocation(self, function_arn: str, run: Callable[[], Any], done: Callable[[Outcome], None]) -> None:
+        self._invoke(self._deployed(function_arn), run, done)
 
     def _deployed(self, arn: str) -> DeployedFunction:
         facts = self.facts.function_by_arn(arn)
@@ -271,7 +298,8 @@ class GuardDeployment:
 
     def _context(self, deployed: DeployedFunction) -> FakeLambdaContext:
         fn = deployed.facts
-        return FakeLambdaContext(fn.name, fn.memory_mb, fn.alias_arn, timeout_s=fn.timeout_s)
+        return FakeLambdaContext(fn.name, fn.memory_mb, fn.alias_arn, timeout_s=fn.timeout_s, clock=self.world.clock,
+                                 deadline=self.world.clock.now + fn.timeout_s)
 
     def _rule_delivery(self, rule: RuleFacts) -> Callable[[dict[str, Any]], None]:
         def deliver(event: dict[str, Any]) -> None:
@@ -290,20 +318,23 @@ class GuardDeployment:
         max_age = config.max_event_age_s if config else 21600
         queued = self.world.clock.now if queued_at is None else queued_at
         context = self._context(deployed)
-        try:
-            self._invoke(deployed, lambda: deployed.entry(event, context))
-            return
-        except Exception:
-            pass
-        delay = ASYNC_RETRY_DELAYS_S[min(attempt, len(ASYNC_RETRY_DELAYS_S) - 1)]
-        if attempt < max_retries and self.world.clock.now + delay - queued <= max_age:
-            self.world.clock.after(delay, lambda: self.invoke_async(qualified_arn, event, attempt + 1, queued))
-            return
-        destination = config.on_failure_arn if config else None
-        if destination is None:
-            self.records.lost.append((f"{fn.name} event", "failed every attempt; no failure destination"))
-        elif self._platform(fn, "sqs:SendMessage", destination, f"{fn.name} failed event"):
-            self.records.dead_letters.append(event)
+
+        def done(outcome: Outcome) -> None:
+            if outcome.error is None:
+                return
+            if not isinstance(outcome.error, Exception):
+                raise outcome.error  # not the handler failing: the simulation itself was interrupted
+            delay = ASYNC_RETRY_DELAYS_S[min(attempt, len(ASYNC_RETRY_DELAYS_S) - 1)]
+            if attempt < max_retries and self.world.clock.now + delay - queued <= max_age:
+                self.world.clock.after(delay, lambda: self.invoke_async(qualified_arn, event, attempt + 1, queued))
+                return
+            destination = config.on_failure_arn if config else None
+            if destination is None:
+                self.records.lost.append((f"{fn.name} event", "failed every attempt; no failure destination"))
+            elif self._platform(fn, "sqs:SendMessage", destination, f"{fn.name} failed event"):
+                self.records.dead_letters.append(event)
+
+        self._invoke(deployed, lambda: deployed.entry(event, context), done)
 
     def deliver(self, event: dict[str, Any]) -> None:
         """Deliver `event` to the target the event rules share (the intake's alias), as EventBridge would
@@ -318,10 +349,14 @@ class GuardDeployment:
         target = next(t for t in rule.targets if t.arn == deployed.facts.alias_arn)
         context = self._context(deployed)
         event = target.input if target.input is not None else _scheduled_event(self.world, rule)
-        try:
-            return self._invoke(deployed, lambda: deployed.entry(event, context))
-        except Exception:
-            return None
+        outcomes: list[Outcome] = []
+        self._invoke(deployed, lambda: deployed.entry(event, context), outcomes.append)
+        while not outcomes:  # it waits on calls: run the world until it has finished
+            due = self.world.clock.next_due()
+            if due is None:
+                return None
+            self.world.clock.run_until(due)
+        return outcomes[0].result
 
     def _schedule(self, rule: RuleFacts) -> None:
         self.world.clock.after(float(rule.schedule_s or 60.0), lambda: self._tick(rule))

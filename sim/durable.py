@@ -34,6 +34,7 @@ from aws_durable_execution_sdk_python.exceptions import CallbackTimeoutError
 
 from sim.clock import Clock, Timer
 from sim.errors import SimApiError, UnsupportedOperation
+from sim.latency import Outcome
 
 Workflow = Callable[[dict[str, Any], Any], Any]
 # Authorize(function ARN (qualified), action, execution ARN) -> None, or raise the denial.
@@ -77,6 +78,8 @@ class Execution:
     invocations: int = 0
     step_runs: dict[str, int] = field(default_factory=dict)
     timer: Timer | None = None
+    in_flight: bool = False  # an invocation is running (on simulated time it may wait on calls)
+    rerun: bool = False  # woken while an invocation was running: invoke again once it has ended
 
 
 class SimCallback:
@@ -143,6 +146,14 @@ class SimDurableContext:
         return SimCallback(op)
 
 
+def _at_once(_function: str, run: Callable[[], Any], done: Callable[[Outcome], None]) -> None:
+    try:
+        outcome = Outcome(result=run())
+    except Exception as exc:  # the invocation's outcome, settled by DurableSim._settle
+        outcome = Outcome(error=exc)
+    done(outcome)
+
+
 class DurableSim:
     """Durable executions and the Lambda API that starts and wakes them."""
 
@@ -164,7 +175,9 @@ class DurableSim:
         self.crash_every_step = False
         self.crashes = 0
         self.calls: dict[str, int] = {}
-        self.on_invocation: Callable[[str, Callable[[], Any]], Any] = lambda _function, run: run()
+        # Runs one invocation of a workflow function and reports how it ended (at once by default; the
+        # deployment runs it on simulated time, where it may end later: sim.latency).
+        self.start_invocation: Callable[[str, Callable[[], Any], Callable[[Outcome], None]], None] = _at_once
 
     def register(self, qualified_arn: str, workflow: Workflow, *, version: str = "1",
                  execution_timeout_s: float | None = None) -> None:
@@ -249,7 +262,11 @@ class DurableSim:
     def _run(self, execution: Execution) -> None:
         if execution.status != "RUNNING":
             return
+        if execution.in_flight:
+            execution.rerun = True  # the service runs one invocation of an execution at a time
+            return
         execution.invocations += 1
+        execution.in_flight = True
         ctx = SimDurableContext(self, execution)
         workflow = self.functions[execution.function]
 
@@ -258,19 +275,30 @@ class DurableSim:
                 self.authorize(execution.function, "lambda:GetDurableExecutionState", execution.arn)
             return workflow(execution.payload, ctx)
 
-        try:
-            result = self.on_invocation(execution.function, invocation)
-        except _Suspend:
+        self.start_invocation(execution.function, invocation, lambda outcome: self._settle(execution, outcome))
+
+    def _settle(self, execution: Execution, outcome: Outcome) -> None:
+        """An invocation ended: suspended, crashed (retried), failed, or the execution succeeded."""
+        execution.in_flight = False
+        error = outcome.error
+        if execution.status != "RUNNING":
+            return  # timed out meanwhile
+        if isinstance(error, _Suspend):
+            if execution.rerun:
+                execution.rerun = False
+                self.clock.after(self.resume_latency_s, lambda: self._run(execution))
             return
-        except SimulatedCrash:
+        if isinstance(error, SimulatedCrash):
             self.clock.after(self.retry_delay_s, lambda: self._run(execution))
             return
-        except Exception as exc:
-            execution.status, execution.error = "FAILED", f"{type(exc).__name__}: {exc}"
+        if error is not None and not isinstance(error, Exception):
+            raise error
+        if error is not None:
+            execution.status, execution.error = "FAILED", f"{type(error).__name__}: {error}"
             if execution.timer is not None:
                 execution.timer.cancel()
             return
-        execution.status, execution.result = "SUCCEEDED", result
+        execution.status, execution.result = "SUCCEEDED", outcome.result
         if execution.timer is not None:
             execution.timer.cancel()
 

@@ -60,6 +60,13 @@ class EcsParams:
     # the share of instances affected (chosen by a hash of the instance id, not the random stream).
     failing_daemon: str | None = None
     failing_share: float = 0.0
+    # The service throttle logic (guide, "Amazon ECS service throttle logic"): tasks that go from PENDING
+    # to STOPPED without RUNNING are restarted after an incrementally longer wait, at most 27 minutes.
+    # Doubling from one daemon cycle is our reading of "incrementally"; per instance for a daemon.
+    failed_start_backoff_max_s: float = 1620.0
+    # Which tasks make an instance a member of their group for `task:group` in a constraint: every live
+    # task (PROVISIONING, PENDING, RUNNING: our reading of "placed") or only RUNNING ones. Not documented.
+    task_group_states: str = "live"
 
 
 DRAIN_TRIGGERS = ("left-running", "stopped", "grace")
@@ -250,6 +257,8 @@ class EcsSim:
         self.tasks: dict[str, SimTask] = {}
         self.listeners: list[Listener] = []
         self.transitions: list[TaskTransition] = []
+        # (task group, instance ARN) -> (consecutive failed starts, earliest next start): the service throttle.
+        self.start_failures: dict[tuple[str, str], tuple[int, float]] = {}
         self.ungraceful_kills: list[SimTask] = []
         self.live_by_group: dict[tuple[str, str], dict[str, SimTask]] = defaultdict(dict)
         # Per (cluster, group): tasks live with desired RUNNING, and of those the RUNNING ones.
@@ -473,6 +482,10 @@ class EcsSim:
     def _fail_to_start(self, task: SimTask) -> None:
         if task.desired_status == "STOPPED" or not task.live:
             return
+        key = (task.group, task.container_instance)
+        failures = self.start_failures.get(key, (0, 0.0))[0] + 1
+        wait = min(self.params.failed_start_backoff_max_s, self.params.daemon_cycle_s * 2 ** (failures - 1))
+        self.start_failures[key] = (failures, self.clock.now + wait)
         self._mark_stopping(task)
         task.stopping_at = self.clock.now
         task.stopped_reason = "CannotPullContainerError: pull image manifest has been retried 5 time(s)"
@@ -579,7 +592,8 @@ class EcsSim:
                      agent_connected=inst.agent_connected, agent_version=AGENT_VERSION,
                      registered_at=self.clock.datetime(inst.registered_at),
                      running_tasks_count=sum(t.last_status == "RUNNING" for t in live),
-                     task_groups={t.group for t in live})
+                     task_groups={t.group for t in live
+                                  if self.params.task_group_states == "live" or t.last_status == "RUNNING"})
 
     def _compiled(self, expression: str) -> Test:
         """The simulator's own evaluator (sim.cluster_query), never the code under test."""
@@ -696,7 +710,7 @@ class EcsSim:
                     continue
                 if self._roll_daemon(svc, mine):
                     continue
-                if f"service:{svc.name}" in groups:
+                if f"service:{svc.name}" in groups or self._start_throttled(f"service:{svc.name}", inst):
                     continue
                 short = self.shortfall(td.requirements, inst.remaining, inst.used_ports)
                 if short is None:
@@ -704,9 +718,17 @@ class EcsSim:
                 else:
                     self._placement_failure(svc, short, [inst.arn])
 
+    def _start_throttled(self, group: str, inst: SimInstance) -> bool:
+        """A daemon whose last start on this instance failed waits out the service throttle's backoff."""
+        failed = self.start_failures.get((group, inst.arn))
+        return failed is not None and self.clock.now < failed[1]
+
     def update_daemon_service(self, svc: SimService, task_definition: str) -> None:
-        """UpdateService of a DAEMON service to a new revision: the daemon scheduler rolls it out."""
+        """UpdateService of a DAEMON service to a new revision: the daemon scheduler rolls it out (and, as the
+        guide says of the throttle, a new task definition ends it at once)."""
         svc.task_definition = task_definition
+        group = f"service:{svc.name}"
+        self.start_failures = {k: v for k, v in self.start_failures.items() if k[0] != group}
 
     def _roll_daemon(self, svc: SimService, mine: list[SimTask]) -> bool:
         """A daemon task of an older revision is stopped first; the new revision is placed once it is gone.

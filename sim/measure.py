@@ -122,7 +122,9 @@ class PlacementSummary:
     replica_start_p50: float = math.nan
     replica_start_p99: float = math.nan
     no_replica_by_end: int = 0
+    failed_daemon_instances: int = 0
     stranded_by_failed_daemon: int = 0
+    served_without_failed_daemon: int = 0
 
     def as_dict(self) -> dict[str, object]:
         """The JSON form used by `daemon-guard bench`."""
@@ -136,7 +138,9 @@ class PlacementSummary:
             "daemon_missing_s": {"p50": round(self.daemon_missing_p50, 2), "p99": round(self.daemon_missing_p99, 2)},
             "replica_first_start_s": {"p50": round(self.replica_start_p50, 2), "p99": round(self.replica_start_p99, 2)},
             "no_replica_by_end": self.no_replica_by_end,
+            "failed_daemon_instances": self.failed_daemon_instances,
             "stranded_by_failed_daemon": self.stranded_by_failed_daemon,
+            "served_without_failed_daemon": self.served_without_failed_daemon,
         }
 
 
@@ -145,15 +149,16 @@ STRANDED_AFTER_S = 240.0
 
 def summarize(records: Sequence[LaunchRecord], horizon: float) -> PlacementSummary:
     """Rates and percentiles over launch records; launches never covered (or never given a replica) by
-    `horizon` are counted, not timed (a censored value is not a measurement). An instance counts as
-    stranded by a daemon that cannot start only if it had `STRANDED_AFTER_S` (twice the default gate
-    timeout) to get a replica."""
+    `horizon` are counted, not timed (a censored value is not a measurement). Of the instances on which a
+    daemon failed to start and that had `STRANDED_AFTER_S` (twice the default gate timeout) to get a
+    replica, those that got none are stranded and those that got one serve apps without that daemon."""
     n = len(records)
     if n == 0:
         return PlacementSummary(0, math.nan, math.nan, math.nan, math.nan, math.nan, math.nan)
     times = [r.time_to_daemons for r in records if r.time_to_daemons is not None]
     replica = [r.first_replica_started_at - r.registered_at for r in records if r.first_replica_started_at is not None]
     missing = [r.daemon_missing_s for r in records]
+    failed = [r for r in records if r.daemon_failed_to_start and horizon - r.registered_at >= STRANDED_AFTER_S]
     return PlacementSummary(
         launches=n,
         daemon_first_rate=sum(r.daemon_first for r in records) / n,
@@ -163,7 +168,7 @@ def summarize(records: Sequence[LaunchRecord], horizon: float) -> PlacementSumma
         not_covered_by_end=n - len(times),
         replica_start_p50=percentile(replica, 50), replica_start_p99=percentile(replica, 99),
         no_replica_by_end=n - len(replica),
-        stranded_by_failed_daemon=sum(1 for r in records
-                                      if r.first_replica_started_at is None and r.daemon_failed_to_start
-                                      and horizon - r.registered_at >= STRANDED_AFTER_S),
+        failed_daemon_instances=len(failed),
+        stranded_by_failed_daemon=sum(1 for r in failed if r.first_replica_started_at is None),
+        served_without_failed_daemon=sum(1 for r in failed if r.first_replica_started_at is not None),
     )

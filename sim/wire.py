@@ -87,9 +87,11 @@ class CallLog:
         self.calls: Counter[tuple[str, str]] = Counter()
         self.errors: Counter[tuple[str, str, str]] = Counter()
         self._lock = threading.Lock()
+        self._here = threading.local()
 
     def record(self, service: str, operation: str, error_code: str | None = None) -> None:
         """Count one call (and its error code, if it failed)."""
+        self._here.n = getattr(self._here, "n", 0) + 1
         with self._lock:
             self.calls[(service, operation)] += 1
             if error_code is not None:
@@ -103,6 +105,10 @@ class CallLog:
                 for (svc, op), n in self.calls.items()
                 if (service is None or svc == service) and (operation is None or op == operation)
             )
+
+    def count_here(self) -> int:
+        """Calls made so far from the calling thread (an invocation runs on its own: sim.latency)."""
+        return int(getattr(self._here, "n", 0))
 
     def error_count(self, code: str | None = None, service: str | None = None) -> int:
         """Error responses matching `code` and `service` (None matches any)."""

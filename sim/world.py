@@ -8,7 +8,9 @@ strategies of a benchmark see the same launches, latencies and interruptions.
 from __future__ import annotations
 
 import random
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,6 +20,7 @@ from sim.clock import Clock
 from sim.ecs import EcsParams, EcsSim, SimInstance, SimService, SimTask
 from sim.ecs_api import ApiFaults, EcsApi
 from sim.eventbridge import EventBus, FaultPlan
+from sim.latency import ApiLatency
 from sim.wire import Backend, CallLog, make_client
 
 
@@ -29,12 +32,14 @@ class TimedBackend:
         self.world = world
 
     def call(self, service: str, operation: str, params: dict[str, Any]) -> dict[str, Any]:
-        """Forward, timing the backend."""
-        started = time.process_time()
+        """Forward, timing the backend (on the caller's thread: each invocation runs on its own)."""
+        started = time.thread_time()
         try:
             return self.inner.call(service, operation, params)
         finally:
-            self.world.backend_cpu_s += time.process_time() - started
+            spent = time.thread_time() - started
+            self.world.backend_cpu_s += spent
+            self.world.thread_cpu.backend_s = getattr(self.world.thread_cpu, "backend_s", 0.0) + spent
 
 
 def stream(seed: int, name: str) -> random.Random:
@@ -51,6 +56,7 @@ class WorldOptions:
     asg: AsgParams = field(default_factory=AsgParams)
     delivery: FaultPlan = field(default_factory=FaultPlan)
     api_faults: ApiFaults = field(default_factory=ApiFaults)
+    api_latency: ApiLatency = field(default_factory=ApiLatency)  # the deployed functions' calls (sim.latency)
     throttling: bool = True
     emit_events: bool = True
 
@@ -71,6 +77,10 @@ class World:
         self.bus = EventBus(self.clock, stream(seed, "delivery"), self.options.delivery)
         self.call_log = CallLog()
         self.backend_cpu_s = 0.0
+        self.thread_cpu = threading.local()  # backend_s: the backend's CPU on this thread
+        # Parks the calling invocation for a client's retry backoff (sim.latency.Workers.sleep); False when
+        # the caller is not an invocation.
+        self.sleeper: Callable[[float], bool] | None = None
         self._event_rng = stream(seed, "event-ids")
         self._asg_arns: dict[str, str] = {}
         self.account, self.region = self.ecs.account, self.ecs.region
@@ -88,7 +98,10 @@ class World:
                            backoff=self._sleep)
 
     def _sleep(self, seconds: float) -> None:
-        """A client backing off: its own clock moves on (the world's stays, no other event interleaves)."""
+        """A client backing off: an invocation waits on the simulated clock while the world goes on; any
+        other caller's own clock moves on (the world's stays, no other event interleaves)."""
+        if self.sleeper is not None and self.sleeper(seconds):
+            return
         self.ecs_api.caller_offset += seconds
 
     def begin_invocation(self) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from sim.ecs import PROFILES, EcsParams, profile_params
@@ -112,3 +114,35 @@ def test_a_daemon_whose_image_fails_never_runs_and_is_retried() -> None:
     assert len(tries) >= 2
     assert not running(world, "service:cwagent", inst)
     assert {t.stop_code for t in tries if not t.live} == {"TaskFailedToStart"}
+
+
+def test_a_daemon_that_keeps_failing_to_start_is_retried_ever_less_often() -> None:
+    # GIVEN every instance unable to start the metrics daemon's image
+    world = world_with("as-documented", failing_daemon="cwagent", failing_share=1.0)
+    add_daemon(world, "cwagent")
+    inst = add_instance(world)
+    # WHEN twenty daemon cycles pass
+    world.clock.advance(20 * world.ecs.params.daemon_cycle_s)
+    # THEN the tries are throttled as the guide's service throttle logic says: each wait longer than the last
+    starts = sorted(t.created_at for t in world.ecs.tasks.values() if t.container_instance == inst.arn)
+    gaps = [b - a for a, b in itertools.pairwise(starts)]
+    assert 2 <= len(starts) < 10
+    assert all(later > earlier for earlier, later in itertools.pairwise(gaps))
+
+
+@pytest.mark.parametrize(("states", "member"), [
+    pytest.param("live", True, id="live: a start attempt of the daemon makes the instance a member"),
+    pytest.param("running", False, id="running: only a RUNNING daemon does"),
+])
+def test_the_affinity_constraint_during_a_start_attempt_of_a_daemon_that_never_runs(states: str, member: bool) -> None:
+    # GIVEN a daemon whose image fails on every instance
+    world = world_with("as-documented", failing_daemon="cwagent", failing_share=1.0, task_group_states=states)
+    add_daemon(world, "cwagent")
+    inst = add_instance(world)
+    # WHEN ECS's first start attempt of it is live (PENDING) on the instance
+    while not [t for t in tasks_of(world, "service:cwagent", inst) if t.live]:
+        world.clock.advance(0.1)
+    # THEN the affinity constraint AWS documents matches only if a live task counts as a member of its group
+    affinity = [{"type": "memberOf", "expression": "task:group == service:cwagent"}]
+    td = world.ecs.task_defs[add_task_definition(world, "api")]
+    assert world.ecs.constraints_met(inst, affinity, td) is member
