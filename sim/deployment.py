@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import boto3
+from aws_durable_execution_sdk_python.lambda_service import LambdaClient
 from daemon_guard.adapters.state import StateStore
 from daemon_guard.core.config import Config, parse_config
 from daemon_guard.handlers.runtime import Runtime, logger, set_runtime
@@ -91,12 +92,18 @@ class TimedOut(Exception):
 
 @dataclass
 class DeployedFunction:
-    """One function of the template, live in the world: its facts, entry point and runtime (container)."""
+    """One function of the template, live in the world: its facts, entry point and runtime (container).
+
+    `lambda_client` is the boto3 Lambda client the durable SDK's own `LambdaClient` uses in this
+    function (as the SDK's `LambdaClient.initialize_client()` would create it with the function's role):
+    its checkpoint and state calls go through sim.wire to `DurableSim`, authorized as the function's role.
+    """
 
     key: str
     facts: FunctionFacts
     entry: Callable[..., Any]
     runtime: Runtime
+    lambda_client: Any
 
 
 class GuardDeployment:
@@ -125,11 +132,10 @@ class GuardDeployment:
         self.drain_arn = self.functions["drain"].facts.alias_arn
         self.gate_arn = self.functions["launch-gate"].facts.alias_arn
         for workflow in (self.functions["drain"], self.functions["launch-gate"]):
-            self.durable.register(workflow.facts.alias_arn, _workflow_of(workflow.entry),
-                                  version=workflow.facts.version,
-                                  execution_timeout_s=workflow.facts.durable_timeout_s)
-        self.durable.on_invocation = self._durable_invocation
-        self.durable.authorize = self._authorize_workflow_call
+            self.durable.register(workflow.facts.alias_arn, version=workflow.facts.version,
+                                  execution_timeout_s=workflow.facts.durable_timeout_s,
+                                  retention_days=workflow.facts.durable_retention_days or 14)
+        self.durable.invoke = self._durable_invocation
         self._log_stream = io.StringIO()
         if capture_logs:
             for handler in logger.handlers:
@@ -149,6 +155,7 @@ class GuardDeployment:
     def close(self) -> None:
         """Stop moto and uninstall the runtime."""
         set_runtime(None)
+        LambdaClient._cached_boto_client = None
         self._mock.stop()
 
     # ---- building -------------------------------------------------------------------------------
@@ -174,7 +181,8 @@ class GuardDeployment:
             state=StateStore(dynamodb, env["STATE_TABLE"]) if env.get("STATE_TABLE") else None,
             clock=world.clock.datetime, drain_function=env.get("DRAIN_FUNCTION"),
             launch_gate_function=env.get("LAUNCH_GATE_FUNCTION"), account=world.account, region=world.region)
-        return DeployedFunction(key, fn, entry, runtime)
+        sdk_client = guarded(make_client("lambda", self.durable, world.region))
+        return DeployedFunction(key, fn, entry, runtime, sdk_client)
 
     def _denied(self, role: str) -> Callable[[str, str, str], None]:
         def note(service: str, operation: str, code: str) -> None:
@@ -189,17 +197,9 @@ class GuardDeployment:
             group = self.world.asg.group_of(name)
             return group.name if group is not None else None
         if kind == "durable execution":
-            found = self.durable.callbacks.get(name)
-            return found[0].arn if found else None
+            found = self.durable.execution_of_callback(name)
+            return found.arn if found else None
         return None
-
-    def _authorize_workflow_call(self, function_arn: str, action: str, execution_arn: str) -> None:
-        role = self.facts.function_by_arn(function_arn).role_arn
-        decision = self.authorizer.decide(role, Request(action, (execution_arn,)))
-        if not decision.allowed:
-            self.records.access_denied.append((role, action))
-            raise PermissionError(f"AccessDeniedException: {role} is not authorized to perform {action} "
-                                  f"on {execution_arn}")
 
     def _platform(self, fn: FunctionFacts, action: str, resource: str, what: str) -> bool:
         """Lambda (or X-Ray) acting with the function's role; a denial loses `what`, the function runs on."""
@@ -258,9 +258,12 @@ class GuardDeployment:
             if line.startswith("{"):
                 self.records.logs.append(json.loads(line))
 
-    def _durable_invocation(self, function_arn: str, run: Callable[[], Any]) -> Any:
+    def _durable_invocation(self, function_arn: str, event: dict[str, Any]) -> Any:
+        """Lambda invoking a durable function with its invocation input (DurableExecutionArn, CheckpointToken,
+        InitialExecutionState): the SDK's entry point replays, checkpoints and answers its status."""
         deployed = self._deployed(function_arn)
-        return self._invoke(deployed, run)
+        context = self._context(deployed)
+        return self._invoke(deployed, lambda: _run_handler(deployed, event, context))
 
     def _deployed(self, arn: str) -> DeployedFunction:
         facts = self.facts.function_by_arn(arn)
@@ -288,7 +291,7 @@ class GuardDeployment:
         queued = self.world.clock.now if queued_at is None else queued_at
         context = self._context(deployed)
         try:
-            self._invoke(deployed, lambda: deployed.entry(event, context))
+            self._invoke(deployed, lambda: _run_handler(deployed, event, context))
             return
         except Exception:
             pass
@@ -316,7 +319,7 @@ class GuardDeployment:
         context = self._context(deployed)
         event = target.input if target.input is not None else _scheduled_event(self.world, rule)
         try:
-            return self._invoke(deployed, lambda: deployed.entry(event, context))
+            return self._invoke(deployed, lambda: _run_handler(deployed, event, context))
         except Exception:
             return None
 
@@ -336,10 +339,15 @@ def _key_of(fn: FunctionFacts) -> str:
     return module.replace("_", "-")
 
 
-def _workflow_of(entry: Callable[..., Any]) -> Callable[[dict[str, Any], Any], Any]:
-    """The workflow function the SDK's `durable_execution` entry point wraps."""
-    inner: Callable[[dict[str, Any], Any], Any] = getattr(entry, "__wrapped__", entry)
-    return inner
+def _run_handler(deployed: DeployedFunction, event: Any, context: FakeLambdaContext) -> Any:
+    """Call the function's handler (the object its handler string names) as Lambda's runtime would.
+
+    The durable SDK's entry point builds its Lambda client once per container
+    (`LambdaClient.initialize_client()`, cached on the class); here every function shares the process,
+    so the cache holds the calling function's client, bound to its role.
+    """
+    LambdaClient._cached_boto_client = deployed.lambda_client
+    return deployed.entry(event, context)
 
 
 def _scheduled_event(world: World, rule: RuleFacts) -> dict[str, Any]:
