@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import json
 import random
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -155,6 +156,7 @@ class DurableSim:
         self.crashes = 0
         self.calls: dict[str, int] = {}
         self._dispatcher = CheckpointRequestDispatcher()
+        self._calls_lock = threading.Lock()
 
     def register(self, qualified_arn: str, *, version: str = "1", execution_timeout_s: float | None = None,
                  retention_days: int = 14) -> None:
@@ -177,7 +179,8 @@ class DurableSim:
     # ---- the Lambda API -------------------------------------------------------------------------
     def call(self, service: str, operation: str, params: dict[str, Any]) -> dict[str, Any]:
         """Serve Invoke, the checkpoint and state calls, and the callback calls."""
-        self.calls[operation] = self.calls.get(operation, 0) + 1
+        with self._calls_lock:  # the SDK's checkpoint thread calls while the handler's thread may
+            self.calls[operation] = self.calls.get(operation, 0) + 1
         if service != "lambda":
             raise UnsupportedOperation(service, operation)
         if operation == "Invoke":
