@@ -37,7 +37,7 @@ from sim.eventbridge import PutEventsBackend
 from sim.iam import Authorizer, Place, Request, guard, statements_of
 from sim.template import DeploymentFacts, FunctionFacts, RuleFacts, deployment_facts
 from sim.wire import make_client
-from sim.world import World, stream
+from sim.world import TimedBackend, World, stream
 
 # Lambda's documented waits between the attempts of an asynchronous invocation that failed.
 ASYNC_RETRY_DELAYS_S = (60.0, 120.0)
@@ -181,7 +181,9 @@ class GuardDeployment:
             state=StateStore(dynamodb, env["STATE_TABLE"]) if env.get("STATE_TABLE") else None,
             clock=world.clock.datetime, drain_function=env.get("DRAIN_FUNCTION"),
             launch_gate_function=env.get("LAUNCH_GATE_FUNCTION"), account=world.account, region=world.region)
-        sdk_client = guarded(make_client("lambda", self.durable, world.region))
+        # Not in the call log: how the SDK batches its checkpoints depends on its threads' timing, and the
+        # logged counts are figures that must not vary between runs of a seed.
+        sdk_client = guarded(make_client("lambda", TimedBackend(self.durable, world), world.region))
         return DeployedFunction(key, fn, entry, runtime, sdk_client)
 
     def _denied(self, role: str) -> Callable[[str, str, str], None]:
