@@ -39,7 +39,7 @@ from sim.iam import Authorizer, Place, Request, guard, statements_of
 from sim.latency import HandlerKilled, Outcome, Workers, charge_latency
 from sim.template import DeploymentFacts, FunctionFacts, RuleFacts, deployment_facts
 from sim.wire import make_client
-from sim.world import World, stream
+from sim.world import TimedBackend, World, stream
 
 # Lambda's documented waits between the attempts of an asynchronous invocation that failed.
 ASYNC_RETRY_DELAYS_S = (60.0, 120.0)
@@ -99,7 +99,12 @@ class TimedOut(Exception):
 
 @dataclass
 class DeployedFunction:
-    """One function of the template, live in the world: its facts, entry point and runtime (container)."""
+    """One function of the template, live in the world: its facts, entry point and runtime (container).
+
+    For the workflows, `runtime.durable_client` is the boto3 Lambda client the durable SDK checkpoints
+    through (as `LambdaClient.initialize_client()` would create it with the function's role): its
+    checkpoint and state calls go through sim.wire to `DurableSim`, authorized as the function's role.
+    """
 
     key: str
     facts: FunctionFacts
@@ -137,11 +142,10 @@ class GuardDeployment:
         self.drain_arn = self.functions["drain"].facts.alias_arn
         self.gate_arn = self.functions["launch-gate"].facts.alias_arn
         for workflow in (self.functions["drain"], self.functions["launch-gate"]):
-            self.durable.register(workflow.facts.alias_arn, _workflow_of(workflow.entry),
-                                  version=workflow.facts.version,
-                                  execution_timeout_s=workflow.facts.durable_timeout_s)
+            self.durable.register(workflow.facts.alias_arn, version=workflow.facts.version,
+                                  execution_timeout_s=workflow.facts.durable_timeout_s,
+                                  retention_days=workflow.facts.durable_retention_days or 14)
         self.durable.start_invocation = self._durable_invocation
-        self.durable.authorize = self._authorize_workflow_call
         self._capture_logs = capture_logs
         for rule in self.facts.rules:
             if rule.pattern is not None:
@@ -187,7 +191,10 @@ class GuardDeployment:
                                                  aws_secret_access_key="sim")),
             table=env.get("STATE_TABLE"), clock=world.clock.datetime, drain_function=env.get("DRAIN_FUNCTION"),
             launch_gate_function=env.get("LAUNCH_GATE_FUNCTION"),
-            home=LearntHome(account=world.account, region=world.region))
+            home=LearntHome(account=world.account, region=world.region),
+            # The durable SDK's own client, bound to the role. Not in the call log: how the SDK batches its
+            # checkpoints depends on its threads' timing, and the logged counts must not vary within a seed.
+            durable_client=guarded(make_client("lambda", TimedBackend(self.durable, world), world.region)))
         return DeployedFunction(key, fn, module.build_handler(runtime), runtime)
 
     def _denied(self, role: str) -> Callable[[str, str, str], None]:
@@ -203,17 +210,9 @@ class GuardDeployment:
             group = self.world.asg.group_of(name)
             return group.name if group is not None else None
         if kind == "durable execution":
-            found = self.durable.callbacks.get(name)
-            return found[0].arn if found else None
+            found = self.durable.execution_of_callback(name)
+            return found.arn if found else None
         return None
-
-    def _authorize_workflow_call(self, function_arn: str, action: str, execution_arn: str) -> None:
-        role = self.facts.function_by_arn(function_arn).role_arn
-        decision = self.authorizer.decide(role, Request(action, (execution_arn,)))
-        if not decision.allowed:
-            self.records.access_denied.append((role, action))
-            raise PermissionError(f"AccessDeniedException: {role} is not authorized to perform {action} "
-                                  f"on {execution_arn}")
 
     def _platform(self, fn: FunctionFacts, action: str, resource: str, what: str) -> bool:
         """Lambda (or X-Ray) acting with the function's role; a denial loses `what`, the function runs on."""
@@ -289,8 +288,12 @@ class GuardDeployment:
             if line.startswith("{"):
                 self.records.logs.append(json.loads(line))
 
-    def _durable_invocation(self, function_arn: str, run: Callable[[], Any], done: Callable[[Outcome], None]) -> None:
-        self._invoke(self._deployed(function_arn), run, done)
+    def _durable_invocation(self, function_arn: str, event: dict[str, Any], done: Callable[[Outcome], None]) -> None:
+        """Lambda invoking a durable function with its invocation input (DurableExecutionArn, CheckpointToken,
+        InitialExecutionState): the SDK's entry point replays, checkpoints and answers its status."""
+        deployed = self._deployed(function_arn)
+        context = self._context(deployed)
+        self._invoke(deployed, lambda: deployed.entry(event, context), done)
 
     def _deployed(self, arn: str) -> DeployedFunction:
         facts = self.facts.function_by_arn(arn)
@@ -372,12 +375,6 @@ def _key_of(fn: FunctionFacts) -> str:
     """The function's role in daemon-guard, from its handler's module (intake, reconciler, drain, launch-gate)."""
     module = fn.handler.rsplit(".", 1)[0].rsplit(".", 1)[-1]
     return module.replace("_", "-")
-
-
-def _workflow_of(entry: Callable[..., Any]) -> Callable[[dict[str, Any], Any], Any]:
-    """The workflow function the SDK's `durable_execution` entry point wraps."""
-    inner: Callable[[dict[str, Any], Any], Any] = getattr(entry, "__wrapped__", entry)
-    return inner
 
 
 def _scheduled_event(world: World, rule: RuleFacts) -> dict[str, Any]:

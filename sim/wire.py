@@ -40,6 +40,7 @@ from xml.sax.saxutils import escape
 
 import boto3.session
 import botocore.session
+from botocore import UNSIGNED
 from botocore.awsrequest import AWSPreparedRequest, AWSResponse
 from botocore.client import BaseClient
 from botocore.config import Config
@@ -195,7 +196,9 @@ def make_client(
     `total_max_attempts` for attempts. See `attach` for `call_log` and `backoff`.
     """
     retry_config: Any = dict(retries) if retries else dict(_DEFAULT_RETRIES)
-    config = Config(retries=retry_config)
+    # Unsigned: nothing checks a SigV4 signature here (IAM is `sim.iam`, on the request's parameters),
+    # and signing is a tenth of a simulated call's cost.
+    config = Config(retries=retry_config, signature_version=UNSIGNED)
     client = _boto3_session().client(
         service,  # type: ignore[call-overload]
         region_name=region,
