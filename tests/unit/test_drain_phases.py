@@ -34,7 +34,7 @@ from daemon_guard.core.drain import (
     replica_stops,
 )
 from daemon_guard.core.model import ServiceView, TaskView
-from daemon_guard.core.placement import GATE_DRAINING, TIER_STOPPED, tier_attribute, tier_constraint
+from daemon_guard.core.placement import GATE_DRAINING, GATE_OPEN, TIER_STOPPED, tier_attribute, tier_constraint
 
 from tests.unit.conftest import INSTANCE_ARN, a_replica_service, a_task
 from tests.unit.test_drain_planner import (
@@ -94,6 +94,35 @@ def test_the_fence_keeps_new_work_off_the_instance(order: DrainOrder, status: st
     # THEN the order's fence is requested exactly once
     assert list(actions) == expected
     assert plan_fence(view(EVERYTHING, status=status), progress, ordered(order))[0] == ()
+
+
+def with_gate(v: DrainView, value: str) -> DrainView:
+    """The same observation with the instance's gate attribute at `value`."""
+    assert v.instance is not None
+    return replace(v, instance=replace(v.instance, attributes={**v.instance.attributes, GATE: value}))
+
+
+@pytest.mark.parametrize("order", [DrainOrder.APPS_FIRST, DrainOrder.TIERS])
+def test_a_gate_reopened_after_the_drain_shut_it_is_shut_again(order: DrainOrder) -> None:
+    # GIVEN a drain that shut the gate, and a gate opener whose earlier read made it write `open` since
+    _, shut = plan_fence(view(EVERYTHING), fresh(), ordered(order))
+    reopened = with_gate(view(EVERYTHING), GATE_OPEN)
+    # WHEN the fence is planned on that observation
+    actions, _ = plan_fence(reopened, shut, ordered(order))
+    # THEN the gate is shut again; once the instance shows it shut, nothing more is asked
+    assert list(actions) == [SHUT_GATE]
+    assert plan_fence(with_gate(view(EVERYTHING), GATE_DRAINING), shut, ordered(order))[0] == ()
+
+
+def test_no_daemon_stops_while_the_gate_shows_open() -> None:
+    # GIVEN the first tier due, but the instance shows the gate reopened (a replica may be landing)
+    inp = phase(AGENTS + METRICS, "tier", 0)
+    inp = replace(inp, view=with_gate(inp.view, GATE_OPEN))
+    # WHEN the tier is planned
+    outcome = plan_tier(inp)
+    # THEN no daemon is told to stop; the drain looks again once the gate is shut again
+    assert stopped(outcome) == []
+    assert not outcome.finished and outcome.look_again_s is not None
 
 
 # ---- replicas -----------------------------------------------------------------------------------

@@ -52,7 +52,7 @@ from daemon_guard.core.identifiers import (
     valid_epoch,
 )
 from daemon_guard.core.model import InstanceView, ServiceView, TaskView
-from daemon_guard.core.placement import GATE_DRAINING, TIER_STOPPED, tier_attribute
+from daemon_guard.core.placement import GATE_DRAINING, GATE_OPEN, TIER_STOPPED, tier_attribute
 
 SPOT_SAFETY_S = 10.0
 POLL_S = 10.0
@@ -501,10 +501,20 @@ def plan_fence(view: DrainView, progress: DrainProgress, policy: DrainPolicy) ->
             return (), progress
         actions: tuple[Action, ...] = (SetDraining((instance.arn,)),) if active and instance else ()
         return actions, replace(progress, draining_requested=True)
-    if progress.gate_closed:
+    if progress.gate_closed and not (active and gate_reopened(view, policy)):
         return (), progress
+    # First close, or shut again: a gate opener that read the instance before the drain shut it may have
+    # written `open` after (ECS's PutAttributes has no condition), letting gated replicas back in.
     actions = (SetAttribute(instance.arn, policy.gate_attribute, GATE_DRAINING),) if active and instance else ()
     return actions, replace(progress, gate_closed=True)
+
+
+def gate_reopened(view: DrainView, policy: DrainPolicy) -> bool:
+    """True when the instance shows the gate `open` although this drain shut it (orders other than
+    ``draining``): gated replicas may land until it is shut again."""
+    instance = view.instance
+    return policy.order is not DrainOrder.DRAINING and instance is not None \
+        and instance.attributes.get(policy.gate_attribute) == GATE_OPEN
 
 
 def plan_replicas(inp: PhaseInput) -> PhaseOutcome:
@@ -571,6 +581,9 @@ def plan_tier(inp: PhaseInput) -> PhaseOutcome:
         if not waited.finished:
             return waited
         inp, before, notes = replace(inp, progress=waited.progress), waited.actions, waited.notes
+    if inp.progress.gate_closed and gate_reopened(inp.view, inp.policy):
+        # Shut again this step (`plan_fence`); the next look shows any replica that landed meanwhile.
+        return PhaseOutcome(inp.progress, before, notes, look_again_s=1.0)
     fence, progress = _fence_tier(inp)
     inp, done = _begin(replace(inp, progress=progress), _tier_tasks(inp.view, progress.tier))
     if done is not None:
