@@ -91,3 +91,17 @@ def test_the_same_seed_gives_the_same_interleaving() -> None:
     first = invocation_trace(5)
     assert any(duration > 0 for *_, duration in first)
     assert invocation_trace(5) == first
+
+
+def test_a_reconciler_short_of_time_leaves_repairs_to_the_next_run_instead_of_timing_out(deploy: Deploy) -> None:
+    # GIVEN AWS calls so slow that one pass cannot both audit the cluster and open every gate in its Timeout
+    world, spec = gated_cluster(ApiLatency(read_median_s=2.5, write_median_s=2.5, sigma=0.0))
+    deployment = deploy(world, gate_config(spec), reconcile=False)
+    # WHEN the reconciler runs on its schedule, three times
+    results = [deployment.reconcile_now() for _ in range(3)]
+    # THEN no run timed out: the first left repairs to later runs, and between them every gate was opened
+    runs = [i for i in deployment.records.invocations if i.function == "reconciler"]
+    assert [r.error for r in runs] == [None, None, None]
+    first = results[0]
+    assert first is not None and first["clusters"][0]["repairsDeferred"] > 0
+    assert all(i.attributes.get(GATE_ATTRIBUTE) == "open" for i in world.ecs.instances.values())

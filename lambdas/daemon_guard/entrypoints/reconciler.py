@@ -19,8 +19,9 @@ def build_handler(rt: Runtime) -> Handler:
 
     @logger.inject_lambda_context(log_event=False)
     def reconciler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-        summaries = reconcile(rt)
-        return {"clusters": [{"cluster": s.cluster, "coverage": s.coverage, "repaired": s.repaired}
+        summaries = reconcile(rt, lambda: context.get_remaining_time_in_millis() / 1000)
+        return {"clusters": [{"cluster": s.cluster, "coverage": s.coverage, "repaired": s.repaired,
+                              "repairsDeferred": s.repairs_deferred}
                              for s in summaries]}
 
     return reconciler

@@ -7,12 +7,19 @@ daemon service ListTasks(serviceName) + DescribeTasks (100 per call). On a 2,000
 with three daemons that is about 160 calls, inside ECS's cluster-read budget (100 burst, 20/s).
 Only instances that look wrong (a daemon missing, a gate shut past its timeout) get the full
 per-instance reflex. It also finds lifecycle actions left waiting with no workflow (a lost event)
-and starts the workflow that completes them.
+and starts the workflow that completes them; that comes first, because a lifecycle action left
+waiting holds an instance, while a repair not made now is made by the next run.
+
+Time: the function's Timeout is its schedule period, and under throttling (a hundred drains sharing
+the cluster-read rate) a reflex can take seconds. The pass reads what time is left (`time_left`)
+and leaves repairs to the next run once less than `REPAIR_RESERVE_S` remains, counted as deferred.
 """
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal
@@ -35,6 +42,13 @@ from daemon_guard.services.starts import start_drain, start_launch_gate
 # Instances younger than this that the audit finds covered are marked complete in the state table,
 # so the intake skips their replica events without reading ECS (older ones were marked long ago).
 FRESH_S = 900.0
+# What a repair may take at worst under throttling (SDK backoff included) and the metrics after it.
+REPAIR_RESERVE_S = 20.0
+
+
+def unlimited() -> float:
+    """The time left of a pass run outside Lambda: no limit."""
+    return math.inf
 
 
 @dataclass
@@ -47,6 +61,7 @@ class ReconcileSummary:
     running_slots: int = 0
     draining: int = 0
     repaired: int = 0
+    repairs_deferred: int = 0  # instances that looked wrong when too little time was left to repair them
     workflows_started: int = 0
     cannot_fit: int = 0  # instances whose eligible daemons cannot fit even when empty
     actions: list[AnyAction] = field(default_factory=list)
@@ -57,10 +72,11 @@ class ReconcileSummary:
         return 100.0 if self.eligible_slots == 0 else 100.0 * self.running_slots / self.eligible_slots
 
 
-def reconcile_cluster(rt: Runtime, cluster: str) -> ReconcileSummary:
-    """Audit one cluster: coverage, repairs, stuck gates."""
+def reconcile_cluster(rt: Runtime, cluster: str, time_left: Callable[[], float] = unlimited) -> ReconcileSummary:
+    """Audit one cluster: lifecycle actions left waiting, coverage, repairs (while time allows), stuck gates."""
     ecs = rt.cluster(cluster)
     summary = ReconcileSummary(cluster)
+    _restart_lost_lifecycle_actions(rt, cluster, summary)
     daemons = ecs.daemon_services(refresh=True)
     running_on: dict[str, set[str]] = defaultdict(set)
     for svc in daemons:
@@ -91,7 +107,9 @@ def reconcile_cluster(rt: Runtime, cluster: str) -> ReconcileSummary:
         gate_stuck = gate_mode and not gate_is_open(instance, rt.config.gate_attribute) \
             and instance.attributes.get(rt.config.gate_attribute) != GATE_DRAINING and (
             running == len(eligible) or seconds_since_registration(instance, now) >= rt.config.gate_timeout_s)
-        if running < len(eligible) or gate_stuck:
+        if (running < len(eligible) or gate_stuck) and time_left() < REPAIR_RESERVE_S:
+            summary.repairs_deferred += 1
+        elif running < len(eligible) or gate_stuck:
             outcome = check_instance(rt, cluster, instance, daemons=daemons)
             if outcome.plan.actions:
                 summary.repaired += 1
@@ -104,7 +122,9 @@ def reconcile_cluster(rt: Runtime, cluster: str) -> ReconcileSummary:
     rt.metrics.emit(m.MISSING_DAEMON_TASKS, summary.eligible_slots - summary.running_slots, cluster)
     rt.metrics.emit(m.DRAINS_IN_PROGRESS, summary.draining, cluster)
     rt.metrics.emit(m.DAEMONS_CANNOT_FIT, summary.cannot_fit, cluster)
-    _restart_lost_lifecycle_actions(rt, cluster, summary)
+    if summary.repairs_deferred:
+        logger.warning("repairs left to the next run: too little time left", extra={
+            "cluster": cluster, "instances": summary.repairs_deferred})
     return summary
 
 
@@ -166,14 +186,16 @@ def _restart_lost_lifecycle_actions(rt: Runtime, cluster: str, summary: Reconcil
     rt.metrics.emit(m.STUCK_LIFECYCLE_ACTIONS, stuck, cluster)
 
 
-def reconcile(rt: Runtime) -> list[ReconcileSummary]:
-    """Start the scheduled drains now due, then audit every managed cluster."""
+def reconcile(rt: Runtime, time_left: Callable[[], float] = unlimited) -> list[ReconcileSummary]:
+    """Start the scheduled drains now due, then audit every managed cluster; `time_left()` is the seconds
+    the invocation has left (Lambda's context), which bounds the repairs."""
     start_due_drains(rt)
     summaries = []
     for cluster in rt.config.clusters:
-        summary = reconcile_cluster(rt, cluster.name)
+        summary = reconcile_cluster(rt, cluster.name, time_left)
         logger.info("reconciled", extra={"cluster": cluster.name, "coverage": round(summary.coverage, 2),
                                          "instances": summary.instances, "repaired": summary.repaired,
+                                         "repairs_deferred": summary.repairs_deferred,
                                          "workflows_started": summary.workflows_started})
         summaries.append(summary)
     return summaries
