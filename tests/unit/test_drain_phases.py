@@ -154,8 +154,10 @@ def test_replicas_held_back_by_the_budget_are_looked_at_again_soon() -> None:
     # GIVEN a service at minimumHealthyPercent 100 / WHEN one of two replicas may go
     outcome = plan_replicas(phase(REPLICAS, services={"api": a_replica_service("api", desired=2, running=2,
                                                                                min_healthy=100)}))
-    # THEN the drain looks again within seconds (a replacement starting elsewhere sends no event here)
+    # THEN the drain looks again within seconds (a replacement starting elsewhere sends no event here), and
+    # knows it waits only on replacements (the workflow then re-reads the services, not the instance)
     assert outcome.look_again_s == BUDGET_POLL_S
+    assert outcome.progress.replicas_held
 
 
 def test_a_replica_already_stopping_here_uses_up_the_room() -> None:

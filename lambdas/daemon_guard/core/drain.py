@@ -61,7 +61,9 @@ POLL_S = 10.0
 STOP_MARGIN_S = 5.0
 # How long before a Spot notice ends the guard completes the lifecycle action even with tasks left.
 HARD_END_MARGIN_S = 2.0
-BUDGET_POLL_S = 3.0
+# How soon a replica phase held back by minimumHealthyPercent looks again: a replacement takes ECS tens of
+# seconds to place and start, and a hundred held drains polling faster would spend the cluster's read rate.
+BUDGET_POLL_S = 10.0
 BLOCKED_AFTER_S = 120.0
 HOOK_MAX_GLOBAL_S = 48 * 3600
 T = TypeVar("T")
@@ -166,6 +168,8 @@ class DrainProgress:
     heartbeats: int = 0
     deadlines_missed: int = 0
     blocked_reported: bool = False
+    notice_at: float | None = None  # when a Spot notice ends (epoch seconds), once the drain has seen one
+    replicas_held: bool = False  # the replica phase waits only on replacements elsewhere (minimumHealthyPercent)
     services_checked: bool = False
     forced: bool = False
     forced_at: float | None = None
@@ -229,7 +233,7 @@ class DrainStep:
 def global_deadline(request: DrainRequest, view: DrainView, progress: DrainProgress, policy: DrainPolicy) -> float:
     """The earliest of the configured drain deadline and a Spot notice (minus a safety margin)."""
     deadline = progress.started_at + policy.drain_deadline_s
-    for notice in (request.deadline_epoch, view.deadline_epoch):
+    for notice in (request.deadline_epoch, view.deadline_epoch, progress.notice_at):
         if notice is not None:
             deadline = min(deadline, notice - SPOT_SAFETY_S)
     return deadline
@@ -271,7 +275,7 @@ def hard_end(request: DrainRequest, view: DrainView, progress: DrainProgress, po
     if view.lifecycle is not None and policy.heartbeat_timeout_s > 0:
         hook_global = min(HOOK_MAX_GLOBAL_S, 100 * policy.heartbeat_timeout_s)
         end = max(end, progress.started_at + hook_global - policy.heartbeat_timeout_s)
-    for notice in (request.deadline_epoch, view.deadline_epoch):
+    for notice in (request.deadline_epoch, view.deadline_epoch, progress.notice_at):
         if notice is not None:
             end = min(end, notice - HARD_END_MARGIN_S)
     return end
@@ -532,6 +536,7 @@ def plan_replicas(inp: PhaseInput) -> PhaseOutcome:
     allowed = replica_stops(remaining, inp.view.services, progress.stop_requested)
     actions, progress = _stop(progress, allowed, "daemon-guard drain: replicas", inp.view.now)
     held = len(allowed) < sum(1 for t in remaining if not t.stopping and t.arn not in inp.progress.stop_requested)
+    progress = replace(progress, replicas_held=held)
     return PhaseOutcome(progress, actions, tuple(notes), look_again_s=BUDGET_POLL_S if held else None)
 
 
@@ -652,6 +657,9 @@ def plan_drain_step(request: DrainRequest, view: DrainView, progress: DrainProgr
     if progress.done:
         return DrainStep((), progress, 0.0)
     deadline = global_deadline(request, view, progress, policy)
+    notices = [n for n in (request.deadline_epoch, view.deadline_epoch, progress.notice_at) if n is not None]
+    if notices and min(notices) != progress.notice_at:
+        progress = replace(progress, notice_at=min(notices))
     violations = _observe_violations(view, progress, policy)
     notes = tuple(DrainNote("ordering-violation", arn) for arn in violations)
     progress = replace(progress, violations=progress.violations + violations) if violations else progress

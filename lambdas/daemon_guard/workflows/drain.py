@@ -167,10 +167,15 @@ RETRY_AFTER_ERROR_S = 2.0
 RETRY_CAP_S = 30.0
 
 
-def retry_after(instance_id: str, failures: int) -> float:
-    """Exponential backoff from 2 s (capped at 30 s), spread by instance so throttled drains do not align."""
+def retry_after(instance_id: str, failures: int, time_left_s: float | None = None) -> float:
+    """Exponential backoff from 2 s (capped at 30 s), spread by instance so throttled drains do not align.
+
+    A drain racing a Spot notice (`time_left_s` until it ends) waits at most a tenth of what is left (at
+    least a second): a few Spot drains retrying sooner cost the shared read rate little, and a drain
+    that sleeps through its notice leaves its tasks to be killed."""
     spread = 0.5 + (zlib.crc32(f"{instance_id}:{failures}".encode()) % 1000) / 1000
-    return float(min(RETRY_CAP_S, RETRY_AFTER_ERROR_S * 2 ** min(failures, 5)) * spread)
+    cap = RETRY_CAP_S if time_left_s is None else min(RETRY_CAP_S, max(1.0, time_left_s / 10))
+    return float(min(cap, RETRY_AFTER_ERROR_S * 2 ** min(failures, 5)) * spread)
 
 def drain_tick(rt: Runtime, request: DrainRequest, raw_progress: dict[str, Any], woke: Any = None,
                _ctx: StepContext | None = None) -> dict[str, Any]:
@@ -195,7 +200,9 @@ def drain_tick(rt: Runtime, request: DrainRequest, raw_progress: dict[str, Any],
         logger.warning("drain step failed; retrying", extra={"instance": request.instance_id, "error": str(exc)})
         progress = _keep_hook_alive(rt, request, DrainProgress.from_dict(raw_progress))
         progress = replace(progress, failures=progress.failures + 1)
-        return {"progress": progress.as_dict(), "wait_s": retry_after(request.instance_id, progress.failures),
+        notices = [n for n in (request.deadline_epoch, progress.notice_at) if n is not None]
+        left = min(notices) - rt.now().timestamp() if notices else None
+        return {"progress": progress.as_dict(), "wait_s": retry_after(request.instance_id, progress.failures, left),
                 "error": type(exc).__name__}
 
 
@@ -244,9 +251,11 @@ def _tick(rt: Runtime, request: DrainRequest, raw_progress: dict[str, Any], stop
     policy = drain_policy(rt, request)
     step = None
     known = any(live[0] in stopped for live in progress.live_tasks)
-    if (known or (from_look and progress.instance_arn)) and not progress.forced:
-        # Plan from the event stream (or the first look); read ECS only if that plan would
-        # complete the lifecycle action.
+    held = progress.phase == "replicas" and progress.replicas_held and not stopped
+    if (known or held or (from_look and progress.instance_arn)) and not progress.forced:
+        # Plan from the event stream (or the first look, or a replica phase waiting only on replacements
+        # elsewhere, where the services are re-read and the gate keeps new replicas off the instance);
+        # read ECS only if that plan would stop daemons or complete the lifecycle action.
         progress = replace(progress, live_tasks=tuple(t for t in progress.live_tasks if t[0] not in stopped))
         step = plan_drain_step(request, model_view(rt, request, progress), progress, policy)
         if step.progress.phase == "tier" and any(isinstance(a, (StopTasks, SetAttribute, SetDraining))
