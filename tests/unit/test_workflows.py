@@ -22,13 +22,17 @@ from daemon_guard.core.config import (
     LAUNCH_HOOK_NAME,
     TERMINATE_HOOK_NAME,
     Config,
+    DrainOrder,
     DrainTier,
     ManagedCluster,
     ManagedGroup,
+    PlacementMode,
     StandalonePolicy,
 )
+from daemon_guard.core.drain import DrainProgress, DrainRequest
 from daemon_guard.core.metrics import MetricSpec
 from daemon_guard.entrypoints import drain, launch_gate
+from daemon_guard.workflows.drain import observe
 
 CLUSTER, ASG, TOKEN = "prod", "prod-asg", "11111111-2222-3333-4444-555555555555"
 INSTANCE_ID = "i-0123456789abcdef0"
@@ -58,6 +62,7 @@ class FakeEcs:
     status: str = "ACTIVE"
     registered: bool = True
     calls: list[tuple[str, str]] = field(default_factory=list)
+    described: list[str] = field(default_factory=list)  # services named in DescribeServices
 
     def add(self, arn: str, service: str | None, last_status: str = "RUNNING") -> None:
         self.tasks[arn] = {"taskArn": arn, "group": f"service:{service}" if service else "family:batch",
@@ -91,6 +96,7 @@ class FakeEcs:
         return {"tasks": [dict(self.tasks[a]) for a in kw["tasks"] if a in self.tasks]}
 
     def describe_services(self, **kw: Any) -> dict[str, Any]:
+        self.described.extend(ref.rsplit("/", 1)[-1] for ref in kw["services"])
         out = []
         for ref in kw["services"]:
             name = ref.rsplit("/", 1)[-1]
@@ -174,6 +180,15 @@ def install(ecs: FakeEcs, autoscaling: FakeAutoScaling, *, step_s: float = 1.0,
                     standalone_policy=StandalonePolicy.STOP, launch_gate_timeout_s=launch_gate_timeout_s)
     return bootstrap.build(config, ecs_client=ecs, autoscaling_client=autoscaling, metrics=Metrics(),
                            clock=SteppingClock(step_s))
+
+
+def install_gated(ecs: FakeEcs, autoscaling: FakeAutoScaling) -> Runtime:
+    """A runtime in gate mode with drainOrder tiers: the guard stops replicas itself, within their budget."""
+    config = Config(clusters=(ManagedCluster(CLUSTER, (ManagedGroup(ASG),)),), drain_tiers=TIERS,
+                    standalone_policy=StandalonePolicy.STOP, placement_mode=PlacementMode.GATE,
+                    drain_order=DrainOrder.TIERS)
+    return bootstrap.build(config, ecs_client=ecs, autoscaling_client=autoscaling, metrics=Metrics(),
+                           clock=SteppingClock(1.0))
 
 
 def run_waking(handler: Callable[..., Any], payload: dict[str, Any]) -> DurableFunctionTestResult:
@@ -282,3 +297,19 @@ def test_the_launch_gate_applies_the_timeout_result_when_the_instance_never_regi
     assert result.status is InvocationStatus.SUCCEEDED, result.error
     assert [kw["LifecycleActionResult"] for kw in autoscaling.completions] == [timeout_result]
     assert any(name == "RecordLifecycleActionHeartbeat" for name, _ in autoscaling.calls)
+
+
+@pytest.mark.parametrize(("late", "reads_services"), [(False, True), (True, False)])
+def test_a_replica_phase_out_of_time_does_not_read_the_services(late: bool, reads_services: bool) -> None:
+    # GIVEN a drain in its replica phase (order tiers), in time or out of time (a Spot notice's)
+    ecs = FakeEcs()
+    ecs.add("api-1", "api")
+    rt = install_gated(ecs, FakeAutoScaling())
+    progress = DrainProgress(started_at=T0.timestamp(), instance_arn=INSTANCE_ARN, instance_status="ACTIVE",
+                             live_tasks=(("api-1", "service:api", 30),), phase_late=late)
+    # WHEN the drain looks at the instance
+    view, _ = observe(rt, DrainRequest.from_payload(drain_payload()), progress)
+    # THEN only a drain in time reads the replica services (their minimumHealthyPercent): out of time it
+    # stops them all anyway, and a throttled DescribeServices would only delay that
+    assert ("api" in ecs.described) is reads_services
+    assert bool(view.services) is reads_services

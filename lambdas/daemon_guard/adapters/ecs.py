@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from daemon_guard.adapters.errors import Throttled
 from daemon_guard.core.fit import host_ports_of
 from daemon_guard.core.identifiers import InstanceId
 from daemon_guard.core.model import (
@@ -242,10 +243,22 @@ class EcsCluster:
         return out
 
     def daemon_services(self, refresh: bool = False) -> tuple[ServiceView, ...]:
-        """Every ACTIVE DAEMON service of the cluster, cached for the service TTL."""
+        """Every ACTIVE DAEMON service of the cluster, cached for the service TTL.
+
+        When ECS throttles the refresh of an expired cache, the list read before is kept (daemon services
+        change by deployment, not by the minute, and the reconciler's `refresh=True` reads them anew):
+        a drain racing a Spot notice must not stall on ListServices."""
         now = self._clock()
         if not refresh and self._daemons is not None and now - self._daemons[0] < self._service_ttl_s:
             return self._daemons[1]
+        try:
+            return self._read_daemon_services(now)
+        except Throttled:
+            if refresh or self._daemons is None:
+                raise
+            return self._daemons[1]
+
+    def _read_daemon_services(self, now: float) -> tuple[ServiceView, ...]:
         arns: list[str] = []
         for page in self.client.get_paginator("list_services").paginate(
                 cluster=self.cluster, schedulingStrategy="DAEMON", PaginationConfig=PAGE):

@@ -84,8 +84,10 @@ def model_view(rt: Runtime, request: DrainRequest, progress: DrainProgress) -> D
 def _replica_services(rt: Runtime, request: DrainRequest, progress: DrainProgress,
                       tasks: list[TaskView]) -> dict[str, ServiceView]:
     """With drainOrder apps-first or tiers the guard stops replicas itself within minimumHealthyPercent,
-    so the replica phase reads the services it still has tasks of (DescribeServices, 10 per call)."""
-    if rt.config.drain_order is DrainOrder.DRAINING or progress.phase != "replicas":
+    so the replica phase reads the services it still has tasks of (DescribeServices, 10 per call). A
+    replica phase out of time (a Spot notice's) stops them all whatever their services say: no read."""
+    if rt.config.drain_order is DrainOrder.DRAINING or progress.phase != "replicas" or progress.phase_late \
+            or progress.forced:
         return {}
     ecs = rt.cluster(request.cluster)
     daemon_names = {s.name for s in ecs.daemon_services()}
@@ -143,7 +145,7 @@ def observe(rt: Runtime, request: DrainRequest, progress: DrainProgress) -> tupl
     services = _replica_services(rt, request, progress, tasks)
     now = rt.now().timestamp()
     if not services and progress.phase == "replicas" and not progress.services_checked \
-            and now - progress.phase_started_at >= 60:
+            and not progress.phase_late and not progress.forced and now - progress.phase_started_at >= 60:
         names = sorted({t.service_name for t in tasks if t.service_name and t.service_name not in daemon_names})
         services = {s.name: s for s in ecs.services(names)} if names else {}
     return _view(rt, request, instance, tasks, services), progress
