@@ -265,10 +265,15 @@ class DaemonGuard(Construct):
         # after the retries lands in the DLQ (alarmed). Workflow executions report through durable execution
         # state. The reconciler is not retried: the next tick repeats its pass.
         async_retries = {"intake": 2, "reconciler": 0}
+        # Attempts per ECS call (the SDK's adaptive retries) differ by function: a durable workflow is its own
+        # retry loop and must not sit in the SDK's backoff while a Spot notice runs out, and the reconciler
+        # must finish inside its period; the intake has an event to answer and time to do it.
+        ecs_attempts = {"intake": 8, "reconciler": 4, "drain": 3, "launch-gate": 3}
         self.functions: dict[str, GuardFunction] = {
             key: GuardFunction(
                 self, "".join(p.title() for p in key.split("-")), spec=spec, function_name=names[key], code=code,
-                layers=[layer], environment=environment, log_retention=props.log_retention,
+                layers=[layer], environment={**environment, "ECS_MAX_ATTEMPTS": str(ecs_attempts[key])},
+                log_retention=props.log_retention,
                 dead_letter_queue=self.dlq if key in async_retries else None,
                 async_retry_attempts=async_retries.get(key),
                 max_event_age=props.event_max_age if key in async_retries else None,

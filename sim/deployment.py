@@ -182,7 +182,7 @@ class GuardDeployment:
 
         runtime = bootstrap.build(
             parse_config(json.loads(env["DAEMON_GUARD_CONFIG"])),
-            ecs_client=guarded(world.client("ecs", adaptive=True)),
+            ecs_client=guarded(world.client("ecs", adaptive=True, attempts=int(env.get("ECS_MAX_ATTEMPTS", "8")))),
             autoscaling_client=guarded(world.client("autoscaling", adaptive=True)),
             lambda_client=guarded(make_client("lambda", self.durable, world.region, call_log=world.call_log,
                                               backoff=lambda _d: None)),

@@ -89,11 +89,12 @@ class World:
             self.asg.listeners.append(self._on_asg)
 
     # ---- clients --------------------------------------------------------------------------------
-    def client(self, service: str, *, adaptive: bool = False) -> Any:
-        """A boto3 client answered by this world (ECS and Auto Scaling), with retries as configured."""
+    def client(self, service: str, *, adaptive: bool = False, attempts: int = 8) -> Any:
+        """A boto3 client answered by this world (ECS and Auto Scaling); `adaptive`: `attempts` per call with
+        the SDK's backoff (standard mode: adaptive mode's client-side rate limiter runs on real time)."""
         backends: dict[str, Backend] = {"ecs": self.ecs_api, "autoscaling": self.asg}
         backend = TimedBackend(backends[service], self)
-        retries = {"mode": "standard", "total_max_attempts": 8} if adaptive else None
+        retries = {"mode": "standard", "total_max_attempts": attempts} if adaptive else None
         return make_client(service, backend, self.region, retries, call_log=self.call_log,
                            backoff=self._sleep)
 

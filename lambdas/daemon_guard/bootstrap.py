@@ -205,7 +205,8 @@ def build(config: Config, *, ecs_client: Any, autoscaling_client: Any, lambda_cl
 
 
 def from_environment() -> Runtime:
-    """The production runtime: boto3 clients (adaptive retries for ECS) and settings from the Lambda environment."""
+    """The production runtime: boto3 clients (adaptive retries for ECS, `ecs_attempts()` per call) and settings
+    from the Lambda environment."""
     import boto3
     from botocore.config import Config as BotoConfig
 
@@ -214,7 +215,8 @@ def from_environment() -> Runtime:
     table = os.environ.get("STATE_TABLE")
     runtime = build(
         config,
-        ecs_client=boto3.client("ecs", config=BotoConfig(retries={"mode": "adaptive", "max_attempts": 10})),
+        ecs_client=boto3.client("ecs", config=BotoConfig(retries={"mode": "adaptive",
+                                                                  "total_max_attempts": ecs_attempts()})),
         autoscaling_client=boto3.client("autoscaling", config=BotoConfig(retries={"mode": "standard",
                                                                                    "max_attempts": 5})),
         lambda_client=boto3.client("lambda", config=BotoConfig(retries={"mode": "standard", "max_attempts": 5})),
@@ -224,6 +226,16 @@ def from_environment() -> Runtime:
         home=LearntHome(region=os.environ.get("AWS_REGION")))  # the partition follows; the first invocation confirms
     logger.debug("runtime built", extra={"ms": round((time.monotonic() - started) * 1000, 1)})
     return runtime
+
+
+def ecs_attempts() -> int:
+    """Attempts per ECS call from ``ECS_MAX_ATTEMPTS`` (set per function by the stack; 8 without it).
+
+    ValueError names the variable when it is not a whole number from 1 to 20."""
+    raw = os.environ.get("ECS_MAX_ATTEMPTS", "8")
+    if not raw.isdigit() or not 1 <= int(raw) <= 20:
+        raise ValueError(f"ECS_MAX_ATTEMPTS: expected a whole number from 1 to 20, got {raw!r}")
+    return int(raw)
 
 
 def lazy(build_handler: Callable[[Runtime], Callable[[Any, Any], Any]]) -> Callable[[Any, Any], Any]:

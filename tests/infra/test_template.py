@@ -209,6 +209,14 @@ def test_functions_receive_the_validated_config_and_the_workflow_aliases(raw: di
         assert render(env["LAUNCH_GATE_FUNCTION"]).endswith("-launch-gate:live")
 
 
+def test_each_function_gets_its_own_attempts_per_ecs_call(raw: dict[str, Any]) -> None:
+    # GIVEN the synthesized stack / THEN the workflows retry ECS calls little (they are their own retry loop,
+    # racing Spot notices), the reconciler moderately (it must end inside its period), the intake most
+    attempts = {f["Properties"]["Handler"]: f["Properties"]["Environment"]["Variables"]["ECS_MAX_ATTEMPTS"]
+                for f in resources(raw, "AWS::Lambda::Function").values()}
+    assert attempts == {INTAKE_HANDLER: "8", RECONCILER_HANDLER: "4", DRAIN_HANDLER: "3", LAUNCH_GATE_HANDLER: "3"}
+
+
 def test_workflows_are_durable_and_published_behind_live_aliases(raw: dict[str, Any]) -> None:
     functions = resources(raw, "AWS::Lambda::Function")
     durable = {f["Properties"]["Handler"]: f["Properties"].get("DurableConfig") for f in functions.values()}

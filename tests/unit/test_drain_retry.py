@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
+from daemon_guard.bootstrap import ecs_attempts
 from daemon_guard.core.drain import plan_drain_step
 from daemon_guard.workflows.drain import RETRY_CAP_S, retry_after
 
@@ -37,3 +38,23 @@ def test_the_drain_remembers_the_spot_notice_it_has_seen() -> None:
     assert step.progress.notice_at == START + 120
     assert plan_drain_step(request(), view(EVERYTHING, now=START + 10), step.progress, policy()).progress.notice_at \
         == START + 120
+
+
+@pytest.mark.parametrize(("raw", "attempts"), [(None, 8), ("3", 3), ("20", 20)])
+def test_the_attempts_per_ecs_call_come_from_the_function_environment(
+        monkeypatch: pytest.MonkeyPatch, raw: str | None, attempts: int) -> None:
+    # GIVEN ECS_MAX_ATTEMPTS as the stack sets it per function (or not at all)
+    if raw is None:
+        monkeypatch.delenv("ECS_MAX_ATTEMPTS", raising=False)
+    else:
+        monkeypatch.setenv("ECS_MAX_ATTEMPTS", raw)
+    # WHEN the production runtime reads it / THEN each ECS call gets that many attempts
+    assert ecs_attempts() == attempts
+
+
+@pytest.mark.parametrize("raw", ["0", "21", "three", "-1", ""])
+def test_a_bad_attempt_count_is_refused_by_name(monkeypatch: pytest.MonkeyPatch, raw: str) -> None:
+    # GIVEN a hand-edited ECS_MAX_ATTEMPTS / WHEN it is read / THEN the error names the variable
+    monkeypatch.setenv("ECS_MAX_ATTEMPTS", raw)
+    with pytest.raises(ValueError, match="ECS_MAX_ATTEMPTS"):
+        ecs_attempts()

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from aws_durable_execution_sdk_python.lambda_service import InvocationStatus
 from aws_durable_execution_sdk_python_testing.runner import DurableFunctionTestResult, DurableFunctionTestRunner
+from botocore.exceptions import ClientError
 from daemon_guard import bootstrap
 from daemon_guard.bootstrap import Runtime
 from daemon_guard.core.config import (
@@ -32,7 +33,7 @@ from daemon_guard.core.config import (
 from daemon_guard.core.drain import DrainProgress, DrainRequest
 from daemon_guard.core.metrics import MetricSpec
 from daemon_guard.entrypoints import drain, launch_gate
-from daemon_guard.workflows.drain import observe
+from daemon_guard.workflows.drain import drain_tick, observe
 
 CLUSTER, ASG, TOKEN = "prod", "prod-asg", "11111111-2222-3333-4444-555555555555"
 INSTANCE_ID = "i-0123456789abcdef0"
@@ -54,6 +55,11 @@ class Pages:
         yield self.page(**kwargs)
 
 
+def throttle(**_kw: Any) -> dict[str, Any]:
+    """ECS's answer when the read rate is spent (after the SDK's retries)."""
+    raise ClientError({"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"}}, "ListTasks")
+
+
 @dataclass
 class FakeEcs:
     """One instance's tasks; StopTask stops a task at once, DRAINING makes ECS replace the replicas."""
@@ -63,6 +69,7 @@ class FakeEcs:
     registered: bool = True
     calls: list[tuple[str, str]] = field(default_factory=list)
     described: list[str] = field(default_factory=list)  # services named in DescribeServices
+    throttled: bool = False  # ECS throttles ListTasks (past the SDK's retries)
 
     def add(self, arn: str, service: str | None, last_status: str = "RUNNING") -> None:
         self.tasks[arn] = {"taskArn": arn, "group": f"service:{service}" if service else "family:batch",
@@ -74,6 +81,8 @@ class FakeEcs:
         self.tasks[arn].update(lastStatus="STOPPED", desiredStatus="STOPPED", stoppingAt=T0, stoppedAt=T0)
 
     def get_paginator(self, name: str) -> Pages:
+        if self.throttled and name == "list_tasks":
+            return Pages(throttle)
         pages: dict[str, Callable[..., dict[str, Any]]] = {
             "list_container_instances": lambda **kw: {
                 "containerInstanceArns": [INSTANCE_ARN] if self.registered and INSTANCE_ID in kw.get("filter", "")
@@ -313,3 +322,25 @@ def test_a_replica_phase_out_of_time_does_not_read_the_services(late: bool, read
     # stops them all anyway, and a throttled DescribeServices would only delay that
     assert ("api" in ecs.described) is reads_services
     assert bool(view.services) is reads_services
+
+
+@pytest.mark.parametrize(("notice", "daemons_stopped"), [(None, []), (T0.timestamp() + 120, [("StopTask", "xray-1")])])
+def test_a_spot_drain_stops_the_next_tier_on_the_events_view_when_ecs_throttles_the_look(
+        notice: float | None, daemons_stopped: list[tuple[str, str]]) -> None:
+    # GIVEN a drain whose last app task has just STOPPED (the event named it), with its daemon tiers left,
+    # and ECS throttling the look that comes before a tier's daemons stop
+    ecs = FakeEcs(throttled=True)
+    for arn, service in [("xray-1", "xray"), ("prometheus-1", "prometheus"), ("fluent-bit-1", "fluent-bit")]:
+        ecs.add(arn, service)
+    rt = install_gated(ecs, FakeAutoScaling())
+    live = (("batch-1", "family:batch", 30), ("xray-1", "service:xray", 30), ("prometheus-1", "service:prometheus", 30),
+            ("fluent-bit-1", "service:fluent-bit", 30))
+    progress = DrainProgress(started_at=T0.timestamp(), instance_arn=INSTANCE_ARN, instance_status="ACTIVE",
+                             live_tasks=live, phase="standalone", gate_closed=True, stop_requested=("batch-1",),
+                             notice_at=notice)
+    # WHEN the step woken by that stop runs
+    result = drain_tick(rt, DrainRequest.from_payload(drain_payload()), progress.as_dict(), {"stoppedTask": "batch-1"})
+    # THEN under a Spot notice it goes on from the events' view and stops the first tier; without one it
+    # waits for a proper look (the step fails and is retried)
+    assert [c for c in ecs.calls if c[0] == "StopTask"] == daemons_stopped
+    assert ("error" in result) is (notice is None)

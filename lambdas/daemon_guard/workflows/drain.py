@@ -36,6 +36,7 @@ from daemon_guard.core.drain import (
     DrainPolicy,
     DrainProgress,
     DrainRequest,
+    DrainStep,
     DrainView,
     Lifecycle,
     plan_drain_step,
@@ -237,6 +238,11 @@ def _confirmed_empty(rt: Runtime, request: DrainRequest, progress: DrainProgress
         return True
 
 
+def _racing_notice(request: DrainRequest, progress: DrainProgress) -> bool:
+    """True for a drain under a Spot notice (its own or one handed over)."""
+    return request.deadline_epoch is not None or progress.notice_at is not None
+
+
 def _act(rt: Runtime, request: DrainRequest, actions: tuple[Action, ...]) -> None:
     """Carry out a step's actions, in order."""
     for action in actions:
@@ -251,7 +257,8 @@ def _tick(rt: Runtime, request: DrainRequest, raw_progress: dict[str, Any], stop
           from_look: bool = False) -> dict[str, Any]:
     progress = DrainProgress.from_dict(raw_progress)
     policy = drain_policy(rt, request)
-    step = None
+    step: DrainStep | None = None
+    fallback: DrainStep | None = None
     known = any(live[0] in stopped for live in progress.live_tasks)
     held = progress.phase == "replicas" and progress.replicas_held and not stopped
     if (known or held or (from_look and progress.instance_arn)) and not progress.forced:
@@ -262,12 +269,21 @@ def _tick(rt: Runtime, request: DrainRequest, raw_progress: dict[str, Any], stop
         step = plan_drain_step(request, model_view(rt, request, progress), progress, policy)
         if step.progress.phase == "tier" and any(isinstance(a, (StopTasks, SetAttribute, SetDraining))
                                                  for a in step.actions):
-            step = None  # daemons go only on a full look: a task may have arrived that no event named yet
+            fallback, step = step, None  # daemons go only on a full look: a task may have arrived unannounced
         elif step.progress.phase == "complete" and not _confirmed_empty(rt, request, progress):
             step = None  # the events say empty, ECS does not (yet): look properly
     if step is None:
-        view, progress = observe(rt, request, progress)
-        step = plan_drain_step(request, view, progress, policy)
+        try:
+            view, progress = observe(rt, request, progress)
+            step = plan_drain_step(request, view, progress, policy)
+        except Throttled:
+            if fallback is None or not _racing_notice(request, progress):
+                raise
+            # A Spot notice does not wait for ECS's read rate: what is still here when it ends dies with the
+            # instance. The gate keeps new work off, so the event stream's view is the best there is.
+            logger.warning("ECS throttled the look before a tier; the events' view is used",
+                           extra={"instance": request.instance_id})
+            step = fallback
     _act(rt, request, step.actions)
     for note in step.notes:
         if note.kind == "blocked":  # alarmed while it lasts; the totals are emitted when the drain ends
