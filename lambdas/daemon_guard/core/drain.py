@@ -230,6 +230,14 @@ class DrainStep:
     notes: tuple[DrainNote, ...] = ()
 
 
+def notice_end(request: DrainRequest, progress: DrainProgress, view: DrainView | None = None) -> float | None:
+    """When the Spot notice this drain races ends (epoch seconds): its own, one handed over through its
+    claim (`view`), or one seen at an earlier step; None without a notice."""
+    notices = [n for n in (request.deadline_epoch, view.deadline_epoch if view else None, progress.notice_at)
+               if n is not None]
+    return min(notices) if notices else None
+
+
 def global_deadline(request: DrainRequest, view: DrainView, progress: DrainProgress, policy: DrainPolicy) -> float:
     """The earliest of the configured drain deadline and a Spot notice (minus a safety margin)."""
     deadline = progress.started_at + policy.drain_deadline_s
@@ -657,9 +665,9 @@ def plan_drain_step(request: DrainRequest, view: DrainView, progress: DrainProgr
     if progress.done:
         return DrainStep((), progress, 0.0)
     deadline = global_deadline(request, view, progress, policy)
-    notices = [n for n in (request.deadline_epoch, view.deadline_epoch, progress.notice_at) if n is not None]
-    if notices and min(notices) != progress.notice_at:
-        progress = replace(progress, notice_at=min(notices))
+    notice = notice_end(request, progress, view)
+    if notice != progress.notice_at:
+        progress = replace(progress, notice_at=notice)
     violations = _observe_violations(view, progress, policy)
     notes = tuple(DrainNote("ordering-violation", arn) for arn in violations)
     progress = replace(progress, violations=progress.violations + violations) if violations else progress

@@ -39,6 +39,7 @@ from daemon_guard.core.drain import (
     DrainStep,
     DrainView,
     Lifecycle,
+    notice_end,
     plan_drain_step,
     plan_heartbeat,
 )
@@ -203,8 +204,8 @@ def drain_tick(rt: Runtime, request: DrainRequest, raw_progress: dict[str, Any],
         logger.warning("drain step failed; retrying", extra={"instance": request.instance_id, "error": str(exc)})
         progress = _keep_hook_alive(rt, request, DrainProgress.from_dict(raw_progress))
         progress = replace(progress, failures=progress.failures + 1)
-        notices = [n for n in (request.deadline_epoch, progress.notice_at) if n is not None]
-        left = min(notices) - rt.now().timestamp() if notices else None
+        notice = notice_end(request, progress)
+        left = notice - rt.now().timestamp() if notice is not None else None
         return {"progress": progress.as_dict(), "wait_s": retry_after(request.instance_id, progress.failures, left),
                 "error": type(exc).__name__}
 
@@ -236,11 +237,6 @@ def _confirmed_empty(rt: Runtime, request: DrainRequest, progress: DrainProgress
         logger.warning("ECS throttled the final check; the events say the instance is empty",
                        extra={"instance": request.instance_id})
         return True
-
-
-def _racing_notice(request: DrainRequest, progress: DrainProgress) -> bool:
-    """True for a drain under a Spot notice (its own or one handed over)."""
-    return request.deadline_epoch is not None or progress.notice_at is not None
 
 
 def _act(rt: Runtime, request: DrainRequest, actions: tuple[Action, ...]) -> None:
@@ -277,7 +273,7 @@ def _tick(rt: Runtime, request: DrainRequest, raw_progress: dict[str, Any], stop
             view, progress = observe(rt, request, progress)
             step = plan_drain_step(request, view, progress, policy)
         except Throttled:
-            if fallback is None or not _racing_notice(request, progress):
+            if fallback is None or notice_end(request, progress) is None:
                 raise
             # A Spot notice does not wait for ECS's read rate: what is still here when it ends dies with the
             # instance. The gate keeps new work off, so the event stream's view is the best there is.
