@@ -88,8 +88,7 @@ def _replica_services(rt: Runtime, request: DrainRequest, progress: DrainProgres
     """With drainOrder apps-first or tiers the guard stops replicas itself within minimumHealthyPercent,
     so the replica phase reads the services it still has tasks of (DescribeServices, 10 per call). A
     replica phase out of time (a Spot notice's) stops them all whatever their services say: no read."""
-    if rt.config.drain_order is DrainOrder.DRAINING or progress.phase != "replicas" or progress.phase_late \
-            or progress.forced:
+    if rt.config.drain_order is DrainOrder.DRAINING or not _replicas_in_time(progress):
         return {}
     ecs = rt.cluster(request.cluster)
     daemon_names = {s.name for s in ecs.daemon_services()}
@@ -97,6 +96,11 @@ def _replica_services(rt: Runtime, request: DrainRequest, progress: DrainProgres
     names = sorted({t.service_name for t in tasks if t.service_name and t.service_name not in daemon_names
                     and t.arn not in requested})
     return {s.name: s for s in ecs.services(names)} if names else {}
+
+
+def _replicas_in_time(progress: DrainProgress) -> bool:
+    """The replica phase, with time left to keep minimumHealthyPercent (what the services are read for)."""
+    return progress.phase == "replicas" and not progress.phase_late and not progress.forced
 
 
 def _view(rt: Runtime, request: DrainRequest, instance: InstanceView | None, tasks: list[TaskView],
@@ -146,8 +150,8 @@ def observe(rt: Runtime, request: DrainRequest, progress: DrainProgress) -> tupl
     daemon_names = {s.name for s in ecs.daemon_services()}
     services = _replica_services(rt, request, progress, tasks)
     now = rt.now().timestamp()
-    if not services and progress.phase == "replicas" and not progress.services_checked \
-            and not progress.phase_late and not progress.forced and now - progress.phase_started_at >= 60:
+    if not services and _replicas_in_time(progress) and not progress.services_checked \
+            and now - progress.phase_started_at >= 60:
         names = sorted({t.service_name for t in tasks if t.service_name and t.service_name not in daemon_names})
         services = {s.name: s for s in ecs.services(names)} if names else {}
     return _view(rt, request, instance, tasks, services), progress
