@@ -29,6 +29,7 @@ import re
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 NEGATIONS = {"!=": "==", "not_equals": "==", "!exists": "exists", "not_exists": "exists", "!in": "in",
@@ -92,18 +93,19 @@ def _wildcard(pattern: str) -> re.Pattern[str]:
     return re.compile("".join(".*" if ch == "*" else re.escape(ch) for ch in pattern), re.DOTALL)
 
 
-def _number(text: str) -> float | None:
-    try:
-        return float(text)
-    except ValueError:
-        return None
+_DECIMAL = re.compile(r"-?[0-9]+(\.[0-9]+)?")
+_VERSION = re.compile(r"v?[0-9]+(\.[0-9]+)*")
+
+
+def _number(text: str) -> Decimal | None:
+    """A plain decimal number (not Python's float syntax: no exponents, `inf`, `nan` or underscores)."""
+    return Decimal(text) if _DECIMAL.fullmatch(text) else None
 
 
 def _version(text: str) -> tuple[int, ...] | None:
-    parts = text.removeprefix("v").split(".")
-    if not all(p.isdigit() for p in parts):
+    if not _VERSION.fullmatch(text):
         return None
-    nums = [int(p) for p in parts]
+    nums = [int(p) for p in text.removeprefix("v").split(".")]
     while len(nums) > 1 and nums[-1] == 0:
         nums.pop()
     return tuple(nums)

@@ -31,8 +31,11 @@ Semantics:
 - `=~` and `!~` take a Java regular expression that must match the whole value, as Java's
   `String.matches` does. It runs on Python's `re`; Java named groups `(?<name>...)` are translated,
   other Java-only constructs (such as `\\p{Alpha}`) are rejected when parsing.
-- Ordering on `attribute:*` is numeric when both sides are numbers, by version when both are
-  dotted versions (`1.10.0 > 1.9.2`), else by string. `agentVersion` compares as a version
+- Ordering on `attribute:*` is numeric when both sides are decimal numbers (`-?digits[.digits]`), by
+  version when both are versions (digits and dots, a plain integer being a one-part version:
+  `1.10.0 > 1.9.2`, `10 > 5.10.2`), else by string. The guide lists the operators but not how
+  values are ordered; this reading is shared with the simulator's evaluator through one table of
+  cases (`tests/sim/test_cluster_query.py`). `agentVersion` compares as a version
   (`1.10` equals `1.10.0`), `runningTasksCount` as an integer, `registeredAt` as an instant
   (a date alone is midnight UTC, a time without an offset is UTC).
 - `task:group` holds when any task on the instance is in a matching group, so
@@ -135,11 +138,12 @@ _ATTRIBUTE_PREFIX = "attribute:"
 _ATTRIBUTE_NAME = re.compile(r"[A-Za-z0-9_./\\-]{1,128}")
 _WORD_CHARS = frozenset(string.ascii_letters + string.digits + "_-.:/\\")
 
-_DATE = re.compile(r"\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}:\d{2}(Z|[+-]\d{2}:\d{2})?)?")
-_COUNT = re.compile(r"\d+")
-_VERSION = re.compile(r"\d+(\.\d+)*")
-_NUMBER = re.compile(r"-?\d+(\.\d+)?")
-_DOTTED = re.compile(r"v?\d+(\.\d+)+")
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}:\d{2}(Z|[+-]\d{2}:\d{2})?)?", re.ASCII)
+_COUNT = re.compile(r"\d+", re.ASCII)
+_VERSION = re.compile(r"\d+(\.\d+)*", re.ASCII)
+_NUMBER = re.compile(r"-?\d+(\.\d+)?", re.ASCII)
+# A plain integer is a one-part version, so `10` orders against `5.10.2` as a version (10 > 5.10.2).
+_DOTTED = re.compile(r"v?\d+(\.\d+)*", re.ASCII)
 _JAVA_NAMED_GROUP = re.compile(r"\(\?<(?=[A-Za-z])")
 
 _Compare = Callable[[Any, Any], bool]
