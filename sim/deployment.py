@@ -42,6 +42,9 @@ from sim.wire import make_client
 from sim.world import TimedBackend, World, stream
 
 # Lambda's documented waits between the attempts of an asynchronous invocation that failed.
+# What every deployed function reads at start (bootstrap.required_setting): the simulator refuses a template
+# that lacks one, as the function itself would, instead of filling in a default.
+DEPLOYED_SETTINGS = ("DAEMON_GUARD_CONFIG", "STATE_TABLE", "ECS_MAX_ATTEMPTS")
 ASYNC_RETRY_DELAYS_S = (60.0, 120.0)
 
 
@@ -180,16 +183,20 @@ class GuardDeployment:
             charge_latency(client, self.workers, world.options.api_latency, self._latency_rng)
             return guard(client, lambda: self.authorizer, role, self.place, on_denied=self._denied(role))
 
+        missing = [name for name in DEPLOYED_SETTINGS if not env.get(name)]
+        if missing:
+            raise bootstrap.MissingSetting(f"{fn.name}: the template sets no {', '.join(missing)}; "
+                                           "a deployed function would refuse to start")
         runtime = bootstrap.build(
             parse_config(json.loads(env["DAEMON_GUARD_CONFIG"])),
-            ecs_client=guarded(world.client("ecs", adaptive=True, attempts=int(env.get("ECS_MAX_ATTEMPTS", "8")))),
+            ecs_client=guarded(world.client("ecs", adaptive=True, attempts=int(env["ECS_MAX_ATTEMPTS"]))),
             autoscaling_client=guarded(world.client("autoscaling", adaptive=True)),
             lambda_client=guarded(make_client("lambda", self.durable, world.region, call_log=world.call_log,
                                               backoff=lambda _d: None)),
             events_client=guarded(make_client("events", self.own_events, world.region, call_log=world.call_log)),
             dynamodb_client=guarded(boto3.client("dynamodb", region_name=world.region, aws_access_key_id="sim",
                                                  aws_secret_access_key="sim")),
-            table=env.get("STATE_TABLE"), clock=world.clock.datetime, drain_function=env.get("DRAIN_FUNCTION"),
+            table=env["STATE_TABLE"], clock=world.clock.datetime, drain_function=env.get("DRAIN_FUNCTION"),
             launch_gate_function=env.get("LAUNCH_GATE_FUNCTION"),
             home=LearntHome(account=world.account, region=world.region),
             # The durable SDK's own client, bound to the role. Not in the call log: how the SDK batches its

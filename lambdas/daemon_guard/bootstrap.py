@@ -211,8 +211,8 @@ def from_environment() -> Runtime:
     from botocore.config import Config as BotoConfig
 
     started = time.monotonic()
-    config = parse_config(json.loads(os.environ["DAEMON_GUARD_CONFIG"]))
-    table = os.environ.get("STATE_TABLE")
+    config = parse_config(json.loads(required_setting("DAEMON_GUARD_CONFIG")))
+    table = required_setting("STATE_TABLE")
     runtime = build(
         config,
         ecs_client=boto3.client("ecs", config=BotoConfig(retries={"mode": "adaptive",
@@ -221,18 +221,34 @@ def from_environment() -> Runtime:
                                                                                    "max_attempts": 5})),
         lambda_client=boto3.client("lambda", config=BotoConfig(retries={"mode": "standard", "max_attempts": 5})),
         events_client=boto3.client("events", config=BotoConfig(retries={"mode": "standard", "max_attempts": 3})),
-        dynamodb_client=boto3.client("dynamodb") if table else None, table=table,
+        dynamodb_client=boto3.client("dynamodb"), table=table,
         drain_function=os.environ.get("DRAIN_FUNCTION"), launch_gate_function=os.environ.get("LAUNCH_GATE_FUNCTION"),
         home=LearntHome(region=os.environ.get("AWS_REGION")))  # the partition follows; the first invocation confirms
     logger.debug("runtime built", extra={"ms": round((time.monotonic() - started) * 1000, 1)})
     return runtime
 
 
-def ecs_attempts() -> int:
-    """Attempts per ECS call from ``ECS_MAX_ATTEMPTS`` (set per function by the stack; 8 without it).
+class MissingSetting(RuntimeError):
+    """A variable the stack sets on every function is absent: the function was not deployed by the stack."""
 
-    ValueError names the variable when it is not a whole number from 1 to 20."""
-    raw = os.environ.get("ECS_MAX_ATTEMPTS", "8")
+
+def required_setting(name: str) -> str:
+    """The value of environment variable `name`, which the stack sets on every function.
+
+    A production function never falls back to a default it was not deployed with (state kept in memory,
+    another retry budget): without the variable it refuses to start, naming it (`MissingSetting`)."""
+    value = os.environ.get(name, "")
+    if not value:
+        raise MissingSetting(f"{name} is not set: the daemon-guard stack sets it on every function; "
+                             "deploy the function with the stack (cdk deploy) rather than by hand")
+    return value
+
+
+def ecs_attempts() -> int:
+    """Attempts per ECS call from ``ECS_MAX_ATTEMPTS`` (set per function by the stack; required).
+
+    MissingSetting when it is absent; ValueError names the variable when it is not a whole number from 1 to 20."""
+    raw = required_setting("ECS_MAX_ATTEMPTS")
     if not raw.isdigit() or not 1 <= int(raw) <= 20:
         raise ValueError(f"ECS_MAX_ATTEMPTS: expected a whole number from 1 to 20, got {raw!r}")
     return int(raw)

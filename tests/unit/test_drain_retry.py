@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
-from daemon_guard.bootstrap import ecs_attempts
+from daemon_guard.bootstrap import MissingSetting, ecs_attempts, from_environment
 from daemon_guard.core.drain import plan_drain_step
 from daemon_guard.workflows.drain import RETRY_CAP_S, retry_after
 
@@ -40,19 +40,31 @@ def test_the_drain_remembers_the_spot_notice_it_has_seen() -> None:
         == START + 120
 
 
-@pytest.mark.parametrize(("raw", "attempts"), [(None, 8), ("3", 3), ("20", 20)])
+@pytest.mark.parametrize(("raw", "attempts"), [("1", 1), ("3", 3), ("20", 20)])
 def test_the_attempts_per_ecs_call_come_from_the_function_environment(
-        monkeypatch: pytest.MonkeyPatch, raw: str | None, attempts: int) -> None:
-    # GIVEN ECS_MAX_ATTEMPTS as the stack sets it per function (or not at all)
-    if raw is None:
-        monkeypatch.delenv("ECS_MAX_ATTEMPTS", raising=False)
-    else:
-        monkeypatch.setenv("ECS_MAX_ATTEMPTS", raw)
+        monkeypatch: pytest.MonkeyPatch, raw: str, attempts: int) -> None:
+    # GIVEN ECS_MAX_ATTEMPTS as the stack sets it per function
+    monkeypatch.setenv("ECS_MAX_ATTEMPTS", raw)
     # WHEN the production runtime reads it / THEN each ECS call gets that many attempts
     assert ecs_attempts() == attempts
 
 
-@pytest.mark.parametrize("raw", ["0", "21", "three", "-1", ""])
+@pytest.mark.parametrize("name", ["DAEMON_GUARD_CONFIG", "STATE_TABLE", "ECS_MAX_ATTEMPTS"])
+def test_a_function_deployed_without_a_stack_setting_refuses_to_start_naming_it(
+        monkeypatch: pytest.MonkeyPatch, name: str) -> None:
+    # GIVEN a function environment as the stack writes it, but for one variable
+    for variable, value in {"DAEMON_GUARD_CONFIG": '{"clusters": [{"name": "prod", "autoScalingGroups": ["asg"]}]}',
+                            "STATE_TABLE": "daemon-guard-state", "ECS_MAX_ATTEMPTS": "3",
+                            "AWS_REGION": "us-east-1"}.items():
+        monkeypatch.setenv(variable, value)
+    monkeypatch.delenv(name)
+    # WHEN the production runtime is built / THEN it refuses in one line naming the variable (no state in memory,
+    # no default retry budget)
+    with pytest.raises(MissingSetting, match=f"^{name} is not set"):
+        from_environment()
+
+
+@pytest.mark.parametrize("raw", ["0", "21", "three", "-1", " 3"])
 def test_a_bad_attempt_count_is_refused_by_name(monkeypatch: pytest.MonkeyPatch, raw: str) -> None:
     # GIVEN a hand-edited ECS_MAX_ATTEMPTS / WHEN it is read / THEN the error names the variable
     monkeypatch.setenv("ECS_MAX_ATTEMPTS", raw)
