@@ -13,7 +13,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 .PHONY: install test test-fast lint typecheck unit demo synth diff deploy bench clean
 
 # The wheel ships daemon_guard, daemon_guard_cdk (infra/) and daemon_guard_cli; the development checkout
-# also imports the simulator (sim/) and infra/ by their repository names, through a .pth line.
+# also imports the simulator (sim/), the benchmark (bench/) and infra/ by their repository names, through a .pth line.
 $(PY_STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip

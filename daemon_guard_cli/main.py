@@ -27,16 +27,16 @@ def _quiet_logs() -> None:
     logger.setLevel(logging.ERROR)
 
 
-SIMULATOR_MISSING = ("daemon-guard {command}: needs the simulator (sim/), which ships with the repository, "
-                     "not with the installed package; run it from a clone of the repository "
-                     "(`make install`, then `.venv/bin/daemon-guard {command}`)")
+SIMULATOR_MISSING = ("daemon-guard {command}: a development command; it needs the simulator and the benchmark "
+                     "(sim/, bench/), which ship with the repository, not with the installed package; run it from "
+                     "a clone of the repository (`make install`, then `.venv/bin/daemon-guard {command}`)")
 
 
 def _needs_simulator(command: str) -> bool:
     """True when the simulator can be imported; else say so in one line (the command then exits 2)."""
     import importlib.util
 
-    if importlib.util.find_spec("sim") is not None:
+    if importlib.util.find_spec("sim") is not None and importlib.util.find_spec("bench") is not None:
         return True
     print(SIMULATOR_MISSING.format(command=command), file=sys.stderr)
     return False
@@ -62,7 +62,7 @@ def cmd_sim(args: argparse.Namespace) -> int:
     """Run a named scenario and print its timeline and summary."""
     if not _needs_simulator("sim"):
         return 2
-    from daemon_guard_cli.simulate import run_scenario
+    from bench.simulate import run_scenario
 
     _quiet_logs()
     return run_scenario(args.scenario, args.seed, args.launches)
@@ -72,7 +72,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     """Run the benchmark suites side by side and write JSON / Markdown / PNG."""
     if not _needs_simulator("bench"):
         return 2
-    from daemon_guard_cli.benchmark import run_bench
+    from bench.benchmark import run_bench
 
     _quiet_logs()
     return run_bench(args)
@@ -82,7 +82,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     """The scale-out then scale-in story, told as a timeline with a PNG beside it."""
     if not _needs_simulator("demo"):
         return 2
-    from daemon_guard_cli.demo import run_demo
+    from bench.demo import run_demo
 
     _quiet_logs()
     return int(run_demo(args.seed, Path(args.out)))

@@ -21,10 +21,10 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from bench.scenarios import DAEMONS, ClusterSpec, build_cluster, keep_backlog
 from daemon_guard_cli.live import _json_value, capture
 from daemon_guard_cli.replay import load_config, replay
 from sim.autoscaling import InstanceType
-from sim.scenarios import DAEMONS, ClusterSpec, build_cluster, keep_backlog
 from sim.world import World, WorldOptions
 
 DAEMON_NAMES = tuple(d[0] for d in DAEMONS)

@@ -43,8 +43,8 @@ def test_every_subcommand_has_a_description_and_shows_its_defaults(capsys: pytes
 ])
 def test_bench_strategies_selects_the_drain_strategies_to_run(given: str, expected: tuple[str, ...] | None) -> None:
     # GIVEN `daemon-guard bench --strategies ...` / WHEN the drain strategies are read
-    from daemon_guard_cli.benchmark import drain_strategies
-    from sim.bench import DRAIN_STRATEGIES
+    from bench.benchmark import drain_strategies
+    from bench.suites import DRAIN_STRATEGIES
     args = build_parser().parse_args(["bench", "--suite", "drain", "--strategies", given])
     # THEN they are the ones named, or all of them
     assert drain_strategies(args) == (expected or DRAIN_STRATEGIES)

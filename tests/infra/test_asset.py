@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from daemon_guard_cli.asset import HANDLER_MODULES, build_measured_asset, layer_equivalent, probe
+from bench.asset import HANDLER_MODULES, build_measured_asset, layer_equivalent, probe
 from infra.bundling import BOTOCORE_SERVICES, asset_size, prune_asset
 
 SIX_MIB = 6 * 2**20

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -58,6 +59,18 @@ def test_the_wheel_installs_only_daemon_guard_packages(wheel: Path) -> None:
     assert top == {"daemon_guard", "daemon_guard_cdk", "daemon_guard_cli"}
     assert "daemon_guard/entrypoints/intake.py" in names
     assert "daemon_guard_cdk/construct.py" in names
+
+
+def test_the_wheels_command_carries_no_harness(wheel: Path) -> None:
+    # GIVEN the built wheel's command package
+    with zipfile.ZipFile(wheel) as archive:
+        modules = {n: archive.read(n).decode() for n in archive.namelist()
+                   if n.startswith("daemon_guard_cli/") and n.endswith(".py")}
+    # THEN only the entry point names the simulator or the benchmark (its development commands, which say they need
+    # a clone); no production command imports them
+    harness = re.compile(r"^\s*(from|import) (sim|bench)\b", re.MULTILINE)
+    assert {n for n, text in modules.items() if harness.search(text)} <= {"daemon_guard_cli/main.py"}
+    assert "daemon_guard_cli/main.py" in modules
 
 
 def test_the_readme_shows_the_example_that_is_synthesized() -> None:

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from sim.bench import guard_config
+from bench.suites import guard_config
 from sim.deployment import GuardDeployment
 from sim.ecs import SimTask
 from sim.world import World

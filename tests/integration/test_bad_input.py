@@ -30,10 +30,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import event as event_
 from hypothesis import strategies as st
 
+from bench.scenarios import ClusterSpec, build_cluster
 from daemon_guard_cli.main import main as cli
 from daemon_guard_cli.replay import SnapshotBackend, validate_state
 from sim.deployment import GuardDeployment
-from sim.scenarios import ClusterSpec, build_cluster
 from sim.world import World, WorldOptions
 from tests.integration.conftest import WriteCounter, config_for
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from sim.bench import GATE_ATTRIBUTE, guard_config
-from sim.scenarios import ClusterSpec, build_cluster
+from bench.scenarios import ClusterSpec, build_cluster
+from bench.suites import GATE_ATTRIBUTE, guard_config
 from sim.world import World, WorldOptions
 from tests.integration.conftest import Deploy, config_for, emitted
 

@@ -1,6 +1,6 @@
 """Ordered drain, end to end: the real intake and drain workflow on simulated terminations.
 
-Figures come from the simulator's records (sim.drain_measure, Auto Scaling's lifecycle history,
+Figures come from the simulator's records (bench.drain_measure, Auto Scaling's lifecycle history,
 ECS task transitions), never from what the workflow believed.
 """
 
@@ -11,13 +11,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from bench.drain_measure import DrainRecord, measure_drains
+from bench.scenarios import TIERS, ClusterSpec, DrainStory, build_cluster, build_drain_cluster, run_drain_story
+from bench.suites import GATE_ATTRIBUTE
 from sim.autoscaling import PendingAction
-from sim.bench import GATE_ATTRIBUTE
 from sim.deployment import GuardDeployment
-from sim.drain_measure import DrainRecord, measure_drains
 from sim.ecs import EcsParams, profile_params
 from sim.eventbridge import FaultPlan
-from sim.scenarios import TIERS, ClusterSpec, DrainStory, build_cluster, build_drain_cluster, run_drain_story
 from sim.world import World, WorldOptions
 from tests.integration.conftest import Deploy, config_for, emitted, tier_stop_windows
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sim.scenarios import DrainStory, build_drain_cluster
+from bench.scenarios import DrainStory, build_drain_cluster
 from sim.world import World, WorldOptions
 from tests.integration.conftest import Deploy, WriteCounter, config_for
 

@@ -6,8 +6,8 @@ import pytest
 from daemon_guard.adapters.ecs import EcsCluster
 from daemon_guard.adapters.errors import Throttled, translating
 
+from bench.scenarios import ClusterSpec, build_cluster
 from sim.ecs_api import ApiFaults
-from sim.scenarios import ClusterSpec, build_cluster
 from sim.world import World, WorldOptions
 
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from sim.exits import ExitStory, measure_exits, run_exit_story
-from sim.scenarios import DrainStory, build_drain_cluster
+from bench.exits import ExitStory, measure_exits, run_exit_story
+from bench.scenarios import DrainStory, build_drain_cluster
 from sim.world import World, WorldOptions
 from tests.integration.conftest import Deploy, config_for
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sim.faults import FAULT_KINDS, run_fault
+from bench.faults import FAULT_KINDS, run_fault
 
 # The load kind drives 600 launches and drains at once (minutes): it runs in `make test`, not `make test-fast`.
 SLOW_KINDS = frozenset({"load"})

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from sim.bench import GATE_ATTRIBUTE, guard_config
+from bench.scenarios import ClusterSpec, build_cluster
+from bench.suites import GATE_ATTRIBUTE, guard_config
 from sim.deployment import GuardDeployment
-from sim.scenarios import ClusterSpec, build_cluster
 from sim.world import World, WorldOptions
 
 

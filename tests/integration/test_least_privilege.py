@@ -17,12 +17,12 @@ from typing import Any
 
 import pytest
 
+from bench.scenarios import ClusterSpec, build_cluster, keep_backlog
 from sim.deployment import GuardDeployment
 from sim.ecs import EcsParams
 from sim.ecs_api import ApiFaults
 from sim.eventbridge import FaultPlan
 from sim.iam import Authorizer, Statement, action_facts, condition_keys, statements_of
-from sim.scenarios import ClusterSpec, build_cluster, keep_backlog
 from sim.template import DeploymentFacts, deployment_facts, synthesized_template
 from sim.world import World, WorldOptions
 from tests.integration.conftest import config_for

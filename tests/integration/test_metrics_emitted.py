@@ -14,11 +14,11 @@ from typing import Any
 import pytest
 from daemon_guard.core.metrics import ALL_METRICS, CLUSTER_DIMENSION, NAMESPACE
 
+from bench.scenarios import ClusterSpec, ScaleOut, build_cluster, run_scale_out
+from bench.suites import GATE_ATTRIBUTE, guard_config
 from infra.observability import metrics_named_by_dashboard
-from sim.bench import GATE_ATTRIBUTE, guard_config
 from sim.deployment import GuardDeployment
 from sim.eventbridge import FaultPlan
-from sim.scenarios import ClusterSpec, ScaleOut, build_cluster, run_scale_out
 from sim.world import World, WorldOptions
 
 Emitted = set[tuple[str, frozenset[str]]]

@@ -1,7 +1,7 @@
 """Daemon-first placement, end to end: the real intake and reconciler on a simulated scale-out.
 
 A small warm cluster under a replica backlog gains new instances two seconds apart; every figure is
-read off the simulator's task transitions (sim.measure), not off what the guard believed.
+read off the simulator's task transitions (bench.measure), not off what the guard believed.
 """
 
 from __future__ import annotations
@@ -9,12 +9,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sim.bench import GATE_ATTRIBUTE, BreachCounter
+from bench.measure import LaunchRecord, launch_records
+from bench.scenarios import ClusterSpec, ScaleOut, build_cluster, run_scale_out
+from bench.suites import GATE_ATTRIBUTE, BreachCounter
 from sim.deployment import GuardDeployment
 from sim.ecs import SimTask
 from sim.eventbridge import FaultPlan
-from sim.measure import LaunchRecord, launch_records
-from sim.scenarios import ClusterSpec, ScaleOut, build_cluster, run_scale_out
 from sim.world import World, WorldOptions
 from tests.integration.conftest import EVICTION_REASON, config_for, emitted, evicted
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from bench.measure import launch_records
+from bench.scenarios import ClusterSpec, build_cluster, keep_backlog
 from sim.deployment import GuardDeployment
 from sim.eventbridge import FaultPlan
-from sim.measure import launch_records
-from sim.scenarios import ClusterSpec, build_cluster, keep_backlog
 from sim.world import World, WorldOptions
 from tests.integration.conftest import Deploy, config_for, emitted
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sim.rollout import RolloutStory, run_rollout
+from bench.rollout import RolloutStory, run_rollout
 
 STORY = RolloutStory(instances=12, replica_services=6, horizon_s=1000.0)
 

@@ -20,9 +20,9 @@ from daemon_guard.core.events import (
     TaskChanged,
 )
 
+from bench.measure import launch_records, summarize
+from bench.scenarios import ClusterSpec, ScaleOut, build_cluster, run_scale_out
 from sim.ecs import TaskTransition
-from sim.measure import launch_records, summarize
-from sim.scenarios import ClusterSpec, ScaleOut, build_cluster, run_scale_out
 from sim.world import World
 from tests.sim.conftest import CLUSTER, add_daemon, capture, new_world
 

@@ -12,7 +12,7 @@ Suites:
   metric as {min, max} and the profile each extreme came from.
 Every suite runs under one behaviour profile (``--profile``), the ECS behaviours the guide leaves
 open or users report otherwise.
-Figures are read off the simulator's own records (sim.measure, sim.drain_measure).
+Figures are read off the simulator's own records (bench.measure, bench.drain_measure).
 """
 
 from __future__ import annotations
@@ -24,14 +24,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from sim.baselines import ManagedDraining, PollingDrain
-from sim.deployment import GuardDeployment
-from sim.drain_measure import measure_drains, summarize_drains
-from sim.ecs import SimTask, profile_params
-from sim.eventbridge import FaultPlan
-from sim.latency import api_latency
-from sim.measure import launch_records, percentile, summarize
-from sim.scenarios import (
+from bench.baselines import ManagedDraining, PollingDrain
+from bench.drain_measure import measure_drains, summarize_drains
+from bench.measure import launch_records, percentile, summarize
+from bench.scenarios import (
     TIERS,
     ClusterSpec,
     DrainStory,
@@ -41,6 +37,10 @@ from sim.scenarios import (
     run_drain_story,
     run_scale_out,
 )
+from sim.deployment import GuardDeployment
+from sim.ecs import SimTask, profile_params
+from sim.eventbridge import FaultPlan
+from sim.latency import api_latency
 from sim.world import World, WorldOptions
 
 PLACEMENT_STRATEGIES = ("ecs-native", "ecs-native-affinity", "daemon-guard-preempt", "daemon-guard-gate")

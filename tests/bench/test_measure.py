@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sim.measure import STRANDED_AFTER_S, LaunchRecord, summarize
+from bench.measure import STRANDED_AFTER_S, LaunchRecord, summarize
 
 
 def _launch(arn: str, registered_at: float, first_replica: float | None, failed: bool) -> LaunchRecord:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sim.bench import ranges
+from bench.suites import ranges
 
 
 def test_each_metric_reports_its_extremes_and_their_profiles() -> None:

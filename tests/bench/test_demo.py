@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from daemon_guard_cli.demo import run_demo
+from bench.demo import run_demo
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

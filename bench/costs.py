@@ -79,8 +79,8 @@ def measure(seed: int = 7) -> dict[str, Any]:
     """Run the demo story with counters on; return per-launch, per-drain and per-hour usage and the 1,000 ih bill."""
     from daemon_guard.adapters.state import StateStore
 
-    from daemon_guard_cli import demo
-    from sim.bench import guard_config
+    from bench import demo
+    from bench.suites import guard_config
     from sim.deployment import GuardDeployment
 
     world = demo._build_world(seed)

@@ -13,8 +13,8 @@ from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from bench.measure import percentile
 from sim.ecs import SimTask
-from sim.measure import percentile
 from sim.world import World
 
 

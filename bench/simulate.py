@@ -9,10 +9,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sim.bench import GATE_ATTRIBUTE, guard_config, run_drain
+from bench.measure import launch_records, summarize
+from bench.scenarios import ClusterSpec, DrainStory, ScaleOut, build_cluster, run_scale_out
+from bench.suites import GATE_ATTRIBUTE, guard_config, run_drain
 from sim.deployment import GuardDeployment
-from sim.measure import launch_records, summarize
-from sim.scenarios import ClusterSpec, DrainStory, ScaleOut, build_cluster, run_scale_out
 from sim.world import World, WorldOptions
 
 TIMELINE_LINES = 12

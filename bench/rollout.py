@@ -17,9 +17,9 @@ import statistics
 from dataclasses import dataclass
 from typing import Any
 
-from sim.bench import GATE_ATTRIBUTE, BreachCounter, guard_config
+from bench.scenarios import ClusterSpec, build_cluster, keep_backlog
+from bench.suites import GATE_ATTRIBUTE, BreachCounter, guard_config
 from sim.deployment import GuardDeployment
-from sim.scenarios import ClusterSpec, build_cluster, keep_backlog
 from sim.world import World, WorldOptions
 
 ROLLOUT_STRATEGIES = ("ecs-native", "daemon-guard-observe", "daemon-guard-preempt", "daemon-guard-gate")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from sim.exits import TRIGGERS, ExitStory, exits_suite
-from sim.rollout import RolloutStory, rollout_suite
+from bench.exits import TRIGGERS, ExitStory, exits_suite
+from bench.rollout import RolloutStory, rollout_suite
 
 TRIGGER_NAMES = {"scheduled-change": "AWS Health scheduled change", "ec2-state": "EC2 stop outside Auto Scaling"}
 

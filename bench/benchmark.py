@@ -12,11 +12,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from daemon_guard_cli.bench_exits import exits_markdown, rollout_markdown, run_exits_suite, run_rollout_suite
-from sim.bench import DEFAULT_PROFILE, DRAIN_STRATEGIES, drain_suite, placement_suite, robustness_suite
+from bench.bench_exits import exits_markdown, rollout_markdown, run_exits_suite, run_rollout_suite
+from bench.faults import fault_suite
+from bench.scenarios import DrainStory
+from bench.suites import DEFAULT_PROFILE, DRAIN_STRATEGIES, drain_suite, placement_suite, robustness_suite
 from sim.ecs import profile_params
-from sim.faults import fault_suite
-from sim.scenarios import DrainStory
 
 
 def _progress(message: str) -> None:
@@ -35,7 +35,7 @@ def cost_suite() -> dict[str, Any]:
     import compileall
     import shutil
 
-    from daemon_guard_cli.asset import HANDLER_MODULES, build_measured_asset, cold_import_ms, layer_equivalent
+    from bench.asset import HANDLER_MODULES, build_measured_asset, cold_import_ms, layer_equivalent
     from infra.bundling import asset_size
 
     with tempfile.TemporaryDirectory(prefix="daemon-guard-asset-") as tmp:
@@ -47,7 +47,7 @@ def cost_suite() -> dict[str, Any]:
         shutil.copytree(asset, compiled)
         compileall.compile_dir(compiled, quiet=2, invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)
         with_bytecode = {m: cold_import_ms(compiled, layer, m) for m in HANDLER_MODULES}
-    from daemon_guard_cli.costs import measure
+    from bench.costs import measure
 
     return {"asset_zip_bytes": zipped, "asset_unpacked_bytes": unpacked, "asset_files": files,
             "cold_import_ms": with_bytecode, "cold_import_source_only_ms": source_only,

@@ -14,12 +14,12 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from sim.bench import guard_config
+from bench.measure import launch_records
+from bench.scenarios import ClusterSpec, build_cluster, keep_backlog
+from bench.suites import guard_config
 from sim.deployment import GuardDeployment
 from sim.ecs_api import ApiFaults
 from sim.eventbridge import FaultPlan
-from sim.measure import launch_records
-from sim.scenarios import ClusterSpec, build_cluster, keep_backlog
 from sim.world import World, WorldOptions
 
 # What each kind injects (the `injected` count): duplicate deliveries, lost deliveries, delayed and

@@ -1,7 +1,7 @@
 """`daemon-guard demo`: the scale-out then scale-in story, told as a timeline with a PNG beside it.
 
 The real intake, reconciler and workflows run unmodified against the simulator
-(`sim.deployment.GuardDeployment`) on the default cluster of `sim.scenarios`: three daemons in three
+(`sim.deployment.GuardDeployment`) on the default cluster of `bench.scenarios`: three daemons in three
 drain tiers (app agents, metrics, log router) and a dozen replica services, in preempt mode.
 
 The story, in simulated time:
@@ -28,12 +28,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from sim.bench import guard_config
+from bench.drain_measure import DrainRecord, measure_drains
+from bench.measure import LaunchRecord, PlacementSummary, launch_records, summarize
+from bench.scenarios import DAEMONS, TIERS, ClusterSpec, build_cluster, keep_backlog
+from bench.suites import guard_config
 from sim.clock import Clock
 from sim.deployment import GuardDeployment
-from sim.drain_measure import DrainRecord, measure_drains
-from sim.measure import LaunchRecord, PlacementSummary, launch_records, summarize
-from sim.scenarios import DAEMONS, TIERS, ClusterSpec, build_cluster, keep_backlog
 from sim.world import World, WorldOptions
 
 CLUSTER = "prod"

@@ -20,10 +20,10 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from sim.bench import guard_config
+from bench.drain_measure import measure_drains
+from bench.scenarios import TIERS, DrainStory, build_drain_cluster, submit_batch_jobs
+from bench.suites import guard_config
 from sim.deployment import GuardDeployment
-from sim.drain_measure import measure_drains
-from sim.scenarios import TIERS, DrainStory, build_drain_cluster, submit_batch_jobs
 from sim.world import World, WorldOptions
 
 EXIT_STRATEGIES = ("ecs-native", "daemon-guard")
