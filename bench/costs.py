@@ -80,11 +80,10 @@ def measure(seed: int = 7) -> dict[str, Any]:
     from daemon_guard.adapters.state import StateStore
 
     from bench import demo
-    from bench.suites import guard_config
     from sim.deployment import GuardDeployment
 
     world = demo._build_world(seed)
-    deployment = GuardDeployment(world, guard_config([demo.ON_DEMAND_GROUP, demo.SPOT_GROUP], "preempt"))
+    deployment = GuardDeployment(world, demo.demo_config())
     dynamo: list[tuple[float, str]] = []
     state = deployment.runtime.ledger  # the one table every state port of the deployment uses
     assert isinstance(state, StateStore)

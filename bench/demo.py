@@ -2,7 +2,15 @@
 
 The real intake, reconciler and workflows run unmodified against the simulator
 (`sim.deployment.GuardDeployment`) on the default cluster of `bench.scenarios`: three daemons in three
-drain tiers (app agents, metrics, log router) and a dozen replica services, in preempt mode.
+drain tiers (app agents, metrics, log router) and a dozen replica services, configured as the README
+recommends: gate placement (the gate constraint on every replica service) and the `tiers` drain order
+(the tier constraint on every daemon service).
+
+The same story and seed also run twice without daemon-guard, as users would run ECS on its own:
+- ECS alone: its daemon scheduler, and ECS managed instance draining on both groups;
+- ECS with AWS's documented workaround for daemon-first: `memberOf(task:group == service:<daemon>)` on
+  every replica service (one per daemon), and managed draining.
+The summary sets the three side by side.
 
 The story, in simulated time:
 
@@ -28,10 +36,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from bench.baselines import ManagedDraining
 from bench.drain_measure import DrainRecord, measure_drains
 from bench.measure import LaunchRecord, PlacementSummary, launch_records, summarize
 from bench.scenarios import DAEMONS, TIERS, ClusterSpec, build_cluster, keep_backlog
-from bench.suites import guard_config
+from bench.suites import GATE_ATTRIBUTE, guard_config
 from sim.clock import Clock
 from sim.deployment import GuardDeployment
 from sim.world import World, WorldOptions
@@ -156,7 +165,7 @@ def _run_story(world: World, progress: Progress | None) -> Story:
     phase(0.0, f"warm cluster: {WARM_ON_DEMAND} on-demand + {WARM_SPOT} Spot instances join under a replica "
                f"backlog ({BACKLOG_PER_SERVICE} waiting tasks per service)", warm)
     phase(SCALE_OUT_AT, f"scale-out: {SCALE_OUT} instances, {SCALE_OUT_SPACING_S:.0f} s apart, backlog still "
-                        f"waiting (placement mode: preempt)",
+                        f"waiting",
           lambda: asg.scale_out(ON_DEMAND_GROUP, SCALE_OUT, SCALE_OUT_SPACING_S))
     phase(DEMAND_DROP_AT, f"demand falls: each service's desired count cut to {DEMAND_KEPT:.0%} of what runs",
           demand_drop)
@@ -309,6 +318,25 @@ def _spot_instances(world: World) -> list[tuple[str, float]]:
 
 
 @dataclass(frozen=True)
+class Setup:
+    """One way to run the story: who keeps daemons first and who drains the instances."""
+
+    label: str
+    guard: bool = False
+    affinity: bool = False
+
+
+GUARD = Setup("daemon-guard (gate + tiers)", guard=True)
+ECS_ALONE = Setup("ECS alone")
+AFFINITY = Setup("ECS + affinity", affinity=True)
+
+
+def demo_config() -> dict[str, Any]:
+    """The daemon-guard configuration the demo deploys: gate placement and the `tiers` drain order."""
+    return guard_config([ON_DEMAND_GROUP, SPOT_GROUP], "gate", drainOrder="tiers")
+
+
+@dataclass(frozen=True)
 class _Outcome:
     """One run of the story, reduced to what the summary compares."""
 
@@ -318,64 +346,94 @@ class _Outcome:
     scale_out: PlacementSummary
     kills: int
     lifecycle_timeouts: int
+    drains: int
+    spot_drains: int
+    spot_met: int
+    daemons_before_apps: int
+    tier_breaks: int
 
 
-def _outcome(world: World, launches: list[LaunchRecord]) -> _Outcome:
+def _drain_starts(world: World, story: Story) -> dict[str, float]:
+    starts = {i.instance_id: i.drain_started_at for g in world.asg.groups.values()
+              for i in g.instances.values() if i.drain_started_at is not None}
+    starts.update(story.spot_warnings)
+    return starts
+
+
+def _outcome(world: World, story: Story, launches: list[LaunchRecord]) -> _Outcome:
     scaled = [r for r in launches if r.registered_at >= SCALE_OUT_AT]
     all_summary = summarize(launches, HORIZON)
+    drains = measure_drains(world, TIER_OF_DAEMON, _drain_starts(world, story), set(story.spot_warnings))
+    spot = [r for r in drains if r.instance_id in story.spot_warnings]
     return _Outcome(len(launches), len(launches) - len(scaled), all_summary,
                     summarize(scaled, HORIZON) if scaled else all_summary,
-                    len(world.ecs.ungraceful_kills), sum(1 for a in world.asg.history if a.timed_out))
+                    len(world.ecs.ungraceful_kills), sum(1 for a in world.asg.history if a.timed_out),
+                    len(drains), len(spot),
+                    sum(1 for r in spot if r.ended - story.spot_warnings[r.instance_id] <= SPOT_NOTICE_S
+                        and r.kills == 0),
+                    sum(r.daemon_before_app for r in drains), sum(r.violations for r in drains))
 
 
-def _build_world(seed: int) -> World:
+def _build_world(seed: int, setup: Setup = GUARD) -> World:
+    """The demo's cluster wired for `setup`: the gate and tier constraints for daemon-guard (as the README's
+    quick start wires them), the daemon affinity for the workaround, managed draining without daemon-guard."""
     world = World(WorldOptions(seed=seed))
-    spec = ClusterSpec(name=CLUSTER, asg=ON_DEMAND_GROUP, replica_services=REPLICA_SERVICES, desired_per_service=4)
+    spec = ClusterSpec(name=CLUSTER, asg=ON_DEMAND_GROUP, replica_services=REPLICA_SERVICES, desired_per_service=4,
+                       gate_attribute=GATE_ATTRIBUTE if setup.guard else None, tier_constraints=setup.guard,
+                       daemon_affinity=setup.affinity)
     build_cluster(world, spec)
     world.asg.create_group(SPOT_GROUP, CLUSTER, spec.instance_type, spot=True)
+    if not setup.guard:
+        ManagedDraining(world)
     return world
 
 
-def ecs_alone(seed: int) -> _Outcome:
-    """The same story and seed with no daemon-guard: ECS's own daemon scheduler, no lifecycle hook."""
-    world = _build_world(seed)
-    _run_story(world, None)
-    return _outcome(world, sorted(launch_records(world.ecs, HORIZON), key=lambda r: r.registered_at))
+def without_guard(seed: int, setup: Setup) -> _Outcome:
+    """The same story and seed with no daemon-guard: ECS's own daemon scheduler and managed draining."""
+    world = _build_world(seed, setup)
+    story = _run_story(world, None)
+    return _outcome(world, story, sorted(launch_records(world.ecs, HORIZON), key=lambda r: r.registered_at))
 
 
 def _summary(world: World, deployment: GuardDeployment, story: Story, launches: list[LaunchRecord],
-             drain_records: list[DrainRecord], alone: _Outcome) -> list[str]:
-    guard = _outcome(world, launches)
+             drain_records: list[DrainRecord], baselines: dict[Setup, _Outcome]) -> list[str]:
+    guard = _outcome(world, story, launches)
+    runs = {GUARD: guard, **baselines}
     coverage = deployment.records.metric_values("DaemonCoverage")
-    evictions = int(sum(deployment.records.metric_values("Evictions")))
-    spot = [r for r in drain_records if r.instance_id in story.spot_warnings]
-    spot_met = sum(1 for r in spot if r.ended - story.spot_warnings[r.instance_id] <= SPOT_NOTICE_S and r.kills == 0)
+    gates_failed_open = int(sum(deployment.records.metric_values("GatesFailedOpen")))
 
-    def row(label: str, baseline: str, ours: str) -> str:
-        return f"{label:<34}{baseline:>14}   {ours}"
+    def width(setup: Setup) -> int:
+        return max(len(setup.label), 12) + 3
+
+    def row(label: str, value: Callable[[Setup, _Outcome], str]) -> str:
+        return f"{label:<34}" + "".join(f"{value(s, o):>{width(s)}}" for s, o in runs.items())
+
+    def pct(x: float) -> str:
+        return f"{x:.1%}"
 
     return [
-        "the same story and seed run twice: once with ECS alone (its daemon scheduler, no lifecycle hook), "
-        "once with daemon-guard (preempt mode)",
+        "the same story and seed run three times: daemon-guard (gate placement, tiers drain order, the constraints "
+        "wired), ECS alone (its daemon scheduler, ECS managed instance draining), and ECS with AWS's documented "
+        "daemon-first workaround (a task:group affinity per daemon on every replica service, managed draining)",
         f"launches: {guard.launches} ({guard.warm} warm, {guard.launches - guard.warm} scale-out)",
         "",
-        row("", "ECS alone", "daemon-guard (preempt)"),
-        row("daemon-first rate, all launches", f"{alone.all_launches.daemon_first_rate:.1%}",
-            f"{guard.all_launches.daemon_first_rate:.1%}"),
-        row("daemon-first rate, scale-out", f"{alone.scale_out.daemon_first_rate:.1%}",
-            f"{guard.scale_out.daemon_first_rate:.1%}"),
-        row("every daemon within 60 s", f"{alone.all_launches.coverage_rate:.1%}",
-            f"{guard.all_launches.coverage_rate:.1%}"),
+        f"{'':<34}" + "".join(f"{s.label:>{width(s)}}" for s in runs),
+        row("daemon-first rate, all launches", lambda _s, o: pct(o.all_launches.daemon_first_rate)),
+        row("daemon-first rate, scale-out", lambda _s, o: pct(o.scale_out.daemon_first_rate)),
+        row("every daemon within 60 s", lambda _s, o: pct(o.all_launches.coverage_rate)),
         row("time to daemons p50 / p99 (s)",
-            f"{alone.scale_out.time_to_daemons_p50:.1f} / {alone.scale_out.time_to_daemons_p99:.1f}",
-            f"{guard.scale_out.time_to_daemons_p50:.1f} / {guard.scale_out.time_to_daemons_p99:.1f}"),
-        row("tasks killed without a stop", str(alone.kills), str(guard.kills)),
-        row("lifecycle timeouts", str(alone.lifecycle_timeouts), str(guard.lifecycle_timeouts)),
+            lambda _s, o: f"{o.scale_out.time_to_daemons_p50:.1f} / {o.scale_out.time_to_daemons_p99:.1f}"),
+        row("daemons stopped before apps", lambda _s, o: str(o.daemons_before_apps)),
+        # ECS has no notion of daemon tiers: no order to keep or break there (n/a, not 0).
+        row("tier-order breaks", lambda s, o: str(o.tier_breaks) if s.guard else "n/a"),
+        row("tasks killed without a stop", lambda _s, o: str(o.kills)),
+        row("lifecycle timeouts", lambda _s, o: str(o.lifecycle_timeouts)),
+        row("Spot drains within the notice", lambda _s, o: f"{o.spot_met}/{o.spot_drains}"),
         "",
-        f"daemon-guard also: {evictions} replica task(s) stopped to make room for daemons; "
+        f"daemon-guard also: {gates_failed_open} gate(s) failed open; "
         f"{coverage[-1] if coverage else math.nan:.1f}% of daemon slots RUNNING at the last reconcile",
-        f"drains: {len(drain_records)} ({len(drain_records) - len(spot)} scale-in, {len(spot)} Spot; "
-        f"{spot_met} within the 120 s notice), ordering violations {sum(r.violations for r in drain_records)}",
+        f"drains: {len(drain_records)} ({guard.drains - guard.spot_drains} scale-in, {guard.spot_drains} Spot; "
+        f"{guard.spot_met} within the 120 s notice), ordering violations {sum(r.violations for r in drain_records)}",
         f"Lambda invocations: {len(deployment.records.invocations)} "
         f"(ECS API calls {sum(world.ecs_api.calls.values())}, throttled {world.ecs_api.throttled})",
     ]
@@ -514,7 +572,7 @@ def plot_timeline(world: World, story: Story, drains: list[DrainPhases], out: Pa
     top.xaxis.set_major_formatter(FuncFormatter(lambda x, _pos: mmss(x)))
     top.set_xlabel("simulated time (mm:ss)")
     top.set_ylabel("EC2 instance (launch order)")
-    top.set_title("The story: warm cluster, scale-out under a replica backlog (preempt), scale-in, Spot interruption",
+    top.set_title("The story: warm cluster, scale-out under a replica backlog (gate), scale-in, Spot interruption",
                   fontsize=12, loc="left", pad=30)
     for n, (at, text) in enumerate(story.phases):
         top.axvline(at, color="#495057", lw=0.9, ls="--", zorder=1)
@@ -574,8 +632,8 @@ def plot_timeline(world: World, story: Story, drains: list[DrainPhases], out: Pa
 # ---- the command --------------------------------------------------------------------------------
 def run_demo(seed: int, out: Path, *, progress: bool = True) -> int:
     """Run the story with seed `seed`, print its timeline and summary, and write the PNG to `out`."""
-    world = _build_world(seed)
-    deployment = GuardDeployment(world, guard_config([ON_DEMAND_GROUP, SPOT_GROUP], "preempt"))
+    world = _build_world(seed, GUARD)
+    deployment = GuardDeployment(world, demo_config())
     deployment.records.logs = SimTimeLogs(world.clock)
     try:
         # The bar redraws one line with \r: only on a terminal, never into a log or a pipe.
@@ -584,20 +642,19 @@ def run_demo(seed: int, out: Path, *, progress: bool = True) -> int:
         deployment.close()
 
     launches = sorted(launch_records(world.ecs, HORIZON), key=lambda r: r.registered_at)
-    starts = {i.instance_id: i.drain_started_at for g in world.asg.groups.values()
-              for i in g.instances.values() if i.drain_started_at is not None}
-    starts.update(story.spot_warnings)
+    starts = _drain_starts(world, story)
     drain_records = measure_drains(world, TIER_OF_DAEMON, starts, set(story.spot_warnings))
     drains = _drain_phases(world, starts)
     lines = _timeline(world, deployment, story, launches, drains, {r.instance_id: r for r in drain_records})
 
     print(f"daemon-guard demo, seed {seed}: cluster '{CLUSTER}', {REPLICA_SERVICES} replica services, daemons "
           + ", ".join(f"{name} (tier {TIER_OF_DAEMON[name] + 1})" for name in DAEMON_NAMES)
-          + "; the real handlers and workflows in the simulator")
+          + "; the real handlers and workflows in the simulator, gate placement and the tiers drain order")
     for at, _order, text in lines:
         print(f"{mmss(at)}  {text}" if not text.startswith("==") else f"\n{mmss(at)}  {text}")
     print("\nsummary")
-    for line in _summary(world, deployment, story, launches, drain_records, ecs_alone(seed)):
+    baselines = {setup: without_guard(seed, setup) for setup in (ECS_ALONE, AFFINITY)}
+    for line in _summary(world, deployment, story, launches, drain_records, baselines):
         print(f"  {line}")
     plot_timeline(world, story, drains, out)
     print(f"\ntimeline chart: {out}")

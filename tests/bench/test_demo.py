@@ -1,4 +1,5 @@
-"""`daemon-guard demo`: the whole story through the real handlers and workflows, and ECS alone beside it."""
+"""`daemon-guard demo`: the whole story through the real handlers and workflows, with ECS alone and ECS's documented
+workaround beside it."""
 
 from __future__ import annotations
 
@@ -33,16 +34,24 @@ def test_demo_tells_the_story_and_draws_the_timeline(tmp_path: Path, capsys: pyt
     summary = timeline.split("\nsummary\n", 1)[1]
     assert "launches: 35 (20 warm, 15 scale-out)" in summary
     assert re.search(r"drains: 11 \(10 scale-in, 1 Spot; 1 within the 120 s notice\), ordering violations 0", summary)
-    # AND ECS alone on the same story stands beside daemon-guard, row by row
-    rows = {m[0].strip(): (m[1], m[2]) for m in
-            re.findall(r"^  ([a-z0-9 ,/()-]+?)\s{2,}(\S+(?: / \S+)?)\s{3}(\S+(?: / \S+)?)$", summary, re.MULTILINE)}
-    assert set(rows) >= {"daemon-first rate, all launches", "daemon-first rate, scale-out",
-                         "every daemon within 60 s", "time to daemons p50 / p99 (s)",
-                         "tasks killed without a stop", "lifecycle timeouts"}
-    assert rows["daemon-first rate, all launches"][0].endswith("%")
-    assert int(rows["tasks killed without a stop"][0]) > 0
-    assert rows["tasks killed without a stop"][1] == "0"
-    assert rows["lifecycle timeouts"][1] == "0"
+    # AND daemon-guard (gate + tiers) stands beside ECS alone and ECS's documented workaround, row by row
+    header = next(line for line in summary.splitlines() if "ECS alone   " in line)
+    lines = [line for line in summary.splitlines() if re.match(r"^  \S.*\S {3,}\S", line)]
+    columns = re.split(r"\s{3,}", header.strip())
+    assert columns == ["daemon-guard (gate + tiers)", "ECS alone", "ECS + affinity"]
+    rows = {cells[0]: dict(zip(columns, cells[1:], strict=True))
+            for cells in (re.split(r"\s{3,}", line.strip()) for line in lines) if len(cells) == 4}
+    assert set(rows) >= {"daemon-first rate, all launches", "daemon-first rate, scale-out", "every daemon within 60 s",
+                         "daemons stopped before apps", "tier-order breaks", "tasks killed without a stop",
+                         "lifecycle timeouts", "Spot drains within the notice"}
+    guard = {name: row["daemon-guard (gate + tiers)"] for name, row in rows.items()}
+    assert guard["daemon-first rate, all launches"] == guard["daemon-first rate, scale-out"] == "100.0%"
+    assert guard["daemons stopped before apps"] == guard["tier-order breaks"] == "0"
+    assert guard["tasks killed without a stop"] == guard["lifecycle timeouts"] == "0"
+    assert guard["Spot drains within the notice"] == "1/1"
+    # AND ECS keeps no order among daemons: its tier column says n/a, not 0
+    assert rows["tier-order breaks"]["ECS alone"] == rows["tier-order breaks"]["ECS + affinity"] == "n/a"
+    assert rows["daemon-first rate, all launches"]["ECS alone"].endswith("%")
     # AND no progress bar is drawn when stderr is not a terminal
     assert "\r" not in printed.err
     assert "simulating" not in timeline
