@@ -17,6 +17,7 @@ from typing import Any, Literal
 from sim.ecs import EcsParams
 
 Kind = Literal["seconds", "seconds-range"]
+ParamValue = float | tuple[float, float]
 
 
 @dataclass(frozen=True)
@@ -25,7 +26,7 @@ class SimParam:
 
     name: str
     kind: Kind
-    default: float | tuple[float, float]
+    default: ParamValue
     low: float
     high: float
     source: str
@@ -36,7 +37,7 @@ class SimParam:
         """The documented range as the listing shows it."""
         return f"{self.low:g} to {self.high:g} s"
 
-    def parse(self, text: str) -> float | tuple[float, float]:
+    def parse(self, text: str) -> ParamValue:
         """A value from the command line (``V``, or ``LO,HI`` for a range); ValueError says what is wrong."""
         parts = [p.strip() for p in text.split(",")]
         if (self.kind == "seconds" and len(parts) != 1) or len(parts) > 2 or not all(parts):
@@ -75,9 +76,9 @@ PARAMS: dict[str, SimParam] = {p.name: p for p in (
 )}
 
 
-def parse_settings(settings: Iterable[str]) -> dict[str, float | tuple[float, float]]:
+def parse_settings(settings: Iterable[str]) -> dict[str, ParamValue]:
     """``NAME=VALUE`` settings (``--param``, repeatable) to values; ValueError names an unknown parameter."""
-    out: dict[str, float | tuple[float, float]] = {}
+    out: dict[str, ParamValue] = {}
     for setting in settings:
         name, sep, text = setting.partition("=")
         name = name.strip()
@@ -89,7 +90,7 @@ def parse_settings(settings: Iterable[str]) -> dict[str, float | tuple[float, fl
     return out
 
 
-def with_params(base: EcsParams, values: Mapping[str, float | tuple[float, float]]) -> EcsParams:
+def with_params(base: EcsParams, values: Mapping[str, ParamValue]) -> EcsParams:
     """`base` with the named parameters set (values as `parse_settings` returns them)."""
     unknown = sorted(set(values) - set(PARAMS))
     if unknown:
@@ -100,7 +101,7 @@ def with_params(base: EcsParams, values: Mapping[str, float | tuple[float, float
 
 def describe() -> list[dict[str, str]]:
     """Each parameter as a row: name, type, default, range, source (what ``--list-params`` prints)."""
-    def shown(value: float | tuple[float, float]) -> str:
+    def shown(value: ParamValue) -> str:
         return ",".join(f"{v:g}" for v in value) if isinstance(value, tuple) else f"{value:g}"
 
     return [{"name": p.name, "type": "LO,HI seconds" if p.kind == "seconds-range" else "seconds",
