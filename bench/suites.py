@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 import statistics
 from collections import Counter, defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -41,6 +41,7 @@ from sim.deployment import GuardDeployment
 from sim.ecs import SimTask, profile_params
 from sim.eventbridge import FaultPlan
 from sim.latency import api_latency
+from sim.params import ParamValue, with_params
 from sim.world import World, WorldOptions
 
 PLACEMENT_STRATEGIES = ("ecs-native", "ecs-native-affinity", "daemon-guard-preempt", "daemon-guard-gate")
@@ -249,11 +250,13 @@ def _guard_drain_calls(deployment: GuardDeployment, records: list[Any]) -> int:
     return sum(inv.api_calls for inv in deployment.records.invocations if counts(inv))
 
 
-def run_drain(strategy: str, seed: int, story: DrainStory, profile: str = DEFAULT_PROFILE) -> dict[str, Any]:
-    """One strategy, one seed, one behaviour profile: the drain story, measured."""
+def run_drain(strategy: str, seed: int, story: DrainStory, profile: str = DEFAULT_PROFILE,
+              params: Mapping[str, ParamValue] | None = None) -> dict[str, Any]:
+    """One strategy, one seed, one behaviour profile (and named parameters on top, `sim.params`): the drain
+    story, measured."""
     guard = strategy.startswith("daemon-guard-")
     delivery = replace(TIMING, duplicate_rate=0.2) if guard else TIMING
-    world = World(WorldOptions(seed=seed, delivery=delivery, ecs=profile_params(profile),
+    world = World(WorldOptions(seed=seed, delivery=delivery, ecs=with_params(profile_params(profile), params or {}),
                                api_latency=api_latency(profile)))
     order = strategy.removeprefix("daemon-guard-") if guard else "draining"
     gated = order in ("apps-first", "tiers")
@@ -304,16 +307,18 @@ def run_drain(strategy: str, seed: int, story: DrainStory, profile: str = DEFAUL
 
 
 def drain_suite(seeds: tuple[int, ...], story: DrainStory, progress: Progress, profile: str = DEFAULT_PROFILE,
-                strategies_run: tuple[str, ...] = DRAIN_STRATEGIES) -> dict[str, Any]:
-    """Every drain strategy over the same story and seeds, under one behaviour profile."""
+                strategies_run: tuple[str, ...] = DRAIN_STRATEGIES,
+                params: Mapping[str, ParamValue] | None = None) -> dict[str, Any]:
+    """Every drain strategy over the same story and seeds, under one behaviour profile (and `params`)."""
     strategies: dict[str, Any] = {}
     for strategy in strategies_run:
         runs = []
         for seed in seeds:
             progress(f"drain: {strategy}, seed {seed}, profile {profile}")
-            runs.append(run_drain(strategy, seed, story, profile))
+            runs.append(run_drain(strategy, seed, story, profile, params))
         strategies[strategy] = runs[0] if len(runs) == 1 else _merge_drains(runs)
-    return {"profile": profile, "scenario": {"on_demand": story.on_demand, "spot": story.spot, "scale_ins": [
+    named = {"params": {k: list(v) if isinstance(v, tuple) else v for k, v in params.items()}} if params else {}
+    return {"profile": profile, **named, "scenario": {"on_demand": story.on_demand, "spot": story.spot, "scale_ins": [
         story.first_scale_in, story.second_scale_in], "instance_refresh": story.refresh,
         "spot_interruptions": story.spot_interruptions, "seeds": list(seeds)}, "strategies": strategies}
 

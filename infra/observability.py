@@ -56,6 +56,7 @@ PANELS: tuple[Panel, ...] = (
     Panel("Heartbeats sent", (m.HEARTBEATS_SENT,)),
     Panel("Stuck lifecycle actions / ordering violations",
           (m.STUCK_LIFECYCLE_ACTIONS, m.ORDERING_VIOLATIONS), ("Maximum",)),
+    Panel("Drain guarantee breaks (hard ends)", (m.GUARANTEE_BREAKS,)),
     Panel("Malformed events", (m.EVENTS_MALFORMED,)),
 )
 
@@ -93,6 +94,9 @@ GUARD_ALARMS: tuple[GuardAlarm, ...] = (
                "an instance (type) cannot hold its eligible daemons even when empty: no eviction can help"),
     GuardAlarm("OrderingViolation", m.ORDERING_VIOLATIONS, "Sum",
                cw.ComparisonOperator.GREATER_THAN_THRESHOLD, 0, 1, "self-check: a drain broke the stop order"),
+    GuardAlarm("GuaranteeBroken", m.GUARANTEE_BREAKS, "Sum",
+               cw.ComparisonOperator.GREATER_THAN_THRESHOLD, 0, 1,
+               "a hard end (Spot notice, heartbeats' end, forced deadline) moved a drain on with tasks not STOPPED"),
 )
 
 

@@ -45,8 +45,12 @@ class EcsParams:
     provisioning_s: float = 0.5
     daemon_start_s: tuple[float, float] = (1.5, 4.0)
     replica_start_s: tuple[float, float] = (2.0, 8.0)
-    shutdown_s: tuple[float, float] = (0.5, 4.0)
-    stop_overhead_s: float = 0.4
+    # Stop timing (sim.params, where each is documented with its range and source): how long a task's
+    # containers take to exit after SIGTERM (capped by its stopTimeout), how late STOPPED is reported, and
+    # the stopTimeout of containers that set none (the agent's ECS_CONTAINER_STOP_TIMEOUT).
+    task_shutdown_s: tuple[float, float] = (0.5, 4.0)
+    stopped_report_lag_s: tuple[float, float] = (0.4, 0.4)
+    agent_stop_timeout_s: float = 30.0
     daemon_drain_delay_s: float = 30.0
     placement_failure_event_interval_s: float = 60.0
     stopped_task_retention_s: float = 3600.0
@@ -71,26 +75,31 @@ class EcsParams:
 
 DRAIN_TRIGGERS = ("left-running", "stopped", "grace")
 BACKLOG_VISIBILITY = ("next-pass", "retry-backoff")
+# Stop timing as every profile has had it so far (apps exit on SIGTERM within seconds, STOPPED reported
+# 0.4 s later, the agent's default stopTimeout): inside each range of sim.params, and the figures'
+# history. The range suite explores the rest of each range by name (`--param`).
+STOP_TIMING: dict[str, Any] = {"task_shutdown_s": (0.5, 4.0), "stopped_report_lag_s": (0.4, 0.4),
+                               "agent_stop_timeout_s": 30.0}
 
 PROFILES: dict[str, dict[str, Any]] = {
     # What the ECS guide and the seed blog say: daemons reserved and first; stopped at the next
     # daemon pass once every other task has STOPPED ("ECS stops all other tasks before the daemon tasks").
     "as-documented": {"daemon_reservation": True, "daemon_drain_trigger": "stopped",
-                      "standalone_holds_daemons": True, "backlog_visibility": "retry-backoff"},
+                      "standalone_holds_daemons": True, "backlog_visibility": "retry-backoff", **STOP_TIMING},
     # What users report: no reservation (containers-roadmap#428, #502), daemons stopped as soon as
     # the last replica leaves RUNNING (amazon-ecs-agent#3829).
     "as-reported": {"daemon_reservation": False, "daemon_drain_trigger": "left-running",
-                    "standalone_holds_daemons": True, "backlog_visibility": "retry-backoff"},
-    # The worst end of every range for the guard's claims.
+                    "standalone_holds_daemons": True, "backlog_visibility": "retry-backoff", **STOP_TIMING},
+    # The worst end of every range for the guard's claims (stop timing aside: see STOP_TIMING).
     "worst": {"daemon_reservation": False, "daemon_drain_trigger": "left-running",
-              "standalone_holds_daemons": False, "backlog_visibility": "next-pass"},
+              "standalone_holds_daemons": False, "backlog_visibility": "next-pass", **STOP_TIMING},
     # The fast-cycle calibration pair with the reported behaviours (also ~96% daemon-first natively).
     "fast-cycle": {"daemon_reservation": False, "daemon_drain_trigger": "left-running",
                    "standalone_holds_daemons": True, "backlog_visibility": "retry-backoff",
-                   "daemon_cycle_s": 6.0, "replica_visibility_median_s": 12.0},
+                   "daemon_cycle_s": 6.0, "replica_visibility_median_s": 12.0, **STOP_TIMING},
     # The simulator's earlier model: a 30 s grace after the last other task, no reservation.
     "grace": {"daemon_reservation": False, "daemon_drain_trigger": "grace",
-              "standalone_holds_daemons": True, "backlog_visibility": "retry-backoff"},
+              "standalone_holds_daemons": True, "backlog_visibility": "retry-backoff", **STOP_TIMING},
 }
 
 
@@ -113,7 +122,7 @@ class SimTaskDef:
     constraints: list[dict[str, str]]
     cpu: int
     memory: int
-    stop_timeout_s: int
+    stop_timeout_s: int | None  # None: no container sets one (the agent's ECS_CONTAINER_STOP_TIMEOUT applies)
 
     @property
     def host_ports(self) -> frozenset[HostPort]:
@@ -210,6 +219,7 @@ class SimTask:
     version: int = 1
     protected_until: float | None = None
     killed: bool = False
+    exited_at: float | None = None  # when its containers exit once told to stop (STOPPED is reported later)
 
     @property
     def live(self) -> bool:
@@ -242,9 +252,12 @@ class EcsSim:
     """The ECS control plane model. `listeners` receive ("task"|"instance"|"service-action", payload)."""
 
     def __init__(self, clock: Clock, rng: random.Random, params: EcsParams | None = None,
-                 account: str = "111122223333", region: str = "us-east-1") -> None:
+                 account: str = "111122223333", region: str = "us-east-1",
+                 report_rng: random.Random | None = None) -> None:
         self.clock = clock
         self.rng = rng
+        # STOPPED's report lag draws from a stream of its own, so that its range changes nothing else.
+        self.report_rng = report_rng or random.Random(f"{account}:stopped-report")
         self.params = params or EcsParams()
         self.account = account
         self.region = region
@@ -304,8 +317,8 @@ class EcsSim:
     def register_task_definition(self, family: str, containers: list[dict[str, Any]], *,
                                  network_mode: str = "bridge", constraints: Iterable[str] = (),
                                  cpu: int | None = None, memory: int | None = None,
-                                 stop_timeout_s: int = 30) -> str:
-        """Register a revision; returns its ARN."""
+                                 stop_timeout_s: int | None = 30) -> str:
+        """Register a revision; returns its ARN. `stop_timeout_s` None: its containers set no stopTimeout."""
         self.families[family] += 1
         rev = self.families[family]
         arn = self.arn("task-definition", f"{family}:{rev}")
@@ -410,9 +423,12 @@ class EcsSim:
         killed = 0
         for t in list(self._tasks_on(inst)):
             if t.live:
-                t.killed = True
-                self.ungraceful_kills.append(t)
-                killed += 1
+                # Containers that already exited (STOPPED not yet reported) lose nothing: not a kill.
+                exited = t.exited_at is not None and t.exited_at <= self.clock.now
+                if not exited:
+                    t.killed = True
+                    self.ungraceful_kills.append(t)
+                    killed += 1
                 if t.desired_status != "STOPPED":
                     self._mark_stopping(t)
                 self._set_stopped(t, "Host EC2 (instance " + ec2_instance_id + ") terminated.",
@@ -516,8 +532,14 @@ class EcsSim:
             # amazon-ecs-agent#3829: the daemons go as soon as the last other task leaves RUNNING.
             self.clock.after(0.0, lambda: self._drain_daemons(inst, self.live_tasks(inst)))
 
+    def stop_timeout(self, td: SimTaskDef) -> float:
+        """The seconds after SIGTERM at which the agent SIGKILLs the task's containers: the task definition's
+        stopTimeout, or the agent's ECS_CONTAINER_STOP_TIMEOUT where its containers set none."""
+        return float(td.stop_timeout_s) if td.stop_timeout_s is not None else self.params.agent_stop_timeout_s
+
     def stop_task(self, task: SimTask, reason: str, stop_code: str = "UserInitiated") -> None:
-        """StopTask: desired STOPPED now, STOPPED after the task's shutdown (bounded by stopTimeout)."""
+        """StopTask: desired STOPPED now; the containers exit after the task's shutdown (`task_shutdown_s`,
+        SIGKILL at its stopTimeout), and STOPPED is reported `stopped_report_lag_s` after that."""
         if task.desired_status == "STOPPED" or not task.live:
             return
         self._mark_stopping(task)
@@ -527,12 +549,13 @@ class EcsSim:
         task.version += 1
         self._record(task)
         td = self.task_defs[task.task_definition]
-        if task.last_status in ("PROVISIONING", "PENDING"):
-            latency = self.params.stop_overhead_s
-        else:
-            latency = min(float(td.stop_timeout_s), self.rng.uniform(*self.params.shutdown_s)) \
-                + self.params.stop_overhead_s
-        self.clock.after(latency, lambda: self._set_stopped(task, reason, stop_code))
+        shutdown = 0.0
+        if task.last_status not in ("PROVISIONING", "PENDING"):
+            shutdown = min(self.stop_timeout(td), self.rng.uniform(*self.params.task_shutdown_s))
+        low, high = self.params.stopped_report_lag_s
+        lag = self.report_rng.uniform(low, high) if high > low else low
+        task.exited_at = self.clock.now + shutdown
+        self.clock.after(shutdown + lag, lambda: self._set_stopped(task, reason, stop_code))
 
     def _set_stopped(self, task: SimTask, reason: str, stop_code: str) -> None:
         if not task.live:

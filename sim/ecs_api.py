@@ -331,7 +331,7 @@ class EcsApi:
                  "portMappings": [{"containerPort": int(m["containerPort"]),
                                    "hostPort": int(m.get("hostPort", 0)),
                                    "protocol": m.get("protocol", "tcp")} for m in c.get("portMappings", [])],
-                 "stopTimeout": td.stop_timeout_s}
+                 **({"stopTimeout": td.stop_timeout_s} if td.stop_timeout_s is not None else {})}
                 for c in td.containers],
         }}
 

@@ -70,7 +70,8 @@ class World:
         # botocore's retry jitter draws from the global generator: seed it so a run repeats exactly.
         random.seed(f"{seed}:global")
         self.clock = Clock()
-        self.ecs = EcsSim(self.clock, stream(seed, "ecs"), self.options.ecs)
+        self.ecs = EcsSim(self.clock, stream(seed, "ecs"), self.options.ecs,
+                          report_rng=stream(seed, "ecs-stopped-report"))
         self.asg = AutoScalingSim(self.clock, stream(seed, "asg"), self.ecs, self.options.asg)
         self.ecs_api = EcsApi(self.ecs, stream(seed, "api-faults"), self.options.api_faults,
                               throttling=self.options.throttling)

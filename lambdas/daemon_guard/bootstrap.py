@@ -80,16 +80,18 @@ class LearntHome:
 class EcsClusters:
     """One ECS port per managed cluster, made on first use and kept for the container's life (each caches)."""
 
-    def __init__(self, client: Any, clock: Clock) -> None:
+    def __init__(self, client: Any, clock: Clock, agent_stop_timeout_s: int = 30) -> None:
         self.client = client
         self._clock = clock
+        self._agent_stop_timeout_s = agent_stop_timeout_s
         self.ports: dict[str, EcsCluster] = {}
 
     def __call__(self, name: str) -> EcsCluster:
         """The ECS port for cluster `name`."""
         port = self.ports.get(name)
         if port is None:
-            port = self.ports[name] = EcsCluster(self.client, name, lambda: self._clock().timestamp())
+            port = self.ports[name] = EcsCluster(self.client, name, lambda: self._clock().timestamp(),
+                                                 agent_stop_timeout_s=self._agent_stop_timeout_s)
         return port
 
 
@@ -193,7 +195,7 @@ def build(config: Config, *, ecs_client: Any, autoscaling_client: Any, lambda_cl
         store, schedule = StateStore(dynamodb_client, table), ScheduledDrains(dynamodb_client, table)
     else:
         store = schedule = MemoryState()
-    ecs = EcsClusters(ecs_client, clock)
+    ecs = EcsClusters(ecs_client, clock, config.agent_stop_timeout_s)
     workflows = WorkflowStarter(lambda_client) if lambda_client is not None else None
     executor: Executor = RecordingExecutor() if dry_run else AwsExecutor(
         ecs, AutoScaling(autoscaling_client), workflows, {"drain": drain_function, "launch-gate": launch_gate_function})

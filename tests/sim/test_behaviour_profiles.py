@@ -42,7 +42,7 @@ def test_an_unknown_profile_is_refused_with_the_known_names() -> None:
 ])
 def test_when_ecs_stops_daemons_on_a_draining_instance(profile: str, daemon_stopped_while_replica_stops: bool) -> None:
     # GIVEN an instance with a daemon and a replica that takes its full shutdown to stop
-    world = world_with(profile, shutdown_s=(20.0, 20.0))
+    world = world_with(profile, task_shutdown_s=(20.0, 20.0))
     add_daemon(world, "fluent-bit")
     add_replicas(world, "api", 1, min_healthy=0, max_percent=100)
     inst = add_instance(world)

@@ -220,7 +220,7 @@ def test_draining_stops_pending_service_tasks_at_once(world: World) -> None:
     assert {t.desired_status for t in starting} == {"STOPPED"}
     assert {t.stopping_at for t in starting} == {world.clock.now}
     # AND is STOPPED without a graceful shutdown period
-    world.clock.advance(world.ecs.params.stop_overhead_s)
+    world.clock.advance(world.ecs.params.stopped_report_lag_s[1])
     assert {t.last_status for t in starting} == {"STOPPED"}
 
 
@@ -354,8 +354,8 @@ def test_a_running_task_stops_within_its_stop_timeout(world: World, stop_timeout
         ecs.stop_task(cluster=CLUSTER, task=task.arn)
     world.clock.advance(60.0)
 
-    # THEN none took longer than min(stopTimeout, its shutdown) plus the agent's overhead
-    overhead = world.ecs.params.stop_overhead_s
+    # THEN none took longer than min(stopTimeout, its shutdown) plus the agent's report lag
+    overhead = world.ecs.params.stopped_report_lag_s[0]
     latencies = [(t.stopped_at or 0.0) - (t.stopping_at or 0.0) for t in tasks]
     assert all(overhead < latency <= bound_s + overhead + 1e-9 for latency in latencies)
     # AND a short stopTimeout really cut some shutdowns short

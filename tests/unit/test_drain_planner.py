@@ -179,20 +179,23 @@ def test_an_instance_that_is_gone_completes_the_lifecycle_action(status: str | N
 
 # ---- deadlines ----------------------------------------------------------------------------------
 
-def test_a_tier_deadline_moves_on_to_the_next_tier_and_counts_one_miss() -> None:
-    # GIVEN tier 0 told to stop at START+100, its task still stopping 300 s later
+def test_a_tier_deadline_stops_the_tier_and_the_next_tier_waits_for_it_to_stop() -> None:
+    # GIVEN tier 0 told to stop at START+100, its task still stopping 300 s later (past its stop time)
     xray_stuck = (a_task("xray-1", "xray", stopping=True),)
     progress = at("tier", 0, since=START + 100, stop_requested=("xray-1",),
                   stop_by=(("xray-1", START + 100 + 30 + STOP_MARGIN_S),))
     # WHEN a step is planned at the tier deadline
     step = plan_drain_step(request(), view(xray_stuck + METRICS + LOGS, now=START + 400), progress, policy())
-    # THEN the next tier stops, the miss is counted once and noted for that tier, with the task overdue
-    assert stops(step) == [("prometheus-1",)]
+    # THEN the miss is counted once and noted for that tier, the task noted overdue, and tier 1 waits
+    assert stops(step) == []
     assert step.progress.deadlines_missed == 1
     assert [(n.kind, n.tier) for n in step.notes] == [("deadline-missed", "agents"), ("stop-overdue", "agents")]
-    # AND a re-plan on the next observation does not count it again
+    # AND a re-plan on the next observation counts and notes nothing again
     again = plan_drain_step(request(), view(xray_stuck + METRICS + LOGS, now=START + 410), step.progress, policy())
-    assert again.progress.deadlines_missed == 1
+    assert again.progress.deadlines_missed == 1 and again.notes == () and stops(again) == []
+    # AND once the task is STOPPED, tier 1 stops
+    moved = plan_drain_step(request(), view(METRICS + LOGS, now=START + 420), again.progress, policy())
+    assert stops(moved) == [("prometheus-1",)]
 
 
 def test_replicas_that_never_leave_stop_at_a_deadline_that_leaves_the_later_phases_their_stop_time() -> None:
@@ -214,24 +217,24 @@ def test_replicas_that_never_leave_stop_at_a_deadline_that_leaves_the_later_phas
     assert world.final.violations == ()
 
 
-def test_under_the_global_deadline_the_next_phase_waits_for_the_last_to_stop_within_its_stop_time() -> None:
+def test_under_the_global_deadline_the_next_phase_waits_for_the_last_to_stop_past_its_stop_time_too() -> None:
     # GIVEN a drain forced by its deadline while tier 0's daemon (stopTimeout 30 s) is stopping since START+880
     xray_stopping = (a_task("xray-1", "xray", stopping=True),)
     progress = at("tier", 0, since=START + 850, stop_requested=("xray-1",), stop_by=(("xray-1", START + 880 + 30 +
                                                                                       STOP_MARGIN_S),))
     forced = plan_drain_step(request(), view(xray_stopping + METRICS + LOGS, now=START + 900), progress, policy())
-    # WHEN it is replanned while the daemon is within its stop time, and once that bound has passed
+    # WHEN it is replanned while the daemon is within its stop time, and once that has passed
     within = plan_drain_step(request(), view(xray_stopping + METRICS + LOGS, now=START + 910), forced.progress,
                              policy())
     after = plan_drain_step(request(), view(xray_stopping + METRICS + LOGS, now=START + 880 + 30 + STOP_MARGIN_S),
                             within.progress, policy())
-    # THEN tier 1 is not stopped while tier 0 may still be stopping, and is once the bound passed (counted)
+    # THEN tier 1 is stopped at neither: past its stop time the daemon is noted overdue and still waited for
     assert forced.progress.forced and forced.progress.deadlines_missed == 1
-    assert stops(forced) == [] and stops(within) == []
+    assert stops(forced) == [] and stops(within) == [] and stops(after) == []
     assert forced.wait_s <= 880 + 30 + STOP_MARGIN_S - 900
-    assert stops(after) == [("prometheus-1",)]
     assert after.progress.stops_overdue == 1
     assert [n.kind for n in after.notes] == ["stop-overdue"]
+    assert after.progress.breaks == () and not after.progress.done
 
 
 def test_under_the_global_deadline_the_next_phase_begins_as_soon_as_the_last_is_stopped() -> None:

@@ -109,8 +109,9 @@ def service_view(raw: Mapping[str, Any]) -> ServiceView:
     )
 
 
-def task_definition_view(raw: Mapping[str, Any]) -> TaskDefinitionView:
-    """DescribeTaskDefinition's taskDefinition to TaskDefinitionView."""
+def task_definition_view(raw: Mapping[str, Any], agent_stop_timeout_s: int = 30) -> TaskDefinitionView:
+    """DescribeTaskDefinition's taskDefinition to TaskDefinitionView; a container without stopTimeout gets
+    `agent_stop_timeout_s`, what the agent's ECS_CONTAINER_STOP_TIMEOUT gives it (30 s unless raised)."""
     mode: NetworkMode = raw.get("networkMode", "bridge")
     containers = raw.get("containerDefinitions", [])
     cpu = int(raw["cpu"]) if _whole(raw.get("cpu")) else sum(int(c.get("cpu", 0)) for c in containers)
@@ -119,7 +120,7 @@ def task_definition_view(raw: Mapping[str, Any]) -> TaskDefinitionView:
     ports: set[HostPort] = set()
     for c in containers:
         ports |= host_ports_of(mode, c.get("portMappings", []))
-    stop = max((int(c.get("stopTimeout", 30)) for c in containers), default=30)
+    stop = max((int(c.get("stopTimeout", agent_stop_timeout_s)) for c in containers), default=agent_stop_timeout_s)
     return TaskDefinitionView(arn=raw["taskDefinitionArn"], family=raw.get("family", ""), network_mode=mode,
                               requirements=Resources(cpu, memory, frozenset(ports)),
                               constraints=_constraints(raw.get("placementConstraints", [])), stop_timeout_s=stop)
@@ -129,10 +130,11 @@ class EcsCluster:
     """One cluster's ECS API, as core views."""
 
     def __init__(self, client: ECSClient, cluster: str, clock: Callable[[], float],
-                 service_ttl_s: float = 60.0) -> None:
+                 service_ttl_s: float = 60.0, agent_stop_timeout_s: int = 30) -> None:
         self.client = client
         self.cluster = cluster
         self._clock = clock
+        self._agent_stop_timeout_s = agent_stop_timeout_s
         self._service_ttl_s = service_ttl_s
         self._daemons: tuple[float, tuple[ServiceView, ...]] | None = None
         self._task_defs: dict[str, TaskDefinitionView] = {}
@@ -226,7 +228,7 @@ class EcsCluster:
         cached = self._task_defs.get(arn)
         if cached is None:
             raw = self.client.describe_task_definition(taskDefinition=arn)["taskDefinition"]
-            cached = self._task_defs[arn] = task_definition_view(raw)
+            cached = self._task_defs[arn] = task_definition_view(raw, self._agent_stop_timeout_s)
         return cached
 
     @property

@@ -46,6 +46,20 @@ class DrainOrder(StrEnum):
     TIERS = "tiers"
 
 
+class DeadlinePolicy(StrEnum):
+    """What the drain deadline (``drainDeadlineSeconds``) may do.
+
+    - ``order``: stop early. Past it every phase is out of time: what is left stops at once, phase by
+      phase, each followed to STOPPED before the next begins; the order holds, the drain waits as long
+      as the lifecycle hook can be kept alive.
+    - ``force``: also a hard end: past it, a phase whose tasks are not STOPPED moves on (a guarantee
+      break, counted and alarmed) so that the lifecycle action completes by the deadline.
+    """
+
+    ORDER = "order"
+    FORCE = "force"
+
+
 class StandalonePolicy(StrEnum):
     """What a drain does with standalone (non-service) tasks."""
 
@@ -152,6 +166,8 @@ class Config:
     state_change_policy: SpotPolicy = SpotPolicy.DRAIN
     state_change_deadline_s: int = 90
     drain_mode: DrainMode = DrainMode.RUN
+    drain_deadline_policy: DeadlinePolicy = DeadlinePolicy.ORDER
+    agent_stop_timeout_s: int = 30  # the stopTimeout of a container that sets none (ECS_CONTAINER_STOP_TIMEOUT)
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -188,7 +204,7 @@ _KNOWN_KEYS = {
     "spot", "rebalance", "reconcilePeriodMinutes", "evictionBudgetPerService",
     "evictionWindowSeconds", "alarmEmail", "alarmTopicArn", "launchGateTimeoutSeconds", "home",
     "scheduledChange", "scheduledChangeLeadSeconds", "instanceStateChange", "stateChangeDeadlineSeconds",
-    "drainMode", "drainOrder",
+    "drainMode", "drainOrder", "drainDeadlinePolicy", "agentStopTimeoutSeconds",
 }
 _HOME_KEYS = {"partition", "account", "region"}
 _GROUP_KEYS = {"name", "launchHook", "terminateHook", "launchTimeoutResult",
@@ -358,6 +374,9 @@ def parse_config(doc: Any) -> Config:
         alarm_email=email,
         alarm_topic_arn=topic,
         home=parse_home(doc.get("home")),
+        drain_deadline_policy=_enum(doc, "drainDeadlinePolicy", DeadlinePolicy, DeadlinePolicy.ORDER),
+        # ECS_CONTAINER_STOP_TIMEOUT is not readable through the ECS API: the operator says what the agents run with.
+        agent_stop_timeout_s=_int(doc, "agentStopTimeoutSeconds", 30, 1, 3600),
         **_exit_options(doc),
     )
 

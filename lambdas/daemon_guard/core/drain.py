@@ -20,11 +20,15 @@ deadline reserves the time every later phase needs to stop its tasks (the longes
 them plus `STOP_MARGIN_S`: ECS sends SIGTERM, then SIGKILL after the stopTimeout), so a phase out of
 time still leaves room for the rest. A phase out of time (its deadline, or the global one, passed)
 stops everything it still holds at once, minimumHealthyPercent no longer counting, and the miss is
-counted; it still follows those tasks to STOPPED before the next phase begins, bounded by each task's
-own stop time. Order is never traded for time. The lifecycle action completes only once no task is
-left (or the instance is gone), or at the hard end (a Spot notice's end, the hook's global timeout),
-which is counted. Heartbeats keep the lifecycle hook alive while work progresses and stop once the
-hook's global timeout is near.
+counted; it still follows those tasks to STOPPED before the next phase begins. Order is never traded for
+time: a phase whose tasks outlive their expected stop time (stopTimeout plus `STOP_MARGIN_S`) keeps
+waiting, looking again every `POLL_S`, and the lifecycle action waits with it, kept alive by heartbeats.
+Only a hard end (`hard_ends`: a Spot notice or EC2 stop about to end, heartbeats that must stop before
+the hook's global timeout, the drain deadline when `drainDeadlinePolicy` is ``force``) moves a phase on
+with a task not STOPPED, and only when the later phases need the rest of the time to stop their own
+tasks; each such move is a *guarantee break*, counted (`DrainProgress.breaks`) and published. The
+lifecycle action completes once no task is left (or the instance is gone), or at the hard end, which
+is a break too.
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from daemon_guard.core.actions import (
     Action,
@@ -42,7 +46,7 @@ from daemon_guard.core.actions import (
     SetDraining,
     StopTasks,
 )
-from daemon_guard.core.config import DrainOrder, StandalonePolicy
+from daemon_guard.core.config import DeadlinePolicy, DrainOrder, StandalonePolicy
 from daemon_guard.core.identifiers import (
     AsgName,
     HookName,
@@ -55,9 +59,11 @@ from daemon_guard.core.model import InstanceView, ServiceView, TaskView
 from daemon_guard.core.placement import GATE_DRAINING, GATE_OPEN, TIER_STOPPED, tier_attribute
 
 SPOT_SAFETY_S = 10.0
+# How often a waiting drain looks at ECS when no event wakes it (a task past its expected stop time included).
 POLL_S = 10.0
 # What ECS takes beyond a task's stopTimeout to report it STOPPED (SIGKILL, the agent's report), and the
-# guard to read it: the bound on waiting for a stopped task, and what each phase's reservation adds.
+# guard to read it: when a stopped task is expected STOPPED (past it the drain still waits, only noting it),
+# and what each phase's reservation adds.
 STOP_MARGIN_S = 5.0
 # How long before a Spot notice ends the guard completes the lifecycle action even with tasks left.
 HARD_END_MARGIN_S = 2.0
@@ -67,6 +73,7 @@ BUDGET_POLL_S = 10.0
 BLOCKED_AFTER_S = 120.0
 HOOK_MAX_GLOBAL_S = 48 * 3600
 T = TypeVar("T")
+HardEndKind = Literal["notice", "heartbeats", "deadline"]
 
 
 @dataclass(frozen=True)
@@ -124,6 +131,7 @@ class DrainPolicy:
     heartbeat_timeout_s: float
     order: DrainOrder = DrainOrder.DRAINING
     gate_attribute: str = "daemon-guard.gate"
+    deadline_policy: DeadlinePolicy = DeadlinePolicy.ORDER
 
 
 @dataclass(frozen=True)
@@ -178,7 +186,9 @@ class DrainProgress:
     stop_by: tuple[tuple[str, float], ...] = ()
     phase_late: bool = False
     stops_overdue: int = 0
+    overdue_noted: bool = False  # the current phase has tasks past their expected stop time (noted once)
     completed_with_tasks: int = 0
+    breaks: tuple[tuple[str, str, float, int], ...] = ()  # guarantee breaks: (phase, hard end kind, at, tasks left)
     phase_tasks: tuple[tuple[str, str], ...] = ()
     phase_times: tuple[tuple[str, float, float], ...] = ()
     last_count: int = -1
@@ -202,6 +212,7 @@ class DrainProgress:
         values["phase_tasks"] = tuple(tuple(x) for x in values.get("phase_tasks", ()))
         values["stop_by"] = tuple(tuple(x) for x in values.get("stop_by", ()))
         values["phase_times"] = tuple(tuple(x) for x in values.get("phase_times", ()))
+        values["breaks"] = tuple(tuple(x) for x in values.get("breaks", ()))
         return cls(**values)
 
     @property
@@ -275,18 +286,39 @@ def phase_deadline(view: DrainView, progress: DrainProgress, policy: DrainPolicy
     return latest
 
 
-def hard_end(request: DrainRequest, view: DrainView, progress: DrainProgress, policy: DrainPolicy) -> float:
-    """The latest the lifecycle action may wait for tasks still stopping: shortly before a Spot notice ends
-    (EC2 reclaims the instance then), and when heartbeats must stop before the hook's global timeout.
-    Without a lifecycle action, or a heartbeat timeout to keep it alive, the global deadline."""
-    end = global_deadline(request, view, progress, policy)
+@dataclass(frozen=True)
+class HardEnd:
+    """A time the drain cannot wait past, and what it is: a notice about to end, heartbeats that must stop, or
+    the drain deadline (forced by policy, or the only bound of a drain without a lifecycle hook to keep alive)."""
+
+    at: float
+    kind: HardEndKind
+
+
+def hard_ends(request: DrainRequest, view: DrainView, progress: DrainProgress, policy: DrainPolicy) -> HardEnd:
+    """The earliest hard end: shortly before a Spot notice (or EC2 stop) ends, EC2 reclaims the instance;
+    heartbeats must stop before the hook's global timeout (never before the global deadline); with
+    `drainDeadlinePolicy` ``force``, the drain deadline. Without a lifecycle action, or a heartbeat
+    timeout to keep it alive, the drain deadline."""
+    ends: list[HardEnd] = []
+    deadline = progress.started_at + policy.drain_deadline_s
     if view.lifecycle is not None and policy.heartbeat_timeout_s > 0:
         hook_global = min(HOOK_MAX_GLOBAL_S, 100 * policy.heartbeat_timeout_s)
-        end = max(end, progress.started_at + hook_global - policy.heartbeat_timeout_s)
-    for notice in (request.deadline_epoch, view.deadline_epoch, progress.notice_at):
-        if notice is not None:
-            end = min(end, notice - HARD_END_MARGIN_S)
-    return end
+        beats_end = progress.started_at + hook_global - policy.heartbeat_timeout_s
+        ends.append(HardEnd(max(global_deadline(request, view, progress, policy), beats_end), "heartbeats"))
+    else:
+        ends.append(HardEnd(deadline, "deadline"))
+    if policy.deadline_policy is DeadlinePolicy.FORCE:
+        ends.append(HardEnd(deadline, "deadline"))
+    notice = notice_end(request, progress, view)
+    if notice is not None:
+        ends.append(HardEnd(notice - HARD_END_MARGIN_S, "notice"))
+    return min(ends, key=lambda e: e.at)
+
+
+def hard_end(request: DrainRequest, view: DrainView, progress: DrainProgress, policy: DrainPolicy) -> float:
+    """The latest the lifecycle action may wait for tasks still stopping (`hard_ends`)."""
+    return hard_ends(request, view, progress, policy).at
 
 
 def _live(tasks: Sequence[TaskView]) -> list[TaskView]:
@@ -348,7 +380,7 @@ def _next_phase(progress: DrainProgress, view: DrainView, policy: DrainPolicy) -
     else:
         nxt, tier = ("tier", progress.tier + 1) if progress.tier + 1 < len(policy.tier_names) else ("settle", 0)
     return replace(progress, phase=nxt, tier=tier, phase_started_at=view.now, phase_times=times, last_count=-1,
-                   last_progress_at=view.now, phase_late=False)
+                   last_progress_at=view.now, phase_late=False, overdue_noted=False)
 
 
 def phase_label(progress: DrainProgress, policy: DrainPolicy) -> str:
@@ -378,12 +410,14 @@ def plan_heartbeat(request: DrainRequest, lifecycle: Lifecycle | None, now: floa
 
 @dataclass(frozen=True)
 class PhaseInput:
-    """What a phase function decides from: the observation, the progress, the policy, the global deadline."""
+    """What a phase function decides from: the observation, the progress, the policy, the global deadline,
+    and the hard end (`hard_ends`; None: none known, the phase waits for its tasks however long)."""
 
     view: DrainView
     progress: DrainProgress
     policy: DrainPolicy
     deadline: float
+    end: HardEnd | None = None
 
 
 @dataclass(frozen=True)
@@ -419,10 +453,11 @@ def _with_bounds(known: tuple[tuple[str, float], ...], tasks: Sequence[TaskView]
 
 def follow_stops(view: DrainView, progress: DrainProgress, tasks: Sequence[TaskView]) -> tuple[DrainProgress,
                                                                                                 float | None]:
-    """Follow tasks told to stop (by the guard or anyone) to STOPPED, each bounded by its own stop time.
+    """Follow tasks told to stop (by the guard or anyone) to STOPPED, each expected by its own stop time.
 
-    Returns the progress (with the bounds of tasks first seen stopping) and the seconds until the last
-    bound, or None once every bound has passed (the tasks still live are then overdue).
+    Returns the progress (with the expected stop times of tasks first seen stopping) and the seconds until
+    the last of them, or None once every one has passed (the tasks still live are then overdue: waited
+    for all the same, `_await_stopped`).
     """
     progress = replace(progress, stop_by=_with_bounds(progress.stop_by, [t for t in tasks if t.stopping],
                                                       view.now))
@@ -433,8 +468,8 @@ def follow_stops(view: DrainView, progress: DrainProgress, tasks: Sequence[TaskV
 
 def _on_deadline(inp: PhaseInput, remaining: Sequence[TaskView]) -> PhaseOutcome | None:
     """A phase out of time (its deadline or the global one passed) stops everything it still holds at once
-    (the miss counted once, unless the global deadline already was) and follows it to STOPPED, bounded
-    by each task's stop time; past every bound it moves on, the overdue tasks counted. None: time is left."""
+    (the miss counted once, unless the global deadline already was) and follows it to STOPPED
+    (`_await_stopped`). None: time is left."""
     progress, policy, now = inp.progress, inp.policy, inp.view.now
     label = phase_label(progress, policy)
     if now < phase_deadline(inp.view, progress, policy, inp.deadline):
@@ -445,18 +480,39 @@ def _on_deadline(inp: PhaseInput, remaining: Sequence[TaskView]) -> PhaseOutcome
         progress = replace(progress, phase_late=True, deadlines_missed=progress.deadlines_missed + missed)
         notes = (DrainNote("deadline-missed", f"{label} deadline passed", tier=label),) if missed else ()
     actions, progress = _stop(progress, remaining, f"daemon-guard drain: {label} deadline", now)
-    return _settled(inp.view, progress, remaining, actions, notes, label)
+    return _await_stopped(replace(inp, progress=progress), remaining, actions, notes, label,
+                          _phase_index(progress) + 1)
 
 
-def _settled(view: DrainView, progress: DrainProgress, tasks: Sequence[TaskView], actions: tuple[Action, ...],
-             notes: tuple[DrainNote, ...], label: str) -> PhaseOutcome:
-    """Finished once every one of `tasks` (all told to stop) is past its stop bound; until then, wait."""
-    progress, left_s = follow_stops(view, progress, tasks)
-    if left_s is not None:
-        return PhaseOutcome(progress, actions, notes, look_again_s=left_s)
-    progress = replace(progress, stops_overdue=progress.stops_overdue + len(tasks))
-    note = DrainNote("stop-overdue", f"{len(tasks)} task(s) of {label} not STOPPED within their stop time",
-                     value=len(tasks), tier=label)
+def _await_stopped(inp: PhaseInput, tasks: Sequence[TaskView], actions: tuple[Action, ...],
+                   notes: tuple[DrainNote, ...], label: str, later: int) -> PhaseOutcome:
+    """Wait for `tasks` (all told to stop, none STOPPED yet) before the phases from index `later` on begin.
+
+    Past their expected stop time the wait goes on (noted once per phase), looking again at the polling
+    rate: time alone never moves the drain on. Only the hard end does, once the later phases need what
+    is left of it to stop their own tasks (`phase_stop_times`); that move is a guarantee break (`_break`).
+    """
+    progress, left_s = follow_stops(inp.view, inp.progress, tasks)
+    now = inp.view.now
+    break_at = math.inf if inp.end is None else inp.end.at - sum(phase_stop_times(inp.view, inp.policy)[later:])
+    if now >= break_at:
+        return _break(replace(inp, progress=progress), tasks, actions, notes, label)
+    if left_s is None and not progress.overdue_noted:
+        progress = replace(progress, overdue_noted=True, stops_overdue=progress.stops_overdue + len(tasks))
+        notes = (*notes, DrainNote("stop-overdue", f"{len(tasks)} task(s) of {label} not STOPPED within their stop "
+                                                   "time: still waiting", value=len(tasks), tier=label))
+    return PhaseOutcome(progress, actions, notes, look_again_s=min(left_s or POLL_S, break_at - now))
+
+
+def _break(inp: PhaseInput, tasks: Sequence[TaskView], actions: tuple[Action, ...], notes: tuple[DrainNote, ...],
+           label: str) -> PhaseOutcome:
+    """The hard end: the phase is finished with `tasks` not STOPPED, a guarantee break recorded and noted."""
+    progress, now = inp.progress, inp.view.now
+    kind = inp.end.kind if inp.end is not None else "deadline"
+    progress = replace(progress, breaks=(*progress.breaks, (label, kind, now, len(tasks))))
+    arns = ", ".join(sorted(t.arn for t in tasks))
+    note = DrainNote("guarantee-broken", f"{len(tasks)} task(s) of {label} not STOPPED at the hard end ({kind}): "
+                                         f"{arns}", value=len(tasks), tier=label)
     return PhaseOutcome(progress, actions, (*notes, note), finished=True)
 
 
@@ -590,7 +646,8 @@ def plan_tier(inp: PhaseInput) -> PhaseOutcome:
     notes: tuple[DrainNote, ...] = ()
     if late:
         actions, progress = _stop(inp.progress, late, "daemon-guard drain: late app task", inp.view.now)
-        waited = _settled(inp.view, progress, late, actions, (), "late app tasks")
+        waited = _await_stopped(replace(inp, progress=progress), late, actions, (), "late app tasks",
+                                _phase_index(progress))
         if not waited.finished:
             return waited
         inp, before, notes = replace(inp, progress=waited.progress), waited.actions, waited.notes
@@ -610,7 +667,8 @@ def plan_tier(inp: PhaseInput) -> PhaseOutcome:
 
 def plan_settle(inp: PhaseInput) -> PhaseOutcome:
     """After the last tier: the lifecycle action waits until no task the drain orders is left (one that
-    arrived is stopped), or until the hard end (`hard_end`), where it completes anyway, counted."""
+    arrived is stopped), or until the hard end (`hard_end`: its deadline here), where it completes anyway,
+    counted and recorded as a guarantee break."""
     left = _app_tasks(inp.view, inp.policy) + [t for t in _live(inp.view.tasks)
                                                if t.service_name is not None and t.service_name in inp.view.daemon_tier]
     if not left:
@@ -622,7 +680,7 @@ def plan_settle(inp: PhaseInput) -> PhaseOutcome:
         return PhaseOutcome(progress, actions, look_again_s=end - inp.view.now)
     progress = replace(progress, completed_with_tasks=progress.completed_with_tasks + len(left))
     note = DrainNote("completed-with-tasks", f"{len(left)} task(s) still not STOPPED at the hard end", value=len(left))
-    return PhaseOutcome(progress, actions, (note,), finished=True)
+    return _break(replace(inp, progress=progress), left, actions, (note,), "settle")
 
 
 PHASES = {"replicas": plan_replicas, "standalone": plan_standalone, "tier": plan_tier, "settle": plan_settle}
@@ -638,9 +696,9 @@ def _force_if_late(view: DrainView, progress: DrainProgress, policy: DrainPolicy
     return progress, (DrainNote("deadline-missed", f"global deadline passed in {phase_label(progress, policy)}"),)
 
 
-def _walk(inp: PhaseInput, gone: bool, end: float) -> PhaseOutcome:
-    """Run the phases as far as this observation allows (an instance gone finishes them all); the last,
-    `plan_settle`, reads the hard end `end` as its deadline."""
+def _walk(inp: PhaseInput, gone: bool, end: HardEnd) -> PhaseOutcome:
+    """Run the phases as far as this observation allows (an instance gone finishes them all), each knowing
+    the hard end `end`; the last, `plan_settle`, reads it as its deadline."""
     progress = inp.progress
     actions: tuple[Action, ...] = ()
     notes: tuple[DrainNote, ...] = ()
@@ -650,8 +708,8 @@ def _walk(inp: PhaseInput, gone: bool, end: float) -> PhaseOutcome:
         if gone:
             progress = _next_phase(progress, inp.view, inp.policy)
             continue
-        deadline = end if progress.phase == "settle" else inp.deadline
-        outcome = PHASES[progress.phase](replace(inp, progress=progress, deadline=deadline))
+        deadline = end.at if progress.phase == "settle" else inp.deadline
+        outcome = PHASES[progress.phase](replace(inp, progress=progress, deadline=deadline, end=end))
         actions, notes, progress = actions + outcome.actions, notes + outcome.notes, outcome.progress
         if not outcome.finished:
             return PhaseOutcome(progress, actions, notes, look_again_s=outcome.look_again_s)
@@ -674,7 +732,7 @@ def plan_drain_step(request: DrainRequest, view: DrainView, progress: DrainProgr
     gone = view.instance is None or view.instance.status in ("INACTIVE", "DEREGISTERING")
     fence, progress = plan_fence(view, progress, policy)
     progress, forced = _force_if_late(view, progress, policy, deadline, gone)
-    walked = _walk(PhaseInput(view, progress, policy, deadline), gone, hard_end(request, view, progress, policy))
+    walked = _walk(PhaseInput(view, progress, policy, deadline), gone, hard_ends(request, view, progress, policy))
     actions, progress, notes = fence + walked.actions, walked.progress, notes + forced + walked.notes
     if walked.finished:
         lc = view.lifecycle

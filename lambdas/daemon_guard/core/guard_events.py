@@ -25,6 +25,7 @@ DRAIN_STARTED = "Instance Drain Started"
 TIER_COMPLETED = "Drain Tier Completed"
 DRAIN_COMPLETED = "Instance Drain Completed"
 DRAIN_FORCED = "Drain Forced By Deadline"
+GUARANTEE_BROKEN = "Drain Guarantee Broken"
 DAEMONS_CANNOT_FIT = "Daemons Cannot Fit"
 
 
@@ -88,6 +89,16 @@ def drain_forced(cluster: str, instance_id: str, phase: str, started_epoch: floa
                   seconds=round(at_epoch - started_epoch, 3))
 
 
+def guarantee_broken(cluster: str, instance_id: str, phase: str, hard_end: str, tasks_not_stopped: int,
+                     started_epoch: float, at_epoch: float) -> OwnEvent:
+    """A hard end moved the drain on while `tasks_not_stopped` tasks of `phase` had not STOPPED: the stop
+    order (or, for ``settle``, a clean end) was not kept."""
+    reason = f"{tasks_not_stopped} task(s) of {phase} not STOPPED at the hard end ({hard_end})"
+    return _event(GUARANTEE_BROKEN, cluster, instance_id, at_epoch, reason, phase=phase, hardEnd=hard_end,
+                  tasksNotStopped=tasks_not_stopped, startedAt=iso(started_epoch),
+                  seconds=round(at_epoch - started_epoch, 3))
+
+
 def drain_completed(cluster: str, instance_id: str, result: str, started_epoch: float, ended_epoch: float,
                     deadlines_missed: int, trigger: str) -> OwnEvent:
     """A drain ended: ``result`` is CONTINUE (the lifecycle action completed) or ``no-lifecycle-action``."""
@@ -138,6 +149,9 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         "tier": {"type": "string", "minLength": 1}, "startedAt": _TIME, "seconds": _SECONDS}),
     DRAIN_FORCED: _schema(DRAIN_FORCED, "the global deadline passed: what is left stops in order", {
         "phase": {"type": "string", "minLength": 1}, "startedAt": _TIME, "seconds": _SECONDS}),
+    GUARANTEE_BROKEN: _schema(GUARANTEE_BROKEN, "a hard end moved the drain on with tasks not STOPPED", {
+        "phase": {"type": "string", "minLength": 1}, "hardEnd": {"enum": ["notice", "heartbeats", "deadline"]},
+        "tasksNotStopped": {"type": "integer", "minimum": 1}, "startedAt": _TIME, "seconds": _SECONDS}),
     DRAIN_COMPLETED: _schema(DRAIN_COMPLETED, "a drain ended", {
         "result": {"enum": ["CONTINUE", "no-lifecycle-action"]}, "trigger": {"type": "string"},
         "startedAt": _TIME, "seconds": _SECONDS, "deadlinesMissed": {"type": "integer", "minimum": 0}}),

@@ -49,6 +49,9 @@ HEARTBEATS_SENT = MetricSpec("HeartbeatsSent", "Count", "lifecycle heartbeats re
 LIFECYCLE_RESULTS = MetricSpec("LifecycleResults", "Count", "lifecycle actions completed", ("Result",))
 DRAINS_BLOCKED = MetricSpec("DrainsBlocked", "Count", "drains that cannot progress without help")
 ORDERING_VIOLATIONS = MetricSpec("OrderingViolations", "Count", "self-check: stop order broken (want 0)")
+GUARANTEE_BREAKS = MetricSpec("DrainGuaranteeBreaks", "Count",
+                              "phases a hard end moved on with tasks not STOPPED (Spot notice, heartbeats' end, "
+                              "forced deadline)")
 STUCK_LIFECYCLE_ACTIONS = MetricSpec("StuckLifecycleActions", "Count", "waiting hooks with no live workflow")
 # Intake
 EVENTS_IGNORED = MetricSpec("EventsIgnored", "Count", "events out of scope", on_dashboard=False)
@@ -64,6 +67,6 @@ ALL_METRICS: tuple[MetricSpec, ...] = (
     GATES_FAILED_OPEN, GATE_ATTRIBUTE_REJECTED, PLACEMENT_DECISIONS, DRAINS_STARTED, DRAINS_IN_PROGRESS,
     DRAIN_DURATION,
     DRAIN_OVERHEAD, TIER_DURATION, DEADLINES_MISSED, HEARTBEATS_SENT, LIFECYCLE_RESULTS,
-    DRAINS_BLOCKED, ORDERING_VIOLATIONS, STUCK_LIFECYCLE_ACTIONS, EVENTS_IGNORED, EVENTS_MALFORMED,
+    DRAINS_BLOCKED, ORDERING_VIOLATIONS, GUARANTEE_BREAKS, STUCK_LIFECYCLE_ACTIONS, EVENTS_IGNORED, EVENTS_MALFORMED,
     DUPLICATE_EVENTS, CHECKS_DEFERRED, EVENTS_UNPUBLISHED, DAEMONS_CANNOT_FIT,
 )

@@ -90,10 +90,13 @@ def announce_cannot_fit(rt: Runtime, cluster: str, instance: InstanceView, now: 
 
 
 def drain_step_events(request: DrainRequest, before: DrainProgress, step: DrainStep) -> list[OwnEvent]:
-    """What one drain step tells the world: phases ended, the deadline forcing the order, the drain's end."""
+    """What one drain step tells the world: phases ended, the deadline forcing the order, a hard end breaking
+    it, the drain's end."""
     after = step.progress
     events = [ge.tier_completed(request.cluster, request.instance_id, label, begun, ended)
               for label, begun, ended in after.phase_times[len(before.phase_times):]]
+    events += [ge.guarantee_broken(request.cluster, request.instance_id, phase, kind, left, after.started_at, at)
+               for phase, kind, at, left in after.breaks[len(before.breaks):]]
     if after.forced and not before.forced:
         events.append(ge.drain_forced(request.cluster, request.instance_id, after.phase, after.started_at,
                                       after.forced_at or after.started_at, "global drain deadline passed"))

@@ -59,7 +59,8 @@ def drain_policy(rt: Runtime, request: DrainRequest) -> DrainPolicy:
                        standalone_wait_s=cfg.standalone_wait_s, drain_deadline_s=cfg.drain_deadline_s,
                        tier_deadline_s=cfg.tier_deadline_s,
                        heartbeat_timeout_s=group.heartbeat_timeout_s if group else 0,
-                       order=cfg.drain_order, gate_attribute=cfg.gate_attribute)
+                       order=cfg.drain_order, gate_attribute=cfg.gate_attribute,
+                       deadline_policy=cfg.drain_deadline_policy)
 
 
 DESCRIBE_EVERY = 6
@@ -336,6 +337,7 @@ def _finish(rt: Runtime, request: DrainRequest, raw_progress: dict[str, Any]) ->
     # Emitted for every drain, zero included, so their alarms always have data.
     rt.metrics.emit(m.DEADLINES_MISSED, progress.deadlines_missed, request.cluster)
     rt.metrics.emit(m.ORDERING_VIOLATIONS, len(progress.violations), request.cluster)
+    rt.metrics.emit(m.GUARANTEE_BREAKS, len(progress.breaks), request.cluster)
     rt.claims.release_workflow(KIND, request.instance_id, progress.instance_arn)
     logger.info("drain finished", extra={"instance": request.instance_id, "seconds": round(duration, 1),
                                          "overhead": round(overhead, 1), "result": progress.result,
