@@ -42,7 +42,7 @@ PANELS: tuple[Panel, ...] = (
     Panel("Daemon coverage (%)", (m.DAEMON_COVERAGE,), ("Minimum",), annotation="coverage"),
     Panel("Missing daemon tasks", (m.MISSING_DAEMON_TASKS,), ("Maximum",)),
     Panel("Time to daemons p50 / p99 (s)", (m.TIME_TO_DAEMONS,), ("p50", "p99")),
-    Panel("Evictions", (m.EVICTIONS,)),
+    Panel("Evictions / instances preempt gave up on", (m.EVICTIONS, m.PREEMPT_GAVE_UP)),
     Panel("Gates failed open / gate attribute rejected", (m.GATES_FAILED_OPEN, m.GATE_ATTRIBUTE_REJECTED)),
     Panel("Instances whose daemons cannot fit", (m.DAEMONS_CANNOT_FIT,), ("Maximum",)),
     Panel("Gate open latency p50 / p99 (s)", (m.GATE_OPEN_LATENCY,), ("p50", "p99")),
@@ -91,6 +91,10 @@ GUARD_ALARMS: tuple[GuardAlarm, ...] = (
     GuardAlarm("DaemonsCannotFit", m.DAEMONS_CANNOT_FIT, "Maximum",
                cw.ComparisonOperator.GREATER_THAN_THRESHOLD, 0, 1,
                "an instance (type) cannot hold its eligible daemons even when empty: no eviction can help"),
+    GuardAlarm("PreemptGaveUp", m.PREEMPT_GAVE_UP, "Sum",
+               cw.ComparisonOperator.GREATER_THAN_THRESHOLD, 0, 1,
+               "preempt stopped evicting on an instance: replicas take back the room it frees before ECS places "
+               "the daemons; set placementMode gate (the gate constraint on replica services)"),
     GuardAlarm("OrderingViolation", m.ORDERING_VIOLATIONS, "Sum",
                cw.ComparisonOperator.GREATER_THAN_THRESHOLD, 0, 1, "self-check: a drain broke the stop order"),
 )
