@@ -9,7 +9,7 @@ import pytest
 from daemon_guard.core.actions import StopTasks
 from daemon_guard.core.config import PlacementMode
 from daemon_guard.core.eligibility import Eligibility
-from daemon_guard.core.futility import EPISODE_S, PreemptTries, Verdict, gave_up, judge_try
+from daemon_guard.core.futility import EPISODE_S, FutilityBounds, PreemptTries, Verdict, gave_up, judge_try
 from daemon_guard.core.model import Resources, TaskDefinitionView, TaskView
 from daemon_guard.core.placement import PlacementPolicy, PlacementState, plan_placement
 
@@ -20,7 +20,7 @@ SERVICES = {"api": a_replica_service("api", desired=8, running=8, min_healthy=50
 DAEMONS = ("fluent-bit",)
 LAST_TRY = T0 + timedelta(seconds=30)
 NOW = LAST_TRY + timedelta(seconds=20)
-MAX_TRIES = 2
+BOUNDS = FutilityBounds(max_tries=2, max_give_ups=3)
 
 
 def placed(arn: str, at: datetime, service: str = "api", **kw: bool) -> TaskView:
@@ -40,30 +40,36 @@ def tries(n: int, futile: int, *, gave_up: bool = False, daemons: tuple[str, ...
     return PreemptTries(n, futile, at, daemons, gave_up)
 
 
-@pytest.mark.parametrize(("previous", "tasks", "verdict", "record"), [
-    pytest.param(None, OLD_API, "try", tries(1, 0, at=NOW), id="no record: the first try"),
-    pytest.param(tries(1, 0), OLD_API, "try", tries(2, 0, at=NOW),
+@pytest.mark.parametrize(("previous", "tasks", "give_ups", "verdict", "record"), [
+    pytest.param(None, OLD_API, 0, "try", tries(1, 0, at=NOW), id="no record: the first try"),
+    pytest.param(tries(1, 0), OLD_API, 0, "try", tries(2, 0, at=NOW),
                  id="no replica placed since the last try: not futile, try again"),
-    pytest.param(tries(1, 0), OLD_API + REFILL, "try", tries(2, 1, at=NOW),
+    pytest.param(tries(1, 0), OLD_API + REFILL, 0, "try", tries(2, 1, at=NOW),
                  id="a replica placed since took the room: one futile try, under the bound"),
-    pytest.param(tries(2, 1), OLD_API + REFILL, "give-up", tries(2, 2, gave_up=True, at=NOW),
+    pytest.param(tries(2, 1), OLD_API + REFILL, 0, "give-up", tries(2, 2, gave_up=True, at=NOW),
                  id="the bound of futile tries reached: give up"),
-    pytest.param(tries(2, 2, gave_up=True), OLD_API + REFILL, "gave-up", tries(2, 2, gave_up=True),
+    pytest.param(tries(2, 2, gave_up=True), OLD_API + REFILL, 0, "gave-up", tries(2, 2, gave_up=True),
                  id="already given up: nothing to write"),
-    pytest.param(tries(1, 0), OLD_API + REFILL_STOPPING, "try", tries(2, 0, at=NOW),
+    pytest.param(tries(1, 0), OLD_API + REFILL_STOPPING, 0, "try", tries(2, 0, at=NOW),
                  id="a replica already stopping holds no room: not futile"),
-    pytest.param(tries(1, 0), OLD_API + REFILL_DAEMON, "try", tries(2, 0, at=NOW),
+    pytest.param(tries(1, 0), OLD_API + REFILL_DAEMON, 0, "try", tries(2, 0, at=NOW),
                  id="a daemon task placed since is not a refill"),
-    pytest.param(tries(2, 1, daemons=("cwagent",)), OLD_API + REFILL, "try", tries(1, 0, at=NOW),
+    pytest.param(tries(2, 1, daemons=("cwagent",)), OLD_API + REFILL, 0, "try", tries(1, 0, at=NOW),
                  id="tries for other daemons: a new episode"),
-    pytest.param(tries(2, 2, gave_up=True, at=NOW - timedelta(seconds=EPISODE_S)), OLD_API + REFILL, "try",
+    pytest.param(tries(2, 2, gave_up=True, at=NOW - timedelta(seconds=EPISODE_S)), OLD_API + REFILL, 0, "try",
                  tries(1, 0, at=NOW), id="a record an hour old: a new episode"),
+    pytest.param(None, OLD_API, 3, "give-up", PreemptTries(0, 0, NOW, DAEMONS, gave_up=True),
+                 id="the cluster's bound of give-ups reached: no first try on a new instance"),
+    pytest.param(tries(1, 0), OLD_API, 3, "try", tries(2, 0, at=NOW),
+                 id="an instance already tried keeps its own count past the cluster's bound"),
 ])
 def test_a_try_is_futile_when_replicas_placed_since_took_the_room(
-        previous: PreemptTries | None, tasks: tuple[TaskView, ...], verdict: Verdict, record: PreemptTries) -> None:
-    # GIVEN preempt's record on an instance still missing fluent-bit, and the tasks on it now
+        previous: PreemptTries | None, tasks: tuple[TaskView, ...], give_ups: int, verdict: Verdict,
+        record: PreemptTries) -> None:
+    # GIVEN preempt's record on an instance still missing fluent-bit, the tasks on it now, and how many
+    # instances of the cluster preempt gave up on this hour
     # WHEN another round of evictions is about to be made
-    judged = judge_try(previous, DAEMONS, tasks, SERVICES, NOW, MAX_TRIES)
+    judged = judge_try(previous, DAEMONS, tasks, SERVICES, NOW, BOUNDS, give_ups)
     # THEN the verdict and the record written before acting are as specified
     assert (judged.verdict, judged.record) == (verdict, record)
     assert judged.write == (verdict != "gave-up")
@@ -96,9 +102,9 @@ def full_instance(record: PreemptTries | None, tasks: tuple[TaskView, ...]) -> P
                           preempt_tries=record)
 
 
-def preempt(max_tries: int = MAX_TRIES, mode: PlacementMode = PlacementMode.PREEMPT) -> PlacementPolicy:
-    """The reflex with `max_tries` futile tries allowed per instance."""
-    return PlacementPolicy(mode, "daemon-guard.gate", 120, max_tries)
+def preempt(mode: PlacementMode = PlacementMode.PREEMPT) -> PlacementPolicy:
+    """The reflex with 2 futile tries allowed per instance, 3 instances given up on per cluster and hour."""
+    return PlacementPolicy(mode, "daemon-guard.gate", 120, BOUNDS)
 
 
 def test_an_eviction_carries_the_try_to_record_before_it_acts() -> None:
@@ -129,6 +135,6 @@ def test_an_instance_preempt_gave_up_on_gets_no_eviction_and_no_second_give_up()
 
 def test_observe_mode_reports_the_evictions_it_would_make_whatever_the_record() -> None:
     # GIVEN a record of a give-up / WHEN the reflex plans in observe mode / THEN it still says what it would evict
-    plan = plan_placement(full_instance(tries(2, 2, gave_up=True), OLD_API), preempt(mode=PlacementMode.OBSERVE))
+    plan = plan_placement(full_instance(tries(2, 2, gave_up=True), OLD_API), preempt(PlacementMode.OBSERVE))
     assert plan.decision == "would-evict"
     assert plan.tries is None

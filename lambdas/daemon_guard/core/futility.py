@@ -9,7 +9,10 @@ would stop more replicas for nothing. So preempt counts its tries per instance:
 - a try is *futile* when, at the next round, replica tasks placed after it are on the instance and
   the daemons are still missing (the room it freed was taken again);
 - once `max_tries` tries were futile, preempt stops on that instance (``give-up``): only the gate
-  constraint (placementMode ``gate``) keeps replicas off room held for daemons.
+  constraint (placementMode ``gate``) keeps replicas off room held for daemons;
+- once preempt gave up on `max_give_ups` instances of a cluster within an episode, it makes no first
+  try on another instance of that cluster until the episode ends: where replicas always come back first
+  (a standing backlog), each first try would only stop replicas too.
 
 The record (`PreemptTries`) lives in the state store, written conditionally so that two concurrent
 checks of one instance make one try. A record older than `EPISODE_S`, or for other daemons, starts a
@@ -27,7 +30,9 @@ from typing import Literal
 from daemon_guard.core.model import ServiceView, TaskView
 
 EPISODE_S = 3600
-"""How long preempt's record of tries on an instance holds: after an hour without a try, it starts over."""
+"""How long preempt's record of tries on an instance (and a cluster's count of give-ups) holds."""
+GIVE_UPS_COUNTER = "preempt.gave-up"
+"""The name a cluster's give-ups are counted under in the eviction-budget store (no service is named so)."""
 
 
 @dataclass(frozen=True)
@@ -91,22 +96,38 @@ def refilled_since(tasks: Sequence[TaskView], services: Mapping[str, ServiceView
         and (svc := services.get(t.service_name or "")) is not None and svc.strategy == "REPLICA"))
 
 
+@dataclass(frozen=True)
+class FutilityBounds:
+    """How far preempt goes: futile tries per instance, instances given up on per cluster and episode."""
+
+    max_tries: int = 2
+    max_give_ups: int = 3
+
+
 def judge_try(previous: PreemptTries | None, daemons: Sequence[str], tasks: Sequence[TaskView],
-              services: Mapping[str, ServiceView], now: datetime, max_tries: int) -> FutilityVerdict:
+              services: Mapping[str, ServiceView], now: datetime, bounds: FutilityBounds,
+              cluster_give_ups: int = 0) -> FutilityVerdict:
     """Decide whether preempt makes another round of evictions for `daemons` on this instance.
 
     Called only when a round is about to be made (the daemons are missing and do not fit). A round
-    whose room replicas placed since have taken counts as futile; at `max_tries` futile rounds preempt
-    gives up on the instance.
+    whose room replicas placed since have taken counts as futile; at `bounds.max_tries` futile rounds
+    preempt gives up on the instance. `cluster_give_ups`: instances of the cluster given up on in this
+    episode; at `bounds.max_give_ups` no first try is made on another.
     """
     wanted = tuple(sorted(daemons))
     current = previous if previous is not None and same_episode(previous, wanted, now) else None
+    if current is None and cluster_give_ups >= bounds.max_give_ups:
+        record = PreemptTries(0, 0, now, wanted, gave_up=True)
+        return FutilityVerdict("give-up", record, (), (
+            f"preempt gave up on {cluster_give_ups} instance(s) of this cluster within the hour: replicas take "
+            f"back the room it frees before ECS places the daemons; no first try here: {GATE_ADVICE}"))
     if current is None:
         return FutilityVerdict("try", PreemptTries(1, 0, now, wanted), (), "first try on this instance")
     if current.gave_up:
         return FutilityVerdict("gave-up", current, (), gave_up_reason(current))
     refilled = refilled_since(tasks, services, current.last_at)
     futile = current.futile + (1 if refilled else 0)
+    max_tries = bounds.max_tries
     if futile >= max_tries:
         record = PreemptTries(current.tries, futile, now, wanted, gave_up=True)
         return FutilityVerdict("give-up", record, refilled, gave_up_reason(record))
@@ -118,7 +139,12 @@ def judge_try(previous: PreemptTries | None, daemons: Sequence[str], tasks: Sequ
 
 def gave_up_reason(record: PreemptTries) -> str:
     """One line: what preempt tried on the instance, and why it stopped."""
+    if record.tries == 0:
+        return f"preempt gave up on this cluster's new instances for the hour: {GATE_ADVICE}"
     return (f"preempt made room {record.tries} time(s) for {', '.join(record.daemons)} and replicas took it "
             f"again before ECS placed the daemons ({record.futile} futile); no more evictions on this instance: "
-            "placementMode gate (the gate constraint on replica services) keeps that room for daemons")
+            f"{GATE_ADVICE}")
+
+
+GATE_ADVICE = "placementMode gate (the gate constraint on replica services) keeps the room for daemons"
 

@@ -156,6 +156,6 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     PREEMPT_GAVE_UP: _schema(PREEMPT_GAVE_UP, "preempt stopped evicting on an instance: replicas kept taking the "
                              "room it freed before ECS placed the daemons", {
         "containerInstanceArn": {"type": "string", "pattern": "^arn:"}, "daemons": _NAMES,
-        "tries": {"type": "integer", "minimum": 1}, "futileTries": {"type": "integer", "minimum": 1},
+        "tries": {"type": "integer", "minimum": 0}, "futileTries": {"type": "integer", "minimum": 0},
         "recommendedPlacementMode": {"const": "gate"}}),
 }

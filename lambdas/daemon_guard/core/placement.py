@@ -7,7 +7,8 @@ Modes:
   daemon is RUNNING, then opens. A gate shut past its timeout opens anyway (fail open). Once open,
   a daemon that goes missing is repaired as in preempt mode.
 - Either way, eviction is bounded per instance (`core.futility`): once replicas took the freed room
-  again `preempt_max_tries` times before the daemons landed, the plan is ``futile`` and stops nothing.
+  again `preemptMaxTries` times before the daemons landed (or preempt gave up on `preemptMaxGiveUps`
+  instances of the cluster within the hour), the plan is ``futile`` and stops nothing.
 - ``observe``: decide and report, change nothing.
 """
 
@@ -23,7 +24,7 @@ from daemon_guard.core.config import PlacementMode
 from daemon_guard.core.eligibility import Eligibility, missing_daemons
 from daemon_guard.core.eviction import choose_evictions
 from daemon_guard.core.fit import fits
-from daemon_guard.core.futility import PreemptTries, gave_up, gave_up_reason, judge_try
+from daemon_guard.core.futility import FutilityBounds, PreemptTries, gave_up, gave_up_reason, judge_try
 from daemon_guard.core.model import InstanceView, Resources, ServiceView, TaskDefinitionView, TaskView
 
 GATE_OPEN = "open"
@@ -67,6 +68,7 @@ class PlacementState:
     budget_left: Mapping[str, int]
     now: datetime
     preempt_tries: PreemptTries | None = None
+    cluster_give_ups: int = 0
 
 
 @dataclass(frozen=True)
@@ -76,7 +78,7 @@ class PlacementPolicy:
     mode: PlacementMode
     gate_attribute: str
     gate_timeout_s: int
-    preempt_max_tries: int = 2
+    futility: FutilityBounds = field(default_factory=FutilityBounds)
 
 
 PlacementDecision = Literal["skip", "draining", "complete", "open-gate", "gate-shut", "gate-failed-open", "wait",
@@ -236,7 +238,7 @@ def _eviction_plan(state: PlacementState, policy: PlacementPolicy, need: Resourc
     if policy.mode is PlacementMode.OBSERVE:
         return PlacementPlan("would-evict", reason, (), not_running, victims)
     judged = judge_try(state.preempt_tries, missing_names, state.tasks, state.services, state.now,
-                       policy.preempt_max_tries)
+                       policy.futility, state.cluster_give_ups)
     if judged.verdict != "try":
         return PlacementPlan("futile", judged.reason, (), not_running, (), judged.record if judged.write else None)
     stop = StopTasks(victims, f"daemon-guard: {reason}"[:255])

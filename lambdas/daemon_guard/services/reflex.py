@@ -19,7 +19,7 @@ from daemon_guard.bootstrap import Runtime
 from daemon_guard.core import metrics as m
 from daemon_guard.core.actions import OpenGate, StopTasks
 from daemon_guard.core.eligibility import eligible_daemons, missing_daemons
-from daemon_guard.core.futility import gave_up
+from daemon_guard.core.futility import EPISODE_S, GIVE_UPS_COUNTER, FutilityBounds, gave_up
 from daemon_guard.core.model import InstanceView, ServiceView, TaskView
 from daemon_guard.core.outcomes import action_dict
 from daemon_guard.core.placement import (
@@ -57,7 +57,7 @@ class ReflexOutcome:
 def policy_of(rt: Runtime) -> PlacementPolicy:
     """The configured placement policy."""
     return PlacementPolicy(rt.config.placement_mode, rt.config.gate_attribute, rt.config.gate_timeout_s,
-                           rt.config.preempt_max_tries)
+                           FutilityBounds(rt.config.preempt_max_tries, rt.config.preempt_max_give_ups))
 
 
 def load_state(rt: Runtime, cluster: str, instance: InstanceView, tasks: Sequence[TaskView] | None = None,
@@ -94,7 +94,13 @@ def _with_eviction_inputs(rt: Runtime, cluster: str, state: PlacementState) -> P
     window = int(rt.now().timestamp()) // rt.config.eviction_window_s
     spent = rt.budget.budget_spent(cluster, list(services), window)
     budget = {name: max(0, rt.config.eviction_budget_per_service - spent.get(name, 0)) for name in services}
-    return replace(state, tasks=tasks, services=services, budget_left=budget, preempt_tries=tries)
+    give_ups = rt.budget.budget_spent(cluster, [GIVE_UPS_COUNTER], _episode(rt)).get(GIVE_UPS_COUNTER, 0)
+    return replace(state, tasks=tasks, services=services, budget_left=budget, preempt_tries=tries,
+                   cluster_give_ups=give_ups)
+
+
+def _episode(rt: Runtime) -> int:
+    return int(rt.now().timestamp()) // EPISODE_S
 
 
 def check_instance(rt: Runtime, cluster: str, instance: InstanceView, *, trigger_group: str | None = None,
@@ -123,7 +129,11 @@ def check_instance(rt: Runtime, cluster: str, instance: InstanceView, *, trigger
 def _recorded(rt: Runtime, cluster: str, state: PlacementState, plan: PlacementPlan) -> PlacementPlan:
     """Write preempt's new tries before acting; when another check of the instance wrote first, that check
     acts and this one stands back (no eviction, no second give-up)."""
-    if plan.tries is None or rt.budget.record_tries(cluster, state.instance.arn, state.preempt_tries, plan.tries):
+    if plan.tries is None:
+        return plan
+    if rt.budget.record_tries(cluster, state.instance.arn, state.preempt_tries, plan.tries):
+        if plan.decision == "futile":
+            rt.budget.spend_budget(cluster, {GIVE_UPS_COUNTER: 1}, _episode(rt), EPISODE_S)
         return plan
     if plan.decision == "futile":
         return replace(plan, tries=None)
