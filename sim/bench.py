@@ -30,7 +30,7 @@ from sim.drain_measure import measure_drains, summarize_drains
 from sim.ecs import SimTask, profile_params
 from sim.eventbridge import FaultPlan
 from sim.latency import api_latency
-from sim.measure import launch_records, percentile, summarize
+from sim.measure import eviction_cost, launch_records, percentile, summarize
 from sim.scenarios import (
     TIERS,
     ClusterSpec,
@@ -212,7 +212,8 @@ def placement_suite(launches: int, seeds: tuple[int, ...], sizes: tuple[int, ...
         for seed in seeds:
             progress(f"placement: {strategy}, seed {seed}, {launches} launches, profile {profile}")
             runs.append(run_placement(strategy, seed, plan, profile))
-        strategies[strategy] = merge(runs)
+        merged = merge(runs)
+        strategies[strategy] = merged | eviction_cost(merged)
     failing = ScaleOut(launches=max(50, launches // 5), tail_s=300.0)
     stranded: dict[str, Any] = {}
     for strategy in PLACEMENT_STRATEGIES:
