@@ -77,7 +77,8 @@ def _drain_table(drain: dict[str, Any]) -> list[str]:
 ROBUST_DRAIN = ("daemon_stopped_before_app_stopped", "tier_order_violations", "ungraceful_task_kills",
                 "lifecycle_timeouts", "spot_within_120s", "overhead_s.p99")
 ROBUST_PLACEMENT = ("daemon_first_rate", "coverage_rate", "time_to_daemons_s.p99", "not_covered_by_end",
-                    "replica_first_start_s.p50", "replica_first_start_s.p99", "evictions", "handler_timeouts")
+                    "replica_first_start_s.p50", "replica_first_start_s.p99", "evictions",
+                    "evictions_per_instance_covered", "handler_timeouts")
 
 
 def _robustness_table(robust: dict[str, Any]) -> list[str]:
@@ -99,6 +100,14 @@ def _robustness_table(robust: dict[str, Any]) -> list[str]:
     return [*lines, ""]
 
 
+def _per_covered(figures: dict[str, Any]) -> str:
+    """Evictions per instance covered by the end: a number, or why not (older reports lack it)."""
+    if "evictions_per_instance_covered" not in figures:
+        return "n/a"
+    per = figures["evictions_per_instance_covered"]
+    return f"{per} ({figures['instances_covered']} covered)" if per is not None else "none covered"
+
+
 def markdown(report: dict[str, Any]) -> str:
     """The README tables."""
     lines: list[str] = []
@@ -110,15 +119,16 @@ def markdown(report: dict[str, Any]) -> str:
                   f"ECS behaviour profile `{placement.get('profile', 'as-documented')}`)", "",
                   "| strategy | daemon-first | coverage (60 s) | time to daemons p50 / p99 (s) | "
                   "not covered by the end | replica first start p50 / p99 (s) | "
-                  "app tasks without daemons p50 / p99 (s) | evictions | min-healthy breaches |",
-                  "|---|---|---|---|---|---|---|---|---|"]
+                  "app tasks without daemons p50 / p99 (s) | evictions | evictions per instance covered | "
+                  "min-healthy breaches |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]
         for name, s in placement["strategies"].items():
             lines.append(f"| {name} | {s['daemon_first_rate']:.2%} | {s['coverage_rate']:.2%} | "
                          f"{s['time_to_daemons_s']['p50']} / {s['time_to_daemons_s']['p99']} | "
                          f"{s['not_covered_by_end']} | "
                          f"{s['replica_first_start_s']['p50']} / {s['replica_first_start_s']['p99']} | "
                          f"{s['daemon_missing_s']['p50']} / {s['daemon_missing_s']['p99']} | {s['evictions']} | "
-                         f"{s['min_healthy_breaches']} |")
+                         f"{_per_covered(s)} | {s['min_healthy_breaches']} |")
         failing = placement.get("failing_daemon")
         if failing:
             fs = failing["scenario"]

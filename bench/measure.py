@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sim.ecs import EcsSim
 
@@ -172,3 +173,15 @@ def summarize(records: Sequence[LaunchRecord], horizon: float) -> PlacementSumma
         stranded_by_failed_daemon=sum(1 for r in failed if r.first_replica_started_at is None),
         served_without_failed_daemon=sum(1 for r in failed if r.first_replica_started_at is not None),
     )
+
+
+def eviction_cost(figures: Mapping[str, Any]) -> dict[str, Any]:
+    """What the evictions bought: the launches covered by the end (every eligible daemon RUNNING) and the
+    replica tasks stopped per launch covered (0.0 without evictions, None when evictions covered none).
+
+    Read off a strategy's (merged) figures, so it is right for one seed or many.
+    """
+    covered = int(figures["launches"]) - int(figures["not_covered_by_end"])
+    evictions = int(figures.get("evictions", 0))
+    per = 0.0 if evictions == 0 else (round(evictions / covered, 2) if covered else None)
+    return {"instances_covered": covered, "evictions_per_instance_covered": per}

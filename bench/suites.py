@@ -26,7 +26,7 @@ from typing import Any
 
 from bench.baselines import ManagedDraining, PollingDrain
 from bench.drain_measure import measure_drains, summarize_drains
-from bench.measure import launch_records, percentile, summarize
+from bench.measure import eviction_cost, launch_records, percentile, summarize
 from bench.scenarios import (
     TIERS,
     ClusterSpec,
@@ -213,7 +213,8 @@ def placement_suite(launches: int, seeds: tuple[int, ...], sizes: tuple[int, ...
         for seed in seeds:
             progress(f"placement: {strategy}, seed {seed}, {launches} launches, profile {profile}")
             runs.append(run_placement(strategy, seed, plan, profile))
-        strategies[strategy] = merge(runs)
+        merged = merge(runs)
+        strategies[strategy] = merged | eviction_cost(merged)
     failing = ScaleOut(launches=max(50, launches // 5), tail_s=300.0)
     stranded: dict[str, Any] = {}
     for strategy in PLACEMENT_STRATEGIES:

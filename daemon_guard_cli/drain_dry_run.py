@@ -5,7 +5,8 @@ drain workflow uses (ListContainerInstances, DescribeContainerInstances, ListTas
 ListServices, DescribeServices, ListTagsForResource; no write), then prints the steps the ordered
 drain would take: the tasks each phase would stop, the tiers, the time limits and the lifecycle
 action. Tiers and limits come from ``--config`` (a daemon-guard document or a cdk.json), else
-./cdk.json, else the defaults for the named cluster.
+./cdk.json, else the defaults for the named cluster. ``--cluster`` is a name or an ARN; the region
+follows the live commands' one rule (`daemon_guard_cli.live.resolve_region`).
 """
 
 from __future__ import annotations
@@ -18,13 +19,13 @@ from typing import Any, TextIO
 from botocore.exceptions import BotoCoreError
 from daemon_guard import bootstrap
 from daemon_guard.adapters.errors import AwsError
-from daemon_guard.core.config import Config, ConfigError, parse_config
+from daemon_guard.core.config import Config, ConfigError, cluster_name_from_arn, parse_config
 from daemon_guard.core.drain import DrainRequest
 from daemon_guard.core.drain_preview import render_preview
 from daemon_guard.core.identifiers import InstanceId
 from daemon_guard.services.drain_preview import preview
 
-from daemon_guard_cli.live import Clock, _client, _utc_now, explain
+from daemon_guard_cli.live import CliError, Clock, _client, _utc_now, explain, resolve_region, stated_region
 
 
 class _NoMetrics:
@@ -51,13 +52,19 @@ def dry_run_drain(cluster: str, instance_id: str, region: str | None, *, config_
                   ecs_client: Any = None, autoscaling_client: Any = None, clock: Clock = _utc_now,
                   out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
     """Print the planned steps of draining `instance_id`; 0 when printed, 2 on an error (one line on `err`)."""
+    name = cluster_name_from_arn(cluster)
     try:
-        config = load_drain_config(config_path, cluster)
+        config = load_drain_config(config_path, name)
+        injected = ecs_client is not None and autoscaling_client is not None
+        region = stated_region(region, cluster) if injected else resolve_region(region, cluster)
         rt = bootstrap.build(config, ecs_client=ecs_client or _client("ecs", region),
                              autoscaling_client=autoscaling_client or _client("autoscaling", region),
                              metrics=_NoMetrics(), clock=clock, dry_run=True)
-        request = DrainRequest(instance_id=InstanceId(instance_id), cluster=cluster, trigger="operator")
+        request = DrainRequest(instance_id=InstanceId(instance_id), cluster=name, trigger="operator")
         steps = preview(rt, request)
+    except CliError as exc:
+        print(f"daemon-guard drain --dry-run: {exc}", file=err)
+        return 2
     except (OSError, ValueError) as exc:
         print(f"daemon-guard drain --dry-run: {exc}".splitlines()[0], file=err)
         return 2

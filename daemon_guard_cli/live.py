@@ -38,6 +38,7 @@ from botocore.exceptions import ConnectionError as BotoConnectionError
 from daemon_guard.adapters.ecs import EcsCluster
 from daemon_guard.adapters.errors import AwsError, translating
 from daemon_guard.adapters.workflows import WorkflowStarter
+from daemon_guard.core.config import cluster_name_from_arn
 from daemon_guard.core.eligibility import eligible_daemons, missing_daemons
 from daemon_guard.core.identifiers import IdentifierError, InstanceId
 from daemon_guard.core.model import InstanceView, ServiceView, TaskView
@@ -68,15 +69,27 @@ def arn_region(arn: str | None) -> str | None:
     return parts[3] if len(parts) > 3 and parts[0] == "arn" and parts[3] else None
 
 
-def resolve_region(explicit: str | None, arn: str | None = None) -> str:
-    """--region, else the region in the ARN given, else AWS_REGION, else AWS_DEFAULT_REGION or the profile's.
+def stated_region(explicit: str | None, *arns: str | None) -> str | None:
+    """The region the command line states: --region, else the one the ARNs given name (None: neither).
 
-    Raises `CliError` when none is found, or when --region contradicts the ARN.
+    Raises `CliError` when --region contradicts an ARN, or two ARNs name different regions.
     """
-    in_arn = arn_region(arn)
-    if explicit and in_arn and explicit != in_arn:
-        raise CliError(f"--region {explicit} but {arn} is in {in_arn}: drop --region or pass the matching one")
-    region = explicit or in_arn or os.environ.get("AWS_REGION")
+    named = [(arn, region) for arn in arns if arn and (region := arn_region(arn))]
+    for arn, region in named:
+        if explicit and region != explicit:
+            raise CliError(f"--region {explicit} but {arn} is in {region}: drop --region or pass the matching one")
+        if region != named[0][1]:
+            raise CliError(f"{named[0][0]} is in {named[0][1]} but {arn} is in {region}: one command, one region")
+    return explicit or (named[0][1] if named else None)
+
+
+def resolve_region(explicit: str | None, *arns: str | None) -> str:
+    """The one region rule of every live command: --region, else the region the ARNs given name (a
+    cluster ARN, the drain function's), else AWS_REGION, else AWS_DEFAULT_REGION or the profile's.
+
+    Raises `CliError` when none is found, or when --region or the ARNs contradict each other.
+    """
+    region = stated_region(explicit, *arns) or os.environ.get("AWS_REGION")
     if not region:
         import boto3
 
@@ -241,15 +254,14 @@ def status(cluster: str, region: str | None, *, client: Any = None, clock: Clock
     out, err = out or sys.stdout, err or sys.stderr
     gate_attribute = os.environ.get("DAEMON_GUARD_GATE_ATTRIBUTE", DEFAULT_GATE_ATTRIBUTE)
     try:
-        if client is None:
-            region = resolve_region(region)
+        region = stated_region(region, cluster) if client is not None else resolve_region(region, cluster)
         ecs = EcsCluster(client if client is not None else _client("ecs", region), cluster,
                          lambda: clock().timestamp())
         daemons, coverage = collect(ecs)
     except (CliError, AwsError, BotoCoreError, ClientError) as exc:
         print(f"daemon-guard status: {explain(exc, cluster, region)}", file=err)
         return 2
-    return report(cluster, daemons, coverage, clock(), gate_attribute, out)
+    return report(cluster_name_from_arn(cluster), daemons, coverage, clock(), gate_attribute, out)
 
 
 # ---- drain --------------------------------------------------------------------------------------
@@ -292,8 +304,8 @@ def request_drain(cluster: str, instance_id: str, function_arn: str | None, regi
         except IdentifierError as refused:
             raise CliError(f"instance id: {refused.reason}") from None
         arn = _function_arn(function_arn)
-        if ecs_client is None or lambda_client is None:
-            region = resolve_region(region, arn)
+        injected = ecs_client is not None and lambda_client is not None
+        region = stated_region(region, arn, cluster) if injected else resolve_region(region, arn, cluster)
         ecs = EcsCluster(ecs_client if ecs_client is not None else _client("ecs", region), cluster,
                          lambda: clock().timestamp())
         instance = ecs.instance_by_ec2_id(ec2_id)
@@ -304,7 +316,7 @@ def request_drain(cluster: str, instance_id: str, function_arn: str | None, regi
         name = execution_name("drain", instance_id, f"operator:{requested}")
         recorder = _RecordingLambda(lambda_client if lambda_client is not None else _client("lambda", region))
         started = WorkflowStarter(translating(recorder)).start(
-            arn, name, {"instanceId": instance_id, "cluster": cluster, "trigger": "operator"})
+            arn, name, {"instanceId": instance_id, "cluster": cluster_name_from_arn(cluster), "trigger": "operator"})
     except (CliError, AwsError, BotoCoreError, ClientError) as exc:
         print(f"daemon-guard drain: {explain(exc, cluster, region)}", file=err)
         return 2
@@ -340,8 +352,8 @@ def capture(client: Any, cluster: str) -> dict[str, Any]:
                          | {t["taskDefinitionArn"] for t in tasks})
     task_definitions = [client.describe_task_definition(taskDefinition=arn)["taskDefinition"]
                         for arn in definitions]
-    return {"cluster": cluster, "containerInstances": instances, "tasks": tasks, "services": services,
-            "taskDefinitions": task_definitions}
+    return {"cluster": cluster_name_from_arn(cluster), "containerInstances": instances, "tasks": tasks,
+            "services": services, "taskDefinitions": task_definitions}
 
 
 def _json_value(value: Any) -> Any:
@@ -355,8 +367,7 @@ def snapshot(cluster: str, region: str | None, out_path: str | None, *, client: 
     """Write the cluster's state as STATE.json (to ``out_path``, or stdout); 0 written, 2 error."""
     out, err = out or sys.stdout, err or sys.stderr
     try:
-        if client is None:
-            region = resolve_region(region)
+        region = stated_region(region, cluster) if client is not None else resolve_region(region, cluster)
         state = capture(client if client is not None else _client("ecs", region), cluster)
     except (CliError, AwsError, BotoCoreError, ClientError) as exc:
         print(f"daemon-guard snapshot: {explain(exc, cluster, region)}", file=err)

@@ -44,13 +44,14 @@ def _needs_simulator(command: str) -> bool:
 
 def cmd_replay(args: argparse.Namespace) -> int:
     """One event through the intake, no AWS writes; one JSON object on stdout (InputError: exit 2)."""
-    from daemon_guard_cli.replay import EMPTY, home_from, load_config, read_json, replay, validate_state
+    from daemon_guard_cli.replay import EMPTY, home_from, load_config, read_json, replay
+    from daemon_guard_cli.state_scope import load_state
 
     _quiet_logs()
     event = read_json(args.event)
     config = load_config(args.config, event)
     home = home_from(config, args.partition, args.account, args.region)
-    state = validate_state(read_json(args.state), args.state) if args.state else EMPTY
+    state = load_state(read_json(args.state), args.state, event, config, home) if args.state else EMPTY
     result = replay(event, config, state, home)
     if result["decision"] == "malformed":
         raise InputError(args.event, f"malformed event: {result['reason']}")

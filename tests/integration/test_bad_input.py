@@ -561,7 +561,7 @@ def test_replay_of_the_same_warning_for_a_real_instance_plans_its_drain(tmp_path
         ({"region": "cn-north-1"}, [], "111122223333", "partition aws is not this deployment's partition"),
         (None, ["--account", "222233334444"], "111122223333", "account 111122223333 is not this deployment's"),
         ({"account": "222233334444"}, ["--account", "111122223333"], "111122223333", None),
-        (None, [], "999999999999", None),
+        (None, [], "111122223333", None),
     ],
 )
 def test_replay_ignores_an_event_from_outside_the_configured_home_as_the_lambda_does(

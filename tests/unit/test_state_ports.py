@@ -7,6 +7,7 @@ Each specification runs against `MemoryState` (what unit tests and dry runs use)
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import boto3
@@ -15,6 +16,7 @@ from daemon_guard.adapters.errors import translating
 from daemon_guard.adapters.memory import MemoryState
 from daemon_guard.adapters.scheduled import ScheduledDrain, ScheduledDrains
 from daemon_guard.adapters.state import StateStore, WorkflowClaim
+from daemon_guard.core.futility import PreemptTries
 from moto import mock_aws
 
 TABLE = "daemon-guard-state"
@@ -65,6 +67,20 @@ def test_evictions_add_up_per_service_and_window(store: Any) -> None:
     store.spend_budget("prod", {"api": 5}, 8, 3600)
     # WHEN window 7 is read / THEN its counts only, services never spent on left out
     assert store.budget_spent("prod", ["api", "web", "idle"], 7) == {"api": 3, "web": 1}
+
+
+def test_preempt_tries_are_replaced_only_by_a_writer_that_read_the_current_record(store: Any) -> None:
+    # GIVEN no record on the instance / WHEN two concurrent checks both try to record the first try
+    first = PreemptTries(1, 0, datetime.fromtimestamp(T0, UTC), ("fluent-bit",))
+    assert store.record_tries("prod", ARN, None, first) is True
+    assert store.record_tries("prod", ARN, None, first) is False
+    # THEN one wins; the record reads back as written, and only a writer that read it may replace it
+    assert store.preempt_tries("prod", ARN) == first
+    gave_up = PreemptTries(1, 2, datetime.fromtimestamp(T0 + 20.5, UTC), ("cwagent", "fluent-bit"), gave_up=True)
+    assert store.record_tries("prod", ARN, first, gave_up) is True
+    assert store.record_tries("prod", ARN, first, gave_up) is False
+    assert store.preempt_tries("prod", ARN) == gave_up
+    assert store.preempt_tries("other", ARN) is None
 
 
 def test_the_first_claim_wins_and_a_second_learns_who_owns_the_instance(store: Any) -> None:

@@ -215,13 +215,14 @@ class EcsCluster:
         td = self.task_definition(raw["taskDefinitionArn"])
         cpu = int(raw["cpu"]) if _whole(raw.get("cpu")) else td.requirements.cpu
         memory = int(raw["memory"]) if _whole(raw.get("memory")) else td.requirements.memory
-        started = raw.get("startedAt")
+        started, created = raw.get("startedAt"), raw.get("createdAt")
         return TaskView(
             arn=raw["taskArn"], group=raw.get("group", ""), task_definition_arn=raw["taskDefinitionArn"],
             last_status=raw.get("lastStatus", ""), desired_status=raw.get("desiredStatus", ""),
             container_instance_arn=raw.get("containerInstanceArn", ""),
             requirements=Resources(cpu, memory, td.requirements.ports), started_by=raw.get("startedBy", ""),
-            started_at=started if isinstance(started, datetime) else None, stop_timeout_s=td.stop_timeout_s)
+            started_at=started if isinstance(started, datetime) else None, stop_timeout_s=td.stop_timeout_s,
+            created_at=created if isinstance(created, datetime) else None)
 
     def task_definition(self, arn: str) -> TaskDefinitionView:
         """DescribeTaskDefinition, cached: a revision never changes."""

@@ -12,6 +12,7 @@ from dataclasses import replace
 
 from daemon_guard.adapters.scheduled import ScheduledDrain
 from daemon_guard.adapters.state import DAY_S, WorkflowClaim
+from daemon_guard.core.futility import PreemptTries
 
 
 class MemoryState:
@@ -21,6 +22,7 @@ class MemoryState:
     def __init__(self) -> None:
         self.seen: set[str] = set()
         self.spent: dict[tuple[str, str, int], int] = defaultdict(int)
+        self.tries: dict[tuple[str, str], PreemptTries] = {}
         self.claims: dict[tuple[str, str], WorkflowClaim] = {}
         self.wakes: dict[tuple[str, str], tuple[str, set[str]]] = {}
         self.complete: set[str] = set()
@@ -44,6 +46,18 @@ class MemoryState:
         """Add evictions to each service's window counter."""
         for service, count in evicted.items():
             self.spent[(cluster, service, window)] += count
+
+    def preempt_tries(self, cluster: str, instance_arn: str) -> PreemptTries | None:
+        """Preempt's record of tries on the instance, if any."""
+        return self.tries.get((cluster, instance_arn))
+
+    def record_tries(self, cluster: str, instance_arn: str, before: PreemptTries | None,
+                     after: PreemptTries) -> bool:
+        """Replace the record `before` by `after`; False when it is no longer `before`."""
+        if self.tries.get((cluster, instance_arn)) != before:
+            return False
+        self.tries[(cluster, instance_arn)] = after
+        return True
 
     # ---- WorkflowClaims -------------------------------------------------------------------------------
     def claim_workflow(self, claim: WorkflowClaim) -> WorkflowClaim | None:

@@ -9,6 +9,8 @@ Items:
 - ``seen#<key>``: an event already handled (container-instance and task events by version);
   conditional put, so duplicates are recognised across concurrent invocations.
 - ``budget#<cluster>#<service>`` / ``<window>``: evictions spent in the current window.
+- ``tries#<cluster>#<container-instance-arn>`` / ``tries``: preempt's tries on an instance
+  (`core.futility.PreemptTries`); replaced with a conditional put, so concurrent checks make one try.
 - ``drain#<ec2-instance-id>`` / ``drain`` (and ``gate#...`` for the launch gate): the one workflow
   that owns an instance, the lifecycle token and deadline it must honour, and the callback id
   that wakes it. Claimed with a conditional put, so at most one workflow per instance runs.
@@ -19,9 +21,11 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from daemon_guard.adapters.errors import ConditionFailed
+from daemon_guard.core.futility import PreemptTries
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -63,6 +67,16 @@ class EvictionBudget(Protocol):
 
     def spend_budget(self, cluster: str, evicted: Mapping[str, int], window: int, window_s: int) -> None:
         """Add evictions to each service's window counter."""
+        ...
+
+    def preempt_tries(self, cluster: str, instance_arn: str) -> PreemptTries | None:
+        """Preempt's record of tries on the instance, if any (strongly consistent)."""
+        ...
+
+    def record_tries(self, cluster: str, instance_arn: str, before: PreemptTries | None,
+                     after: PreemptTries) -> bool:
+        """Replace the record `before` (None: no record) by `after`; False when it is no longer `before`
+        (another check of the instance wrote first)."""
         ...
 
 
@@ -131,6 +145,14 @@ def _n(value: float) -> dict[str, str]:
     return {"N": repr(float(value)) if not float(value).is_integer() else str(int(value))}
 
 
+def _ms(when: datetime) -> int:
+    return round(when.timestamp() * 1000)
+
+
+def _tries_key(cluster: str, instance_arn: str) -> dict[str, dict[str, str]]:
+    return {"pk": _s(f"tries#{cluster}#{instance_arn}"), "sk": _s("tries")}
+
+
 class StateStore:
     """The DynamoDB state table: every state port on one table."""
 
@@ -170,6 +192,37 @@ class StateStore:
                 TableName=self.table, Key={"pk": _s(f"budget#{cluster}#{service}"), "sk": _s(str(window))},
                 UpdateExpression="ADD spent :n SET expiresAt = :ttl",
                 ExpressionAttributeValues={":n": _n(count), ":ttl": _n((window + 2) * window_s)})
+
+    def preempt_tries(self, cluster: str, instance_arn: str) -> PreemptTries | None:
+        """Preempt's record of tries on the instance, if any (strongly consistent)."""
+        resp = self.client.get_item(TableName=self.table, Key=_tries_key(cluster, instance_arn), ConsistentRead=True)
+        item = resp.get("Item")
+        if not item:
+            return None
+        return PreemptTries(tries=int(item["tries"]["N"]), futile=int(item["futile"]["N"]),
+                            last_at=datetime.fromtimestamp(int(item["lastAtMs"]["N"]) / 1000, UTC),
+                            daemons=tuple(sorted(item["daemons"]["SS"])), gave_up=item["gaveUp"]["BOOL"])
+
+    def record_tries(self, cluster: str, instance_arn: str, before: PreemptTries | None,
+                     after: PreemptTries) -> bool:
+        """Replace the record `before` by `after` (PutItem on the condition that it is still `before`)."""
+        item: dict[str, Any] = {
+            **_tries_key(cluster, instance_arn), "tries": _n(after.tries), "futile": _n(after.futile),
+            "lastAtMs": _n(_ms(after.last_at)), "daemons": {"SS": list(after.daemons)},
+            "gaveUp": {"BOOL": after.gave_up}, "expiresAt": _n(int(after.last_at.timestamp()) + DAY_S)}
+        if before is None:
+            condition: dict[str, Any] = {"ConditionExpression": "attribute_not_exists(pk)"}
+        else:
+            # lastAtMs moves on every write, and whole milliseconds compare exactly.
+            condition = {"ConditionExpression": "tries = :t AND futile = :f AND lastAtMs = :l AND gaveUp = :g",
+                         "ExpressionAttributeValues": {":t": _n(before.tries), ":f": _n(before.futile),
+                                                       ":l": _n(_ms(before.last_at)),
+                                                       ":g": {"BOOL": before.gave_up}}}
+        try:
+            self.client.put_item(TableName=self.table, Item=item, **condition)
+        except ConditionFailed:
+            return False
+        return True
 
     def claim_workflow(self, claim: WorkflowClaim) -> WorkflowClaim | None:
         """Claim the instance for a workflow; returns the existing claim if another owns it."""

@@ -27,6 +27,7 @@ DRAIN_COMPLETED = "Instance Drain Completed"
 DRAIN_FORCED = "Drain Forced By Deadline"
 GUARANTEE_BROKEN = "Drain Guarantee Broken"
 DAEMONS_CANNOT_FIT = "Daemons Cannot Fit"
+PREEMPT_GAVE_UP = "Preempt Gave Up"
 
 
 @dataclass(frozen=True)
@@ -114,6 +115,14 @@ def daemons_cannot_fit(cluster: str, instance_id: str, instance_arn: str, at: da
                   containerInstanceArn=instance_arn, daemons=list(daemons), instanceType=instance_type)
 
 
+def preempt_gave_up(cluster: str, instance_id: str, instance_arn: str, at: datetime, reason: str,
+                    daemons: Sequence[str], tries: int, futile_tries: int) -> OwnEvent:
+    """Preempt stopped evicting on an instance: replicas took back the room it freed; gate mode would hold it."""
+    return _event(PREEMPT_GAVE_UP, cluster, instance_id, at, reason, (instance_arn,),
+                  containerInstanceArn=instance_arn, daemons=list(daemons), tries=tries, futileTries=futile_tries,
+                  recommendedPlacementMode="gate")
+
+
 _TIME = {"type": "string", "format": "date-time", "pattern": r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$"}
 _NAMES = {"type": "array", "items": {"type": "string", "minLength": 1}}
 _SECONDS = {"type": "number", "minimum": 0}
@@ -158,4 +167,9 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     DAEMONS_CANNOT_FIT: _schema(DAEMONS_CANNOT_FIT, "the instance cannot hold its eligible daemons even when empty", {
         "containerInstanceArn": {"type": "string", "pattern": "^arn:"}, "daemons": _NAMES,
         "instanceType": {"anyOf": [{"type": "string"}, {"type": "null"}]}}),
+    PREEMPT_GAVE_UP: _schema(PREEMPT_GAVE_UP, "preempt stopped evicting on an instance: replicas kept taking the "
+                             "room it freed before ECS placed the daemons", {
+        "containerInstanceArn": {"type": "string", "pattern": "^arn:"}, "daemons": _NAMES,
+        "tries": {"type": "integer", "minimum": 0}, "futileTries": {"type": "integer", "minimum": 0},
+        "recommendedPlacementMode": {"const": "gate"}}),
 }

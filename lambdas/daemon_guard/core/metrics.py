@@ -37,6 +37,8 @@ DAEMONS_CANNOT_FIT = MetricSpec("InstancesDaemonsCannotFit", "Count",
                                 "instances that cannot hold their eligible daemons even when empty")
 GATE_ATTRIBUTE_REJECTED = MetricSpec("GateAttributeRejected", "Count",
                                      "gates ECS would not open: the instance already has 10 custom attributes")
+PREEMPT_GAVE_UP = MetricSpec("PreemptGaveUp", "Count",
+                             "instances where preempt stopped evicting: replicas kept taking the room it freed")
 PLACEMENT_DECISIONS = MetricSpec("PlacementDecisions", "Count", "placement decisions taken", ("Mode",))
 # Drain
 DRAINS_STARTED = MetricSpec("DrainsStarted", "Count", "drain workflows started")
@@ -68,5 +70,5 @@ ALL_METRICS: tuple[MetricSpec, ...] = (
     DRAIN_DURATION,
     DRAIN_OVERHEAD, TIER_DURATION, DEADLINES_MISSED, HEARTBEATS_SENT, LIFECYCLE_RESULTS,
     DRAINS_BLOCKED, ORDERING_VIOLATIONS, GUARANTEE_BREAKS, STUCK_LIFECYCLE_ACTIONS, EVENTS_IGNORED, EVENTS_MALFORMED,
-    DUPLICATE_EVENTS, CHECKS_DEFERRED, EVENTS_UNPUBLISHED, DAEMONS_CANNOT_FIT,
+    DUPLICATE_EVENTS, CHECKS_DEFERRED, EVENTS_UNPUBLISHED, DAEMONS_CANNOT_FIT, PREEMPT_GAVE_UP,
 )

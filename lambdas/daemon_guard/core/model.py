@@ -90,6 +90,7 @@ class TaskView:
     protected: bool = False
     started_at: datetime | None = None
     stop_timeout_s: int = 30  # its task definition's longest container stopTimeout (ECS: SIGTERM, SIGKILL after)
+    created_at: datetime | None = None  # when ECS placed it (DescribeTasks createdAt: it entered PENDING)
 
     @property
     def service_name(self) -> str | None:

@@ -6,6 +6,9 @@ Modes:
 - ``gate``: replica services carry `gate_constraint(...)`; the gate stays shut until every eligible
   daemon is RUNNING, then opens. A gate shut past its timeout opens anyway (fail open). Once open,
   a daemon that goes missing is repaired as in preempt mode.
+- Either way, eviction is bounded per instance (`core.futility`): once replicas took the freed room
+  again `preemptMaxTries` times before the daemons landed (or preempt gave up on `preemptMaxGiveUps`
+  instances of the cluster within the hour), the plan is ``futile`` and stops nothing.
 - ``observe``: decide and report, change nothing.
 """
 
@@ -21,6 +24,7 @@ from daemon_guard.core.config import PlacementMode
 from daemon_guard.core.eligibility import Eligibility, missing_daemons
 from daemon_guard.core.eviction import choose_evictions
 from daemon_guard.core.fit import fits
+from daemon_guard.core.futility import FutilityBounds, PreemptTries, gave_up, gave_up_reason, judge_try
 from daemon_guard.core.model import InstanceView, Resources, ServiceView, TaskDefinitionView, TaskView
 
 GATE_OPEN = "open"
@@ -63,6 +67,8 @@ class PlacementState:
     services: Mapping[str, ServiceView]
     budget_left: Mapping[str, int]
     now: datetime
+    preempt_tries: PreemptTries | None = None
+    cluster_give_ups: int = 0
 
 
 @dataclass(frozen=True)
@@ -72,21 +78,27 @@ class PlacementPolicy:
     mode: PlacementMode
     gate_attribute: str
     gate_timeout_s: int
+    futility: FutilityBounds = field(default_factory=FutilityBounds)
 
 
 PlacementDecision = Literal["skip", "draining", "complete", "open-gate", "gate-shut", "gate-failed-open", "wait",
-                            "cannot-fit", "wait-for-ecs", "blocked", "would-evict", "evict"]
+                            "cannot-fit", "wait-for-ecs", "blocked", "would-evict", "evict", "futile"]
 
 
 @dataclass(frozen=True)
 class PlacementPlan:
-    """The decision for one instance: a name, why, the actions, and the daemons still missing."""
+    """The decision for one instance: a name, why, the actions, and the daemons still missing.
+
+    `tries`: preempt's record on the instance to write (conditionally) before acting, when an
+    ``evict`` or ``futile`` plan changed it.
+    """
 
     decision: PlacementDecision
     reason: str
     actions: tuple[Action, ...] = ()
     missing: tuple[str, ...] = ()
     would_evict: tuple[str, ...] = field(default=())
+    tries: PreemptTries | None = None
 
 
 def gate_is_open(instance: InstanceView, attribute: str) -> bool:
@@ -205,7 +217,16 @@ def plan_placement(state: PlacementState, policy: PlacementPolicy) -> PlacementP
     if fits(need, free):
         return PlacementPlan("wait-for-ecs", f"{', '.join(missing_names)} fit; ECS places daemons", (),
                              not_running)
-    plan = choose_evictions(need, instance, state.tasks, state.services, state.budget_left)
+    return _eviction_plan(state, policy, need, missing_names, not_running)
+
+
+def _eviction_plan(state: PlacementState, policy: PlacementPolicy, need: Resources, missing_names: tuple[str, ...],
+                   not_running: tuple[str, ...]) -> PlacementPlan:
+    """Missing daemons that do not fit: the replica tasks to stop, unless none may or preempt's tries are spent."""
+    if policy.mode is not PlacementMode.OBSERVE and state.preempt_tries is not None \
+            and gave_up(state.preempt_tries, missing_names, state.now):
+        return PlacementPlan("futile", gave_up_reason(state.preempt_tries), (), not_running)
+    plan = choose_evictions(need, state.instance, state.tasks, state.services, state.budget_left)
     if not plan.feasible:
         return PlacementPlan("blocked", f"{', '.join(missing_names)} cannot get room: {plan.reason}", (),
                              not_running)
@@ -216,5 +237,9 @@ def plan_placement(state: PlacementState, policy: PlacementPolicy) -> PlacementP
     reason = f"make room for {', '.join(missing_names)}: {plan.reason}"
     if policy.mode is PlacementMode.OBSERVE:
         return PlacementPlan("would-evict", reason, (), not_running, victims)
-    return PlacementPlan("evict", reason, (StopTasks(victims, f"daemon-guard: {reason}"[:255]),), not_running,
-                         victims)
+    judged = judge_try(state.preempt_tries, missing_names, state.tasks, state.services, state.now,
+                       policy.futility, state.cluster_give_ups)
+    if judged.verdict != "try":
+        return PlacementPlan("futile", judged.reason, (), not_running, (), judged.record if judged.write else None)
+    stop = StopTasks(victims, f"daemon-guard: {reason}"[:255])
+    return PlacementPlan("evict", f"{reason} ({judged.reason})", (stop,), not_running, victims, judged.record)

@@ -64,6 +64,9 @@ def placement_events(cluster: str, instance: InstanceView, now: datetime, plan: 
     if plan.decision == "evict" and stopped:
         return [ge.placement_repaired(cluster, instance.ec2_instance_id, instance.arn, now, plan.reason, stopped,
                                       plan.missing, age)]
+    if plan.decision == "futile" and plan.tries is not None:
+        return [ge.preempt_gave_up(cluster, instance.ec2_instance_id, instance.arn, now, plan.reason,
+                                   plan.tries.daemons, plan.tries.tries, plan.tries.futile)]
     if plan.decision in ("open-gate", "gate-failed-open"):
         return [ge.gate_opened(cluster, instance.ec2_instance_id, instance.arn, now, plan.reason, gate_attribute, age,
                                failed_open=plan.decision == "gate-failed-open", not_running=plan.missing)]

@@ -2,8 +2,9 @@
 
 Used by the intake (on events) and the reconciler (on its audit). Reads: DescribeContainerInstances,
 ListTasks(RUNNING), DescribeTasks, the cached daemon list; and only when an eviction may be needed,
-ListTasks(STOPPED) for tasks already stopping, DescribeServices, GetTaskProtection and the eviction
-budgets. Writes: StopTask or PutAttributes.
+ListTasks(STOPPED) for tasks already stopping, DescribeServices, GetTaskProtection, the eviction
+budgets and preempt's tries on the instance. Writes: StopTask or PutAttributes; preempt's tries
+(`core.futility`) conditionally before it stops anything, so two concurrent checks make one try.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from daemon_guard.adapters.errors import AttributeLimitExceeded
 from daemon_guard.bootstrap import Runtime
 from daemon_guard.core import metrics as m
 from daemon_guard.core.actions import OpenGate, StopTasks
-from daemon_guard.core.eligibility import eligible_daemons
+from daemon_guard.core.eligibility import eligible_daemons, missing_daemons
+from daemon_guard.core.futility import EPISODE_S, GIVE_UPS_COUNTER, FutilityBounds, gave_up
 from daemon_guard.core.model import InstanceView, ServiceView, TaskView
 from daemon_guard.core.outcomes import action_dict
 from daemon_guard.core.placement import (
@@ -54,7 +56,8 @@ class ReflexOutcome:
 
 def policy_of(rt: Runtime) -> PlacementPolicy:
     """The configured placement policy."""
-    return PlacementPolicy(rt.config.placement_mode, rt.config.gate_attribute, rt.config.gate_timeout_s)
+    return PlacementPolicy(rt.config.placement_mode, rt.config.gate_attribute, rt.config.gate_timeout_s,
+                           FutilityBounds(rt.config.preempt_max_tries, rt.config.preempt_max_give_ups))
 
 
 def load_state(rt: Runtime, cluster: str, instance: InstanceView, tasks: Sequence[TaskView] | None = None,
@@ -73,6 +76,10 @@ def load_state(rt: Runtime, cluster: str, instance: InstanceView, tasks: Sequenc
 
 
 def _with_eviction_inputs(rt: Runtime, cluster: str, state: PlacementState) -> PlacementState:
+    tries = rt.budget.preempt_tries(cluster, state.instance.arn)
+    missing = [s.name for s in missing_daemons(state.instance, state.eligibility.eligible, state.tasks)]
+    if gave_up(tries, missing, state.now):
+        return replace(state, preempt_tries=tries)  # preempt stopped here: the other reads would serve nothing
     ecs = rt.cluster(cluster)
     # Tasks already stopping count as room about to come back: read them only now that it matters.
     known = {t.arn for t in state.tasks}
@@ -87,7 +94,13 @@ def _with_eviction_inputs(rt: Runtime, cluster: str, state: PlacementState) -> P
     window = int(rt.now().timestamp()) // rt.config.eviction_window_s
     spent = rt.budget.budget_spent(cluster, list(services), window)
     budget = {name: max(0, rt.config.eviction_budget_per_service - spent.get(name, 0)) for name in services}
-    return replace(state, tasks=tasks, services=services, budget_left=budget)
+    give_ups = rt.budget.budget_spent(cluster, [GIVE_UPS_COUNTER], _episode(rt)).get(GIVE_UPS_COUNTER, 0)
+    return replace(state, tasks=tasks, services=services, budget_left=budget, preempt_tries=tries,
+                   cluster_give_ups=give_ups)
+
+
+def _episode(rt: Runtime) -> int:
+    return int(rt.now().timestamp()) // EPISODE_S
 
 
 def check_instance(rt: Runtime, cluster: str, instance: InstanceView, *, trigger_group: str | None = None,
@@ -98,7 +111,7 @@ def check_instance(rt: Runtime, cluster: str, instance: InstanceView, *, trigger
     state = load_state(rt, cluster, instance, tasks, daemons)
     if needs_eviction_inputs(state, policy):
         state = _with_eviction_inputs(rt, cluster, state)
-    plan = plan_placement(state, policy)
+    plan = _recorded(rt, cluster, state, plan_placement(state, policy))
     outcome = ReflexOutcome(instance.arn, instance.ec2_instance_id, plan)
     if plan.decision in ("complete", "open-gate"):
         rt.remember_complete(instance.arn)
@@ -111,6 +124,20 @@ def check_instance(rt: Runtime, cluster: str, instance: InstanceView, *, trigger
     _measure(rt, cluster, state, plan, trigger_group)
     announce_placement(rt, cluster, state.instance, state.now, plan)
     return outcome
+
+
+def _recorded(rt: Runtime, cluster: str, state: PlacementState, plan: PlacementPlan) -> PlacementPlan:
+    """Write preempt's new tries before acting; when another check of the instance wrote first, that check
+    acts and this one stands back (no eviction, no second give-up)."""
+    if plan.tries is None:
+        return plan
+    if rt.budget.record_tries(cluster, state.instance.arn, state.preempt_tries, plan.tries):
+        if plan.decision == "futile":
+            rt.budget.spend_budget(cluster, {GIVE_UPS_COUNTER: 1}, _episode(rt), EPISODE_S)
+        return plan
+    if plan.decision == "futile":
+        return replace(plan, tries=None)
+    return PlacementPlan("wait-for-ecs", "another check of this instance is making room", (), plan.missing)
 
 
 def _act(rt: Runtime, cluster: str, state: PlacementState, plan: PlacementPlan) -> None:
@@ -149,6 +176,8 @@ def _measure(rt: Runtime, cluster: str, state: PlacementState, plan: PlacementPl
     age = seconds_since_registration(state.instance, state.now)
     if plan.decision == "gate-failed-open":
         rt.metrics.emit(m.GATES_FAILED_OPEN, 1, cluster)
+    if plan.decision == "futile" and plan.tries is not None:
+        rt.metrics.emit(m.PREEMPT_GAVE_UP, 1, cluster)
     if plan.decision == "open-gate":
         rt.metrics.emit(m.GATE_OPEN_LATENCY, age, cluster)
     daemon_groups = {s.group for s in state.eligibility.eligible}
