@@ -172,6 +172,13 @@ def _sub(sub: Any, name: str, summary: str, description: str) -> argparse.Argume
     return parser
 
 
+def _wiring_options(parser: argparse.ArgumentParser) -> None:
+    """--cluster, --config and --region, as `constraints` and `doctor` take them."""
+    parser.add_argument("--cluster", required=True, help="ECS cluster name or ARN")
+    parser.add_argument("--config", help="daemon-guard config (or a cdk.json); default: ./cdk.json, else the defaults")
+    parser.add_argument("--region", help=REGION_HELP)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command line: every subcommand with a description, and its defaults in --help."""
     parser = _Parser(
@@ -267,9 +274,7 @@ def build_parser() -> argparse.ArgumentParser:
              "services' own constraints and ECS's limit of 10 per task; --remove takes daemon-guard's off. Services "
              "tagged daemon-guard:ignore=true are left alone. Exit 0 all wired (or done), 1 some not (or refused), "
              "2 on an error. " + LIVE_NOTE)
-    p.add_argument("--cluster", required=True, help="ECS cluster name or ARN")
-    p.add_argument("--config", help="daemon-guard config (or a cdk.json); default: ./cdk.json, else the defaults")
-    p.add_argument("--region", help=REGION_HELP)
+    _wiring_options(p)
     p.add_argument("--apply", action="store_true", help="add the missing constraints (UpdateService)")
     p.add_argument("--remove", action="store_true", help="take daemon-guard's constraints off (UpdateService)")
     p.set_defaults(func=cmd_constraints)
@@ -279,9 +284,7 @@ def build_parser() -> argparse.ArgumentParser:
              "on, and what is missing (services without their constraint, managed draining beside the hook, "
              "missing hooks, instances whose daemons cannot fit, old container agents). Exit 0 when every claimed "
              "guarantee is wired, 1 when not, 2 on an error. " + LIVE_NOTE)
-    p.add_argument("--cluster", required=True, help="ECS cluster name or ARN")
-    p.add_argument("--config", help="daemon-guard config (or a cdk.json); default: ./cdk.json, else the defaults")
-    p.add_argument("--region", help=REGION_HELP)
+    _wiring_options(p)
     p.set_defaults(func=cmd_doctor)
     return parser
 

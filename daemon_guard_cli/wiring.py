@@ -37,7 +37,7 @@ from daemon_guard.core.doctor import (
 from daemon_guard.core.eligibility import eligible_daemons
 from daemon_guard.core.model import ServiceView
 from daemon_guard.core.placement import daemons_cannot_fit
-from daemon_guard.core.wiring import ServiceWiring, ignored, plan_service, runs_on_instances, without_ours
+from daemon_guard.core.wiring import ServiceWiring, api_shape, ignored, plan_service, runs_on_instances, without_ours
 
 from daemon_guard_cli.drain_dry_run import load_drain_config
 from daemon_guard_cli.live import CliError, Clock, _client, _utc_now, explain, resolve_region
@@ -115,11 +115,6 @@ def _managed(services: Sequence[ServiceView]) -> list[ServiceView]:
                   key=lambda s: s.name)
 
 
-def _constraint_dicts(service: ServiceView) -> list[dict[str, str]]:
-    return [{"type": c.type, "expression": c.expression} if c.expression else {"type": c.type}
-            for c in service.constraints]
-
-
 def plan_cluster(config: Config, live: LiveCluster) -> list[tuple[ServiceView, ServiceWiring]]:
     """Every service on container instances, not opted out, with its plan."""
     plans = []
@@ -127,7 +122,7 @@ def plan_cluster(config: Config, live: LiveCluster) -> list[tuple[ServiceView, S
         if ignored(svc.tags):
             continue
         plans.append((svc, plan_service(config, service=svc.name, strategy=svc.strategy, tags=svc.tags,
-                                        constraints=_constraint_dicts(svc),
+                                        constraints=api_shape(svc.constraints),
                                         task_definition_constraints=live.task_definition_constraints(svc))))
     return plans
 
@@ -167,7 +162,7 @@ def _remove(config: Config, live: LiveCluster, out: TextIO) -> int:
     changed = 0
     services = [s for s in _managed(live.services()) if not ignored(s.tags)]
     for svc in services:
-        kept = without_ours(_constraint_dicts(svc), config.gate_attribute)
+        kept = without_ours(api_shape(svc.constraints), config.gate_attribute)
         if len(kept) == len(svc.constraints):
             continue
         live.set_constraints(svc, kept)

@@ -27,7 +27,7 @@ from typing import Literal
 from daemon_guard.core.config import LAUNCH_HOOK_NAME, TERMINATE_HOOK_NAME, Config, DrainOrder, PlacementMode
 from daemon_guard.core.model import ServiceView
 from daemon_guard.core.placement import gate_constraint
-from daemon_guard.core.wiring import ignored, plan_service, runs_on_instances, same_constraint
+from daemon_guard.core.wiring import api_shape, ignored, plan_service, runs_on_instances, same_constraint
 
 # The release floor for "ECS stops daemons last on a DRAINING instance". The agent's CHANGELOG.md
 # (github.com/aws/amazon-ecs-agent, read at 8dfceca6, 2026-06-30) has no entry for it: AWS announced the
@@ -118,8 +118,7 @@ def service_findings(config: Config, services: Sequence[ServiceView]) -> Service
                                                                           svc.capacity_providers) is False:
             continue
         plan = plan_service(config, service=svc.name, strategy=svc.strategy, tags=svc.tags,
-                            constraints=[{"type": c.type, "expression": c.expression} if c.expression
-                                         else {"type": c.type} for c in svc.constraints])
+                            constraints=api_shape(svc.constraints))
         if plan.missing:
             (without_gate if svc.strategy == "REPLICA" else without_tier).append(svc.name)
         for stale in plan.stale:

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from daemon_guard.core.config import Config, DrainOrder, PlacementMode, tier_of
+from daemon_guard.core.model import PlacementConstraint
 from daemon_guard.core.placement import gate_constraint, tier_attribute, tier_constraint
 
 # ECS API reference (CreateService / UpdateService / RegisterTaskDefinition, placementConstraints): "You can
@@ -103,6 +104,11 @@ class ServiceWiring:
     def wired(self) -> bool:
         """True when nothing is missing and nothing of ours is wrong."""
         return not self.missing and not self.stale
+
+
+def api_shape(constraints: Iterable[PlacementConstraint]) -> list[dict[str, str]]:
+    """Core views of constraints in the ECS API shape (no ``expression`` for ``distinctInstance``)."""
+    return [{"type": c.type, "expression": c.expression} if c.expression else {"type": c.type} for c in constraints]
 
 
 def _as_dicts(constraints: Iterable[Constraint]) -> list[dict[str, str]]:
