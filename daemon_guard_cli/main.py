@@ -109,6 +109,22 @@ def cmd_drain(args: argparse.Namespace) -> int:
     return int(request_drain(args.cluster, args.instance_id, args.function, args.region))
 
 
+def cmd_constraints(args: argparse.Namespace) -> int:
+    """Which services lack the constraints the configuration needs; add them (--apply) or take them off (--remove)."""
+    from daemon_guard_cli.wiring import constraints
+
+    _quiet_logs()
+    return constraints(args.cluster, args.region, config_path=args.config, apply=args.apply, remove=args.remove)
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    """Which guarantees the cluster has with the configuration, and what each misses."""
+    from daemon_guard_cli.wiring import doctor
+
+    _quiet_logs()
+    return doctor(args.cluster, args.region, config_path=args.config)
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line (and exit 2), like every other input error."""
 
@@ -155,6 +171,13 @@ def _sub(sub: Any, name: str, summary: str, description: str) -> argparse.Argume
     parser.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                         help="print the traceback of an unexpected error")
     return parser
+
+
+def _wiring_options(parser: argparse.ArgumentParser) -> None:
+    """--cluster, --config and --region, as `constraints` and `doctor` take them."""
+    parser.add_argument("--cluster", required=True, help="ECS cluster name or ARN")
+    parser.add_argument("--config", help="daemon-guard config (or a cdk.json); default: ./cdk.json, else the defaults")
+    parser.add_argument("--region", help=REGION_HELP)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -245,6 +268,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true", help="print the planned steps (ECS reads only, no write)")
     p.add_argument("--config", help="with --dry-run: daemon-guard config (or a cdk.json); default: ./cdk.json")
     p.set_defaults(func=cmd_drain)
+    p = _sub(sub, "constraints", "which services lack daemon-guard's constraints; add or remove them",
+             "Read every service of the cluster and print which lacks the constraint the configuration needs: the "
+             "gate constraint on replica services (placementMode gate), its tier's constraint on each daemon "
+             "service (drainOrder tiers). --apply sets them with UpdateService, one service at a time, keeping the "
+             "services' own constraints and ECS's limit of 10 per task; --remove takes daemon-guard's off. Services "
+             "tagged daemon-guard:ignore=true are left alone. Exit 0 all wired (or done), 1 some not (or refused), "
+             "2 on an error. " + LIVE_NOTE)
+    _wiring_options(p)
+    p.add_argument("--apply", action="store_true", help="add the missing constraints (UpdateService)")
+    p.add_argument("--remove", action="store_true", help="take daemon-guard's constraints off (UpdateService)")
+    p.set_defaults(func=cmd_constraints)
+    p = _sub(sub, "doctor", "which guarantees a cluster has with this configuration, and what each misses",
+             "Read the cluster's services, capacity providers, the managed groups' lifecycle hooks and the container "
+             "instances (read-only) and print each guarantee: claimed by the configuration or not, what it rests "
+             "on, and what is missing (services without their constraint, managed draining beside the hook, "
+             "missing hooks, instances whose daemons cannot fit, old container agents). Exit 0 when every claimed "
+             "guarantee is wired, 1 when not, 2 on an error. " + LIVE_NOTE)
+    _wiring_options(p)
+    p.set_defaults(func=cmd_doctor)
     return parser
 
 

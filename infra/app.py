@@ -24,7 +24,7 @@ import aws_cdk as cdk
 from daemon_guard.core.config import ConfigError
 
 from .construct import CapacityProviderInfo, DaemonGuard, DaemonGuardProps
-from .nag import add_nag
+from .nag import NagUnavailable, add_nag
 
 CONFIG_CONTEXT = "daemon-guard"
 CAPACITY_PROVIDERS_CONTEXT = "daemon-guard:capacity-providers"
@@ -93,5 +93,8 @@ def build_app(app: cdk.App) -> cdk.Stack:
     except ConfigError as error:
         raise SynthError(str(error)) from error
     if _truthy(app.node.try_get_context(NAG_CONTEXT), default=True):
-        add_nag(app)
+        try:
+            add_nag(app)
+        except NagUnavailable as missing:
+            raise SynthError(f"daemon-guard: {missing}") from missing
     return stack

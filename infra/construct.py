@@ -44,6 +44,7 @@ from daemon_guard.core.metrics import NAMESPACE
 
 from .bundling import lambda_asset
 from .configdoc import config_env_value
+from .constraints import GateConstraints
 from .functions import (
     POWERTOOLS_LAYER_PARAMETER,
     FunctionSpec,
@@ -320,6 +321,21 @@ class DaemonGuard(Construct):
             hook.node.add_dependency(*self.rules.values(), *self.functions.values())
         self._outputs()
         self._acknowledge_nag_findings(names)
+
+    def protect(self, scope: Construct) -> GateConstraints:
+        """Give every ECS service in `scope` the constraints this configuration needs (`GateConstraints`).
+
+        Returns the aspect. Placement mode ``gate`` puts the gate constraint on replica services, drain
+        order ``tiers`` each daemon's tier constraint on daemon services; with neither there is nothing to
+        add, and the scope gets a warning saying so.
+        """
+        aspect = GateConstraints(self.config)
+        if not aspect.adds_anything:
+            cdk.Annotations.of(scope).add_warning_v2(
+                "daemon-guard:nothing-to-wire", "daemon-guard: placementMode is not 'gate' and drainOrder is not "
+                "'tiers': no service needs a constraint, so protect() adds none")
+        cdk.Aspects.of(scope).add(aspect)
+        return aspect
 
     def _outputs(self) -> None:
         """What operators need after `cdk deploy`: the workflow aliases, the dashboard, the table, the DLQ."""

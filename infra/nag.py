@@ -3,6 +3,9 @@
 cdk-nag 3 acknowledges findings one by one (``AwsSolutions-IAM5[Resource::...]``), so the
 resource strings are rendered here the way cdk-nag renders them (``<AWS::Region>``,
 ``<Logical.Attr>``) from the same ARNs the policies use.
+
+Acknowledging needs only aws-cdk-lib (``cdk.Validations``), so the construct works without cdk-nag;
+running the checks (`add_nag`) needs it: the wheel's ``nag`` extra, ``pip install 'daemon_guard-...whl[nag]'``.
 """
 
 from __future__ import annotations
@@ -11,12 +14,26 @@ from collections.abc import Iterable
 from typing import Any
 
 import aws_cdk as cdk
-from cdk_nag import AwsSolutionsChecks
 from constructs import Construct
+
+NAG_MISSING = ("cdk-nag is not installed, and the AwsSolutions checks need it: install the wheel with its nag "
+               "extra (pip install './dist/daemon_guard-<version>-py3-none-any.whl[nag]') or cdk-nag itself "
+               "(pip install 'cdk-nag>=3,<4'), or turn the checks off with the context key daemon-guard:nag=false")
+
+
+class NagUnavailable(ImportError):
+    """The cdk-nag checks were asked for, and cdk-nag is not installed."""
 
 
 def add_nag(app: cdk.App) -> None:
-    """Run the AwsSolutions rules on the whole app; an unacknowledged finding fails the synth."""
+    """Run the AwsSolutions rules on the whole app; an unacknowledged finding fails the synth.
+
+    Raises `NagUnavailable` (saying how to install it) when cdk-nag is not installed.
+    """
+    try:
+        from cdk_nag import AwsSolutionsChecks
+    except ImportError as missing:
+        raise NagUnavailable(NAG_MISSING) from missing
     cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
 
 

@@ -45,6 +45,8 @@ PANELS: tuple[Panel, ...] = (
     Panel("Evictions / instances preempt gave up on", (m.EVICTIONS, m.PREEMPT_GAVE_UP)),
     Panel("Gates failed open / gate attribute rejected", (m.GATES_FAILED_OPEN, m.GATE_ATTRIBUTE_REJECTED)),
     Panel("Instances whose daemons cannot fit", (m.DAEMONS_CANNOT_FIT,), ("Maximum",)),
+    Panel("Services without their constraint (gate / tier)", (m.SERVICES_WITHOUT_GATE, m.DAEMON_SERVICES_WITHOUT_TIER),
+          ("Maximum",)),
     Panel("Gate open latency p50 / p99 (s)", (m.GATE_OPEN_LATENCY,), ("p50", "p99")),
     Panel("Placement decisions by mode", (m.PLACEMENT_DECISIONS,)),
     Panel("Drains started / in progress", (m.DRAINS_STARTED, m.DRAINS_IN_PROGRESS), ("Maximum",)),

@@ -167,12 +167,24 @@ class SimInstance:
     backlog_visible_at: float = 0.0
     daemons_only_since: float | None = None
     status_reason: str = ""
+    agent_version: str = AGENT_VERSION
 
     @property
     def remaining(self) -> Resources:
         """Registered minus what live tasks reserve."""
         return Resources(self.registered.cpu - self.used_cpu, self.registered.memory - self.used_memory,
                          frozenset(self.registered.ports - self.used_ports))
+
+
+@dataclass
+class SimCapacityProvider:
+    """An Auto Scaling group capacity provider attached to a cluster, with or without ECS managed draining."""
+
+    name: str
+    arn: str
+    cluster: str
+    auto_scaling_group_arn: str
+    managed_draining: bool
 
 
 @dataclass
@@ -265,6 +277,7 @@ class EcsSim:
         self.task_defs: dict[str, SimTaskDef] = {}
         self.families: dict[str, int] = defaultdict(int)
         self.services: dict[str, SimService] = {}
+        self.capacity_providers: dict[str, SimCapacityProvider] = {}
         self.instances: dict[str, SimInstance] = {}
         self.by_ec2: dict[str, str] = {}
         self.tasks: dict[str, SimTask] = {}
@@ -346,6 +359,15 @@ class EcsSim:
             constraints=[{"type": "memberOf", "expression": e} for e in constraints],
             placement_strategy=list(placement_strategy), tags=dict(tags or {}), created_at=self.clock.now)
         return arn
+
+    def create_capacity_provider(self, cluster: str, name: str, auto_scaling_group: str, *,
+                                 managed_draining: bool = True) -> SimCapacityProvider:
+        """A capacity provider of `auto_scaling_group`, attached to `cluster` (ECS's default: managed draining on)."""
+        group_arn = (f"arn:aws:autoscaling:{self.region}:{self.account}:autoScalingGroup:"
+                     f"00000000-0000-4000-8000-000000000000:autoScalingGroupName/{auto_scaling_group}")
+        provider = SimCapacityProvider(name, self.arn("capacity-provider", name), cluster, group_arn, managed_draining)
+        self.capacity_providers[name] = provider
+        return provider
 
     def service_named(self, cluster: str, name: str) -> SimService:
         """The service of this name in the cluster (ServiceNotFoundException if none)."""
@@ -447,7 +469,7 @@ class EcsSim:
             arn=inst.arn, ec2_instance_id=inst.ec2_instance_id, status=inst.status,
             agent_connected=inst.agent_connected, registered=inst.registered, remaining=inst.remaining,
             attributes=inst.attributes, registered_at=self.clock.datetime(inst.registered_at),
-            agent_version=AGENT_VERSION, running_tasks_count=sum(t.last_status == "RUNNING" for t in live),
+            agent_version=inst.agent_version, running_tasks_count=sum(t.last_status == "RUNNING" for t in live),
             pending_tasks_count=sum(t.last_status != "RUNNING" for t in live), version=inst.version)
 
     # ---- tasks ----------------------------------------------------------------------------------
@@ -612,7 +634,7 @@ class EcsSim:
         """What a cluster query can ask of the instance (for the simulator's own evaluator)."""
         live = [self.tasks[a] for a in inst.tasks if self.tasks[a].live]
         return Facts(attributes=inst.attributes, ec2_instance_id=inst.ec2_instance_id,
-                     agent_connected=inst.agent_connected, agent_version=AGENT_VERSION,
+                     agent_connected=inst.agent_connected, agent_version=inst.agent_version,
                      registered_at=self.clock.datetime(inst.registered_at),
                      running_tasks_count=sum(t.last_status == "RUNNING" for t in live),
                      task_groups={t.group for t in live
@@ -745,6 +767,13 @@ class EcsSim:
         """A daemon whose last start on this instance failed waits out the service throttle's backoff."""
         failed = self.start_failures.get((group, inst.arn))
         return failed is not None and self.clock.now < failed[1]
+
+    def update_service_constraints(self, svc: SimService, constraints: list[dict[str, str]]) -> None:
+        """UpdateService placementConstraints: the list is replaced (no new deployment). The schedulers apply it
+        at their next pass: daemons whose constraints stop matching are stopped, as on ECS."""
+        svc.constraints = [dict(c) for c in constraints]
+        self._eligible_cache = {k: v for k, v in self._eligible_cache.items() if k[0] != svc.arn}
+        self._capacity_changed()
 
     def update_daemon_service(self, svc: SimService, task_definition: str) -> None:
         """UpdateService of a DAEMON service to a new revision: the daemon scheduler rolls it out (and, as the

@@ -52,10 +52,10 @@ CATEGORY: dict[str, str] = {
     "ListContainerInstances": "cluster-read", "DescribeContainerInstances": "cluster-read",
     "ListTasks": "cluster-read", "DescribeTasks": "cluster-read", "ListAttributes": "cluster-read",
     "GetTaskProtection": "cluster-read", "ListTagsForResource": "cluster-read",
-    "DescribeClusters": "cluster-read",
+    "DescribeClusters": "cluster-read", "DescribeCapacityProviders": "cluster-read",
     "UpdateContainerInstancesState": "cluster-modify", "PutAttributes": "cluster-modify",
     "DeleteAttributes": "cluster-modify",
-    "ListServices": "service-read", "DescribeServices": "service-read",
+    "ListServices": "service-read", "DescribeServices": "service-read", "UpdateService": "service-modify",
     "DescribeTaskDefinition": "taskdef-read",
     "StopTask": "task-modify", "RunTask": "task-modify", "StartTask": "task-modify",
     "UpdateTaskProtection": "task-modify",
@@ -127,7 +127,8 @@ class EcsApi:
             "PutAttributes": self.put_attributes, "DeleteAttributes": self.delete_attributes,
             "ListAttributes": self.list_attributes, "GetTaskProtection": self.get_task_protection,
             "RunTask": self.run_task, "StartTask": self.start_task,
-            "ListTagsForResource": self.list_tags_for_resource,
+            "ListTagsForResource": self.list_tags_for_resource, "UpdateService": self.update_service,
+            "DescribeClusters": self.describe_clusters, "DescribeCapacityProviders": self.describe_capacity_providers,
         }
 
     def call(self, service: str, operation: str, params: dict[str, Any]) -> dict[str, Any]:
@@ -155,7 +156,7 @@ class EcsApi:
         out: dict[str, Any] = {
             "containerInstanceArn": inst.arn, "ec2InstanceId": inst.ec2_instance_id,
             "version": inst.version,
-            "versionInfo": {"agentVersion": "1.89.0", "agentHash": "4a1b2c3d",
+            "versionInfo": {"agentVersion": inst.agent_version, "agentHash": "4a1b2c3d",
                             "dockerVersion": "DockerVersion: 25.0.8"},
             "remainingResources": _resources(inst, True), "registeredResources": _resources(inst, False),
             "status": inst.status, "agentConnected": inst.agent_connected,
@@ -307,6 +308,66 @@ class EcsApi:
             else:
                 found.append(self._service_shape(svc, "TAGS" in p.get("include", [])))
         return {"services": found, "failures": failures}
+
+    def update_service(self, p: dict[str, Any]) -> dict[str, Any]:
+        """UpdateService, placementConstraints only (the list is replaced; an empty list removes them all; no
+        new deployment). As documented: at most 10 constraints per task, the task definition's included;
+        ``memberOf`` needs a valid cluster query expression, ``distinctInstance`` takes none."""
+        unsupported = set(p) - {"cluster", "service", "placementConstraints"}
+        if unsupported:
+            raise UnsupportedOperation("ecs", f"UpdateService with {', '.join(sorted(unsupported))}")
+        cluster = self.ecs.resolve_cluster(p.get("cluster"))
+        svc = self.ecs.service_named(cluster, str(p.get("service", "")).rsplit("/", 1)[-1])
+        if svc.status != "ACTIVE":
+            raise SimApiError("ServiceNotActiveException", "Service was not ACTIVE.")
+        if "placementConstraints" in p:
+            constraints = [dict(c) for c in p["placementConstraints"]]
+            for c in constraints:
+                if c.get("type") == "distinctInstance" and c.get("expression"):
+                    raise SimApiError("InvalidParameterException",
+                                      "distinctInstance placement constraint can not have an expression.")
+                if c.get("type") == "memberOf":
+                    try:
+                        compile_query(c.get("expression", ""))
+                    except CqlError as exc:
+                        raise SimApiError("InvalidParameterException", f"Invalid expression: {exc}") from None
+            if len(constraints) + len(self.ecs.task_defs[svc.task_definition].constraints) > 10:
+                raise SimApiError("InvalidParameterException",
+                                  "Too many placement constraints: at most 10 per task, task definition included.")
+            self.ecs.update_service_constraints(svc, constraints)
+        return {"service": self._service_shape(svc, tags=False)}
+
+    def describe_clusters(self, p: dict[str, Any]) -> dict[str, Any]:
+        """DescribeClusters: each cluster with the capacity providers attached to it."""
+        found, failures = [], []
+        for ref in p.get("clusters") or ["default"]:
+            name = ref.rsplit("/", 1)[-1]
+            if name not in self.ecs.clusters:
+                failures.append({"arn": ref, "reason": "MISSING"})
+                continue
+            found.append({"clusterArn": self.ecs.cluster_arn(name), "clusterName": name, "status": "ACTIVE",
+                          "capacityProviders": sorted(c.name for c in self.ecs.capacity_providers.values()
+                                                      if c.cluster == name),
+                          "registeredContainerInstancesCount": sum(
+                              1 for i in self.ecs.instances.values() if i.cluster == name and i.status != "INACTIVE"),
+                          "activeServicesCount": sum(1 for s in self.ecs.services.values()
+                                                     if s.cluster == name and s.status == "ACTIVE")})
+        return {"clusters": found, "failures": failures}
+
+    def describe_capacity_providers(self, p: dict[str, Any]) -> dict[str, Any]:
+        """DescribeCapacityProviders by name or ARN (Auto Scaling group providers)."""
+        found, failures = [], []
+        for ref in p.get("capacityProviders") or sorted(self.ecs.capacity_providers):
+            provider = self.ecs.capacity_providers.get(ref.rsplit("/", 1)[-1])
+            if provider is None:
+                failures.append({"arn": ref, "reason": "MISSING"})
+                continue
+            found.append({"capacityProviderArn": provider.arn, "name": provider.name, "status": "ACTIVE",
+                          "autoScalingGroupProvider": {
+                              "autoScalingGroupArn": provider.auto_scaling_group_arn,
+                              "managedTerminationProtection": "DISABLED",
+                              "managedDraining": "ENABLED" if provider.managed_draining else "DISABLED"}})
+        return {"capacityProviders": found, "failures": failures}
 
     def describe_task_definition(self, p: dict[str, Any]) -> dict[str, Any]:
         """DescribeTaskDefinition by ARN or family:revision (or family for the latest)."""

@@ -1,4 +1,4 @@
-"""Your own CDK app with daemon-guard in it (`pip install daemon-guard`, then `cdk synth`)."""
+"""Your own CDK app with daemon-guard in it (`pip install ./dist/daemon_guard-0.1.0-py3-none-any.whl`; `cdk synth`)."""
 
 import aws_cdk as cdk
 from aws_cdk import aws_autoscaling as autoscaling

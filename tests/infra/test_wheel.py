@@ -3,8 +3,9 @@
 Offline and quick: the wheel is built without build isolation (setuptools is pinned in
 requirements-dev.txt), installed with ``--no-deps --no-index`` into a fresh venv, and that venv
 reaches the project's already-installed dependencies (aws-cdk-lib, constructs, ...) through one
-``.pth`` line naming this environment's site-packages (a ``.pth`` inside that folder, such as the
-development checkout's, is not processed from there). The synth skips the asset's pip step.
+``.pth`` line naming a folder of links to this environment's site-packages, less what the wheel does
+not depend on (cdk-nag, an optional extra; the development checkout's own install). A ``.pth`` inside
+that folder is not processed from there. The synth skips the asset's pip step.
 """
 
 from __future__ import annotations
@@ -19,11 +20,26 @@ import sysconfig
 import zipfile
 from pathlib import Path
 
+import aws_cdk as cdk
 import pytest
+
+from infra.app import SynthError, build_app
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "examples" / "library" / "app.py"
 SOURCES = ("pyproject.toml", "README.md", "lambdas", "infra", "daemon_guard_cli")
+# Installed here for development, but not dependencies of the wheel: the clean venv must not see them.
+NOT_DEPENDENCIES = ("cdk_nag", "daemon_guard", "__editable__", "_daemon_guard")
+
+
+def dependencies_only(folder: Path) -> Path:
+    """A folder of links to this environment's site-packages, without the optional cdk-nag or our own install."""
+    folder.mkdir()
+    for entry in Path(sysconfig.get_paths()["purelib"]).iterdir():
+        if entry.name.replace("-", "_").lower().startswith(NOT_DEPENDENCIES) or entry.suffix == ".pth":
+            continue
+        (folder / entry.name).symlink_to(entry)
+    return folder
 
 
 def _run(command: list[str], cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -82,7 +98,8 @@ def test_the_readme_shows_the_example_that_is_synthesized() -> None:
 
 @pytest.mark.slow
 def test_the_readme_example_synthesizes_from_the_installed_wheel(wheel: Path, tmp_path: Path) -> None:
-    # GIVEN a clean venv with only the wheel installed (its dependencies reached through one .pth line)
+    # GIVEN a clean venv with only the wheel installed (its dependencies reached through one .pth line; not
+    # cdk-nag, which the wheel does not depend on)
     venv = tmp_path / "venv"
     _run([sys.executable, "-m", "venv", "--without-pip", str(venv)], cwd=tmp_path)
     python = venv / "bin" / "python"
@@ -90,7 +107,7 @@ def test_the_readme_example_synthesizes_from_the_installed_wheel(wheel: Path, tm
           "--disable-pip-version-check", "-q", str(wheel)], cwd=tmp_path)
     site = Path(_run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
                      cwd=tmp_path).stdout.strip())
-    (site / "project_dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    (site / "project_dependencies.pth").write_text(str(dependencies_only(tmp_path / "deps")) + "\n")
     # ... and the README's example app, in a folder of its own
     app = tmp_path / "my-app"
     app.mkdir()
@@ -100,11 +117,13 @@ def test_the_readme_example_synthesizes_from_the_installed_wheel(wheel: Path, tm
 
     # WHEN the app is synthesized with the venv's Python
     probe = subprocess.run([str(python), "-c", "import infra"], cwd=app, env=env, capture_output=True, check=False)
+    nag = subprocess.run([str(python), "-c", "import cdk_nag"], cwd=app, env=env, capture_output=True, check=False)
     _run([str(python), "app.py"], cwd=app, env=env)
 
     # THEN no repository package leaked in, the stack has the four functions,
     # and their asset is the daemon_guard package the wheel installed
     assert probe.returncode != 0
+    assert nag.returncode != 0
     template = json.loads((app / "cdk.out" / "Platform.template.json").read_text())
     functions = [r for r in template["Resources"].values() if r["Type"] == "AWS::Lambda::Function"]
     assert len(functions) == 4
@@ -113,3 +132,14 @@ def test_the_readme_example_synthesizes_from_the_installed_wheel(wheel: Path, tm
     assert (assets[0] / "daemon_guard" / "entrypoints" / "intake.py").read_text() == \
         (REPO / "lambdas" / "daemon_guard" / "entrypoints" / "intake.py").read_text()
     assert "autoScalingGroupName/prod-asg" in json.dumps(template)
+
+
+def test_checks_asked_for_without_cdk_nag_fail_the_synth_naming_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    # GIVEN cdk-nag is not installed (an import of it fails)
+    monkeypatch.setitem(sys.modules, "cdk_nag", None)
+    app = cdk.App(context={"daemon-guard": {"clusters": [{"name": "prod"}]},
+                           "daemon-guard:skip-bundling-install": True})
+    # WHEN the app is built with the checks on (the default) / THEN one line says how to install them or turn them off
+    with pytest.raises(SynthError) as refused:
+        build_app(app)
+    assert "[nag]" in refused.value.message and "daemon-guard:nag=false" in refused.value.message

@@ -12,9 +12,11 @@ from sim.wire import ValidatingBackend, make_client
 from tests.sim.conftest import (
     CLUSTER,
     Busy,
+    add_daemon,
     add_instance,
     add_replicas,
     add_task_definition,
+    advance_until,
     busy_world,
     new_world,
     running,
@@ -529,3 +531,80 @@ def test_every_ecs_response_matches_botocores_output_shapes() -> None:
         "PutAttributes", "DeleteAttributes", "ListAttributes", "GetTaskProtection", "RunTask", "StartTask",
         "ListTagsForResource"}
 
+
+
+# ---- placement constraints of services (UpdateService) -----------------------------------------------------
+
+
+def _validated(world: Any) -> Client:
+    return make_client("ecs", ValidatingBackend(world.ecs_api), world.region)
+
+
+def test_update_service_replaces_the_constraints_and_describe_services_shows_them() -> None:
+    # GIVEN a replica service with one constraint of its own, served through a shape-checking backend
+    world = new_world(throttling=False)
+    world.ecs.create_cluster(CLUSTER)
+    add_replicas(world, "api", 0, constraints=["attribute:ecs.os-type == linux"])
+    ecs = _validated(world)
+    gate = {"type": "memberOf", "expression": "attribute:daemon-guard.gate == open"}
+    own = {"type": "memberOf", "expression": "attribute:ecs.os-type == linux"}
+    # WHEN UpdateService sets the whole list (its own kept, the gate added), then an empty list
+    updated = ecs.update_service(cluster=CLUSTER, service="api", placementConstraints=[own, gate])["service"]
+    described = ecs.describe_services(cluster=CLUSTER, services=["api"])["services"][0]
+    cleared = ecs.update_service(cluster=CLUSTER, service="api", placementConstraints=[])["service"]
+    # THEN ECS returns and describes the new list, and an empty list removes them all
+    assert updated["placementConstraints"] == described["placementConstraints"] == [own, gate]
+    assert cleared["placementConstraints"] == []
+
+
+@pytest.mark.parametrize(("constraints", "code", "words"), [
+    ([{"type": "memberOf", "expression": f"attribute:a{i} exists"} for i in range(10)], "InvalidParameterException",
+     "at most 10 per task"),
+    ([{"type": "memberOf", "expression": "attribute:a =="}], "InvalidParameterException", "Invalid expression"),
+    ([{"type": "distinctInstance", "expression": "attribute:a exists"}], "InvalidParameterException",
+     "can not have an expression"),
+])
+def test_update_service_refuses_what_ecs_refuses(constraints: list[dict[str, str]], code: str, words: str) -> None:
+    # GIVEN a service whose task definition carries one constraint
+    world = new_world(throttling=False)
+    world.ecs.create_cluster(CLUSTER)
+    td = world.ecs.register_task_definition("api", [{"name": "api", "cpu": 64, "memory": 64}],
+                                            constraints=["attribute:ecs.os-type == linux"])
+    world.ecs.create_service(CLUSTER, "api", td, desired_count=0)
+    # WHEN UpdateService gets 10 more, a bad expression, or a distinctInstance with one / THEN ECS's error
+    got_code, message = _error(lambda: _validated(world).update_service(
+        cluster=CLUSTER, service="api", placementConstraints=constraints))
+    assert (got_code, words in message) == (code, True)
+    assert world.ecs.service_named(CLUSTER, "api").constraints == []
+
+
+def test_a_daemon_whose_new_constraint_stops_matching_is_stopped_by_the_scheduler() -> None:
+    # GIVEN a daemon running on an instance
+    world = new_world(throttling=False)
+    world.ecs.create_cluster(CLUSTER)
+    add_daemon(world, "fluent-bit")
+    inst = add_instance(world)
+    advance_until(world, lambda: bool(running(world, "service:fluent-bit", inst)))
+    # WHEN its constraints change to one the instance fails (the tier attribute is set)
+    world.ecs.set_attributes(inst, {"daemon-guard.gate.stop.log": "stopped"})
+    _validated(world).update_service(cluster=CLUSTER, service="fluent-bit", placementConstraints=[
+        {"type": "memberOf", "expression": "attribute:daemon-guard.gate.stop.log !exists"}])
+    # THEN the daemon scheduler stops it, as ECS does with running daemon tasks that no longer match
+    advance_until(world, lambda: not running(world, "service:fluent-bit", inst))
+
+
+def test_describe_clusters_and_capacity_providers_show_managed_draining() -> None:
+    # GIVEN a cluster with two capacity providers, one running ECS managed draining
+    world = new_world(throttling=False)
+    world.ecs.create_cluster(CLUSTER)
+    world.ecs.create_capacity_provider(CLUSTER, "prod-cp", "prod-asg", managed_draining=True)
+    world.ecs.create_capacity_provider(CLUSTER, "spot-cp", "prod-spot", managed_draining=False)
+    ecs = _validated(world)
+    # WHEN they are described through the API
+    (cluster,) = ecs.describe_clusters(clusters=[CLUSTER])["clusters"]
+    providers = ecs.describe_capacity_providers(capacityProviders=cluster["capacityProviders"])["capacityProviders"]
+    # THEN each names its group and whether managed draining is on
+    assert cluster["capacityProviders"] == ["prod-cp", "spot-cp"]
+    assert {(p["name"], p["autoScalingGroupProvider"]["autoScalingGroupArn"].rsplit("/", 1)[-1],
+             p["autoScalingGroupProvider"]["managedDraining"]) for p in providers} == {
+        ("prod-cp", "prod-asg", "ENABLED"), ("spot-cp", "prod-spot", "DISABLED")}

@@ -30,11 +30,12 @@ from daemon_guard.core.model import (
 
 if TYPE_CHECKING:
     from mypy_boto3_ecs import ECSClient
-    from mypy_boto3_ecs.literals import DesiredStatusType
+    from mypy_boto3_ecs.literals import DesiredStatusType, SchedulingStrategyType
     from mypy_boto3_ecs.type_defs import PaginatorConfigTypeDef
 else:
     ECSClient = Any
     DesiredStatusType = str
+    SchedulingStrategyType = str
     PaginatorConfigTypeDef = dict
 
 T = TypeVar("T")
@@ -106,6 +107,8 @@ def service_view(raw: Mapping[str, Any]) -> ServiceView:
         maximum_percent=int(deployment.get("maximumPercent", 100 if daemon else 200)),
         constraints=_constraints(raw.get("placementConstraints", [])),
         tags={t["key"]: t.get("value", "") for t in raw.get("tags", [])}, status=raw.get("status", "ACTIVE"),
+        launch_type=raw.get("launchType"),
+        capacity_providers=tuple(str(p.get("capacityProvider", "")) for p in raw.get("capacityProviderStrategy", [])),
     )
 
 
@@ -261,12 +264,18 @@ class EcsCluster:
                 raise
             return self._daemons[1]
 
-    def _read_daemon_services(self, now: float) -> tuple[ServiceView, ...]:
+    def service_arns(self, strategy: SchedulingStrategyType | None = None) -> list[str]:
+        """ListServices (paginated, 100 a page), of one scheduling strategy or all."""
+        kwargs: dict[str, Any] = {"cluster": self.cluster, "PaginationConfig": PAGE}
+        if strategy:
+            kwargs["schedulingStrategy"] = strategy
         arns: list[str] = []
-        for page in self.client.get_paginator("list_services").paginate(
-                cluster=self.cluster, schedulingStrategy="DAEMON", PaginationConfig=PAGE):
+        for page in self.client.get_paginator("list_services").paginate(**kwargs):
             arns.extend(page.get("serviceArns", []))
-        daemons = tuple(s for s in self.services(arns) if s.status == "ACTIVE")
+        return arns
+
+    def _read_daemon_services(self, now: float) -> tuple[ServiceView, ...]:
+        daemons = tuple(s for s in self.services(self.service_arns("DAEMON")) if s.status == "ACTIVE")
         for svc in daemons:
             self.task_definition(svc.task_definition_arn)
         self._daemons = (now, daemons)
@@ -290,6 +299,12 @@ class EcsCluster:
         """PutAttributes on one container instance."""
         self.client.put_attributes(cluster=self.cluster, attributes=[
             {"name": name, "value": value, "targetType": "container-instance", "targetId": instance_arn}])
+
+    def set_service_constraints(self, service: str, constraints: Sequence[Mapping[str, str]]) -> None:
+        """UpdateService with the service's whole list of placement constraints (ECS replaces the list; no
+        new deployment starts). Only the operator CLI calls it: the functions are not granted it."""
+        self.client.update_service(cluster=self.cluster, service=service,
+                                   placementConstraints=[dict(c) for c in constraints])  # type: ignore[misc]
 
     def set_draining(self, instance_arns: Sequence[str]) -> list[str]:
         """UpdateContainerInstancesState DRAINING, 10 per call; returns ARNs ECS reported as failures."""

@@ -1,7 +1,8 @@
 """The guard's own events: what it did, published on the default EventBridge bus with source ``daemon-guard``.
 
 Every event's ``detail`` carries ``cluster``, ``instanceId`` (the EC2 instance), ``at`` (when it
-happened, ISO 8601 UTC) and ``reason`` (one line), plus the timings and facts of its kind.
+happened, ISO 8601 UTC) and ``reason`` (one line), plus the timings and facts of its kind; a
+cluster's event (``Constraints Missing``) has no ``instanceId``.
 `SCHEMAS` holds the JSON Schema (draft 2020-12) of each detail-type's ``detail``; the README lists
 them and a test holds every event the guard publishes to its schema. Builders are pure: values
 in, `OwnEvent` out; the edge publishes them (and a failure to publish never fails the work).
@@ -28,6 +29,7 @@ DRAIN_FORCED = "Drain Forced By Deadline"
 GUARANTEE_BROKEN = "Drain Guarantee Broken"
 DAEMONS_CANNOT_FIT = "Daemons Cannot Fit"
 PREEMPT_GAVE_UP = "Preempt Gave Up"
+CONSTRAINTS_MISSING = "Constraints Missing"
 
 
 @dataclass(frozen=True)
@@ -121,6 +123,14 @@ def preempt_gave_up(cluster: str, instance_id: str, instance_arn: str, at: datet
     return _event(PREEMPT_GAVE_UP, cluster, instance_id, at, reason, (instance_arn,),
                   containerInstanceArn=instance_arn, daemons=list(daemons), tries=tries, futileTries=futile_tries,
                   recommendedPlacementMode="gate")
+def constraints_missing(cluster: str, at: datetime, services_without_gate: Sequence[str],
+                        daemon_services_without_tier: Sequence[str]) -> OwnEvent:
+    """Services of the cluster lack the constraint a claimed guarantee needs (a cluster event: no instance)."""
+    reason = (f"{len(services_without_gate)} replica service(s) without the gate constraint, "
+              f"{len(daemon_services_without_tier)} daemon service(s) without their tier constraint")
+    return OwnEvent(CONSTRAINTS_MISSING, {"cluster": cluster, "at": iso(at), "reason": reason,
+                                          "servicesWithoutGate": list(services_without_gate),
+                                          "daemonServicesWithoutTier": list(daemon_services_without_tier)})
 
 
 _TIME = {"type": "string", "format": "date-time", "pattern": r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$"}
@@ -138,6 +148,12 @@ def _schema(title: str, description: str, properties: Mapping[str, Any]) -> dict
     props = {**_COMMON, **properties}
     return {"$schema": "https://json-schema.org/draft/2020-12/schema", "title": title, "description": description,
             "type": "object", "properties": props, "required": sorted(props), "additionalProperties": False}
+
+
+def _cluster_schema(title: str, description: str, properties: Mapping[str, Any]) -> dict[str, Any]:
+    common = {k: v for k, v in _COMMON.items() if k != "instanceId"}
+    return {**_schema(title, description, properties), "properties": {**common, **properties},
+            "required": sorted({**common, **properties})}
 
 
 SCHEMAS: dict[str, dict[str, Any]] = {
@@ -172,4 +188,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         "containerInstanceArn": {"type": "string", "pattern": "^arn:"}, "daemons": _NAMES,
         "tries": {"type": "integer", "minimum": 0}, "futileTries": {"type": "integer", "minimum": 0},
         "recommendedPlacementMode": {"const": "gate"}}),
+    CONSTRAINTS_MISSING: _cluster_schema(CONSTRAINTS_MISSING, "services lack the constraint a claimed guarantee "
+                                         "needs (`daemon-guard constraints --apply` adds them)", {
+        "servicesWithoutGate": _NAMES, "daemonServicesWithoutTier": _NAMES}),
 }

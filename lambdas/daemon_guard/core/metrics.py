@@ -40,6 +40,11 @@ GATE_ATTRIBUTE_REJECTED = MetricSpec("GateAttributeRejected", "Count",
 PREEMPT_GAVE_UP = MetricSpec("PreemptGaveUp", "Count",
                              "instances where preempt stopped evicting: replicas kept taking the room it freed")
 PLACEMENT_DECISIONS = MetricSpec("PlacementDecisions", "Count", "placement decisions taken", ("Mode",))
+# Wiring (the reconciler's audit of the services' constraints, at most once per WIRING_AUDIT_PERIOD_MIN)
+SERVICES_WITHOUT_GATE = MetricSpec("ServicesWithoutGate", "Count",
+                                   "replica services without the gate constraint (placementMode gate)")
+DAEMON_SERVICES_WITHOUT_TIER = MetricSpec("DaemonServicesWithoutTier", "Count",
+                                          "daemon services without their tier constraint (drainOrder tiers)")
 # Drain
 DRAINS_STARTED = MetricSpec("DrainsStarted", "Count", "drain workflows started")
 DRAINS_IN_PROGRESS = MetricSpec("DrainsInProgress", "Count", "instances DRAINING seen by the reconciler")
@@ -70,5 +75,6 @@ ALL_METRICS: tuple[MetricSpec, ...] = (
     DRAIN_DURATION,
     DRAIN_OVERHEAD, TIER_DURATION, DEADLINES_MISSED, HEARTBEATS_SENT, LIFECYCLE_RESULTS,
     DRAINS_BLOCKED, ORDERING_VIOLATIONS, GUARANTEE_BREAKS, STUCK_LIFECYCLE_ACTIONS, EVENTS_IGNORED, EVENTS_MALFORMED,
-    DUPLICATE_EVENTS, CHECKS_DEFERRED, EVENTS_UNPUBLISHED, DAEMONS_CANNOT_FIT, PREEMPT_GAVE_UP,
+    DUPLICATE_EVENTS, CHECKS_DEFERRED, EVENTS_UNPUBLISHED, DAEMONS_CANNOT_FIT, PREEMPT_GAVE_UP, SERVICES_WITHOUT_GATE,
+    DAEMON_SERVICES_WITHOUT_TIER,
 )

@@ -68,6 +68,8 @@ class ServiceView:
     constraints: tuple[PlacementConstraint, ...] = ()
     tags: Mapping[str, str] = field(default_factory=dict)
     status: str = "ACTIVE"
+    launch_type: str | None = None  # EC2, FARGATE, EXTERNAL; None when a capacity provider strategy decides
+    capacity_providers: tuple[str, ...] = ()
 
     @property
     def group(self) -> str:

@@ -10,6 +10,13 @@ per-instance reflex. It also finds lifecycle actions left waiting with no workfl
 and starts the workflow that completes them; that comes first, because a lifecycle action left
 waiting holds an instance, while a repair not made now is made by the next run.
 
+Wiring: in placement mode ``gate`` or drain order ``tiers``, at most once per `WIRING_AUDIT_PERIOD_MIN`
+per cluster (across containers, through the event ledger), it also reads the replica services
+(ListServices + DescribeServices in batches of 10; the daemon services are read anyway) and publishes
+the services missing their constraint (`core.doctor.service_findings`) as ``ServicesWithoutGate`` /
+``DaemonServicesWithoutTier`` and a ``Constraints Missing`` event: a service deployed later without
+its constraint is noticed within that period. 500 replica services cost 5 + 50 service reads per period.
+
 Time: the function's Timeout is its schedule period, and under throttling (a hundred drains sharing
 the cluster-read rate) a reflex can take seconds. The pass reads what time is left (`time_left`)
 and leaves repairs to the next run once less than `REPAIR_RESERVE_S` remains, counted as deferred.
@@ -25,17 +32,20 @@ from datetime import UTC, datetime
 from typing import Literal
 
 from daemon_guard.bootstrap import Runtime
+from daemon_guard.core import guard_events as ge
 from daemon_guard.core import metrics as m
 from daemon_guard.core.actions import AnyAction
-from daemon_guard.core.config import LAUNCH_HOOK_NAME, TERMINATE_HOOK_NAME, PlacementMode
+from daemon_guard.core.config import LAUNCH_HOOK_NAME, TERMINATE_HOOK_NAME, DrainOrder, PlacementMode
+from daemon_guard.core.doctor import service_findings
 from daemon_guard.core.eligibility import eligible_daemons
 from daemon_guard.core.events import LifecycleAction, LifecycleLocation
 from daemon_guard.core.identifiers import AsgName, HookName, InstanceId
 from daemon_guard.core.intake import Route
+from daemon_guard.core.model import ServiceView
 from daemon_guard.core.placement import GATE_DRAINING, daemons_cannot_fit, gate_is_open, seconds_since_registration
 from daemon_guard.observability import logger
 from daemon_guard.services.exits import start_due_drains
-from daemon_guard.services.notify import announce_cannot_fit
+from daemon_guard.services.notify import announce, announce_cannot_fit
 from daemon_guard.services.reflex import check_instance
 from daemon_guard.services.starts import start_drain, start_launch_gate
 
@@ -44,6 +54,9 @@ from daemon_guard.services.starts import start_drain, start_launch_gate
 FRESH_S = 900.0
 # What a repair may take at worst under throttling (SDK backoff included) and the metrics after it.
 REPAIR_RESERVE_S = 20.0
+# How often the services' constraints are audited per cluster: services change by deployment, and their
+# reads share ECS's service-read rate (100 burst, 20/s) with the drains and the operators' tooling.
+WIRING_AUDIT_PERIOD_MIN = 10
 
 
 def unlimited() -> float:
@@ -122,10 +135,33 @@ def reconcile_cluster(rt: Runtime, cluster: str, time_left: Callable[[], float] 
     rt.metrics.emit(m.MISSING_DAEMON_TASKS, summary.eligible_slots - summary.running_slots, cluster)
     rt.metrics.emit(m.DRAINS_IN_PROGRESS, summary.draining, cluster)
     rt.metrics.emit(m.DAEMONS_CANNOT_FIT, summary.cannot_fit, cluster)
+    audit_wiring(rt, cluster, daemons, now, time_left)
     if summary.repairs_deferred:
         logger.warning("repairs left to the next run: too little time left", extra={
             "cluster": cluster, "instances": summary.repairs_deferred})
     return summary
+
+
+def audit_wiring(rt: Runtime, cluster: str, daemons: tuple[ServiceView, ...], now: datetime,
+                 time_left: Callable[[], float] = unlimited) -> bool:
+    """Publish the services missing their constraint, once per `WIRING_AUDIT_PERIOD_MIN` per cluster (whichever
+    container runs first in the period does it, with time left). Returns True when it audited."""
+    config = rt.config
+    gate, tiers = config.placement_mode is PlacementMode.GATE, config.drain_order is DrainOrder.TIERS
+    period_s = WIRING_AUDIT_PERIOD_MIN * 60
+    if not (gate or tiers) or time_left() < REPAIR_RESERVE_S or not rt.ledger.first_sighting(
+            f"wiring-audit#{cluster}#{int(now.timestamp() // period_s)}", now.timestamp(), ttl_s=2 * period_s):
+        return False
+    ecs = rt.cluster(cluster)
+    replicas = ecs.services(ecs.service_arns("REPLICA")) if gate else []
+    found = service_findings(config, [*replicas, *daemons])  # (a daemon needs nothing unless drainOrder is tiers)
+    rt.metrics.emit(m.SERVICES_WITHOUT_GATE, len(found.without_gate), cluster)
+    rt.metrics.emit(m.DAEMON_SERVICES_WITHOUT_TIER, len(found.without_tier), cluster)
+    if found.without_gate or found.without_tier:
+        logger.warning("services without their constraint", extra={
+            "cluster": cluster, "without_gate": list(found.without_gate), "without_tier": list(found.without_tier)})
+        announce(rt, [ge.constraints_missing(cluster, now, found.without_gate, found.without_tier)])
+    return True
 
 
 # Wait states in which one of daemon-guard's hooks may hold an instance: (transition, origin, destination).
