@@ -387,8 +387,9 @@ class DaemonGuard(Construct):
         acknowledge(self, ["AwsSolutions-IAM5[Resource::*]"],
                     "Only actions without resource-level permissions use '*': xray:PutTraceSegments/"
                     "PutTelemetryRecords, ecs:DescribeTaskDefinition, ecs:DescribeCapacityProviders and "
-                    "autoscaling:Describe*. The ECS mutating actions and ecs:ListTasks/ListServices on '*' carry "
-                    "an ArnEquals ecs:cluster condition naming the managed clusters.")
+                    "autoscaling:Describe*. ecs:ListTasks/ListServices on '*' (ListServices has no resource "
+                    "type; ListTasks by service names no instance) carry an ArnEquals ecs:cluster condition "
+                    "naming the managed clusters.")
         acknowledge(self, ["AwsSolutions-SQS3"],
                     "The queue is itself the dead-letter queue: of every rule target (DeadLetterConfig) and, as the "
                     "OnFailure destination of the live aliases' EventInvokeConfig, of every async invocation; the "
@@ -403,8 +404,9 @@ class DaemonGuard(Construct):
         acknowledge_wildcards(
             self, [ecs_arn(self, kind, f"{c}/*") for c in sorted(config.cluster_names)
                    for kind in ("container-instance", "task", "service")],
-            "Read-only Describe/ListTagsForResource on the tasks, services and container instances of "
-            "one managed cluster; their ids are not known at synth.")
+            "The tasks, services and container instances of one managed cluster (their ids are not known "
+            "at synth), each statement also under an ArnEquals ecs:cluster condition naming the managed "
+            "clusters.")
         acknowledge_wildcards(
             self, [asg_arn(self, g) for g in sorted(config.group_names)],
             "The ASG ARN carries a group id unknown at synth; the autoScalingGroupName pins the managed group.")

@@ -27,9 +27,22 @@ and a test drops each statement in turn to show a scenario failing with AccessDe
   replace``, the default);
 - the reconciler starts scheduled drains that are due (Query on the state table).
 
-Mutating ECS actions and the list calls that take ``*`` carry an ``ArnEquals ecs:cluster``
-condition naming the managed clusters; reads name cluster-scoped resources (``task/NAME/*``, ...);
-DescribeTaskDefinition and DescribeAutoScalingGroups support only ``*``.
+Each statement is as narrow as the calls allow (the Service Authorization Reference says what each
+action is authorized on, and ``tests/integration/test_least_privilege.py`` holds the statements to it):
+
+- every ECS action that names a task, container instance or service is scoped to the managed
+  clusters' ARNs (``task/NAME/*``, ``container-instance/NAME/*``, ``service/NAME/*``) *and* carries an
+  ``ArnEquals ecs:cluster`` condition naming them (each alone is tested: a request naming one cluster
+  and resources of another is denied);
+- ListTasks and ListServices are on ``*`` (ListServices has no resource type, and ListTasks by
+  service names no container instance) with the ``ecs:cluster`` condition; ListContainerInstances is
+  on the cluster ARNs (it has no ``ecs:cluster`` key);
+- DescribeTaskDefinition, DescribeAutoScalingGroups, DescribeWarmPool and
+  DescribeAutoScalingInstances support only ``*`` and no condition key of their own;
+- lifecycle actions and SetInstanceHealth name the managed groups' ARNs; the table, the queue, the
+  aliases, the executions and the default bus (with ``events:source``) by their ARNs.
+
+One action is granted by one statement of a role: the simulator reports a call two statements allow.
 """
 
 from __future__ import annotations
@@ -49,8 +62,8 @@ from .rules import asg_arn, cluster_arn
 FUNCTION_KEYS = ("intake", "reconciler", "drain", "launch-gate")
 
 # What each function's code calls, by statement (see the module docstring).
-ECS_READS = ("EcsReadClusterInstances", "EcsReadTasks", "EcsReadServices", "EcsListInManagedClusters",
-             "EcsReadTaskDefinitions")
+ECS_READS = ("EcsReadClusterInstances", "EcsReadInstances", "EcsReadTasks", "EcsReadServices",
+             "EcsListInManagedClusters", "EcsReadTaskDefinitions")
 # The placement reflex (intake, reconciler, launch gate): evictions in preempt mode, gates in gate mode.
 REFLEX = ("EcsTaskProtection", "EcsEvict", "EcsOpenGates")
 GRANTS: Mapping[str, tuple[str, ...]] = {
@@ -60,7 +73,8 @@ GRANTS: Mapping[str, tuple[str, ...]] = {
     "reconciler": (*ECS_READS, *REFLEX, "DescribeGroups", "DescribeWarmPools", "CompleteLifecycleActions",
                    "StartWorkflows", "StateTable",
                    "FailedEventsToDeadLetters", "PublishOwnEvents"),
-    "drain": (*ECS_READS, "EcsDrainInstances", "EcsDrainAttributes", "HeartbeatAndCompleteLifecycleActions",
+    "drain": (*ECS_READS, "EcsDrainStops", "EcsDrainInstances", "EcsDrainAttributes",
+              "HeartbeatAndCompleteLifecycleActions",
               "StateTable",
               "PublishOwnEvents", "ReplaceDrainedInstances", "FindGroupOfInstance"),
     "launch-gate": (*ECS_READS, *REFLEX, "HeartbeatAndCompleteLifecycleActions", "StateTable",
@@ -117,29 +131,34 @@ def function_statements(scope: Construct, config: Config, key: str, targets: Tar
     builders: dict[str, Callable[[], dict[str, Any] | None]] = {
         "EcsReadClusterInstances": lambda: dict(
             actions=["ecs:ListContainerInstances"], resources=clusters),
+        "EcsReadInstances": lambda: dict(
+            actions=["ecs:DescribeContainerInstances"], resources=scoped("container-instance"),
+            conditions=in_our_clusters),
         "EcsReadTasks": lambda: dict(
-            actions=["ecs:DescribeContainerInstances", "ecs:DescribeTasks"],
-            resources=scoped("container-instance") + scoped("task")),
+            actions=["ecs:DescribeTasks"], resources=scoped("task"), conditions=in_our_clusters),
         "EcsReadServices": lambda: dict(
-            actions=["ecs:DescribeServices"], resources=scoped("service")),
+            actions=["ecs:DescribeServices"], resources=scoped("service"), conditions=in_our_clusters),
+        # ListTasks by service names no container instance, so its resource is "*" (ListServices has none).
         "EcsListInManagedClusters": lambda: dict(
             actions=["ecs:ListTasks", "ecs:ListServices"], resources=["*"], conditions=in_our_clusters),
         "EcsReadTaskDefinitions": lambda: dict(actions=["ecs:DescribeTaskDefinition"], resources=["*"]),
         # Whenever an eviction may be planned (every mode, observe included) the reflex reads protection.
         "EcsTaskProtection": lambda: dict(
-            actions=["ecs:GetTaskProtection"], resources=["*"], conditions=in_our_clusters),
+            actions=["ecs:GetTaskProtection"], resources=scoped("task"), conditions=in_our_clusters),
         # Preempt evicts; gate mode evicts on instances whose gate is open; observe never does.
-        "EcsEvict": lambda: dict(actions=["ecs:StopTask"], resources=["*"], conditions=in_our_clusters)
+        "EcsEvict": lambda: dict(actions=["ecs:StopTask"], resources=scoped("task"), conditions=in_our_clusters)
         if config.placement_mode is not PlacementMode.OBSERVE else None,
         "EcsOpenGates": lambda: dict(
-            actions=["ecs:PutAttributes"], resources=["*"], conditions=in_our_clusters)
+            actions=["ecs:PutAttributes"], resources=scoped("container-instance"), conditions=in_our_clusters)
         if config.placement_mode is PlacementMode.GATE else None,
+        "EcsDrainStops": lambda: dict(
+            actions=["ecs:StopTask"], resources=scoped("task"), conditions=in_our_clusters),
         "EcsDrainInstances": lambda: dict(
-            actions=["ecs:StopTask", "ecs:UpdateContainerInstancesState"], resources=["*"],
+            actions=["ecs:UpdateContainerInstancesState"], resources=scoped("container-instance"),
             conditions=in_our_clusters),
         # apps-first and tiers shut the gate and mark stopped tiers with instance attributes.
         "EcsDrainAttributes": lambda: dict(
-            actions=["ecs:PutAttributes"], resources=["*"], conditions=in_our_clusters)
+            actions=["ecs:PutAttributes"], resources=scoped("container-instance"), conditions=in_our_clusters)
         if config.drain_order is not DrainOrder.DRAINING else None,
         "DescribeGroups": lambda: dict(
             actions=["autoscaling:DescribeAutoScalingGroups"], resources=["*"]),

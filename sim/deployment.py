@@ -107,12 +107,15 @@ class DeployedFunction:
     For the workflows, `runtime.durable_client` is the boto3 Lambda client the durable SDK checkpoints
     through (as `LambdaClient.initialize_client()` would create it with the function's role): its
     checkpoint and state calls go through sim.wire to `DurableSim`, authorized as the function's role.
+    `clients` are the role-bound boto3 clients the runtime was built with (by service name), for a test
+    to call as the function's role would (e.g. against a cluster it does not manage).
     """
 
     key: str
     facts: FunctionFacts
     entry: Callable[..., Any]
     runtime: Runtime
+    clients: Mapping[str, Any] = field(default_factory=dict)
 
 
 class GuardDeployment:
@@ -187,22 +190,26 @@ class GuardDeployment:
         if missing:
             raise bootstrap.MissingSetting(f"{fn.name}: the template sets no {', '.join(missing)}; "
                                            "a deployed function would refuse to start")
+        clients = {
+            "ecs": guarded(world.client("ecs", adaptive=True, attempts=int(env["ECS_MAX_ATTEMPTS"]))),
+            "autoscaling": guarded(world.client("autoscaling", adaptive=True)),
+            "lambda": guarded(make_client("lambda", self.durable, world.region, call_log=world.call_log,
+                                          backoff=lambda _d: None)),
+            "events": guarded(make_client("events", self.own_events, world.region, call_log=world.call_log)),
+            "dynamodb": guarded(boto3.client("dynamodb", region_name=world.region, aws_access_key_id="sim",
+                                             aws_secret_access_key="sim")),
+        }
         runtime = bootstrap.build(
             parse_config(json.loads(env["DAEMON_GUARD_CONFIG"])),
-            ecs_client=guarded(world.client("ecs", adaptive=True, attempts=int(env["ECS_MAX_ATTEMPTS"]))),
-            autoscaling_client=guarded(world.client("autoscaling", adaptive=True)),
-            lambda_client=guarded(make_client("lambda", self.durable, world.region, call_log=world.call_log,
-                                              backoff=lambda _d: None)),
-            events_client=guarded(make_client("events", self.own_events, world.region, call_log=world.call_log)),
-            dynamodb_client=guarded(boto3.client("dynamodb", region_name=world.region, aws_access_key_id="sim",
-                                                 aws_secret_access_key="sim")),
+            ecs_client=clients["ecs"], autoscaling_client=clients["autoscaling"], lambda_client=clients["lambda"],
+            events_client=clients["events"], dynamodb_client=clients["dynamodb"],
             table=env["STATE_TABLE"], clock=world.clock.datetime, drain_function=env.get("DRAIN_FUNCTION"),
             launch_gate_function=env.get("LAUNCH_GATE_FUNCTION"),
             home=LearntHome(account=world.account, region=world.region),
             # The durable SDK's own client, bound to the role. Not in the call log: how the SDK batches its
             # checkpoints depends on its threads' timing, and the logged counts must not vary within a seed.
             durable_client=guarded(make_client("lambda", TimedBackend(self.durable, world), world.region)))
-        return DeployedFunction(key, fn, module.build_handler(runtime), runtime)
+        return DeployedFunction(key, fn, module.build_handler(runtime), runtime, clients)
 
     def _denied(self, role: str) -> Callable[[str, str, str], None]:
         def note(service: str, operation: str, code: str) -> None:

@@ -173,14 +173,30 @@ class Decision:
     """The outcome of one request."""
 
     allowed: bool
-    statements: tuple[str, ...]  # labels of the Allow statements that granted it
+    statements: tuple[str, ...]  # labels of every Allow statement that granted it (on any of its resources)
     reason: str = ""
     action: str = ""
     resource: str = ""
+    overlaps: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (resource, labels) granted by several statements
+
+
+RequestKey = tuple[str, str, tuple[str, ...], tuple[tuple[str, str], ...]]  # role, action, resources, context
+
+
+def request_key(role: str, request: Request) -> RequestKey:
+    """A hashable form of (role, request), to keep each distinct request once."""
+    return role, request.action, request.resources, tuple(sorted(request.context.items()))
 
 
 class Authorizer:
-    """Roles and their statements; decides requests and remembers what was asked and what granted it."""
+    """Roles and their statements; decides requests and remembers what was asked and what granted it.
+
+    Every statement of the role is evaluated for every resource of a request (IAM's own evaluation
+    reads them all): each Allow statement that matches is credited with the call, and a resource two
+    or more statements allow is an overlap, kept in `overlaps` (one of them is broader than the call
+    needs). `requests` keeps each distinct request once, so a changed policy can be judged by
+    `replay` on what the code asked, without running it again.
+    """
 
     def __init__(self, policies: Mapping[str, Iterable[Statement]]) -> None:
         self.policies = {role: tuple(statements) for role, statements in policies.items()}
@@ -188,6 +204,8 @@ class Authorizer:
         self.used: Counter[tuple[str, str]] = Counter()  # (role, statement label) that allowed a call
         self.used_actions: Counter[tuple[str, str, str]] = Counter()  # (role, label, action)
         self.denied: Counter[tuple[str, str]] = Counter()
+        self.overlaps: Counter[tuple[str, str, tuple[str, ...]]] = Counter()  # (role, action, labels)
+        self.requests: dict[RequestKey, tuple[str, Request]] = {}
 
     def without(self, role: str, label: str) -> Authorizer:
         """The same roles with one statement dropped (to show what it is needed for)."""
@@ -198,31 +216,63 @@ class Authorizer:
         policies[role] = kept
         return Authorizer(policies)
 
-    def decide(self, role: str, request: Request) -> Decision:
-        """Authorize one request for `role`."""
-        self.asked[(role, request.action)] += 1
+    def evaluate(self, role: str, request: Request) -> Decision:
+        """The decision on one request for `role`, nothing recorded."""
         statements = self.policies.get(role, ())
         granted: list[str] = []
+        overlaps: list[tuple[str, tuple[str, ...]]] = []
         for arn in request.resources or ("*",):
-            allow = None
+            allowing: list[str] = []
             for statement in statements:
                 if not (statement.matches_action(request.action) and statement.matches_resource(arn)
                         and statement.matches_conditions(request.context)):
                     continue
                 if statement.effect == "Deny":
-                    self.denied[(role, request.action)] += 1
                     return Decision(False, (), f"with an explicit deny in an identity-based policy ({statement.label})",
                                     request.action, arn)
-                allow = allow or statement.label
-            if allow is None:
-                self.denied[(role, request.action)] += 1
+                allowing.append(statement.label)
+            if not allowing:
                 return Decision(False, (), f"because no identity-based policy allows the {request.action} action",
                                 request.action, arn)
-            granted.append(allow)
-        for label in dict.fromkeys(granted):
+            if len(allowing) > 1:
+                overlaps.append((arn, tuple(allowing)))
+            granted += allowing
+        return Decision(True, tuple(dict.fromkeys(granted)), overlaps=tuple(overlaps))
+
+    def decide(self, role: str, request: Request) -> Decision:
+        """Authorize one request for `role`, and record it (see the class docstring)."""
+        self.asked[(role, request.action)] += 1
+        self.requests.setdefault(request_key(role, request), (role, request))
+        decision = self.evaluate(role, request)
+        if not decision.allowed:
+            self.denied[(role, request.action)] += 1
+            return decision
+        for label in decision.statements:
             self.used[(role, label)] += 1
             self.used_actions[(role, label, request.action)] += 1
-        return Decision(True, tuple(dict.fromkeys(granted)))
+        for _, labels in decision.overlaps:
+            self.overlaps[(role, request.action, labels)] += 1
+        return decision
+
+    def replay(self, requests: Iterable[tuple[str, Request]]) -> list[tuple[str, Request, Decision]]:
+        """Decide (and record) each of `requests`; returns the denied ones with their decisions."""
+        denied = []
+        for role, request in requests:
+            decision = self.decide(role, request)
+            if not decision.allowed:
+                denied.append((role, request, decision))
+        return denied
+
+
+@cache
+def actions_matching(pattern: str) -> tuple[str, ...]:
+    """Every action of the Service Authorization Reference an Action pattern (``ecs:Describe*``) names."""
+    prefix, _, name = pattern.partition(":")
+    reference = authorization_reference()
+    prefixes = [p for p, service in reference.items()
+                if isinstance(service, Mapping) and fnmatch.fnmatchcase(p, prefix.lower())]
+    return tuple(f"{p}:{a}" for p in prefixes for a in reference[p]["privileges"]
+                 if fnmatch.fnmatchcase(a.lower(), name.lower()))
 
 
 # --------------------------------------------------------------------------- requests from API calls

@@ -25,6 +25,10 @@ LAMBDA_WRITES = ("Invoke", "SendDurableExecutionCallbackSuccess")
 
 EVICTION_REASON = "daemon-guard: make room"
 
+# A cluster and group of the same account that daemon-guard does not manage (see build_unmanaged).
+UNMANAGED_CLUSTER = "shared"
+UNMANAGED_GROUP = "shared-asg"
+
 Deploy = Callable[..., GuardDeployment]
 
 
@@ -51,6 +55,20 @@ def config_for(groups: list[str], mode: str = "preempt", *, terminate_hook: bool
         {"name": g, "heartbeatTimeoutSeconds": 300, "terminateHook": terminate_hook, "launchHook": launch_hook}
         for g in groups]}]
     return doc
+
+
+def build_unmanaged(world: World, instances: int = 2) -> None:
+    """A cluster and group daemon-guard does not manage, beside the managed ones in the same account:
+    a daemon and a replica service, and `instances` launched 1 s apart (their ECS and Auto Scaling events
+    reach the bus as the managed cluster's do)."""
+    ecs = world.ecs
+    ecs.create_cluster(UNMANAGED_CLUSTER)
+    agent = ecs.register_task_definition("shared-agent", [{"name": "agent", "cpu": 64, "memory": 128}])
+    ecs.create_service(UNMANAGED_CLUSTER, "shared-agent", agent, daemon=True)
+    app = ecs.register_task_definition("shared-app", [{"name": "app", "cpu": 256, "memory": 512}])
+    ecs.create_service(UNMANAGED_CLUSTER, "shared-app", app, desired_count=2 * instances)
+    world.asg.create_group(UNMANAGED_GROUP, UNMANAGED_CLUSTER)
+    world.asg.scale_out(UNMANAGED_GROUP, instances, 1.0)
 
 
 class WriteCounter:

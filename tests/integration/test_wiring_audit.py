@@ -7,9 +7,9 @@ from typing import Any
 import pytest
 from daemon_guard.core import guard_events as ge
 from jsonschema import Draft202012Validator, FormatChecker
-from sim.bench import guard_config
-from sim.scenarios import ClusterSpec, build_cluster
 
+from bench.scenarios import ClusterSpec, build_cluster
+from bench.suites import guard_config
 from sim.deployment import GuardDeployment
 from sim.world import World, WorldOptions
 
