@@ -4,9 +4,10 @@ Usable from your own CDK app (``pip install`` the wheel; the package is ``daemon
 
     from daemon_guard_cdk import DaemonGuard, DaemonGuardProps
 
-    DaemonGuard(stack, "DaemonGuard", DaemonGuardProps(config={
+    guard = DaemonGuard(stack, "DaemonGuard", DaemonGuardProps(config={
         "clusters": [{"name": cluster, "autoScalingGroups": [asg, {"name": "prod-spot", "launchHook": True}]}],
     }))
+    guard.protect(app)  # the constraints the configuration needs, on the app's ECS services (GateConstraints)
 
 A cluster may be given by name or as an ``ecs.ICluster``, a group by name or as an
 ``autoscaling.IAutoScalingGroup`` (alone or as the ``name`` of a group object); the construct
