@@ -219,7 +219,7 @@ def run(scenario: Scenario, facts: DeploymentFacts, *, drop: tuple[str, str] | N
     world = World(scenario.options)
     build_cluster(world, scenario.cluster)
     build_unmanaged(world)
-    deployment = GuardDeployment(world, config(), facts=facts)
+    deployment = GuardDeployment(world, config(), facts=facts, keep_requests=True)
     calls = record_calls(deployment)
     try:
         if drop is not None:
