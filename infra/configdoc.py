@@ -49,6 +49,8 @@ def config_to_doc(config: Config) -> dict[str, Any]:
         "reconcilePeriodMinutes": config.reconcile_period_min,
         "evictionBudgetPerService": config.eviction_budget_per_service,
         "evictionWindowSeconds": config.eviction_window_s,
+        "drainDeadlinePolicy": config.drain_deadline_policy.value,
+        "agentStopTimeoutSeconds": config.agent_stop_timeout_s,
     }
     doc.update(_exit_doc(config))
     if config.alarm_email is not None:
