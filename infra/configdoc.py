@@ -51,6 +51,8 @@ def config_to_doc(config: Config) -> dict[str, Any]:
         "evictionWindowSeconds": config.eviction_window_s,
         "preemptMaxTries": config.preempt_max_tries,
         "preemptMaxGiveUps": config.preempt_max_give_ups,
+        "drainDeadlinePolicy": config.drain_deadline_policy.value,
+        "agentStopTimeoutSeconds": config.agent_stop_timeout_s,
     }
     doc.update(_exit_doc(config))
     if config.alarm_email is not None:

@@ -94,6 +94,14 @@ def test_config_document_round_trips_through_the_parser(path: str) -> None:
     assert parse_config(json.loads(config_env_value(config))) == config
 
 
+def test_the_drain_deadline_policy_and_the_agent_stop_timeout_reach_the_lambdas() -> None:
+    # GIVEN a document that forces the drain at its deadline and says the agents kill after 2 minutes
+    config = parse_config({"clusters": [{"name": "prod", "autoScalingGroups": ["prod-asg"]}],
+                           "drainDeadlinePolicy": "force", "agentStopTimeoutSeconds": 120})
+    # WHEN written back as the document the Lambdas receive / THEN both survive
+    assert parse_config(json.loads(config_env_value(config))) == config
+
+
 # --- dashboard and catalogue ----------------------------------------------------------------------
 
 def test_every_metric_the_dashboard_names_is_in_the_catalogue_with_the_same_dimensions() -> None:

@@ -11,6 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import pytest
+
 from bench.drain_measure import DrainRecord, measure_drains
 from bench.scenarios import TIERS, ClusterSpec, DrainStory, build_cluster, build_drain_cluster, run_drain_story
 from bench.suites import GATE_ATTRIBUTE
@@ -18,6 +20,7 @@ from sim.autoscaling import PendingAction
 from sim.deployment import GuardDeployment
 from sim.ecs import EcsParams, profile_params
 from sim.eventbridge import FaultPlan
+from sim.params import ParamValue, with_params
 from sim.world import World, WorldOptions
 from tests.integration.conftest import Deploy, config_for, emitted, tier_stop_windows
 
@@ -60,11 +63,11 @@ def record_completions(world: World) -> Counter[str]:
 
 def drain_story(deploy: Deploy, *, seed: int = SEED, delivery: FaultPlan | None = None,
                 prepare: Callable[[GuardDeployment], None] | None = None, profile: str | None = None,
-                order: str = "draining") -> DrainRun:
+                order: str = "draining", params: dict[str, ParamValue] | None = None) -> DrainRun:
     """The small drain story (scale-ins and Spot interruptions) under daemon-guard, with a drain order
     (the gated orders get the gate constraint on replicas and jobs, `tiers` the tier constraints on
-    daemons) and an ECS behaviour profile."""
-    ecs = profile_params(profile) if profile else EcsParams()
+    daemons), an ECS behaviour profile and named simulator parameters on top of it (sim.params)."""
+    ecs = with_params(profile_params(profile) if profile else EcsParams(), params or {})
     world = World(WorldOptions(seed=seed, delivery=delivery or FaultPlan(), ecs=ecs))
     gated = order != "draining"
     groups = build_drain_cluster(world, STORY, gate_attribute=GATE_ATTRIBUTE if gated else None,
@@ -123,6 +126,28 @@ def test_order_tiers_keeps_both_orders_when_ecs_drains_daemons_as_early_as_users
     # killed, every lifecycle action completed CONTINUE once, in time
     assert [(d.instance_id, d.daemon_before_app) for d in run.drains if d.daemon_before_app] == []
     assert_every_drain_was_clean(run)
+
+
+# Apps that flush on SIGTERM use their whole stopTimeout (SIGKILL then), and the agent reports STOPPED 8 s later.
+SLOW_STOPS: dict[str, ParamValue] = {"task_shutdown_s": (600.0, 600.0), "stopped_report_lag_s": (8.0, 8.0)}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("order", ["apps-first", "tiers"])
+def test_apps_using_their_whole_stop_timeout_and_a_late_stopped_report_never_buy_the_order_with_time(
+        deploy: Deploy, order: str) -> None:
+    # GIVEN the worst ECS behaviour, every app using its whole stopTimeout and STOPPED reported 8 s late
+    run = drain_story(deploy, profile="worst", order=order, params=SLOW_STOPS)
+    # THEN no daemon was told to stop before every app task had STOPPED, and nothing was killed
+    assert [(d.instance_id, d.daemon_before_app) for d in run.drains if d.daemon_before_app] == []
+    assert [(d.instance_id, d.kills) for d in run.drains if d.kills] == []
+    assert [a.instance_id for a in run.terminate_actions if a.timed_out] == []
+    if order == "tiers":
+        # AND tiers stopped in order wherever time allowed it; a Spot notice shorter than the phases' stop
+        # times breaks tier order only at its hard end, each break counted
+        assert [(d.instance_id, d.violations) for d in run.drains if d.violations and not d.spot] == []
+        broken = sum(d.violations for d in run.drains if d.spot)
+        assert emitted(run.deployment, "DrainGuaranteeBreaks") >= broken
 
 
 def test_order_draining_hands_the_daemons_to_ecs_so_the_worst_profile_breaks_its_order(deploy: Deploy) -> None:

@@ -9,6 +9,7 @@ from daemon_guard.core.config import (
     DRAIN_TIER_TAG,
     Config,
     ConfigError,
+    DeadlinePolicy,
     DrainTier,
     Home,
     ManagedCluster,
@@ -127,6 +128,12 @@ def test_a_full_document_is_read_field_by_field() -> None:
     pytest.param(doc(standaloneTaskPolicy="kill"), "standaloneTaskPolicy", "must be one of wait, stop, ignore",
                  id="unknown standalone policy"),
     pytest.param(doc(spot="ignore"), "spot", "must be one of drain, report", id="unknown spot policy"),
+    pytest.param(doc(agentStopTimeoutSeconds=0), "agentStopTimeoutSeconds", "must be between 1 and 3600",
+                 id="agent stop timeout of zero"),
+    pytest.param(doc(agentStopTimeoutSeconds="30s"), "agentStopTimeoutSeconds", "must be a whole number",
+                 id="agent stop timeout as the agent's duration text"),
+    pytest.param(doc(drainDeadlinePolicy="kill"), "drainDeadlinePolicy", "must be one of order, force",
+                 id="unknown drain deadline policy"),
     pytest.param(doc(alarmEmail="ops"), "alarmEmail", "must be an e-mail address", id="bad e-mail"),
     pytest.param(doc(alarmTopicArn="alarms"), "alarmTopicArn", "must be an SNS topic ARN", id="bad topic"),
 ])
@@ -186,3 +193,17 @@ def test_a_bad_home_names_the_field(home: object, message: str) -> None:
     with pytest.raises(ConfigError) as refused:
         parse_config(doc(home=home))
     assert f"daemon-guard config: {message}" in str(refused.value)
+
+
+@pytest.mark.parametrize(("fields", "agent_stop_timeout_s", "deadline_policy"), [
+    pytest.param({}, 30, DeadlinePolicy.ORDER, id="defaults: the agent's 30 s, the deadline only stops early"),
+    pytest.param({"agentStopTimeoutSeconds": 120, "drainDeadlinePolicy": "force"}, 120, DeadlinePolicy.FORCE,
+                 id="an agent raised to 2 minutes, a deadline that forces the drain on"),
+])
+def test_the_agent_stop_timeout_and_the_deadline_policy_are_read(fields: dict[str, Any], agent_stop_timeout_s: int,
+                                                                 deadline_policy: DeadlinePolicy) -> None:
+    # GIVEN what the operator's agents run with (ECS_CONTAINER_STOP_TIMEOUT) and what the deadline may do
+    config = parse_config(doc(**fields))
+    # THEN both land in the configuration
+    assert config.agent_stop_timeout_s == agent_stop_timeout_s
+    assert config.drain_deadline_policy is deadline_policy

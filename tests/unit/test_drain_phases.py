@@ -10,13 +10,19 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
-from daemon_guard.core.actions import Action, SetAttribute, SetDraining, StopTasks
-from daemon_guard.core.config import DrainOrder, StandalonePolicy
+from daemon_guard.adapters.ecs import task_definition_view
+from daemon_guard.core import guard_events as ge
+from daemon_guard.core.actions import Action, CompleteLifecycle, RecordHeartbeat, SetAttribute, SetDraining, StopTasks
+from daemon_guard.core.config import DeadlinePolicy, DrainOrder, StandalonePolicy
 from daemon_guard.core.drain import (
     BUDGET_POLL_S,
     HARD_END_MARGIN_S,
+    POLL_S,
     STOP_MARGIN_S,
     DrainPolicy,
+    DrainProgress,
+    DrainRequest,
+    DrainStep,
     DrainView,
     Lifecycle,
     PhaseInput,
@@ -35,6 +41,8 @@ from daemon_guard.core.drain import (
 )
 from daemon_guard.core.model import ServiceView, TaskView
 from daemon_guard.core.placement import GATE_DRAINING, GATE_OPEN, TIER_STOPPED, tier_attribute, tier_constraint
+from daemon_guard.services.notify import drain_step_events
+from jsonschema import Draft202012Validator, FormatChecker
 
 from tests.unit.conftest import INSTANCE_ARN, a_replica_service, a_task
 from tests.unit.test_drain_planner import (
@@ -51,6 +59,7 @@ from tests.unit.test_drain_planner import (
     fresh,
     policy,
     request,
+    stops,
     view,
 )
 
@@ -398,9 +407,10 @@ def test_the_lifecycle_action_waits_until_no_task_is_left_or_the_hard_end(tasks:
                                                                           left_counted: int) -> None:
     # GIVEN every tier done / WHEN the last look before the lifecycle action is planned
     outcome = plan_settle(PhaseInput(view(tasks, now=now), at("settle"), ordered(DrainOrder.TIERS), end))
-    # THEN it completes only once nothing is left, or at the hard end (counted)
+    # THEN it completes only once nothing is left, or at the hard end (counted, a guarantee break)
     assert outcome.finished is finished
     assert outcome.progress.completed_with_tasks == left_counted
+    assert len(outcome.progress.breaks) == (1 if left_counted else 0)
 
 
 @pytest.mark.parametrize(("notice", "lifecycle", "heartbeat_s", "expected"), [
@@ -444,3 +454,114 @@ def test_a_spot_drain_stops_nothing_early_and_completes_inside_the_notice() -> N
     assert [arn for _, arn in stops_at] == ["api-1", "api-2", "batch-1", "xray-1", "prometheus-1", "fluent-bit-1"]
     assert progress.done and progress.completed_at is not None and progress.completed_at < START + 110
     assert progress.violations == () and progress.completed_with_tasks == 0
+
+
+# ---- time never buys order: past its stop time a task is still waited for; only a hard end moves on -----
+
+STUCK_REPLICA = timed("api-1", "api", 30, stopping=True)
+STUCK_DAEMON = timed("xray-1", "xray", 30, stopping=True)
+LATE_JOB = timed("batch-9", None, 30, stopping=True)
+
+
+def run_steps(tasks: tuple[TaskView, ...], progress: DrainProgress, pol: DrainPolicy, until: float,
+              req: DrainRequest | None = None) -> list[tuple[float, DrainStep]]:
+    """Plan steps on an instance where nothing ever changes (`tasks` stay as they are) from START+10 to `until`."""
+    now, steps = START + 10, []
+    while now < until and not progress.done:
+        step = plan_drain_step(req or request(), view(tasks, now=now), progress, pol)
+        steps.append((now, step))
+        progress, now = step.progress, now + step.wait_s
+    return steps
+
+
+@pytest.mark.parametrize(("tasks", "progress", "later"), [
+    pytest.param((STUCK_REPLICA, *STANDALONE, *AGENTS, *METRICS, *LOGS),
+                 at("replicas", gate_closed=True, stop_requested=("api-1",)), {"batch-1", "xray-1"},
+                 id="a replica: no standalone task or daemon stops, through the replica and the global deadline"),
+    pytest.param((STUCK_DAEMON, *METRICS, *LOGS),
+                 at("tier", 0, gate_closed=True, stop_requested=("xray-1",), tiers_fenced=("agents",)),
+                 {"prometheus-1", "fluent-bit-1"}, id="a daemon of tier 0: tier 1 does not stop"),
+    pytest.param((LATE_JOB, *AGENTS, *METRICS, *LOGS),
+                 at("tier", 0, gate_closed=True, stop_requested=("batch-9",)), {"xray-1"},
+                 id="a late standalone task: the first tier does not stop"),
+])
+def test_a_task_past_its_stop_time_and_not_stopped_keeps_the_phase_waiting_with_heartbeats(
+        tasks: tuple[TaskView, ...], progress: DrainProgress, later: set[str]) -> None:
+    # GIVEN a task told to stop that ECS never reports STOPPED (stopTimeout 30 s), a 300 s heartbeat timeout,
+    # the 900 s drain deadline (policy `order`): the hook's heartbeats may go on until 100 x 300 s - 300 s
+    pol = replace(ordered(DrainOrder.TIERS), heartbeat_timeout_s=300)
+    # WHEN the drain is planned, step by step, for an hour
+    steps = run_steps(tasks, progress, pol, START + 3600)
+    actions = [(at_, a) for at_, step in steps for a in step.actions]
+    # THEN nothing of a later phase is stopped and the lifecycle action is not completed
+    assert [a for _, a in actions if isinstance(a, StopTasks) and later & set(a.task_arns)] == []
+    assert [a for _, a in actions if isinstance(a, CompleteLifecycle)] == []
+    # AND the drain keeps looking at the polling rate, and the hook alive every half heartbeat timeout
+    assert max(step.wait_s for _, step in steps) <= POLL_S
+    beats = [at_ for at_, a in actions if isinstance(a, RecordHeartbeat)]
+    assert beats == pytest.approx([START + 150 * k for k in range(1, 24)])
+    # AND the overdue task is noted once, not as a break
+    final = steps[-1][1].progress
+    assert final.stops_overdue == 1 and final.breaks == ()
+    assert sum(n.kind == "stop-overdue" for _, step in steps for n in step.notes) == 1
+
+
+STUCK_TIER_0 = at("tier", 0, gate_closed=True, stop_requested=("xray-1",), tiers_fenced=("agents",))
+LATER_TIERS = 2 * (30 + M)  # what tiers 1 and 2 need to stop their daemons before the hard end
+
+
+@pytest.mark.parametrize(("notice", "heartbeat_s", "deadline_policy", "kind", "hard_end_at"), [
+    pytest.param(START + 120, 300, DeadlinePolicy.ORDER, "notice", START + 120 - HARD_END_MARGIN_S,
+                 id="a Spot notice about to end"),
+    pytest.param(None, 30, DeadlinePolicy.ORDER, "heartbeats", START + 100 * 30 - 30,
+                 id="heartbeats that must stop before the hook's global timeout"),
+    pytest.param(None, 300, DeadlinePolicy.FORCE, "deadline", START + 900,
+                 id="the drain deadline, its policy `force`"),
+])
+def test_a_hard_end_moves_the_drain_on_as_a_counted_guarantee_break_with_its_event(
+        notice: float | None, heartbeat_s: float, deadline_policy: DeadlinePolicy, kind: str,
+        hard_end_at: float) -> None:
+    # GIVEN tier 0's daemon never reported STOPPED, and a hard end
+    pol = replace(ordered(DrainOrder.TIERS), heartbeat_timeout_s=heartbeat_s, deadline_policy=deadline_policy)
+    tasks = (timed("xray-1", "xray", 30, stopping=True), timed("prometheus-1", "prometheus", 30),
+             timed("fluent-bit-1", "fluent-bit", 30))
+    break_at = hard_end_at - LATER_TIERS
+    # WHEN the drain is planned just before the later tiers' stop times must begin, and then at that moment
+    before = plan_drain_step(request(notice), view(tasks, now=break_at - 1), STUCK_TIER_0, pol)
+    step = plan_drain_step(request(notice), view(tasks, now=break_at), before.progress, pol)
+    # THEN it waits until then; at it tier 1 stops, the break recorded with its hard end and noted
+    assert stops(before) == [] and before.progress.breaks == ()
+    assert stops(step) == [("prometheus-1",)]
+    assert step.progress.breaks == (("agents", kind, break_at, 1),)
+    assert [n.kind for n in step.notes if n.kind == "guarantee-broken"] == ["guarantee-broken"]
+    # AND the step announces a Drain Guarantee Broken event that holds to its schema
+    (event,) = [e for e in drain_step_events(request(notice), before.progress, step)
+                if e.detail_type == ge.GUARANTEE_BROKEN]
+    Draft202012Validator(ge.SCHEMAS[ge.GUARANTEE_BROKEN], format_checker=FormatChecker()).validate(event.detail)
+    assert (event.detail["phase"], event.detail["hardEnd"], event.detail["tasksNotStopped"]) == ("agents", kind, 1)
+
+
+def container(name: str, stop_timeout: int | None) -> dict[str, object]:
+    """A container definition as DescribeTaskDefinition returns it (no stopTimeout key when none is set)."""
+    return {"name": name, "image": f"public.ecr.aws/example/{name}:1", "cpu": 0, "essential": True,
+            **({"stopTimeout": stop_timeout} if stop_timeout is not None else {})}
+
+
+@pytest.mark.parametrize(("containers", "agent_s", "expected"), [
+    pytest.param([container("app", None)], 30, 30, id="none set: the agent's default, 30 s"),
+    pytest.param([container("app", None)], 120, 120, id="none set, agents raised to 2 minutes: 120 s"),
+    pytest.param([container("app", 10)], 120, 10, id="set: the container's own stopTimeout"),
+    pytest.param([container("app", 10), container("sidecar", None)], 120, 120,
+                 id="a sidecar without one: the agent's value, the longest of the task's containers"),
+])
+def test_a_container_without_stop_timeout_gets_the_agents_in_the_drains_arithmetic(
+        containers: list[dict[str, object]], agent_s: int, expected: int) -> None:
+    # GIVEN a task definition as ECS describes it, and agentStopTimeoutSeconds
+    raw = {"taskDefinitionArn": "arn:aws:ecs:us-east-1:111122223333:task-definition/api:1", "family": "api",
+           "networkMode": "bridge", "containerDefinitions": containers}
+    # WHEN the adapter maps it and the drain reserves the replica phase's stop time
+    stop_timeout = task_definition_view(raw, agent_s).stop_timeout_s
+    task = replace(a_task("api-1", "api"), stop_timeout_s=stop_timeout)
+    # THEN a container without stopTimeout counts as the agent's ECS_CONTAINER_STOP_TIMEOUT
+    assert stop_timeout == expected
+    assert phase_stop_times(view((task,)), ordered(DrainOrder.TIERS))[0] == expected + M
