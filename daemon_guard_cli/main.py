@@ -149,8 +149,8 @@ def _version() -> str:
         return "unknown (not installed)"
 
 
-REGION_HELP = ("AWS region; default: the region in the ARN given, else $AWS_REGION, else $AWS_DEFAULT_REGION "
-               "or the profile's region")
+REGION_HELP = ("AWS region; default: the region of the ARN given (--cluster, drain's --function), else $AWS_REGION, "
+               "else $AWS_DEFAULT_REGION or the profile's region; a --region an ARN contradicts is refused")
 LIVE_NOTE = ("Credentials: the default boto3 chain (AWS_PROFILE, environment, SSO, instance role). Each call gives up "
              "after 3 attempts with a 5 s connect timeout, and the command exits 2 with one line saying why.")
 

@@ -3,7 +3,8 @@
 One run exercises every path that emits: a gate-mode scale-out with a daemon too big to ever fit
 (gates fail open), a preempt-mode scale-out under backlog (evictions), drains of instances with a
 blocked service under a short deadline (blocked, deadline missed, heartbeats), duplicated and
-malformed events, the reconciler, and a gate ECS refuses (an instance at its attribute limit).
+malformed events, the reconciler, a gate ECS refuses (an instance at its attribute limit), and preempt
+giving up where replicas always take back the room it frees.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from infra.observability import metrics_named_by_dashboard
 from sim.deployment import GuardDeployment
 from sim.eventbridge import FaultPlan
 from sim.world import World, WorldOptions
+from tests.integration.test_preempt_futility_in_sim import worst_scale_out
 
 Emitted = set[tuple[str, frozenset[str]]]
 
@@ -94,9 +96,16 @@ def _gate_refused(seed: int) -> Emitted:
         deployment.close()
 
 
+def _preempt_gave_up(seed: int) -> Emitted:
+    """Preempt where replicas always take back the room it frees (the `worst` profile): it gives up."""
+    plan = ScaleOut(launches=4, warm_instances=6, warmup_s=120.0, tail_s=60.0)
+    with worst_scale_out(seed, plan, preemptMaxTries=1, preemptMaxGiveUps=1) as run:
+        return _emitted(run.deployment.records.emf)
+
+
 @pytest.fixture(scope="module")
 def emitted() -> Iterator[Emitted]:
-    yield _scale_out("gate", 3) | _scale_out("preempt", 4) | _drains(5) | _gate_refused(6)
+    yield _scale_out("gate", 3) | _scale_out("preempt", 4) | _drains(5) | _gate_refused(6) | _preempt_gave_up(7)
 
 
 def test_every_metric_the_dashboard_and_alarms_read_is_emitted_with_the_same_dimensions(emitted: Emitted) -> None:
