@@ -15,11 +15,11 @@ from dataclasses import dataclass
 import pytest
 from daemon_guard.core import guard_events as ge
 
-from sim.bench import TIMING, BreachCounter, guard_config
+from bench.scenarios import ClusterSpec, ScaleOut, build_cluster, run_scale_out
+from bench.suites import TIMING, BreachCounter, guard_config
 from sim.deployment import GuardDeployment
 from sim.ecs import profile_params
 from sim.latency import api_latency
-from sim.scenarios import ClusterSpec, ScaleOut, build_cluster, run_scale_out
 from sim.world import World, WorldOptions
 from tests.integration.test_own_events import assert_valid
 
