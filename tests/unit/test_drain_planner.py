@@ -410,11 +410,14 @@ def test_progress_round_trips_through_its_json_checkpoint() -> None:
     # GIVEN progress with every kind of field filled in
     progress = replace(fresh(), phase="tier", tier=1, violations=("t1",), stop_requested=("a", "b"),
                        phase_tasks=(("replicas", "a"), ("agents", "b")), phase_times=(("replicas", 1.0, 2.0),),
-                       forced=True, forced_at=5.0, result="CONTINUE", completed_at=9.0)
+                       forced=True, forced_at=5.0, result="CONTINUE", completed_at=9.0, overdue_noted=True,
+                       breaks=(("agents", "notice", 7.0, 1),))
     # WHEN it goes through JSON and back
     restored = DrainProgress.from_dict(json.loads(json.dumps(progress.as_dict())))
-    # THEN it is the same progress
+    # THEN it is the same progress; a checkpoint from before guarantee breaks were kept reads as none
     assert restored == progress
+    older = {k: v for k, v in progress.as_dict().items() if k not in ("breaks", "overdue_noted")}
+    assert DrainProgress.from_dict(older).breaks == ()
 
 
 def test_the_drain_payload_names_what_is_missing() -> None:
