@@ -15,7 +15,15 @@ from typing import Any
 from bench.bench_exits import exits_markdown, rollout_markdown, run_exits_suite, run_rollout_suite
 from bench.faults import fault_suite
 from bench.scenarios import DrainStory
-from bench.suites import DEFAULT_PROFILE, DRAIN_STRATEGIES, drain_suite, placement_suite, robustness_suite
+from bench.suites import (
+    DEFAULT_PROFILE,
+    DRAIN_STRATEGIES,
+    FUNCTIONS,
+    drain_suite,
+    placement_suite,
+    robustness_suite,
+    timeouts_text,
+)
 from sim.ecs import profile_params
 
 
@@ -61,8 +69,8 @@ def _drain_table(drain: dict[str, Any]) -> list[str]:
              f"seeds {sc['seeds']}; ECS behaviour profile `{drain.get('profile', 'as-documented')}`)", "",
              "| strategy | claims | drains | daemon stopped before an app task STOPPED | tier-order violations | "
              "tasks killed | lifecycle timeouts | Spot drains in 120 s | overhead p50 / p99 (s) | "
-             "overhead per tier p50 / p99 (s) | deadlines exceeded | API calls per drain |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "overhead per tier p50 / p99 (s) | deadlines exceeded | API calls per drain | handler timeouts |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for name, s in drain["strategies"].items():
         claims = ", ".join(s.get("claims", [])) or "none"
         lines.append(f"| {name} | {claims} | {s['drains']} | {s['daemon_stopped_before_app_stopped']} | "
@@ -70,15 +78,16 @@ def _drain_table(drain: dict[str, Any]) -> list[str]:
                      f"{s['spot_within_120s']} / {s['spot_drains']} | "
                      f"{s['overhead_s']['p50']} / {s['overhead_s']['p99']} | "
                      f"{s['overhead_per_tier_s']['p50']} / {s['overhead_per_tier_s']['p99']} | "
-                     f"{s['deadline_exceeded']} | {s['api_calls_per_drain']} |")
+                     f"{s['deadline_exceeded']} | {s['api_calls_per_drain']} | {timeouts_text(s)} |")
     return [*lines, ""]
 
 
 ROBUST_DRAIN = ("daemon_stopped_before_app_stopped", "tier_order_violations", "ungraceful_task_kills",
-                "lifecycle_timeouts", "spot_within_120s", "overhead_s.p99")
+                "lifecycle_timeouts", "spot_within_120s", "overhead_s.p99",
+                *(f"handler_timeouts_by_function.{f}" for f in FUNCTIONS))
 ROBUST_PLACEMENT = ("daemon_first_rate", "coverage_rate", "time_to_daemons_s.p99", "not_covered_by_end",
                     "replica_first_start_s.p50", "replica_first_start_s.p99", "evictions",
-                    "evictions_per_instance_covered", "handler_timeouts")
+                    "evictions_per_instance_covered", *(f"handler_timeouts_by_function.{f}" for f in FUNCTIONS))
 
 
 def _robustness_table(robust: dict[str, Any]) -> list[str]:
@@ -120,15 +129,15 @@ def markdown(report: dict[str, Any]) -> str:
                   "| strategy | daemon-first | coverage (60 s) | time to daemons p50 / p99 (s) | "
                   "not covered by the end | replica first start p50 / p99 (s) | "
                   "app tasks without daemons p50 / p99 (s) | evictions | evictions per instance covered | "
-                  "min-healthy breaches |",
-                  "|---|---|---|---|---|---|---|---|---|---|"]
+                  "min-healthy breaches | handler timeouts |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|"]
         for name, s in placement["strategies"].items():
             lines.append(f"| {name} | {s['daemon_first_rate']:.2%} | {s['coverage_rate']:.2%} | "
                          f"{s['time_to_daemons_s']['p50']} / {s['time_to_daemons_s']['p99']} | "
                          f"{s['not_covered_by_end']} | "
                          f"{s['replica_first_start_s']['p50']} / {s['replica_first_start_s']['p99']} | "
                          f"{s['daemon_missing_s']['p50']} / {s['daemon_missing_s']['p99']} | {s['evictions']} | "
-                         f"{_per_covered(s)} | {s['min_healthy_breaches']} |")
+                         f"{_per_covered(s)} | {s['min_healthy_breaches']} | {timeouts_text(s)} |")
         failing = placement.get("failing_daemon")
         if failing:
             fs = failing["scenario"]

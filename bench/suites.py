@@ -147,12 +147,27 @@ def run_placement(strategy: str, seed: int, plan: ScaleOut, profile: str = DEFAU
             deployment.close()
 
 
+FUNCTIONS = ("intake", "reconciler", "drain", "launch-gate")
+
+
 def handler_timing(deployment: GuardDeployment) -> dict[str, Any]:
-    """How long the invocations took in simulated time (API latency and backoff), and how many timed out."""
+    """How long the invocations took in simulated time (API latency and backoff), and how many timed out, in all
+    and per function (every function named, zeros included)."""
     durations = [i.duration_s for i in deployment.records.invocations]
+    timed_out = Counter(i.name for i in deployment.records.invocations
+                        if i.error is not None and i.error.startswith("TimedOut"))
     return {"handler_duration_s": {q: round(percentile(durations, n), 3) for q, n in (("p50", 50), ("p99", 99))},
-            "handler_timeouts": sum(1 for i in deployment.records.invocations
-                                    if i.error is not None and i.error.startswith("TimedOut"))}
+            "handler_timeouts": sum(timed_out.values()),
+            "handler_timeouts_by_function": {name: timed_out[name] for name in FUNCTIONS}}
+
+
+def timeouts_text(figures: dict[str, Any]) -> str:
+    """Handler timeouts named by function ("0", or "3: reconciler 2, drain 1"); "n/a" without a deployment."""
+    by_function = figures.get("handler_timeouts_by_function")
+    if by_function is None:
+        return "n/a"
+    named = ", ".join(f"{name} {n}" for name, n in by_function.items() if n)
+    return f"{figures['handler_timeouts']}: {named}" if named else "0"
 
 
 def merge(results: list[dict[str, Any]]) -> dict[str, Any]:
@@ -162,7 +177,9 @@ def merge(results: list[dict[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     launches = sum(r["launches"] for r in results)
     for key, value in results[0].items():
-        if isinstance(value, dict):
+        if key.endswith("_by_function"):
+            out[key] = {name: sum(r[key][name] for r in results) for name in value}
+        elif isinstance(value, dict):
             out[key] = {q: round(statistics.fmean(r[key][q] for r in results), 2) for q in value}
         elif key.endswith("_rate"):
             out[key] = round(sum(r[key] * r["launches"] for r in results) / launches, 4)
@@ -328,7 +345,9 @@ def _merge_drains(runs: list[dict[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = defaultdict(int)
     for run in runs:
         for key, value in run.items():
-            if isinstance(value, dict):
+            if key.endswith("_by_function"):
+                out[key] = {name: sum(r[key][name] for r in runs) for name in value}
+            elif isinstance(value, dict):
                 out[key] = {q: round(statistics.fmean(r[key][q] for r in runs), 2) for q in value}
             elif key == "api_calls_per_drain":
                 out[key] = round(statistics.fmean(r[key] for r in runs), 1)

@@ -78,6 +78,7 @@ class Invocation:
     cpu_ms: float
     error: str | None = None
     duration_s: float = 0.0  # simulated: its calls' latency and backoff
+    name: str = ""  # the deployed function (intake, reconciler, drain, launch-gate); `function` folds the workflows
 
 
 @dataclass
@@ -279,7 +280,7 @@ class GuardDeployment:
             self.records.invocations.append(Invocation(
                 started_at, deployed.key if deployed.key in ("intake", "reconciler") else "workflow",
                 result if isinstance(result, dict) else None, int(cost["calls"]), cost["cpu_s"] * 1000, error,
-                self.world.clock.now - started_at))
+                self.world.clock.now - started_at, deployed.key))
             done(outcome)
 
         self.workers.start(body, finished, deadline=started_at + fn.timeout_s, enter=enter)
