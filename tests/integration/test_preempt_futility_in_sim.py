@@ -53,19 +53,13 @@ def worst_scale_out(seed: int, plan: ScaleOut = PLAN, **bounds: int) -> Iterator
         deployment.close()
 
 
-@pytest.fixture(scope="module")
-def futile() -> Iterator[Futile]:
-    with worst_scale_out(1, preemptMaxTries=1, preemptMaxGiveUps=2) as run:
-        yield run
-
-
 @pytest.mark.slow
-def test_preempt_gives_up_where_replicas_take_back_the_room_and_says_to_use_gate(futile: Futile) -> None:
+def test_preempt_gives_up_where_replicas_take_back_the_room_and_says_to_use_gate() -> None:
     # GIVEN a scale-out where replicas always refill what preempt frees, one futile try allowed per
     # instance and two instances given up on per cluster
-    records = futile.deployment.records
-    gave_up = sum(records.metric_values("PreemptGaveUp"))
-    events = futile.deployment.own_events.events
+    with worst_scale_out(1, preemptMaxTries=1, preemptMaxGiveUps=2) as run:
+        gave_up = sum(run.deployment.records.metric_values("PreemptGaveUp"))
+        events = run.deployment.own_events.events
     # THEN preempt gave up, counted it, and published each give-up in its documented shape, recommending gate
     assert gave_up >= 2
     kinds = assert_valid(events)

@@ -10,8 +10,8 @@ would stop more replicas for nothing. So preempt counts its tries per instance:
   the daemons are still missing (the room it freed was taken again);
 - once `max_tries` tries were futile, preempt stops on that instance (``give-up``): only the gate
   constraint (placementMode ``gate``) keeps replicas off room held for daemons;
-- once preempt gave up on `max_give_ups` instances of a cluster within an episode, it makes no first
-  try on another instance of that cluster until the episode ends: where replicas always come back first
+- once preempt gave up on `max_give_ups` instances of a cluster within a clock hour, it makes no first
+  try on another instance of that cluster until the hour ends: where replicas always come back first
   (a standing backlog), each first try would only stop replicas too.
 
 The record (`PreemptTries`) lives in the state store, written conditionally so that two concurrent
@@ -30,7 +30,8 @@ from typing import Literal
 from daemon_guard.core.model import ServiceView, TaskView
 
 EPISODE_S = 3600
-"""How long preempt's record of tries on an instance (and a cluster's count of give-ups) holds."""
+"""How long preempt's record of tries on an instance holds, and the window (clock hours) a cluster's give-ups
+are counted in."""
 GIVE_UPS_COUNTER = "preempt.gave-up"
 """The name a cluster's give-ups are counted under in the eviction-budget store (no service is named so)."""
 
