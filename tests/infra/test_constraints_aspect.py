@@ -68,6 +68,7 @@ class Platform:
         return child
 
 
+@pytest.mark.slow
 def test_replica_services_get_the_gate_and_daemons_their_tier_l2_and_l1() -> None:
     # GIVEN L2 and L1 replica and daemon services of the managed cluster (by name, ARN or Ref), one tiered by tag
     p = Platform()

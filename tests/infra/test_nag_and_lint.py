@@ -57,11 +57,13 @@ def test_nag_is_active_and_refuses_an_unacknowledged_finding(tmp_path: Path) -> 
     assert "DaemonGuard/DaemonGuard/" not in report, "only the stray queue is reported"
 
 
+@pytest.mark.slow
 def test_default_template_is_cfn_lint_clean(default_app: Path) -> None:
     result = cfn_lint(default_app / "DaemonGuard.template.json")
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+@pytest.mark.slow
 def test_two_cluster_example_is_cfn_lint_clean(two_clusters: tuple[Path, Template, dict[str, Any]]) -> None:
     out, _, _ = two_clusters
     result = cfn_lint(out / "DaemonGuardPlatform.template.json")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from daemon_guard.core import guard_events as ge
 
 from tests.integration.conftest import EVICTION_REASON
@@ -9,6 +10,7 @@ from tests.integration.test_own_events import assert_valid
 from tests.integration.test_placement_in_sim import scale_out
 
 
+@pytest.mark.slow
 def test_preempt_stops_nothing_for_a_daemon_that_can_never_fit_and_says_so() -> None:
     # GIVEN preempt mode and a daemon bigger than any instance (the other daemons fit)
     run, audit = scale_out("preempt", huge_daemon=True)

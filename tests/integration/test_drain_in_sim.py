@@ -102,6 +102,7 @@ def assert_every_drain_was_clean(run: DrainRun) -> None:
     assert [e.name for e in run.deployment.durable.executions.values() if e.status == "FAILED"] == []
 
 
+@pytest.mark.slow
 def test_drains_stop_tasks_in_order_and_complete_every_lifecycle_action(deploy: Deploy) -> None:
     # GIVEN a busy cluster with three daemon tiers, standalone jobs and a terminate hook
     # WHEN Auto Scaling scales in and Spot interrupts
@@ -150,6 +151,7 @@ def test_apps_using_their_whole_stop_timeout_and_a_late_stopped_report_never_buy
         assert emitted(run.deployment, "DrainGuaranteeBreaks") >= broken
 
 
+@pytest.mark.slow
 def test_order_draining_hands_the_daemons_to_ecs_so_the_worst_profile_breaks_its_order(deploy: Deploy) -> None:
     # GIVEN the same worst ECS behaviour and drain order `draining` (DRAINING first, no constraints)
     run = drain_story(deploy, profile="worst")
@@ -157,6 +159,7 @@ def test_order_draining_hands_the_daemons_to_ecs_so_the_worst_profile_breaks_its
     assert sum(d.daemon_before_app for d in run.drains) > 0
 
 
+@pytest.mark.slow
 def test_spot_interruptions_drain_inside_the_two_minute_notice(deploy: Deploy) -> None:
     # GIVEN the drain story's Spot interruptions
     run = drain_story(deploy)
@@ -168,6 +171,7 @@ def test_spot_interruptions_drain_inside_the_two_minute_notice(deploy: Deploy) -
     assert sum(d.kills for d in spot) == 0
 
 
+@pytest.mark.slow
 def test_duplicated_lifecycle_events_start_at_most_one_workflow_per_token(deploy: Deploy) -> None:
     # GIVEN EventBridge delivering most events two or three times
     run = drain_story(deploy, delivery=FaultPlan(duplicate_rate=0.6))
@@ -182,6 +186,7 @@ def test_duplicated_lifecycle_events_start_at_most_one_workflow_per_token(deploy
     assert_every_drain_was_clean(run)
 
 
+@pytest.mark.slow
 def test_a_workflow_crash_at_every_step_repeats_no_completion_and_kills_nothing(deploy: Deploy) -> None:
     # GIVEN every workflow step crashes once after its effects and before its checkpoint
     def crash_everywhere(deployment: GuardDeployment) -> None:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from bench.exits import ExitStory, measure_exits, run_exit_story
 from bench.scenarios import DrainStory, build_drain_cluster
 from sim.world import World, WorldOptions
@@ -34,6 +36,7 @@ def test_without_the_guard_scheduled_changes_and_stops_kill_running_tasks() -> N
     assert figures["ec2-state"]["tasks_killed"] > 0
 
 
+@pytest.mark.slow
 def test_a_scheduled_change_drains_in_order_and_the_group_replaces_the_instance_before_it(deploy: Deploy) -> None:
     # GIVEN daemon-guard with the default options (replace, at once)
     figures, _, _ = exits(deploy)
@@ -45,6 +48,7 @@ def test_a_scheduled_change_drains_in_order_and_the_group_replaces_the_instance_
     assert change["replaced_before_change"] == 3
 
 
+@pytest.mark.slow
 def test_an_instance_stopped_outside_auto_scaling_drains_under_the_deadline_that_remains(deploy: Deploy) -> None:
     figures, _, _ = exits(deploy)
     stops = figures["ec2-state"]
@@ -52,6 +56,7 @@ def test_an_instance_stopped_outside_auto_scaling_drains_under_the_deadline_that
     assert (stops["tasks_killed"], stops["ordering_violations"]) == (0, 0)
 
 
+@pytest.mark.slow
 def test_with_a_lead_the_drain_waits_for_the_reconciler_until_the_lead_before_the_change(deploy: Deploy) -> None:
     # GIVEN a 300 s lead on a change announced 900 s ahead
     figures, world, deployment = exits(deploy, scheduledChangeLeadSeconds=300)
@@ -64,6 +69,7 @@ def test_with_a_lead_the_drain_waits_for_the_reconciler_until_the_lead_before_th
     assert world.clock.now >= 1800.0
 
 
+@pytest.mark.slow
 def test_drain_only_leaves_the_instance_for_aws_and_report_only_changes_nothing(deploy: Deploy) -> None:
     figures, world, _ = exits(deploy, scheduledChange="drain", instanceStateChange="report")
     # THEN drained but not replaced (AWS's stop found them empty), and stops only reported (tasks died)

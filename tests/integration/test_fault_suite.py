@@ -6,12 +6,12 @@ import pytest
 
 from bench.faults import FAULT_KINDS, run_fault
 
-# The load kind drives 600 launches and drains at once (minutes): it runs in `make test`, not `make test-fast`.
-SLOW_KINDS = frozenset({"load"})
+# Every kind runs a whole story (the load kind 600 launches and drains at once): `make test` runs them,
+# `make test-fast` leaves them out.
+pytestmark = pytest.mark.slow
 
 
-@pytest.mark.parametrize("kind", [pytest.param(k, marks=pytest.mark.slow) if k in SLOW_KINDS else k
-                                  for k in FAULT_KINDS])
+@pytest.mark.parametrize("kind", FAULT_KINDS)
 def test_nothing_is_lost_under_the_fault(kind: str) -> None:
     # GIVEN the fault story (warm cluster, scale-out under backlog, scale-in drains) with one fault injected
     # WHEN it runs through the real handlers and workflows

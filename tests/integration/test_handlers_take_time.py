@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from bench.scenarios import ClusterSpec, build_cluster
 from bench.suites import GATE_ATTRIBUTE, guard_config
 from sim.deployment import GuardDeployment
@@ -86,6 +88,7 @@ def invocation_trace(seed: int) -> list[tuple[float, str, int, float]]:
         deployment.close()
 
 
+@pytest.mark.slow
 def test_the_same_seed_gives_the_same_interleaving() -> None:
     # GIVEN the same seed twice / WHEN the same scale-out runs / THEN every invocation starts, calls and ends alike
     first = invocation_trace(5)

@@ -48,6 +48,9 @@ from sim.template import DeploymentFacts, deployment_facts, facts_from_template,
 from sim.world import World, WorldOptions
 from tests.integration.conftest import UNMANAGED_CLUSTER, UNMANAGED_GROUP, build_unmanaged, config_for
 
+# Long simulator stories: `make test` runs them, `make test-fast` leaves them out.
+pytestmark = pytest.mark.slow
+
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "events"
 STEP_S = 20.0
 

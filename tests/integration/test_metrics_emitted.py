@@ -23,6 +23,9 @@ from sim.eventbridge import FaultPlan
 from sim.world import World, WorldOptions
 from tests.integration.test_preempt_futility_in_sim import worst_scale_out
 
+# Long simulator stories: `make test` runs them, `make test-fast` leaves them out.
+pytestmark = pytest.mark.slow
+
 Emitted = set[tuple[str, frozenset[str]]]
 
 

@@ -40,6 +40,7 @@ def test_every_schema_is_a_valid_json_schema() -> None:
         Draft202012Validator.check_schema(schema)
 
 
+@pytest.mark.slow
 def test_drain_events_hold_to_their_schemas_and_tell_each_drain_from_start_to_end(deploy: Deploy) -> None:
     # GIVEN the small drain story (scale-ins, Spot interruptions) under daemon-guard
     run = drain_story(deploy)
@@ -54,6 +55,7 @@ def test_drain_events_hold_to_their_schemas_and_tell_each_drain_from_start_to_en
     assert {"replicas", "app-agents", "metrics", "log-router"} <= tiers
 
 
+@pytest.mark.slow
 def test_the_readme_rule_routes_drain_completions_only(deploy: Deploy) -> None:
     run = drain_story(deploy)
     rule = {"source": ["daemon-guard"], "detail-type": ["Instance Drain Completed"]}
@@ -65,6 +67,7 @@ def test_the_readme_rule_routes_drain_completions_only(deploy: Deploy) -> None:
     ("preempt", {}, {ge.PLACEMENT_REPAIRED}),
     ("gate", {"gateTimeoutSeconds": 10}, {ge.GATE_OPENED, ge.GATE_FAILED_OPEN}),
 ])
+@pytest.mark.slow
 def test_placement_events_hold_to_their_schemas(mode: str, extra: dict[str, Any], expected: set[str]) -> None:
     # GIVEN a backlog scale-out under daemon-guard (gate mode with a short gate timeout, so some fail open)
     run, _ = scale_out(mode, extra=extra)
@@ -126,6 +129,7 @@ def test_a_failure_to_publish_is_counted_and_never_raised(client: Any, accepted:
     assert sink.values == [("GuardEventsUnpublished", unpublished)]
 
 
+@pytest.mark.slow
 def test_a_drain_completes_even_when_eventbridge_refuses_every_event(deploy: Deploy) -> None:
     # GIVEN EventBridge refusing every PutEvents (the sim answers with an error)
     def refuse(deployment: Any) -> None:

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import pytest
+
 from bench.measure import LaunchRecord, launch_records
 from bench.scenarios import ClusterSpec, ScaleOut, build_cluster, run_scale_out
 from bench.suites import GATE_ATTRIBUTE, BreachCounter
@@ -98,6 +100,7 @@ def scale_out(mode: str | None, *, seed: int = SEED, delivery: FaultPlan | None 
     return Run(world, deployment, launch_records(world.ecs, horizon, since=PLAN.measured_from), breaches), audit
 
 
+@pytest.mark.slow
 def test_preempt_gets_every_daemon_running_within_a_minute_of_registration() -> None:
     # GIVEN a backlog scale-out on which ECS alone leaves daemons out
     native, _ = scale_out(None)
@@ -114,6 +117,7 @@ def test_preempt_gets_every_daemon_running_within_a_minute_of_registration() -> 
     assert run.breaches.breaches == 0
 
 
+@pytest.mark.slow
 def test_preempt_never_evicts_daemons_standalone_or_protected_tasks() -> None:
     # GIVEN one replica service runs under task scale-in protection and standalone jobs run too
     # WHEN daemon-guard preempts during the scale-out
@@ -139,6 +143,7 @@ def test_gate_mode_starts_no_replica_before_every_daemon_runs_and_opens_every_ga
     assert run.world.ecs_api.calls.get("StopTask", 0) == 0
 
 
+@pytest.mark.slow
 def test_a_gate_whose_daemon_can_never_fit_fails_open_at_its_timeout() -> None:
     # GIVEN gate mode with a daemon too big for any instance and a 30 s gate timeout
     # WHEN new instances join
@@ -150,6 +155,7 @@ def test_a_gate_whose_daemon_can_never_fit_fails_open_at_its_timeout() -> None:
     assert emitted(run.deployment, "GatesFailedOpen") >= PLAN.launches
 
 
+@pytest.mark.slow
 def test_observe_mode_decides_but_changes_nothing() -> None:
     # GIVEN the scale-out on which preempt evicts
     # WHEN daemon-guard runs in observe mode
@@ -162,6 +168,7 @@ def test_observe_mode_decides_but_changes_nothing() -> None:
     assert evicted(run.world) == []
 
 
+@pytest.mark.slow
 def test_duplicated_container_instance_events_are_recognised_and_evict_nothing_more() -> None:
     # GIVEN the same preempt scale-out with clean delivery
     clean, _ = scale_out("preempt")

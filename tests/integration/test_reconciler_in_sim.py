@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from bench.measure import launch_records
 from bench.scenarios import ClusterSpec, build_cluster, keep_backlog
 from sim.deployment import GuardDeployment
@@ -20,6 +22,7 @@ def busy_cluster(world: World, instances: int, *, replica_services: int = 8) -> 
     return spec
 
 
+@pytest.mark.slow
 def test_with_a_tenth_of_events_lost_coverage_and_lifecycle_actions_are_restored(deploy: Deploy) -> None:
     # GIVEN EventBridge losing 10% of deliveries, a replica backlog, and daemon-guard with a terminate hook
     world = World(WorldOptions(seed=5, delivery=FaultPlan(loss_rate=0.1)))
@@ -63,6 +66,7 @@ def reconcile_cost(instances: int) -> tuple[int, float]:
         deployment.close()
 
 
+@pytest.mark.slow
 def test_one_audit_reads_a_bounded_number_of_pages_and_emits_coverage() -> None:
     # GIVEN settled clusters of 10 and 40 instances running three daemons
     # WHEN the reconciler audits each once

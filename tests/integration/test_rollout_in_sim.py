@@ -6,6 +6,9 @@ import pytest
 
 from bench.rollout import RolloutStory, run_rollout
 
+# Long simulator stories: `make test` runs them, `make test-fast` leaves them out.
+pytestmark = pytest.mark.slow
+
 STORY = RolloutStory(instances=12, replica_services=6, horizon_s=1000.0)
 
 

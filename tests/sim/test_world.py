@@ -210,6 +210,7 @@ def test_the_same_seed_gives_the_same_run_in_another_process() -> None:
 # ---- calibration ------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_the_baseline_reproduces_awss_daemon_first_figure_without_automation() -> None:
     # GIVEN the baseline cluster under replica backlog, no automation, seed 1
     world = new_world(1)
