@@ -92,9 +92,10 @@ TABLE_ACTIONS: Mapping[str, tuple[str, ...]] = {
                    "dynamodb:BatchGetItem", "dynamodb:BatchWriteItem", "dynamodb:Query"),
     # its claim (Get), callback and wake registration (Update), release (Delete)
     "drain": ("dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"),
-    # the reflex's marks and budgets, wake registration (Update), release (Delete)
-    "launch-gate": ("dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:BatchGetItem",
-                    "dynamodb:BatchWriteItem"),
+    # the reflex's marks and budgets, its preempt tries (Get, conditional Put), wake registration (Update),
+    # release (Delete)
+    "launch-gate": ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem",
+                    "dynamodb:BatchGetItem", "dynamodb:BatchWriteItem"),
 }
 
 ECS_MUTATING_ACTIONS = ("ecs:StopTask", "ecs:UpdateContainerInstancesState", "ecs:PutAttributes")

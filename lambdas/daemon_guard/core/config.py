@@ -158,7 +158,7 @@ class Config:
     reconcile_period_min: int = 1
     eviction_budget_per_service: int = 2
     eviction_window_s: int = 60
-    preempt_max_tries: int = 2
+    preempt_max_tries: int = 4
     preempt_max_give_ups: int = 3
     alarm_email: str | None = None
     alarm_topic_arn: str | None = None
@@ -374,7 +374,7 @@ def parse_config(doc: Any) -> Config:
         reconcile_period_min=_int(doc, "reconcilePeriodMinutes", 1, 1, 60),
         eviction_budget_per_service=_int(doc, "evictionBudgetPerService", 2, 1, 1000),
         eviction_window_s=_int(doc, "evictionWindowSeconds", 60, 1, 3600),
-        preempt_max_tries=_int(doc, "preemptMaxTries", 2, 1, 100),
+        preempt_max_tries=_int(doc, "preemptMaxTries", 4, 1, 100),
         preempt_max_give_ups=_int(doc, "preemptMaxGiveUps", 3, 1, 100_000),
         alarm_email=email,
         alarm_topic_arn=topic,
