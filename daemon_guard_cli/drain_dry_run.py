@@ -10,7 +10,6 @@ action. Tiers and limits come from ``--config`` (a daemon-guard document or a cd
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Any, TextIO
@@ -24,6 +23,7 @@ from daemon_guard.core.drain_preview import render_preview
 from daemon_guard.core.identifiers import InstanceId
 from daemon_guard.services.drain_preview import preview
 
+from daemon_guard_cli.inputs import MAX_CONFIG_BYTES, read_json
 from daemon_guard_cli.live import Clock, _client, _utc_now, explain
 
 
@@ -37,7 +37,8 @@ class _NoMetrics:
 def load_drain_config(path: str | None, cluster: str) -> Config:
     """--config, else ./cdk.json, else the defaults; the cluster must be one it manages."""
     candidate = Path(path) if path else Path("cdk.json")
-    doc: Any = json.loads(candidate.read_text()) if path or candidate.exists() else {"clusters": [{"name": cluster}]}
+    doc: Any = read_json(str(candidate), MAX_CONFIG_BYTES, "a configuration may take", expect="object") \
+        if path or candidate.exists() else {"clusters": [{"name": cluster}]}
     if isinstance(doc, dict) and "context" in doc:
         doc = doc["context"].get("daemon-guard", {})
     config = parse_config(doc)
