@@ -44,7 +44,7 @@ from daemon_guard import bootstrap
 from daemon_guard.adapters.ecs import instance_view
 from daemon_guard.adapters.parsing import parse_event
 from daemon_guard.bootstrap import LearntHome, Runtime
-from daemon_guard.core import query
+from daemon_guard.core import query, ranges
 from daemon_guard.core.config import Config, ConfigError, Home, parse_config, parse_home
 from daemon_guard.core.drain import DrainRequest
 from daemon_guard.core.events import ContainerInstanceChanged, LifecycleAction, ServiceAction, TaskChanged
@@ -279,8 +279,40 @@ def validate_state(doc: Any, path: str = "STATE.json") -> Snapshot:
             raise InputError(f"{where}.taskDefinition", "required for a DAEMON service")
         if definition is not None and definition not in known_defs:
             raise InputError(f"{where}.taskDefinition", f"{definition} is not in taskDefinitions")
+    _check_ranges(lists, path)
     return Snapshot(cluster, lists["containerInstances"], lists["tasks"], lists["services"],
                     lists["taskDefinitions"])
+
+
+def _ranged(entry: Mapping[str, Any], field: str, where: str, name: str | None = None) -> None:
+    """`entry[field]`, when present, within the range ECS documents for `name` (default: `field`)."""
+    if entry.get(field) is not None:
+        try:
+            ranges.check(name or field, entry[field])
+        except ranges.OutOfRange as refused:
+            raise InputError(f"{where}.{field}", str(refused)) from None
+
+
+def _check_ranges(lists: Mapping[str, list[dict[str, Any]]], path: str) -> None:
+    """Every number the guard plans with within the range ECS documents (`core.ranges`): a snapshot
+    holding another was not written by ECS, and replay would plan with nonsense."""
+    for i, td in enumerate(lists["taskDefinitions"]):
+        where = f"{path}: taskDefinitions[{i}]"
+        for field in ("cpu", "memory"):
+            _ranged(td, field, where)
+        for k, container in enumerate(td.get("containerDefinitions", [])):
+            for field, name in (("cpu", "cpu"), ("memory", "memory"), ("memoryReservation", "memory"),
+                                ("stopTimeout", "stopTimeout")):
+                _ranged(container, field, f"{where}.containerDefinitions[{k}]", name)
+    for i, task in enumerate(lists["tasks"]):
+        for field in ("cpu", "memory"):
+            _ranged(task, field, f"{path}: tasks[{i}]")
+    for i, svc in enumerate(lists["services"]):
+        where = f"{path}: services[{i}]"
+        for field in ("desiredCount", "runningCount", "pendingCount"):
+            _ranged(svc, field, where)
+        for field in ("minimumHealthyPercent", "maximumPercent"):
+            _ranged(svc.get("deploymentConfiguration", {}), field, f"{where}.deploymentConfiguration")
 
 
 @dataclass(frozen=True)

@@ -145,3 +145,30 @@ def test_a_closed_stdout_ends_replay_quietly() -> None:
     code = replay.wait(timeout=120)
     assert code in (0, 141), err
     assert "internal error" not in err and "Traceback" not in err, err
+
+
+@pytest.mark.parametrize(("section", "change", "field"), [
+    ("taskDefinitions", {"stopTimeout": 2**31 - 1}, "containerDefinitions[0].stopTimeout"),
+    ("taskDefinitions", {"stopTimeout": -100}, "containerDefinitions[0].stopTimeout"),
+    ("taskDefinitions", {"cpu": "1e400"}, ".cpu"),
+    ("services", {"minimumHealthyPercent": -2**31}, "deploymentConfiguration.minimumHealthyPercent"),
+    ("services", {"desiredCount": -1}, ".desiredCount"),
+])
+def test_a_snapshot_value_outside_ecs_documented_range_is_refused_naming_it(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path, section: str, change: dict[str, object],
+        field: str) -> None:
+    # GIVEN the example snapshot with one number ECS would never return
+    state = json.loads(STATE.read_text())
+    entry = state[section][0]
+    for key, value in change.items():
+        if key == "stopTimeout":
+            entry["containerDefinitions"][0][key] = value
+        elif key == "minimumHealthyPercent":
+            entry["deploymentConfiguration"][key] = value
+        else:
+            entry[key] = value
+    path = tmp_path / "state.json"
+    path.write_text(json.dumps(state))
+    # WHEN replayed / THEN refused in one line naming the field and the documented range
+    line = refused(capsys, "replay", str(EVENT), "--state", str(path))
+    assert field in line and "outside the range ECS documents" in line

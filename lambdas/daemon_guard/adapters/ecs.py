@@ -27,6 +27,8 @@ from daemon_guard.core.model import (
     TaskDefinitionView,
     TaskView,
 )
+from daemon_guard.core.ranges import CONSERVATIVE, ECS_DEFAULT_STOP_TIMEOUT_S, OutOfRange, check
+from daemon_guard.observability import logger
 
 if TYPE_CHECKING:
     from mypy_boto3_ecs import ECSClient
@@ -94,32 +96,59 @@ def instance_view(raw: Mapping[str, Any]) -> InstanceView:
     )
 
 
-def service_view(raw: Mapping[str, Any]) -> ServiceView:
-    """DescribeServices entry to ServiceView."""
+def ranged(field: str, value: object, where: str) -> int | None:
+    """`value` within the range ECS documents for `field` (`core.ranges`), else its conservative stand-in
+    (None: the resource is left undescribed), with a warning naming the resource and the field."""
+    try:
+        return check(field, value)
+    except OutOfRange as refused:
+        fallback = CONSERVATIVE[field]
+        logger.warning("value outside the range ECS documents: planned conservatively",
+                       extra={"resource": where, "problem": str(refused), "plannedAs": fallback})
+        return fallback
+
+
+def _amount(field: str, value: object, where: str) -> int:
+    """cpu or memory, 0 when absent or out of range (`ranged`)."""
+    return 0 if value is None else ranged(field, value, where) or 0
+
+
+def service_view(raw: Mapping[str, Any]) -> ServiceView | None:
+    """DescribeServices entry to ServiceView; None for a replica service whose counts are out of range (the
+    drain then stops none of its tasks itself: `replica_stops` leaves a service it cannot see)."""
     deployment = raw.get("deploymentConfiguration", {})
     daemon = raw.get("schedulingStrategy") == "DAEMON"
+    where = str(raw.get("serviceArn", ""))
+    counts = {k: ranged(k, raw.get(k, 0), where) for k in ("desiredCount", "runningCount", "pendingCount")}
+    if not daemon and None in counts.values():
+        return None
     return ServiceView(
         arn=raw["serviceArn"], name=raw["serviceName"], strategy="DAEMON" if daemon else "REPLICA",
-        task_definition_arn=raw.get("taskDefinition", ""), desired_count=int(raw.get("desiredCount", 0)),
-        running_count=int(raw.get("runningCount", 0)), pending_count=int(raw.get("pendingCount", 0)),
-        minimum_healthy_percent=int(deployment.get("minimumHealthyPercent", 0 if daemon else 100)),
-        maximum_percent=int(deployment.get("maximumPercent", 100 if daemon else 200)),
+        task_definition_arn=raw.get("taskDefinition", ""), desired_count=counts["desiredCount"] or 0,
+        running_count=counts["runningCount"] or 0, pending_count=counts["pendingCount"] or 0,
+        minimum_healthy_percent=ranged("minimumHealthyPercent",
+                                       deployment.get("minimumHealthyPercent", 0 if daemon else 100), where) or 0,
+        maximum_percent=ranged("maximumPercent", deployment.get("maximumPercent", 100 if daemon else 200),
+                               where) or 0,
         constraints=_constraints(raw.get("placementConstraints", [])),
         tags={t["key"]: t.get("value", "") for t in raw.get("tags", [])}, status=raw.get("status", "ACTIVE"),
     )
 
 
 def task_definition_view(raw: Mapping[str, Any]) -> TaskDefinitionView:
-    """DescribeTaskDefinition's taskDefinition to TaskDefinitionView."""
+    """DescribeTaskDefinition's taskDefinition to TaskDefinitionView (numbers within `core.ranges`)."""
     mode: NetworkMode = raw.get("networkMode", "bridge")
     containers = raw.get("containerDefinitions", [])
-    cpu = int(raw["cpu"]) if _whole(raw.get("cpu")) else sum(int(c.get("cpu", 0)) for c in containers)
-    memory = int(raw["memory"]) if _whole(raw.get("memory")) else sum(
-        int(c.get("memory") or c.get("memoryReservation") or 0) for c in containers)
+    where = str(raw.get("taskDefinitionArn", ""))
+    cpu = _amount("cpu", raw["cpu"], where) if raw.get("cpu") is not None else sum(
+        _amount("cpu", c.get("cpu"), where) for c in containers)
+    memory = _amount("memory", raw["memory"], where) if raw.get("memory") is not None else sum(
+        _amount("memory", c.get("memory") or c.get("memoryReservation"), where) for c in containers)
     ports: set[HostPort] = set()
     for c in containers:
         ports |= host_ports_of(mode, c.get("portMappings", []))
-    stop = max((int(c.get("stopTimeout", 30)) for c in containers), default=30)
+    stop = max((ranged("stopTimeout", c.get("stopTimeout", ECS_DEFAULT_STOP_TIMEOUT_S), where)
+                or ECS_DEFAULT_STOP_TIMEOUT_S for c in containers), default=ECS_DEFAULT_STOP_TIMEOUT_S)
     return TaskDefinitionView(arn=raw["taskDefinitionArn"], family=raw.get("family", ""), network_mode=mode,
                               requirements=Resources(cpu, memory, frozenset(ports)),
                               constraints=_constraints(raw.get("placementConstraints", [])), stop_timeout_s=stop)
@@ -211,8 +240,9 @@ class EcsCluster:
 
     def _task_view(self, raw: Mapping[str, Any]) -> TaskView:
         td = self.task_definition(raw["taskDefinitionArn"])
-        cpu = int(raw["cpu"]) if _whole(raw.get("cpu")) else td.requirements.cpu
-        memory = int(raw["memory"]) if _whole(raw.get("memory")) else td.requirements.memory
+        where = str(raw["taskArn"])
+        cpu = _amount("cpu", raw["cpu"], where) if raw.get("cpu") is not None else td.requirements.cpu
+        memory = _amount("memory", raw["memory"], where) if raw.get("memory") is not None else td.requirements.memory
         started = raw.get("startedAt")
         return TaskView(
             arn=raw["taskArn"], group=raw.get("group", ""), task_definition_arn=raw["taskDefinitionArn"],
@@ -239,7 +269,7 @@ class EcsCluster:
         out: list[ServiceView] = []
         for batch in chunks(sorted(set(names_or_arns)), 10):
             resp = self.client.describe_services(cluster=self.cluster, services=list(batch), include=["TAGS"])
-            out.extend(service_view(raw) for raw in resp.get("services", []))
+            out.extend(view for raw in resp.get("services", []) if (view := service_view(raw)) is not None)
         return out
 
     def daemon_services(self, refresh: bool = False) -> tuple[ServiceView, ...]:
