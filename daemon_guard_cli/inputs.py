@@ -33,6 +33,9 @@ Kind = Literal["object", "any"]
 _KINDS = {stat.S_IFIFO: "a FIFO (named pipe)", stat.S_IFCHR: "a character device", stat.S_IFBLK: "a block device",
           stat.S_IFDIR: "a directory", stat.S_IFSOCK: "a socket"}
 
+# What a JSON document starting with this byte is (anything else is left to the decoder to name).
+_KIND_OF_HEAD = {b"{": "dict", b"[": "list", b'"': "str", b"t": "bool", b"f": "bool", b"n": "NoneType"}
+
 __all__ = ["MAX_CONFIG_BYTES", "MAX_DEPTH", "MAX_EVENT_BYTES", "MAX_STATE_BYTES", "read_bounded", "read_event",
            "read_json", "read_state"]
 
@@ -60,8 +63,9 @@ def _check_head(path: str, data: bytes, expect: Kind) -> None:
     """The top level is of the kind expected, judged on its first byte (a 50 MB list is refused unread)."""
     head = data.lstrip(b" \t\r\n")
     head = head.removeprefix(b"\xef\xbb\xbf").lstrip(b" \t\r\n")[:1]
-    if expect == "object" and head and head != b"{":
-        raise InputError(path, f"expected a JSON object, got a document starting with {head.decode('latin-1')!r}")
+    kind = _KIND_OF_HEAD.get(head, "int or float" if head.isdigit() or head == b"-" else None)
+    if expect == "object" and kind is not None and head != b"{":
+        raise InputError(path, f"expected a JSON object, got {kind}")
 
 
 def read_bounded(path: str, limit: int, what: str, expect: Kind = "any") -> bytes:

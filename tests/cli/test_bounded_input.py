@@ -90,7 +90,7 @@ def test_a_large_json_list_as_state_is_refused_on_its_first_byte(capsys: pytest.
     listed = tmp_path / "list.json"
     listed.write_text(json.dumps([{"a": n} for n in range(500_000)]))
     # WHEN replayed / THEN refused as the wrong kind of document, before the list is parsed
-    assert "expected a JSON object, got a document starting with '['" in refused(
+    assert "expected a JSON object, got list" in refused(
         capsys, "replay", str(EVENT), "--state", str(listed))
 
 
