@@ -11,7 +11,6 @@ follows the live commands' one rule (`daemon_guard_cli.live.resolve_region`).
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Any, TextIO
@@ -25,6 +24,7 @@ from daemon_guard.core.drain_preview import render_preview
 from daemon_guard.core.identifiers import InstanceId
 from daemon_guard.services.drain_preview import preview
 
+from daemon_guard_cli.inputs import MAX_CONFIG_BYTES, read_json
 from daemon_guard_cli.live import CliError, Clock, _client, _utc_now, explain, resolve_region, stated_region
 
 
@@ -38,7 +38,8 @@ class _NoMetrics:
 def load_drain_config(path: str | None, cluster: str) -> Config:
     """--config, else ./cdk.json, else the defaults; the cluster must be one it manages."""
     candidate = Path(path) if path else Path("cdk.json")
-    doc: Any = json.loads(candidate.read_text()) if path or candidate.exists() else {"clusters": [{"name": cluster}]}
+    doc: Any = read_json(str(candidate), MAX_CONFIG_BYTES, "a configuration may take", expect="object") \
+        if path or candidate.exists() else {"clusters": [{"name": cluster}]}
     if isinstance(doc, dict) and "context" in doc:
         doc = doc["context"].get("daemon-guard", {})
     config = parse_config(doc)

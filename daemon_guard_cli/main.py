@@ -44,14 +44,18 @@ def _needs_simulator(command: str) -> bool:
 
 def cmd_replay(args: argparse.Namespace) -> int:
     """One event through the intake, no AWS writes; one JSON object on stdout (InputError: exit 2)."""
-    from daemon_guard_cli.replay import EMPTY, home_from, load_config, read_json, replay
+    from daemon_guard_cli.inputs import read_event, read_state
+
+    # Both files are bounded and read before the Lambda code (and its imports) is loaded.
+    event = read_event(args.event)
+    raw_state = read_state(args.state) if args.state else None
+    from daemon_guard_cli.replay import EMPTY, home_from, load_config, replay
     from daemon_guard_cli.state_scope import load_state
 
     _quiet_logs()
-    event = read_json(args.event)
     config = load_config(args.config, event)
     home = home_from(config, args.partition, args.account, args.region)
-    state = load_state(read_json(args.state), args.state, event, config, home) if args.state else EMPTY
+    state = load_state(raw_state, args.state, event, config, home) if args.state else EMPTY
     result = replay(event, config, state, home)
     if result["decision"] == "malformed":
         raise InputError(args.event, f"malformed event: {result['reason']}")
@@ -290,6 +294,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _reader_gone() -> int:
+    """Whoever read stdout stopped (``daemon-guard replay ... | head -c1``): end quietly, as a tool killed by
+    SIGPIPE does (exit 141), with stdout pointed at /dev/null so the interpreter's last flush cannot fail."""
+    import os
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return 141
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script: bad input exits 2 and a bug exits 1, each with one line."""
     args = build_parser().parse_args(argv)
@@ -300,6 +315,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        return _reader_gone()
     except Exception as exc:  # the one place a bug becomes a one-line report
         if args.debug:
             traceback.print_exc()

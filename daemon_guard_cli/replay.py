@@ -13,8 +13,9 @@ lookup of a container instance by EC2 id evaluates the request's cluster-query f
 Inputs are validated before anything runs; every problem is an `InputError` naming the file and the
 field (the command prints it on one line and exits 2):
 
-- EVENT.json and STATE.json: UTF-8 JSON (no NaN or Infinity), at most `MAX_DEPTH` levels deep and
-  `MAX_FILE_BYTES` long.
+- EVENT.json and STATE.json: regular files, UTF-8 JSON objects (no NaN or Infinity, no duplicate key), at
+  most 64 levels deep, read only up to their limits (`daemon_guard_cli.inputs`): an event 256 KiB
+  (EventBridge's maximum), a snapshot `MAX_STATE_BYTES`.
 - STATE.json, the documented snapshot schema (README, "Replay an event"): an object with optional
   ``cluster`` (a cluster name) and the lists ``containerInstances``, ``tasks``, ``services`` and
   ``taskDefinitions``, each entry in the ECS API's output shape (DescribeContainerInstances,
@@ -30,7 +31,6 @@ field (the command prints it on one line and exits 2):
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Mapping
@@ -44,7 +44,7 @@ from daemon_guard import bootstrap
 from daemon_guard.adapters.ecs import instance_view
 from daemon_guard.adapters.parsing import parse_event
 from daemon_guard.bootstrap import LearntHome, Runtime
-from daemon_guard.core import query
+from daemon_guard.core import query, ranges
 from daemon_guard.core.config import Config, ConfigError, Home, parse_config, parse_home
 from daemon_guard.core.drain import DrainRequest
 from daemon_guard.core.events import ContainerInstanceChanged, LifecycleAction, ServiceAction, TaskChanged
@@ -60,12 +60,11 @@ from daemon_guard.services.drain_preview import preview, steps_json
 from daemon_guard.services.intake import handle
 
 from daemon_guard_cli.errors import InputError
+from daemon_guard_cli.inputs import MAX_CONFIG_BYTES, read_json
 
 READS = {"DescribeContainerInstances", "ListContainerInstances", "ListTasks", "DescribeTasks", "ListServices",
          "DescribeServices", "DescribeTaskDefinition", "GetTaskProtection", "ListTagsForResource",
          "DescribeAutoScalingGroups", "DescribeAutoScalingInstances", "DescribeWarmPool"}
-MAX_DEPTH = 64
-MAX_FILE_BYTES = 64 * 1024 * 1024
 STATE_LISTS = {"containerInstances": "ContainerInstance", "tasks": "Task", "services": "Service",
                "taskDefinitions": "TaskDefinition"}
 _CLUSTER_NAME = re.compile(r"[A-Za-z0-9_\-]{1,255}", re.ASCII)
@@ -86,46 +85,6 @@ _STATUSES = {
 
 # ---- reading files --------------------------------------------------------------------------------
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON number")
-
-
-def _depth(value: Any) -> int:
-    """How deeply `value` nests (iteratively: a hostile depth cannot exhaust the stack here)."""
-    deepest, stack = 0, [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        deepest = max(deepest, depth)
-        if depth > MAX_DEPTH:
-            break
-        if isinstance(item, dict):
-            stack.extend((v, depth + 1) for v in item.values())
-        elif isinstance(item, list):
-            stack.extend((v, depth + 1) for v in item)
-    return deepest
-
-
-def read_json(path: str) -> Any:
-    """The JSON document in `path`; InputError names the file and what is wrong with it."""
-    try:
-        data = Path(path).read_bytes()
-    except OSError as exc:
-        raise InputError(path, f"cannot read: {exc.strerror or exc}") from None
-    if len(data) > MAX_FILE_BYTES:
-        raise InputError(path, f"{len(data)} bytes, more than the {MAX_FILE_BYTES} this command reads")
-    try:
-        doc = json.loads(data.decode("utf-8"), parse_constant=_reject_constant)
-    except UnicodeDecodeError as exc:
-        raise InputError(path, f"not UTF-8 text (byte {exc.start})") from None
-    except RecursionError:
-        raise InputError(path, f"nested more than {MAX_DEPTH} levels deep") from None
-    except ValueError as exc:
-        raise InputError(path, f"not JSON: {exc}") from None
-    if _depth(doc) > MAX_DEPTH:
-        raise InputError(path, f"nested more than {MAX_DEPTH} levels deep")
-    return doc
-
-
 # ---- configuration and home -----------------------------------------------------------------------
 
 def load_config(path: str | None, event: Any) -> Config:
@@ -133,7 +92,7 @@ def load_config(path: str | None, event: Any) -> Config:
     candidate = Path(path) if path else Path("cdk.json")
     if path or candidate.exists():
         where = str(candidate)
-        doc = read_json(where)
+        doc = read_json(where, MAX_CONFIG_BYTES, "a configuration may take", expect="object")
         if isinstance(doc, dict) and "context" in doc:
             context = doc["context"]
             if not isinstance(context, dict):
@@ -320,8 +279,40 @@ def validate_state(doc: Any, path: str = "STATE.json") -> Snapshot:
             raise InputError(f"{where}.taskDefinition", "required for a DAEMON service")
         if definition is not None and definition not in known_defs:
             raise InputError(f"{where}.taskDefinition", f"{definition} is not in taskDefinitions")
+    _check_ranges(lists, path)
     return Snapshot(cluster, lists["containerInstances"], lists["tasks"], lists["services"],
                     lists["taskDefinitions"])
+
+
+def _ranged(entry: Mapping[str, Any], field: str, where: str, name: str | None = None) -> None:
+    """`entry[field]`, when present, within the range ECS documents for `name` (default: `field`)."""
+    if entry.get(field) is not None:
+        try:
+            ranges.check(name or field, entry[field])
+        except ranges.OutOfRange as refused:
+            raise InputError(f"{where}.{field}", str(refused)) from None
+
+
+def _check_ranges(lists: Mapping[str, list[dict[str, Any]]], path: str) -> None:
+    """Every number the guard plans with within the range ECS documents (`core.ranges`): a snapshot
+    holding another was not written by ECS, and replay would plan with nonsense."""
+    for i, td in enumerate(lists["taskDefinitions"]):
+        where = f"{path}: taskDefinitions[{i}]"
+        for field in ("cpu", "memory"):
+            _ranged(td, field, where)
+        for k, container in enumerate(td.get("containerDefinitions", [])):
+            for field, name in (("cpu", "cpu"), ("memory", "memory"), ("memoryReservation", "memory"),
+                                ("stopTimeout", "stopTimeout")):
+                _ranged(container, field, f"{where}.containerDefinitions[{k}]", name)
+    for i, task in enumerate(lists["tasks"]):
+        for field in ("cpu", "memory"):
+            _ranged(task, field, f"{path}: tasks[{i}]")
+    for i, svc in enumerate(lists["services"]):
+        where = f"{path}: services[{i}]"
+        for field in ("desiredCount", "runningCount", "pendingCount"):
+            _ranged(svc, field, where)
+        for field in ("minimumHealthyPercent", "maximumPercent"):
+            _ranged(svc.get("deploymentConfiguration", {}), field, f"{where}.deploymentConfiguration")
 
 
 @dataclass(frozen=True)

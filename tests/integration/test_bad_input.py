@@ -757,7 +757,7 @@ MISSING = object()
          "containerInstances[0].attributes[0].name: required"),
         (_first("services", tags=[{"value": "daemons"}]), "services[0].tags[0].key: required"),
         (_state(cluster="a b"), "cluster: expected a cluster name"),
-        ("[" * 1000 + "]" * 1000, "nested more than 64 levels deep"),
+        ("[" * 1000 + "]" * 1000, "expected a JSON object, got list"),
         ("\xff", "not UTF-8 text (byte 0)"),
     ],
     ids=["string", "list", "td-without-arn", "registered-yesterday", "version-nan", "task-def-missing",
@@ -784,7 +784,7 @@ def test_a_malformed_state_exits_2_naming_the_file_and_field(text: str, field: s
     [
         ('{"clusters": []}', "daemon-guard config: clusters: list at least one cluster"),
         ('{"context": 3}', "context: must be an object"),
-        ("[" * 1000 + "]" * 1000, "nested more than 64 levels deep"),
+        ("[" * 1000 + "]" * 1000, "expected a JSON object, got list"),
         ('{"clusters": [{"name": "default"}], "home": {"account": "x"}}', "daemon-guard config: home.account"),
     ],
 )

@@ -27,6 +27,8 @@ from daemon_guard.core.model import (
     TaskDefinitionView,
     TaskView,
 )
+from daemon_guard.core.ranges import CONSERVATIVE, OutOfRange, check
+from daemon_guard.observability import logger
 
 if TYPE_CHECKING:
     from mypy_boto3_ecs import ECSClient
@@ -95,16 +97,40 @@ def instance_view(raw: Mapping[str, Any]) -> InstanceView:
     )
 
 
-def service_view(raw: Mapping[str, Any]) -> ServiceView:
-    """DescribeServices entry to ServiceView."""
+def ranged(field: str, value: object, where: str) -> int | None:
+    """`value` within the range ECS documents for `field` (`core.ranges`), else its conservative stand-in
+    (None: the resource is left undescribed), with a warning naming the resource and the field."""
+    try:
+        return check(field, value)
+    except OutOfRange as refused:
+        fallback = CONSERVATIVE[field]
+        logger.warning("value outside the range ECS documents: planned conservatively",
+                       extra={"resource": where, "problem": str(refused), "plannedAs": fallback})
+        return fallback
+
+
+def _amount(field: str, value: object, where: str) -> int:
+    """cpu or memory, 0 when absent or out of range (`ranged`)."""
+    return 0 if value is None else ranged(field, value, where) or 0
+
+
+def service_view(raw: Mapping[str, Any]) -> ServiceView | None:
+    """DescribeServices entry to ServiceView; None for a replica service whose counts are out of range (the
+    drain then stops none of its tasks itself: `replica_stops` leaves a service it cannot see)."""
     deployment = raw.get("deploymentConfiguration", {})
     daemon = raw.get("schedulingStrategy") == "DAEMON"
+    where = str(raw.get("serviceArn", ""))
+    counts = {k: ranged(k, raw.get(k, 0), where) for k in ("desiredCount", "runningCount", "pendingCount")}
+    if not daemon and None in counts.values():
+        return None
     return ServiceView(
         arn=raw["serviceArn"], name=raw["serviceName"], strategy="DAEMON" if daemon else "REPLICA",
-        task_definition_arn=raw.get("taskDefinition", ""), desired_count=int(raw.get("desiredCount", 0)),
-        running_count=int(raw.get("runningCount", 0)), pending_count=int(raw.get("pendingCount", 0)),
-        minimum_healthy_percent=int(deployment.get("minimumHealthyPercent", 0 if daemon else 100)),
-        maximum_percent=int(deployment.get("maximumPercent", 100 if daemon else 200)),
+        task_definition_arn=raw.get("taskDefinition", ""), desired_count=counts["desiredCount"] or 0,
+        running_count=counts["runningCount"] or 0, pending_count=counts["pendingCount"] or 0,
+        minimum_healthy_percent=ranged("minimumHealthyPercent",
+                                       deployment.get("minimumHealthyPercent", 0 if daemon else 100), where) or 0,
+        maximum_percent=ranged("maximumPercent", deployment.get("maximumPercent", 100 if daemon else 200),
+                               where) or 0,
         constraints=_constraints(raw.get("placementConstraints", [])),
         tags={t["key"]: t.get("value", "") for t in raw.get("tags", [])}, status=raw.get("status", "ACTIVE"),
         launch_type=raw.get("launchType"),
@@ -113,17 +139,21 @@ def service_view(raw: Mapping[str, Any]) -> ServiceView:
 
 
 def task_definition_view(raw: Mapping[str, Any], agent_stop_timeout_s: int = 30) -> TaskDefinitionView:
-    """DescribeTaskDefinition's taskDefinition to TaskDefinitionView; a container without stopTimeout gets
-    `agent_stop_timeout_s`, what the agent's ECS_CONTAINER_STOP_TIMEOUT gives it (30 s unless raised)."""
+    """DescribeTaskDefinition's taskDefinition to TaskDefinitionView (numbers within `core.ranges`); a container
+    without stopTimeout gets `agent_stop_timeout_s`, what the agent's ECS_CONTAINER_STOP_TIMEOUT gives it (30 s
+    unless raised)."""
     mode: NetworkMode = raw.get("networkMode", "bridge")
     containers = raw.get("containerDefinitions", [])
-    cpu = int(raw["cpu"]) if _whole(raw.get("cpu")) else sum(int(c.get("cpu", 0)) for c in containers)
-    memory = int(raw["memory"]) if _whole(raw.get("memory")) else sum(
-        int(c.get("memory") or c.get("memoryReservation") or 0) for c in containers)
+    where = str(raw.get("taskDefinitionArn", ""))
+    cpu = _amount("cpu", raw["cpu"], where) if raw.get("cpu") is not None else sum(
+        _amount("cpu", c.get("cpu"), where) for c in containers)
+    memory = _amount("memory", raw["memory"], where) if raw.get("memory") is not None else sum(
+        _amount("memory", c.get("memory") or c.get("memoryReservation"), where) for c in containers)
     ports: set[HostPort] = set()
     for c in containers:
         ports |= host_ports_of(mode, c.get("portMappings", []))
-    stop = max((int(c.get("stopTimeout", agent_stop_timeout_s)) for c in containers), default=agent_stop_timeout_s)
+    stop = max((ranged("stopTimeout", c.get("stopTimeout", agent_stop_timeout_s), where)
+                or agent_stop_timeout_s for c in containers), default=agent_stop_timeout_s)
     return TaskDefinitionView(arn=raw["taskDefinitionArn"], family=raw.get("family", ""), network_mode=mode,
                               requirements=Resources(cpu, memory, frozenset(ports)),
                               constraints=_constraints(raw.get("placementConstraints", [])), stop_timeout_s=stop)
@@ -216,8 +246,9 @@ class EcsCluster:
 
     def _task_view(self, raw: Mapping[str, Any]) -> TaskView:
         td = self.task_definition(raw["taskDefinitionArn"])
-        cpu = int(raw["cpu"]) if _whole(raw.get("cpu")) else td.requirements.cpu
-        memory = int(raw["memory"]) if _whole(raw.get("memory")) else td.requirements.memory
+        where = str(raw["taskArn"])
+        cpu = _amount("cpu", raw["cpu"], where) if raw.get("cpu") is not None else td.requirements.cpu
+        memory = _amount("memory", raw["memory"], where) if raw.get("memory") is not None else td.requirements.memory
         started, created = raw.get("startedAt"), raw.get("createdAt")
         return TaskView(
             arn=raw["taskArn"], group=raw.get("group", ""), task_definition_arn=raw["taskDefinitionArn"],
@@ -245,7 +276,7 @@ class EcsCluster:
         out: list[ServiceView] = []
         for batch in chunks(sorted(set(names_or_arns)), 10):
             resp = self.client.describe_services(cluster=self.cluster, services=list(batch), include=["TAGS"])
-            out.extend(service_view(raw) for raw in resp.get("services", []))
+            out.extend(view for raw in resp.get("services", []) if (view := service_view(raw)) is not None)
         return out
 
     def daemon_services(self, refresh: bool = False) -> tuple[ServiceView, ...]:

@@ -9,6 +9,11 @@ kind the guard does not act on (deployment state changes, launch or terminate su
 foreign) becomes `Ignored`, and ``autoscaling:TEST_NOTIFICATION`` becomes `TestNotification`, both
 in its EventBridge form and in the raw form Auto Scaling sends to a hook's SQS or SNS target.
 
+Duplicate keys: Lambda's runtime decodes the event before the handler runs, and its decoder keeps the
+last of two equal keys, so `parse_event` cannot see them in a delivered event. JSON the guard decodes
+itself (`loads_strict`: a drain workflow's callback payload; the CLI's files, `daemon-guard replay`
+included) refuses a duplicate key, naming it.
+
 Validation is strict: AWS sends strings, numbers and booleans as such, so ``"14801"`` is not a
 version and ``"true"`` is not ``agentConnected``. Times must be ISO 8601 strings with an offset;
 they come out as UTC. Unknown fields are ignored, so new fields AWS adds change nothing.
@@ -58,6 +63,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainValidat
 from pydantic import ValidationError as PydanticValidationError
 from pydantic_core import PydanticCustomError
 
+from daemon_guard.adapters.strict_json import DuplicateKeyError, loads_strict, refuse_duplicate_keys
 from daemon_guard.core.events import (
     ContainerInstanceChanged,
     Ec2State,
@@ -93,6 +99,9 @@ from daemon_guard.core.identifiers import (
     TaskArn,
 )
 
+__all__ = ["MAX_EVENT_BYTES", "DuplicateKeyError", "dedupe_key", "loads_strict", "parse_event",
+           "refuse_duplicate_keys"]
+
 MAX_EVENT_BYTES = 256 * 1024
 TIME_PLACEHOLDER = "yyyy-mm-ddThh:mm:ssZ"
 INSTANCE_ACTION_PLACEHOLDER = "action"
@@ -106,6 +115,7 @@ MAX_CLUSTER_INSTANCES = 5000
 MAX_EVENT_ID_CHARS = 128
 
 _ModelT = TypeVar("_ModelT", bound=BaseModel)
+
 _IdT = TypeVar("_IdT", bound=str)
 
 

@@ -36,6 +36,8 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from functools import cached_property
+from operator import itemgetter
 from typing import Any, Literal, TypeVar
 
 from daemon_guard.core.actions import (
@@ -72,6 +74,8 @@ HARD_END_MARGIN_S = 2.0
 BUDGET_POLL_S = 10.0
 BLOCKED_AFTER_S = 120.0
 HOOK_MAX_GLOBAL_S = 48 * 3600
+REPLICAS_KEY = "replicas"
+STANDALONE_KEY = "standalone"
 T = TypeVar("T")
 HardEndKind = Literal["notice", "heartbeats", "deadline"]
 
@@ -154,6 +158,25 @@ class DrainView:
     services: Mapping[str, ServiceView] = field(default_factory=dict)
     lifecycle: Lifecycle | None = None
     deadline_epoch: float | None = None
+
+    @cached_property
+    def live_by_phase(self) -> Mapping[int | str, list[TaskView]]:
+        """The live (not STOPPED) tasks by the phase that stops them, each list in the view's order:
+        `REPLICAS_KEY`, `STANDALONE_KEY`, or a daemon tier's number. Read once per view, so that every
+        phase's look is a lookup, not another pass over the instance's tasks."""
+        groups: dict[int | str, list[TaskView]] = {}
+        for task in self.tasks:
+            if task.last_status == "STOPPED":
+                continue
+            name = task.service_name
+            key = STANDALONE_KEY if name is None else self.daemon_tier.get(name, REPLICAS_KEY)
+            groups.setdefault(key, []).append(task)
+        return groups
+
+    @cached_property
+    def longest_stop_by_phase(self) -> Mapping[int | str, int]:
+        """The longest stopTimeout among each phase's live tasks (keys as `live_by_phase`), read once per view."""
+        return {key: max(t.stop_timeout_s for t in tasks) for key, tasks in self.live_by_phase.items() if tasks}
 
 
 @dataclass(frozen=True)
@@ -261,10 +284,12 @@ def global_deadline(request: DrainRequest, view: DrainView, progress: DrainProgr
 def phase_stop_times(view: DrainView, policy: DrainPolicy) -> tuple[float, ...]:
     """Per phase (replicas, standalone, then each tier): the longest stopTimeout among its live tasks plus
     `STOP_MARGIN_S`, the most its tasks take to STOP once told; 0 for a phase with nothing here."""
-    groups = [_non_daemon_service_tasks(view),
-              [] if policy.standalone is StandalonePolicy.IGNORE else _standalone_tasks(view),
-              *(_tier_tasks(view, k) for k in range(len(policy.tier_names)))]
-    return tuple(max(t.stop_timeout_s for t in g) + STOP_MARGIN_S if g else 0.0 for g in groups)
+    longest = view.longest_stop_by_phase
+    keys: list[int | str] = [REPLICAS_KEY, STANDALONE_KEY, *range(len(policy.tier_names))]
+    times = [longest[k] + STOP_MARGIN_S if k in longest else 0.0 for k in keys]
+    if policy.standalone is StandalonePolicy.IGNORE:
+        times[1] = 0.0
+    return tuple(times)
 
 
 def _phase_index(progress: DrainProgress) -> int:
@@ -326,15 +351,15 @@ def _live(tasks: Sequence[TaskView]) -> list[TaskView]:
 
 
 def _non_daemon_service_tasks(view: DrainView) -> list[TaskView]:
-    return [t for t in _live(view.tasks) if t.service_name is not None and t.service_name not in view.daemon_tier]
+    return list(view.live_by_phase.get(REPLICAS_KEY, ()))
 
 
 def _standalone_tasks(view: DrainView) -> list[TaskView]:
-    return [t for t in _live(view.tasks) if t.service_name is None]
+    return list(view.live_by_phase.get(STANDALONE_KEY, ()))
 
 
 def _tier_tasks(view: DrainView, tier: int) -> list[TaskView]:
-    return [t for t in _live(view.tasks) if t.service_name is not None and view.daemon_tier.get(t.service_name) == tier]
+    return list(view.live_by_phase.get(tier, ()))
 
 
 def _app_tasks(view: DrainView, policy: DrainPolicy) -> list[TaskView]:
@@ -345,23 +370,29 @@ def _app_tasks(view: DrainView, policy: DrainPolicy) -> list[TaskView]:
 
 def _observe_violations(view: DrainView, progress: DrainProgress, policy: DrainPolicy) -> tuple[str, ...]:
     """Stopping daemons while earlier work remains: a daemon before the non-daemons, tier k+1 before k."""
+    if not any(t.stopping for key, tasks in view.live_by_phase.items() if isinstance(key, int) for t in tasks):
+        return ()  # no daemon is stopping: nothing to look at
     found: list[str] = []
     non_daemon_left = bool(_app_tasks(view, policy))
-    live = _live(view.tasks)
-    for task in live:
-        name = task.service_name
-        if not task.stopping or name is None or name not in view.daemon_tier or task.arn in progress.violations:
+    seen = set(progress.violations)
+    # The lowest tier with a live task, once: "an earlier tier is left" is then one comparison per task.
+    lowest = min((k for k, tasks in view.live_by_phase.items() if isinstance(k, int) and tasks), default=None)
+    for task in _live(view.tasks):
+        if not task.stopping or task.arn in seen:
             continue
-        tier = view.daemon_tier[name]
-        earlier_left = any(view.daemon_tier.get(t.service_name or "", -1) < tier and
-                           t.service_name in view.daemon_tier for t in live)
+        name = task.service_name
+        if name is None or name not in view.daemon_tier:
+            continue
+        earlier_left = lowest is not None and lowest < view.daemon_tier[name]
         if non_daemon_left or earlier_left:
             found.append(task.arn)
     return tuple(found)
 
 
 def _record_phase_tasks(progress: DrainProgress, phase: str, tasks: Sequence[TaskView]) -> DrainProgress:
-    known = {arn for _, arn in progress.phase_tasks}
+    if not tasks:
+        return progress
+    known = set(map(itemgetter(1), progress.phase_tasks))
     new = tuple((phase, t.arn) for t in tasks if t.arn not in known)
     return replace(progress, phase_tasks=progress.phase_tasks + new) if new else progress
 
@@ -435,7 +466,8 @@ class PhaseOutcome:
 def _stop(progress: DrainProgress, tasks: Sequence[TaskView], reason: str,
           now: float) -> tuple[tuple[Action, ...], DrainProgress]:
     """StopTask the tasks not yet told to stop (none twice), remembering them and when each must be STOPPED."""
-    fresh = sorted((t for t in tasks if not t.stopping and t.arn not in progress.stop_requested), key=lambda t: t.arn)
+    asked = set(progress.stop_requested)
+    fresh = sorted((t for t in tasks if not t.stopping and t.arn not in asked), key=lambda t: t.arn)
     if not fresh:
         return (), progress
     arns = tuple(t.arn for t in fresh)
@@ -446,7 +478,7 @@ def _stop(progress: DrainProgress, tasks: Sequence[TaskView], reason: str,
 def _with_bounds(known: tuple[tuple[str, float], ...], tasks: Sequence[TaskView],
                  now: float) -> tuple[tuple[str, float], ...]:
     """`known` plus, for each task not in it, the time it must be STOPPED by (its stopTimeout from now)."""
-    seen = {arn for arn, _ in known}
+    seen = set(map(itemgetter(0), known))
     new = tuple((t.arn, now + t.stop_timeout_s + STOP_MARGIN_S) for t in tasks if t.arn not in seen)
     return known + new if new else known
 
@@ -599,7 +631,8 @@ def plan_replicas(inp: PhaseInput) -> PhaseOutcome:
         return PhaseOutcome(progress, notes=tuple(notes))
     allowed = replica_stops(remaining, inp.view.services, progress.stop_requested)
     actions, progress = _stop(progress, allowed, "daemon-guard drain: replicas", inp.view.now)
-    held = len(allowed) < sum(1 for t in remaining if not t.stopping and t.arn not in inp.progress.stop_requested)
+    asked = set(inp.progress.stop_requested)
+    held = len(allowed) < sum(1 for t in remaining if not t.stopping and t.arn not in asked)
     progress = replace(progress, replicas_held=held)
     return PhaseOutcome(progress, actions, tuple(notes), look_again_s=BUDGET_POLL_S if held else None)
 

@@ -88,11 +88,12 @@ def preview_drain(request: DrainRequest, view: DrainView, policy: DrainPolicy) -
                                          deadline_s=deadline))
                 view = replace(view, instance=replace(view.instance, status="DRAINING")) if view.instance else view
             elif isinstance(action, StopTasks):
-                stopped = [t for t in tasks if t.arn in action.task_arns]
+                told = set(action.task_arns)
+                stopped = [t for t in tasks if t.arn in told]
                 phase = _label_of(action.reason, label)
                 steps.append(PlannedStep("stop-tasks", phase, f"StopTask ({action.reason}), each followed to STOPPED",
                                          _tasks(stopped), limit_of(phase), deadline))
-                tasks = [t for t in tasks if t.arn not in action.task_arns]
+                tasks = [t for t in tasks if t.arn not in told]
             elif isinstance(action, CompleteLifecycle):
                 steps.append(PlannedStep("complete-lifecycle", "lifecycle", f"CompleteLifecycleAction {action.result} "
                                          f"({action.asg} / {action.hook})", deadline_s=deadline))
@@ -106,7 +107,8 @@ def preview_drain(request: DrainRequest, view: DrainView, policy: DrainPolicy) -
             steps.append(PlannedStep("ecs-replaces", "replicas", "ECS replaces these service replicas within "
                                      "their minimumHealthyPercent / maximumPercent; the drain waits for them",
                                      _tasks(waiting), limit_of("replicas"), deadline))
-            tasks = [t for t in tasks if t not in waiting]
+            replaced = {t.arn for t in waiting}
+            tasks = [t for t in tasks if t.arn not in replaced]
         elif not step.actions and waiting:
             waiting_in = phase_label(step.progress, policy)
             if waiting_in not in reported:

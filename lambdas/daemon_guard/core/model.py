@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 from typing import Literal
 
 Protocol_ = Literal["tcp", "udp"]
@@ -94,7 +95,7 @@ class TaskView:
     stop_timeout_s: int = 30  # its task definition's longest container stopTimeout (ECS: SIGTERM, SIGKILL after)
     created_at: datetime | None = None  # when ECS placed it (DescribeTasks createdAt: it entered PENDING)
 
-    @property
+    @cached_property  # read for every task at every look of a drain: once per task, not once per look
     def service_name(self) -> str | None:
         """The owning service's name, or None for a standalone task."""
         return self.group.removeprefix("service:") if self.group.startswith("service:") else None

@@ -15,7 +15,6 @@ Invoke payload (also the operator's documented request):
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import zlib
 from dataclasses import replace
@@ -28,6 +27,7 @@ from aws_durable_execution_sdk_python.exceptions import CallbackTimeoutError
 
 from daemon_guard.adapters.ecs import stop_durations
 from daemon_guard.adapters.errors import AwsError, Throttled
+from daemon_guard.adapters.strict_json import loads_strict
 from daemon_guard.bootstrap import Runtime
 from daemon_guard.core import metrics as m
 from daemon_guard.core.actions import Action, CompleteLifecycle, RecordHeartbeat, SetAttribute, SetDraining, StopTasks
@@ -196,8 +196,8 @@ def drain_tick(rt: Runtime, request: DrainRequest, raw_progress: dict[str, Any],
     """
     if isinstance(woke, (str, bytes)):
         # Without a serdes the SDK hands the callback's payload over as sent: JSON text.
-        with contextlib.suppress(ValueError):
-            woke = json.loads(woke)
+        with contextlib.suppress(ValueError):  # a duplicate key too: the next look reads ECS instead
+            woke = loads_strict(woke)
     stopped: list[str] = []
     if isinstance(woke, dict):
         one, many = woke.get("stoppedTask"), woke.get("stoppedTasks")
