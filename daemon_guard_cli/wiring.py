@@ -40,6 +40,7 @@ from daemon_guard.core.placement import daemons_cannot_fit
 from daemon_guard.core.wiring import ServiceWiring, api_shape, ignored, plan_service, runs_on_instances, without_ours
 
 from daemon_guard_cli.drain_dry_run import load_drain_config
+from daemon_guard_cli.errors import InputError
 from daemon_guard_cli.live import CliError, Clock, _client, _utc_now, explain, resolve_region
 
 
@@ -185,7 +186,10 @@ def _run(command: str, cluster: str, region: str | None, config_path: str | None
                            autoscaling_client if autoscaling_client is not None else _client("autoscaling", region),
                            cluster)
         return work(config, live)
-    except (OSError, ValueError) as exc:  # the configuration file (ConfigError is a ValueError)
+    except InputError as exc:  # the configuration file, refused before it was read (daemon_guard_cli.inputs)
+        print(f"daemon-guard {command}: {exc.line()}", file=err)
+        return 2
+    except (OSError, ValueError) as exc:  # the configuration document (ConfigError is a ValueError)
         print(f"daemon-guard {command}: {exc}".splitlines()[0], file=err)
         return 2
     except (CliError, AwsError, BotoCoreError, ClientError) as exc:
