@@ -11,12 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 import pytest
+from daemon_guard.core import guard_events as ge
 from jsonschema import Draft202012Validator, FormatChecker
 
 from bench.measure import LaunchRecord, critical_daemon_figures, launch_records
 from bench.scenarios import ClusterSpec, ScaleOut, build_cluster, run_scale_out
 from bench.suites import DEFAULT_PROFILE, GATE_ATTRIBUTE, guard_config
-from daemon_guard.core import guard_events as ge
 from sim.clock import EPOCH
 from sim.deployment import GuardDeployment
 from sim.ecs import profile_params
