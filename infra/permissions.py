@@ -100,9 +100,8 @@ TABLE_ACTIONS: Mapping[str, tuple[str, ...]] = {
                    "dynamodb:BatchGetItem", "dynamodb:BatchWriteItem", "dynamodb:Query"),
     # its claim (Get), callback and wake registration (Update), release (Delete)
     "drain": ("dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"),
-    # the reflex's marks and budgets (the replacement budget too), wake registration (Update), release
-    # (Delete), a held replacement counted once (Put)
-    "launch-gate": ("dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:BatchGetItem",
+    # the reflex's marks and budgets (the replacement budget too), wake registration (Update), release (Delete)
+    "launch-gate": ("dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:BatchGetItem",
                     "dynamodb:BatchWriteItem"),
 }
 

@@ -54,6 +54,8 @@ def scale_out(budget: int, *, launch_hook: bool = False) -> Run:
         horizon = run_scale_out(world, spec, PLAN)
     finally:
         deployment.close()
+    # The deployment ran with its template's IAM enforced: the replacements were allowed, nothing was denied.
+    assert deployment.records.access_denied == []
     return Run(world, deployment, launch_records(world.ecs, horizon), horizon)
 
 

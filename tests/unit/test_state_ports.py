@@ -96,6 +96,15 @@ def test_replacements_are_counted_once_per_instance_and_never_past_the_hourly_bu
     assert store.replaced_in("other", [7]) == {7: frozenset()}
 
 
+def test_a_held_replacement_is_noted_once_per_instance_and_hour(store: Any) -> None:
+    # GIVEN an instance whose replacement the budget holds / WHEN it is noted twice in hour 7, then in hour 8
+    # THEN only the first note of each hour is new
+    assert store.note_held("prod", "ci-1", 7, 3600) is True
+    assert store.note_held("prod", "ci-1", 7, 3600) is False
+    assert store.note_held("prod", "ci-2", 7, 3600) is True
+    assert store.note_held("prod", "ci-1", 8, 3600) is True
+
+
 def test_the_first_claim_wins_and_a_second_learns_who_owns_the_instance(store: Any) -> None:
     # GIVEN a drain claiming an instance
     assert store.claim_workflow(claim("drain-i-1-a")) is None

@@ -24,6 +24,7 @@ class MemoryState:
         self.spent: dict[tuple[str, str, int], int] = defaultdict(int)
         self.tries: dict[tuple[str, str], PreemptTries] = {}
         self.replaced: dict[tuple[str, int], set[str]] = defaultdict(set)
+        self.held: dict[tuple[str, int], set[str]] = defaultdict(set)
         self.claims: dict[tuple[str, str], WorkflowClaim] = {}
         self.wakes: dict[tuple[str, str], tuple[str, set[str]]] = {}
         self.complete: set[str] = set()
@@ -70,6 +71,13 @@ class MemoryState:
         if len(held) >= limit or instance_arn in held:
             return False
         held.add(instance_arn)
+        return True
+
+    def note_held(self, cluster: str, instance_arn: str, window: int, window_s: int) -> bool:
+        """Record the held replacement; False when it already was, this window."""
+        if instance_arn in self.held[(cluster, window)]:
+            return False
+        self.held[(cluster, window)].add(instance_arn)
         return True
 
     # ---- WorkflowClaims -------------------------------------------------------------------------------

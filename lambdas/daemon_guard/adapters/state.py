@@ -12,7 +12,8 @@ Items:
 - ``replace#<cluster>`` / ``<hour>``: the instances replaced for a missing critical daemon in that hour
   (``instances``, a string set) and their count (``spent``); one conditional update adds an instance only
   while the count is under ``maxReplacementsPerHour`` and the instance is not in the set, so concurrent
-  checks replace an instance once and never past the budget.
+  checks replace an instance once and never past the budget; ``held`` the instances whose replacement
+  the budget held (each counted once an hour).
 - ``tries#<cluster>#<container-instance-arn>`` / ``tries``: preempt's tries on an instance
   (`core.futility.PreemptTries`); replaced with a conditional put, so concurrent checks make one try.
 - ``drain#<ec2-instance-id>`` / ``drain`` (and ``gate#...`` for the launch gate): the one workflow
@@ -90,6 +91,10 @@ class EvictionBudget(Protocol):
     def spend_replacement(self, cluster: str, instance_arn: str, window: int, limit: int, window_s: int) -> bool:
         """Count the instance's replacement in `window`; False (nothing written) when the window already holds
         `limit` replacements or this instance."""
+        ...
+
+    def note_held(self, cluster: str, instance_arn: str, window: int, window_s: int) -> bool:
+        """Record that the instance's replacement was held in `window`; False when it already was."""
         ...
 
 
@@ -261,6 +266,19 @@ class StateStore:
                                     "(attribute_not_exists(instances) OR NOT contains(instances, :arn))",
                 ExpressionAttributeValues={":one": _n(1), ":i": {"SS": [instance_arn]}, ":limit": _n(limit),
                                            ":arn": _s(instance_arn), ":ttl": _n((window + 2) * window_s)})
+        except ConditionFailed:
+            return False
+        return True
+
+    def note_held(self, cluster: str, instance_arn: str, window: int, window_s: int) -> bool:
+        """Add the instance to the window's held replacements (``held``) on the condition that it is not there."""
+        try:
+            self.client.update_item(
+                TableName=self.table, Key={"pk": _s(f"replace#{cluster}"), "sk": _s(str(window))},
+                UpdateExpression="ADD held :i SET expiresAt = :ttl",
+                ConditionExpression="attribute_not_exists(held) OR NOT contains(held, :arn)",
+                ExpressionAttributeValues={":i": {"SS": [instance_arn]}, ":arn": _s(instance_arn),
+                                           ":ttl": _n((window + 2) * window_s)})
         except ConditionFailed:
             return False
         return True

@@ -231,8 +231,8 @@ def _measure(rt: Runtime, cluster: str, state: PlacementState, plan: PlacementPl
         rt.metrics.emit(m.GATES_FAILED_OPEN, 1, cluster)
     if plan.decision == "futile" and plan.tries is not None:
         rt.metrics.emit(m.PREEMPT_GAVE_UP, 1, cluster)
-    if plan.decision == "replace-held" and rt.ledger.first_sighting(
-            f"held#{state.instance.arn}#{_replacement_window(state)}", state.now.timestamp()):
+    if plan.decision == "replace-held" and rt.budget.note_held(cluster, state.instance.arn,
+                                                               _replacement_window(state), REPLACEMENT_WINDOW_S):
         rt.metrics.emit(m.REPLACEMENTS_HELD, 1, cluster)  # once per instance and hour: the reconciler sees it often
     if plan.decision == "open-gate":
         rt.metrics.emit(m.GATE_OPEN_LATENCY, age, cluster)
