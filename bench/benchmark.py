@@ -150,6 +150,18 @@ def markdown(report: dict[str, Any]) -> str:
                       f"{s['stranded_by_failed_daemon']} | {s.get('served_without_failed_daemon', 'n/a')} | "
                       f"{s['replica_first_start_s']['p50']} / {s['replica_first_start_s']['p99']} |"
                       for name, s in failing["strategies"].items()]
+            critical = {name: s["critical"] for name, s in failing["strategies"].items() if "critical" in s}
+            if critical:
+                lines += ["", "With that daemon critical (`criticalDaemons`), gate mode replaces its instances instead "
+                              "of failing open:", "",
+                          "| strategy | instances replaced | replacements held | time to a covered replacement "
+                          "p50 / p99 (s) | not covered by the end | capacity lost (instance-s) |",
+                          "|---|---|---|---|---|---|"]
+                lines += [f"| {name} | {c['instances_replaced']} | {c['replacements_held']} | "
+                          f"{c['time_to_covered_replacement_s']['p50']} / "
+                          f"{c['time_to_covered_replacement_s']['p99']} | "
+                          f"{c['replacements_not_covered_by_end']} | {c['capacity_lost_instance_s']} |"
+                          for name, c in critical.items()]
         lines += ["", "| cluster size | ECS calls per new-instance event | handler CPU p50 (ms) |", "|---|---|---|"]
         for size, c in placement["api_cost"].items():
             lines.append(f"| {size} | {c['calls_per_launch_event']} | {c['handler_cpu_ms_p50']} |")

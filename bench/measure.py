@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sim.ecs import EcsSim
+from sim.world import World
 
 
 @dataclass(frozen=True)
@@ -185,3 +186,55 @@ def eviction_cost(figures: Mapping[str, Any]) -> dict[str, Any]:
     evictions = int(figures.get("evictions", 0))
     per = 0.0 if evictions == 0 else (round(evictions / covered, 2) if covered else None)
     return {"instances_covered": covered, "evictions_per_instance_covered": per}
+
+
+def critical_daemon_figures(world: World, records: Sequence[LaunchRecord], horizon: float) -> dict[str, Any]:
+    """What replacing instances that lack a critical daemon cost and bought (from the simulator's truth).
+
+    - ``instances_replaced``: replacements the groups made (SetInstanceHealth Unhealthy or a launch ABANDON);
+    - ``time_to_covered_replacement_s``: from a replaced instance's registration to the moment the first
+      instance of its replacement chain (a replacement may be replaced in turn) runs every eligible daemon;
+      chains not covered by the end are counted (``replacements_not_covered_by_end``), not timed;
+    - ``capacity_lost_instance_s``: the seconds instances on which a daemon failed to start stood
+      registered without serving a replica (until terminated, or the end of the run);
+    - ``served_without_failed_daemon``: instances on which a daemon failed to start that served replicas
+      anyway (the guarantee wants 0).
+    """
+    by_ec2 = {i.ec2_instance_id: i.arn for i in world.ecs.instances.values()}
+    record_of = {r.instance_arn: r for r in records}
+    replaced_by = {old: new for old, new, _ in world.asg.replacements}
+    ended = {inst.instance_id: inst.terminated_at for g in world.asg.groups.values() for inst in g.instances.values()}
+    times: list[float] = []
+    uncovered = 0
+    for old, new, _ in world.asg.replacements:
+        start = record_of.get(by_ec2.get(old, ""))
+        covered_at = _chain_covered_at(new, replaced_by, by_ec2, record_of)
+        if start is None or covered_at is None:
+            uncovered += 1
+        else:
+            times.append(covered_at - start.registered_at)
+    failed = [r for r in records if r.daemon_failed_to_start]
+    ec2_of = {arn: ec2 for ec2, arn in by_ec2.items()}
+    lost = sum(min(horizon, ended.get(ec2_of.get(r.instance_arn, "")) or horizon) - r.registered_at
+               for r in failed if r.first_replica_started_at is None)
+    return {"instances_replaced": len(world.asg.replacements),
+            "time_to_covered_replacement_s": {"p50": round(percentile(times, 50), 2),
+                                              "p99": round(percentile(times, 99), 2)},
+            "replacements_not_covered_by_end": uncovered,
+            "capacity_lost_instance_s": round(lost, 1),
+            "served_without_failed_daemon": sum(1 for r in failed if r.first_replica_started_at is not None)}
+
+
+def _chain_covered_at(instance_id: str, replaced_by: Mapping[str, str], by_ec2: Mapping[str, str],
+                      record_of: Mapping[str, LaunchRecord]) -> float | None:
+    """When the first instance of a replacement chain ran every eligible daemon (None: none did)."""
+    seen: set[str] = set()
+    while instance_id not in seen:
+        seen.add(instance_id)
+        record = record_of.get(by_ec2.get(instance_id, ""))
+        if record is not None and record.daemons_running_at is not None and not record.daemon_failed_to_start:
+            return record.daemons_running_at
+        if instance_id not in replaced_by:
+            return None
+        instance_id = replaced_by[instance_id]
+    return None

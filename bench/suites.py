@@ -26,7 +26,7 @@ from typing import Any
 
 from bench.baselines import ManagedDraining, PollingDrain
 from bench.drain_measure import measure_drains, summarize_drains
-from bench.measure import eviction_cost, launch_records, percentile, summarize
+from bench.measure import critical_daemon_figures, eviction_cost, launch_records, percentile, summarize
 from bench.scenarios import (
     TIERS,
     ClusterSpec,
@@ -68,6 +68,8 @@ DEFAULT_PROFILE = "as-documented"
 TIMING = FaultPlan(jitter_s=0.4, tail_rate=0.02, tail_median_s=3.0, invoke_s=0.06, cold_start_rate=0.05,
                    cold_start_s=0.9)
 FAILING_SHARE = 0.1
+CRITICAL_STRATEGY = "daemon-guard-gate-critical"  # gate mode with the failing daemon marked critical
+CRITICAL_BUDGET = 5  # maxReplacementsPerHour's default
 AFFINITY_RUNNING_ONLY = "ecs-native-affinity (task:group of RUNNING tasks only)"
 GATE_ATTRIBUTE = "daemon-guard.gate"
 Progress = Callable[[str], None]
@@ -109,17 +111,20 @@ class BreachCounter:
 
 
 def run_placement(strategy: str, seed: int, plan: ScaleOut, profile: str = DEFAULT_PROFILE,
-                  failing_share: float = 0.0, **ecs: Any) -> dict[str, Any]:
+                  failing_share: float = 0.0, *, launch_hook: bool = False,
+                  max_replacements_per_hour: int = CRITICAL_BUDGET, **ecs: Any) -> dict[str, Any]:
     """One strategy, one seed, one behaviour profile: the scale-out under backlog, measured.
 
     `failing_share`: the share of instances on which one daemon's image (the metrics agent) cannot
-    start, to see what each strategy does with an instance a daemon will never reach. `ecs`: scheduler
-    parameters beyond the profile's.
+    start, to see what each strategy does with an instance a daemon will never reach. With
+    ``daemon-guard-gate-critical`` that daemon is critical (``criticalDaemons``): its instances are
+    replaced, `max_replacements_per_hour` at most, through the launch hook when `launch_hook`. `ecs`:
+    scheduler parameters beyond the profile's.
     """
     params = replace(profile_params(profile), failing_daemon="cwagent" if failing_share else None,
                      failing_share=failing_share, **ecs)
     world = World(WorldOptions(seed=seed, ecs=params, delivery=TIMING, api_latency=api_latency(profile)))
-    gate = strategy == "daemon-guard-gate"
+    gate = strategy in ("daemon-guard-gate", CRITICAL_STRATEGY)
     spec = ClusterSpec(gate_attribute=GATE_ATTRIBUTE if gate else None,
                        daemon_affinity=strategy == "ecs-native-affinity")
     build_cluster(world, spec)
@@ -128,8 +133,11 @@ def run_placement(strategy: str, seed: int, plan: ScaleOut, profile: str = DEFAU
     deployment = None
     if strategy.startswith("daemon-guard-"):
         mode = "gate" if gate else "preempt"
-        deployment = GuardDeployment(world, guard_config([spec.asg], mode) | {
-            "clusters": [{"name": "prod", "autoScalingGroups": [{"name": spec.asg, "terminateHook": False}]}]})
+        critical = {"criticalDaemons": ["cwagent"], "maxReplacementsPerHour": max_replacements_per_hour} \
+            if strategy == CRITICAL_STRATEGY else {}
+        deployment = GuardDeployment(world, guard_config([spec.asg], mode, **critical) | {
+            "clusters": [{"name": "prod", "autoScalingGroups": [
+                {"name": spec.asg, "terminateHook": False, "launchHook": launch_hook}]}]})
     try:
         horizon = run_scale_out(world, spec, plan)
         summary = summarize(launch_records(world.ecs, horizon, since=plan.measured_from), horizon).as_dict()
@@ -137,6 +145,10 @@ def run_placement(strategy: str, seed: int, plan: ScaleOut, profile: str = DEFAU
         summary["min_healthy_breaches"] = counter.breaches
         if deployment is not None:
             summary["gates_failed_open"] = int(sum(deployment.records.metric_values("GatesFailedOpen")))
+        if strategy == CRITICAL_STRATEGY and deployment is not None:
+            records = launch_records(world.ecs, horizon)
+            summary["critical"] = critical_daemon_figures(world, records, horizon) | {
+                "replacements_held": int(sum(deployment.records.metric_values("CriticalReplacementsHeld")))}
             summary["lambda_invocations"] = len(deployment.records.invocations)
             summary |= handler_timing(deployment)
         summary["ecs_calls"] = sum(world.ecs_api.calls.values())
@@ -179,6 +191,9 @@ def merge(results: list[dict[str, Any]]) -> dict[str, Any]:
     for key, value in results[0].items():
         if key.endswith("_by_function"):
             out[key] = {name: sum(r[key][name] for r in results) for name in value}
+        elif key == "critical":
+            out[key] = {k: ({q: round(statistics.fmean(r[key][k][q] for r in results), 2) for q in v}
+                            if isinstance(v, dict) else sum(r[key][k] for r in results)) for k, v in value.items()}
         elif isinstance(value, dict):
             out[key] = {q: round(statistics.fmean(r[key][q] for r in results), 2) for q in value}
         elif key.endswith("_rate"):
@@ -242,6 +257,9 @@ def placement_suite(launches: int, seeds: tuple[int, ...], sizes: tuple[int, ...
     progress("placement: ecs-native-affinity, failing daemon image, task:group counting RUNNING tasks only")
     stranded[AFFINITY_RUNNING_ONLY] = merge([run_placement("ecs-native-affinity", seed, failing, profile, FAILING_SHARE,
                                                            task_group_states="running") for seed in seeds])
+    progress("placement: daemon-guard-gate-critical, failing daemon image, that daemon critical (replaced)")
+    stranded[CRITICAL_STRATEGY] = merge([run_placement(CRITICAL_STRATEGY, seed, failing, profile, FAILING_SHARE)
+                                         for seed in seeds])
     if not sizes:
         return {"profile": profile, "strategies": strategies, "failing_daemon": stranded}
     progress(f"placement: API cost at cluster sizes {', '.join(map(str, sizes))}")

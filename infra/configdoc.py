@@ -55,6 +55,9 @@ def config_to_doc(config: Config) -> dict[str, Any]:
         "agentStopTimeoutSeconds": config.agent_stop_timeout_s,
     }
     doc.update(_exit_doc(config))
+    if config.critical_daemons:
+        doc["criticalDaemons"] = sorted(config.critical_daemons)
+    doc["maxReplacementsPerHour"] = config.max_replacements_per_hour
     if config.alarm_email is not None:
         doc["alarmEmail"] = config.alarm_email
     if config.alarm_topic_arn is not None:

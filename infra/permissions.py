@@ -22,6 +22,10 @@ and a test drops each statement in turn to show a scenario failing with AccessDe
 - the intake and the reconciler: Lambda sends their failed async events to the dead-letter queue;
 - every function publishes the guard's own events (PutEvents on the default bus, only with
   ``events:source`` ``daemon-guard``);
+- in gate mode the placement reflex (intake, reconciler, launch gate) replaces an instance whose gate
+  timeout passed with a critical daemon missing (DescribeAutoScalingInstances to find its group and
+  state, then CompleteLifecycleAction ABANDON while the launch hook holds it, else SetInstanceHealth
+  on the managed groups);
 - the drain marks a drained instance Unhealthy so its group replaces it (DescribeAutoScalingInstances
   to find the group, then SetInstanceHealth on the managed groups; only with ``scheduledChange:
   replace``, the default);
@@ -66,18 +70,22 @@ ECS_READS = ("EcsReadClusterInstances", "EcsReadInstances", "EcsReadTasks", "Ecs
              "EcsListInManagedClusters", "EcsReadTaskDefinitions")
 # The placement reflex (intake, reconciler, launch gate): evictions in preempt mode, gates in gate mode.
 REFLEX = ("EcsTaskProtection", "EcsEvict", "EcsOpenGates")
+# ... and, in gate mode, replacing an instance that lacks a critical daemon past the gate timeout.
+REPLACE_FOR_CRITICAL = ("ReplaceForCriticalDaemons", "FindGroupOfGatedInstance")
 GRANTS: Mapping[str, tuple[str, ...]] = {
-    "intake": (*ECS_READS, *REFLEX, "DescribeGroups", "DescribeWarmPools", "CompleteLifecycleActions",
+    "intake": (*ECS_READS, *REFLEX, *REPLACE_FOR_CRITICAL, "DescribeGroups", "DescribeWarmPools",
+               "CompleteLifecycleActions",
                "StartWorkflows", "WakeWorkflows", "StateTable",
                "FailedEventsToDeadLetters", "PublishOwnEvents"),
-    "reconciler": (*ECS_READS, *REFLEX, "DescribeGroups", "DescribeWarmPools", "CompleteLifecycleActions",
+    "reconciler": (*ECS_READS, *REFLEX, *REPLACE_FOR_CRITICAL, "DescribeGroups", "DescribeWarmPools",
+                   "CompleteLifecycleActions",
                    "StartWorkflows", "StateTable",
                    "FailedEventsToDeadLetters", "PublishOwnEvents"),
     "drain": (*ECS_READS, "EcsDrainStops", "EcsDrainInstances", "EcsDrainAttributes",
               "HeartbeatAndCompleteLifecycleActions",
               "StateTable",
               "PublishOwnEvents", "ReplaceDrainedInstances", "FindGroupOfInstance"),
-    "launch-gate": (*ECS_READS, *REFLEX, "HeartbeatAndCompleteLifecycleActions", "StateTable",
+    "launch-gate": (*ECS_READS, *REFLEX, *REPLACE_FOR_CRITICAL, "HeartbeatAndCompleteLifecycleActions", "StateTable",
                     "PublishOwnEvents"),
 }
 
@@ -92,8 +100,8 @@ TABLE_ACTIONS: Mapping[str, tuple[str, ...]] = {
                    "dynamodb:BatchGetItem", "dynamodb:BatchWriteItem", "dynamodb:Query"),
     # its claim (Get), callback and wake registration (Update), release (Delete)
     "drain": ("dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"),
-    # the reflex's marks and budgets, its preempt tries (Get, conditional Put), wake registration (Update),
-    # release (Delete)
+    # the reflex's marks and budgets (the replacement budget too), its preempt tries (Get, conditional Put),
+    # wake registration (Update), release (Delete)
     "launch-gate": ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem",
                     "dynamodb:BatchGetItem", "dynamodb:BatchWriteItem"),
 }
@@ -182,6 +190,12 @@ def function_statements(scope: Construct, config: Config, key: str, targets: Tar
         "PublishOwnEvents": lambda: dict(
             actions=["events:PutEvents"], resources=[default_bus],
             conditions={"StringEquals": {"events:source": SOURCE}}),
+        "ReplaceForCriticalDaemons": lambda: dict(
+            actions=["autoscaling:SetInstanceHealth"], resources=groups)
+        if groups and config.placement_mode is PlacementMode.GATE else None,
+        "FindGroupOfGatedInstance": lambda: dict(
+            actions=["autoscaling:DescribeAutoScalingInstances"], resources=["*"])
+        if groups and config.placement_mode is PlacementMode.GATE else None,
         "ReplaceDrainedInstances": lambda: dict(
             actions=["autoscaling:SetInstanceHealth"], resources=groups)
         if groups and config.scheduled_change_policy is ScheduledChangePolicy.REPLACE else None,

@@ -128,6 +128,7 @@ class AutoScalingSim:
         self.groups: dict[str, Group] = {}
         self.actions: dict[str, PendingAction] = {}
         self.history: list[PendingAction] = []
+        self.replacements: list[tuple[str, str, float]] = []  # (instance replaced, its replacement, when)
         self.listeners: list[Listener] = []
         self.calls: dict[str, int] = {}
         self._on_result: dict[str, Callable[[str], None]] = {}
@@ -231,8 +232,13 @@ class AutoScalingSim:
     def _after_launch_hook(self, group: Group, inst: AsgInstance, result: str) -> None:
         if result == "CONTINUE":
             inst.state = "InService"
-        else:
-            self._terminate_now(group, inst)
+            return
+        abandoned = inst.terminated_at is None  # not already terminated by something else
+        self._terminate_now(group, inst)
+        if abandoned:
+            # ABANDON on a launch hook: the group terminates the instance and, to keep its desired
+            # capacity, launches another (CompleteLifecycleAction, Amazon EC2 Auto Scaling API Reference).
+            self.replacements.append((inst.instance_id, self.scale_out(group.name, 1)[0], self.clock.now))
 
     # ---- lifecycle actions ----------------------------------------------------------------------
     def _start_action(self, group: Group, hook: Hook, inst: AsgInstance, *, origin: str, destination: str,
@@ -411,7 +417,7 @@ class AutoScalingSim:
         inst = group.instances[instance_id]
         if status == "Unhealthy" and inst.state == "InService":
             self.terminate(group, inst)
-            self.scale_out(group.name, 1)
+            self.replacements.append((inst.instance_id, self.scale_out(group.name, 1)[0], self.clock.now))
 
     def rebalance_recommendation(self, instance_id: str) -> None:
         """EC2 says the Spot instance is at elevated risk; nothing else happens."""

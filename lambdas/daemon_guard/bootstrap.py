@@ -26,7 +26,7 @@ from daemon_guard.adapters.memory import MemoryState
 from daemon_guard.adapters.scheduled import DrainSchedule, ScheduledDrains
 from daemon_guard.adapters.state import CompletionCache, EventLedger, EvictionBudget, StateStore, WorkflowClaims
 from daemon_guard.adapters.workflows import WorkflowStarter
-from daemon_guard.core.config import Config, parse_config
+from daemon_guard.core.config import LAUNCH_HOOK_NAME, Config, parse_config
 from daemon_guard.core.identifiers import partition_of_region
 from daemon_guard.observability import EmfSink, MetricsSink, logger
 
@@ -198,7 +198,8 @@ def build(config: Config, *, ecs_client: Any, autoscaling_client: Any, lambda_cl
     ecs = EcsClusters(ecs_client, clock, config.agent_stop_timeout_s)
     workflows = WorkflowStarter(lambda_client) if lambda_client is not None else None
     executor: Executor = RecordingExecutor() if dry_run else AwsExecutor(
-        ecs, AutoScaling(autoscaling_client), workflows, {"drain": drain_function, "launch-gate": launch_gate_function})
+        ecs, AutoScaling(autoscaling_client), workflows, {"drain": drain_function, "launch-gate": launch_gate_function},
+        {g.name: LAUNCH_HOOK_NAME if g.launch_hook else None for c in config.clusters for g in c.groups})
     return Runtime(
         config=config, ecs_client=ecs_client, autoscaling_client=autoscaling_client, lambda_client=lambda_client,
         ecs=ecs, executor=executor,

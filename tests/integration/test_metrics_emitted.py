@@ -1,7 +1,8 @@
 """The dashboard and alarms read exactly what the code emits: EMF collected from simulator runs.
 
 One run exercises every path that emits: a gate-mode scale-out with a daemon too big to ever fit
-(gates fail open), a preempt-mode scale-out under backlog (evictions), drains of instances with a
+(gates fail open), a gate-mode scale-out whose critical daemon fails to start on some instances
+(replaced, then held by a budget of one), a preempt-mode scale-out under backlog (evictions), drains of instances with a
 blocked service under a short deadline (blocked, deadline missed, heartbeats), duplicated and
 malformed events, the reconciler, a gate ECS refuses (an instance at its attribute limit), and preempt
 giving up where replicas always take back the room it frees.
@@ -10,6 +11,7 @@ giving up where replicas always take back the room it frees.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -19,6 +21,7 @@ from bench.scenarios import ClusterSpec, ScaleOut, build_cluster, run_scale_out
 from bench.suites import GATE_ATTRIBUTE, guard_config
 from infra.observability import metrics_named_by_dashboard
 from sim.deployment import GuardDeployment
+from sim.ecs import profile_params
 from sim.eventbridge import FaultPlan
 from sim.world import World, WorldOptions
 from tests.integration.test_preempt_futility_in_sim import worst_scale_out
@@ -55,6 +58,23 @@ def _scale_out(mode: str, seed: int) -> Emitted:
     try:
         run_scale_out(world, spec, ScaleOut(launches=25, warm_instances=12, warmup_s=120.0))
         deployment.deliver({"detail-type": "ECS Task State Change", "source": "aws.ecs", "detail": "not an object"})
+        return _emitted(deployment.records.emf)
+    finally:
+        deployment.close()
+
+
+def _critical(seed: int) -> Emitted:
+    """Gate mode with cwagent critical and failing on a third of instances, one replacement an hour."""
+    params = replace(profile_params("as-documented"), failing_daemon="cwagent", failing_share=0.34)
+    world = World(WorldOptions(seed=seed, ecs=params))
+    spec = ClusterSpec(replica_services=4, gate_attribute=GATE_ATTRIBUTE)
+    build_cluster(world, spec)
+    doc = guard_config([spec.asg], "gate", gateTimeoutSeconds=30, criticalDaemons=["cwagent"],
+                       maxReplacementsPerHour=1) | {
+        "clusters": [{"name": spec.name, "autoScalingGroups": [{"name": spec.asg, "terminateHook": False}]}]}
+    deployment = GuardDeployment(world, doc)
+    try:
+        run_scale_out(world, spec, ScaleOut(launches=8, warm_instances=4, warmup_s=120.0, tail_s=180.0))
         return _emitted(deployment.records.emf)
     finally:
         deployment.close()
@@ -108,7 +128,8 @@ def _preempt_gave_up(seed: int) -> Emitted:
 
 @pytest.fixture(scope="module")
 def emitted() -> Iterator[Emitted]:
-    yield _scale_out("gate", 3) | _scale_out("preempt", 4) | _drains(5) | _gate_refused(6) | _preempt_gave_up(7)
+    yield (_scale_out("gate", 3) | _scale_out("preempt", 4) | _drains(5) | _gate_refused(6) | _preempt_gave_up(7)
+           | _critical(8))
 
 
 def test_every_metric_the_dashboard_and_alarms_read_is_emitted_with_the_same_dimensions(emitted: Emitted) -> None:

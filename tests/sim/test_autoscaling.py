@@ -122,6 +122,10 @@ def test_abandoning_the_launch_action_terminates_the_instance() -> None:
     # THEN the instance is gone from the group and its container instance is INACTIVE
     assert _state(world, iid) is None
     assert inst.status == "INACTIVE"
+    # AND the group launched another to keep its desired capacity
+    world.clock.advance(1.0)
+    ((replaced, replacement, _),) = world.asg.replacements
+    assert replaced == iid and _state(world, replacement) == "Pending:Wait"
 
 
 @pytest.mark.parametrize(("default_result", "state_after"), [("CONTINUE", "InService"), ("ABANDON", None)])
@@ -136,10 +140,11 @@ def test_a_launch_action_left_alone_takes_the_default_result_at_the_heartbeat_ti
     assert _state(world, iid) == "Pending:Wait"
     world.clock.advance(2.0)
 
-    # THEN the default result applies at 60 s
+    # THEN the default result applies at 60 s (an ABANDON launches another instance in its place)
     assert _state(world, iid) == state_after
-    (action,) = world.asg.history
+    action = world.asg.history[0]
     assert (action.timed_out, action.result, action.completed_at) == (True, default_result, 60.0)
+    assert len(world.asg.replacements) == (1 if default_result == "ABANDON" else 0)
 
 
 def test_a_heartbeat_restarts_the_heartbeat_timeout() -> None:

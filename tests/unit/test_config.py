@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 from daemon_guard.core.config import (
+    CRITICAL_TAG,
     DRAIN_TIER_TAG,
     Config,
     ConfigError,
@@ -17,6 +18,7 @@ from daemon_guard.core.config import (
     PlacementMode,
     SpotPolicy,
     StandalonePolicy,
+    is_critical,
     parse_config,
     tier_of,
 )
@@ -163,6 +165,42 @@ def test_a_daemons_tier_comes_from_its_tag_then_the_list_then_tier_0(service: st
                                                                      expected: int) -> None:
     # GIVEN three configured tiers / WHEN a daemon's tier is asked / THEN tag, list, default, in that order
     assert tier_of(service, tags, TIERS) == expected
+
+
+def test_critical_daemons_and_the_replacement_budget_are_read_with_their_defaults() -> None:
+    # GIVEN no setting, then both set / WHEN parsed / THEN none critical and 5 an hour, then what was given
+    assert (parse_config(MINIMAL).critical_daemons, parse_config(MINIMAL).max_replacements_per_hour) == (
+        frozenset(), 5)
+    config = parse_config(doc(criticalDaemons=["cwagent", "fluent-bit"], maxReplacementsPerHour=0))
+    assert (config.critical_daemons, config.max_replacements_per_hour) == (frozenset({"cwagent", "fluent-bit"}), 0)
+
+
+@pytest.mark.parametrize(("fields", "message"), [
+    pytest.param({"criticalDaemons": "cwagent"}, "criticalDaemons: must be a list of daemon service names",
+                 id="a name, not a list"),
+    pytest.param({"criticalDaemons": ["cw agent"]}, "criticalDaemons: must be a list of daemon service names",
+                 id="not a service name"),
+    pytest.param({"maxReplacementsPerHour": -1}, "maxReplacementsPerHour: must be between 0 and 1000",
+                 id="negative budget"),
+])
+def test_a_bad_critical_setting_names_the_field_and_the_fix(fields: dict[str, Any], message: str) -> None:
+    # GIVEN a bad value / WHEN parsed / THEN the error names the field and what it must be
+    with pytest.raises(ConfigError, match=message):
+        parse_config(doc(**fields))
+
+
+@pytest.mark.parametrize(("tags", "listed", "expected"), [
+    pytest.param({}, frozenset({"cwagent"}), True, id="listed"),
+    pytest.param({}, frozenset(), False, id="neither listed nor tagged"),
+    pytest.param({CRITICAL_TAG: "true"}, frozenset(), True, id="tagged true"),
+    pytest.param({CRITICAL_TAG: "TRUE "}, frozenset(), True, id="tag value in any case"),
+    pytest.param({CRITICAL_TAG: "false"}, frozenset({"cwagent"}), False, id="tagged false wins over the list"),
+    pytest.param({CRITICAL_TAG: "yes"}, frozenset({"cwagent"}), True, id="unreadable tag: the list decides"),
+])
+def test_a_daemon_is_critical_by_its_tag_then_the_list(tags: dict[str, str], listed: frozenset[str],
+                                                       expected: bool) -> None:
+    # GIVEN a daemon's tags and the configured list / WHEN asked / THEN the tag wins, then the list
+    assert is_critical("cwagent", tags, listed) is expected
 
 
 # --- home (replay's foreign-event rules) ----------------------------------------------------------

@@ -13,6 +13,7 @@ from daemon_guard.core.actions import (
     CompleteLifecycle,
     OpenGate,
     RecordHeartbeat,
+    ReplaceInstance,
     SetAttribute,
     SetDraining,
     StartWorkflow,
@@ -51,9 +52,55 @@ ONE_OF_EACH: list[tuple[AnyAction, str]] = [
 ]
 
 
+REPLACE = ReplaceInstance("i-0123456789abcdef0", ("cwagent",), "critical daemon missing")
+
+
 def test_every_action_type_has_a_call() -> None:
-    # GIVEN the action types the planners return / THEN the table above names each one
-    assert {type(a) for a, _ in ONE_OF_EACH} == set(typing.get_args(AnyAction))
+    # GIVEN the action types the planners return / THEN the table above (or the replacement's below) names each one
+    assert {type(a) for a, _ in ONE_OF_EACH} | {ReplaceInstance} == set(typing.get_args(AnyAction))
+
+
+class GroupMember(Recorder):
+    """An Auto Scaling client that finds the instance in `group`, in `state`."""
+
+    def __init__(self, group: str, state: str) -> None:
+        super().__init__()
+        self.entry = {"InstanceId": REPLACE.ec2_instance_id, "AutoScalingGroupName": group, "LifecycleState": state}
+
+    def describe_auto_scaling_instances(self, **kwargs: Any) -> dict[str, Any]:
+        self.calls.append(("describe_auto_scaling_instances", kwargs))
+        return {"AutoScalingInstances": [self.entry]}
+
+
+@pytest.mark.parametrize(("launch_hook", "group", "state", "result", "write"), [
+    pytest.param(False, "prod-asg", "InService", "done",
+                 ("set_instance_health", {"InstanceId": REPLACE.ec2_instance_id, "HealthStatus": "Unhealthy",
+                                          "ShouldRespectGracePeriod": False}), id="InService: SetInstanceHealth"),
+    pytest.param(True, "prod-asg", "Pending:Wait", "done",
+                 ("complete_lifecycle_action", {"AutoScalingGroupName": "prod-asg",
+                                                "LifecycleHookName": "daemon-guard-launch",
+                                                "InstanceId": REPLACE.ec2_instance_id,
+                                                "LifecycleActionResult": "ABANDON"}),
+                 id="held by the launch hook: ABANDON"),
+    pytest.param(True, "prod-asg", "InService", "done",
+                 ("set_instance_health", {"InstanceId": REPLACE.ec2_instance_id, "HealthStatus": "Unhealthy",
+                                          "ShouldRespectGracePeriod": False}),
+                 id="launch hook already completed: SetInstanceHealth"),
+    pytest.param(False, "other-asg", "InService", "gone", None, id="not a managed group: nothing"),
+    pytest.param(False, "prod-asg", "Terminating:Wait", "gone", None, id="already leaving: nothing"),
+])
+def test_a_replacement_is_the_call_the_instances_lifecycle_state_allows(
+        launch_hook: bool, group: str, state: str, result: str, write: tuple[str, dict[str, Any]] | None) -> None:
+    # GIVEN a managed group (with or without the launch hook) and where the instance stands in its group
+    config = parse_config({"clusters": [{"name": "prod", "autoScalingGroups": [
+        {"name": "prod-asg", "launchHook": launch_hook}]}]})
+    autoscaling = GroupMember(group, state)
+    rt = bootstrap.build(config, ecs_client=Recorder(), autoscaling_client=autoscaling)
+    # WHEN the executor replaces it
+    assert rt.executor.run("prod", REPLACE) == result
+    # THEN it looked the instance up, then made the one write its state allows (or none)
+    assert autoscaling.calls == [("describe_auto_scaling_instances", {"InstanceIds": [REPLACE.ec2_instance_id]}),
+                                 *([write] if write else [])]
 
 
 @pytest.mark.parametrize(("action", "operation"), ONE_OF_EACH, ids=lambda v: type(v).__name__ if not

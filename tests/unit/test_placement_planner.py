@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 
 import pytest
-from daemon_guard.core.actions import OpenGate, StopTasks
+from daemon_guard.core.actions import OpenGate, ReplaceInstance, StopTasks
 from daemon_guard.core.config import PlacementMode
 from daemon_guard.core.eligibility import Eligibility
 from daemon_guard.core.model import InstanceView, Resources, ServiceView, TaskDefinitionView, TaskView
@@ -156,3 +156,67 @@ def test_the_gate_constraint_admits_only_instances_whose_gate_is_open() -> None:
     assert evaluate(constraint["expression"], an_instance(attributes=OPEN))
     assert not evaluate(constraint["expression"], an_instance())
     assert gate_constraint()["expression"] == "attribute:daemon-guard.gate == open"
+
+
+CWAGENT = a_daemon_service("cwagent")
+CWAGENT_TAGGED = a_daemon_service("cwagent", tags={"daemon-guard:critical": "true"})
+FLUENT_BIT_UNTAGGED = a_daemon_service("fluent-bit", tags={"daemon-guard:critical": "false"})
+CW_TD = TaskDefinitionView("arn:td/cwagent:1", "cwagent", "bridge", Resources(128, 256))
+CW_RUNNING = (a_task("cw-1", "cwagent", cpu=128, memory=256),)
+REPLACE_CW = "replace:cwagent"
+
+
+def critical_state(daemons: tuple[ServiceView, ...], tasks: Sequence[TaskView] = (), *, age_s: float = GATE_TIMEOUT_S,
+                   left: int = 5, replaced: bool = False, attributes: dict[str, str] | None = None) -> PlacementState:
+    """A gated instance registered `age_s` ago with `daemons` eligible and `left` replacements in the hour."""
+    return PlacementState(instance=an_instance(cpu_left=1024, memory_left=4096, attributes=attributes or {}),
+                          tasks=tuple(tasks), eligibility=Eligibility(daemons),
+                          task_defs={**TASK_DEFS, "arn:td/cwagent:1": CW_TD}, services=SERVICES,
+                          budget_left={}, now=T0 + timedelta(seconds=age_s),
+                          replacements_left=left, replaced=replaced)
+
+
+CRITICAL_CW = PlacementPolicy(GATED, GATE, GATE_TIMEOUT_S, critical_daemons=frozenset({"cwagent"}))
+
+
+@pytest.mark.parametrize(("placement", "critical", "decision", "actions"), [
+    pytest.param(critical_state((FLUENT_BIT, CWAGENT), DAEMON_RUNNING), CRITICAL_CW, "replace-instance",
+                 REPLACE_CW, id="critical daemon missing past the timeout: replace, never open"),
+    pytest.param(critical_state((FLUENT_BIT, CWAGENT), DAEMON_RUNNING, age_s=GATE_TIMEOUT_S - 1), CRITICAL_CW,
+                 "gate-shut", (), id="critical daemon missing within the timeout: keep waiting"),
+    pytest.param(critical_state((FLUENT_BIT, CWAGENT), CW_RUNNING), CRITICAL_CW, "gate-failed-open",
+                 (OpenGate(INSTANCE_ARN, GATE),), id="only a non-critical daemon missing: fail open as before"),
+    pytest.param(critical_state((FLUENT_BIT, CWAGENT), DAEMON_RUNNING, left=0), CRITICAL_CW, "replace-held", (),
+                 id="replacement budget spent: hold, the gate stays shut"),
+    pytest.param(critical_state((FLUENT_BIT, CWAGENT), DAEMON_RUNNING, replaced=True), CRITICAL_CW, "replacing",
+                 (), id="already replaced: nothing more, never twice"),
+    pytest.param(critical_state((FLUENT_BIT, CWAGENT_TAGGED), DAEMON_RUNNING), policy(GATED), "replace-instance",
+                 REPLACE_CW, id="the service tag daemon-guard:critical=true marks it"),
+    pytest.param(critical_state((FLUENT_BIT_UNTAGGED, CWAGENT), CW_RUNNING),
+                 PlacementPolicy(GATED, GATE, GATE_TIMEOUT_S, critical_daemons=frozenset({"fluent-bit"})),
+                 "gate-failed-open", (OpenGate(INSTANCE_ARN, GATE),),
+                 id="the tag daemon-guard:critical=false wins over the configured list"),
+    pytest.param(critical_state((FLUENT_BIT, CWAGENT), DAEMON_RUNNING + CW_RUNNING), CRITICAL_CW, "open-gate",
+                 (OpenGate(INSTANCE_ARN, GATE),), id="every daemon RUNNING: open"),
+    pytest.param(critical_state((FLUENT_BIT, CWAGENT), DAEMON_RUNNING, attributes=OPEN), CRITICAL_CW,
+                 "wait-for-ecs", (), id="gate already open: repaired as in preempt, never replaced"),
+    pytest.param(critical_state((FLUENT_BIT, CWAGENT), DAEMON_RUNNING),
+                 PlacementPolicy(PREEMPT, GATE, GATE_TIMEOUT_S, critical_daemons=frozenset({"cwagent"})),
+                 "wait-for-ecs", (), id="preempt mode: no gate, never replaced"),
+])
+def test_the_gate_never_opens_without_a_critical_daemon(placement: PlacementState, critical: PlacementPolicy,
+                                                        decision: str, actions: object) -> None:
+    # GIVEN a gated instance, its daemons, and which of them are critical
+    # WHEN the reflex plans
+    plan = plan_placement(placement, critical)
+    # THEN a missing critical daemon past the timeout replaces the instance within the budget (or holds),
+    # and the gate opens only with every critical daemon RUNNING
+    assert plan.decision == decision
+    if actions == REPLACE_CW:
+        (replace,) = plan.actions
+        assert isinstance(replace, ReplaceInstance)
+        assert (replace.ec2_instance_id, replace.daemons) == (placement.instance.ec2_instance_id, ("cwagent",))
+        assert "cwagent" in replace.reason
+    else:
+        assert plan.actions == actions
+    assert not any(isinstance(a, OpenGate) for a in plan.actions) or "cwagent" not in plan.missing

@@ -83,6 +83,28 @@ def test_preempt_tries_are_replaced_only_by_a_writer_that_read_the_current_recor
     assert store.preempt_tries("other", ARN) is None
 
 
+def test_replacements_are_counted_once_per_instance_and_never_past_the_hourly_budget(store: Any) -> None:
+    # GIVEN a budget of 2 replacements an hour
+    # WHEN three instances are replaced in hour 7, one of them twice, and one in hour 8
+    assert store.spend_replacement("prod", "ci-1", 7, 2, 3600) is True
+    assert store.spend_replacement("prod", "ci-1", 7, 2, 3600) is False
+    assert store.spend_replacement("prod", "ci-2", 7, 2, 3600) is True
+    assert store.spend_replacement("prod", "ci-3", 7, 2, 3600) is False
+    assert store.spend_replacement("prod", "ci-3", 8, 2, 3600) is True
+    # THEN each hour holds what it counted, and another cluster nothing
+    assert store.replaced_in("prod", [7, 8]) == {7: frozenset({"ci-1", "ci-2"}), 8: frozenset({"ci-3"})}
+    assert store.replaced_in("other", [7]) == {7: frozenset()}
+
+
+def test_a_held_replacement_is_noted_once_per_instance_and_hour(store: Any) -> None:
+    # GIVEN an instance whose replacement the budget holds / WHEN it is noted twice in hour 7, then in hour 8
+    # THEN only the first note of each hour is new
+    assert store.note_held("prod", "ci-1", 7, 3600) is True
+    assert store.note_held("prod", "ci-1", 7, 3600) is False
+    assert store.note_held("prod", "ci-2", 7, 3600) is True
+    assert store.note_held("prod", "ci-1", 8, 3600) is True
+
+
 def test_the_first_claim_wins_and_a_second_learns_who_owns_the_instance(store: Any) -> None:
     # GIVEN a drain claiming an instance
     assert store.claim_workflow(claim("drain-i-1-a")) is None

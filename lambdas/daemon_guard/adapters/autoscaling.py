@@ -1,11 +1,13 @@
-"""The Auto Scaling port: complete lifecycle actions and record heartbeats, tolerating ones already gone."""
+"""The Auto Scaling port: complete lifecycle actions and record heartbeats, tolerating ones already gone, and
+have a group replace one of its instances."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from daemon_guard.adapters.errors import LifecycleActionGone
-from daemon_guard.core.actions import CompleteLifecycle, RecordHeartbeat
+from daemon_guard.core.actions import CompleteLifecycle, RecordHeartbeat, ReplaceInstance
 
 if TYPE_CHECKING:
     from mypy_boto3_autoscaling import AutoScalingClient
@@ -50,4 +52,27 @@ class AutoScaling:
             self.client.record_lifecycle_action_heartbeat(**self._target(action))
         except LifecycleActionGone:
             return False
+        return True
+
+    def replace(self, action: ReplaceInstance, launch_hooks: Mapping[str, str | None]) -> bool:
+        """Have the instance's group replace it; False when it is in no group of `launch_hooks` (the managed
+        groups, each with its launch hook's name or None) or already leaving.
+
+        DescribeAutoScalingInstances says where it stands: held in Pending:Wait by the group's launch hook,
+        CompleteLifecycleAction ABANDON (the group terminates it and launches another); InService,
+        SetInstanceHealth Unhealthy without the grace period (the group terminates it, through the terminate
+        hook, and launches another).
+        """
+        found = self.client.describe_auto_scaling_instances(InstanceIds=[action.ec2_instance_id])
+        entry = next(iter(found.get("AutoScalingInstances", [])), None)
+        if entry is None or entry["AutoScalingGroupName"] not in launch_hooks:
+            return False
+        group, state = entry["AutoScalingGroupName"], entry.get("LifecycleState", "")
+        hook = launch_hooks[group]
+        if state == "Pending:Wait" and hook:
+            return self.complete(CompleteLifecycle(group, hook, action.ec2_instance_id, None, "ABANDON"))
+        if state != "InService":
+            return False
+        self.client.set_instance_health(InstanceId=action.ec2_instance_id, HealthStatus="Unhealthy",
+                                        ShouldRespectGracePeriod=False)
         return True

@@ -23,6 +23,7 @@ from daemon_guard.core.actions import (
     CompleteLifecycle,
     OpenGate,
     RecordHeartbeat,
+    ReplaceInstance,
     SetAttribute,
     SetDraining,
     StartWorkflow,
@@ -53,15 +54,16 @@ class AwsExecutor:
     """Each action type to its AWS call: one table (`_calls`), one method per type."""
 
     def __init__(self, ecs: Callable[[str], EcsCluster], autoscaling: AutoScaling, workflows: WorkflowStarter | None,
-                 functions: Mapping[str, str | None]) -> None:
+                 functions: Mapping[str, str | None], launch_hooks: Mapping[str, str | None] | None = None) -> None:
         self._ecs = ecs
+        self._launch_hooks = dict(launch_hooks or {})
         self._autoscaling = autoscaling
         self._workflows = workflows
         self._functions = functions
         self._calls: dict[type[Any], Callable[[str, Any], RunResult]] = {
             StopTasks: self._stop_tasks, OpenGate: self._open_gate, SetAttribute: self._set_attribute,
             SetDraining: self._set_draining, CompleteLifecycle: self._complete, RecordHeartbeat: self._heartbeat,
-            StartWorkflow: self._start, WakeWorkflow: self._wake,
+            StartWorkflow: self._start, WakeWorkflow: self._wake, ReplaceInstance: self._replace,
         }
 
     def can_run(self, action: AnyAction) -> bool:
@@ -97,6 +99,9 @@ class AwsExecutor:
 
     def _heartbeat(self, cluster: str, action: RecordHeartbeat) -> RunResult:
         return _done(self._autoscaling.heartbeat(action))
+
+    def _replace(self, cluster: str, action: ReplaceInstance) -> RunResult:
+        return _done(self._autoscaling.replace(action, self._launch_hooks))
 
     def _start(self, cluster: str, action: StartWorkflow) -> RunResult:
         function = self._functions.get(action.workflow)

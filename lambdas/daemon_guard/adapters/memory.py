@@ -23,6 +23,8 @@ class MemoryState:
         self.seen: set[str] = set()
         self.spent: dict[tuple[str, str, int], int] = defaultdict(int)
         self.tries: dict[tuple[str, str], PreemptTries] = {}
+        self.replaced: dict[tuple[str, int], set[str]] = defaultdict(set)
+        self.held: dict[tuple[str, int], set[str]] = defaultdict(set)
         self.claims: dict[tuple[str, str], WorkflowClaim] = {}
         self.wakes: dict[tuple[str, str], tuple[str, set[str]]] = {}
         self.complete: set[str] = set()
@@ -57,6 +59,25 @@ class MemoryState:
         if self.tries.get((cluster, instance_arn)) != before:
             return False
         self.tries[(cluster, instance_arn)] = after
+        return True
+
+    def replaced_in(self, cluster: str, windows: Sequence[int]) -> dict[int, frozenset[str]]:
+        """The instances replaced for a missing critical daemon in each window."""
+        return {w: frozenset(self.replaced.get((cluster, w), set())) for w in windows}
+
+    def spend_replacement(self, cluster: str, instance_arn: str, window: int, limit: int, window_s: int) -> bool:
+        """Count the instance's replacement; False when the window is full or already holds it."""
+        held = self.replaced[(cluster, window)]
+        if len(held) >= limit or instance_arn in held:
+            return False
+        held.add(instance_arn)
+        return True
+
+    def note_held(self, cluster: str, instance_arn: str, window: int, window_s: int) -> bool:
+        """Record the held replacement; False when it already was, this window."""
+        if instance_arn in self.held[(cluster, window)]:
+            return False
+        self.held[(cluster, window)].add(instance_arn)
         return True
 
     # ---- WorkflowClaims -------------------------------------------------------------------------------

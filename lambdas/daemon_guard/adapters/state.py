@@ -9,6 +9,11 @@ Items:
 - ``seen#<key>``: an event already handled (container-instance and task events by version);
   conditional put, so duplicates are recognised across concurrent invocations.
 - ``budget#<cluster>#<service>`` / ``<window>``: evictions spent in the current window.
+- ``replace#<cluster>`` / ``<hour>``: the instances replaced for a missing critical daemon in that hour
+  (``instances``, a string set) and their count (``spent``); one conditional update adds an instance only
+  while the count is under ``maxReplacementsPerHour`` and the instance is not in the set, so concurrent
+  checks replace an instance once and never past the budget; ``held`` the instances whose replacement
+  the budget held (each counted once an hour).
 - ``tries#<cluster>#<container-instance-arn>`` / ``tries``: preempt's tries on an instance
   (`core.futility.PreemptTries`); replaced with a conditional put, so concurrent checks make one try.
 - ``drain#<ec2-instance-id>`` / ``drain`` (and ``gate#...`` for the launch gate): the one workflow
@@ -77,6 +82,19 @@ class EvictionBudget(Protocol):
                      after: PreemptTries) -> bool:
         """Replace the record `before` (None: no record) by `after`; False when it is no longer `before`
         (another check of the instance wrote first)."""
+        ...
+
+    def replaced_in(self, cluster: str, windows: Sequence[int]) -> dict[int, frozenset[str]]:
+        """The instances replaced for a missing critical daemon in each window (hour), strongly consistent."""
+        ...
+
+    def spend_replacement(self, cluster: str, instance_arn: str, window: int, limit: int, window_s: int) -> bool:
+        """Count the instance's replacement in `window`; False (nothing written) when the window already holds
+        `limit` replacements or this instance."""
+        ...
+
+    def note_held(self, cluster: str, instance_arn: str, window: int, window_s: int) -> bool:
+        """Record that the instance's replacement was held in `window`; False when it already was."""
         ...
 
 
@@ -220,6 +238,47 @@ class StateStore:
                                                        ":g": {"BOOL": before.gave_up}}}
         try:
             self.client.put_item(TableName=self.table, Item=item, **condition)
+        except ConditionFailed:
+            return False
+        return True
+
+    def replaced_in(self, cluster: str, windows: Sequence[int]) -> dict[int, frozenset[str]]:
+        """The instances replaced for a missing critical daemon in each window (one BatchGetItem)."""
+        found: dict[int, frozenset[str]] = {w: frozenset() for w in windows}
+        keys = [{"pk": _s(f"replace#{cluster}"), "sk": _s(str(w))} for w in sorted(set(windows))]
+        request: dict[str, Any] = {self.table: {"Keys": keys, "ConsistentRead": True,
+                                                "ProjectionExpression": "sk, instances"}}
+        while request and keys:
+            resp = self.client.batch_get_item(RequestItems=request)
+            for item in resp.get("Responses", {}).get(self.table, []):
+                found[int(item["sk"]["S"])] = frozenset(item.get("instances", {}).get("SS", []))
+            request = resp.get("UnprocessedKeys") or {}
+        return found
+
+    def spend_replacement(self, cluster: str, instance_arn: str, window: int, limit: int, window_s: int) -> bool:
+        """Add the instance to the window's replacements on the condition that the window holds fewer than
+        `limit` and not this instance (UpdateItem); False when the condition fails."""
+        try:
+            self.client.update_item(
+                TableName=self.table, Key={"pk": _s(f"replace#{cluster}"), "sk": _s(str(window))},
+                UpdateExpression="ADD spent :one, instances :i SET expiresAt = :ttl",
+                ConditionExpression="(attribute_not_exists(spent) OR spent < :limit) AND "
+                                    "(attribute_not_exists(instances) OR NOT contains(instances, :arn))",
+                ExpressionAttributeValues={":one": _n(1), ":i": {"SS": [instance_arn]}, ":limit": _n(limit),
+                                           ":arn": _s(instance_arn), ":ttl": _n((window + 2) * window_s)})
+        except ConditionFailed:
+            return False
+        return True
+
+    def note_held(self, cluster: str, instance_arn: str, window: int, window_s: int) -> bool:
+        """Add the instance to the window's held replacements (``held``) on the condition that it is not there."""
+        try:
+            self.client.update_item(
+                TableName=self.table, Key={"pk": _s(f"replace#{cluster}"), "sk": _s(str(window))},
+                UpdateExpression="ADD held :i SET expiresAt = :ttl",
+                ConditionExpression="attribute_not_exists(held) OR NOT contains(held, :arn)",
+                ExpressionAttributeValues={":i": {"SS": [instance_arn]}, ":arn": _s(instance_arn),
+                                           ":ttl": _n((window + 2) * window_s)})
         except ConditionFailed:
             return False
         return True

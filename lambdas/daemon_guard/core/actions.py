@@ -61,7 +61,18 @@ class RecordHeartbeat:
     token: str | None
 
 
-Action = StopTasks | OpenGate | SetAttribute | SetDraining | CompleteLifecycle | RecordHeartbeat
+@dataclass(frozen=True)
+class ReplaceInstance:
+    """Have the instance's Auto Scaling group replace it: CompleteLifecycleAction ABANDON while a launch hook
+    holds it in Pending:Wait, else SetInstanceHealth Unhealthy (InService). Only on the managed groups.
+    `daemons`: the critical daemons it lacks."""
+
+    ec2_instance_id: str
+    daemons: tuple[str, ...]
+    reason: str
+
+
+Action = StopTasks | OpenGate | SetAttribute | SetDraining | CompleteLifecycle | RecordHeartbeat | ReplaceInstance
 
 
 @dataclass(frozen=True)

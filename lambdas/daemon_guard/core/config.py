@@ -91,6 +91,7 @@ class DrainMode(StrEnum):
 
 
 DRAIN_TIER_TAG = "daemon-guard:drain-tier"
+CRITICAL_TAG = "daemon-guard:critical"
 LAUNCH_HOOK_NAME = "daemon-guard-launch"
 TERMINATE_HOOK_NAME = "daemon-guard-terminate"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-/]{0,254}$")
@@ -170,6 +171,8 @@ class Config:
     drain_mode: DrainMode = DrainMode.RUN
     drain_deadline_policy: DeadlinePolicy = DeadlinePolicy.ORDER
     agent_stop_timeout_s: int = 30  # the stopTimeout of a container that sets none (ECS_CONTAINER_STOP_TIMEOUT)
+    critical_daemons: frozenset[str] = frozenset()  # gate mode: never fail open without these; replace instead
+    max_replacements_per_hour: int = 5  # per cluster: instances replaced for a missing critical daemon
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -208,6 +211,7 @@ _KNOWN_KEYS = {
     "launchGateTimeoutSeconds", "home",
     "scheduledChange", "scheduledChangeLeadSeconds", "instanceStateChange", "stateChangeDeadlineSeconds",
     "drainMode", "drainOrder", "drainDeadlinePolicy", "agentStopTimeoutSeconds",
+    "criticalDaemons", "maxReplacementsPerHour",
 }
 _HOME_KEYS = {"partition", "account", "region"}
 _GROUP_KEYS = {"name", "launchHook", "terminateHook", "launchTimeoutResult",
@@ -382,8 +386,17 @@ def parse_config(doc: Any) -> Config:
         drain_deadline_policy=_enum(doc, "drainDeadlinePolicy", DeadlinePolicy, DeadlinePolicy.ORDER),
         # ECS_CONTAINER_STOP_TIMEOUT is not readable through the ECS API: the operator says what the agents run with.
         agent_stop_timeout_s=_int(doc, "agentStopTimeoutSeconds", 30, 1, 3600),
+        critical_daemons=_critical_daemons(doc.get("criticalDaemons", [])),
+        max_replacements_per_hour=_int(doc, "maxReplacementsPerHour", 5, 0, 1000),
         **_exit_options(doc),
     )
+
+
+def _critical_daemons(raw: Any) -> frozenset[str]:
+    """``criticalDaemons``: the daemon service names that gate mode never fails open without."""
+    _require(isinstance(raw, list) and all(isinstance(s, str) and bool(_NAME.match(s)) for s in raw),
+             "criticalDaemons", f"must be a list of daemon service names, got {raw!r}")
+    return frozenset(raw)
 
 
 def _exit_options(doc: Mapping[str, Any]) -> dict[str, Any]:
@@ -398,6 +411,15 @@ def _exit_options(doc: Mapping[str, Any]) -> dict[str, Any]:
         "state_change_deadline_s": _int(doc, "stateChangeDeadlineSeconds", 90, 10, 3600),
         "drain_mode": _enum(doc, "drainMode", DrainMode, DrainMode.RUN),
     }
+
+
+def is_critical(service_name: str, tags: Mapping[str, str], critical_daemons: frozenset[str]) -> bool:
+    """True for a critical daemon: the service tag ``daemon-guard:critical`` wins (``true`` / ``false``,
+    any case), then the configured ``criticalDaemons``."""
+    tagged = tags.get(CRITICAL_TAG)
+    if tagged is not None and tagged.strip().lower() in ("true", "false"):
+        return tagged.strip().lower() == "true"
+    return service_name in critical_daemons
 
 
 def tier_of(service_name: str, tags: Mapping[str, str], tiers: Sequence[DrainTier]) -> int:

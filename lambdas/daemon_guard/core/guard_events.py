@@ -30,6 +30,7 @@ GUARANTEE_BROKEN = "Drain Guarantee Broken"
 DAEMONS_CANNOT_FIT = "Daemons Cannot Fit"
 PREEMPT_GAVE_UP = "Preempt Gave Up"
 CONSTRAINTS_MISSING = "Constraints Missing"
+REPLACED_FOR_CRITICAL = "Instance Replaced For Critical Daemon"
 
 
 @dataclass(frozen=True)
@@ -123,6 +124,18 @@ def preempt_gave_up(cluster: str, instance_id: str, instance_arn: str, at: datet
     return _event(PREEMPT_GAVE_UP, cluster, instance_id, at, reason, (instance_arn,),
                   containerInstanceArn=instance_arn, daemons=list(daemons), tries=tries, futileTries=futile_tries,
                   recommendedPlacementMode="gate")
+
+
+def replaced_for_critical(cluster: str, instance_id: str, instance_arn: str, at: datetime, reason: str,
+                          critical: Sequence[str], not_running: Sequence[str], since_registration_s: float
+                          ) -> OwnEvent:
+    """Gate mode asked the instance's group to replace it: its gate timeout passed with critical daemons not
+    RUNNING, so the gate never opened (ABANDON on the launch hook, or SetInstanceHealth Unhealthy)."""
+    return _event(REPLACED_FOR_CRITICAL, cluster, instance_id, at, reason, (instance_arn,),
+                  containerInstanceArn=instance_arn, criticalDaemons=list(critical), notRunning=list(not_running),
+                  secondsSinceRegistration=round(since_registration_s, 3))
+
+
 def constraints_missing(cluster: str, at: datetime, services_without_gate: Sequence[str],
                         daemon_services_without_tier: Sequence[str]) -> OwnEvent:
     """Services of the cluster lack the constraint a claimed guarantee needs (a cluster event: no instance)."""
@@ -188,6 +201,10 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         "containerInstanceArn": {"type": "string", "pattern": "^arn:"}, "daemons": _NAMES,
         "tries": {"type": "integer", "minimum": 0}, "futileTries": {"type": "integer", "minimum": 0},
         "recommendedPlacementMode": {"const": "gate"}}),
+    REPLACED_FOR_CRITICAL: _schema(REPLACED_FOR_CRITICAL, "the gate timeout passed with critical daemons not "
+                                   "RUNNING: the gate stayed shut and the instance's group was asked to replace it", {
+        "containerInstanceArn": {"type": "string", "pattern": "^arn:"}, "criticalDaemons": _NAMES,
+        "notRunning": _NAMES, "secondsSinceRegistration": _SECONDS}),
     CONSTRAINTS_MISSING: _cluster_schema(CONSTRAINTS_MISSING, "services lack the constraint a claimed guarantee "
                                          "needs (`daemon-guard constraints --apply` adds them)", {
         "servicesWithoutGate": _NAMES, "daemonServicesWithoutTier": _NAMES}),

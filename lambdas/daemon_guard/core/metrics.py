@@ -40,6 +40,10 @@ GATE_ATTRIBUTE_REJECTED = MetricSpec("GateAttributeRejected", "Count",
 PREEMPT_GAVE_UP = MetricSpec("PreemptGaveUp", "Count",
                              "instances where preempt stopped evicting: replicas kept taking the room it freed")
 PLACEMENT_DECISIONS = MetricSpec("PlacementDecisions", "Count", "placement decisions taken", ("Mode",))
+CRITICAL_REPLACEMENTS = MetricSpec("InstancesReplacedForCriticalDaemon", "Count",
+                                   "instances replaced: gate timeout passed with a critical daemon not RUNNING")
+REPLACEMENTS_HELD = MetricSpec("CriticalReplacementsHeld", "Count",
+                               "replacements held by maxReplacementsPerHour (the gate stays shut)")
 # Wiring (the reconciler's audit of the services' constraints, at most once per WIRING_AUDIT_PERIOD_MIN)
 SERVICES_WITHOUT_GATE = MetricSpec("ServicesWithoutGate", "Count",
                                    "replica services without the gate constraint (placementMode gate)")
@@ -76,5 +80,5 @@ ALL_METRICS: tuple[MetricSpec, ...] = (
     DRAIN_OVERHEAD, TIER_DURATION, DEADLINES_MISSED, HEARTBEATS_SENT, LIFECYCLE_RESULTS,
     DRAINS_BLOCKED, ORDERING_VIOLATIONS, GUARANTEE_BREAKS, STUCK_LIFECYCLE_ACTIONS, EVENTS_IGNORED, EVENTS_MALFORMED,
     DUPLICATE_EVENTS, CHECKS_DEFERRED, EVENTS_UNPUBLISHED, DAEMONS_CANNOT_FIT, PREEMPT_GAVE_UP, SERVICES_WITHOUT_GATE,
-    DAEMON_SERVICES_WITHOUT_TIER,
+    DAEMON_SERVICES_WITHOUT_TIER, CRITICAL_REPLACEMENTS, REPLACEMENTS_HELD,
 )

@@ -4,8 +4,12 @@ Modes:
 - ``preempt``: when a missing daemon cannot fit, stop the cheapest replica tasks that free enough
   room (see `core.eviction`); ECS's daemon scheduler then places the daemon.
 - ``gate``: replica services carry `gate_constraint(...)`; the gate stays shut until every eligible
-  daemon is RUNNING, then opens. A gate shut past its timeout opens anyway (fail open). Once open,
-  a daemon that goes missing is repaired as in preempt mode.
+  daemon is RUNNING, then opens. A gate shut past its timeout opens anyway (fail open), unless a
+  *critical* daemon (``criticalDaemons`` or the service tag ``daemon-guard:critical=true``) is among
+  the missing: then the gate never opens and the instance is replaced, within the cluster's
+  replacement budget (``maxReplacementsPerHour``); past it the replacement is held and the gate
+  stays shut, as ECS Managed Daemons' auto-repair does. Once open, a daemon that goes missing is
+  repaired as in preempt mode.
 - Either way, eviction is bounded per instance (`core.futility`): once replicas took the freed room
   again `preemptMaxTries` times before the daemons landed (or preempt gave up on `preemptMaxGiveUps`
   instances of the cluster within the hour), the plan is ``futile`` and stops nothing.
@@ -19,8 +23,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
-from daemon_guard.core.actions import Action, OpenGate, StopTasks
-from daemon_guard.core.config import PlacementMode
+from daemon_guard.core.actions import Action, OpenGate, ReplaceInstance, StopTasks
+from daemon_guard.core.config import PlacementMode, is_critical
 from daemon_guard.core.eligibility import Eligibility, missing_daemons
 from daemon_guard.core.eviction import choose_evictions
 from daemon_guard.core.fit import fits
@@ -69,6 +73,8 @@ class PlacementState:
     now: datetime
     preempt_tries: PreemptTries | None = None
     cluster_give_ups: int = 0
+    replacements_left: int = 0  # the cluster's replacement budget left this hour (read only when it matters)
+    replaced: bool = False  # the instance was already replaced (its group is terminating it)
 
 
 @dataclass(frozen=True)
@@ -79,10 +85,12 @@ class PlacementPolicy:
     gate_attribute: str
     gate_timeout_s: int
     futility: FutilityBounds = field(default_factory=FutilityBounds)
+    critical_daemons: frozenset[str] = frozenset()
 
 
 PlacementDecision = Literal["skip", "draining", "complete", "open-gate", "gate-shut", "gate-failed-open", "wait",
-                            "cannot-fit", "wait-for-ecs", "blocked", "would-evict", "evict", "futile"]
+                            "cannot-fit", "wait-for-ecs", "blocked", "would-evict", "evict", "futile",
+                            "replace-instance", "replace-held", "replacing"]
 
 
 @dataclass(frozen=True)
@@ -170,15 +178,40 @@ def needs_eviction_inputs(state: PlacementState, policy: PlacementPolicy) -> boo
     return bool(missing) and not fits(_requirements(missing, state.task_defs), _free(instance, state.tasks))
 
 
+def critical_missing(state: PlacementState, policy: PlacementPolicy) -> tuple[str, ...]:
+    """The critical daemons not RUNNING on an instance whose gate is shut past its timeout (gate mode);
+    () otherwise. When not empty the plan replaces or holds, so the edge reads the replacement budget."""
+    instance = state.instance
+    if policy.mode is not PlacementMode.GATE or instance.status != "ACTIVE" or not instance.agent_connected \
+            or instance.attributes.get(policy.gate_attribute) in (GATE_OPEN, GATE_DRAINING) \
+            or seconds_since_registration(instance, state.now) < policy.gate_timeout_s:
+        return ()
+    running = {t.group for t in state.tasks if t.last_status == "RUNNING" and not t.stopping}
+    return tuple(s.name for s in state.eligibility.eligible
+                 if s.group not in running and is_critical(s.name, s.tags, policy.critical_daemons))
+
+
 def _shut_gate_plan(state: PlacementState, policy: PlacementPolicy, not_running: tuple[str, ...]) -> PlacementPlan:
-    """A shut gate with daemons not RUNNING: keep waiting, or fail open once the gate timeout has passed."""
+    """A shut gate with daemons not RUNNING: keep waiting; once the gate timeout has passed, fail open, or,
+    with a critical daemon among them, replace the instance (within the budget) and never open."""
     age = seconds_since_registration(state.instance, state.now)
-    if age >= policy.gate_timeout_s:
+    if age < policy.gate_timeout_s:
+        return PlacementPlan("gate-shut", f"waiting for {', '.join(not_running)} to run", (), not_running)
+    critical = critical_missing(state, policy)
+    if not critical:
         return PlacementPlan("gate-failed-open",
                              f"gate shut {age:.0f}s >= {policy.gate_timeout_s}s with "
                              f"{', '.join(not_running)} not RUNNING; opening so capacity is not starved",
                              (OpenGate(state.instance.arn, policy.gate_attribute),), not_running)
-    return PlacementPlan("gate-shut", f"waiting for {', '.join(not_running)} to run", (), not_running)
+    shut = f"gate shut {age:.0f}s >= {policy.gate_timeout_s}s with critical {', '.join(critical)} not RUNNING"
+    if state.replaced:
+        return PlacementPlan("replacing", f"{shut}; the instance is being replaced", (), not_running)
+    if state.replacements_left <= 0:
+        return PlacementPlan("replace-held", f"{shut}; the cluster's replacement budget for the hour is spent: "
+                             "holding (the gate stays shut)", (), not_running)
+    reason = f"{shut}; replacing the instance (the gate never opens without a critical daemon)"
+    replace_it = ReplaceInstance(state.instance.ec2_instance_id, critical, reason)
+    return PlacementPlan("replace-instance", reason, (replace_it,), not_running)
 
 
 def plan_placement(state: PlacementState, policy: PlacementPolicy) -> PlacementPlan:

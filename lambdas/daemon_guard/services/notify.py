@@ -16,7 +16,7 @@ from typing import Any
 from daemon_guard.bootstrap import Runtime
 from daemon_guard.core import guard_events as ge
 from daemon_guard.core import metrics as m
-from daemon_guard.core.actions import StopTasks
+from daemon_guard.core.actions import ReplaceInstance, StopTasks
 from daemon_guard.core.drain import DrainProgress, DrainRequest, DrainStep
 from daemon_guard.core.guard_events import SOURCE, OwnEvent
 from daemon_guard.core.model import InstanceView
@@ -58,7 +58,8 @@ def announce(rt: Runtime, events: Sequence[OwnEvent]) -> int:
 
 def placement_events(cluster: str, instance: InstanceView, now: datetime, plan: PlacementPlan,
                      gate_attribute: str) -> list[OwnEvent]:
-    """What a placement decision that acted tells the world: a repair, a gate opened, a gate failed open."""
+    """What a placement decision that acted tells the world: a repair, a gate opened, a gate failed open, an
+    instance replaced for a critical daemon."""
     age = seconds_since_registration(instance, now)
     stopped = [arn for a in plan.actions if isinstance(a, StopTasks) for arn in a.task_arns]
     if plan.decision == "evict" and stopped:
@@ -70,7 +71,8 @@ def placement_events(cluster: str, instance: InstanceView, now: datetime, plan: 
     if plan.decision in ("open-gate", "gate-failed-open"):
         return [ge.gate_opened(cluster, instance.ec2_instance_id, instance.arn, now, plan.reason, gate_attribute, age,
                                failed_open=plan.decision == "gate-failed-open", not_running=plan.missing)]
-    return []
+    return [ge.replaced_for_critical(cluster, instance.ec2_instance_id, instance.arn, now, a.reason, a.daemons,
+                                     plan.missing, age) for a in plan.actions if isinstance(a, ReplaceInstance)]
 
 
 def announce_placement(rt: Runtime, cluster: str, instance: InstanceView, now: datetime, plan: PlacementPlan

@@ -3,8 +3,11 @@
 Used by the intake (on events) and the reconciler (on its audit). Reads: DescribeContainerInstances,
 ListTasks(RUNNING), DescribeTasks, the cached daemon list; and only when an eviction may be needed,
 ListTasks(STOPPED) for tasks already stopping, DescribeServices, GetTaskProtection, the eviction
-budgets and preempt's tries on the instance. Writes: StopTask or PutAttributes; preempt's tries
-(`core.futility`) conditionally before it stops anything, so two concurrent checks make one try.
+budgets and preempt's tries on the instance; only when a critical daemon is missing past the gate
+timeout, the cluster's replacements of this hour and the last. Writes: StopTask or PutAttributes;
+preempt's tries (`core.futility`) conditionally before it stops anything, so two concurrent checks make
+one try; a replacement (CompleteLifecycleAction ABANDON or SetInstanceHealth Unhealthy) only after its
+conditional spend of the replacement budget, so concurrent checks replace an instance once.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from typing import Any
 from daemon_guard.adapters.errors import AttributeLimitExceeded
 from daemon_guard.bootstrap import Runtime
 from daemon_guard.core import metrics as m
-from daemon_guard.core.actions import OpenGate, StopTasks
+from daemon_guard.core.actions import OpenGate, ReplaceInstance, StopTasks
 from daemon_guard.core.eligibility import eligible_daemons, missing_daemons
 from daemon_guard.core.futility import EPISODE_S, GIVE_UPS_COUNTER, FutilityBounds, gave_up
 from daemon_guard.core.model import InstanceView, ServiceView, TaskView
@@ -26,12 +29,15 @@ from daemon_guard.core.placement import (
     PlacementPlan,
     PlacementPolicy,
     PlacementState,
+    critical_missing,
     needs_eviction_inputs,
     plan_placement,
     seconds_since_registration,
 )
 from daemon_guard.observability import logger
 from daemon_guard.services.notify import announce_placement
+
+REPLACEMENT_WINDOW_S = 3600  # maxReplacementsPerHour counts per clock hour
 
 
 @dataclass(frozen=True)
@@ -57,7 +63,8 @@ class ReflexOutcome:
 def policy_of(rt: Runtime) -> PlacementPolicy:
     """The configured placement policy."""
     return PlacementPolicy(rt.config.placement_mode, rt.config.gate_attribute, rt.config.gate_timeout_s,
-                           FutilityBounds(rt.config.preempt_max_tries, rt.config.preempt_max_give_ups))
+                           FutilityBounds(rt.config.preempt_max_tries, rt.config.preempt_max_give_ups),
+                           rt.config.critical_daemons)
 
 
 def load_state(rt: Runtime, cluster: str, instance: InstanceView, tasks: Sequence[TaskView] | None = None,
@@ -99,6 +106,34 @@ def _with_eviction_inputs(rt: Runtime, cluster: str, state: PlacementState) -> P
                    cluster_give_ups=give_ups)
 
 
+def _replacement_window(state: PlacementState) -> int:
+    return int(state.now.timestamp()) // REPLACEMENT_WINDOW_S
+
+
+def _with_replacement_inputs(rt: Runtime, cluster: str, state: PlacementState) -> PlacementState:
+    """The cluster's replacements this hour and whether this instance is among them (or the last hour's:
+    an instance replaced just before the hour turned is still leaving)."""
+    window = _replacement_window(state)
+    replaced = rt.budget.replaced_in(cluster, [window - 1, window])
+    return replace(state, replaced=any(state.instance.arn in held for held in replaced.values()),
+                   replacements_left=max(0, rt.config.max_replacements_per_hour - len(replaced[window])))
+
+
+def _replacement_spent(rt: Runtime, cluster: str, state: PlacementState, policy: PlacementPolicy,
+                       plan: PlacementPlan) -> PlacementPlan:
+    """Spend the replacement budget before replacing; when another check spent it first (on this instance or
+    the last of the hour's budget), plan again from what the table now says, and never replace twice."""
+    if plan.decision != "replace-instance" or rt.budget.spend_replacement(
+            cluster, state.instance.arn, _replacement_window(state), rt.config.max_replacements_per_hour,
+            REPLACEMENT_WINDOW_S):
+        return plan
+    again = plan_placement(_with_replacement_inputs(rt, cluster, state), policy)
+    if again.decision == "replace-instance":
+        return PlacementPlan("replace-held", "the replacement budget was spent by a concurrent check", (),
+                             plan.missing)
+    return again
+
+
 def _episode(rt: Runtime) -> int:
     return int(rt.now().timestamp()) // EPISODE_S
 
@@ -111,7 +146,10 @@ def check_instance(rt: Runtime, cluster: str, instance: InstanceView, *, trigger
     state = load_state(rt, cluster, instance, tasks, daemons)
     if needs_eviction_inputs(state, policy):
         state = _with_eviction_inputs(rt, cluster, state)
+    if critical_missing(state, policy):
+        state = _with_replacement_inputs(rt, cluster, state)
     plan = _recorded(rt, cluster, state, plan_placement(state, policy))
+    plan = _replacement_spent(rt, cluster, state, policy, plan)
     outcome = ReflexOutcome(instance.arn, instance.ec2_instance_id, plan)
     if plan.decision in ("complete", "open-gate"):
         rt.remember_complete(instance.arn)
@@ -154,6 +192,21 @@ def _act(rt: Runtime, cluster: str, state: PlacementState, plan: PlacementPlan) 
             rt.metrics.emit(m.EVICTIONS, len(action.task_arns), cluster)
         elif isinstance(action, OpenGate):
             _open_gate(rt, cluster, action)
+        elif isinstance(action, ReplaceInstance):
+            _replace(rt, cluster, state, action)
+
+
+def _replace(rt: Runtime, cluster: str, state: PlacementState, action: ReplaceInstance) -> None:
+    """Have the group replace the instance; one not in a managed group, or already leaving, is reported and
+    stays counted in the hour's budget (its gate stays shut: it serves no replicas either way)."""
+    result = rt.executor.run(cluster, action)
+    if result == "done":
+        rt.metrics.emit(m.CRITICAL_REPLACEMENTS, 1, cluster)
+        logger.warning("instance replaced: critical daemon missing past the gate timeout",
+                       extra={"instance": action.ec2_instance_id, "daemons": list(action.daemons)})
+    elif result == "gone":
+        logger.error("instance not replaced: in no managed Auto Scaling group, or already leaving",
+                     extra={"instance": action.ec2_instance_id, "container_instance": state.instance.arn})
 
 
 def _open_gate(rt: Runtime, cluster: str, action: OpenGate) -> None:
@@ -178,6 +231,9 @@ def _measure(rt: Runtime, cluster: str, state: PlacementState, plan: PlacementPl
         rt.metrics.emit(m.GATES_FAILED_OPEN, 1, cluster)
     if plan.decision == "futile" and plan.tries is not None:
         rt.metrics.emit(m.PREEMPT_GAVE_UP, 1, cluster)
+    if plan.decision == "replace-held" and rt.budget.note_held(cluster, state.instance.arn,
+                                                               _replacement_window(state), REPLACEMENT_WINDOW_S):
+        rt.metrics.emit(m.REPLACEMENTS_HELD, 1, cluster)  # once per instance and hour: the reconciler sees it often
     if plan.decision == "open-gate":
         rt.metrics.emit(m.GATE_OPEN_LATENCY, age, cluster)
     daemon_groups = {s.group for s in state.eligibility.eligible}

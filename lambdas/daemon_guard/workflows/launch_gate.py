@@ -4,8 +4,10 @@ A durable function started by the intake on a launch lifecycle action of a group
 ``launchHook``. Each checkpointed step looks for the container instance (by EC2 instance id) and
 asks the placement reflex for its state; when every eligible daemon is RUNNING it completes the
 action with CONTINUE. Heartbeats keep the hook alive; past ``launchGateTimeoutSeconds`` the
-group's ``launchTimeoutResult`` (CONTINUE or ABANDON) is applied. The intake wakes it when a
-daemon on the instance starts RUNNING.
+group's ``launchTimeoutResult`` (CONTINUE or ABANDON) is applied. When a critical daemon is still
+missing past ``gateTimeoutSeconds`` the reflex replaces the instance (ABANDON on this hook, within the
+replacement budget) and the gate ends with it. The intake wakes it when a daemon on the instance
+starts RUNNING.
 """
 
 from __future__ import annotations
@@ -60,6 +62,13 @@ def _tick(rt: Runtime, payload: dict[str, Any], state: dict[str, Any]) -> dict[s
         if outcome.plan.decision in ("complete", "open-gate") or (
                 outcome.plan.decision == "gate-shut" and not outcome.plan.missing):
             result = "CONTINUE"
+        elif outcome.plan.decision in ("replace-instance", "replacing"):
+            # The reflex has completed this hook with ABANDON (now or on an earlier check): nothing is left to do.
+            if outcome.plan.decision == "replace-instance":
+                rt.metrics.emit(m.LIFECYCLE_RESULTS, 1, cluster, Result="ABANDON")
+            logger.info("launch gate ended: the instance is replaced", extra={"instance": instance_id,
+                                                                             "reason": reason})
+            return {**state, "done": True, "result": "ABANDON", "wait_s": 0}
     if result is None and now - state["started"] >= rt.config.launch_gate_timeout_s:
         result = group.launch_timeout_result if group else "CONTINUE"
         reason = f"launch gate timed out after {rt.config.launch_gate_timeout_s}s: {reason}"
