@@ -99,7 +99,7 @@ PARAMS: dict[str, SimParam] = {p.name: p for p in (
              "ECS container definition stopTimeout: unset on EC2, the agent's ECS_CONTAINER_STOP_TIMEOUT applies "
              "(default 30 s; operators raise it); not readable through the ECS API",
              "the stopTimeout of a task definition whose containers set none"),
-    SimParam("daemon_cycle_s", "seconds", 15.2, 1.0, 120.0,
+    SimParam("daemon_cycle_s", "seconds", 15.2, 5.0, 120.0,
              "not documented: calibrated so that ECS alone is ~96% daemon-first (15.2 s with 27 s replica "
              "visibility; 6 s with 12 s also fits: the fast-cycle profile); ECS-BEHAVIOUR.md",
              "seconds between two passes of the daemon scheduler over a cluster's instances"),
