@@ -15,9 +15,12 @@ drain overhead. Claims: ``daemons-first`` (no instance serves a replica before i
 
 from __future__ import annotations
 
+import logging
+import os
 import random
 import statistics
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
 from bench.scenarios import DrainStory, ScaleOut
@@ -36,9 +39,9 @@ FULL_DRAWS, QUICK_DRAWS = 40, 8
 # Small stories: each draw runs one scale-out and two drain stories. The drain story keeps an instance
 # refresh (the daemon stall while draining, containers-roadmap#856, needs instances launched while
 # others drain) and Spot interruptions.
-PLACEMENT = ScaleOut(launches=60, warm_instances=20, warmup_s=180.0, tail_s=300.0)
-DRAIN = DrainStory(on_demand=24, spot=8, first_scale_in=8, second_scale_in=8, spot_interruptions=4, refresh=True,
-                   standalone_jobs=16, replica_services=6)
+PLACEMENT = ScaleOut(launches=40, warm_instances=12, warmup_s=180.0, tail_s=300.0)
+DRAIN = DrainStory(on_demand=10, spot=4, first_scale_in=3, second_scale_in=3, spot_interruptions=2, refresh=True,
+                   standalone_jobs=8, replica_services=4, horizon_s=3400.0)
 CLAIM_KEYS = {"daemons-first": "served_before_daemons", "daemons-after-apps": "daemon_stopped_before_app_stopped",
               "tier-order": "tier_order_violations"}
 
@@ -104,6 +107,12 @@ def run_draw(strategy: str, draw: Mapping[str, ParamValue], seed: int, profile: 
             "overhead_s": figures["overhead_s"]}
 
 
+def _run_job(job: tuple[str, Draw, int, str]) -> dict[str, Any]:
+    """One (strategy, draw) in a worker process (the handlers' logs stay quiet, as in the bench)."""
+    logging.disable(logging.WARNING)
+    return run_draw(*job)
+
+
 def _badness(result: Mapping[str, Any]) -> tuple[int, int, int]:
     return (sum(result["violations"].values()), int(result.get("ungraceful_task_kills", 0)),
             int(result.get("lifecycle_timeouts", 0)))
@@ -140,9 +149,10 @@ def summarize(strategy: str, chosen: Sequence[Draw], results: Sequence[Mapping[s
 
 def ranges_suite(count: int, seed: int, progress: Progress, profile: str = DEFAULT_PROFILE,
                  strategies: Sequence[str] = tuple(CLAIMED),
-                 fixed: Mapping[str, ParamValue] | None = None) -> dict[str, Any]:
+                 fixed: Mapping[str, ParamValue] | None = None, workers: int | None = None) -> dict[str, Any]:
     """Every claiming configuration over `count` draws (seed `seed` for the draws and the worlds); the
-    parameters in `fixed` (``--param``) hold their value in every draw, the others are drawn."""
+    parameters in `fixed` (``--param``) hold their value in every draw, the others are drawn. The runs are
+    independent worlds: `workers` processes run them (default: up to 2 CPUs; 1 runs them in this one)."""
     pinned = dict(fixed or {})
     chosen = [draw | pinned for draw in draws(count, seed, [p for p in PARAMS.values() if p.name not in pinned])]
     out: dict[str, Any] = {"profile": profile, "seed": seed, "fixed": named_params(pinned),
@@ -150,12 +160,20 @@ def ranges_suite(count: int, seed: int, progress: Progress, profile: str = DEFAU
                                        "drain": {"on_demand": DRAIN.on_demand, "spot": DRAIN.spot,
                                                  "instance_refresh": DRAIN.refresh,
                                                  "spot_interruptions": DRAIN.spot_interruptions}}}
-    for strategy in strategies:
-        results = []
-        for i, draw in enumerate(chosen):
-            progress(f"ranges: {strategy}, draw {i + 1}/{len(chosen)}, profile {profile}")
-            results.append(run_draw(strategy, draw, seed, profile))
-        out[strategy] = summarize(strategy, chosen, results)
+    jobs = [(strategy, draw, seed, profile) for strategy in strategies for draw in chosen]
+    workers = workers if workers is not None else min(2, os.cpu_count() or 1)
+    progress(f"ranges: {len(strategies)} configurations x {len(chosen)} draws, profile {profile}, "
+             f"{workers} worker(s)")
+    if workers <= 1:
+        results = [run_draw(*job) for job in jobs]
+    else:
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            results = []
+            for i, result in enumerate(pool.map(_run_job, jobs)):
+                progress(f"ranges: {jobs[i][0]}, draw {i % len(chosen) + 1}/{len(chosen)} done")
+                results.append(result)
+    for n, strategy in enumerate(strategies):
+        out[strategy] = summarize(strategy, chosen, results[n * len(chosen):(n + 1) * len(chosen)])
     return out
 
 

@@ -85,7 +85,7 @@ def test_a_tiny_range_run_reports_each_claim_and_the_worst_draw() -> None:
     pinned = {n: p.default for n, p in PARAMS.items() if n not in ("event_duplicate_rate", "attribute_visibility_s")}
     # WHEN the tiers drain runs it in the simulator
     report = ranges_suite(1, seed=2, progress=lambda _: None, profile="as-documented",
-                          strategies=("daemon-guard-tiers",), fixed=pinned)
+                          strategies=("daemon-guard-tiers",), fixed=pinned, workers=1)
     tiers = report["daemon-guard-tiers"]
     # THEN every claim has its violations and the worst draw carries all its parameter values
     assert tiers["draws"] == 1
