@@ -14,6 +14,7 @@ from typing import Any
 
 from bench.bench_exits import exits_markdown, rollout_markdown, run_exits_suite, run_rollout_suite
 from bench.faults import fault_suite
+from bench.ranges import FULL_DRAWS, QUICK_DRAWS, ranges_markdown, ranges_suite
 from bench.scenarios import DrainStory
 from bench.suites import (
     DEFAULT_PROFILE,
@@ -25,6 +26,7 @@ from bench.suites import (
     timeouts_text,
 )
 from sim.ecs import profile_params
+from sim.params import describe, parse_settings
 
 
 def _progress(message: str) -> None:
@@ -172,6 +174,8 @@ def markdown(report: dict[str, Any]) -> str:
     robust = report.get("robustness")
     if robust:
         lines += _robustness_table(robust)
+    if report.get("ranges"):
+        lines += ranges_markdown(report["ranges"])
     faults = report.get("faults")
     if faults:
         lines += ["**Faults** (each kind on the same story; effects lost = tasks killed, lifecycle actions timed out "
@@ -295,8 +299,24 @@ def drain_strategies(args: argparse.Namespace) -> tuple[str, ...]:
     return chosen or DRAIN_STRATEGIES
 
 
+def list_params() -> str:
+    """The named simulator parameters as a Markdown table (``--list-params``)."""
+    rows = describe()
+    lines = ["| name | type | default | range | source |", "|---|---|---|---|---|"]
+    lines += [f"| {r['name']} | {r['type']} | {r['default']} | {r['range']} | {r['source']} |" for r in rows]
+    return "\n".join(lines)
+
+
 def run_bench(args: argparse.Namespace) -> int:
     """Run the chosen suites and write what was asked for."""
+    if getattr(args, "list_params", False):
+        print(list_params())
+        return 0
+    try:
+        params = parse_settings(getattr(args, "param", None) or [])
+    except ValueError as exc:
+        print(f"daemon-guard bench: {exc}", file=sys.stderr)
+        return 2
     seeds = tuple(int(s) for s in str(args.seeds).split(",") if s)
     launches = 200 if args.quick else args.launches
     sizes = (10, 100) if args.quick else tuple(int(s) for s in str(args.sizes).split(","))
@@ -309,9 +329,12 @@ def run_bench(args: argparse.Namespace) -> int:
     drain_strategies(args)  # and so does an unknown strategy
     report["profile"] = profile
     if args.suite in ("placement", "all"):
-        report["placement"] = placement_suite(launches, seeds, sizes, _progress, profile)
+        report["placement"] = placement_suite(launches, seeds, sizes, _progress, profile, params)
     if args.suite in ("drain", "all"):
-        report["drain"] = drain_suite(seeds, story, _progress, profile, drain_strategies(args))
+        report["drain"] = drain_suite(seeds, story, _progress, profile, drain_strategies(args), params)
+    if args.suite == "ranges":
+        report["ranges"] = ranges_suite(QUICK_DRAWS if args.quick else FULL_DRAWS, seeds[0], _progress, profile,
+                                        fixed=params)
     if args.suite == "robustness":
         # The grid is long: it runs the quick story and 200 launches per seed under every profile.
         quick = DrainStory(on_demand=60, spot=10, first_scale_in=20, second_scale_in=20, spot_interruptions=5,

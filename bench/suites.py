@@ -26,7 +26,7 @@ from typing import Any
 
 from bench.baselines import ManagedDraining, PollingDrain
 from bench.drain_measure import measure_drains, summarize_drains
-from bench.measure import critical_daemon_figures, eviction_cost, launch_records, percentile, summarize
+from bench.measure import LaunchRecord, critical_daemon_figures, eviction_cost, launch_records, percentile, summarize
 from bench.scenarios import (
     TIERS,
     ClusterSpec,
@@ -41,7 +41,8 @@ from sim.deployment import GuardDeployment
 from sim.ecs import SimTask, profile_params
 from sim.eventbridge import FaultPlan
 from sim.latency import api_latency
-from sim.params import ParamValue, with_params
+from sim.params import ParamValue
+from sim.params import apply as apply_params
 from sim.world import World, WorldOptions
 
 PLACEMENT_STRATEGIES = ("ecs-native", "ecs-native-affinity", "daemon-guard-preempt", "daemon-guard-gate")
@@ -72,6 +73,7 @@ CRITICAL_STRATEGY = "daemon-guard-gate-critical"  # gate mode with the failing d
 CRITICAL_BUDGET = 5  # maxReplacementsPerHour's default
 AFFINITY_RUNNING_ONLY = "ecs-native-affinity (task:group of RUNNING tasks only)"
 GATE_ATTRIBUTE = "daemon-guard.gate"
+STORY_FILLED_S = 300.0  # the drain story's cluster is filled by then (bench.scenarios.run_drain_story)
 Progress = Callable[[str], None]
 
 
@@ -111,19 +113,21 @@ class BreachCounter:
 
 
 def run_placement(strategy: str, seed: int, plan: ScaleOut, profile: str = DEFAULT_PROFILE,
-                  failing_share: float = 0.0, *, launch_hook: bool = False,
-                  max_replacements_per_hour: int = CRITICAL_BUDGET, **ecs: Any) -> dict[str, Any]:
+                  failing_share: float = 0.0, params: Mapping[str, ParamValue] | None = None, *,
+                  launch_hook: bool = False, max_replacements_per_hour: int = CRITICAL_BUDGET,
+                  **ecs: Any) -> dict[str, Any]:
     """One strategy, one seed, one behaviour profile: the scale-out under backlog, measured.
 
     `failing_share`: the share of instances on which one daemon's image (the metrics agent) cannot
     start, to see what each strategy does with an instance a daemon will never reach. With
     ``daemon-guard-gate-critical`` that daemon is critical (``criticalDaemons``): its instances are
-    replaced, `max_replacements_per_hour` at most, through the launch hook when `launch_hook`. `ecs`:
-    scheduler parameters beyond the profile's.
+    replaced, `max_replacements_per_hour` at most, through the launch hook when `launch_hook`. `params`:
+    named parameters on top of the profile (sim.params); `ecs`: other scheduler parameters beyond the profile's.
     """
-    params = replace(profile_params(profile), failing_daemon="cwagent" if failing_share else None,
-                     failing_share=failing_share, **ecs)
-    world = World(WorldOptions(seed=seed, ecs=params, delivery=TIMING, api_latency=api_latency(profile)))
+    scheduler = replace(profile_params(profile), failing_daemon="cwagent" if failing_share else None,
+                        failing_share=failing_share, **ecs)
+    world = World(apply_params(WorldOptions(seed=seed, ecs=scheduler, delivery=TIMING,
+                                            api_latency=api_latency(profile)), params or {}))
     gate = strategy in ("daemon-guard-gate", CRITICAL_STRATEGY)
     spec = ClusterSpec(gate_attribute=GATE_ATTRIBUTE if gate else None,
                        daemon_affinity=strategy == "ecs-native-affinity")
@@ -140,7 +144,9 @@ def run_placement(strategy: str, seed: int, plan: ScaleOut, profile: str = DEFAU
                 {"name": spec.asg, "terminateHook": False, "launchHook": launch_hook}]}]})
     try:
         horizon = run_scale_out(world, spec, plan)
-        summary = summarize(launch_records(world.ecs, horizon, since=plan.measured_from), horizon).as_dict()
+        launches = launch_records(world.ecs, horizon, since=plan.measured_from)
+        summary = summarize(launches, horizon).as_dict()
+        summary["served_before_daemons"] = served_before_daemons(launches)
         summary["evictions"] = counter.evictions
         summary["min_healthy_breaches"] = counter.breaches
         if deployment is not None:
@@ -236,40 +242,55 @@ def api_cost(sizes: tuple[int, ...], seed: int, new_instances: int = 20) -> dict
 
 
 def placement_suite(launches: int, seeds: tuple[int, ...], sizes: tuple[int, ...],
-                    progress: Progress, profile: str = DEFAULT_PROFILE) -> dict[str, Any]:
-    """Every placement strategy over the same launches and seeds, plus the API cost by cluster size."""
+                    progress: Progress, profile: str = DEFAULT_PROFILE,
+                    params: Mapping[str, ParamValue] | None = None) -> dict[str, Any]:
+    """Every placement strategy over the same launches and seeds, plus the API cost by cluster size
+    (under one behaviour profile and the named `params`; the API cost at the profile alone)."""
     plan = ScaleOut(launches=launches)
     strategies: dict[str, Any] = {}
     for strategy in PLACEMENT_STRATEGIES:
         runs = []
         for seed in seeds:
             progress(f"placement: {strategy}, seed {seed}, {launches} launches, profile {profile}")
-            runs.append(run_placement(strategy, seed, plan, profile))
+            runs.append(run_placement(strategy, seed, plan, profile, params=params))
         merged = merge(runs)
         strategies[strategy] = merged | eviction_cost(merged)
     failing = ScaleOut(launches=max(50, launches // 5), tail_s=300.0)
     stranded: dict[str, Any] = {}
     for strategy in PLACEMENT_STRATEGIES:
         progress(f"placement: {strategy}, failing daemon image on {FAILING_SHARE:.0%} of instances")
-        stranded[strategy] = merge([run_placement(strategy, seed, failing, profile, FAILING_SHARE) for seed in seeds])
+        stranded[strategy] = merge([run_placement(strategy, seed, failing, profile, FAILING_SHARE, params)
+                                    for seed in seeds])
     # Whether a PENDING daemon task makes an instance a member of its group is not documented: the
     # affinity baseline with only RUNNING tasks counting, for the other reading.
     progress("placement: ecs-native-affinity, failing daemon image, task:group counting RUNNING tasks only")
     stranded[AFFINITY_RUNNING_ONLY] = merge([run_placement("ecs-native-affinity", seed, failing, profile, FAILING_SHARE,
-                                                           task_group_states="running") for seed in seeds])
+                                                           params, task_group_states="running") for seed in seeds])
     progress("placement: daemon-guard-gate-critical, failing daemon image, that daemon critical (replaced)")
-    stranded[CRITICAL_STRATEGY] = merge([run_placement(CRITICAL_STRATEGY, seed, failing, profile, FAILING_SHARE)
-                                         for seed in seeds])
+    stranded[CRITICAL_STRATEGY] = merge([run_placement(CRITICAL_STRATEGY, seed, failing, profile, FAILING_SHARE,
+                                                       params) for seed in seeds])
+    named = {"params": named_params(params)} if params else {}
     if not sizes:
-        return {"profile": profile, "strategies": strategies, "failing_daemon": stranded}
+        return {"profile": profile, **named, "strategies": strategies, "failing_daemon": stranded}
     progress(f"placement: API cost at cluster sizes {', '.join(map(str, sizes))}")
-    return {"profile": profile, "scenario": {"launches_per_seed": launches, "seeds": list(seeds),
+    cycle = params.get("daemon_cycle_s") if params else None
+    return {"profile": profile, **named, "scenario": {"launches_per_seed": launches, "seeds": list(seeds),
                          "backlog_per_service": plan.backlog_per_service, "spacing_s": plan.spacing_s,
-                         "daemon_cycle_s": profile_params(profile).daemon_cycle_s},
+                         "daemon_cycle_s": cycle if cycle is not None else profile_params(profile).daemon_cycle_s},
             "strategies": strategies, "failing_daemon": {
                 "scenario": {"launches_per_seed": failing.launches, "daemon": "cwagent", "share": FAILING_SHARE},
                 "strategies": stranded},
             "api_cost": api_cost(sizes, seeds[0])}
+
+
+def served_before_daemons(launches: list[LaunchRecord]) -> int:
+    """Launches that started a replica before every eligible daemon was RUNNING: the gate's claim broken."""
+    return sum(1 for r in launches if r.first_replica_started_at is not None and not r.daemon_first)
+
+
+def named_params(params: Mapping[str, ParamValue]) -> dict[str, Any]:
+    """Named parameters as JSON writes them (a range as [LO, HI])."""
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in params.items()}
 
 
 def _guard_drain_calls(deployment: GuardDeployment, records: list[Any]) -> int:
@@ -292,8 +313,8 @@ def run_drain(strategy: str, seed: int, story: DrainStory, profile: str = DEFAUL
     story, measured."""
     guard = strategy.startswith("daemon-guard-")
     delivery = replace(TIMING, duplicate_rate=0.2) if guard else TIMING
-    world = World(WorldOptions(seed=seed, delivery=delivery, ecs=with_params(profile_params(profile), params or {}),
-                               api_latency=api_latency(profile)))
+    world = World(apply_params(WorldOptions(seed=seed, delivery=delivery, ecs=profile_params(profile),
+                                            api_latency=api_latency(profile)), params or {}))
     order = strategy.removeprefix("daemon-guard-") if guard else "draining"
     gated = order in ("apps-first", "tiers")
     groups = build_drain_cluster(world, story, gate_attribute=GATE_ATTRIBUTE if gated else None,
@@ -320,6 +341,10 @@ def run_drain(strategy: str, seed: int, story: DrainStory, profile: str = DEFAUL
         tiers = {t["services"][0]: n for n, t in enumerate(TIERS)}
         records = measure_drains(world, tiers, starts, set(spot_starts))
         extra: dict[str, Any] = {}
+        if gated:
+            # The gate's claim on the story's own launches (the scale-out back and, with it, the refresh's).
+            extra["served_before_daemons"] = served_before_daemons(
+                launch_records(world.ecs, story.horizon_s, since=STORY_FILLED_S))
         if deployment is not None:
             per_token: Counter[str] = Counter()
             per_instance: Counter[str] = Counter()
@@ -330,7 +355,7 @@ def run_drain(strategy: str, seed: int, story: DrainStory, profile: str = DEFAUL
                         per_token[execution.payload["token"]] += 1
             duplicates = sum(n - 1 for n in per_token.values() if n > 1)
             calls = _guard_drain_calls(deployment, records)
-            extra = handler_timing(deployment) | {"workflows": sum(per_instance.values()),
+            extra |= handler_timing(deployment) | {"workflows": sum(per_instance.values()),
                      "workflow_failures": sum(1 for e in deployment.durable.executions.values()
                                               if e.status == "FAILED")}
         else:
@@ -353,7 +378,7 @@ def drain_suite(seeds: tuple[int, ...], story: DrainStory, progress: Progress, p
             progress(f"drain: {strategy}, seed {seed}, profile {profile}")
             runs.append(run_drain(strategy, seed, story, profile, params))
         strategies[strategy] = runs[0] if len(runs) == 1 else _merge_drains(runs)
-    named = {"params": {k: list(v) if isinstance(v, tuple) else v for k, v in params.items()}} if params else {}
+    named = {"params": named_params(params)} if params else {}
     return {"profile": profile, **named, "scenario": {"on_demand": story.on_demand, "spot": story.spot, "scale_ins": [
         story.first_scale_in, story.second_scale_in], "instance_refresh": story.refresh,
         "spot_interruptions": story.spot_interruptions, "seeds": list(seeds)}, "strategies": strategies}

@@ -224,8 +224,9 @@ def build_parser() -> argparse.ArgumentParser:
              "revision on a full cluster) and cost (the Lambda asset's size and cold import, built as synth "
              "builds it); robustness runs every strategy over the ECS behaviour profiles.")
     p.add_argument("--suite", default="all",
-                   choices=["placement", "drain", "faults", "exits", "rollout", "cost", "robustness", "all"],
-                   help="which suite to run")
+                   choices=["placement", "drain", "faults", "exits", "rollout", "cost", "robustness", "ranges",
+                            "all"],
+                   help="which suite to run (ranges: the guarantees over seeded draws of every named parameter)")
     p.add_argument("--profile", default="as-documented",
                    help="ECS behaviour profile (sim.ecs.PROFILES: as-documented, as-reported, worst, ...)")
     p.add_argument("--json", help="write the figures as JSON here (default: not written)")
@@ -240,6 +241,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--strategies", default="",
                    help="comma-separated strategies to run in the drain suite (default: all of them), "
                         "e.g. daemon-guard-tiers,daemon-guard-apps-first")
+    p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
+                   help="set a named simulator parameter for the placement and drain suites (repeatable; a range "
+                        "as NAME=LO,HI); --list-params lists them")
+    p.add_argument("--list-params", action="store_true",
+                   help="list the named simulator parameters (name, type, default, range, source) and exit")
     p.set_defaults(func=cmd_bench)
     p = _sub(sub, "demo", "the scale-out / scale-in story with a readable timeline and a PNG",
              "Tell one scale-out and one scale-in in the simulator (needs a clone of the repository): ECS "

@@ -381,6 +381,11 @@ class AutoScalingSim:
             return
         inst = group.instances[instance_id]
         self._emit("spot", {"instance_id": instance_id, "deadline": self.clock.now + self.params.spot_notice_s})
+        container_instance = self.ecs.instance_of_ec2(instance_id)
+        if self.ecs.params.spot_instance_draining and container_instance is not None \
+                and container_instance.status == "ACTIVE":
+            # ECS_ENABLE_SPOT_INSTANCE_DRAINING: the agent sees the notice and ECS sets DRAINING itself.
+            self.ecs.set_status(container_instance, "DRAINING")
         self.clock.after(self.rng.uniform(*self.params.spot_hook_delay_s), lambda: self.terminate(group, inst))
         self.clock.after(self.params.spot_notice_s, lambda: self._terminate_now(group, inst))
 

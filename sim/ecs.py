@@ -51,6 +51,15 @@ class EcsParams:
     task_shutdown_s: tuple[float, float] = (0.5, 4.0)
     stopped_report_lag_s: tuple[float, float] = (0.4, 0.4)
     agent_stop_timeout_s: float = 30.0
+    # The daemon scheduler places nothing on a new instance (no daemon task yet) while another instance of
+    # the cluster is DRAINING, for up to this long (containers-roadmap#856); 0: it does not stall.
+    daemon_stall_while_draining_s: float = 0.0
+    # Eventual consistency of writes (sim.params): a PutAttributes, DeleteAttributes or
+    # UpdateContainerInstancesState takes effect (for the scheduler, filtered lists and reads) after a lag
+    # drawn in this range, per write, in the order written.
+    attribute_visibility_s: tuple[float, float] = (0.0, 0.0)
+    # ECS_ENABLE_SPOT_INSTANCE_DRAINING on the instances: ECS itself sets DRAINING at a Spot notice.
+    spot_instance_draining: bool = False
     daemon_drain_delay_s: float = 30.0
     placement_failure_event_interval_s: float = 60.0
     stopped_task_retention_s: float = 3600.0
@@ -166,6 +175,8 @@ class SimInstance:
     replica_visible_at: float = 0.0
     backlog_visible_at: float = 0.0
     daemons_only_since: float | None = None
+    writes_visible_at: float = 0.0  # when the last write through the API takes effect (attribute_visibility_s)
+    daemon_stall_since: float | None = None  # first daemon cycle that held it back (daemon_stall_while_draining_s)
     status_reason: str = ""
     agent_version: str = AGENT_VERSION
 
@@ -265,11 +276,13 @@ class EcsSim:
 
     def __init__(self, clock: Clock, rng: random.Random, params: EcsParams | None = None,
                  account: str = "111122223333", region: str = "us-east-1",
-                 report_rng: random.Random | None = None) -> None:
+                 report_rng: random.Random | None = None, write_rng: random.Random | None = None) -> None:
         self.clock = clock
         self.rng = rng
         # STOPPED's report lag draws from a stream of its own, so that its range changes nothing else.
         self.report_rng = report_rng or random.Random(f"{account}:stopped-report")
+        # And so does the lag before a write is seen (attribute_visibility_s).
+        self.write_rng = write_rng or random.Random(f"{account}:write-visibility")
         self.params = params or EcsParams()
         self.account = account
         self.region = region
@@ -433,6 +446,17 @@ class EcsSim:
         inst.version += 1
         self._capacity_changed()
         self._notify_instance(inst)
+
+    def write(self, inst: SimInstance, effect: Callable[[], None]) -> None:
+        """A write through the API (attributes, state) takes effect after `attribute_visibility_s`: at once
+        when the range is 0, else after a lag drawn per write, never before an earlier write to the instance."""
+        low, high = self.params.attribute_visibility_s
+        if high <= 0.0:
+            effect()
+            return
+        at = max(self.clock.now + self.write_rng.uniform(low, high), inst.writes_visible_at)
+        inst.writes_visible_at = at
+        self.clock.at(at, effect)
 
     def _capacity_changed(self) -> None:
         self.capacity_epoch += 1
@@ -737,12 +761,16 @@ class EcsSim:
         """One pass of the daemon scheduler over every instance of the cluster."""
         daemons = [s for s in self.services.values()
                    if s.cluster == cluster and s.strategy == "DAEMON" and s.status == "ACTIVE"]
+        draining = self.params.daemon_stall_while_draining_s > 0.0 and any(
+            i.cluster == cluster and i.status == "DRAINING" for i in self.instances.values())
         for inst in list(self.instances.values()):
             if inst.cluster != cluster or inst.status == "INACTIVE" or not inst.agent_connected:
                 continue
             live = [t for t in self._tasks_on(inst) if t.live]
             if inst.status == "DRAINING":
                 self._drain_daemons(inst, live)
+                continue
+            if draining and self._stalled(inst, live):
                 continue
             groups = {t.group for t in live if t.desired_status == "RUNNING"}
             for svc in daemons:
@@ -762,6 +790,15 @@ class EcsSim:
                     self.place_task(inst, svc.task_definition, f"service:{svc.name}", f"ecs-svc/{svc.name}")
                 else:
                     self._placement_failure(svc, short, [inst.arn])
+
+    def _stalled(self, inst: SimInstance, live: list[SimTask]) -> bool:
+        """containers-roadmap#856 (called while another instance of the cluster is DRAINING): no daemon is
+        placed on a new instance (none of its tasks a daemon) for up to `daemon_stall_while_draining_s`."""
+        if any(self._is_daemon_task(t) for t in live):
+            return False
+        if inst.daemon_stall_since is None:
+            inst.daemon_stall_since = self.clock.now
+        return self.clock.now < inst.daemon_stall_since + self.params.daemon_stall_while_draining_s
 
     def _start_throttled(self, group: str, inst: SimInstance) -> bool:
         """A daemon whose last start on this instance failed waits out the service throttle's backoff."""

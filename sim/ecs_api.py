@@ -15,6 +15,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from sim.cluster_query import CqlError, compile_query
@@ -68,6 +69,9 @@ class ApiFaults:
 
     throttle_rate: float = 0.0
     server_error_rate: float = 0.0
+    # The share of each rate bucket (burst and refill) left to the guard; the rest is the account's other
+    # traffic (sim.params, api_rate_share).
+    rate_share: float = 1.0
 
 
 def _page(items: list[str], params: dict[str, Any], default: int = 100, limit: int = 100) -> dict[str, Any]:
@@ -111,7 +115,8 @@ class EcsApi:
         self.rng = rng or random.Random(0)
         self.faults = faults or ApiFaults()
         self.throttling = throttling
-        self.buckets = {k: TokenBucket(*v) for k, v in BUCKETS.items()}
+        share = self.faults.rate_share
+        self.buckets = {k: TokenBucket(burst * share, rate * share) for k, (burst, rate) in BUCKETS.items()}
         self.calls: dict[str, int] = {}
         self.throttled = 0
         self.faults_injected = 0
@@ -480,8 +485,9 @@ class EcsApi:
             if inst is None or inst.status == "INACTIVE":
                 failures.append({"arn": ref, "reason": "MISSING"})
                 continue
-            self.ecs.set_status(inst, status)
-            found.append(self._instance_shape(inst))
+            self.ecs.write(inst, partial(self.ecs.set_status, inst, status))
+            # The answer carries the state asked for, even while the write is not yet seen elsewhere.
+            found.append(self._instance_shape(inst) | {"status": status})
         return {"containerInstances": found, "failures": failures}
 
     def _attribute_targets(self, cluster: str, attrs: list[dict[str, Any]]) -> list[tuple[SimInstance, dict[str, Any]]]:
@@ -508,14 +514,15 @@ class EcsApi:
             if name not in custom and len(custom) >= 10:
                 raise SimApiError("AttributeLimitExceededException",
                                   "You can apply up to 10 custom attributes per resource.")
-            self.ecs.set_attributes(inst, {name: a.get("value")})
+            value = a.get("value")
+            self.ecs.write(inst, partial(self.ecs.set_attributes, inst, {name: value}))
         return {"attributes": p.get("attributes", [])}
 
     def delete_attributes(self, p: dict[str, Any]) -> dict[str, Any]:
         """DeleteAttributes (10 per call)."""
         cluster = self.ecs.resolve_cluster(p.get("cluster"))
         for inst, a in self._attribute_targets(cluster, p.get("attributes", [])):
-            self.ecs.set_attributes(inst, {a["name"]: None}, delete=True)
+            self.ecs.write(inst, partial(self.ecs.set_attributes, inst, {a["name"]: None}, delete=True))
         return {"attributes": p.get("attributes", [])}
 
     def list_attributes(self, p: dict[str, Any]) -> dict[str, Any]:

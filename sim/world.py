@@ -71,7 +71,7 @@ class World:
         random.seed(f"{seed}:global")
         self.clock = Clock()
         self.ecs = EcsSim(self.clock, stream(seed, "ecs"), self.options.ecs,
-                          report_rng=stream(seed, "ecs-stopped-report"))
+                          report_rng=stream(seed, "ecs-stopped-report"), write_rng=stream(seed, "ecs-write-visibility"))
         self.asg = AutoScalingSim(self.clock, stream(seed, "asg"), self.ecs, self.options.asg)
         self.ecs_api = EcsApi(self.ecs, stream(seed, "api-faults"), self.options.api_faults,
                               throttling=self.options.throttling)
