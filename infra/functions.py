@@ -105,6 +105,10 @@ class GuardFunction(Construct):
             on_failure=destinations.SqsDestination(dead_letter_queue) if dead_letter_queue is not None else None,
         )
         if durable is not None:
+            # CDK notes on every durable function that turning durability on replaces an existing function; these
+            # are durable from their first deployment (and a change of it is a template diff `cdk diff` shows).
+            cdk.Annotations.of(self.function).acknowledge_info(
+                "aws-lambda:Function.DurableConfig", "durable from the first deployment: nothing is replaced")
             self.role.add_to_principal_policy(iam.PolicyStatement(
                 sid="CheckpointOwnDurableExecutions",
                 actions=["lambda:CheckpointDurableExecution", "lambda:GetDurableExecutionState"],

@@ -7,8 +7,9 @@ import json
 import re
 from typing import Any
 
+import aws_cdk as cdk
 import pytest
-from aws_cdk.assertions import Match, Template
+from aws_cdk.assertions import Annotations, Match, Template
 from daemon_guard.core.config import LAUNCH_HOOK_NAME, TERMINATE_HOOK_NAME
 from daemon_guard.core.metrics import ALL_METRICS, CLUSTER_DIMENSION, NAMESPACE
 
@@ -38,9 +39,24 @@ TELEMETRY = {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
 
 
 @pytest.fixture(scope="module")
-def synthesized(tmp_path_factory: pytest.TempPathFactory) -> tuple[Template, dict[str, Any]]:
-    _, template, raw = synth({"daemon-guard": CONFIG}, tmp_path_factory.mktemp("cdk"), nag=False)
+def synthesized_stack(tmp_path_factory: pytest.TempPathFactory) -> tuple[cdk.Stack, Template, dict[str, Any]]:
+    return synth({"daemon-guard": CONFIG}, tmp_path_factory.mktemp("cdk"), nag=False)
+
+
+@pytest.fixture(scope="module")
+def synthesized(synthesized_stack: tuple[cdk.Stack, Template, dict[str, Any]]) -> tuple[Template, dict[str, Any]]:
+    _, template, raw = synthesized_stack
     return template, raw
+
+
+def test_a_new_stack_synthesizes_without_warnings_or_notes(
+        synthesized_stack: tuple[cdk.Stack, Template, dict[str, Any]]) -> None:
+    # GIVEN the stack synthesized (the durable functions included)
+    annotations = Annotations.from_stack(synthesized_stack[0])
+    # THEN it carries no warning and no note for `cdk synth` to print (a note that durability "will trigger a
+    # resource replacement" is wrong for a stack whose functions are durable from their first deployment)
+    assert annotations.find_warning("*", Match.any_value()) == []
+    assert annotations.find_info("*", Match.any_value()) == []
 
 
 @pytest.fixture(scope="module")
