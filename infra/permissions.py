@@ -136,6 +136,13 @@ def function_statements(scope: Construct, config: Config, key: str, targets: Tar
     def scoped(kind: str) -> list[str]:
         return [ecs_arn(scope, kind, f"{n}/*") for n in names]
 
+    def replace_in_groups(wanted: bool) -> dict[str, Any] | None:
+        return dict(actions=["autoscaling:SetInstanceHealth"], resources=groups) if groups and wanted else None
+
+    def find_group(wanted: bool) -> dict[str, Any] | None:
+        return dict(actions=["autoscaling:DescribeAutoScalingInstances"], resources=["*"]) if groups and wanted \
+            else None
+
     builders: dict[str, Callable[[], dict[str, Any] | None]] = {
         "EcsReadClusterInstances": lambda: dict(
             actions=["ecs:ListContainerInstances"], resources=clusters),
@@ -189,19 +196,13 @@ def function_statements(scope: Construct, config: Config, key: str, targets: Tar
         "PublishOwnEvents": lambda: dict(
             actions=["events:PutEvents"], resources=[default_bus],
             conditions={"StringEquals": {"events:source": SOURCE}}),
-        "ReplaceForCriticalDaemons": lambda: dict(
-            actions=["autoscaling:SetInstanceHealth"], resources=groups)
-        if groups and config.placement_mode is PlacementMode.GATE else None,
-        "FindGroupOfGatedInstance": lambda: dict(
-            actions=["autoscaling:DescribeAutoScalingInstances"], resources=["*"])
-        if groups and config.placement_mode is PlacementMode.GATE else None,
-        "ReplaceDrainedInstances": lambda: dict(
-            actions=["autoscaling:SetInstanceHealth"], resources=groups)
-        if groups and config.scheduled_change_policy is ScheduledChangePolicy.REPLACE else None,
-        # ... after it finds the instance's group (DescribeAutoScalingInstances supports only "*").
-        "FindGroupOfInstance": lambda: dict(
-            actions=["autoscaling:DescribeAutoScalingInstances"], resources=["*"])
-        if groups and config.scheduled_change_policy is ScheduledChangePolicy.REPLACE else None,
+        # Gate mode replaces instances that lack a critical daemon (the reflex); the drain, those drained for a
+        # scheduled change. Each finds the instance's group first (DescribeAutoScalingInstances supports only "*").
+        "ReplaceForCriticalDaemons": lambda: replace_in_groups(config.placement_mode is PlacementMode.GATE),
+        "FindGroupOfGatedInstance": lambda: find_group(config.placement_mode is PlacementMode.GATE),
+        "ReplaceDrainedInstances": lambda: replace_in_groups(
+            config.scheduled_change_policy is ScheduledChangePolicy.REPLACE),
+        "FindGroupOfInstance": lambda: find_group(config.scheduled_change_policy is ScheduledChangePolicy.REPLACE),
     }
     out: list[iam.PolicyStatement] = []
     for sid in GRANTS[key]:
