@@ -25,7 +25,8 @@ and a test drops each statement in turn to show a scenario failing with AccessDe
 - in gate mode the placement reflex (intake, reconciler, launch gate) replaces an instance whose gate
   timeout passed with a critical daemon missing (DescribeAutoScalingInstances to find its group and
   state, then CompleteLifecycleAction ABANDON while the launch hook holds it, else SetInstanceHealth
-  on the managed groups);
+  on the managed groups: the intake and the reconciler only, the launch gate running only while its
+  hook holds the instance);
 - the drain marks a drained instance Unhealthy so its group replaces it (DescribeAutoScalingInstances
   to find the group, then SetInstanceHealth on the managed groups; only with ``scheduledChange:
   replace``, the default);
@@ -85,7 +86,9 @@ GRANTS: Mapping[str, tuple[str, ...]] = {
               "HeartbeatAndCompleteLifecycleActions",
               "StateTable",
               "PublishOwnEvents", "ReplaceDrainedInstances", "FindGroupOfInstance"),
-    "launch-gate": (*ECS_READS, *REFLEX, *REPLACE_FOR_CRITICAL, "HeartbeatAndCompleteLifecycleActions", "StateTable",
+    # The launch gate runs only while its hook holds the instance: it replaces by ABANDON, never SetInstanceHealth.
+    "launch-gate": (*ECS_READS, *REFLEX, "FindGroupOfGatedInstance", "HeartbeatAndCompleteLifecycleActions",
+                    "StateTable",
                     "PublishOwnEvents"),
 }
 
