@@ -25,7 +25,8 @@ and a test drops each statement in turn to show a scenario failing with AccessDe
 - in gate mode the placement reflex (intake, reconciler, launch gate) replaces an instance whose gate
   timeout passed with a critical daemon missing (DescribeAutoScalingInstances to find its group and
   state, then CompleteLifecycleAction ABANDON while the launch hook holds it, else SetInstanceHealth
-  on the managed groups);
+  on the managed groups: the intake and the reconciler only, the launch gate running only while its
+  hook holds the instance);
 - the drain marks a drained instance Unhealthy so its group replaces it (DescribeAutoScalingInstances
   to find the group, then SetInstanceHealth on the managed groups; only with ``scheduledChange:
   replace``, the default);
@@ -85,7 +86,9 @@ GRANTS: Mapping[str, tuple[str, ...]] = {
               "HeartbeatAndCompleteLifecycleActions",
               "StateTable",
               "PublishOwnEvents", "ReplaceDrainedInstances", "FindGroupOfInstance"),
-    "launch-gate": (*ECS_READS, *REFLEX, *REPLACE_FOR_CRITICAL, "HeartbeatAndCompleteLifecycleActions", "StateTable",
+    # The launch gate runs only while its hook holds the instance: it replaces by ABANDON, never SetInstanceHealth.
+    "launch-gate": (*ECS_READS, *REFLEX, "FindGroupOfGatedInstance", "HeartbeatAndCompleteLifecycleActions",
+                    "StateTable",
                     "PublishOwnEvents"),
 }
 
@@ -136,6 +139,13 @@ def function_statements(scope: Construct, config: Config, key: str, targets: Tar
 
     def scoped(kind: str) -> list[str]:
         return [ecs_arn(scope, kind, f"{n}/*") for n in names]
+
+    def replace_in_groups(wanted: bool) -> dict[str, Any] | None:
+        return dict(actions=["autoscaling:SetInstanceHealth"], resources=groups) if groups and wanted else None
+
+    def find_group(wanted: bool) -> dict[str, Any] | None:
+        return dict(actions=["autoscaling:DescribeAutoScalingInstances"], resources=["*"]) if groups and wanted \
+            else None
 
     builders: dict[str, Callable[[], dict[str, Any] | None]] = {
         "EcsReadClusterInstances": lambda: dict(
@@ -190,19 +200,13 @@ def function_statements(scope: Construct, config: Config, key: str, targets: Tar
         "PublishOwnEvents": lambda: dict(
             actions=["events:PutEvents"], resources=[default_bus],
             conditions={"StringEquals": {"events:source": SOURCE}}),
-        "ReplaceForCriticalDaemons": lambda: dict(
-            actions=["autoscaling:SetInstanceHealth"], resources=groups)
-        if groups and config.placement_mode is PlacementMode.GATE else None,
-        "FindGroupOfGatedInstance": lambda: dict(
-            actions=["autoscaling:DescribeAutoScalingInstances"], resources=["*"])
-        if groups and config.placement_mode is PlacementMode.GATE else None,
-        "ReplaceDrainedInstances": lambda: dict(
-            actions=["autoscaling:SetInstanceHealth"], resources=groups)
-        if groups and config.scheduled_change_policy is ScheduledChangePolicy.REPLACE else None,
-        # ... after it finds the instance's group (DescribeAutoScalingInstances supports only "*").
-        "FindGroupOfInstance": lambda: dict(
-            actions=["autoscaling:DescribeAutoScalingInstances"], resources=["*"])
-        if groups and config.scheduled_change_policy is ScheduledChangePolicy.REPLACE else None,
+        # Gate mode replaces instances that lack a critical daemon (the reflex); the drain, those drained for a
+        # scheduled change. Each finds the instance's group first (DescribeAutoScalingInstances supports only "*").
+        "ReplaceForCriticalDaemons": lambda: replace_in_groups(config.placement_mode is PlacementMode.GATE),
+        "FindGroupOfGatedInstance": lambda: find_group(config.placement_mode is PlacementMode.GATE),
+        "ReplaceDrainedInstances": lambda: replace_in_groups(
+            config.scheduled_change_policy is ScheduledChangePolicy.REPLACE),
+        "FindGroupOfInstance": lambda: find_group(config.scheduled_change_policy is ScheduledChangePolicy.REPLACE),
     }
     out: list[iam.PolicyStatement] = []
     for sid in GRANTS[key]:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
-from bench.measure import STRANDED_AFTER_S, LaunchRecord, eviction_cost, summarize
+from bench.measure import STRANDED_AFTER_S, LaunchRecord, critical_daemon_figures, eviction_cost, summarize
 
 
 def _launch(arn: str, registered_at: float, first_replica: float | None, failed: bool) -> LaunchRecord:
@@ -42,3 +43,29 @@ def test_evictions_are_weighed_against_the_launches_whose_daemons_all_ran(figure
                                                                           expected: dict[str, Any]) -> None:
     # GIVEN a strategy's merged figures / WHEN the cost of its evictions is read / THEN per instance covered
     assert eviction_cost(figures) == expected
+
+
+def _world(replacements: list[tuple[str, str, float]], terminated: dict[str, float]) -> Any:
+    """The parts of a simulated world the critical figures read: instances (ARN = EC2 id), replacements."""
+    ids = {"i-a", "i-b", "i-c", "i-d"}
+    return SimpleNamespace(
+        ecs=SimpleNamespace(instances={i: SimpleNamespace(arn=i, ec2_instance_id=i) for i in ids}),
+        asg=SimpleNamespace(replacements=replacements, groups={"g": SimpleNamespace(instances={
+            i: SimpleNamespace(instance_id=i, terminated_at=terminated.get(i)) for i in ids})}))
+
+
+def test_a_replacement_is_timed_to_the_first_covered_instance_of_its_chain_and_its_idle_time_is_capacity_lost() -> None:
+    # GIVEN i-a (the daemon failed) replaced by i-b (failed too) replaced by i-c (covered at 400 s); i-d healthy
+    records = [_launch("i-a", 0.0, None, True), _launch("i-b", 150.0, None, True),
+               LaunchRecord("i-c", 300.0, ("service:cwagent",), 400.0, 420.0, 0.0, False),
+               _launch("i-d", 0.0, 30.0, False)]
+    world = _world([("i-a", "i-b", 130.0), ("i-b", "i-c", 280.0)], {"i-a": 140.0, "i-b": 290.0})
+    # WHEN the figures are read
+    figures = critical_daemon_figures(world, records, horizon=1000.0)
+    # THEN both replacements are timed to i-c's coverage, from their own registration
+    assert figures["instances_replaced"] == 2
+    assert figures["time_to_covered_replacement_s"] == {"p50": 250.0, "p99": 400.0}
+    assert figures["replacements_not_covered_by_end"] == 0
+    # AND the capacity lost is the time i-a and i-b stood registered without replicas, until terminated
+    assert figures["capacity_lost_instance_s"] == 140.0 + 140.0
+    assert figures["served_without_failed_daemon"] == 0

@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from daemon_guard.adapters.errors import AttributeLimitExceeded
+from daemon_guard.adapters.executor import RunResult
 from daemon_guard.bootstrap import Runtime
 from daemon_guard.core import metrics as m
 from daemon_guard.core.actions import OpenGate, ReplaceInstance, StopTasks
@@ -158,7 +159,7 @@ def check_instance(rt: Runtime, cluster: str, instance: InstanceView, *, trigger
     if plan.decision not in ("skip", "complete"):
         rt.metrics.emit(m.PLACEMENT_DECISIONS, 1, cluster, Mode=policy.mode.value)
         logger.info("placement decision", extra=outcome.as_dict())
-    _act(rt, cluster, state, plan)
+    plan = _act(rt, cluster, state, plan)
     _measure(rt, cluster, state, plan, trigger_group)
     announce_placement(rt, cluster, state.instance, state.now, plan)
     return outcome
@@ -178,7 +179,10 @@ def _recorded(rt: Runtime, cluster: str, state: PlacementState, plan: PlacementP
     return PlacementPlan("wait-for-ecs", "another check of this instance is making room", (), plan.missing)
 
 
-def _act(rt: Runtime, cluster: str, state: PlacementState, plan: PlacementPlan) -> None:
+def _act(rt: Runtime, cluster: str, state: PlacementState, plan: PlacementPlan) -> PlacementPlan:
+    """Carry out the plan's actions; returns the plan as carried out (a replacement the group could not make
+    left out, so that it is not announced)."""
+    gone: list[ReplaceInstance] = []
     for action in plan.actions:
         if isinstance(action, StopTasks):
             rt.executor.run(cluster, action)
@@ -192,11 +196,12 @@ def _act(rt: Runtime, cluster: str, state: PlacementState, plan: PlacementPlan) 
             rt.metrics.emit(m.EVICTIONS, len(action.task_arns), cluster)
         elif isinstance(action, OpenGate):
             _open_gate(rt, cluster, action)
-        elif isinstance(action, ReplaceInstance):
-            _replace(rt, cluster, state, action)
+        elif isinstance(action, ReplaceInstance) and _replace(rt, cluster, state, action) == "gone":
+            gone.append(action)
+    return replace(plan, actions=tuple(a for a in plan.actions if a not in gone)) if gone else plan
 
 
-def _replace(rt: Runtime, cluster: str, state: PlacementState, action: ReplaceInstance) -> None:
+def _replace(rt: Runtime, cluster: str, state: PlacementState, action: ReplaceInstance) -> RunResult:
     """Have the group replace the instance; one not in a managed group, or already leaving, is reported and
     stays counted in the hour's budget (its gate stays shut: it serves no replicas either way)."""
     result = rt.executor.run(cluster, action)
@@ -207,6 +212,7 @@ def _replace(rt: Runtime, cluster: str, state: PlacementState, action: ReplaceIn
     elif result == "gone":
         logger.error("instance not replaced: in no managed Auto Scaling group, or already leaving",
                      extra={"instance": action.ec2_instance_id, "container_instance": state.instance.arn})
+    return result
 
 
 def _open_gate(rt: Runtime, cluster: str, action: OpenGate) -> None:
