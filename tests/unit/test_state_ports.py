@@ -147,6 +147,36 @@ def test_nothing_listens_after_the_workflow_is_released(store: Any) -> None:
     assert store.note_missed_wake("drain", ARN, "task-9") is None
 
 
+def test_a_late_lifecycle_action_or_callback_for_a_released_workflow_makes_no_claim(store: Any) -> None:
+    # GIVEN a workflow that ran and was released (its instance is no one's)
+    store.claim_workflow(claim())
+    store.release_workflow("drain", "i-0123456789abcdef0", ARN)
+    # WHEN a late or duplicated trigger hands it a lifecycle action, a deadline and a callback
+    store.attach_lifecycle("drain", "i-0123456789abcdef0", "prod-asg", "hook", "tok", T0 + 600)
+    store.tighten_deadline("drain", "i-0123456789abcdef0", T0 + 300)
+    store.set_callback("drain", "i-0123456789abcdef0", "c1")
+    # THEN no partial claim appears (one without an execution would make the next claim and every reader fail),
+    # and the next trigger claims the instance as usual
+    assert store.workflow("drain", "i-0123456789abcdef0") is None
+    assert store.claim_workflow(claim("drain-i-1-b")) is None
+
+
+@pytest.fixture(params=["dynamodb"])
+def table_store(request: pytest.FixtureRequest) -> Iterator[Any]:
+    yield from _on_table(request, StateStore)
+
+
+def test_a_claim_item_without_an_execution_owns_nothing_and_is_taken_over(table_store: Any) -> None:
+    # GIVEN a table holding a claim item with no execution (what an unconditional update used to leave)
+    table_store.client.update_item(
+        TableName=TABLE, Key={"pk": {"S": "drain#i-0123456789abcdef0"}, "sk": {"S": "drain"}},
+        UpdateExpression="SET callbackId = :c", ExpressionAttributeValues={":c": {"S": "c0"}})
+    # WHEN it is read, then a trigger claims the instance / THEN nobody owns it, and the claim takes it
+    assert table_store.workflow("drain", "i-0123456789abcdef0") is None
+    assert table_store.claim_workflow(claim("drain-i-1-b")) is None
+    assert table_store.workflow("drain", "i-0123456789abcdef0").execution_name == "drain-i-1-b"
+
+
 def test_an_instance_is_complete_until_cleared(store: Any) -> None:
     # GIVEN an instance marked complete / WHEN cleared / THEN no longer complete
     store.mark_complete([ARN], T0)

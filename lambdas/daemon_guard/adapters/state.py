@@ -296,7 +296,10 @@ class StateStore:
         if claim.deadline_epoch is not None:
             item["deadline"] = _n(claim.deadline_epoch)
         try:
-            self.client.put_item(TableName=self.table, Item=item, ConditionExpression="attribute_not_exists(pk)")
+            # A claim item without an execution (left by an unconditional update before updates required a
+            # claim) owns nothing: it is taken over.
+            self.client.put_item(TableName=self.table, Item=item,
+                                 ConditionExpression="attribute_not_exists(pk) OR attribute_not_exists(executionName)")
         except ConditionFailed:
             return self.workflow(claim.kind, claim.instance_id)
         return None
@@ -306,8 +309,8 @@ class StateStore:
         resp = self.client.get_item(TableName=self.table, Key={"pk": _s(f"{kind}#{instance_id}"), "sk": _s(kind)},
                                     ConsistentRead=True)
         item = resp.get("Item")
-        if not item:
-            return None
+        if not item or "executionName" not in item:
+            return None  # no claim, or an item without an execution, which owns nothing (`claim_workflow`)
         return WorkflowClaim(
             instance_id=instance_id, kind=kind, execution_name=item["executionName"]["S"],
             token=item.get("token", {}).get("S"), asg=item.get("asg", {}).get("S"),
@@ -323,9 +326,12 @@ class StateStore:
         if deadline_epoch is not None:
             values[":d"] = _n(deadline_epoch)
             update += ", deadline = if_not_exists(deadline, :d)"
-        self.client.update_item(TableName=self.table, Key={"pk": _s(f"{kind}#{instance_id}"), "sk": _s(kind)},
-                                UpdateExpression=update, ExpressionAttributeNames={"#token": "token"},
-                                ExpressionAttributeValues=values)
+        # Only onto a live claim: an update alone would create a claim with no execution (a late or duplicated
+        # trigger after the workflow was released), which the next claim and every reader would trip on.
+        with contextlib.suppress(ConditionFailed):
+            self.client.update_item(TableName=self.table, Key={"pk": _s(f"{kind}#{instance_id}"), "sk": _s(kind)},
+                                    UpdateExpression=update, ExpressionAttributeNames={"#token": "token"},
+                                    ExpressionAttributeValues=values, ConditionExpression="attribute_exists(pk)")
 
     def tighten_deadline(self, kind: str, instance_id: str, deadline_epoch: float) -> None:
         """Lower a workflow's deadline (a Spot warning after a scale-in, say); never raise it."""
@@ -338,9 +344,10 @@ class StateStore:
 
     def set_callback(self, kind: str, instance_id: str, callback_id: str) -> None:
         """Record the callback id a waiting workflow listens on."""
-        self.client.update_item(TableName=self.table, Key={"pk": _s(f"{kind}#{instance_id}"), "sk": _s(kind)},
-                                UpdateExpression="SET callbackId = :c",
-                                ExpressionAttributeValues={":c": _s(callback_id)})
+        with contextlib.suppress(ConditionFailed):  # no claim (released): nothing to record it on
+            self.client.update_item(TableName=self.table, Key={"pk": _s(f"{kind}#{instance_id}"), "sk": _s(kind)},
+                                    UpdateExpression="SET callbackId = :c", ConditionExpression="attribute_exists(pk)",
+                                    ExpressionAttributeValues={":c": _s(callback_id)})
 
     def mark_complete(self, container_instance_arns: Sequence[str], now_epoch: float, ttl_s: int = DAY_S) -> None:
         """Remember instances that run every eligible daemon (BatchWriteItem, 25 per call)."""
