@@ -1,11 +1,14 @@
-"""The Auto Scaling port: complete lifecycle actions and record heartbeats, tolerating ones already gone."""
+"""The Auto Scaling port: complete lifecycle actions and record heartbeats (tolerating ones already gone),
+set an instance's health, and read where the groups' instances stand in their lifecycle."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from daemon_guard.adapters.errors import LifecycleActionGone
-from daemon_guard.core.actions import CompleteLifecycle, RecordHeartbeat
+from daemon_guard.core.actions import CompleteLifecycle, RecordHeartbeat, SetInstanceHealth
 
 if TYPE_CHECKING:
     from mypy_boto3_autoscaling import AutoScalingClient
@@ -13,8 +16,18 @@ else:
     AutoScalingClient = Any
 
 
+@dataclass(frozen=True)
+class GroupInstance:
+    """One instance of an Auto Scaling group (or of its warm pool) and its lifecycle state (``Pending:Wait``...)."""
+
+    group: str
+    instance_id: str
+    lifecycle_state: str
+
+
 class AutoScaling:
-    """CompleteLifecycleAction and RecordLifecycleActionHeartbeat, by token or by instance id."""
+    """CompleteLifecycleAction and RecordLifecycleActionHeartbeat (by token or by instance id),
+    SetInstanceHealth, and the reads of group members and warm pools."""
 
     def __init__(self, client: AutoScalingClient) -> None:
         self.client = client
@@ -51,3 +64,30 @@ class AutoScaling:
         except LifecycleActionGone:
             return False
         return True
+
+    def set_health(self, action: SetInstanceHealth) -> bool:
+        """SetInstanceHealth, not respecting the health check grace period (the instance is drained already)."""
+        self.client.set_instance_health(InstanceId=action.instance_id, HealthStatus=action.health,
+                                        ShouldRespectGracePeriod=False)
+        return True
+
+    def group_instances(self, groups: Sequence[str]) -> list[GroupInstance]:
+        """The instances in service or in transition of `groups` (DescribeAutoScalingGroups; warm pools excluded)."""
+        resp = self.client.describe_auto_scaling_groups(AutoScalingGroupNames=list(groups))
+        return [GroupInstance(g["AutoScalingGroupName"], i["InstanceId"], i.get("LifecycleState", ""))
+                for g in resp.get("AutoScalingGroups", []) for i in g.get("Instances", [])]
+
+    def warm_pool(self, group: str) -> list[GroupInstance]:
+        """The instances of `group`'s warm pool (DescribeWarmPool, paginated)."""
+        return [GroupInstance(group, i["InstanceId"], i.get("LifecycleState", ""))
+                for page in self.client.get_paginator("describe_warm_pool").paginate(AutoScalingGroupName=group)
+                for i in page.get("Instances", [])]
+
+    def instance(self, instance_id: str) -> GroupInstance | None:
+        """The group and lifecycle state of an instance, or None when it is in no group
+        (DescribeAutoScalingInstances)."""
+        found = self.client.describe_auto_scaling_instances(InstanceIds=[instance_id])
+        entry = next(iter(found.get("AutoScalingInstances", [])), None)
+        if entry is None:
+            return None
+        return GroupInstance(entry["AutoScalingGroupName"], entry["InstanceId"], entry.get("LifecycleState", ""))

@@ -25,6 +25,7 @@ from daemon_guard.core.actions import (
     RecordHeartbeat,
     SetAttribute,
     SetDraining,
+    SetInstanceHealth,
     StartWorkflow,
     StopTasks,
     WakeWorkflow,
@@ -61,7 +62,7 @@ class AwsExecutor:
         self._calls: dict[type[Any], Callable[[str, Any], RunResult]] = {
             StopTasks: self._stop_tasks, OpenGate: self._open_gate, SetAttribute: self._set_attribute,
             SetDraining: self._set_draining, CompleteLifecycle: self._complete, RecordHeartbeat: self._heartbeat,
-            StartWorkflow: self._start, WakeWorkflow: self._wake,
+            SetInstanceHealth: self._set_health, StartWorkflow: self._start, WakeWorkflow: self._wake,
         }
 
     def can_run(self, action: AnyAction) -> bool:
@@ -97,6 +98,9 @@ class AwsExecutor:
 
     def _heartbeat(self, cluster: str, action: RecordHeartbeat) -> RunResult:
         return _done(self._autoscaling.heartbeat(action))
+
+    def _set_health(self, cluster: str, action: SetInstanceHealth) -> RunResult:
+        return _done(self._autoscaling.set_health(action))
 
     def _start(self, cluster: str, action: StartWorkflow) -> RunResult:
         function = self._functions.get(action.workflow)

@@ -61,7 +61,15 @@ class RecordHeartbeat:
     token: str | None
 
 
-Action = StopTasks | OpenGate | SetAttribute | SetDraining | CompleteLifecycle | RecordHeartbeat
+@dataclass(frozen=True)
+class SetInstanceHealth:
+    """SetInstanceHealth on an Auto Scaling instance (Unhealthy: its group replaces it), grace period ignored."""
+
+    instance_id: str
+    health: Literal["Healthy", "Unhealthy"]
+
+
+Action = StopTasks | OpenGate | SetAttribute | SetDraining | CompleteLifecycle | RecordHeartbeat | SetInstanceHealth
 
 
 @dataclass(frozen=True)
