@@ -26,12 +26,12 @@ from daemon_guard.core.events import (
 )
 from daemon_guard.core.identifiers import partition_of_region
 from daemon_guard.core.intake import EXIT_TRIGGERS, Route, route
-from daemon_guard.core.outcomes import Outcome
+from daemon_guard.core.outcomes import Outcome, decision
 from daemon_guard.observability import logger
 from daemon_guard.services.exits import start_exit_drains
 from daemon_guard.services.reconcile import reconcile_cluster
 from daemon_guard.services.reflex import check_instance
-from daemon_guard.services.starts import decision, start_drain, start_launch_gate
+from daemon_guard.services.starts import start_drain, start_launch_gate
 
 CLOCK_SKEW = timedelta(hours=1)
 
