@@ -37,13 +37,13 @@ from aws_durable_execution_sdk_python.lambda_service import LambdaClient
 import botocore, boto3
 assert callable({module}.handler) and callable({module}.build_handler)
 runtime = from_environment()
-clients = [runtime.ecs_client, runtime.autoscaling_client, runtime.lambda_client, runtime.events_client,
+clients = [runtime.ecs.client, runtime.autoscaling.client, runtime.workflows.client, runtime.events.client,
            runtime.ledger.client, LambdaClient.initialize_client().client]
 print(json.dumps({{
     "import_ms": imported,
     "botocore": botocore.__file__, "boto3": boto3.__file__,
     "services": [c.meta.service_model.service_name for c in clients if c is not None],
-    "lambda_operations": sorted(runtime.lambda_client.meta.service_model.operation_names),
+    "lambda_operations": sorted(runtime.workflows.client.meta.service_model.operation_names),
 }}))
 """
 _PROBE_ENV = {

@@ -105,7 +105,7 @@ class TimedOut(Exception):
 class DeployedFunction:
     """One function of the template, live in the world: its facts, entry point and runtime (container).
 
-    For the workflows, `runtime.durable_client` is the boto3 Lambda client the durable SDK checkpoints
+    For the workflows, `runtime.durable.client` is the boto3 Lambda client the durable SDK checkpoints
     through (as `LambdaClient.initialize_client()` would create it with the function's role): its
     checkpoint and state calls go through sim.wire to `DurableSim`, authorized as the function's role.
     `clients` are the role-bound boto3 clients the runtime was built with (by service name), for a test

@@ -3,9 +3,11 @@
 `from_environment()` builds the production `Runtime` from the Lambda environment
 (DAEMON_GUARD_CONFIG, STATE_TABLE, DRAIN_FUNCTION, LAUNCH_GATE_FUNCTION, AWS_REGION) with boto3;
 `build()` is the one constructor, so the simulator, the CLI and the tests bind their own clients,
-clock and metrics sink through the same code. Nothing here is a module global: each entry point
-(`daemon_guard.entrypoints`) builds its handler from a runtime, and `lazy()` builds the production
-one on the first invocation and keeps it for the container's life.
+clock and metrics sink through the same code; it wraps each client in its port, and the `Runtime` it
+returns holds ports only (no module outside `adapters/` and this one touches a boto3 client). Nothing
+here is a module global: each entry point (`daemon_guard.entrypoints`) builds its handler from a
+runtime, and `lazy()` builds the production one on the first invocation and keeps it for the
+container's life.
 """
 
 from __future__ import annotations
@@ -19,13 +21,15 @@ from datetime import UTC, datetime
 from typing import Any
 
 from daemon_guard.adapters.autoscaling import AutoScaling
+from daemon_guard.adapters.completion import KnownComplete
 from daemon_guard.adapters.ecs import EcsCluster
 from daemon_guard.adapters.errors import translating
+from daemon_guard.adapters.events import EventPublisher
 from daemon_guard.adapters.executor import AwsExecutor, Executor, RecordingExecutor
 from daemon_guard.adapters.memory import MemoryState
 from daemon_guard.adapters.scheduled import DrainSchedule, ScheduledDrains
-from daemon_guard.adapters.state import CompletionCache, EventLedger, EvictionBudget, StateStore, WorkflowClaims
-from daemon_guard.adapters.workflows import WorkflowStarter
+from daemon_guard.adapters.state import EventLedger, EvictionBudget, StateStore, WorkflowClaims
+from daemon_guard.adapters.workflows import DurableCheckpoints, WorkflowStarter
 from daemon_guard.core.config import LAUNCH_HOOK_NAME, Config, parse_config
 from daemon_guard.core.identifiers import partition_of_region
 from daemon_guard.observability import EmfSink, MetricsSink, logger
@@ -99,27 +103,25 @@ class EcsClusters:
 class Runtime:
     """The ports and settings one Lambda container runs with, built once by `build()`.
 
-    Immutable: what changes over the container's life is only what its ports cache (ECS reads,
-    instances seen complete) and the home it learns from its first invocation.
+    Ports only: no raw client leaves `build()`. Immutable: what changes over the container's life is only
+    what its ports cache (ECS reads, instances seen complete) and the home it learns from its first invocation.
     """
 
     config: Config
-    ecs_client: Any
-    autoscaling_client: Any
-    lambda_client: Any | None  # workflow starts and wakes go through the executor, which holds it
     ecs: EcsClusters
+    autoscaling: AutoScaling  # the reads of group members and warm pools (its writes go through the executor)
     executor: Executor  # carries out every action (a dry run: records them)
     ledger: EventLedger
     budget: EvictionBudget
     claims: WorkflowClaims
-    completion: CompletionCache
+    complete: KnownComplete
     schedule: DrainSchedule
-    events_client: Any | None = None  # EventBridge, for the guard's own events (none: publish nothing)
+    workflows: WorkflowStarter | None = None  # held by the executor; none: no workflow starts or wakes
+    events: EventPublisher | None = None  # the guard's own events (none: publish nothing)
     metrics: MetricsSink = field(default_factory=EmfSink)
     clock: Clock = utc_now
     home: LearntHome = field(default_factory=LearntHome)
-    durable_client: Any | None = None  # the durable SDK's own Lambda client (none: the SDK builds it)
-    complete_instances: set[str] = field(default_factory=set)
+    durable: DurableCheckpoints = field(default_factory=DurableCheckpoints)
 
     def cluster(self, name: str) -> EcsCluster:
         """The ECS port for a managed cluster (kept for the container's life: it caches)."""
@@ -129,28 +131,6 @@ class Runtime:
     def clusters(self) -> dict[str, EcsCluster]:
         """The ECS ports made so far, by cluster."""
         return self.ecs.ports
-
-    def known_complete(self, instance_arn: str) -> bool:
-        """Seen running every eligible daemon, here or (through the state table) by another container."""
-        if instance_arn in self.complete_instances:
-            return True
-        if self.completion.is_complete(instance_arn):
-            self.complete_instances.add(instance_arn)
-            return True
-        return False
-
-    def remember_complete(self, instance_arn: str) -> None:
-        """Note that the instance runs every eligible daemon."""
-        if instance_arn not in self.complete_instances:
-            self.complete_instances.add(instance_arn)
-            self.completion.mark_complete([instance_arn], self.now().timestamp())
-
-    def forget_complete(self, instance_arn: str, *, certain: bool = False) -> None:
-        """The instance may be missing a daemon (certain: a daemon stopped on it)."""
-        known = instance_arn in self.complete_instances
-        self.complete_instances.discard(instance_arn)
-        if known or certain:
-            self.completion.clear_complete(instance_arn)
 
     def now(self) -> datetime:
         """The current time (simulated in the proving ground)."""
@@ -196,15 +176,18 @@ def build(config: Config, *, ecs_client: Any, autoscaling_client: Any, lambda_cl
     else:
         store = schedule = MemoryState()
     ecs = EcsClusters(ecs_client, clock, config.agent_stop_timeout_s)
+    autoscaling = AutoScaling(autoscaling_client)
     workflows = WorkflowStarter(lambda_client) if lambda_client is not None else None
     executor: Executor = RecordingExecutor() if dry_run else AwsExecutor(
-        ecs, AutoScaling(autoscaling_client), workflows, {"drain": drain_function, "launch-gate": launch_gate_function},
+        ecs, autoscaling, workflows, {"drain": drain_function, "launch-gate": launch_gate_function},
         {g.name: LAUNCH_HOOK_NAME if g.launch_hook else None for c in config.clusters for g in c.groups})
     return Runtime(
-        config=config, ecs_client=ecs_client, autoscaling_client=autoscaling_client, lambda_client=lambda_client,
-        ecs=ecs, executor=executor,
-        ledger=store, budget=store, claims=store, completion=store, schedule=schedule, events_client=events_client,
-        metrics=metrics or EmfSink(), clock=clock, home=home or LearntHome(), durable_client=durable_client)
+        config=config, ecs=ecs, autoscaling=autoscaling, executor=executor,
+        ledger=store, budget=store, claims=store, complete=KnownComplete(store, lambda: clock().timestamp()),
+        schedule=schedule, workflows=workflows,
+        events=EventPublisher(events_client) if events_client is not None else None,
+        metrics=metrics or EmfSink(), clock=clock, home=home or LearntHome(),
+        durable=DurableCheckpoints(durable_client))
 
 
 def from_environment() -> Runtime:

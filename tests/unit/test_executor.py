@@ -16,6 +16,7 @@ from daemon_guard.core.actions import (
     ReplaceInstance,
     SetAttribute,
     SetDraining,
+    SetInstanceHealth,
     StartWorkflow,
     StopTasks,
     WakeWorkflow,
@@ -49,6 +50,7 @@ ONE_OF_EACH: list[tuple[AnyAction, str]] = [
     (RecordHeartbeat("prod-asg", "hook", "i-0123456789abcdef0", "tok"), "record_lifecycle_action_heartbeat"),
     (StartWorkflow("drain", "drain-i-1", (("instanceId", "i-0123456789abcdef0"), ("cluster", "prod"))), "invoke"),
     (WakeWorkflow("callback-1", "a task stopped"), "send_durable_execution_callback_success"),
+    (SetInstanceHealth("i-0123456789abcdef0", "Unhealthy"), "set_instance_health"),
 ]
 
 

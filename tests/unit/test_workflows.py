@@ -33,7 +33,8 @@ from daemon_guard.core.config import (
 from daemon_guard.core.drain import DrainProgress, DrainRequest
 from daemon_guard.core.metrics import MetricSpec
 from daemon_guard.entrypoints import drain, launch_gate
-from daemon_guard.workflows.drain import drain_tick, observe
+from daemon_guard.services.drain_look import observe
+from daemon_guard.workflows.drain import drain_tick
 
 CLUSTER, ASG, TOKEN = "prod", "prod-asg", "11111111-2222-3333-4444-555555555555"
 INSTANCE_ID = "i-0123456789abcdef0"

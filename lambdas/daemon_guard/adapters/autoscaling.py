@@ -1,13 +1,15 @@
-"""The Auto Scaling port: complete lifecycle actions and record heartbeats, tolerating ones already gone, and
-have a group replace one of its instances."""
+"""The Auto Scaling port: complete lifecycle actions and record heartbeats (tolerating ones already gone),
+set an instance's health, have a group replace one of its instances, and read where the groups' instances
+stand in their lifecycle."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from daemon_guard.adapters.errors import LifecycleActionGone
-from daemon_guard.core.actions import CompleteLifecycle, RecordHeartbeat, ReplaceInstance
+from daemon_guard.core.actions import CompleteLifecycle, RecordHeartbeat, ReplaceInstance, SetInstanceHealth
 
 if TYPE_CHECKING:
     from mypy_boto3_autoscaling import AutoScalingClient
@@ -15,8 +17,18 @@ else:
     AutoScalingClient = Any
 
 
+@dataclass(frozen=True)
+class GroupInstance:
+    """One instance of an Auto Scaling group (or of its warm pool) and its lifecycle state (``Pending:Wait``...)."""
+
+    group: str
+    instance_id: str
+    lifecycle_state: str
+
+
 class AutoScaling:
-    """CompleteLifecycleAction and RecordLifecycleActionHeartbeat, by token or by instance id."""
+    """CompleteLifecycleAction and RecordLifecycleActionHeartbeat (by token or by instance id),
+    SetInstanceHealth, and the reads of group members and warm pools."""
 
     def __init__(self, client: AutoScalingClient) -> None:
         self.client = client
@@ -63,16 +75,39 @@ class AutoScaling:
         SetInstanceHealth Unhealthy without the grace period (the group terminates it, through the terminate
         hook, and launches another).
         """
-        found = self.client.describe_auto_scaling_instances(InstanceIds=[action.ec2_instance_id])
-        entry = next(iter(found.get("AutoScalingInstances", [])), None)
-        if entry is None or entry["AutoScalingGroupName"] not in launch_hooks:
+        found = self.instance(action.ec2_instance_id)
+        if found is None or found.group not in launch_hooks:
             return False
-        group, state = entry["AutoScalingGroupName"], entry.get("LifecycleState", "")
-        hook = launch_hooks[group]
-        if state == "Pending:Wait" and hook:
-            return self.complete(CompleteLifecycle(group, hook, action.ec2_instance_id, None, "ABANDON"))
-        if state != "InService":
+        hook = launch_hooks[found.group]
+        if found.lifecycle_state == "Pending:Wait" and hook:
+            return self.complete(CompleteLifecycle(found.group, hook, action.ec2_instance_id, None, "ABANDON"))
+        if found.lifecycle_state != "InService":
             return False
-        self.client.set_instance_health(InstanceId=action.ec2_instance_id, HealthStatus="Unhealthy",
+        return self.set_health(SetInstanceHealth(action.ec2_instance_id, "Unhealthy"))
+
+    def set_health(self, action: SetInstanceHealth) -> bool:
+        """SetInstanceHealth, not respecting the health check grace period (the instance is drained already)."""
+        self.client.set_instance_health(InstanceId=action.instance_id, HealthStatus=action.health,
                                         ShouldRespectGracePeriod=False)
         return True
+
+    def group_instances(self, groups: Sequence[str]) -> list[GroupInstance]:
+        """The instances in service or in transition of `groups` (DescribeAutoScalingGroups; warm pools excluded)."""
+        resp = self.client.describe_auto_scaling_groups(AutoScalingGroupNames=list(groups))
+        return [GroupInstance(g["AutoScalingGroupName"], i["InstanceId"], i.get("LifecycleState", ""))
+                for g in resp.get("AutoScalingGroups", []) for i in g.get("Instances", [])]
+
+    def warm_pool(self, group: str) -> list[GroupInstance]:
+        """The instances of `group`'s warm pool (DescribeWarmPool, paginated)."""
+        return [GroupInstance(group, i["InstanceId"], i.get("LifecycleState", ""))
+                for page in self.client.get_paginator("describe_warm_pool").paginate(AutoScalingGroupName=group)
+                for i in page.get("Instances", [])]
+
+    def instance(self, instance_id: str) -> GroupInstance | None:
+        """The group and lifecycle state of an instance, or None when it is in no group
+        (DescribeAutoScalingInstances)."""
+        found = self.client.describe_auto_scaling_instances(InstanceIds=[instance_id])
+        entry = next(iter(found.get("AutoScalingInstances", [])), None)
+        if entry is None:
+            return None
+        return GroupInstance(entry["AutoScalingGroupName"], entry["InstanceId"], entry.get("LifecycleState", ""))

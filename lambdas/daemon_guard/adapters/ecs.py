@@ -346,13 +346,13 @@ class EcsCluster:
             failed.extend(f.get("arn", "") for f in resp.get("failures", []))
         return failed
 
-
-def stop_durations(client: ECSClient, cluster: str, task_arns: Sequence[str]) -> dict[str, float]:
-    """Seconds from stoppingAt to stoppedAt for tasks that have STOPPED (DescribeTasks, 100 per call)."""
-    out: dict[str, float] = {}
-    for batch in chunks(list(task_arns), 100):
-        for raw in client.describe_tasks(cluster=cluster, tasks=list(batch)).get("tasks", []):
-            stopping, stopped = raw.get("stoppingAt"), raw.get("stoppedAt")
-            if isinstance(stopping, datetime) and isinstance(stopped, datetime):
-                out[raw["taskArn"]] = max(0.0, (stopped - stopping).total_seconds())
-    return out
+    def stop_durations(self, task_arns: Sequence[str]) -> dict[str, float]:
+        """Seconds from stoppingAt to stoppedAt for those of `task_arns` that have STOPPED (DescribeTasks,
+        100 per call)."""
+        out: dict[str, float] = {}
+        for batch in chunks(list(task_arns), 100):
+            for raw in self.client.describe_tasks(cluster=self.cluster, tasks=list(batch)).get("tasks", []):
+                stopping, stopped = raw.get("stoppingAt"), raw.get("stoppedAt")
+                if isinstance(stopping, datetime) and isinstance(stopped, datetime):
+                    out[raw["taskArn"]] = max(0.0, (stopped - stopping).total_seconds())
+        return out

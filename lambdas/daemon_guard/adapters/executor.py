@@ -26,6 +26,7 @@ from daemon_guard.core.actions import (
     ReplaceInstance,
     SetAttribute,
     SetDraining,
+    SetInstanceHealth,
     StartWorkflow,
     StopTasks,
     WakeWorkflow,
@@ -64,6 +65,7 @@ class AwsExecutor:
             StopTasks: self._stop_tasks, OpenGate: self._open_gate, SetAttribute: self._set_attribute,
             SetDraining: self._set_draining, CompleteLifecycle: self._complete, RecordHeartbeat: self._heartbeat,
             StartWorkflow: self._start, WakeWorkflow: self._wake, ReplaceInstance: self._replace,
+            SetInstanceHealth: self._set_health,
         }
 
     def can_run(self, action: AnyAction) -> bool:
@@ -102,6 +104,9 @@ class AwsExecutor:
 
     def _replace(self, cluster: str, action: ReplaceInstance) -> RunResult:
         return _done(self._autoscaling.replace(action, self._launch_hooks))
+
+    def _set_health(self, cluster: str, action: SetInstanceHealth) -> RunResult:
+        return _done(self._autoscaling.set_health(action))
 
     def _start(self, cluster: str, action: StartWorkflow) -> RunResult:
         function = self._functions.get(action.workflow)

@@ -1,4 +1,5 @@
-"""The workflow port: start durable executions idempotently and wake them through callbacks.
+"""The workflow ports: start durable executions idempotently, wake them through callbacks, and run them
+through the durable SDK (`DurableCheckpoints`).
 
 Durable functions are invoked by qualified ARN (an alias) with a DurableExecutionName: the same
 name with the same payload returns the existing execution, so a duplicated event starts nothing.
@@ -7,11 +8,13 @@ name with the same payload returns the existing execution, so a duplicated event
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from daemon_guard.adapters.errors import CallbackGone, ExecutionAlreadyStarted
 
 if TYPE_CHECKING:
+    from aws_durable_execution_sdk_python import DurableContext
     from mypy_boto3_lambda import LambdaClient
 else:
     LambdaClient = Any
@@ -43,3 +46,19 @@ class WorkflowStarter:
         except CallbackGone:
             return False
         return True
+
+
+class DurableCheckpoints:
+    """The durable SDK's entry point, bound to the Lambda client it checkpoints through (None: the SDK builds
+    its own, as in production)."""
+
+    def __init__(self, client: LambdaClient | None = None) -> None:
+        self.client = client
+
+    def handler(self, workflow: Callable[[dict[str, Any], DurableContext], dict[str, Any]]
+                ) -> Callable[[Any, Any], Any]:
+        """`durable_execution` of `workflow`."""
+        # Imported here: only the two workflow functions load the durable SDK, not the intake or the reconciler.
+        from aws_durable_execution_sdk_python import durable_execution
+
+        return durable_execution(workflow, boto3_client=self.client)

@@ -72,7 +72,17 @@ class ReplaceInstance:
     reason: str
 
 
-Action = StopTasks | OpenGate | SetAttribute | SetDraining | CompleteLifecycle | RecordHeartbeat | ReplaceInstance
+
+@dataclass(frozen=True)
+class SetInstanceHealth:
+    """SetInstanceHealth on an Auto Scaling instance (Unhealthy: its group replaces it), grace period ignored."""
+
+    instance_id: str
+    health: Literal["Healthy", "Unhealthy"]
+
+
+Action = (StopTasks | OpenGate | SetAttribute | SetDraining | CompleteLifecycle | RecordHeartbeat | ReplaceInstance
+          | SetInstanceHealth)
 
 
 @dataclass(frozen=True)

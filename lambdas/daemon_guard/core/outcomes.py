@@ -7,12 +7,12 @@ several instances (an AWS Health scheduled change) has one outcome per instance 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from daemon_guard.core.actions import AnyAction
-from daemon_guard.core.intake import RouteKind
+from daemon_guard.core.intake import Route, RouteKind
 from daemon_guard.core.placement import PlacementDecision
 
 IntakeDecision = Literal[
@@ -51,3 +51,9 @@ class Outcome:
             out["decision"] = "+".join(verdicts)
             out["instances"] = [{"instance": o.instance, "decision": o.decision} for o in self.instances]
         return {**out, **self.extra}
+
+
+def decision(r: Route, decision: Decision, reason: str, instance: str | None = None,
+             actions: Sequence[AnyAction] = ()) -> Outcome:
+    """The outcome of handling an event routed as `r`."""
+    return Outcome(r.kind, decision, reason, instance, tuple(actions))

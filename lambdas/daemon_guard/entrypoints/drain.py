@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from aws_durable_execution_sdk_python import DurableContext, durable_execution
+from aws_durable_execution_sdk_python import DurableContext
 
 from daemon_guard.bootstrap import Runtime, lazy
 from daemon_guard.workflows.drain import drain_workflow
@@ -17,7 +17,7 @@ def build_handler(rt: Runtime) -> Callable[[Any, Any], Any]:
     def drain(event: dict[str, Any], ctx: DurableContext) -> dict[str, Any]:
         return drain_workflow(rt, event, ctx)
 
-    return durable_execution(drain, boto3_client=rt.durable_client)
+    return rt.durable.handler(drain)
 
 
 handler = lazy(build_handler)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from aws_durable_execution_sdk_python import DurableContext, durable_execution
+from aws_durable_execution_sdk_python import DurableContext
 
 from daemon_guard.bootstrap import Runtime, lazy
 from daemon_guard.workflows.launch_gate import launch_gate_workflow
@@ -17,7 +17,7 @@ def build_handler(rt: Runtime) -> Callable[[Any, Any], Any]:
     def launch_gate(event: dict[str, Any], ctx: DurableContext) -> dict[str, Any]:
         return launch_gate_workflow(rt, event, ctx)
 
-    return durable_execution(launch_gate, boto3_client=rt.durable_client)
+    return rt.durable.handler(launch_gate)
 
 
 handler = lazy(build_handler)

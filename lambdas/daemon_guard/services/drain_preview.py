@@ -19,13 +19,11 @@ from daemon_guard.core.drain_preview import PlannedStep, preview_drain, render_p
 from daemon_guard.core.intake import Route
 from daemon_guard.core.outcomes import Outcome
 from daemon_guard.observability import logger
+from daemon_guard.services.drain_look import drain_policy, observe
 
 
 def preview(rt: Runtime, request: DrainRequest) -> tuple[PlannedStep, ...]:
     """The planned steps of draining `request.instance_id` now, from ECS reads (the drain's own first look)."""
-    # The drain workflow's module (and its SDK) loads only when a preview is asked for.
-    from daemon_guard.workflows.drain import drain_policy, observe
-
     now = rt.now().timestamp()
     view, _ = observe(rt, request, DrainProgress(started_at=now, phase_started_at=now, last_progress_at=now))
     if view.instance is not None:

@@ -25,9 +25,9 @@ from daemon_guard.core.events import GuardEvent, InstanceStateChanged, Scheduled
 from daemon_guard.core.identifiers import IdentifierError, InstanceId
 from daemon_guard.core.intake import Route
 from daemon_guard.core.model import InstanceView
-from daemon_guard.core.outcomes import Outcome
+from daemon_guard.core.outcomes import Outcome, decision
 from daemon_guard.observability import logger
-from daemon_guard.services.starts import _start, decision, execution_name
+from daemon_guard.services.starts import claim_and_start, execution_name
 
 KIND = "drain"
 
@@ -82,7 +82,7 @@ def _scheduled_change(r: Route, event: ScheduledChange, rt: Runtime, instance_id
         rt.schedule.put(ScheduledDrain(instance_id, due, payload))
         return decision(one, "scheduled", f"{r.reason}: drain due {due - now:.0f}s from now "
                         f"({lead}s before the change)", instance_id)
-    return _start(one, rt, start_workflow, instance_id)
+    return claim_and_start(one, rt, start_workflow, instance_id)
 
 
 def _state_change(r: Route, event: InstanceStateChanged, rt: Runtime) -> Outcome:
@@ -98,7 +98,7 @@ def _state_change(r: Route, event: InstanceStateChanged, rt: Runtime) -> Outcome
         return decision(r, "ignored", f"container instance {instance.status} and no drain owns it: "
                         "a drain already ran there", instance_id)
     deadline = event.time.timestamp() + rt.config.state_change_deadline_s
-    return _start(r, rt, _payload(cluster, r, instance_id, deadline, False, f"{r.trigger}:{event.event_id}"),
+    return claim_and_start(r, rt, _payload(cluster, r, instance_id, deadline, False, f"{r.trigger}:{event.event_id}"),
                   instance_id)
 
 
@@ -124,7 +124,7 @@ def start_due_drains(rt: Runtime) -> int:
         route = Route("drain", "scheduled change due", str(payload.get("cluster")), trigger="scheduled-change",
                       ec2_instance_id=instance_id)
         start = StartWorkflow("drain", name, tuple(payload.items()))
-        result = _start(route, rt, start, drain.instance_id)
+        result = claim_and_start(route, rt, start, drain.instance_id)
         logger.info("scheduled drain due", extra={"instance": drain.instance_id, "decision": result.decision})
         started += result.decision == "started"
         store.remove(drain.instance_id)

@@ -26,12 +26,12 @@ from daemon_guard.core.events import (
 )
 from daemon_guard.core.identifiers import partition_of_region
 from daemon_guard.core.intake import EXIT_TRIGGERS, Route, route
-from daemon_guard.core.outcomes import Outcome
+from daemon_guard.core.outcomes import Outcome, decision
 from daemon_guard.observability import logger
 from daemon_guard.services.exits import start_exit_drains
 from daemon_guard.services.reconcile import reconcile_cluster
 from daemon_guard.services.reflex import check_instance
-from daemon_guard.services.starts import decision, start_drain, start_launch_gate
+from daemon_guard.services.starts import start_drain, start_launch_gate
 
 CLOCK_SKEW = timedelta(hours=1)
 
@@ -121,7 +121,7 @@ def _placement(r: Route, event: GuardEvent, rt: Runtime) -> Outcome:
     trigger = event.group if isinstance(event, TaskChanged) else None
     daemons = ecs.daemon_services()
     is_daemon_event = trigger is not None and trigger in {s.group for s in daemons}
-    if isinstance(event, TaskChanged) and not is_daemon_event and rt.known_complete(r.instance_arns[0]):
+    if isinstance(event, TaskChanged) and not is_daemon_event and rt.complete.known(r.instance_arns[0]):
         return decision(r, "complete", "instance already runs every eligible daemon", r.instance_arns[0])
     if isinstance(event, TaskChanged) and is_daemon_event and event.last_status != "RUNNING":
         return decision(r, "wait", f"daemon {event.group} {event.last_status}: acting once it runs",
@@ -156,7 +156,7 @@ def _wake(r: Route, event: GuardEvent, rt: Runtime) -> Outcome:
     ecs = rt.cluster(r.cluster)
     group = event.group if isinstance(event, TaskChanged) else ""
     if group in {s.group for s in ecs.daemon_services()} and not draining:  # a drain stops daemons on purpose
-        rt.forget_complete(instance_arn, certain=True)
+        rt.complete.forget(instance_arn, certain=True)
         instance = ecs.instance(instance_arn)
         if instance is not None and instance.status == "ACTIVE":
             outcome = check_instance(rt, r.cluster, instance)

@@ -3,48 +3,35 @@
 PutEvents in batches of 10. A failure to publish (an error, a throttle, entries EventBridge
 rejected) is logged and counted (``GuardEventsUnpublished``) and never raised: a notification must
 not fail the drain or the placement it reports. Nothing is published in a dry run or without an
-EventBridge client (the CLI, unit tests).
+event publisher (the CLI, unit tests).
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
 
+from daemon_guard.adapters.events import MAX_ENTRIES
 from daemon_guard.bootstrap import Runtime
 from daemon_guard.core import guard_events as ge
 from daemon_guard.core import metrics as m
 from daemon_guard.core.actions import ReplaceInstance, StopTasks
 from daemon_guard.core.drain import DrainProgress, DrainRequest, DrainStep
-from daemon_guard.core.guard_events import SOURCE, OwnEvent
+from daemon_guard.core.guard_events import OwnEvent
 from daemon_guard.core.model import InstanceView
 from daemon_guard.core.placement import PlacementPlan, seconds_since_registration
 from daemon_guard.observability import logger
 
-MAX_ENTRIES = 10
-
-
-def _entry(event: OwnEvent) -> dict[str, Any]:
-    entry: dict[str, Any] = {"Source": SOURCE, "DetailType": event.detail_type,
-                             "Detail": json.dumps(dict(event.detail), separators=(",", ":"))}
-    if event.resources:
-        entry["Resources"] = list(event.resources)
-    return entry
-
 
 def announce(rt: Runtime, events: Sequence[OwnEvent]) -> int:
     """Publish `events`; returns how many EventBridge accepted. Never raises."""
-    if not events or rt.events_client is None:
+    if not events or rt.events is None:
         return 0
     accepted = 0
     for start in range(0, len(events), MAX_ENTRIES):
         batch = events[start:start + MAX_ENTRIES]
         try:
-            response = rt.events_client.put_events(Entries=[_entry(e) for e in batch])
-            failed = int(response.get("FailedEntryCount", 0))
-            reasons = sorted({str(r.get("ErrorCode")) for r in response.get("Entries", []) if r.get("ErrorCode")})
+            failed, reasons = rt.events.publish(batch)
         except Exception as exc:  # any failure to notify: log and count, never fail the work reported
             failed, reasons = len(batch), [type(exc).__name__]
         accepted += len(batch) - failed

@@ -115,7 +115,7 @@ def reconcile_cluster(rt: Runtime, cluster: str, time_left: Callable[[], float] 
         summary.eligible_slots += len(eligible)
         summary.running_slots += running
         if running == len(eligible) and (not gate_mode or gate_is_open(instance, rt.config.gate_attribute)) \
-                and seconds_since_registration(instance, now) < FRESH_S and instance.arn not in rt.complete_instances:
+                and seconds_since_registration(instance, now) < FRESH_S:
             fresh_complete.append(instance.arn)
         gate_stuck = gate_mode and not gate_is_open(instance, rt.config.gate_attribute) \
             and instance.attributes.get(rt.config.gate_attribute) != GATE_DRAINING and (
@@ -129,8 +129,7 @@ def reconcile_cluster(rt: Runtime, cluster: str, time_left: Callable[[], float] 
                 summary.actions.extend(outcome.plan.actions)
     if fresh_complete:
         # New instances seen covered: the intake can skip their replica events without reading ECS.
-        rt.completion.mark_complete(fresh_complete, now.timestamp())
-        rt.complete_instances.update(fresh_complete)
+        rt.complete.remember(fresh_complete)
     rt.metrics.emit(m.DAEMON_COVERAGE, summary.coverage, cluster)
     rt.metrics.emit(m.MISSING_DAEMON_TASKS, summary.eligible_slots - summary.running_slots, cluster)
     rt.metrics.emit(m.DRAINS_IN_PROGRESS, summary.draining, cluster)
@@ -186,16 +185,11 @@ def _restart_lost_lifecycle_actions(rt: Runtime, cluster: str, summary: Reconcil
     hooked = {g.name: g for g in managed.groups if g.terminate_hook or g.launch_hook}
     if not hooked:
         return
-    waiting: list[tuple[str, str, str]] = []  # (group, instance, lifecycle state)
-    resp = rt.autoscaling_client.describe_auto_scaling_groups(AutoScalingGroupNames=sorted(hooked))
-    for group in resp.get("AutoScalingGroups", []):
-        waiting += [(group["AutoScalingGroupName"], i["InstanceId"], i.get("LifecycleState", ""))
-                    for i in group.get("Instances", [])]
+    waiting = rt.autoscaling.group_instances(sorted(hooked))
     for name in sorted(hooked):
-        for page in rt.autoscaling_client.get_paginator("describe_warm_pool").paginate(AutoScalingGroupName=name):
-            waiting += [(name, i["InstanceId"], i.get("LifecycleState", "")) for i in page.get("Instances", [])]
+        waiting += rt.autoscaling.warm_pool(name)
     stuck = 0
-    for group_name, instance_id, state in waiting:
+    for group_name, instance_id, state in ((w.group, w.instance_id, w.lifecycle_state) for w in waiting):
         config = hooked.get(group_name)
         if config is None or state not in WAIT_STATES:
             continue

@@ -153,9 +153,9 @@ def check_instance(rt: Runtime, cluster: str, instance: InstanceView, *, trigger
     plan = _replacement_spent(rt, cluster, state, policy, plan)
     outcome = ReflexOutcome(instance.arn, instance.ec2_instance_id, plan)
     if plan.decision in ("complete", "open-gate"):
-        rt.remember_complete(instance.arn)
+        rt.complete.remember([instance.arn])
     else:
-        rt.forget_complete(instance.arn)
+        rt.complete.forget(instance.arn)
     if plan.decision not in ("skip", "complete"):
         rt.metrics.emit(m.PLACEMENT_DECISIONS, 1, cluster, Mode=policy.mode.value)
         logger.info("placement decision", extra=outcome.as_dict())

@@ -8,29 +8,21 @@ instance already being drained hands the running workflow its lifecycle action a
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
 
 from daemon_guard.adapters.executor import RunResult
 from daemon_guard.adapters.state import WorkflowClaim
 from daemon_guard.bootstrap import Runtime
 from daemon_guard.core import metrics as m
-from daemon_guard.core.actions import AnyAction, CompleteLifecycle, StartWorkflow, WakeWorkflow
+from daemon_guard.core.actions import CompleteLifecycle, StartWorkflow, WakeWorkflow
 from daemon_guard.core.config import LAUNCH_HOOK_NAME, DrainMode, SpotPolicy
 from daemon_guard.core.events import GuardEvent, LifecycleAction, SpotInterruption
 from daemon_guard.core.guard_events import drain_started
 from daemon_guard.core.identifiers import InstanceId, valid_epoch
 from daemon_guard.core.intake import Route
-from daemon_guard.core.outcomes import Decision, Outcome
+from daemon_guard.core.outcomes import Decision, Outcome, decision
 from daemon_guard.observability import logger
 from daemon_guard.services.drain_preview import observe_drain
 from daemon_guard.services.notify import announce
-
-
-def decision(r: Route, decision: Decision, reason: str, instance: str | None = None,
-             actions: Sequence[AnyAction] = ()) -> Outcome:
-    """The outcome of handling an event routed as `r`."""
-    return Outcome(r.kind, decision, reason, instance, tuple(actions))
-
 
 # What came of a start: started, a different execution already holds the name, or a dry run noted it.
 START_DECISIONS: dict[RunResult, Decision] = {"done": "started", "gone": "already-started",
@@ -53,7 +45,7 @@ def start_launch_gate(r: Route, event: GuardEvent, rt: Runtime, *, wake_joined: 
     start = StartWorkflow("launch-gate", execution_name("gate", event.ec2_instance_id, event.token or ""), (
         ("instanceId", event.ec2_instance_id), ("cluster", r.cluster), ("asg", event.asg_name),
         ("hook", LAUNCH_HOOK_NAME), ("token", event.token), ("startedAt", event.time.timestamp())))
-    return _start(r, rt, start, event.ec2_instance_id, wake_joined=wake_joined)
+    return claim_and_start(r, rt, start, event.ec2_instance_id, wake_joined=wake_joined)
 
 
 def _find_cluster(rt: Runtime, ec2_instance_id: InstanceId) -> str | None:
@@ -88,14 +80,14 @@ def start_drain(r: Route, event: GuardEvent, rt: Runtime, *, wake_joined: bool =
         ("instanceId", instance_id), ("cluster", cluster), ("trigger", r.trigger), ("asg", asg), ("hook", hook),
         ("token", token), ("deadline", deadline),
         ("destination", event.destination if isinstance(event, LifecycleAction) else None)))
-    return _start(r, rt, start, instance_id, wake_joined=wake_joined)
+    return claim_and_start(r, rt, start, instance_id, wake_joined=wake_joined)
 
 
 def _text(value: object) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def _start(r: Route, rt: Runtime, start: StartWorkflow, instance_id: str, *, wake_joined: bool = True
+def claim_and_start(r: Route, rt: Runtime, start: StartWorkflow, instance_id: str, *, wake_joined: bool = True
            ) -> Outcome:
     """Claim the instance for the workflow and start it; a second trigger joins the running one (and wakes
     it, unless `wake_joined` is False: the reconciler may not wake workflows, which read what was attached

@@ -13,6 +13,7 @@ from typing import Any
 
 from daemon_guard.adapters.errors import AwsError
 from daemon_guard.bootstrap import Runtime
+from daemon_guard.core.actions import SetInstanceHealth
 from daemon_guard.observability import logger
 
 REPLACE_UNHEALTHY = "unhealthy"
@@ -24,19 +25,19 @@ def replace_after_drain(rt: Runtime, payload: dict[str, Any]) -> str:
         return "not-asked"
     instance_id = str(payload.get("instanceId"))
     try:
-        found = rt.autoscaling_client.describe_auto_scaling_instances(InstanceIds=[instance_id])
-        entry = next(iter(found.get("AutoScalingInstances", [])), None)
-        if entry is None or rt.config.group(entry["AutoScalingGroupName"]) is None:
+        entry = rt.autoscaling.instance(instance_id)
+        if entry is None or rt.config.group(entry.group) is None:
             logger.info("drained instance is in no managed group; not replaced", extra={"instance": instance_id})
             return "no-managed-group"
-        if not entry.get("LifecycleState", "").startswith("InService"):
-            return f"left-as-{entry.get('LifecycleState')}"
-        rt.autoscaling_client.set_instance_health(InstanceId=instance_id, HealthStatus="Unhealthy",
-                                                  ShouldRespectGracePeriod=False)
+        if not entry.lifecycle_state.startswith("InService"):
+            return f"left-as-{entry.lifecycle_state}"
+        ran = rt.executor.run(str(payload.get("cluster", "")), SetInstanceHealth(instance_id, "Unhealthy"))
     except AwsError as exc:
         logger.warning("could not mark the drained instance Unhealthy", extra={"instance": instance_id,
                                                                                "error": str(exc)})
         return "failed"
+    if ran == "recorded":
+        return "recorded"
     logger.info("drained instance marked Unhealthy for its group to replace",
-                extra={"instance": instance_id, "group": entry["AutoScalingGroupName"]})
+                extra={"instance": instance_id, "group": entry.group})
     return "marked-unhealthy"

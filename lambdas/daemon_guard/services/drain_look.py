@@ -1,0 +1,123 @@
+"""The drain's look at its instance (ECS reads only): the view the drain plans from, and its policy.
+
+Shared by the drain workflow (`workflows.drain`) and the drain previews (`services.drain_preview`), so a
+preview plans from exactly what the workflow would see.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from daemon_guard.bootstrap import Runtime
+from daemon_guard.core.config import DrainOrder, tier_of
+from daemon_guard.core.drain import DrainPolicy, DrainProgress, DrainRequest, DrainView, Lifecycle
+from daemon_guard.core.model import InstanceView, Resources, ServiceView, TaskView
+
+KIND = "drain"
+
+
+def drain_policy(rt: Runtime, request: DrainRequest) -> DrainPolicy:
+    """The configured policy for this drain."""
+    cfg = rt.config
+    group = cfg.group(request.asg) if request.asg else None
+    return DrainPolicy(tier_names=tuple(t.name for t in cfg.drain_tiers), standalone=cfg.standalone_policy,
+                       standalone_wait_s=cfg.standalone_wait_s, drain_deadline_s=cfg.drain_deadline_s,
+                       tier_deadline_s=cfg.tier_deadline_s,
+                       heartbeat_timeout_s=group.heartbeat_timeout_s if group else 0,
+                       order=cfg.drain_order, gate_attribute=cfg.gate_attribute,
+                       deadline_policy=cfg.drain_deadline_policy)
+
+
+DESCRIBE_EVERY = 6
+
+
+def model_view(rt: Runtime, request: DrainRequest, progress: DrainProgress) -> DrainView:
+    """The instance as the event stream tells it: the tasks live at the last look minus those that STOPPED.
+
+    Task State Change events say exactly which task stopped, so phase transitions need no ECS read;
+    a hundred drains re-reading their instances on every stop would spend the cluster-read rate
+    (20/s) they share with the placement reflex. Polls and the final confirmation read ECS.
+    """
+    arn = progress.instance_arn or ""
+    instance = InstanceView(arn=arn, ec2_instance_id=request.instance_id, status=progress.instance_status or "DRAINING",
+                            agent_connected=True, registered=Resources(), remaining=Resources())
+    requested = set(progress.stop_requested)
+    tasks = [TaskView(arn=task, group=group, task_definition_arn="", last_status="RUNNING",
+                      desired_status="STOPPED" if task in requested else "RUNNING", container_instance_arn=arn,
+                      stop_timeout_s=stop_timeout)
+             for task, group, stop_timeout in progress.live_tasks]
+    return _view(rt, request, instance, tasks, _replica_services(rt, request, progress, tasks))
+
+
+def _replica_services(rt: Runtime, request: DrainRequest, progress: DrainProgress,
+                      tasks: list[TaskView]) -> dict[str, ServiceView]:
+    """With drainOrder apps-first or tiers the guard stops replicas itself within minimumHealthyPercent,
+    so the replica phase reads the services it still has tasks of (DescribeServices, 10 per call). A
+    replica phase out of time (a Spot notice's) stops them all whatever their services say: no read."""
+    if rt.config.drain_order is DrainOrder.DRAINING or not _replicas_in_time(progress):
+        return {}
+    ecs = rt.cluster(request.cluster)
+    daemon_names = {s.name for s in ecs.daemon_services()}
+    requested = set(progress.stop_requested)
+    names = sorted({t.service_name for t in tasks if t.service_name and t.service_name not in daemon_names
+                    and t.arn not in requested})
+    return {s.name: s for s in ecs.services(names)} if names else {}
+
+
+def _replicas_in_time(progress: DrainProgress) -> bool:
+    """The replica phase, with time left to keep minimumHealthyPercent (what the services are read for)."""
+    return progress.phase == "replicas" and not progress.phase_late and not progress.forced
+
+
+def _view(rt: Runtime, request: DrainRequest, instance: InstanceView | None, tasks: list[TaskView],
+          services: dict[str, ServiceView]) -> DrainView:
+    tiers = {s.name: tier_of(s.name, s.tags, rt.config.drain_tiers)
+             for s in rt.cluster(request.cluster).daemon_services()}
+    claim = rt.claims.workflow(KIND, request.instance_id)
+    token = (claim.token if claim else None) or request.token
+    asg = (claim.asg if claim else None) or request.asg
+    hook = (claim.hook if claim else None) or request.hook
+    lifecycle = Lifecycle(asg, hook, token) if asg and hook else None
+    return DrainView(now=rt.now().timestamp(), instance=instance, tasks=tasks, daemon_tier=tiers, services=services,
+                     lifecycle=lifecycle, deadline_epoch=claim.deadline_epoch if claim else None)
+
+
+def observe(rt: Runtime, request: DrainRequest, progress: DrainProgress) -> tuple[DrainView, DrainProgress]:
+    """Read the instance, its tasks, the daemon tiers and the lifecycle action to complete.
+
+    Reads are budgeted, because a hundred drains share ECS's cluster-read rate (20/s) with the
+    placement reflex. The first step finds the container instance with one filtered
+    ListContainerInstances; later the instance is described every sixth step and whenever no live
+    task is left (to see it go). The tasks are ListTasks(RUNNING) plus DescribeTasks of those and of
+    the tasks still live at the last look (which is how a task told to stop is followed to STOPPED).
+    The replica services are described only if the replica phase has lasted a minute (blocked?).
+    """
+    ecs = rt.cluster(request.cluster)
+    instance: InstanceView | None
+    if progress.instance_arn is None:
+        found = ecs.instance_arn_by_ec2_id(request.instance_id)
+        instance = None if found is None else InstanceView(
+            arn=found, ec2_instance_id=request.instance_id, status="DRAINING" if request.trigger == "draining"
+            else "ACTIVE", agent_connected=True, registered=Resources(), remaining=Resources())
+    elif progress.ticks % DESCRIBE_EVERY == 0 or not progress.live_tasks:
+        instance = ecs.instance(progress.instance_arn)
+    else:
+        instance = InstanceView(arn=progress.instance_arn, ec2_instance_id=request.instance_id,
+                                status=progress.instance_status or "DRAINING", agent_connected=True,
+                                registered=Resources(), remaining=Resources())
+    if instance is None or instance.status == "INACTIVE":
+        tasks = []
+    else:
+        running = ecs.task_arns_on(instance.arn, desired="RUNNING")
+        tasks = ecs.tasks(list(dict.fromkeys([*running, *(live[0] for live in progress.live_tasks)])))
+    progress = replace(progress, instance_arn=instance.arn if instance else progress.instance_arn,
+                       instance_status=instance.status if instance else "INACTIVE",
+                       live_tasks=tuple((t.arn, t.group, t.stop_timeout_s) for t in tasks), ticks=progress.ticks + 1)
+    daemon_names = {s.name for s in ecs.daemon_services()}
+    services = _replica_services(rt, request, progress, tasks)
+    now = rt.now().timestamp()
+    if not services and _replicas_in_time(progress) and not progress.services_checked \
+            and now - progress.phase_started_at >= 60:
+        names = sorted({t.service_name for t in tasks if t.service_name and t.service_name not in daemon_names})
+        services = {s.name: s for s in ecs.services(names)} if names else {}
+    return _view(rt, request, instance, tasks, services), progress
