@@ -20,6 +20,7 @@ from __future__ import annotations
 import importlib
 import io
 import json
+import logging
 import sys
 import time
 from collections.abc import Callable, Mapping
@@ -251,8 +252,12 @@ class GuardDeployment:
         def enter() -> Callable[[], None]:
             # One slice of the invocation, until it waits on a call: its stdout, its logs.
             saved_stdout, sys.stdout = sys.stdout, out
-            streams = [(h, h.setStream(logs)) for h in logger.handlers
-                       if self._capture_logs and hasattr(h, "setStream")]
+            # The handler's stream is swapped, not set with setStream: that flushes the previous stream, which a
+            # caller may have closed (a CLI run under pytest's capture leaves the logger on a closed stderr).
+            streams = [(h, h.stream) for h in logger.handlers
+                       if self._capture_logs and isinstance(h, logging.StreamHandler)]
+            for handler, _ in streams:
+                handler.stream = logs
             calls, cpu, backend = self.world.call_log.count_here(), time.thread_time(), self._backend_cpu()
 
             def undo() -> None:
@@ -260,7 +265,7 @@ class GuardDeployment:
                 cost["cpu_s"] += time.thread_time() - cpu - (self._backend_cpu() - backend)
                 cost["calls"] += self.world.call_log.count_here() - calls
                 for handler, previous in streams:
-                    handler.setStream(previous)
+                    handler.stream = previous
                 sys.stdout = saved_stdout
             return undo
 

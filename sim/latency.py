@@ -165,8 +165,10 @@ class Workers:
     def _main(self, worker: _Worker) -> None:
         worker.resume.acquire()
         self._local.worker = worker
-        worker.undo = worker.enter()
         try:
+            # Inside the try: a slice that cannot be set up is the invocation's outcome, never a thread that
+            # ends without handing control back (the clock's thread would wait for it forever).
+            worker.undo = worker.enter()
             worker.outcome = Outcome(result=worker.body())
         except BaseException as exc:  # everything the invocation raised is its outcome
             worker.outcome = Outcome(error=exc)

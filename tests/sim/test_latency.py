@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 
 import pytest
 
@@ -86,3 +87,18 @@ def test_reads_and_writes_draw_around_their_own_medians(operation: str, median: 
 def test_a_negative_latency_is_refused() -> None:
     with pytest.raises(ValueError, match=">= 0"):
         ApiLatency(read_median_s=-1.0)
+
+
+def test_an_invocation_whose_slice_cannot_be_set_up_ends_with_that_error_and_control_comes_back() -> None:
+    # GIVEN an invocation whose set-up fails (say, a log stream a caller closed)
+    clock = Clock()
+    workers = Workers(clock)
+    outcomes: list[Outcome] = []
+
+    def broken_enter() -> Callable[[], None]:
+        raise ValueError("I/O operation on closed file")
+
+    # WHEN it starts / THEN it ends with that error, and the caller gets control back (no thread left waiting)
+    workers.start(lambda: "never", outcomes.append, enter=broken_enter)
+    assert [type(o.error) for o in outcomes] == [ValueError]
+    assert outcomes[0].result is None
