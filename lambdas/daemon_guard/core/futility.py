@@ -10,8 +10,9 @@ would stop more replicas for nothing. So preempt counts its tries per instance:
   the daemons are still missing (the room it freed was taken again);
 - once `max_tries` tries were futile, preempt stops on that instance (``give-up``): only the gate
   constraint (placementMode ``gate``) keeps replicas off room held for daemons;
-- once preempt gave up on `max_give_ups` instances of a cluster within a clock hour, it makes no first
-  try on another instance of that cluster until the hour ends: where replicas always come back first
+- once preempt gave up on `max_give_ups` instances of a cluster within an episode window (`EPISODE_S`),
+  it makes no first try on another instance of that cluster until the window ends: where replicas always
+  come back first
   (a standing backlog), each first try would only stop replicas too.
 
 The record (`PreemptTries`) lives in the state store, written conditionally so that two concurrent
@@ -29,9 +30,12 @@ from typing import Literal
 
 from daemon_guard.core.model import ServiceView, TaskView
 
-EPISODE_S = 3600
-"""How long preempt's record of tries on an instance holds, and the window (clock hours) a cluster's give-ups
-are counted in."""
+EPISODE_S = 600
+"""How long preempt's record of tries on an instance holds, and the window a cluster's give-ups are counted in.
+A give-up is not for good: ten minutes after its last try preempt may try again (ECS's daemon scheduler or the
+backlog may have moved on), so churn stays bounded (at most `max_tries` futile rounds per instance and window)
+while no instance is left without its daemons for the rest of its life (the fault suite's load story ends with
+two instances without their daemons with a window of an hour)."""
 GIVE_UPS_COUNTER = "preempt.gave-up"
 """The name a cluster's give-ups are counted under in the eviction-budget store (no service is named so)."""
 
@@ -120,7 +124,7 @@ def judge_try(previous: PreemptTries | None, daemons: Sequence[str], tasks: Sequ
     if current is None and cluster_give_ups >= bounds.max_give_ups:
         record = PreemptTries(0, 0, now, wanted, gave_up=True)
         return FutilityVerdict("give-up", record, (), (
-            f"preempt gave up on {cluster_give_ups} instance(s) of this cluster within the hour: replicas take "
+            f"preempt gave up on {cluster_give_ups} instance(s) of this cluster within ten minutes: replicas take "
             f"back the room it frees before ECS places the daemons; no first try here: {GATE_ADVICE}"))
     if current is None:
         return FutilityVerdict("try", PreemptTries(1, 0, now, wanted), (), "first try on this instance")
@@ -141,7 +145,7 @@ def judge_try(previous: PreemptTries | None, daemons: Sequence[str], tasks: Sequ
 def gave_up_reason(record: PreemptTries) -> str:
     """One line: what preempt tried on the instance, and why it stopped."""
     if record.tries == 0:
-        return f"preempt gave up on this cluster's new instances for the hour: {GATE_ADVICE}"
+        return f"preempt gave up on this cluster's new instances for ten minutes: {GATE_ADVICE}"
     return (f"preempt made room {record.tries} time(s) for {', '.join(record.daemons)} and replicas took it "
             f"again before ECS placed the daemons ({record.futile} futile); no more evictions on this instance: "
             f"{GATE_ADVICE}")

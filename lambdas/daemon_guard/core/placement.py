@@ -12,7 +12,7 @@ Modes:
   repaired as in preempt mode.
 - Either way, eviction is bounded per instance (`core.futility`): once replicas took the freed room
   again `preemptMaxTries` times before the daemons landed (or preempt gave up on `preemptMaxGiveUps`
-  instances of the cluster within the hour), the plan is ``futile`` and stops nothing.
+  instances of the cluster within ten minutes), the plan is ``futile`` and stops nothing.
 - ``observe``: decide and report, change nothing.
 """
 
