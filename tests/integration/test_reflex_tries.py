@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from daemon_guard import bootstrap
+from daemon_guard.adapters.completion import KnownComplete
 from daemon_guard.adapters.memory import MemoryState
 from daemon_guard.adapters.parsing import parse_event
 from daemon_guard.core.actions import StopTasks
@@ -43,7 +44,7 @@ def runtime(store: MemoryState) -> bootstrap.Runtime:
     rt = bootstrap.build(parse_config({"clusters": [{"name": "prod"}]}), ecs_client=snapshot_client("ecs", backend),
                          autoscaling_client=snapshot_client("autoscaling", backend), metrics=ListSink(),
                          dry_run=True, clock=lambda: when)
-    return replace(rt, ledger=store, budget=store, claims=store, completion=store)
+    return replace(rt, ledger=store, budget=store, claims=store, complete=KnownComplete(store, when.timestamp))
 
 
 def stops(rt: bootstrap.Runtime) -> list[Any]:
