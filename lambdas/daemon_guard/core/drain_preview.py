@@ -19,6 +19,7 @@ from daemon_guard.core.drain import (
     DrainProgress,
     DrainRequest,
     DrainView,
+    Phase,
     global_deadline,
     phase_deadline,
     phase_label,
@@ -73,7 +74,7 @@ def preview_drain(request: DrainRequest, view: DrainView, policy: DrainPolicy) -
     first, first_view = progress, view
 
     def limit_of(phase_name: str) -> float:
-        kind = phase_name if phase_name in ("replicas", "standalone") else "tier"
+        kind: Phase = "replicas" if phase_name == "replicas" else "standalone" if phase_name == "standalone" else "tier"
         tier = policy.tier_names.index(phase_name) if phase_name in policy.tier_names else 0
         return phase_deadline(first_view, replace(first, phase=kind, tier=tier), policy, start + deadline) - start
 

@@ -1,0 +1,371 @@
+"""The drain's phases, each one pure function of a `PhaseInput`: the fence that keeps new work off the
+instance (`plan_fence`), the replicas (`plan_replicas`), standalone tasks (`plan_standalone`), each daemon
+tier (`plan_tier`) and the last look before the lifecycle action (`plan_settle`); and how a phase follows
+the tasks it stopped to STOPPED, waiting past their expected stop time until a hard end forces a counted
+guarantee break."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from operator import itemgetter
+
+from daemon_guard.core.actions import Action, SetAttribute, SetDraining, StopTasks
+from daemon_guard.core.config import DrainOrder, StandalonePolicy
+from daemon_guard.core.drain.deadlines import (
+    POLL_S,
+    STOP_MARGIN_S,
+    HardEnd,
+    phase_deadline,
+    phase_index,
+    phase_stop_times,
+)
+from daemon_guard.core.drain.progress import (
+    REPLICAS_KEY,
+    STANDALONE_KEY,
+    DrainNote,
+    DrainProgress,
+    DrainView,
+    Phase,
+    phase_label,
+)
+from daemon_guard.core.drain.request import DrainPolicy
+from daemon_guard.core.model import ServiceView, TaskView
+from daemon_guard.core.placement import GATE_DRAINING, GATE_OPEN, TIER_STOPPED, tier_attribute
+
+# How soon a replica phase held back by minimumHealthyPercent looks again: a replacement takes ECS tens of
+# seconds to place and start, and a hundred held drains polling faster would spend the cluster's read rate.
+BUDGET_POLL_S = 10.0
+BLOCKED_AFTER_S = 120.0
+
+
+@dataclass(frozen=True)
+class PhaseInput:
+    """What a phase function decides from: the observation, the progress, the policy, the global deadline,
+    and the hard end (`hard_ends`; None: none known, the phase waits for its tasks however long)."""
+
+    view: DrainView
+    progress: DrainProgress
+    policy: DrainPolicy
+    deadline: float
+    end: HardEnd | None = None
+
+
+@dataclass(frozen=True)
+class PhaseOutcome:
+    """A phase's decision: the new progress, its actions and notes, whether it is finished, and (when it
+    waits on something no event announces, such as a replacement starting elsewhere) how soon to look."""
+
+    progress: DrainProgress
+    actions: tuple[Action, ...] = ()
+    notes: tuple[DrainNote, ...] = ()
+    finished: bool = False
+    look_again_s: float | None = None
+
+
+def live_tasks(tasks: Sequence[TaskView]) -> list[TaskView]:
+    return [t for t in tasks if t.last_status != "STOPPED"]
+
+
+def _non_daemon_service_tasks(view: DrainView) -> list[TaskView]:
+    return list(view.live_by_phase.get(REPLICAS_KEY, ()))
+
+
+def _standalone_tasks(view: DrainView) -> list[TaskView]:
+    return list(view.live_by_phase.get(STANDALONE_KEY, ()))
+
+
+def _tier_tasks(view: DrainView, tier: int) -> list[TaskView]:
+    return list(view.live_by_phase.get(tier, ()))
+
+
+def app_tasks(view: DrainView, policy: DrainPolicy) -> list[TaskView]:
+    """Every non-daemon task the drain must see STOPPED before daemons (standalone unless ignored)."""
+    standalone = [] if policy.standalone is StandalonePolicy.IGNORE else _standalone_tasks(view)
+    return _non_daemon_service_tasks(view) + standalone
+
+
+def _record_phase_tasks(progress: DrainProgress, phase: str, tasks: Sequence[TaskView]) -> DrainProgress:
+    if not tasks:
+        return progress
+    known = set(map(itemgetter(1), progress.phase_tasks))
+    new = tuple((phase, t.arn) for t in tasks if t.arn not in known)
+    return replace(progress, phase_tasks=progress.phase_tasks + new) if new else progress
+
+
+def _stop(progress: DrainProgress, tasks: Sequence[TaskView], reason: str,
+          now: float) -> tuple[tuple[Action, ...], DrainProgress]:
+    """StopTask the tasks not yet told to stop (none twice), remembering them and when each must be STOPPED."""
+    asked = set(progress.stop_requested)
+    fresh = sorted((t for t in tasks if not t.stopping and t.arn not in asked), key=lambda t: t.arn)
+    if not fresh:
+        return (), progress
+    arns = tuple(t.arn for t in fresh)
+    return (StopTasks(arns, reason),), replace(progress, stop_requested=progress.stop_requested + arns,
+                                                stop_by=_with_bounds(progress.stop_by, fresh, now))
+
+
+def _with_bounds(known: tuple[tuple[str, float], ...], tasks: Sequence[TaskView],
+                 now: float) -> tuple[tuple[str, float], ...]:
+    """`known` plus, for each task not in it, the time it must be STOPPED by (its stopTimeout from now)."""
+    seen = set(map(itemgetter(0), known))
+    new = tuple((t.arn, now + t.stop_timeout_s + STOP_MARGIN_S) for t in tasks if t.arn not in seen)
+    return known + new if new else known
+
+
+def follow_stops(view: DrainView, progress: DrainProgress, tasks: Sequence[TaskView]) -> tuple[DrainProgress,
+                                                                                                float | None]:
+    """Follow tasks told to stop (by the guard or anyone) to STOPPED, each expected by its own stop time.
+
+    Returns the progress (with the expected stop times of tasks first seen stopping) and the seconds until
+    the last of them, or None once every one has passed (the tasks still live are then overdue: waited
+    for all the same, `_await_stopped`).
+    """
+    progress = replace(progress, stop_by=_with_bounds(progress.stop_by, [t for t in tasks if t.stopping],
+                                                      view.now))
+    bound = dict(progress.stop_by)
+    last = max((bound.get(t.arn, view.now) for t in tasks), default=view.now)
+    return progress, (last - view.now if last > view.now else None)
+
+
+def _on_deadline(inp: PhaseInput, remaining: Sequence[TaskView]) -> PhaseOutcome | None:
+    """A phase out of time (its deadline or the global one passed) stops everything it still holds at once
+    (the miss counted once, unless the global deadline already was) and follows it to STOPPED
+    (`_await_stopped`). None: time is left."""
+    progress, policy, now = inp.progress, inp.policy, inp.view.now
+    label = phase_label(progress, policy)
+    if now < phase_deadline(inp.view, progress, policy, inp.deadline):
+        return None
+    notes: tuple[DrainNote, ...] = ()
+    if not progress.phase_late:
+        missed = 0 if progress.forced else 1
+        progress = replace(progress, phase_late=True, deadlines_missed=progress.deadlines_missed + missed)
+        notes = (DrainNote("deadline-missed", f"{label} deadline passed", tier=label),) if missed else ()
+    actions, progress = _stop(progress, remaining, f"daemon-guard drain: {label} deadline", now)
+    return _await_stopped(replace(inp, progress=progress), remaining, actions, notes, label,
+                          phase_index(progress) + 1)
+
+
+def _await_stopped(inp: PhaseInput, tasks: Sequence[TaskView], actions: tuple[Action, ...],
+                   notes: tuple[DrainNote, ...], label: str, later: int) -> PhaseOutcome:
+    """Wait for `tasks` (all told to stop, none STOPPED yet) before the phases from index `later` on begin.
+
+    Past their expected stop time the wait goes on (noted once per phase), looking again at the polling
+    rate: time alone never moves the drain on. Only the hard end does, once the later phases need what
+    is left of it to stop their own tasks (`phase_stop_times`); that move is a guarantee break (`_break`).
+    """
+    progress, left_s = follow_stops(inp.view, inp.progress, tasks)
+    now = inp.view.now
+    break_at = math.inf if inp.end is None else inp.end.at - sum(phase_stop_times(inp.view, inp.policy)[later:])
+    if now >= break_at:
+        return _break(replace(inp, progress=progress), tasks, actions, notes, label)
+    if left_s is None and not progress.overdue_noted:
+        progress = replace(progress, overdue_noted=True, stops_overdue=progress.stops_overdue + len(tasks))
+        notes = (*notes, DrainNote("stop-overdue", f"{len(tasks)} task(s) of {label} not STOPPED within their stop "
+                                                   "time: still waiting", value=len(tasks), tier=label))
+    return PhaseOutcome(progress, actions, notes, look_again_s=min(left_s or POLL_S, break_at - now))
+
+
+def _break(inp: PhaseInput, tasks: Sequence[TaskView], actions: tuple[Action, ...], notes: tuple[DrainNote, ...],
+           label: str) -> PhaseOutcome:
+    """The hard end: the phase is finished with `tasks` not STOPPED, a guarantee break recorded and noted."""
+    progress, now = inp.progress, inp.view.now
+    kind = inp.end.kind if inp.end is not None else "deadline"
+    progress = replace(progress, breaks=(*progress.breaks, (label, kind, now, len(tasks))))
+    arns = ", ".join(sorted(t.arn for t in tasks))
+    note = DrainNote("guarantee-broken", f"{len(tasks)} task(s) of {label} not STOPPED at the hard end ({kind}): "
+                                         f"{arns}", value=len(tasks), tier=label)
+    return PhaseOutcome(progress, actions, (*notes, note), finished=True)
+
+
+def _begin(inp: PhaseInput, remaining: Sequence[TaskView]) -> tuple[PhaseInput, PhaseOutcome | None]:
+    """What every phase does first: record its tasks; finished when none is left; the deadline rules."""
+    progress = _record_phase_tasks(inp.progress, phase_label(inp.progress, inp.policy), remaining)
+    inp = replace(inp, progress=progress)
+    if not remaining:
+        return inp, PhaseOutcome(progress, finished=True)
+    return inp, _on_deadline(inp, remaining)
+
+
+def replica_stops(remaining: Sequence[TaskView], services: Mapping[str, ServiceView],
+                  requested: Sequence[str]) -> list[TaskView]:
+    """The replicas the guard may stop now without taking a service below its minimumHealthyPercent.
+
+    Tasks not yet RUNNING count for nothing and always go. Of a service's RUNNING tasks, at most
+    runningCount - ceil(desired x minimumHealthyPercent) minus those of it already stopping here; a
+    service with no such room (minimumHealthyPercent 100) loses one task at a time, and only while it
+    runs its full desired count (its replacement is RUNNING elsewhere before the next one goes).
+    A service the view does not describe is left for the next look.
+    """
+    asked = set(requested)
+    out = [t for t in remaining if t.last_status != "RUNNING" and not t.stopping and t.arn not in asked]
+    by_service: dict[str, list[TaskView]] = {}
+    stopping: dict[str, int] = {}
+    for task in remaining:
+        name = task.service_name or ""
+        if task.stopping or task.arn in asked:
+            stopping[name] = stopping.get(name, 0) + 1
+        elif task.last_status == "RUNNING":
+            by_service.setdefault(name, []).append(task)
+    for name, tasks in sorted(by_service.items()):
+        svc = services.get(name)
+        if svc is None:
+            continue
+        floor = math.ceil(svc.desired_count * svc.minimum_healthy_percent / 100)
+        room = svc.running_count - floor - stopping.get(name, 0)
+        if room <= 0 and stopping.get(name, 0) == 0 and svc.running_count >= svc.desired_count:
+            room = 1
+        out.extend(sorted(tasks, key=lambda t: t.arn)[:max(0, room)])
+    return out
+
+
+def plan_fence(view: DrainView, progress: DrainProgress, policy: DrainPolicy) -> tuple[tuple[Action, ...],
+                                                                                        DrainProgress]:
+    """The drain's first effect, keeping new work off the instance: DRAINING (order ``draining``: ECS
+    then replaces the replicas and decides when the daemons stop) or the gate shut (`<gate>=draining`:
+    gated replicas land elsewhere, and ECS's DRAINING timing is kept out of the order)."""
+    instance = view.instance
+    active = instance is not None and instance.status == "ACTIVE"
+    if policy.order is DrainOrder.DRAINING:
+        if progress.draining_requested:
+            return (), progress
+        actions: tuple[Action, ...] = (SetDraining((instance.arn,)),) if active and instance else ()
+        return actions, replace(progress, draining_requested=True)
+    if progress.gate_closed and not (active and gate_reopened(view, policy)):
+        return (), progress
+    # First close, or shut again: a gate opener that read the instance before the drain shut it may have
+    # written `open` after (ECS's PutAttributes has no condition), letting gated replicas back in.
+    actions = (SetAttribute(instance.arn, policy.gate_attribute, GATE_DRAINING),) if active and instance else ()
+    return actions, replace(progress, gate_closed=True)
+
+
+def gate_reopened(view: DrainView, policy: DrainPolicy) -> bool:
+    """True when the instance shows the gate `open` although this drain shut it (orders other than
+    ``draining``): gated replicas may land until it is shut again."""
+    instance = view.instance
+    return policy.order is not DrainOrder.DRAINING and instance is not None \
+        and instance.attributes.get(policy.gate_attribute) == GATE_OPEN
+
+
+def _blocked(view: DrainView, progress: DrainProgress,
+             remaining: Sequence[TaskView]) -> tuple[DrainProgress, list[DrainNote]]:
+    """Report once a replica phase that cannot progress: no replacement possible, or no progress for long."""
+    count = len(remaining)
+    if count != progress.last_count:
+        progress = replace(progress, last_count=count, last_progress_at=view.now)
+    if progress.blocked_reported:
+        return progress, []
+    if view.services:
+        progress = replace(progress, services_checked=True)
+    names = {t.service_name for t in remaining if t.service_name is not None}
+    stuck = sorted(n for n in names if n in view.services and view.services[n].minimum_healthy_percent >= 100
+                   and view.services[n].maximum_percent <= 100)
+    if stuck:
+        detail = f"{', '.join(stuck)} at minimumHealthyPercent 100 and maximumPercent 100: ECS cannot replace them"
+    elif view.now - progress.last_progress_at >= BLOCKED_AFTER_S:
+        detail = f"{count} replica task(s) not replaced for {view.now - progress.last_progress_at:.0f}s (no room?)"
+    else:
+        return progress, []
+    return replace(progress, blocked_reported=True), [DrainNote("blocked", detail)]
+
+
+def plan_replicas(inp: PhaseInput) -> PhaseOutcome:
+    """Service replicas. Order ``draining``: ECS replaces them (the guard waits, then reports a blocked
+    drain). Otherwise the guard stops them itself within minimumHealthyPercent (`replica_stops`) and
+    follows each to STOPPED."""
+    inp, done = _begin(inp, _non_daemon_service_tasks(inp.view))
+    remaining = _non_daemon_service_tasks(inp.view)
+    if done is not None:
+        return done
+    progress, notes = _blocked(inp.view if inp.policy.order is DrainOrder.DRAINING
+                               else replace(inp.view, services={}), inp.progress, remaining)
+    if inp.policy.order is DrainOrder.DRAINING:
+        return PhaseOutcome(progress, notes=tuple(notes))
+    allowed = replica_stops(remaining, inp.view.services, progress.stop_requested)
+    actions, progress = _stop(progress, allowed, "daemon-guard drain: replicas", inp.view.now)
+    asked = set(inp.progress.stop_requested)
+    held = len(allowed) < sum(1 for t in remaining if not t.stopping and t.arn not in asked)
+    progress = replace(progress, replicas_held=held)
+    return PhaseOutcome(progress, actions, tuple(notes), look_again_s=BUDGET_POLL_S if held else None)
+
+
+def plan_standalone(inp: PhaseInput) -> PhaseOutcome:
+    """Standalone tasks by policy: ignore them, stop them, or wait `standalone_wait_s` and then stop them."""
+    policy = inp.policy
+    remaining = [] if policy.standalone is StandalonePolicy.IGNORE else _standalone_tasks(inp.view)
+    inp, done = _begin(inp, remaining)
+    if done is not None:
+        return done
+    waited = inp.view.now >= inp.progress.phase_started_at + policy.standalone_wait_s
+    if policy.standalone is not StandalonePolicy.STOP and not waited:
+        return PhaseOutcome(inp.progress)
+    actions, progress = _stop(inp.progress, remaining, "daemon-guard drain: standalone", inp.view.now)
+    return PhaseOutcome(progress, actions)
+
+
+def _fence_tier(inp: PhaseInput) -> tuple[tuple[Action, ...], DrainProgress]:
+    """Before a tier's daemons stop: order ``tiers`` sets the tier's attribute (its daemons' constraint
+    stops matching: ECS restarts none); ``apps-first`` sets DRAINING once every app task has STOPPED."""
+    view, progress, policy = inp.view, inp.progress, inp.policy
+    instance = view.instance
+    if instance is None or instance.status not in ("ACTIVE", "DRAINING"):
+        return (), progress
+    if policy.order is DrainOrder.TIERS:
+        name = phase_label(progress, policy)
+        if name in progress.tiers_fenced:
+            return (), progress
+        return (SetAttribute(instance.arn, tier_attribute(name, policy.gate_attribute), TIER_STOPPED),), \
+            replace(progress, tiers_fenced=(*progress.tiers_fenced, name))
+    if policy.order is DrainOrder.APPS_FIRST and not progress.draining_requested:
+        actions: tuple[Action, ...] = (SetDraining((instance.arn,)),) if instance.status == "ACTIVE" else ()
+        return actions, replace(progress, draining_requested=True)
+    return (), progress
+
+
+def plan_tier(inp: PhaseInput) -> PhaseOutcome:
+    """One daemon tier, stopped by the guard and followed to STOPPED. App tasks that arrived after their
+    phase (a standalone task run onto the instance meanwhile) are stopped and followed to STOPPED first,
+    however late it is (bounded by their stop time)."""
+    late = app_tasks(inp.view, inp.policy)
+    before: tuple[Action, ...] = ()
+    notes: tuple[DrainNote, ...] = ()
+    if late:
+        actions, progress = _stop(inp.progress, late, "daemon-guard drain: late app task", inp.view.now)
+        waited = _await_stopped(replace(inp, progress=progress), late, actions, (), "late app tasks",
+                                phase_index(progress))
+        if not waited.finished:
+            return waited
+        inp, before, notes = replace(inp, progress=waited.progress), waited.actions, waited.notes
+    if inp.progress.gate_closed and gate_reopened(inp.view, inp.policy):
+        # Shut again this step (`plan_fence`); the next look shows any replica that landed meanwhile.
+        return PhaseOutcome(inp.progress, before, notes, look_again_s=1.0)
+    fence, progress = _fence_tier(inp)
+    inp, done = _begin(replace(inp, progress=progress), _tier_tasks(inp.view, progress.tier))
+    if done is not None:
+        return replace(done, actions=before + fence + done.actions, notes=notes + done.notes)
+    label = phase_label(inp.progress, inp.policy)
+    tasks = _tier_tasks(inp.view, progress.tier)
+    actions, progress = _stop(inp.progress, tasks, f"daemon-guard drain: {label}", inp.view.now)
+    progress, _ = follow_stops(inp.view, progress, tasks)
+    return PhaseOutcome(progress, before + fence + actions, notes)
+
+
+def plan_settle(inp: PhaseInput) -> PhaseOutcome:
+    """After the last tier: the lifecycle action waits until no task the drain orders is left (one that
+    arrived is stopped), or until the hard end (`hard_end`: its deadline here), where it completes anyway,
+    counted and recorded as a guarantee break."""
+    left = app_tasks(inp.view, inp.policy) + [t for t in live_tasks(inp.view.tasks)
+                                               if t.service_name is not None and t.service_name in inp.view.daemon_tier]
+    if not left:
+        return PhaseOutcome(inp.progress, finished=True)
+    actions, progress = _stop(inp.progress, left, "daemon-guard drain: left at the end", inp.view.now)
+    progress, _ = follow_stops(inp.view, progress, left)
+    end = inp.deadline
+    if inp.view.now < end:
+        return PhaseOutcome(progress, actions, look_again_s=end - inp.view.now)
+    progress = replace(progress, completed_with_tasks=progress.completed_with_tasks + len(left))
+    note = DrainNote("completed-with-tasks", f"{len(left)} task(s) still not STOPPED at the hard end", value=len(left))
+    return _break(replace(inp, progress=progress), left, actions, (note,), "settle")
+PHASES: Mapping[Phase, Callable[[PhaseInput], PhaseOutcome]] = {
+    "replicas": plan_replicas, "standalone": plan_standalone, "tier": plan_tier, "settle": plan_settle}

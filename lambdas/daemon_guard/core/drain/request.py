@@ -1,0 +1,86 @@
+"""What a drain is asked to do: the request that started it (its payload), the configured policy, and
+the lifecycle action it must complete."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from daemon_guard.core.config import DeadlinePolicy, DrainOrder, StandalonePolicy
+from daemon_guard.core.identifiers import (
+    AsgName,
+    HookName,
+    IdentifierError,
+    InstanceId,
+    LifecycleToken,
+    valid_epoch,
+)
+
+
+@dataclass(frozen=True)
+class DrainRequest:
+    """What started the drain (the workflow's payload)."""
+
+    instance_id: InstanceId
+    cluster: str
+    trigger: str
+    asg: AsgName | None = None
+    hook: HookName | None = None
+    token: LifecycleToken | None = None
+    deadline_epoch: float | None = None
+    destination: str | None = None
+
+    @classmethod
+    def from_payload(cls, payload: Mapping[str, Any]) -> DrainRequest:
+        """Read the Invoke payload (an operator's too); ValueError names the field that is missing or wrong.
+
+        Identifiers are validated as `core.identifiers` value types before anything reads ECS, so an
+        ``instanceId`` of ``*`` or a query fragment is refused, and ``deadline`` must be epoch seconds
+        within the event-time bounds (no NaN, no 1970, no year 9999).
+        """
+        for key in ("instanceId", "cluster", "trigger"):
+            if not isinstance(payload.get(key), str) or not payload[key]:
+                raise ValueError(f"drain payload needs a non-empty string '{key}'")
+        deadline = payload.get("deadline")
+        if deadline is not None and not valid_epoch(deadline):
+            raise ValueError(f"drain payload 'deadline': expected epoch seconds in 2016-2099, got {deadline!r}")
+        try:
+            return cls(instance_id=InstanceId(payload["instanceId"]), cluster=payload["cluster"],
+                       trigger=payload["trigger"], asg=_optional(AsgName, payload.get("asg")),
+                       hook=_optional(HookName, payload.get("hook")),
+                       token=_optional(LifecycleToken, payload.get("token")),
+                       deadline_epoch=float(deadline) if deadline is not None else None,
+                       destination=payload.get("destination"))
+        except IdentifierError as refused:
+            raise ValueError(f"drain payload: {refused.reason}") from None
+
+
+def _optional(kind: Callable[[object], T], value: object) -> T | None:
+    """None and "" (no lifecycle action) stay None; anything else must be a valid `kind`."""
+    return None if value is None or value == "" else kind(value)
+
+
+@dataclass(frozen=True)
+class DrainPolicy:
+    """Configured order and time limits."""
+
+    tier_names: tuple[str, ...]
+    standalone: StandalonePolicy
+    standalone_wait_s: float
+    drain_deadline_s: float
+    tier_deadline_s: float
+    heartbeat_timeout_s: float
+    order: DrainOrder = DrainOrder.DRAINING
+    gate_attribute: str = "daemon-guard.gate"
+    deadline_policy: DeadlinePolicy = DeadlinePolicy.ORDER
+
+
+@dataclass(frozen=True)
+class Lifecycle:
+    """The lifecycle action the drain must complete."""
+
+    asg: str
+    hook: str
+    token: str | None
+T = TypeVar("T")
