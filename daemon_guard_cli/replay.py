@@ -4,11 +4,10 @@ A drain trigger (terminate lifecycle action, Spot warning, ...) also gets ``plan
 drain's steps in order, previewed from the snapshot (`daemon_guard.core.drain_preview`).
 
 Reads come from a STATE.json snapshot (DescribeContainerInstances / DescribeTasks / DescribeServices /
-DescribeTaskDefinition shapes) served to real boto3 clients: botocore validates every request against
-the service model, then a ``before-call`` hook answers it from the snapshot (as botocore's Stubber
-does), so the code path is the Lambda's. Writes are refused with AccessDenied. Nothing is sent. The
-lookup of a container instance by EC2 id evaluates the request's cluster-query filter with
-`core.query`, so replay answers as ECS (and the simulator) would.
+DescribeTaskDefinition shapes) served behind the Lambda's own ECS port (`daemon_guard_cli.snapshot_ports`),
+so everything past the port is the Lambda's code; the intake's actions are recorded by the dry-run
+executor, and any write reaching a port is recorded there. Nothing is sent. The lookup of a container
+instance by EC2 id evaluates its cluster-query filter with `core.query`, as ECS (and the simulator) would.
 
 Inputs are validated before anything runs; every problem is an `InputError` naming the file and the
 field (the command prints it on one line and exits 2):
@@ -41,10 +40,9 @@ from pathlib import Path
 from typing import Any
 
 from daemon_guard import bootstrap
-from daemon_guard.adapters.ecs import instance_view
 from daemon_guard.adapters.parsing import parse_event
 from daemon_guard.bootstrap import LearntHome, Runtime
-from daemon_guard.core import query, ranges
+from daemon_guard.core import ranges
 from daemon_guard.core.config import Config, ConfigError, Home, parse_config, parse_home
 from daemon_guard.core.drain import DrainRequest
 from daemon_guard.core.events import ContainerInstanceChanged, LifecycleAction, ServiceAction, TaskChanged
@@ -61,10 +59,8 @@ from daemon_guard.services.intake import handle
 
 from daemon_guard_cli.errors import InputError
 from daemon_guard_cli.inputs import MAX_CONFIG_BYTES, read_json
+from daemon_guard_cli.snapshot_ports import NoGroups, SnapshotEcs
 
-READS = {"DescribeContainerInstances", "ListContainerInstances", "ListTasks", "DescribeTasks", "ListServices",
-         "DescribeServices", "DescribeTaskDefinition", "GetTaskProtection", "ListTagsForResource",
-         "DescribeAutoScalingGroups", "DescribeAutoScalingInstances", "DescribeWarmPool"}
 STATE_LISTS = {"containerInstances": "ContainerInstance", "tasks": "Task", "services": "Service",
                "taskDefinitions": "TaskDefinition"}
 _CLUSTER_NAME = re.compile(r"[A-Za-z0-9_\-]{1,255}", re.ASCII)
@@ -81,9 +77,6 @@ _STATUSES = {
     ("tasks", "desiredStatus"): _TASK_STATUSES,
     ("services", "status"): ("ACTIVE", "DRAINING", "INACTIVE"),
 }
-
-
-# ---- reading files --------------------------------------------------------------------------------
 
 # ---- configuration and home -----------------------------------------------------------------------
 
@@ -326,116 +319,10 @@ class _ListOf:
 EMPTY = Snapshot(None, [], [], [], [])
 
 
-class ReplayApiError(Exception):
-    """An API error the snapshot answers with: `code`, `message`, HTTP `status`."""
-
-    def __init__(self, code: str, message: str, status: int = 400) -> None:
-        super().__init__(f"{code}: {message}")
-        self.code, self.message, self.status = code, message, status
-
-
-class SnapshotBackend:
-    """Serves ECS reads from a validated snapshot; any write is refused (replay makes no AWS writes)."""
-
-    def __init__(self, state: Snapshot) -> None:
-        self.instances = state.container_instances
-        self.tasks = state.tasks
-        self.services = state.services
-        self.task_defs = {td["taskDefinitionArn"]: td for td in state.task_definitions}
-
-    def call(self, service: str, operation: str, params: dict[str, Any]) -> dict[str, Any]:
-        """Answer one read."""
-        if operation not in READS:
-            raise ReplayApiError("AccessDenied", f"replay makes no AWS writes ({service}:{operation} refused)", 403)
-        if operation == "DescribeContainerInstances":
-            wanted = set(params.get("containerInstances", []))
-            found = [i for i in self.instances if i["containerInstanceArn"] in wanted]
-            known = {i["containerInstanceArn"] for i in found}
-            return {"containerInstances": found,
-                    "failures": [{"arn": a, "reason": "MISSING"} for a in sorted(wanted - known)]}
-        if operation == "ListContainerInstances":
-            return {"containerInstanceArns": self._list_instances(params.get("status"), params.get("filter"))}
-        if operation == "ListTasks":
-            desired = params.get("desiredStatus", "RUNNING")
-            arns = [t["taskArn"] for t in self.tasks
-                    if t.get("desiredStatus") == desired
-                    and (not params.get("containerInstance")
-                         or t.get("containerInstanceArn") == params["containerInstance"])
-                    and (not params.get("serviceName") or t.get("group") == f"service:{params['serviceName']}")]
-            return {"taskArns": arns}
-        if operation == "DescribeTasks":
-            wanted = set(params.get("tasks", []))
-            return {"tasks": [t for t in self.tasks if t["taskArn"] in wanted], "failures": []}
-        if operation == "ListServices":
-            strategy = params.get("schedulingStrategy")
-            return {"serviceArns": [s["serviceArn"] for s in self.services
-                                    if not strategy or s.get("schedulingStrategy") == strategy]}
-        if operation == "DescribeServices":
-            wanted = set(params.get("services", []))
-            return {"services": [s for s in self.services if s["serviceArn"] in wanted or s["serviceName"] in wanted],
-                    "failures": []}
-        if operation == "DescribeTaskDefinition":
-            td = self.task_defs.get(params["taskDefinition"])
-            if td is None:
-                raise ReplayApiError("ClientException",
-                                     f"task definition {params['taskDefinition']} not in the snapshot")
-            return {"taskDefinition": td}
-        if operation == "GetTaskProtection":
-            return {"protectedTasks": [{"taskArn": a, "protectionEnabled": False} for a in params.get("tasks", [])]}
-        if operation == "DescribeAutoScalingGroups":
-            return {"AutoScalingGroups": []}
-        if operation == "DescribeWarmPool":
-            return {"Instances": []}
-        return {"AutoScalingInstances": []} if operation == "DescribeAutoScalingInstances" else {"tags": []}
-
-    def _list_instances(self, status: str | None, expression: str | None) -> list[str]:
-        """ListContainerInstances as ECS (and the simulator) answer it: every status but INACTIVE unless
-        one is asked for, and the filter evaluated by the cluster query language, wildcards included."""
-        try:
-            expr = query.parse(expression) if expression else None
-        except query.QueryError as exc:
-            raise ReplayApiError("InvalidParameterException", f"Invalid filter: {exc}") from None
-        arns = []
-        for raw in self.instances:
-            if raw.get("status") == "INACTIVE" or (status and raw.get("status") != status):
-                continue
-            if expr is not None:
-                groups = {t.get("group", "") for t in self.tasks
-                          if t.get("containerInstanceArn") == raw["containerInstanceArn"]
-                          and t.get("lastStatus") != "STOPPED"}
-                if not query.evaluate(expr, instance_view(raw), groups):
-                    continue
-            arns.append(raw["containerInstanceArn"])
-        return arns
-
-
-def snapshot_client(service: str, backend: SnapshotBackend) -> Any:
-    """A real boto3 client whose calls are validated by botocore and answered by `backend`; none leaves."""
-    import boto3
-    from botocore.awsrequest import AWSResponse
-    from botocore.compat import HTTPHeaders
-
-    client = boto3.client(service, region_name="us-east-1", aws_access_key_id="replay",  # type: ignore[call-overload]
-                          aws_secret_access_key="replay")
-    pending: dict[str, Any] = {}
-
-    def remember(params: dict[str, Any], **_: Any) -> None:
-        pending["params"] = params
-
-    def answer(model: Any, **_: Any) -> tuple[AWSResponse, dict[str, Any]]:
-        meta = {"ResponseMetadata": {"HTTPStatusCode": 200, "RequestId": "replay"}}
-        try:
-            found = backend.call(service, model.name, pending.pop("params", {}))
-            return AWSResponse("", 200, HTTPHeaders(), None), {**found, **meta}
-        except ReplayApiError as error:
-            return AWSResponse("", error.status, HTTPHeaders(), None), {
-                "Error": {"Code": error.code, "Message": error.message},
-                "ResponseMetadata": {**meta["ResponseMetadata"], "HTTPStatusCode": error.status}}
-
-    service_id = client.meta.service_model.service_id.hyphenize()
-    client.meta.events.register_first(f"before-parameter-build.{service_id}", remember)
-    client.meta.events.register_first(f"before-call.{service_id}", answer)
-    return client
+def snapshot_ecs(state: Snapshot, agent_stop_timeout_s: int = 30) -> SnapshotEcs:
+    """The ECS port over a validated snapshot (any cluster asked for reads it: a snapshot is one cluster's)."""
+    return SnapshotEcs(state.container_instances, state.tasks, state.services, state.task_definitions,
+                       agent_stop_timeout_s)
 
 
 class ListSink:
@@ -457,11 +344,10 @@ def replay(event: Any, config: Config, state: Snapshot | Mapping[str, Any] | Non
     configuration's) decides which events are foreign, as the Lambda's own ARN does once deployed.
     """
     snapshot = state if isinstance(state, Snapshot) else EMPTY if state is None else validate_state(state)
-    backend = SnapshotBackend(snapshot)
     home = home or config.home
     when = _event_time(event)
     runtime = bootstrap.build(
-        config, ecs_client=snapshot_client("ecs", backend), autoscaling_client=snapshot_client("autoscaling", backend),
+        config, ecs=lambda _cluster: snapshot_ecs(snapshot, config.agent_stop_timeout_s), autoscaling=NoGroups(),
         metrics=ListSink(), dry_run=True, clock=(lambda: when) if when is not None else bootstrap.utc_now,
         home=LearntHome(account=home.account, region=home.region,
                         partition=home.partition or (partition_of_region(home.region) if home.region else None)))

@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from daemon_guard.adapters.autoscaling import AutoScaling
+from daemon_guard.adapters.autoscaling import AutoScaling, AutoScalingPort
 from daemon_guard.adapters.completion import KnownComplete
-from daemon_guard.adapters.ecs import EcsCluster
+from daemon_guard.adapters.ecs import EcsCluster, EcsPort
 from daemon_guard.adapters.errors import translating
 from daemon_guard.adapters.events import EventPublisher
 from daemon_guard.adapters.executor import AwsExecutor, Executor, RecordingExecutor
@@ -82,20 +82,23 @@ class LearntHome:
 
 
 class EcsClusters:
-    """One ECS port per managed cluster, made on first use and kept for the container's life (each caches)."""
+    """One ECS port per managed cluster, made on first use and kept for the container's life (each caches):
+    an `EcsCluster` over `client`, or what `make` builds (replay's snapshot)."""
 
-    def __init__(self, client: Any, clock: Clock, agent_stop_timeout_s: int = 30) -> None:
+    def __init__(self, client: Any, clock: Clock, agent_stop_timeout_s: int = 30,
+                 make: Callable[[str], EcsPort] | None = None) -> None:
         self.client = client
         self._clock = clock
         self._agent_stop_timeout_s = agent_stop_timeout_s
-        self.ports: dict[str, EcsCluster] = {}
+        self._make = make
+        self.ports: dict[str, EcsPort] = {}
 
-    def __call__(self, name: str) -> EcsCluster:
+    def __call__(self, name: str) -> EcsPort:
         """The ECS port for cluster `name`."""
         port = self.ports.get(name)
         if port is None:
-            port = self.ports[name] = EcsCluster(self.client, name, lambda: self._clock().timestamp(),
-                                                 agent_stop_timeout_s=self._agent_stop_timeout_s)
+            port = self.ports[name] = self._make(name) if self._make is not None else EcsCluster(
+                self.client, name, lambda: self._clock().timestamp(), agent_stop_timeout_s=self._agent_stop_timeout_s)
         return port
 
 
@@ -109,7 +112,7 @@ class Runtime:
 
     config: Config
     ecs: EcsClusters
-    autoscaling: AutoScaling  # the reads of group members and warm pools (its writes go through the executor)
+    autoscaling: AutoScalingPort  # the reads of group members and warm pools (its writes go through the executor)
     executor: Executor  # carries out every action (a dry run: records them)
     ledger: EventLedger
     budget: EvictionBudget
@@ -123,12 +126,12 @@ class Runtime:
     home: LearntHome = field(default_factory=LearntHome)
     durable: DurableCheckpoints = field(default_factory=DurableCheckpoints)
 
-    def cluster(self, name: str) -> EcsCluster:
+    def cluster(self, name: str) -> EcsPort:
         """The ECS port for a managed cluster (kept for the container's life: it caches)."""
         return self.ecs(name)
 
     @property
-    def clusters(self) -> dict[str, EcsCluster]:
+    def clusters(self) -> dict[str, EcsPort]:
         """The ECS ports made so far, by cluster."""
         return self.ecs.ports
 
@@ -137,11 +140,12 @@ class Runtime:
         return self.clock()
 
 
-def build(config: Config, *, ecs_client: Any, autoscaling_client: Any, lambda_client: Any | None = None,
+def build(config: Config, *, ecs_client: Any = None, autoscaling_client: Any = None, lambda_client: Any | None = None,
           events_client: Any | None = None, dynamodb_client: Any | None = None, table: str | None = None,
           metrics: MetricsSink | None = None, clock: Clock = utc_now, drain_function: str | None = None,
           launch_gate_function: str | None = None, dry_run: bool = False, home: LearntHome | None = None,
-          durable_client: Any | None = None) -> Runtime:
+          durable_client: Any | None = None, ecs: Callable[[str], EcsPort] | None = None,
+          autoscaling: AutoScalingPort | None = None) -> Runtime:
     """Build every adapter once from the clients given; the one way a `Runtime` is made.
 
     Parameters
@@ -166,7 +170,12 @@ def build(config: Config, *, ecs_client: Any, autoscaling_client: Any, lambda_cl
         What is known of the deployment's partition, account and region. Default: nothing yet.
     durable_client
         The Lambda client the durable SDK checkpoints through. Default: none (the SDK builds its own).
+    ecs, autoscaling
+        Ports given in place of `ecs_client` (one per cluster name) and `autoscaling_client`: replay's,
+        served from a snapshot. One of each pair is required.
     """
+    if (ecs_client is None and ecs is None) or (autoscaling_client is None and autoscaling is None):
+        raise ValueError("build: an ECS client or port and an Auto Scaling client or port are required")
     ecs_client, autoscaling_client, lambda_client, events_client, dynamodb_client = (
         translating(c) for c in (ecs_client, autoscaling_client, lambda_client, events_client, dynamodb_client))
     store: StateStore | MemoryState
@@ -175,14 +184,14 @@ def build(config: Config, *, ecs_client: Any, autoscaling_client: Any, lambda_cl
         store, schedule = StateStore(dynamodb_client, table), ScheduledDrains(dynamodb_client, table)
     else:
         store = schedule = MemoryState()
-    ecs = EcsClusters(ecs_client, clock, config.agent_stop_timeout_s)
-    autoscaling = AutoScaling(autoscaling_client)
+    clusters = EcsClusters(ecs_client, clock, config.agent_stop_timeout_s, make=ecs)
+    autoscaling = autoscaling or AutoScaling(autoscaling_client)
     workflows = WorkflowStarter(lambda_client) if lambda_client is not None else None
     executor: Executor = RecordingExecutor() if dry_run else AwsExecutor(
-        ecs, autoscaling, workflows, {"drain": drain_function, "launch-gate": launch_gate_function},
+        clusters, autoscaling, workflows, {"drain": drain_function, "launch-gate": launch_gate_function},
         {g.name: LAUNCH_HOOK_NAME if g.launch_hook else None for c in config.clusters for g in c.groups})
     return Runtime(
-        config=config, ecs=ecs, autoscaling=autoscaling, executor=executor,
+        config=config, ecs=clusters, autoscaling=autoscaling, executor=executor,
         ledger=store, budget=store, claims=store, complete=KnownComplete(store, lambda: clock().timestamp()),
         schedule=schedule, workflows=workflows,
         events=EventPublisher(events_client) if events_client is not None else None,

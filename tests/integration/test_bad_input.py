@@ -32,7 +32,7 @@ from hypothesis import strategies as st
 
 from bench.scenarios import ClusterSpec, build_cluster
 from daemon_guard_cli.main import main as cli
-from daemon_guard_cli.replay import SnapshotBackend, validate_state
+from daemon_guard_cli.replay import snapshot_ecs, validate_state
 from sim.deployment import GuardDeployment
 from sim.world import World, WorldOptions
 from tests.integration.conftest import WriteCounter, config_for
@@ -498,14 +498,14 @@ def test_replay_answers_an_instance_lookup_exactly_as_the_simulated_ecs_does(
     shapes = world.ecs_api.call("ecs", "DescribeContainerInstances",
                                 {"cluster": "prod", "containerInstances": arns})["containerInstances"]
     doc = json.loads(json.dumps({"containerInstances": shapes}, default=lambda d: d.isoformat()))
-    backend = SnapshotBackend(validate_state(doc))
+    port = snapshot_ecs(validate_state(doc))
     expression = query_text.format(id=guarded.ec2_id)
     # WHEN both answer ListContainerInstances with that filter
     simulated = world.ecs_api.call("ecs", "ListContainerInstances", {"cluster": "prod", "filter": expression})
-    replayed = backend.call("ecs", "ListContainerInstances", {"cluster": "prod", "filter": expression})
+    replayed = port.instance_arns(query=expression)
     # THEN they name the same instances: a wildcard would match them all in both (which is why the id
     # is validated before any query), and a real id exactly its own instance
-    assert sorted(replayed["containerInstanceArns"]) == sorted(simulated["containerInstanceArns"])
+    assert sorted(replayed) == sorted(simulated["containerInstanceArns"])
 
 
 STATE = Path(__file__).resolve().parents[1] / "fixtures" / "replay-state.json"

@@ -21,7 +21,8 @@ from daemon_guard.core.config import parse_config
 from daemon_guard.core.futility import PreemptTries
 from daemon_guard.services.intake import handle
 
-from daemon_guard_cli.replay import ListSink, SnapshotBackend, snapshot_client, validate_state
+from daemon_guard_cli.replay import ListSink, snapshot_ecs, validate_state
+from daemon_guard_cli.snapshot_ports import NoGroups
 
 ROOT = Path(__file__).resolve().parents[2]
 EVENT = json.loads((ROOT / "examples" / "events" / "instance-registered.json").read_text())
@@ -38,11 +39,10 @@ class OutpacedState(MemoryState):
 
 
 def runtime(store: MemoryState) -> bootstrap.Runtime:
-    backend = SnapshotBackend(STATE)
     when = parse_event(EVENT).time
     assert isinstance(when, datetime)
-    rt = bootstrap.build(parse_config({"clusters": [{"name": "prod"}]}), ecs_client=snapshot_client("ecs", backend),
-                         autoscaling_client=snapshot_client("autoscaling", backend), metrics=ListSink(),
+    rt = bootstrap.build(parse_config({"clusters": [{"name": "prod"}]}), ecs=lambda _cluster: snapshot_ecs(STATE),
+                         autoscaling=NoGroups(), metrics=ListSink(),
                          dry_run=True, clock=lambda: when)
     return replace(rt, ledger=store, budget=store, claims=store, complete=KnownComplete(store, when.timestamp))
 

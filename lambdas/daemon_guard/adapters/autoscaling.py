@@ -1,12 +1,12 @@
-"""The Auto Scaling port: complete lifecycle actions and record heartbeats (tolerating ones already gone),
-set an instance's health, have a group replace one of its instances, and read where the groups' instances
-stand in their lifecycle."""
+"""The Auto Scaling port (`AutoScalingPort`, served over boto3 by `AutoScaling`): complete lifecycle actions
+and record heartbeats (tolerating ones already gone), set an instance's health, have a group replace one of its
+instances, and read where the groups' instances stand in their lifecycle."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from daemon_guard.adapters.errors import LifecycleActionGone
 from daemon_guard.core.actions import CompleteLifecycle, RecordHeartbeat, ReplaceInstance, SetInstanceHealth
@@ -24,6 +24,39 @@ class GroupInstance:
     group: str
     instance_id: str
     lifecycle_state: str
+
+
+class AutoScalingPort(Protocol):
+    """What the executor, the reconciler and the replacement ask of Auto Scaling. Each write returns False when
+    there is nothing left to act on."""
+
+    def complete(self, action: CompleteLifecycle) -> bool:
+        """Complete a lifecycle action."""
+        ...
+
+    def heartbeat(self, action: RecordHeartbeat) -> bool:
+        """Extend a lifecycle action's heartbeat timeout."""
+        ...
+
+    def replace(self, action: ReplaceInstance, launch_hooks: Mapping[str, str | None]) -> bool:
+        """Have the instance's group replace it."""
+        ...
+
+    def set_health(self, action: SetInstanceHealth) -> bool:
+        """Set an instance's health."""
+        ...
+
+    def group_instances(self, groups: Sequence[str]) -> list[GroupInstance]:
+        """The instances in service or in transition of `groups`."""
+        ...
+
+    def warm_pool(self, group: str) -> list[GroupInstance]:
+        """The instances of `group`'s warm pool."""
+        ...
+
+    def instance(self, instance_id: str) -> GroupInstance | None:
+        """The group and lifecycle state of an instance, or None when it is in no group."""
+        ...
 
 
 class AutoScaling:

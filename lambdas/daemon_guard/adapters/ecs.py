@@ -1,4 +1,5 @@
-"""The ECS port: reads mapped to core views, writes batched to ECS's limits. Translates, never decides.
+"""The ECS port (`EcsPort`) and its boto3 adapter (`EcsCluster`): reads mapped to core views, writes batched to
+ECS's limits. Translates, never decides.
 
 Limits honoured: DescribeContainerInstances and DescribeTasks 100 per call, DescribeServices 10,
 UpdateContainerInstancesState 10, GetTaskProtection 10, PutAttributes 10, list pages of 100.
@@ -9,9 +10,10 @@ the reconciler covers the gap).
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from daemon_guard.adapters.errors import Throttled
 from daemon_guard.core.fit import host_ports_of
@@ -159,8 +161,133 @@ def task_definition_view(raw: Mapping[str, Any], agent_stop_timeout_s: int = 30)
                               constraints=_constraints(raw.get("placementConstraints", [])), stop_timeout_s=stop)
 
 
-class EcsCluster:
-    """One cluster's ECS API, as core views."""
+def task_view(raw: Mapping[str, Any], td: TaskDefinitionView) -> TaskView:
+    """DescribeTasks entry to TaskView; what the task does not say (cpu, memory, ports) comes from its definition."""
+    where = str(raw["taskArn"])
+    cpu = _amount("cpu", raw["cpu"], where) if raw.get("cpu") is not None else td.requirements.cpu
+    memory = _amount("memory", raw["memory"], where) if raw.get("memory") is not None else td.requirements.memory
+    started, created = raw.get("startedAt"), raw.get("createdAt")
+    return TaskView(
+        arn=raw["taskArn"], group=raw.get("group", ""), task_definition_arn=raw["taskDefinitionArn"],
+        last_status=raw.get("lastStatus", ""), desired_status=raw.get("desiredStatus", ""),
+        container_instance_arn=raw.get("containerInstanceArn", ""),
+        requirements=Resources(cpu, memory, td.requirements.ports), started_by=raw.get("startedBy", ""),
+        started_at=started if isinstance(started, datetime) else None, stop_timeout_s=td.stop_timeout_s,
+        created_at=created if isinstance(created, datetime) else None)
+
+
+class EcsPort(Protocol):
+    """What the services, workflows and executor ask of one cluster's ECS: reads as core views, and the writes
+    the executor makes. `EcsCluster` serves it from the ECS API; replay serves it from a snapshot."""
+
+    @property
+    def known_task_definitions(self) -> Mapping[str, TaskDefinitionView]:
+        """Task definitions read so far."""
+        ...
+
+    def instance_arns(self, status: str | None = None, query: str | None = None) -> list[str]:
+        """Container instance ARNs, by status and cluster-query filter (INACTIVE ones only when asked for)."""
+        ...
+
+    def instances(self, arns: Sequence[str]) -> list[InstanceView]:
+        """The container instances of `arns` that the cluster knows."""
+        ...
+
+    def instance(self, arn: str) -> InstanceView | None:
+        """One container instance, or None if the cluster no longer knows it."""
+        ...
+
+    def instance_by_ec2_id(self, ec2_instance_id: InstanceId) -> InstanceView | None:
+        """The container instance on an EC2 instance, if registered."""
+        ...
+
+    def instance_arn_by_ec2_id(self, ec2_instance_id: InstanceId) -> str | None:
+        """The container instance ARN on an EC2 instance, or None."""
+        ...
+
+    def task_arns_on(self, instance_arn: str, desired: DesiredStatusType | None = None) -> list[str]:
+        """Tasks on an instance by desired status (default: RUNNING and STOPPED)."""
+        ...
+
+    def service_task_arns(self, service: str) -> list[str]:
+        """Tasks of a service whose desired status is RUNNING."""
+        ...
+
+    def tasks(self, arns: Sequence[str]) -> list[TaskView]:
+        """The tasks of `arns`, STOPPED ones left out."""
+        ...
+
+    def task_definition(self, arn: str) -> TaskDefinitionView:
+        """One task definition revision."""
+        ...
+
+    def services(self, names_or_arns: Sequence[str]) -> list[ServiceView]:
+        """The services named (by name or ARN), tags included."""
+        ...
+
+    def daemon_services(self, refresh: bool = False) -> tuple[ServiceView, ...]:
+        """Every ACTIVE DAEMON service of the cluster."""
+        ...
+
+    def service_arns(self, strategy: SchedulingStrategyType | None = None) -> list[str]:
+        """Service ARNs, of one scheduling strategy or all."""
+        ...
+
+    def protected(self, task_arns: Sequence[str]) -> set[str]:
+        """Tasks with scale-in protection enabled."""
+        ...
+
+    def stop_durations(self, task_arns: Sequence[str]) -> dict[str, float]:
+        """Seconds from stoppingAt to stoppedAt, for the tasks that have STOPPED."""
+        ...
+
+    def stop_tasks(self, task_arns: Sequence[str], reason: str) -> None:
+        """StopTask each task."""
+        ...
+
+    def put_attribute(self, instance_arn: str, name: str, value: str) -> None:
+        """Set one attribute on one container instance."""
+        ...
+
+    def set_draining(self, instance_arns: Sequence[str]) -> list[str]:
+        """Set instances DRAINING; returns those ECS reported as failures."""
+        ...
+
+class InstanceLookups(ABC):
+    """The lookups of one container instance, written once for every `EcsPort` in terms of its two listings."""
+
+    @abstractmethod
+    def instance_arns(self, status: str | None = None, query: str | None = None) -> list[str]:
+        """Container instance ARNs, by status and cluster-query filter."""
+
+    @abstractmethod
+    def instances(self, arns: Sequence[str]) -> list[InstanceView]:
+        """The container instances of `arns` that the cluster knows."""
+
+    def instance(self, arn: str) -> InstanceView | None:
+        """One container instance, or None if the cluster no longer knows it."""
+        found = self.instances([arn])
+        return found[0] if found else None
+
+    def instance_by_ec2_id(self, ec2_instance_id: InstanceId) -> InstanceView | None:
+        """The container instance on an EC2 instance (via a cluster-query filter), if registered."""
+        arn = self.instance_arn_by_ec2_id(ec2_instance_id)
+        return self.instance(arn) if arn else None
+
+    def instance_arn_by_ec2_id(self, ec2_instance_id: InstanceId) -> str | None:
+        """The container instance ARN on an EC2 instance, or None.
+
+        One filtered ListContainerInstances, whatever the cluster's size (no status filter lists every
+        status but INACTIVE). The id is re-checked as an `InstanceId` (IdentifierError otherwise), so
+        the query can only ever be ``ec2InstanceId == i-<hex>``: no wildcard, quote, space or operator
+        from an event can widen it to another instance.
+        """
+        arns = self.instance_arns(query=f"ec2InstanceId == {InstanceId(ec2_instance_id)}")
+        return arns[0] if arns else None
+
+
+class EcsCluster(InstanceLookups):
+    """One cluster's ECS API, as core views (the `EcsPort` over boto3)."""
 
     def __init__(self, client: ECSClient, cluster: str, clock: Callable[[], float],
                  service_ttl_s: float = 60.0, agent_stop_timeout_s: int = 30) -> None:
@@ -193,27 +320,6 @@ class EcsCluster:
             out.extend(instance_view(raw) for raw in resp.get("containerInstances", []))
         return out
 
-    def instance(self, arn: str) -> InstanceView | None:
-        """One container instance, or None if ECS no longer knows it."""
-        found = self.instances([arn])
-        return found[0] if found else None
-
-    def instance_by_ec2_id(self, ec2_instance_id: InstanceId) -> InstanceView | None:
-        """The container instance on an EC2 instance (via a cluster-query filter), if registered."""
-        arn = self.instance_arn_by_ec2_id(ec2_instance_id)
-        return self.instance(arn) if arn else None
-
-    def instance_arn_by_ec2_id(self, ec2_instance_id: InstanceId) -> str | None:
-        """The container instance ARN on an EC2 instance, or None.
-
-        One filtered ListContainerInstances, whatever the cluster's size (no status filter lists every
-        status but INACTIVE). The id is re-checked as an `InstanceId` (IdentifierError otherwise), so
-        the query can only ever be ``ec2InstanceId == i-<hex>``: no wildcard, quote, space or operator
-        from an event can widen it to another instance.
-        """
-        arns = self.instance_arns(query=f"ec2InstanceId == {InstanceId(ec2_instance_id)}")
-        return arns[0] if arns else None
-
     def task_arns_on(self, instance_arn: str, desired: DesiredStatusType | None = None) -> list[str]:
         """ListTasks on an instance by desired status; by default both RUNNING and STOPPED (stopping)."""
         arns: list[str] = []
@@ -241,22 +347,8 @@ class EcsCluster:
             for raw in resp.get("tasks", []):
                 if raw.get("lastStatus") == "STOPPED":
                     continue
-                out.append(self._task_view(raw))
+                out.append(task_view(raw, self.task_definition(raw["taskDefinitionArn"])))
         return out
-
-    def _task_view(self, raw: Mapping[str, Any]) -> TaskView:
-        td = self.task_definition(raw["taskDefinitionArn"])
-        where = str(raw["taskArn"])
-        cpu = _amount("cpu", raw["cpu"], where) if raw.get("cpu") is not None else td.requirements.cpu
-        memory = _amount("memory", raw["memory"], where) if raw.get("memory") is not None else td.requirements.memory
-        started, created = raw.get("startedAt"), raw.get("createdAt")
-        return TaskView(
-            arn=raw["taskArn"], group=raw.get("group", ""), task_definition_arn=raw["taskDefinitionArn"],
-            last_status=raw.get("lastStatus", ""), desired_status=raw.get("desiredStatus", ""),
-            container_instance_arn=raw.get("containerInstanceArn", ""),
-            requirements=Resources(cpu, memory, td.requirements.ports), started_by=raw.get("startedBy", ""),
-            started_at=started if isinstance(started, datetime) else None, stop_timeout_s=td.stop_timeout_s,
-            created_at=created if isinstance(created, datetime) else None)
 
     def task_definition(self, arn: str) -> TaskDefinitionView:
         """DescribeTaskDefinition, cached: a revision never changes."""

@@ -1,6 +1,6 @@
 """The one executor: each action type (`core.actions`) mapped to the AWS call that carries it out.
 
-`AwsExecutor` makes the calls, through the ports (`EcsCluster`, `AutoScaling`, `WorkflowStarter`);
+`AwsExecutor` makes the calls, through the ports (`EcsPort`, `AutoScalingPort`, `WorkflowStarter`);
 `RecordingExecutor` is a dry run: it records each action and calls nothing. Every planner's
 actions go through `Executor.run`, which says what came of it:
 
@@ -15,8 +15,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any, Literal, Protocol
 
-from daemon_guard.adapters.autoscaling import AutoScaling
-from daemon_guard.adapters.ecs import EcsCluster
+from daemon_guard.adapters.autoscaling import AutoScalingPort
+from daemon_guard.adapters.ecs import EcsPort
 from daemon_guard.adapters.workflows import WorkflowStarter
 from daemon_guard.core.actions import (
     AnyAction,
@@ -54,7 +54,7 @@ def _done(ok: bool) -> RunResult:
 class AwsExecutor:
     """Each action type to its AWS call: one table (`_calls`), one method per type."""
 
-    def __init__(self, ecs: Callable[[str], EcsCluster], autoscaling: AutoScaling, workflows: WorkflowStarter | None,
+    def __init__(self, ecs: Callable[[str], EcsPort], autoscaling: AutoScalingPort, workflows: WorkflowStarter | None,
                  functions: Mapping[str, str | None], launch_hooks: Mapping[str, str | None] | None = None) -> None:
         self._ecs = ecs
         self._launch_hooks = dict(launch_hooks or {})
