@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 LifecycleResult = Literal["CONTINUE", "ABANDON"]
+OMIT_NONE = "omit-none"  # field metadata: an action written as JSON leaves the field out while it is None
 
 
 @dataclass(frozen=True)
 class StopTasks:
-    """StopTask each task, with a reason ECS records on the task."""
+    """StopTask each task, with a reason ECS records on the task. A drain's stop names the phase it belongs to
+    (`phase`: ``replicas``, ``standalone``, a daemon tier's name, or ``settle``, as `core.drain.phase_label`
+    names them); an eviction's belongs to no phase (None)."""
 
     task_arns: tuple[str, ...]
     reason: str
+    phase: str | None = field(default=None, metadata={OMIT_NONE: True})
 
 
 @dataclass(frozen=True)

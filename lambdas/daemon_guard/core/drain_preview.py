@@ -30,6 +30,7 @@ from daemon_guard.core.model import TaskView
 StepKind = Literal["set-draining", "ecs-replaces", "wait", "stop-tasks", "complete-lifecycle", "no-lifecycle-action",
                    "nothing-to-drain"]
 MAX_STEPS = 200
+UNTIERED: dict[str, Phase] = {"replicas": "replicas", "standalone": "standalone", "settle": "settle"}  # by label
 
 
 @dataclass(frozen=True)
@@ -74,7 +75,7 @@ def preview_drain(request: DrainRequest, view: DrainView, policy: DrainPolicy) -
     first, first_view = progress, view
 
     def limit_of(phase_name: str) -> float:
-        kind: Phase = "replicas" if phase_name == "replicas" else "standalone" if phase_name == "standalone" else "tier"
+        kind: Phase = UNTIERED.get(phase_name, "tier")
         tier = policy.tier_names.index(phase_name) if phase_name in policy.tier_names else 0
         return phase_deadline(first_view, replace(first, phase=kind, tier=tier), policy, start + deadline) - start
 
@@ -91,7 +92,7 @@ def preview_drain(request: DrainRequest, view: DrainView, policy: DrainPolicy) -
             elif isinstance(action, StopTasks):
                 told = set(action.task_arns)
                 stopped = [t for t in tasks if t.arn in told]
-                phase = _label_of(action.reason, label)
+                phase = action.phase or label
                 steps.append(PlannedStep("stop-tasks", phase, f"StopTask ({action.reason}), each followed to STOPPED",
                                          _tasks(stopped), limit_of(phase), deadline))
                 tasks = [t for t in tasks if t.arn not in told]
@@ -120,12 +121,6 @@ def preview_drain(request: DrainRequest, view: DrainView, policy: DrainPolicy) -
         progress = step.progress
         view = replace(view, tasks=tasks)
     raise RuntimeError(f"drain preview of {request.instance_id} did not finish in {MAX_STEPS} steps")
-
-
-def _label_of(reason: str, fallback: str) -> str:
-    """The phase a StopTasks reason names (``daemon-guard drain: <phase>[ deadline]``)."""
-    name = reason.split(": ", 1)[-1].removesuffix(" deadline")
-    return name or fallback
 
 
 def render_preview(request: DrainRequest, steps: tuple[PlannedStep, ...]) -> list[str]:

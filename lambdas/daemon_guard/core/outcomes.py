@@ -8,10 +8,10 @@ several instances (an AWS Health scheduled change) has one outcome per instance 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
-from daemon_guard.core.actions import AnyAction
+from daemon_guard.core.actions import OMIT_NONE, AnyAction
 from daemon_guard.core.intake import Route, RouteKind
 from daemon_guard.core.placement import PlacementDecision
 
@@ -24,10 +24,11 @@ IntakeDecision = Literal[
 Decision = PlacementDecision | IntakeDecision
 
 
-def action_dict(action: object) -> dict[str, Any]:
-    """An action as JSON: its type and fields."""
-    fields = {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(action).items()}
-    return {"type": type(action).__name__, **fields}
+def action_dict(action: Any) -> dict[str, Any]:
+    """An action as JSON: its type and fields (a field marked `OMIT_NONE` only once it has a value)."""
+    values = {f.name: getattr(action, f.name) for f in fields(action)
+              if not (f.metadata.get(OMIT_NONE) and getattr(action, f.name) is None)}
+    return {"type": type(action).__name__, **{k: (list(v) if isinstance(v, tuple) else v) for k, v in values.items()}}
 
 
 @dataclass(frozen=True)

@@ -94,15 +94,16 @@ def _record_phase_tasks(progress: DrainProgress, phase: str, tasks: Sequence[Tas
     return replace(progress, phase_tasks=progress.phase_tasks + new) if new else progress
 
 
-def _stop(progress: DrainProgress, tasks: Sequence[TaskView], reason: str,
-          now: float) -> tuple[tuple[Action, ...], DrainProgress]:
-    """StopTask the tasks not yet told to stop (none twice), remembering them and when each must be STOPPED."""
+def _stop(progress: DrainProgress, tasks: Sequence[TaskView], reason: str, now: float,
+          phase: str) -> tuple[tuple[Action, ...], DrainProgress]:
+    """StopTask the tasks not yet told to stop (none twice), for `phase` (its label), remembering them and when
+    each must be STOPPED."""
     asked = set(progress.stop_requested)
     fresh = sorted((t for t in tasks if not t.stopping and t.arn not in asked), key=lambda t: t.arn)
     if not fresh:
         return (), progress
     arns = tuple(t.arn for t in fresh)
-    return (StopTasks(arns, reason),), replace(progress, stop_requested=progress.stop_requested + arns,
+    return (StopTasks(arns, reason, phase),), replace(progress, stop_requested=progress.stop_requested + arns,
                                                 stop_by=_with_bounds(progress.stop_by, fresh, now))
 
 
@@ -142,7 +143,7 @@ def _on_deadline(inp: PhaseInput, remaining: Sequence[TaskView]) -> PhaseOutcome
         missed = 0 if progress.forced else 1
         progress = replace(progress, phase_late=True, deadlines_missed=progress.deadlines_missed + missed)
         notes = (DrainNote("deadline-missed", f"{label} deadline passed", tier=label),) if missed else ()
-    actions, progress = _stop(progress, remaining, f"daemon-guard drain: {label} deadline", now)
+    actions, progress = _stop(progress, remaining, f"daemon-guard drain: {label} deadline", now, label)
     return _await_stopped(replace(inp, progress=progress), remaining, actions, notes, label,
                           phase_index(progress) + 1)
 
@@ -283,7 +284,7 @@ def plan_replicas(inp: PhaseInput) -> PhaseOutcome:
     if inp.policy.order is DrainOrder.DRAINING:
         return PhaseOutcome(progress, notes=tuple(notes))
     allowed = replica_stops(remaining, inp.view.services, progress.stop_requested)
-    actions, progress = _stop(progress, allowed, "daemon-guard drain: replicas", inp.view.now)
+    actions, progress = _stop(progress, allowed, "daemon-guard drain: replicas", inp.view.now, "replicas")
     asked = set(inp.progress.stop_requested)
     held = len(allowed) < sum(1 for t in remaining if not t.stopping and t.arn not in asked)
     progress = replace(progress, replicas_held=held)
@@ -300,7 +301,7 @@ def plan_standalone(inp: PhaseInput) -> PhaseOutcome:
     waited = inp.view.now >= inp.progress.phase_started_at + policy.standalone_wait_s
     if policy.standalone is not StandalonePolicy.STOP and not waited:
         return PhaseOutcome(inp.progress)
-    actions, progress = _stop(inp.progress, remaining, "daemon-guard drain: standalone", inp.view.now)
+    actions, progress = _stop(inp.progress, remaining, "daemon-guard drain: standalone", inp.view.now, "standalone")
     return PhaseOutcome(progress, actions)
 
 
@@ -331,7 +332,8 @@ def plan_tier(inp: PhaseInput) -> PhaseOutcome:
     before: tuple[Action, ...] = ()
     notes: tuple[DrainNote, ...] = ()
     if late:
-        actions, progress = _stop(inp.progress, late, "daemon-guard drain: late app task", inp.view.now)
+        actions, progress = _stop(inp.progress, late, "daemon-guard drain: late app task", inp.view.now,
+                                  phase_label(inp.progress, inp.policy))
         waited = _await_stopped(replace(inp, progress=progress), late, actions, (), "late app tasks",
                                 phase_index(progress))
         if not waited.finished:
@@ -346,7 +348,7 @@ def plan_tier(inp: PhaseInput) -> PhaseOutcome:
         return replace(done, actions=before + fence + done.actions, notes=notes + done.notes)
     label = phase_label(inp.progress, inp.policy)
     tasks = _tier_tasks(inp.view, progress.tier)
-    actions, progress = _stop(inp.progress, tasks, f"daemon-guard drain: {label}", inp.view.now)
+    actions, progress = _stop(inp.progress, tasks, f"daemon-guard drain: {label}", inp.view.now, label)
     progress, _ = follow_stops(inp.view, progress, tasks)
     return PhaseOutcome(progress, before + fence + actions, notes)
 
@@ -359,7 +361,7 @@ def plan_settle(inp: PhaseInput) -> PhaseOutcome:
                                                if t.service_name is not None and t.service_name in inp.view.daemon_tier]
     if not left:
         return PhaseOutcome(inp.progress, finished=True)
-    actions, progress = _stop(inp.progress, left, "daemon-guard drain: left at the end", inp.view.now)
+    actions, progress = _stop(inp.progress, left, "daemon-guard drain: left at the end", inp.view.now, "settle")
     progress, _ = follow_stops(inp.view, progress, left)
     end = inp.deadline
     if inp.view.now < end:
