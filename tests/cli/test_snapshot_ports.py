@@ -7,12 +7,14 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
+from daemon_guard import bootstrap
 from daemon_guard.adapters.ecs import EcsPort
 from daemon_guard.core.actions import CompleteLifecycle
 from daemon_guard.core.identifiers import InstanceId
 
 from daemon_guard_cli.replay import load_config, replay, snapshot_ecs, validate_state
-from daemon_guard_cli.snapshot_ports import NoGroups
+from daemon_guard_cli.snapshot_ports import NoGroups, SnapshotEcs
 
 ROOT = Path(__file__).resolve().parents[2]
 STATE_DOC = json.loads((ROOT / "examples" / "state.json").read_text())
@@ -96,3 +98,13 @@ def test_replay_of_the_examples_plans_from_the_snapshot_and_sends_nothing() -> N
     assert drained["decision"] == "start-workflow"
     assert [s["phase"] for s in drained["plannedSteps"]] == [
         "replicas", "replicas", "app-agents", "metrics", "log-router", "lifecycle"]
+
+
+def test_a_runtime_is_built_on_the_snapshot_ports_and_refused_without_an_ecs_client_or_port() -> None:
+    # GIVEN replay's ports / WHEN a runtime is built on them
+    runtime = bootstrap.build(CONFIG, ecs=lambda _cluster: snapshot_ecs(STATE), autoscaling=NoGroups(), dry_run=True)
+    # THEN every cluster it asks for is the snapshot's port
+    assert isinstance(runtime.cluster("prod"), SnapshotEcs)
+    # AND a runtime with neither an ECS client nor a port is refused, naming what is missing
+    with pytest.raises(ValueError, match="an ECS client or port"):
+        bootstrap.build(CONFIG, autoscaling=NoGroups())
