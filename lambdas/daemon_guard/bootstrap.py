@@ -172,10 +172,8 @@ def build(config: Config, *, ecs_client: Any = None, autoscaling_client: Any = N
         The Lambda client the durable SDK checkpoints through. Default: none (the SDK builds its own).
     ecs, autoscaling
         Ports given in place of `ecs_client` (one per cluster name) and `autoscaling_client`: replay's,
-        served from a snapshot. One of each pair is required.
+        served from a snapshot. Default: the ports over the clients.
     """
-    if (ecs_client is None and ecs is None) or (autoscaling_client is None and autoscaling is None):
-        raise ValueError("build: an ECS client or port and an Auto Scaling client or port are required")
     ecs_client, autoscaling_client, lambda_client, events_client, dynamodb_client = (
         translating(c) for c in (ecs_client, autoscaling_client, lambda_client, events_client, dynamodb_client))
     store: StateStore | MemoryState

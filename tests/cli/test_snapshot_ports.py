@@ -7,7 +7,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-import pytest
 from daemon_guard import bootstrap
 from daemon_guard.adapters.ecs import EcsPort
 from daemon_guard.core.actions import CompleteLifecycle
@@ -100,11 +99,9 @@ def test_replay_of_the_examples_plans_from_the_snapshot_and_sends_nothing() -> N
         "replicas", "replicas", "app-agents", "metrics", "log-router", "lifecycle"]
 
 
-def test_a_runtime_is_built_on_the_snapshot_ports_and_refused_without_an_ecs_client_or_port() -> None:
+def test_a_runtime_built_on_the_snapshot_ports_reads_every_cluster_from_the_snapshot() -> None:
     # GIVEN replay's ports / WHEN a runtime is built on them
-    runtime = bootstrap.build(CONFIG, ecs=lambda _cluster: snapshot_ecs(STATE), autoscaling=NoGroups(), dry_run=True)
-    # THEN every cluster it asks for is the snapshot's port
-    assert isinstance(runtime.cluster("prod"), SnapshotEcs)
-    # AND a runtime with neither an ECS client nor a port is refused, naming what is missing
-    with pytest.raises(ValueError, match="an ECS client or port"):
-        bootstrap.build(CONFIG, autoscaling=NoGroups())
+    groups = NoGroups()
+    runtime = bootstrap.build(CONFIG, ecs=lambda _cluster: snapshot_ecs(STATE), autoscaling=groups, dry_run=True)
+    # THEN every cluster it asks for is the snapshot's port, and Auto Scaling is the snapshot's (no group)
+    assert isinstance(runtime.cluster("prod"), SnapshotEcs) and runtime.autoscaling is groups
