@@ -120,6 +120,8 @@ def test_a_full_document_is_read_field_by_field() -> None:
     pytest.param(doc(drainDeadlineSeconds=600, tierDeadlineSeconds=900), "tierDeadlineSeconds",
                  "must not exceed drainDeadlineSeconds", id="tier deadline above the drain deadline"),
     pytest.param(doc(drainTiers=[]), "drainTiers", "must be a non-empty list", id="no tiers"),
+    pytest.param(doc(drainTiers=[{"name": "settle"}]), "drainTiers[0].name", "drain's own phase names",
+                 id="tier named as a drain phase"),
     pytest.param(doc(drainTiers=[{"services": ["x"]}]), "drainTiers[0]", "non-empty 'name'", id="tier without name"),
     pytest.param(doc(drainTiers=[{"name": "a", "services": "x"}]), "drainTiers[0].services",
                  "must be a list of daemon service names", id="tier services not a list"),
@@ -245,3 +247,11 @@ def test_the_agent_stop_timeout_and_the_deadline_policy_are_read(fields: dict[st
     # THEN both land in the configuration
     assert config.agent_stop_timeout_s == agent_stop_timeout_s
     assert config.drain_deadline_policy is deadline_policy
+
+
+def test_every_drain_phase_label_other_than_tier_is_reserved_as_a_tier_name() -> None:
+    # GIVEN the drain's phases WHEN a tier could be named like one THEN the config refuses that name
+    from daemon_guard.core.config import RESERVED_TIER_NAMES
+    from daemon_guard.core.drain import PHASE_NAMES
+
+    assert set(PHASE_NAMES) - {"tier"} == set(RESERVED_TIER_NAMES)

@@ -91,6 +91,8 @@ class DrainMode(StrEnum):
 
 
 DRAIN_TIER_TAG = "daemon-guard:drain-tier"
+# The drain's own phase labels: a tier of the same name would be indistinguishable in notes, metrics and the preview.
+RESERVED_TIER_NAMES = ("replicas", "standalone", "settle", "complete")
 CRITICAL_TAG = "daemon-guard:critical"
 LAUNCH_HOOK_NAME = "daemon-guard-launch"
 TERMINATE_HOOK_NAME = "daemon-guard-terminate"
@@ -296,6 +298,8 @@ def _parse_tiers(raw: Any) -> tuple[DrainTier, ...]:
         dupes = seen_services & set(services)
         _require(not dupes, f"{where}.services", f"{sorted(dupes)} already belong to an earlier tier")
         seen_services |= set(services)
+        _require(tier["name"] not in RESERVED_TIER_NAMES, f"{where}.name",
+                 f"{tier['name']!r} is one of the drain's own phase names ({', '.join(RESERVED_TIER_NAMES)})")
         tiers.append(DrainTier(str(tier["name"]), tuple(services)))
     names = [t.name for t in tiers]
     _require(len(names) == len(set(names)), "drainTiers", "tier names must be unique")
