@@ -39,6 +39,7 @@ from daemon_guard.adapters.ecs import EcsCluster
 from daemon_guard.adapters.errors import AwsError, translating
 from daemon_guard.adapters.workflows import WorkflowStarter
 from daemon_guard.core.config import cluster_name_from_arn
+from daemon_guard.core.coverage import coverage, coverage_percent, running_groups
 from daemon_guard.core.eligibility import eligible_daemons, missing_daemons
 from daemon_guard.core.identifiers import IdentifierError, InstanceId
 from daemon_guard.core.model import InstanceView, ServiceView, TaskView
@@ -175,12 +176,10 @@ def instance_coverage(instance: InstanceView, daemons: Sequence[ServiceView], ec
     """Judge one instance with the guard's own eligibility rules."""
     groups = {t.group for t in tasks if not t.stopping}
     eligibility = eligible_daemons(instance, daemons, ecs.known_task_definitions, groups)
-    missing = missing_daemons(instance, eligibility.eligible, tasks)
-    running_groups = {t.group for t in tasks if t.last_status == "RUNNING" and t.desired_status == "RUNNING"}
-    running = tuple(s.name for s in eligibility.eligible if s.group in running_groups)
-    missing_names = tuple(s.name for s in missing)
-    starting = tuple(s.name for s in eligibility.eligible if s.name not in running and s.name not in missing_names)
-    return InstanceCoverage(instance, eligibility.eligible, running, starting, missing_names,
+    missing = tuple(s.name for s in missing_daemons(instance, eligibility.eligible, tasks))
+    covered = coverage(eligibility.eligible, running_groups(tasks))
+    starting = tuple(name for name in covered.not_running if name not in missing)
+    return InstanceCoverage(instance, eligibility.eligible, covered.running, starting, missing,
                             tuple(p.message for p in eligibility.invalid))
 
 
@@ -239,7 +238,7 @@ def report(cluster: str, daemons: Sequence[ServiceView], coverage: Sequence[Inst
     slots = sum(len(c.eligible) for c in counted)
     running = sum(len(c.running) for c in counted)
     short = [c for c in counted if c.not_running]
-    percent = 100.0 if slots == 0 else 100.0 * running / slots
+    percent = coverage_percent(running, slots)
     skipped = len(coverage) - len(counted)
     note = f"; {skipped} DRAINING instance(s) not counted" if skipped else ""
     print(f"coverage {percent:.1f}% ({running}/{slots} eligible daemon slots RUNNING on {len(counted)} ACTIVE "
