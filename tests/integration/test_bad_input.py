@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from daemon_guard.core.actions import StartWorkflow
 from daemon_guard.core.events import SpotInterruption
 from daemon_guard.core.identifiers import IdentifierError, InstanceId
 from daemon_guard.core.intake import Route
@@ -474,9 +473,9 @@ def test_the_ecs_lookup_refuses_an_unvalidated_id_without_querying_ecs(guarded: 
 def test_an_operator_drain_payload_with_a_hostile_instance_id_fails_before_any_ecs_call(guarded: Guarded) -> None:
     # GIVEN an operator's drain request naming "i-*", sent straight to the deployed drain workflow
     rt = guarded.deployment.runtime
-    start = StartWorkflow("drain", "drain-operator-hostile",
-                          (("instanceId", "i-*"), ("cluster", "prod"), ("trigger", "operator")))
-    assert rt.executor.run("prod", start) == "done"
+    assert rt.workflows is not None  # invoked raw: a `DrainRequest` could not even be built with this id
+    assert rt.workflows.start(guarded.deployment.drain_arn, "drain-operator-hostile",
+                              {"instanceId": "i-*", "cluster": "prod", "trigger": "operator"})
     # WHEN the workflow is invoked (a moment later on the simulated clock)
     guarded.world.clock.run_until(guarded.world.clock.now + 1.0)
     # THEN it fails on the payload before its first step: nothing read, nothing stopped, nothing completed

@@ -25,8 +25,10 @@ Decision = PlacementDecision | IntakeDecision
 
 
 def action_dict(action: object) -> dict[str, Any]:
-    """An action as JSON: its type and fields."""
-    fields = {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(action).items()}
+    """An action as JSON: its type and fields (or what its own `as_dict` says: a start's payload)."""
+    as_dict = getattr(action, "as_dict", None)
+    fields = as_dict() if callable(as_dict) else {k: (list(v) if isinstance(v, tuple) else v)
+                                                   for k, v in vars(action).items()}
     return {"type": type(action).__name__, **fields}
 
 

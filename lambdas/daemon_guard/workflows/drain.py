@@ -257,7 +257,7 @@ def drain_workflow(rt: Runtime, event: dict[str, Any], ctx: DurableContext) -> d
                 woke = callback.result()
         n += 1
     summary = ctx.step(partial(finish, rt, request, raw), name="finish")
-    if event.get("replace"):
+    if request.replace:
         ctx.step(lambda _c: replace_after_drain(rt, event), name="replace")
     return {"instance": request.instance_id, "result": raw.get("result"), **summary}
 
