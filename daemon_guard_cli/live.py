@@ -7,8 +7,10 @@ DescribeServices, DescribeTaskDefinition, ListTasks, DescribeTasks) through the 
 same eligibility rules the Lambda code uses, and prints per-instance daemon coverage. It writes nothing.
 
 `drain` asks the deployed drain workflow to drain one instance, as an operator would: it checks that
-the EC2 instance is a container instance of the cluster, then invokes the workflow's alias with a
-DurableExecutionName, so that repeating the exact request starts nothing new.
+the EC2 instance is a container instance of the cluster, then starts it the intake's way
+(`services.starts.claim_and_start`): the instance is claimed in the state table (--state-table or
+$STATE_TABLE), so a drain already running there is joined rather than doubled, and the workflow's alias
+is invoked with a DurableExecutionName, so that repeating the exact request starts nothing new.
 
 Exit codes: 0 all well (every eligible daemon RUNNING / drain requested), 1 some daemon missing,
 2 an error, explained in one line on stderr (no credentials, no region, cluster not found, access
