@@ -485,6 +485,22 @@ def test_an_operator_drain_payload_with_a_hostile_instance_id_fails_before_any_e
     assert execution.step_runs == {} and execution.operations == []
 
 
+def test_a_launch_gate_payload_with_a_hostile_instance_id_fails_before_any_step(guarded: Guarded) -> None:
+    # GIVEN a launch gate invoked raw with "i-*" (the intake only ever sends a `GateRequest`'s payload)
+    rt = guarded.deployment.runtime
+    assert rt.workflows is not None
+    assert rt.workflows.start(guarded.deployment.gate_arn, "gate-hostile",
+                              {"instanceId": "i-*", "cluster": "prod", "asg": guarded.asg,
+                               "hook": "daemon-guard-launch"})
+    # WHEN the workflow is invoked (a moment later on the simulated clock)
+    guarded.world.clock.run_until(guarded.world.clock.now + 1.0)
+    # THEN it fails on the payload, by the request's own parser, before its first step
+    execution = guarded.deployment.durable.executions["gate-hostile"]
+    assert execution.status == "FAILED"
+    assert "launch gate payload: expected an EC2 instance id" in (execution.error or "")
+    assert execution.step_runs == {} and execution.operations == []
+
+
 @pytest.mark.parametrize("query_text", [
     "ec2InstanceId == *", "ec2InstanceId == i-*", "ec2InstanceId == i-x or agentConnected == true",
     "ec2InstanceId == {id}", "ec2InstanceId == {id} and agentConnected == false",
