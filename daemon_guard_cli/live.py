@@ -7,8 +7,10 @@ DescribeServices, DescribeTaskDefinition, ListTasks, DescribeTasks) through the 
 same eligibility rules the Lambda code uses, and prints per-instance daemon coverage. It writes nothing.
 
 `drain` asks the deployed drain workflow to drain one instance, as an operator would: it checks that
-the EC2 instance is a container instance of the cluster, then invokes the workflow's alias with a
-DurableExecutionName, so that repeating the exact request starts nothing new.
+the EC2 instance is a container instance of the cluster, then starts it the intake's way
+(`services.starts.claim_and_start`): the instance is claimed in the state table (--state-table or
+$STATE_TABLE), so a drain already running there is joined rather than doubled, and the workflow's alias
+is invoked with a DurableExecutionName, so that repeating the exact request starts nothing new.
 
 Exit codes: 0 all well (every eligible daemon RUNNING / drain requested), 1 some daemon missing,
 2 an error, explained in one line on stderr (no credentials, no region, cluster not found, access
@@ -36,9 +38,9 @@ from botocore.exceptions import (
 )
 from botocore.exceptions import ConnectionError as BotoConnectionError
 from daemon_guard.adapters.ecs import EcsCluster
-from daemon_guard.adapters.errors import AwsError, translating
-from daemon_guard.adapters.workflows import WorkflowStarter
+from daemon_guard.adapters.errors import AwsError
 from daemon_guard.core.config import cluster_name_from_arn
+from daemon_guard.core.coverage import coverage, coverage_percent, running_groups
 from daemon_guard.core.eligibility import eligible_daemons, missing_daemons
 from daemon_guard.core.identifiers import IdentifierError, InstanceId
 from daemon_guard.core.model import InstanceView, ServiceView, TaskView
@@ -175,12 +177,10 @@ def instance_coverage(instance: InstanceView, daemons: Sequence[ServiceView], ec
     """Judge one instance with the guard's own eligibility rules."""
     groups = {t.group for t in tasks if not t.stopping}
     eligibility = eligible_daemons(instance, daemons, ecs.known_task_definitions, groups)
-    missing = missing_daemons(instance, eligibility.eligible, tasks)
-    running_groups = {t.group for t in tasks if t.last_status == "RUNNING" and t.desired_status == "RUNNING"}
-    running = tuple(s.name for s in eligibility.eligible if s.group in running_groups)
-    missing_names = tuple(s.name for s in missing)
-    starting = tuple(s.name for s in eligibility.eligible if s.name not in running and s.name not in missing_names)
-    return InstanceCoverage(instance, eligibility.eligible, running, starting, missing_names,
+    missing = tuple(s.name for s in missing_daemons(instance, eligibility.eligible, tasks))
+    covered = coverage(eligibility.eligible, running_groups(tasks))
+    starting = tuple(name for name in covered.not_running if name not in missing)
+    return InstanceCoverage(instance, eligibility.eligible, covered.running, starting, missing,
                             tuple(p.message for p in eligibility.invalid))
 
 
@@ -239,7 +239,7 @@ def report(cluster: str, daemons: Sequence[ServiceView], coverage: Sequence[Inst
     slots = sum(len(c.eligible) for c in counted)
     running = sum(len(c.running) for c in counted)
     short = [c for c in counted if c.not_running]
-    percent = 100.0 if slots == 0 else 100.0 * running / slots
+    percent = coverage_percent(running, slots)
     skipped = len(coverage) - len(counted)
     note = f"; {skipped} DRAINING instance(s) not counted" if skipped else ""
     print(f"coverage {percent:.1f}% ({running}/{slots} eligible daemon slots RUNNING on {len(counted)} ACTIVE "
@@ -291,42 +291,82 @@ def _function_arn(function_arn: str | None) -> str:
     return arn
 
 
+class _NoMetrics:
+    """The operator's drain emits no metric (a CLI has no EMF pipeline); the workflow's own are emitted."""
+
+    def emit(self, spec: Any, value: float, cluster: str, **dimensions: str) -> None:
+        """Drop it."""
+
+
+def _state_table(table: str | None) -> str:
+    name = table or os.environ.get("STATE_TABLE")
+    if not name:
+        raise CliError("no state table given: pass --state-table <the stack's state table> or set STATE_TABLE "
+                       "(the drain is claimed there first, so one workflow drains an instance)")
+    return name
+
+
 def request_drain(cluster: str, instance_id: str, function_arn: str | None, region: str | None, *,
-                  ecs_client: Any = None, lambda_client: Any = None, clock: Clock = _utc_now,
+                  table: str | None = None, config_path: str | None = None, ecs_client: Any = None,
+                  lambda_client: Any = None, dynamodb_client: Any = None, clock: Clock = _utc_now,
                   out: TextIO | None = None, err: TextIO | None = None) -> int:
-    """Start the drain workflow for one instance of `cluster`; print the execution ARN. 0 started, 2 error."""
-    from daemon_guard.services.starts import execution_name
+    """Start the drain workflow for one instance of `cluster`; print the execution ARN. 0 started (or joined
+    the drain that already owns the instance), 2 error.
+
+    The request goes the intake's way (`services.starts.claim_and_start`): the instance is claimed in the
+    state table first, so a drain already running there is joined rather than doubled, and the workflow is
+    started by execution name. The configuration (--config, else ./cdk.json) gives the drain mode.
+    """
+    from daemon_guard.bootstrap import build
+    from daemon_guard.core.actions import StartWorkflow
+    from daemon_guard.core.drain import DrainRequest
+    from daemon_guard.core.intake import Route
+    from daemon_guard.services.starts import claim_and_start, execution_name
+
+    from daemon_guard_cli.drain_dry_run import load_drain_config
 
     out, err = out or sys.stdout, err or sys.stderr
+    name = cluster_name_from_arn(cluster)
     try:
         try:
             ec2_id = InstanceId(instance_id)
         except IdentifierError as refused:
             raise CliError(f"instance id: {refused.reason}") from None
         arn = _function_arn(function_arn)
-        injected = ecs_client is not None and lambda_client is not None
+        state_table = _state_table(table)
+        try:
+            config = load_drain_config(config_path, name)
+        except ValueError as bad:
+            raise CliError(str(bad)) from None
+        injected = ecs_client is not None and lambda_client is not None and dynamodb_client is not None
         region = stated_region(region, arn, cluster) if injected else resolve_region(region, arn, cluster)
-        ecs = EcsCluster(ecs_client if ecs_client is not None else _client("ecs", region), cluster,
-                         lambda: clock().timestamp())
-        instance = ecs.instance_by_ec2_id(ec2_id)
+        recorder = _RecordingLambda(lambda_client if lambda_client is not None else _client("lambda", region))
+        rt = build(config, ecs_client=ecs_client if ecs_client is not None else _client("ecs", region),
+                   autoscaling_client=None, lambda_client=recorder,
+                   dynamodb_client=dynamodb_client if dynamodb_client is not None else _client("dynamodb", region),
+                   table=state_table, metrics=_NoMetrics(), clock=clock, drain_function=arn)
+        instance = rt.cluster(name).instance_by_ec2_id(ec2_id)
         if instance is None:
             raise CliError(f"{instance_id} is not a container instance of cluster '{cluster}'"
                            + (f" in {region}" if region else ""))
         requested = clock().astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        name = execution_name("drain", instance_id, f"operator:{requested}")
-        recorder = _RecordingLambda(lambda_client if lambda_client is not None else _client("lambda", region))
-        started = WorkflowStarter(translating(recorder)).start(
-            arn, name, {"instanceId": instance_id, "cluster": cluster_name_from_arn(cluster), "trigger": "operator"})
+        start = StartWorkflow(execution_name("drain", ec2_id, f"operator:{requested}"),
+                              DrainRequest(ec2_id, name, "operator"))
+        outcome = claim_and_start(Route("drain", "operator request", name, trigger="operator", ec2_instance_id=ec2_id),
+                                  rt, start)
     except (CliError, AwsError, BotoCoreError, ClientError) as exc:
         print(f"daemon-guard drain: {explain(exc, cluster, region)}", file=err)
         return 2
-    if not started:
-        print(f"drain of {instance_id} already requested as {name} (nothing new started)", file=out)
+    if outcome.decision == "already-started":
+        print(f"drain of {instance_id} already requested as {start.execution_name} (nothing new started)", file=out)
+        return 0
+    if outcome.decision != "started":
+        print(f"drain of {instance_id} not started ({outcome.decision}): {outcome.reason}", file=out)
         return 0
     execution_arn = recorder.last_response.get("DurableExecutionArn")
     print(f"drain of {instance_id} ({instance.status}, {instance.running_tasks_count} running task(s)) requested "
-          f"at {requested}: execution {name}", file=out)
-    print(execution_arn or f"{arn} / {name}", file=out)
+          f"at {requested}: execution {start.execution_name}", file=out)
+    print(execution_arn or f"{arn} / {start.execution_name}", file=out)
     return 0
 
 

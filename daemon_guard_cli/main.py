@@ -110,7 +110,8 @@ def cmd_drain(args: argparse.Namespace) -> int:
         from daemon_guard_cli.drain_dry_run import dry_run_drain
 
         return dry_run_drain(args.cluster, args.instance_id, args.region, config_path=args.config)
-    return int(request_drain(args.cluster, args.instance_id, args.function, args.region))
+    return int(request_drain(args.cluster, args.instance_id, args.function, args.region, table=args.state_table,
+                             config_path=args.config))
 
 
 def cmd_constraints(args: argparse.Namespace) -> int:
@@ -269,14 +270,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_snapshot)
     p = _sub(sub, "drain", "drain one instance of a real cluster through the deployed workflow (or preview it)",
              "Ask the deployed drain workflow to drain one EC2 instance, as an operator would: the instance "
-             "must be a container instance of the cluster; repeating the exact request starts nothing new. "
+             "must be a container instance of the cluster; it is claimed in the state table first, as the intake "
+             "claims it, so a drain already running there is joined and repeating the request starts nothing new. "
              "With --dry-run, print the planned steps instead, from ECS reads only. " + LIVE_NOTE)
     p.add_argument("--cluster", required=True, help="ECS cluster name or ARN")
     p.add_argument("instance_id", help="EC2 instance id (i-...)")
     p.add_argument("--function", help="the drain workflow's alias ARN (stack output); default: $DRAIN_FUNCTION")
     p.add_argument("--region", help=REGION_HELP)
     p.add_argument("--dry-run", action="store_true", help="print the planned steps (ECS reads only, no write)")
-    p.add_argument("--config", help="with --dry-run: daemon-guard config (or a cdk.json); default: ./cdk.json")
+    p.add_argument("--config", help="daemon-guard config (or a cdk.json); default: ./cdk.json")
+    p.add_argument("--state-table", help="the stack's state table, where the drain is claimed first (one workflow "
+                                         "per instance); default: $STATE_TABLE")
     p.set_defaults(func=cmd_drain)
     p = _sub(sub, "constraints", "which services lack daemon-guard's constraints; add or remove them",
              "Read every service of the cluster and print which lacks the constraint the configuration needs: the "

@@ -360,8 +360,7 @@ def with_planned_steps(result: dict[str, Any], runtime: Runtime) -> dict[str, An
                   and a.get("workflow") == "drain"), None)
     if start is None or "plannedSteps" in result:
         return result
-    payload = {k: v for k, v in start["payload"] if v is not None}
-    return {**result, "plannedSteps": steps_json(preview(runtime, DrainRequest.from_payload(payload)))}
+    return {**result, "plannedSteps": steps_json(preview(runtime, DrainRequest.from_payload(start["payload"])))}
 
 
 def _event_time(event: Any) -> datetime | None:

@@ -110,6 +110,7 @@ def test_drain_without_region_uses_the_function_arns(no_region: pytest.MonkeyPat
     no_region.setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
     no_region.setenv("AWS_SECRET_ACCESS_KEY", "example")
     no_region.setenv("HTTPS_PROXY", "http://127.0.0.1:9")
+    no_region.setenv("STATE_TABLE", "daemon-guard-state")
     err = io.StringIO()
     from daemon_guard_cli.live import request_drain
 

@@ -98,9 +98,13 @@ def test_missing_credentials_and_region_get_clear_messages() -> None:
 
 
 def clients() -> tuple[Any, Any]:
-    kwargs: dict[str, Any] = {"region_name": "us-east-1", "aws_access_key_id": "testing",
-                              "aws_secret_access_key": "testing"}
-    return boto3.client("ecs", **kwargs), boto3.client("lambda", **kwargs)
+    return boto3.client("ecs", **KWARGS), boto3.client("lambda", **KWARGS)
+
+
+KWARGS: dict[str, Any] = {"region_name": "us-east-1", "aws_access_key_id": "testing",
+                          "aws_secret_access_key": "testing"}
+TABLE = "daemon-guard-state"
+DYNAMODB = boto3.client("dynamodb", **KWARGS)
 
 
 def stub_lookup(stub: Stubber, found: bool) -> None:
@@ -128,15 +132,18 @@ def test_drain_request_invokes_the_alias_with_the_execution_name_and_payload(
     execution_arn = f"{DRAIN_ALIAS}/durable-execution/drain-{INSTANCE}/0001"
     name = execution_name("drain", INSTANCE, "operator:2026-01-05T09:30:00Z")
     out, err = io.StringIO(), io.StringIO()
-    with Stubber(ecs) as ecs_stub, Stubber(lam) as lam_stub:
+    with Stubber(ecs) as ecs_stub, Stubber(lam) as lam_stub, Stubber(DYNAMODB) as claims:
         stub_lookup(ecs_stub, found=True)
+        claims.add_response("put_item", {}, {"TableName": TABLE, "Item": ANY, "ConditionExpression": ANY})
         lam_stub.add_response("invoke", {"StatusCode": 202, "DurableExecutionArn": execution_arn},
                               {"FunctionName": DRAIN_ALIAS, "InvocationType": "Event",
                                "DurableExecutionName": name, "Payload": ANY})
         # WHEN an operator requests the drain
         code = request_drain(CLUSTER, INSTANCE, None, "us-east-1", ecs_client=ecs, lambda_client=lam,
-                             clock=lambda: NOW, out=out, err=err)
-        # THEN the qualified alias is invoked once, by execution name, with the operator's payload
+                             dynamodb_client=DYNAMODB, table=TABLE, clock=lambda: NOW, out=out, err=err)
+        # THEN the instance is claimed, and the qualified alias invoked once, by execution name, with the
+        # operator's payload
+        claims.assert_no_pending_responses()
         lam_stub.assert_no_pending_responses()
     assert code == 0, err.getvalue()
     assert len(sent) == 1
@@ -153,7 +160,7 @@ def test_drain_request_for_an_instance_outside_the_cluster_exits_2_without_invok
         stub_lookup(ecs_stub, found=False)
         # WHEN a drain is requested
         code = request_drain(CLUSTER, INSTANCE, DRAIN_ALIAS, "us-east-1", ecs_client=ecs, lambda_client=lam,
-                             clock=lambda: NOW, out=io.StringIO(), err=err)
+                             dynamodb_client=DYNAMODB, table=TABLE, clock=lambda: NOW, out=io.StringIO(), err=err)
         # THEN nothing is invoked and one line says why
         lam_stub.assert_no_pending_responses()
     assert code == 2
@@ -174,7 +181,7 @@ def test_drain_request_without_a_qualified_function_exits_2(monkeypatch: pytest.
     with Stubber(ecs), Stubber(lam):
         # WHEN a drain is requested
         code = request_drain(CLUSTER, INSTANCE, function, "us-east-1", ecs_client=ecs, lambda_client=lam,
-                             clock=lambda: NOW, out=io.StringIO(), err=err)
+                             dynamodb_client=DYNAMODB, table=TABLE, clock=lambda: NOW, out=io.StringIO(), err=err)
     # THEN no AWS call is made and one line says what to pass
     assert code == 2
     assert message in err.getvalue()

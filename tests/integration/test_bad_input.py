@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from daemon_guard.core.actions import StartWorkflow
 from daemon_guard.core.events import SpotInterruption
 from daemon_guard.core.identifiers import IdentifierError, InstanceId
 from daemon_guard.core.intake import Route
@@ -474,15 +473,31 @@ def test_the_ecs_lookup_refuses_an_unvalidated_id_without_querying_ecs(guarded: 
 def test_an_operator_drain_payload_with_a_hostile_instance_id_fails_before_any_ecs_call(guarded: Guarded) -> None:
     # GIVEN an operator's drain request naming "i-*", sent straight to the deployed drain workflow
     rt = guarded.deployment.runtime
-    start = StartWorkflow("drain", "drain-operator-hostile",
-                          (("instanceId", "i-*"), ("cluster", "prod"), ("trigger", "operator")))
-    assert rt.executor.run("prod", start) == "done"
+    assert rt.workflows is not None  # invoked raw: a `DrainRequest` could not even be built with this id
+    assert rt.workflows.start(guarded.deployment.drain_arn, "drain-operator-hostile",
+                              {"instanceId": "i-*", "cluster": "prod", "trigger": "operator"})
     # WHEN the workflow is invoked (a moment later on the simulated clock)
     guarded.world.clock.run_until(guarded.world.clock.now + 1.0)
     # THEN it fails on the payload before its first step: nothing read, nothing stopped, nothing completed
     execution = guarded.deployment.durable.executions["drain-operator-hostile"]
     assert execution.status == "FAILED"
     assert "drain payload: expected an EC2 instance id" in (execution.error or "")
+    assert execution.step_runs == {} and execution.operations == []
+
+
+def test_a_launch_gate_payload_with_a_hostile_instance_id_fails_before_any_step(guarded: Guarded) -> None:
+    # GIVEN a launch gate invoked raw with "i-*" (the intake only ever sends a `GateRequest`'s payload)
+    rt = guarded.deployment.runtime
+    assert rt.workflows is not None
+    assert rt.workflows.start(guarded.deployment.gate_arn, "gate-hostile",
+                              {"instanceId": "i-*", "cluster": "prod", "asg": guarded.asg,
+                               "hook": "daemon-guard-launch"})
+    # WHEN the workflow is invoked (a moment later on the simulated clock)
+    guarded.world.clock.run_until(guarded.world.clock.now + 1.0)
+    # THEN it fails on the payload, by the request's own parser, before its first step
+    execution = guarded.deployment.durable.executions["gate-hostile"]
+    assert execution.status == "FAILED"
+    assert "launch gate payload: expected an EC2 instance id" in (execution.error or "")
     assert execution.step_runs == {} and execution.operations == []
 
 
@@ -704,8 +719,8 @@ def test_replay_answers_any_mutated_event_or_state_with_a_decision_or_one_line_a
         assert code == 2, (how, out)
     # AND a hostile identifier never yields an action on some other instance
     if code == 0 and how == "hostile-id":
-        assert all(a.get("payload") is None or ["instanceId", "i-0b662ef9931388ba0"] in a["payload"]
-                   or ["instanceId", "i-f3a8506b"] in a["payload"] for a in json.loads(out)["actions"]), out
+        assert all(a.get("payload") is None or a["payload"]["instanceId"] in ("i-0b662ef9931388ba0", "i-f3a8506b")
+                   for a in json.loads(out)["actions"]), out
 
 
 def _state(**changes: Any) -> str:

@@ -22,6 +22,8 @@ from daemon_guard.core.actions import (
     WakeWorkflow,
 )
 from daemon_guard.core.config import parse_config
+from daemon_guard.core.drain import DrainRequest
+from daemon_guard.core.identifiers import InstanceId
 
 CONFIG = parse_config({"clusters": [{"name": "prod", "autoScalingGroups": ["prod-asg"]}]})
 DRAIN_ARN = "arn:aws:lambda:us-east-1:111122223333:function:dg-drain:live"
@@ -48,7 +50,7 @@ ONE_OF_EACH: list[tuple[AnyAction, str]] = [
     (SetDraining((CI,)), "update_container_instances_state"),
     (CompleteLifecycle("prod-asg", "hook", "i-0123456789abcdef0", "tok", "CONTINUE"), "complete_lifecycle_action"),
     (RecordHeartbeat("prod-asg", "hook", "i-0123456789abcdef0", "tok"), "record_lifecycle_action_heartbeat"),
-    (StartWorkflow("drain", "drain-i-1", (("instanceId", "i-0123456789abcdef0"), ("cluster", "prod"))), "invoke"),
+    (StartWorkflow("drain-i-1", DrainRequest(InstanceId("i-0123456789abcdef0"), "prod", "operator")), "invoke"),
     (WakeWorkflow("callback-1", "a task stopped"), "send_durable_execution_callback_success"),
     (SetInstanceHealth("i-0123456789abcdef0", "Unhealthy"), "set_instance_health"),
 ]

@@ -112,8 +112,7 @@ class AwsExecutor:
         function = self._functions.get(action.workflow)
         if self._workflows is None or function is None:
             raise LookupError(f"no {action.workflow} workflow configured")  # callers ask can_run first
-        payload = {k: v for k, v in action.payload if v is not None}
-        return _done(self._workflows.start(function, action.execution_name, payload))
+        return _done(self._workflows.start(function, action.execution_name, action.request.as_payload()))
 
     def _wake(self, cluster: str, action: WakeWorkflow) -> RunResult:
         if self._workflows is None:

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:  # core.drain's planners import these actions: the request types are only named here
+    from daemon_guard.core.drain.request import DrainRequest
+    from daemon_guard.core.gate_request import GateRequest
 
 LifecycleResult = Literal["CONTINUE", "ABANDON"]
 OMIT_NONE = "omit-none"  # field metadata: an action written as JSON leaves the field out while it is None
@@ -91,11 +95,24 @@ Action = (StopTasks | OpenGate | SetAttribute | SetDraining | CompleteLifecycle 
 
 @dataclass(frozen=True)
 class StartWorkflow:
-    """Invoke a durable workflow by qualified ARN with an execution name (idempotent start)."""
+    """Invoke a durable workflow by qualified ARN with an execution name (idempotent start).
 
-    workflow: Literal["drain", "launch-gate"]
+    The request is the one value the workflow is started with; the executor sends its `as_payload()`
+    and the workflow reads it back with the request type's own `from_payload`.
+    """
+
     execution_name: str
-    payload: tuple[tuple[str, str | float | None], ...]
+    request: DrainRequest | GateRequest
+
+    @property
+    def workflow(self) -> Literal["drain", "launch-gate"]:
+        """Which workflow the request starts."""
+        return self.request.WORKFLOW
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON form (`core.outcomes.action_dict`): the workflow, the execution name and the payload sent."""
+        return {"workflow": self.workflow, "execution_name": self.execution_name,
+                "payload": self.request.as_payload()}
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from daemon_guard.core.fit import shortfall
+from daemon_guard.core.fit import room_after_stopping, shortfall
 from daemon_guard.core.model import HostPort, InstanceView, Resources, ServiceView, TaskView
 
 SEARCH_NODE_LIMIT = 20_000
@@ -115,7 +115,7 @@ def choose_evictions(
     )
     stopping = [t for t in here if t.stopping]
     live = [t for t in here if not t.stopping]
-    free = _free_after_stopping(instance.remaining, stopping)
+    free = room_after_stopping(instance, here)
     short = shortfall(need, free)
     credit = f" (counting {_count(len(stopping), 'task')} already stopping)" if stopping else ""
     if short.cpu == 0 and short.memory == 0 and not short.ports:
@@ -383,12 +383,6 @@ def _most(
         by_service.setdefault(_service(task), []).append(size(task))
     return sum(sum(sorted(sizes, reverse=True)[: standings[name].allowance])
                for name, sizes in by_service.items())
-
-
-def _free_after_stopping(remaining: Resources, stopping: Sequence[TaskView]) -> Resources:
-    released = _sum(stopping)
-    return Resources(remaining.cpu + released.cpu, remaining.memory + released.memory,
-                     remaining.ports - released.ports)
 
 
 def _beyond_capacity(need: Resources, registered: Resources) -> str | None:

@@ -8,9 +8,9 @@ with the same protocol: 53/tcp and 53/udp do not clash.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
-from daemon_guard.core.model import HostPort, NetworkMode, Protocol_, Resources
+from daemon_guard.core.model import HostPort, InstanceView, NetworkMode, Protocol_, Resources, TaskView
 
 _PROTOCOLS: dict[str, Protocol_] = {"tcp": "tcp", "udp": "udp"}
 
@@ -31,6 +31,31 @@ def fits(need: Resources, free: Resources) -> bool:
         What the instance has left; its ``ports`` are the host ports already taken.
     """
     return need.cpu <= free.cpu and need.memory <= free.memory and not port_clashes(need, free)
+
+
+def room_after_stopping(instance: InstanceView, tasks: Sequence[TaskView]) -> Resources:
+    """The instance's free `Resources` once the tasks on it already being stopped have reached STOPPED.
+
+    ECS gives a task's CPU, memory *and host ports* back when the task reaches STOPPED: "If a task
+    that is supposed to be RUNNING is transitioned to STOPPED, the agent releases the resources that
+    were allocated to the stopped task, such as CPU, memory, and available ports" (Amazon ECS
+    Developer Guide, "Amazon ECS container instance state change events"). Until then the task still
+    holds them in ``remainingResources``, whose PORTS list is the ports "reserved by the Amazon ECS
+    container agent (at instance registration time) and any task containers that have reserved port
+    mappings on the host" (API reference, ContainerInstance.remainingResources). So each task on
+    `instance` desired STOPPED and not yet STOPPED is credited with its CPU and memory, and its host
+    ports are taken off the taken set, except ports the agent reserved at registration, which stay
+    taken. Tasks on other instances, still wanted RUNNING, or already STOPPED (whose room is already in
+    ``remaining``) change nothing. Used by the placement planner (does a missing daemon fit once those
+    tasks end) and the eviction planner (what is left to free).
+    """
+    free = instance.remaining
+    for task in tasks:
+        if task.container_instance_arn == instance.arn and task.stopping and task.last_status != "STOPPED":
+            released = task.requirements
+            free = Resources(free.cpu + released.cpu, free.memory + released.memory,
+                             free.ports - (released.ports - instance.registered.ports))
+    return free
 
 
 def shortfall(need: Resources, free: Resources) -> Resources:

@@ -24,9 +24,13 @@ IntakeDecision = Literal[
 Decision = PlacementDecision | IntakeDecision
 
 
-def action_dict(action: Any) -> dict[str, Any]:
-    """An action as JSON: its type and fields (a field marked `OMIT_NONE` only once it has a value)."""
-    values = {f.name: getattr(action, f.name) for f in fields(action)
+def action_dict(action: object) -> dict[str, Any]:
+    """An action as JSON: its type and fields (a field marked `OMIT_NONE` only once it has a value), or what
+    its own `as_dict` says (a start's payload)."""
+    as_dict = getattr(action, "as_dict", None)
+    if callable(as_dict):
+        return {"type": type(action).__name__, **as_dict()}
+    values = {f.name: getattr(action, f.name) for f in fields(action)  # type: ignore[arg-type]
               if not (f.metadata.get(OMIT_NONE) and getattr(action, f.name) is None)}
     return {"type": type(action).__name__, **{k: (list(v) if isinstance(v, tuple) else v) for k, v in values.items()}}
 

@@ -25,9 +25,10 @@ from typing import Literal
 
 from daemon_guard.core.actions import Action, OpenGate, ReplaceInstance, StopTasks
 from daemon_guard.core.config import PlacementMode, is_critical
+from daemon_guard.core.coverage import coverage, running_groups
 from daemon_guard.core.eligibility import Eligibility, missing_daemons
 from daemon_guard.core.eviction import choose_evictions
-from daemon_guard.core.fit import fits
+from daemon_guard.core.fit import fits, room_after_stopping
 from daemon_guard.core.futility import FutilityBounds, PreemptTries, gave_up, gave_up_reason, judge_try
 from daemon_guard.core.model import InstanceView, Resources, ServiceView, TaskDefinitionView, TaskView
 
@@ -130,16 +131,6 @@ def _requirements(daemons: Sequence[ServiceView], task_defs: Mapping[str, TaskDe
     return need
 
 
-def _free(instance: InstanceView, tasks: Sequence[TaskView]) -> Resources:
-    """Room left once tasks already stopping have gone (their reservations come back)."""
-    free = instance.remaining
-    for task in tasks:
-        if task.stopping and task.last_status != "STOPPED":
-            free = Resources(free.cpu + task.requirements.cpu, free.memory + task.requirements.memory,
-                             free.ports | task.requirements.ports)
-    return free
-
-
 def daemons_cannot_fit(instance: InstanceView, eligible: Sequence[ServiceView],
                        task_defs: Mapping[str, TaskDefinitionView]) -> tuple[str, ...]:
     """The eligible daemons' names when, together, they need more than the instance registered (even
@@ -175,7 +166,8 @@ def needs_eviction_inputs(state: PlacementState, policy: PlacementPolicy) -> boo
     missing = missing_daemons(instance, state.eligibility.eligible, state.tasks)
     if daemons_cannot_fit(instance, state.eligibility.eligible, state.task_defs):
         missing = tuple(_worth_room(instance, state.eligibility.eligible, missing, state.task_defs))
-    return bool(missing) and not fits(_requirements(missing, state.task_defs), _free(instance, state.tasks))
+    room = room_after_stopping(instance, state.tasks)
+    return bool(missing) and not fits(_requirements(missing, state.task_defs), room)
 
 
 def critical_missing(state: PlacementState, policy: PlacementPolicy) -> tuple[str, ...]:
@@ -186,9 +178,9 @@ def critical_missing(state: PlacementState, policy: PlacementPolicy) -> tuple[st
             or instance.attributes.get(policy.gate_attribute) in (GATE_OPEN, GATE_DRAINING) \
             or seconds_since_registration(instance, state.now) < policy.gate_timeout_s:
         return ()
-    running = {t.group for t in state.tasks if t.last_status == "RUNNING" and not t.stopping}
+    not_running = set(coverage(state.eligibility.eligible, running_groups(state.tasks)).not_running)
     return tuple(s.name for s in state.eligibility.eligible
-                 if s.group not in running and is_critical(s.name, s.tags, policy.critical_daemons))
+                 if s.name in not_running and is_critical(s.name, s.tags, policy.critical_daemons))
 
 
 def _shut_gate_plan(state: PlacementState, policy: PlacementPolicy, not_running: tuple[str, ...]) -> PlacementPlan:
@@ -225,8 +217,7 @@ def plan_placement(state: PlacementState, policy: PlacementPolicy) -> PlacementP
     if gate_mode and instance.attributes.get(policy.gate_attribute) == GATE_DRAINING:
         return PlacementPlan("draining", "the drain shut the gate: nothing more lands here")
     missing = missing_daemons(instance, state.eligibility.eligible, state.tasks)
-    running = {t.group for t in state.tasks if t.last_status == "RUNNING" and not t.stopping}
-    not_running = tuple(s.name for s in state.eligibility.eligible if s.group not in running)
+    not_running = coverage(state.eligibility.eligible, running_groups(state.tasks)).not_running
     if not not_running:
         if gate_mode and not gate_open:
             return PlacementPlan("open-gate", "every eligible daemon is RUNNING",
@@ -246,7 +237,7 @@ def plan_placement(state: PlacementState, policy: PlacementPolicy) -> PlacementP
                                  "MiB): no eviction can make room", (), not_running)
         missing_names = tuple(s.name for s in missing)
     need = _requirements(missing, state.task_defs)
-    free = _free(instance, state.tasks)
+    free = room_after_stopping(instance, state.tasks)
     if fits(need, free):
         return PlacementPlan("wait-for-ecs", f"{', '.join(missing_names)} fit; ECS places daemons", (),
                              not_running)

@@ -37,9 +37,8 @@ def steps_json(steps: tuple[PlannedStep, ...]) -> list[dict[str, Any]]:
             for n, s in enumerate(steps, 1)]
 
 
-def observe_drain(r: Route, rt: Runtime, payload: dict[str, Any]) -> Outcome:
+def observe_drain(r: Route, rt: Runtime, request: DrainRequest) -> Outcome:
     """``drainMode: observe``: log the planned steps, complete a lifecycle action at once, drain nothing."""
-    request = DrainRequest.from_payload(payload)
     steps = preview(rt, request)
     logger.info("drain observed: planned steps (drainMode observe, nothing changed)",
                 extra={"instance": request.instance_id, "trigger": request.trigger,

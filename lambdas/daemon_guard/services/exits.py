@@ -21,8 +21,9 @@ from daemon_guard.adapters.scheduled import ScheduledDrain
 from daemon_guard.bootstrap import Runtime
 from daemon_guard.core.actions import StartWorkflow
 from daemon_guard.core.config import ScheduledChangePolicy, SpotPolicy
+from daemon_guard.core.drain import DrainRequest
 from daemon_guard.core.events import GuardEvent, InstanceStateChanged, ScheduledChange
-from daemon_guard.core.identifiers import IdentifierError, InstanceId
+from daemon_guard.core.identifiers import InstanceId
 from daemon_guard.core.intake import Route
 from daemon_guard.core.model import InstanceView
 from daemon_guard.core.outcomes import Outcome, decision
@@ -51,11 +52,10 @@ def start_exit_drains(r: Route, event: GuardEvent, rt: Runtime) -> Outcome:
                    tuple(a for o in outcomes for a in o.actions), instances=tuple(outcomes))
 
 
-def _payload(cluster: str, r: Route, instance_id: str, deadline: float | None, replace: bool,
-             discriminator: str) -> StartWorkflow:
-    return StartWorkflow("drain", execution_name("drain", instance_id, discriminator), (
-        ("instanceId", instance_id), ("cluster", cluster), ("trigger", r.trigger), ("deadline", deadline),
-        ("replace", "unhealthy" if replace else None)))
+def _start(cluster: str, r: Route, instance_id: InstanceId, deadline: float | None, replace: bool,
+           discriminator: str) -> StartWorkflow:
+    request = DrainRequest(instance_id, cluster, r.trigger or "", deadline_epoch=deadline, replace=replace)
+    return StartWorkflow(execution_name("drain", instance_id, discriminator), request)
 
 
 def _scheduled_change(r: Route, event: ScheduledChange, rt: Runtime, instance_id: InstanceId) -> Outcome:
@@ -72,17 +72,17 @@ def _scheduled_change(r: Route, event: ScheduledChange, rt: Runtime, instance_id
     start = event.start_time.timestamp() if event.start_time else None
     # A change already under way gives no deadline to honour: the configured drain deadline applies.
     deadline = start if start is not None and start > now else None
-    start_workflow = _payload(cluster, one, instance_id, deadline, policy is ScheduledChangePolicy.REPLACE,
-                              f"{r.trigger}:{event.event_arn}:{start or ''}")
+    start_workflow = _start(cluster, one, instance_id, deadline, policy is ScheduledChangePolicy.REPLACE,
+                            f"{r.trigger}:{event.event_arn}:{start or ''}")
     lead = rt.config.scheduled_change_lead_s
     due = start - lead if start is not None and lead is not None else now
     if due > now + rt.config.reconcile_period_min * 60:
-        payload = {k: v for k, v in start_workflow.payload if v is not None}
-        payload["executionName"] = start_workflow.execution_name
+        payload: dict[str, str | float] = {**start_workflow.request.as_payload(),
+                                           "executionName": start_workflow.execution_name}
         rt.schedule.put(ScheduledDrain(instance_id, due, payload))
         return decision(one, "scheduled", f"{r.reason}: drain due {due - now:.0f}s from now "
                         f"({lead}s before the change)", instance_id)
-    return claim_and_start(one, rt, start_workflow, instance_id)
+    return claim_and_start(one, rt, start_workflow)
 
 
 def _state_change(r: Route, event: InstanceStateChanged, rt: Runtime) -> Outcome:
@@ -98,8 +98,7 @@ def _state_change(r: Route, event: InstanceStateChanged, rt: Runtime) -> Outcome
         return decision(r, "ignored", f"container instance {instance.status} and no drain owns it: "
                         "a drain already ran there", instance_id)
     deadline = event.time.timestamp() + rt.config.state_change_deadline_s
-    return claim_and_start(r, rt, _payload(cluster, r, instance_id, deadline, False, f"{r.trigger}:{event.event_id}"),
-                  instance_id)
+    return claim_and_start(r, rt, _start(cluster, r, instance_id, deadline, False, f"{r.trigger}:{event.event_id}"))
 
 
 def start_due_drains(rt: Runtime) -> int:
@@ -116,15 +115,16 @@ def start_due_drains(rt: Runtime) -> int:
         payload = dict(drain.payload)
         name = str(payload.pop("executionName", execution_name("drain", drain.instance_id, "scheduled")))
         try:
-            instance_id = InstanceId(drain.instance_id)
-        except IdentifierError as bad:
-            # Only the intake writes this table, with validated ids: anything else is not ours to act on.
-            logger.warning("scheduled drain skipped", extra={"reason": bad.reason})
+            request = DrainRequest.from_payload(payload)
+            if request.instance_id != drain.instance_id:
+                raise ValueError(f"drain payload names {request.instance_id}, its item {drain.instance_id}")
+        except ValueError as bad:
+            # Only the intake writes this table, with validated requests: anything else is not ours to act on.
+            logger.warning("scheduled drain skipped", extra={"instance": drain.instance_id, "reason": str(bad)})
             continue
-        route = Route("drain", "scheduled change due", str(payload.get("cluster")), trigger="scheduled-change",
-                      ec2_instance_id=instance_id)
-        start = StartWorkflow("drain", name, tuple(payload.items()))
-        result = claim_and_start(route, rt, start, drain.instance_id)
+        route = Route("drain", "scheduled change due", request.cluster, trigger="scheduled-change",
+                      ec2_instance_id=request.instance_id)
+        result = claim_and_start(route, rt, StartWorkflow(name, request))
         logger.info("scheduled drain due", extra={"instance": drain.instance_id, "decision": result.decision})
         started += result.decision == "started"
         store.remove(drain.instance_id)

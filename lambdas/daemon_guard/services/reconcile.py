@@ -36,6 +36,7 @@ from daemon_guard.core import guard_events as ge
 from daemon_guard.core import metrics as m
 from daemon_guard.core.actions import AnyAction
 from daemon_guard.core.config import LAUNCH_HOOK_NAME, TERMINATE_HOOK_NAME, DrainOrder, PlacementMode
+from daemon_guard.core.coverage import coverage, coverage_percent, covers
 from daemon_guard.core.doctor import service_findings
 from daemon_guard.core.eligibility import eligible_daemons
 from daemon_guard.core.events import LifecycleAction, LifecycleLocation
@@ -82,7 +83,7 @@ class ReconcileSummary:
     @property
     def coverage(self) -> float:
         """Share of eligible daemon slots with a RUNNING task, in percent."""
-        return 100.0 if self.eligible_slots == 0 else 100.0 * self.running_slots / self.eligible_slots
+        return coverage_percent(self.running_slots, self.eligible_slots)
 
 
 def reconcile_cluster(rt: Runtime, cluster: str, time_left: Callable[[], float] = unlimited) -> ReconcileSummary:
@@ -94,7 +95,7 @@ def reconcile_cluster(rt: Runtime, cluster: str, time_left: Callable[[], float] 
     running_on: dict[str, set[str]] = defaultdict(set)
     for svc in daemons:
         for task in ecs.tasks(ecs.service_task_arns(svc.name)):
-            if task.last_status == "RUNNING" and not task.stopping:
+            if covers(task):
                 running_on[task.container_instance_arn].add(task.group)
     active = ecs.instances(ecs.instance_arns(status="ACTIVE"))
     summary.draining = len(ecs.instance_arns(status="DRAINING"))
@@ -111,7 +112,7 @@ def reconcile_cluster(rt: Runtime, cluster: str, time_left: Callable[[], float] 
         if too_big:
             summary.cannot_fit += 1
             announce_cannot_fit(rt, cluster, instance, now, too_big)
-        running = sum(1 for s in eligible if s.group in groups)
+        running = len(coverage(eligible, groups).running)
         summary.eligible_slots += len(eligible)
         summary.running_slots += running
         if running == len(eligible) and (not gate_mode or gate_is_open(instance, rt.config.gate_attribute)) \

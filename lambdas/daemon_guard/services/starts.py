@@ -15,9 +15,11 @@ from daemon_guard.bootstrap import Runtime
 from daemon_guard.core import metrics as m
 from daemon_guard.core.actions import CompleteLifecycle, StartWorkflow, WakeWorkflow
 from daemon_guard.core.config import LAUNCH_HOOK_NAME, DrainMode, SpotPolicy
+from daemon_guard.core.drain import DrainRequest
 from daemon_guard.core.events import GuardEvent, LifecycleAction, SpotInterruption
+from daemon_guard.core.gate_request import GateRequest
 from daemon_guard.core.guard_events import drain_started
-from daemon_guard.core.identifiers import InstanceId, valid_epoch
+from daemon_guard.core.identifiers import HookName, InstanceId, valid_epoch
 from daemon_guard.core.intake import Route
 from daemon_guard.core.outcomes import Decision, Outcome, decision
 from daemon_guard.observability import logger
@@ -42,10 +44,12 @@ def start_launch_gate(r: Route, event: GuardEvent, rt: Runtime, *, wake_joined: 
         complete = CompleteLifecycle(event.asg_name, event.hook_name, event.ec2_instance_id, event.token, "CONTINUE")
         rt.executor.run(r.cluster or "", complete)
         return decision(r, "completed", r.reason, event.ec2_instance_id, [complete])
-    start = StartWorkflow("launch-gate", execution_name("gate", event.ec2_instance_id, event.token or ""), (
-        ("instanceId", event.ec2_instance_id), ("cluster", r.cluster), ("asg", event.asg_name),
-        ("hook", LAUNCH_HOOK_NAME), ("token", event.token), ("startedAt", event.time.timestamp())))
-    return claim_and_start(r, rt, start, event.ec2_instance_id, wake_joined=wake_joined)
+    if r.cluster is None:
+        return decision(r, "ignored", f"group {event.asg_name} feeds no managed cluster", event.ec2_instance_id)
+    request = GateRequest(event.ec2_instance_id, r.cluster, event.asg_name, HookName(LAUNCH_HOOK_NAME), event.token,
+                          event.time.timestamp())
+    start = StartWorkflow(execution_name("gate", event.ec2_instance_id, event.token or ""), request)
+    return claim_and_start(r, rt, start, wake_joined=wake_joined)
 
 
 def _find_cluster(rt: Runtime, ec2_instance_id: InstanceId) -> str | None:
@@ -72,56 +76,47 @@ def start_drain(r: Route, event: GuardEvent, rt: Runtime, *, wake_joined: bool =
     if deadline is not None and not valid_epoch(deadline):
         # Parsing bounds event times, so this holds for every parsed warning; checked where it is used.
         return decision(r, "malformed", f"deadline {deadline} (epoch seconds) is outside 2016-2099", instance_id)
-    token = event.token if isinstance(event, LifecycleAction) else None
-    asg = event.asg_name if isinstance(event, LifecycleAction) else None
-    hook = event.hook_name if isinstance(event, LifecycleAction) else None
-    discriminator = token or f"{r.trigger}:{event.time.isoformat() if hasattr(event, 'time') else ''}"
-    start = StartWorkflow("drain", execution_name("drain", instance_id, discriminator), (
-        ("instanceId", instance_id), ("cluster", cluster), ("trigger", r.trigger), ("asg", asg), ("hook", hook),
-        ("token", token), ("deadline", deadline),
-        ("destination", event.destination if isinstance(event, LifecycleAction) else None)))
-    return claim_and_start(r, rt, start, instance_id, wake_joined=wake_joined)
+    lifecycle = event if isinstance(event, LifecycleAction) else None
+    discriminator = (lifecycle.token if lifecycle else None) \
+        or f"{r.trigger}:{event.time.isoformat() if hasattr(event, 'time') else ''}"
+    request = DrainRequest(instance_id, cluster, r.trigger or "", deadline_epoch=deadline) if lifecycle is None \
+        else DrainRequest(instance_id, cluster, r.trigger or "", asg=lifecycle.asg_name, hook=lifecycle.hook_name,
+                          token=lifecycle.token, deadline_epoch=deadline, destination=lifecycle.destination)
+    start = StartWorkflow(execution_name("drain", instance_id, discriminator), request)
+    return claim_and_start(r, rt, start, wake_joined=wake_joined)
 
 
-def _text(value: object) -> str | None:
-    return value if isinstance(value, str) else None
-
-
-def claim_and_start(r: Route, rt: Runtime, start: StartWorkflow, instance_id: str, *, wake_joined: bool = True
-           ) -> Outcome:
-    """Claim the instance for the workflow and start it; a second trigger joins the running one (and wakes
-    it, unless `wake_joined` is False: the reconciler may not wake workflows, which read what was attached
-    to their claim at their next look)."""
-    payload = {k: v for k, v in start.payload if v is not None}
-    kind = "drain" if start.workflow == "drain" else "gate"
-    actions = [start]
-    if kind == "drain" and rt.config.drain_mode is DrainMode.OBSERVE:
-        return observe_drain(r, rt, payload)
-    cluster = str(payload.get("cluster", ""))
+def claim_and_start(r: Route, rt: Runtime, start: StartWorkflow, *, wake_joined: bool = True) -> Outcome:
+    """The one way a workflow starts (the intake, the exits, the reconciler and the operator's `drain`):
+    claim the instance for it in the state table (at most one workflow of a kind per instance), then
+    start it by execution name. A second trigger joins the running one: it hands over its lifecycle action
+    and deadline, and wakes it, unless `wake_joined` is False (the reconciler may not wake workflows, which
+    read what was attached to their claim at their next look)."""
+    request = start.request
+    kind, instance_id = request.CLAIM_KIND, request.instance_id
+    if isinstance(request, DrainRequest) and rt.config.drain_mode is DrainMode.OBSERVE:
+        return observe_drain(r, rt, request)
     if not rt.executor.can_run(start):
         logger.error("workflow not configured", extra={"workflow": start.workflow})
         return decision(r, "not-configured", f"no {start.workflow} workflow configured", instance_id)
-    now = rt.now().timestamp()
+    deadline = request.deadline_epoch if isinstance(request, DrainRequest) else None
     existing = rt.claims.claim_workflow(WorkflowClaim(
-        instance_id=instance_id, kind=kind, execution_name=start.execution_name,
-        token=_text(payload.get("token")), asg=_text(payload.get("asg")), hook=_text(payload.get("hook")),
-        deadline_epoch=float(payload["deadline"]) if "deadline" in payload else None,
-        callback_id=None, started_epoch=now))
+        instance_id=instance_id, kind=kind, execution_name=start.execution_name, token=request.token,
+        asg=request.asg, hook=request.hook, deadline_epoch=deadline, callback_id=None,
+        started_epoch=rt.now().timestamp()))
     if existing is not None and existing.execution_name != start.execution_name:
-        # Another trigger already drains this instance: hand it this lifecycle action and deadline.
-        if isinstance(payload.get("token"), str) and existing.token is None:
-            rt.claims.attach_lifecycle(kind, instance_id, str(payload["asg"]), str(payload["hook"]),
-                                      str(payload["token"]), None)
-        if "deadline" in payload:
-            rt.claims.tighten_deadline(kind, instance_id, float(payload["deadline"] or 0))
+        # Another trigger already holds this instance: hand it this lifecycle action and deadline.
+        if request.token is not None and request.asg and request.hook and existing.token is None:
+            rt.claims.attach_lifecycle(kind, instance_id, request.asg, request.hook, request.token, None)
+        if deadline is not None:
+            rt.claims.tighten_deadline(kind, instance_id, deadline)
         if existing.callback_id and wake_joined:
-            rt.executor.run(cluster, WakeWorkflow(existing.callback_id, r.reason))
+            rt.executor.run(request.cluster, WakeWorkflow(existing.callback_id, r.reason))
         return decision(r, "joined", f"{r.reason}: {existing.execution_name} already owns {instance_id}",
                          instance_id)
-    ran = rt.executor.run(cluster, start)
-    if ran == "done" and existing is None and kind == "drain":
-        rt.metrics.emit(m.DRAINS_STARTED, 1, str(payload.get("cluster", "unknown")))
-        announce(rt, [drain_started(str(payload.get("cluster")), instance_id, rt.now(), r.reason,
-                                    str(payload.get("trigger")), start.execution_name,
-                                    float(payload["deadline"]) if "deadline" in payload else None)])
-    return decision(r, START_DECISIONS[ran], r.reason, instance_id, actions)
+    ran = rt.executor.run(request.cluster, start)
+    if ran == "done" and existing is None and isinstance(request, DrainRequest):
+        rt.metrics.emit(m.DRAINS_STARTED, 1, request.cluster or "unknown")
+        announce(rt, [drain_started(request.cluster, instance_id, rt.now(), r.reason, request.trigger,
+                                    start.execution_name, deadline)])
+    return decision(r, START_DECISIONS[ran], r.reason, instance_id, [start])

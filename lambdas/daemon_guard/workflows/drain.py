@@ -7,9 +7,10 @@ wait as the callback timeout (the polling fallback, heartbeats and deadlines). C
 never re-run on replay; a step interrupted by a crash re-observes and re-plans, which repeats no
 effect that matters.
 
-Invoke payload (also the operator's documented request):
-``{"instanceId": "i-...", "cluster": "prod", "trigger": "lifecycle|spot|rebalance|draining|operator",
-"asg": ..., "hook": ..., "token": ..., "deadline": <epoch seconds>}``.
+Invoke payload (`core.drain.DrainRequest.as_payload`, read back with its `from_payload`; also the operator's
+documented request): ``{"instanceId": "i-...", "cluster": "prod", "trigger":
+"lifecycle|spot|rebalance|draining|operator|...", "asg": ..., "hook": ..., "token": ..., "deadline": <epoch
+seconds>, "destination": ..., "replace": "unhealthy"}``.
 """
 
 from __future__ import annotations
@@ -257,7 +258,7 @@ def drain_workflow(rt: Runtime, event: dict[str, Any], ctx: DurableContext) -> d
                 woke = callback.result()
         n += 1
     summary = ctx.step(partial(finish, rt, request, raw), name="finish")
-    if event.get("replace"):
+    if request.replace:
         ctx.step(lambda _c: replace_after_drain(rt, event), name="replace")
     return {"instance": request.instance_id, "result": raw.get("result"), **summary}
 

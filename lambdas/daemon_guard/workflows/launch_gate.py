@@ -25,7 +25,7 @@ from daemon_guard.adapters.errors import AwsError
 from daemon_guard.bootstrap import Runtime
 from daemon_guard.core import metrics as m
 from daemon_guard.core.actions import CompleteLifecycle, RecordHeartbeat
-from daemon_guard.core.identifiers import AsgName, HookName, IdentifierError, InstanceId, LifecycleToken
+from daemon_guard.core.gate_request import GateRequest
 from daemon_guard.observability import logger
 from daemon_guard.services.reflex import check_instance
 
@@ -104,15 +104,7 @@ def release(rt: Runtime, instance_id: str, _ctx: StepContext | None = None) -> b
 
 def launch_gate_workflow(rt: Runtime, event: dict[str, Any], ctx: DurableContext) -> dict[str, Any]:
     """The durable launch gate."""
-    for key in ("instanceId", "cluster", "asg", "hook"):
-        if not isinstance(event.get(key), str):
-            raise ValueError(f"launch gate payload needs a string '{key}'")
-    try:
-        InstanceId(event["instanceId"]), AsgName(event["asg"]), HookName(event["hook"])
-        if event.get("token") is not None:
-            LifecycleToken(event["token"])
-    except IdentifierError as refused:
-        raise ValueError(f"launch gate payload: {refused.reason}") from None
+    GateRequest.from_payload(event)  # a bad payload fails here, before the first step reads anything
     state: dict[str, Any] = {"started": ctx.step(lambda _c: rt.now().timestamp(), name="start")}
     n = 0
     while True:

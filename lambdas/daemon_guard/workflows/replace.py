@@ -14,9 +14,8 @@ from typing import Any
 from daemon_guard.adapters.errors import AwsError
 from daemon_guard.bootstrap import Runtime
 from daemon_guard.core.actions import SetInstanceHealth
+from daemon_guard.core.drain.request import REPLACE_UNHEALTHY
 from daemon_guard.observability import logger
-
-REPLACE_UNHEALTHY = "unhealthy"
 
 
 def replace_after_drain(rt: Runtime, payload: dict[str, Any]) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, ClassVar, Literal, TypeVar
 
 from daemon_guard.core.config import DeadlinePolicy, DrainOrder, StandalonePolicy
 from daemon_guard.core.identifiers import (
@@ -17,10 +17,16 @@ from daemon_guard.core.identifiers import (
     valid_epoch,
 )
 
+REPLACE_UNHEALTHY = "unhealthy"
+"""The payload's ``replace`` value: mark the drained instance Unhealthy so its group replaces it."""
+
 
 @dataclass(frozen=True)
 class DrainRequest:
     """What started the drain (the workflow's payload)."""
+
+    WORKFLOW: ClassVar[Literal["drain"]] = "drain"
+    CLAIM_KIND: ClassVar[Literal["drain"]] = "drain"  # its claim's kind in the state table
 
     instance_id: InstanceId
     cluster: str
@@ -30,6 +36,16 @@ class DrainRequest:
     token: LifecycleToken | None = None
     deadline_epoch: float | None = None
     destination: str | None = None
+    replace: bool = False  # once drained, have its group replace it (SetInstanceHealth Unhealthy)
+
+    def as_payload(self) -> dict[str, str | float]:
+        """The Invoke payload (JSON), the one serialization of a drain request: what `from_payload` reads back.
+        Unset fields are left out; ``replace`` is written ``"unhealthy"``."""
+        fields: dict[str, str | float | None] = {
+            "instanceId": self.instance_id, "cluster": self.cluster, "trigger": self.trigger, "asg": self.asg,
+            "hook": self.hook, "token": self.token, "deadline": self.deadline_epoch,
+            "destination": self.destination, "replace": REPLACE_UNHEALTHY if self.replace else None}
+        return {k: v for k, v in fields.items() if v is not None}
 
     @classmethod
     def from_payload(cls, payload: Mapping[str, Any]) -> DrainRequest:
@@ -43,6 +59,9 @@ class DrainRequest:
             if not isinstance(payload.get(key), str) or not payload[key]:
                 raise ValueError(f"drain payload needs a non-empty string '{key}'")
         deadline = payload.get("deadline")
+        if payload.get("replace") not in (None, REPLACE_UNHEALTHY):
+            raise ValueError(f"drain payload 'replace': expected \"{REPLACE_UNHEALTHY}\" or nothing, "
+                             f"got {payload.get('replace')!r}")
         if deadline is not None and not valid_epoch(deadline):
             raise ValueError(f"drain payload 'deadline': expected epoch seconds in 2016-2099, got {deadline!r}")
         try:
@@ -51,9 +70,16 @@ class DrainRequest:
                        hook=_optional(HookName, payload.get("hook")),
                        token=_optional(LifecycleToken, payload.get("token")),
                        deadline_epoch=float(deadline) if deadline is not None else None,
-                       destination=payload.get("destination"))
+                       destination=_text(payload.get("destination"), "destination"),
+                       replace=payload.get("replace") == REPLACE_UNHEALTHY)
         except IdentifierError as refused:
             raise ValueError(f"drain payload: {refused.reason}") from None
+
+
+def _text(value: object, key: str) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    raise ValueError(f"drain payload '{key}': expected a string, got {value!r}")
 
 
 def _optional(kind: Callable[[object], T], value: object) -> T | None:
