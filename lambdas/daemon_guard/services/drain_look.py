@@ -112,7 +112,8 @@ def observe(rt: Runtime, request: DrainRequest, progress: DrainProgress) -> tupl
         tasks = ecs.tasks(list(dict.fromkeys([*running, *(live[0] for live in progress.live_tasks)])))
     progress = replace(progress, instance_arn=instance.arn if instance else progress.instance_arn,
                        instance_status=instance.status if instance else "INACTIVE",
-                       live_tasks=tuple((t.arn, t.group, t.stop_timeout_s) for t in tasks), ticks=progress.ticks + 1)
+                       live_tasks=tuple((t.arn, t.group, t.stop_timeout_s) for t in tasks), ticks=progress.ticks + 1,
+                       looked_at=rt.now().timestamp())
     daemon_names = {s.name for s in ecs.daemon_services()}
     services = _replica_services(rt, request, progress, tasks)
     now = rt.now().timestamp()

@@ -90,6 +90,8 @@ class DrainProgress:
     last_progress_at: float = 0.0
     result: str | None = None
     completed_at: float | None = None
+    looked_at: float = 0.0  # the last full look at ECS (0: none yet; the slow look counts from started_at)
+    heard_at: float = 0.0  # the last event that woke the drain (0: none yet)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form (tuples become lists)."""
