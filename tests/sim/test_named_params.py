@@ -11,7 +11,7 @@ from sim.autoscaling import InstanceType
 from sim.ecs import EcsParams
 from sim.params import PARAMS, ParamValue, apply, parse_settings
 from sim.world import World, WorldOptions
-from tests.sim.conftest import CLUSTER, add_daemon, add_instance, running
+from tests.sim.conftest import CLUSTER, add_daemon, add_instance, add_replicas, running, tasks_of
 
 
 def world_with(**values: ParamValue) -> World:
@@ -111,6 +111,37 @@ def test_a_write_is_seen_by_the_scheduler_and_by_filtered_lists_only_after_the_v
     assert ecs.list_container_instances(cluster=CLUSTER, status="DRAINING")["containerInstanceArns"] == []
     world.clock.advance(5.0)
     assert inst.status == "DRAINING"
+
+
+def test_the_scheduler_and_describe_see_a_shut_gate_only_after_the_visibility_lag() -> None:
+    # GIVEN writes seen 30 s after they are made, an instance whose gate is open and a gated replica service
+    world = world_with(attribute_visibility_s=(30.0, 30.0))
+    inst = add_instance(world)
+    world.ecs.set_attributes(inst, {"gate": "open"})
+    service = world.ecs.services[add_replicas(world, "api", 0, constraints=["attribute:gate == open"])]
+    world.clock.advance(300.0)  # the instance is long visible to the replica scheduler
+    ecs = world.client("ecs")
+    # WHEN the guard shuts the gate and, 1 s later, the service is scaled to one task
+    ecs.put_attributes(cluster=CLUSTER, attributes=[{"name": "gate", "value": "draining", "targetId": inst.arn}])
+    world.clock.advance(1.0)
+    service.desired_count = 1
+    world.clock.advance(20.0)
+    # THEN within the lag the scheduler still places it on the instance, and DescribeContainerInstances still
+    # shows the gate open: a writer that counts on its write before reading it back is wrong for that long
+    assert len(tasks_of(world, "service:api", inst)) == 1
+
+    def gate() -> str | None:
+        (described,) = ecs.describe_container_instances(cluster=CLUSTER, containerInstances=[inst.arn])[
+            "containerInstances"]
+        return next((a.get("value") for a in described["attributes"] if a["name"] == "gate"), None)
+
+    assert gate() == "open"
+    # WHEN the lag has passed / THEN the read shows it shut and the scheduler places no more there
+    world.clock.advance(10.0)
+    assert gate() == "draining"
+    service.desired_count = 2
+    world.clock.advance(60.0)
+    assert len(tasks_of(world, "service:api", inst)) == 1
 
 
 def test_with_spot_instance_draining_ecs_sets_draining_at_the_notice_itself() -> None:

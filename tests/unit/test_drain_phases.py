@@ -37,6 +37,7 @@ from daemon_guard.core.drain import (
     plan_settle,
     plan_standalone,
     plan_tier,
+    read_back,
     replica_stops,
 )
 from daemon_guard.core.model import ServiceView, TaskView
@@ -78,7 +79,7 @@ def phase(tasks: tuple[TaskView, ...], progress_phase: str = "replicas", tier: i
           services: dict[str, ServiceView] | None = None,
           standalone: StandalonePolicy = StandalonePolicy.WAIT, **progress: object) -> PhaseInput:
     """The input of one phase function."""
-    begun = at(progress_phase, tier, gate_closed=True, **progress)
+    begun = at(progress_phase, tier, **{"gate_closed": True, "gate_seen": True, **progress})  # type: ignore[arg-type]
     # The gated orders request DRAINING only once the apps are gone (at the first tier).
     begun = replace(begun, draining_requested=order is DrainOrder.DRAINING or (progress_phase == "tier" and tier > 0))
     return PhaseInput(view(tasks, now=now, services=services), begun, ordered(order, standalone), START + 900)
@@ -218,27 +219,72 @@ def test_standalone_tasks_follow_the_policy(standalone: StandalonePolicy, now: f
 
 # ---- daemon tiers -------------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("order", "tier", "tasks", "expected"), [
+@pytest.mark.parametrize(("order", "tier", "tasks", "fence", "then"), [
     pytest.param(DrainOrder.TIERS, 0, AGENTS + METRICS + LOGS,
-                 [SetAttribute(INSTANCE_ARN, tier_attribute("agents", GATE), TIER_STOPPED),
-                  StopTasks(("xray-1",), "daemon-guard drain: agents", "agents")],
+                 [SetAttribute(INSTANCE_ARN, tier_attribute("agents", GATE), TIER_STOPPED)],
+                 [StopTasks(("xray-1",), "daemon-guard drain: agents", "agents")],
                  id="tiers: the tier's attribute first (ECS restarts none), then its daemons"),
     pytest.param(DrainOrder.TIERS, 1, METRICS + LOGS,
-                 [SetAttribute(INSTANCE_ARN, tier_attribute("metrics", GATE), TIER_STOPPED),
-                  StopTasks(("prometheus-1",), "daemon-guard drain: metrics", "metrics")], id="tiers: the next tier"),
+                 [SetAttribute(INSTANCE_ARN, tier_attribute("metrics", GATE), TIER_STOPPED)],
+                 [StopTasks(("prometheus-1",), "daemon-guard drain: metrics", "metrics")], id="tiers: the next tier"),
     pytest.param(DrainOrder.APPS_FIRST, 0, AGENTS + METRICS + LOGS,
-                 [DRAINING, StopTasks(("xray-1",), "daemon-guard drain: agents", "agents")],
+                 [DRAINING], [StopTasks(("xray-1",), "daemon-guard drain: agents", "agents")],
                  id="apps-first: DRAINING only now that every app task STOPPED"),
     pytest.param(DrainOrder.TIERS, 0, STANDALONE + AGENTS,
-                 [StopTasks(("batch-1",), "daemon-guard drain: late app task", "agents")],
+                 [StopTasks(("batch-1",), "daemon-guard drain: late app task", "agents")], [],
                  id="an app task that arrived late stops first; no daemon yet"),
 ])
-def test_each_tier_is_fenced_then_stopped_by_the_guard(order: DrainOrder, tier: int, tasks: tuple[TaskView, ...],
-                                                       expected: list[Action]) -> None:
+def test_each_tier_is_fenced_then_stopped_by_the_guard_once_ecs_shows_the_fence(
+        order: DrainOrder, tier: int, tasks: tuple[TaskView, ...], fence: list[Action], then: list[Action]) -> None:
     # GIVEN the drain in a tier phase / WHEN the tier is planned
-    outcome = plan_tier(phase(tasks, "tier", tier, order=order))
-    # THEN the order's fence comes before the stops
-    assert list(outcome.actions) == expected
+    inp = phase(tasks, "tier", tier, order=order)
+    first = plan_tier(inp)
+    # THEN the order's fence comes first, alone: ECS's API is eventually consistent, so no daemon stops on it yet
+    assert list(first.actions) == fence
+    # WHEN a later look shows the fence in effect / THEN the tier's daemons stop
+    seen = ecs_shows(inp.view, first.actions)
+    second = plan_tier(replace(inp, view=seen, progress=read_back(seen, first.progress, inp.policy)))
+    assert list(second.actions) == then
+
+
+def test_a_tier_waits_while_its_fence_is_not_yet_seen() -> None:
+    # GIVEN tier 0 fenced by the drain, its attribute not yet in what ECS shows (the write is still spreading)
+    inp = phase(AGENTS + METRICS + LOGS, "tier", 0, tiers_fenced=("agents",))
+    # WHEN the tier is planned / THEN no daemon stops and the drain looks again within seconds
+    outcome = plan_tier(inp)
+    assert outcome.actions == () and not outcome.finished
+    assert outcome.look_again_s is not None and outcome.look_again_s <= POLL_S
+
+
+@pytest.mark.parametrize(("progress_phase", "tasks"), [
+    pytest.param("replicas", REPLICAS, id="replicas: none stops (ECS could place its replacement right here)"),
+    pytest.param("tier", AGENTS + METRICS + LOGS, id="a tier: no daemon stops (a replica may still land)"),
+])
+def test_nothing_is_stopped_on_the_gate_before_a_look_shows_it_shut(progress_phase: str,
+                                                                   tasks: tuple[TaskView, ...]) -> None:
+    # GIVEN a drain (order tiers) that shut the gate, which ECS does not show yet
+    services = {"api": a_replica_service("api", desired=4, running=4)}
+    inp = phase(tasks, progress_phase, services=services, gate_seen=False)
+    # WHEN the phase is planned / THEN it stops nothing and looks again soon
+    outcome = plan_replicas(inp) if progress_phase == "replicas" else plan_tier(inp)
+    assert stopped(outcome) == [] and not outcome.finished
+    # AND once a look shows the gate shut, it goes on (the replicas stop; the tier is fenced)
+    seen = with_gate(inp.view, GATE_DRAINING)
+    after = replace(inp, view=seen, progress=read_back(seen, inp.progress, inp.policy))
+    assert (plan_replicas(after) if progress_phase == "replicas" else plan_tier(after)).actions != ()
+
+
+def ecs_shows(v: DrainView, actions: tuple[Action, ...]) -> DrainView:
+    """The same observation once ECS shows the drain's writes in `actions` (attributes set, DRAINING)."""
+    assert v.instance is not None
+    attributes = dict(v.instance.attributes)
+    status = v.instance.status
+    for action in actions:
+        if isinstance(action, SetAttribute):
+            attributes[action.name] = action.value
+        elif isinstance(action, SetDraining):
+            status = "DRAINING"
+    return replace(v, instance=replace(v.instance, attributes=attributes, status=status))
 
 
 def test_a_fenced_tier_is_not_fenced_twice() -> None:
@@ -266,8 +312,10 @@ def test_order_tiers_never_asks_ecs_to_drain_before_the_daemons_are_gone() -> No
     left = list(EVERYTHING)
     seen: list[Action] = []
     # WHEN every step stops what it asks for at once
-    for n in range(12):
-        step = plan_drain_step(request(), view(tuple(left), now=START + n, services=services), progress, pol)
+    for n in range(24):
+        # (ECS shows each write at the next look)
+        step = plan_drain_step(request(), ecs_shows(view(tuple(left), now=START + n, services=services),
+                                                    tuple(seen)), progress, pol)
         seen.extend(step.actions)
         asked = {arn for a in step.actions if isinstance(a, StopTasks) for arn in a.task_arns}
         left = [t for t in left if t.arn not in asked]
@@ -476,13 +524,14 @@ def run_steps(tasks: tuple[TaskView, ...], progress: DrainProgress, pol: DrainPo
 
 @pytest.mark.parametrize(("tasks", "progress", "later"), [
     pytest.param((STUCK_REPLICA, *STANDALONE, *AGENTS, *METRICS, *LOGS),
-                 at("replicas", gate_closed=True, stop_requested=("api-1",)), {"batch-1", "xray-1"},
+                 at("replicas", gate_closed=True, gate_seen=True, stop_requested=("api-1",)), {"batch-1", "xray-1"},
                  id="a replica: no standalone task or daemon stops, through the replica and the global deadline"),
     pytest.param((STUCK_DAEMON, *METRICS, *LOGS),
-                 at("tier", 0, gate_closed=True, stop_requested=("xray-1",), tiers_fenced=("agents",)),
+                 at("tier", 0, gate_closed=True, gate_seen=True, stop_requested=("xray-1",), tiers_fenced=("agents",),
+                    tiers_seen=("agents",)),
                  {"prometheus-1", "fluent-bit-1"}, id="a daemon of tier 0: tier 1 does not stop"),
     pytest.param((LATE_JOB, *AGENTS, *METRICS, *LOGS),
-                 at("tier", 0, gate_closed=True, stop_requested=("batch-9",)), {"xray-1"},
+                 at("tier", 0, gate_closed=True, gate_seen=True, stop_requested=("batch-9",)), {"xray-1"},
                  id="a late standalone task: the first tier does not stop"),
 ])
 def test_a_task_past_its_stop_time_and_not_stopped_keeps_the_phase_waiting_with_heartbeats(
@@ -506,7 +555,8 @@ def test_a_task_past_its_stop_time_and_not_stopped_keeps_the_phase_waiting_with_
     assert sum(n.kind == "stop-overdue" for _, step in steps for n in step.notes) == 1
 
 
-STUCK_TIER_0 = at("tier", 0, gate_closed=True, stop_requested=("xray-1",), tiers_fenced=("agents",))
+STUCK_TIER_0 = at("tier", 0, gate_closed=True, gate_seen=True, stop_requested=("xray-1",), tiers_fenced=("agents",),
+                    tiers_seen=("agents",))
 LATER_TIERS = 2 * (30 + M)  # what tiers 1 and 2 need to stop their daemons before the hard end
 
 

@@ -71,6 +71,7 @@ class FakeEcs:
     calls: list[tuple[str, str]] = field(default_factory=list)
     described: list[str] = field(default_factory=list)  # services named in DescribeServices
     throttled: bool = False  # ECS throttles ListTasks (past the SDK's retries)
+    attributes: dict[str, str] = field(default_factory=dict)  # the instance's custom attributes (PutAttributes)
 
     def add(self, arn: str, service: str | None, last_status: str = "RUNNING") -> None:
         self.tasks[arn] = {"taskArn": arn, "group": f"service:{service}" if service else "family:batch",
@@ -98,6 +99,7 @@ class FakeEcs:
         return {"containerInstances": [{
             "containerInstanceArn": INSTANCE_ARN, "ec2InstanceId": INSTANCE_ID, "status": self.status,
             "agentConnected": True, "registeredAt": T0, "version": 1,
+            "attributes": [{"name": name, "value": value} for name, value in self.attributes.items()],
             "registeredResources": [{"name": "CPU", "integerValue": 2048}, {"name": "MEMORY", "integerValue": 8192}],
             "remainingResources": [{"name": "CPU", "integerValue": 1024}, {"name": "MEMORY", "integerValue": 4096}],
         }] if self.registered else []}
@@ -139,6 +141,7 @@ class FakeEcs:
 
     def put_attributes(self, **kw: Any) -> dict[str, Any]:
         self.calls.append(("PutAttributes", kw["attributes"][0]["name"]))
+        self.attributes.update({a["name"]: a["value"] for a in kw["attributes"]})
         return {}
 
 
@@ -337,11 +340,32 @@ def test_a_spot_drain_stops_the_next_tier_on_the_events_view_when_ecs_throttles_
     live = (("batch-1", "family:batch", 30), ("xray-1", "service:xray", 30), ("prometheus-1", "service:prometheus", 30),
             ("fluent-bit-1", "service:fluent-bit", 30))
     progress = DrainProgress(started_at=T0.timestamp(), instance_arn=INSTANCE_ARN, instance_status="ACTIVE",
-                             live_tasks=live, phase="standalone", gate_closed=True, stop_requested=("batch-1",),
-                             notice_at=notice)
+                             live_tasks=live, phase="standalone", gate_closed=True, gate_seen=True,
+                             stop_requested=("batch-1",), notice_at=notice)
     # WHEN the step woken by that stop runs
     result = drain_tick(rt, DrainRequest.from_payload(drain_payload()), progress.as_dict(), {"stoppedTask": "batch-1"})
     # THEN under a Spot notice it goes on from the events' view and stops the first tier; without one it
     # waits for a proper look (the step fails and is retried)
     assert [c for c in ecs.calls if c[0] == "StopTask"] == daemons_stopped
     assert ("error" in result) is (notice is None)
+
+
+@pytest.mark.parametrize(("silent_s", "looks"), [(3.0, False), (25.0, True)])
+def test_a_held_replica_phase_looks_at_ecs_once_no_event_has_come_for_a_while(silent_s: float, looks: bool) -> None:
+    # GIVEN a replica phase held by minimumHealthyPercent (api at 2 of 2, 50%): api-1 was told to stop and
+    # has STOPPED, but its Task State Change was lost, so the events' view still has it stopping
+    ecs = FakeEcs()
+    ecs.add("api-1", "api")
+    ecs.add("api-2", "api")
+    ecs._stop("api-1")
+    rt = install_gated(ecs, FakeAutoScaling())
+    last_look = T0.timestamp() - silent_s
+    progress = DrainProgress(started_at=T0.timestamp() - 60, instance_arn=INSTANCE_ARN, instance_status="ACTIVE",
+                             live_tasks=(("api-1", "service:api", 30), ("api-2", "service:api", 30)),
+                             gate_closed=True, gate_seen=True, stop_requested=("api-1",), replicas_held=True,
+                             looked_at=last_look, heard_at=last_look)
+    # WHEN the wait times out with no event, `silent_s` after the last look
+    drain_tick(rt, DrainRequest.from_payload(drain_payload()), progress.as_dict(), None)
+    # THEN within the slow look's interval it keeps to the events' view (no StopTask: api-1 still counts as
+    # stopping); past it, it looks, sees api-1 STOPPED and stops api-2 within the budget
+    assert (("StopTask", "api-2") in ecs.calls) is looks

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Literal
 
-from daemon_guard.core.actions import CompleteLifecycle, SetDraining, StopTasks
+from daemon_guard.core.actions import CompleteLifecycle, SetAttribute, SetDraining, StopTasks
 from daemon_guard.core.config import StandalonePolicy
 from daemon_guard.core.drain import (
     DrainPolicy,
@@ -89,6 +89,10 @@ def preview_drain(request: DrainRequest, view: DrainView, policy: DrainPolicy) -
                                          "placing tasks here and begins replacing service replicas",
                                          deadline_s=deadline))
                 view = replace(view, instance=replace(view.instance, status="DRAINING")) if view.instance else view
+            elif isinstance(action, SetAttribute) and view.instance is not None:
+                # The drain reads its fences back before it counts on them: the preview shows them in effect.
+                shown = {**view.instance.attributes, action.name: action.value}
+                view = replace(view, instance=replace(view.instance, attributes=shown))
             elif isinstance(action, StopTasks):
                 told = set(action.task_arns)
                 stopped = [t for t in tasks if t.arn in told]

@@ -87,9 +87,11 @@ def observe(rt: Runtime, request: DrainRequest, progress: DrainProgress) -> tupl
 
     Reads are budgeted, because a hundred drains share ECS's cluster-read rate (20/s) with the
     placement reflex. The first step finds the container instance with one filtered
-    ListContainerInstances; later the instance is described every sixth step and whenever no live
-    task is left (to see it go). The tasks are ListTasks(RUNNING) plus DescribeTasks of those and of
-    the tasks still live at the last look (which is how a task told to stop is followed to STOPPED).
+    ListContainerInstances; later the instance is described every sixth step, whenever no live
+    task is left (to see it go) and while a write of the drain's is not yet read back (its attributes
+    and status: ECS's API is eventually consistent). The tasks are ListTasks(RUNNING) plus DescribeTasks
+    of those and of the tasks still live at the last look (which is how a task told to stop is followed to
+    STOPPED).
     The replica services are described only if the replica phase has lasted a minute (blocked?).
     """
     ecs = rt.cluster(request.cluster)
@@ -99,7 +101,7 @@ def observe(rt: Runtime, request: DrainRequest, progress: DrainProgress) -> tupl
         instance = None if found is None else InstanceView(
             arn=found, ec2_instance_id=request.instance_id, status="DRAINING" if request.trigger == "draining"
             else "ACTIVE", agent_connected=True, registered=Resources(), remaining=Resources())
-    elif progress.ticks % DESCRIBE_EVERY == 0 or not progress.live_tasks:
+    elif progress.ticks % DESCRIBE_EVERY == 0 or not progress.live_tasks or progress.awaiting_read_back:
         instance = ecs.instance(progress.instance_arn)
     else:
         instance = InstanceView(arn=progress.instance_arn, ec2_instance_id=request.instance_id,
@@ -112,7 +114,8 @@ def observe(rt: Runtime, request: DrainRequest, progress: DrainProgress) -> tupl
         tasks = ecs.tasks(list(dict.fromkeys([*running, *(live[0] for live in progress.live_tasks)])))
     progress = replace(progress, instance_arn=instance.arn if instance else progress.instance_arn,
                        instance_status=instance.status if instance else "INACTIVE",
-                       live_tasks=tuple((t.arn, t.group, t.stop_timeout_s) for t in tasks), ticks=progress.ticks + 1)
+                       live_tasks=tuple((t.arn, t.group, t.stop_timeout_s) for t in tasks), ticks=progress.ticks + 1,
+                       looked_at=rt.now().timestamp())
     daemon_names = {s.name for s in ecs.daemon_services()}
     services = _replica_services(rt, request, progress, tasks)
     now = rt.now().timestamp()

@@ -40,6 +40,7 @@ from daemon_guard.core.drain import (
     plan_drain_step,
     plan_heartbeat,
 )
+from daemon_guard.core.slow_look import slow_look_due
 from daemon_guard.observability import logger
 from daemon_guard.services.drain_look import KIND, drain_policy, model_view, observe
 from daemon_guard.services.notify import announce, drain_step_events
@@ -147,8 +148,14 @@ def _tick(rt: Runtime, request: DrainRequest, raw_progress: dict[str, Any], stop
     policy = drain_policy(rt, request)
     step: DrainStep | None = None
     fallback: DrainStep | None = None
+    now = rt.now().timestamp()
+    if stopped:
+        progress = replace(progress, heard_at=now)
     known = any(live[0] in stopped for live in progress.live_tasks)
-    held = progress.phase == "replicas" and progress.replicas_held and not stopped
+    # A replica phase held by minimumHealthyPercent plans from the events between looks; when none has come
+    # for a while it looks (the slow look): a lost STOPPED would otherwise hold it until its deadline.
+    held = progress.phase == "replicas" and progress.replicas_held and not stopped and not slow_look_due(
+        now, progress.looked_at or progress.started_at, progress.heard_at or progress.started_at)
     if (known or held or (from_look and progress.instance_arn)) and not progress.forced:
         # Plan from the event stream (or the first look, or a replica phase waiting only on replacements
         # elsewhere, where the services are re-read and the gate keeps new replicas off the instance);

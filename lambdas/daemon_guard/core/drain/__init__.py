@@ -65,6 +65,7 @@ from daemon_guard.core.drain.phases import (
     plan_settle,
     plan_standalone,
     plan_tier,
+    read_back,
     replica_stops,
 )
 from daemon_guard.core.drain.plan import (
@@ -130,5 +131,6 @@ __all__ = [
     "plan_settle",
     "plan_standalone",
     "plan_tier",
+    "read_back",
     "replica_stops",
 ]

@@ -38,6 +38,10 @@ from daemon_guard.core.placement import GATE_DRAINING, GATE_OPEN, TIER_STOPPED, 
 # seconds to place and start, and a hundred held drains polling faster would spend the cluster's read rate.
 BUDGET_POLL_S = 10.0
 BLOCKED_AFTER_S = 120.0
+# How soon a phase waiting to see its own write (the gate shut, DRAINING, a tier fenced) looks again: ECS's
+# API is eventually consistent, a write is seen "at once … seconds" later (ECS-BEHAVIOUR.md), and each such
+# look is one DescribeContainerInstances besides the step's ListTasks and DescribeTasks.
+READ_BACK_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -233,12 +237,59 @@ def plan_fence(view: DrainView, progress: DrainProgress, policy: DrainPolicy) ->
             return (), progress
         actions: tuple[Action, ...] = (SetDraining((instance.arn,)),) if active and instance else ()
         return actions, replace(progress, draining_requested=True)
+    progress = read_back(view, progress, policy)
     if progress.gate_closed and not (active and gate_reopened(view, policy)):
         return (), progress
     # First close, or shut again: a gate opener that read the instance before the drain shut it may have
     # written `open` after (ECS's PutAttributes has no condition), letting gated replicas back in.
     actions = (SetAttribute(instance.arn, policy.gate_attribute, GATE_DRAINING),) if active and instance else ()
-    return actions, replace(progress, gate_closed=True)
+    return actions, replace(progress, gate_closed=True, gate_seen=progress.gate_seen and not progress.gate_closed)
+
+
+def read_back(view: DrainView, progress: DrainProgress, policy: DrainPolicy) -> DrainProgress:
+    """Record the drain's writes that this look shows in effect: the gate shut (`<gate>=draining`), the
+    instance DRAINING, each fenced tier's attribute. ECS's API is eventually consistent (the scheduler may
+    not yet see a write either), so a phase counts on none of them before it is seen here."""
+    instance = view.instance
+    if instance is None:
+        return progress
+    gate = progress.gate_seen or (progress.gate_closed
+                                  and instance.attributes.get(policy.gate_attribute) == GATE_DRAINING)
+    draining = progress.draining_seen or (progress.draining_requested and instance.status == "DRAINING")
+    tiers = progress.tiers_seen + tuple(
+        name for name in progress.tiers_fenced if name not in progress.tiers_seen
+        and instance.attributes.get(tier_attribute(name, policy.gate_attribute)) == TIER_STOPPED)
+    if (gate, draining, tiers) == (progress.gate_seen, progress.draining_seen, progress.tiers_seen):
+        return progress
+    return replace(progress, gate_seen=gate, draining_seen=draining, tiers_seen=tiers)
+
+
+def _no_time_to_read_back(inp: PhaseInput) -> bool:
+    """Time, not the fences, rules once a Spot notice (or EC2 stop) is the hard end (what is still here when
+    it ends dies with the instance), the drain is out of time (forced, or this phase late) or has already
+    moved on at a hard end: the drain does not wait to read its writes back, and a task that lands or
+    restarts meanwhile is seen at a later look and stopped in order."""
+    progress = inp.progress
+    return (inp.end is not None and inp.end.kind == "notice") or progress.forced or progress.phase_late \
+        or bool(progress.breaks)
+
+
+def _gate_unseen(inp: PhaseInput) -> bool:
+    """Orders other than ``draining`` keep new replicas off with the gate: until a look shows it shut, a
+    replica stopped here may be replaced here, and one may land after the last look before a tier."""
+    return inp.policy.order is not DrainOrder.DRAINING and not inp.progress.gate_seen \
+        and not _no_time_to_read_back(inp)
+
+
+def _fence_unseen(inp: PhaseInput) -> bool:
+    """The current tier's fence not yet seen: its attribute (``tiers``), DRAINING (``apps-first``). Until
+    then ECS may start again a daemon the tier stops."""
+    progress, policy = inp.progress, inp.policy
+    if _no_time_to_read_back(inp):
+        return False
+    if policy.order is DrainOrder.TIERS:
+        return phase_label(progress, policy) not in progress.tiers_seen
+    return policy.order is DrainOrder.APPS_FIRST and not progress.draining_seen
 
 
 def gate_reopened(view: DrainView, policy: DrainPolicy) -> bool:
@@ -283,6 +334,8 @@ def plan_replicas(inp: PhaseInput) -> PhaseOutcome:
                                else replace(inp.view, services={}), inp.progress, remaining)
     if inp.policy.order is DrainOrder.DRAINING:
         return PhaseOutcome(progress, notes=tuple(notes))
+    if _gate_unseen(inp):
+        return PhaseOutcome(progress, notes=tuple(notes), look_again_s=READ_BACK_S)
     allowed = replica_stops(remaining, inp.view.services, progress.stop_requested)
     actions, progress = _stop(progress, allowed, "daemon-guard drain: replicas", inp.view.now, "replicas")
     asked = set(inp.progress.stop_requested)
@@ -342,10 +395,14 @@ def plan_tier(inp: PhaseInput) -> PhaseOutcome:
     if inp.progress.gate_closed and gate_reopened(inp.view, inp.policy):
         # Shut again this step (`plan_fence`); the next look shows any replica that landed meanwhile.
         return PhaseOutcome(inp.progress, before, notes, look_again_s=1.0)
+    if _gate_unseen(inp):
+        return PhaseOutcome(inp.progress, before, notes, look_again_s=READ_BACK_S)
     fence, progress = _fence_tier(inp)
     inp, done = _begin(replace(inp, progress=progress), _tier_tasks(inp.view, progress.tier))
     if done is not None:
         return replace(done, actions=before + fence + done.actions, notes=notes + done.notes)
+    if _fence_unseen(inp):
+        return PhaseOutcome(inp.progress, before + fence, notes, look_again_s=READ_BACK_S)
     label = phase_label(inp.progress, inp.policy)
     tasks = _tier_tasks(inp.view, progress.tier)
     actions, progress = _stop(inp.progress, tasks, f"daemon-guard drain: {label}", inp.view.now, label)

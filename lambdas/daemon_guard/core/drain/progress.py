@@ -90,6 +90,13 @@ class DrainProgress:
     last_progress_at: float = 0.0
     result: str | None = None
     completed_at: float | None = None
+    looked_at: float = 0.0  # the last full look at ECS (0: none yet; the slow look counts from started_at)
+    heard_at: float = 0.0  # the last event that woke the drain (0: none yet)
+    # Writes read back (ECS's API is eventually consistent): the gate shut, DRAINING, the tiers fenced, as a
+    # DescribeContainerInstances has shown them; the drain counts on none of them before.
+    gate_seen: bool = False
+    draining_seen: bool = False
+    tiers_seen: tuple[str, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form (tuples become lists)."""
@@ -102,7 +109,7 @@ class DrainProgress:
         values = dict(raw)
         # A checkpoint from before stopTimeouts were kept reads as ECS's default (30 s).
         values["live_tasks"] = tuple((x[0], x[1], x[2] if len(x) > 2 else 30) for x in values.get("live_tasks", ()))
-        for key in ("violations", "stop_requested", "tiers_fenced"):
+        for key in ("violations", "stop_requested", "tiers_fenced", "tiers_seen"):
             values[key] = tuple(values.get(key, ()))
         values["phase_tasks"] = tuple(tuple(x) for x in values.get("phase_tasks", ()))
         values["stop_by"] = tuple(tuple(x) for x in values.get("stop_by", ()))
@@ -112,6 +119,13 @@ class DrainProgress:
             raise ValueError(f"drain checkpoint 'phase': expected one of {', '.join(PHASE_NAMES)}, "
                              f"got {values.get('phase')!r}")
         return cls(**values)
+
+    @property
+    def awaiting_read_back(self) -> bool:
+        """True while a write the drain made (the gate shut, DRAINING, a tier fenced) has not been seen in a
+        look at the instance: the next look describes it."""
+        return (self.gate_closed and not self.gate_seen) or (self.draining_requested and not self.draining_seen) \
+            or not set(self.tiers_fenced) <= set(self.tiers_seen)
 
     @property
     def done(self) -> bool:
