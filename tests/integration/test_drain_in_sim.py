@@ -18,7 +18,7 @@ from bench.scenarios import TIERS, ClusterSpec, DrainStory, build_cluster, build
 from bench.suites import GATE_ATTRIBUTE
 from sim.autoscaling import PendingAction
 from sim.deployment import GuardDeployment
-from sim.ecs import EcsParams, profile_params
+from sim.ecs import profile_params
 from sim.eventbridge import FaultPlan
 from sim.params import ParamValue, with_params
 from sim.world import World, WorldOptions
@@ -62,12 +62,12 @@ def record_completions(world: World) -> Counter[str]:
 
 
 def drain_story(deploy: Deploy, *, seed: int = SEED, delivery: FaultPlan | None = None,
-                prepare: Callable[[GuardDeployment], None] | None = None, profile: str | None = None,
+                prepare: Callable[[GuardDeployment], None] | None = None, profile: str = "as-reported",
                 order: str = "draining", params: dict[str, ParamValue] | None = None) -> DrainRun:
     """The small drain story (scale-ins and Spot interruptions) under daemon-guard, with a drain order
     (the gated orders get the gate constraint on replicas and jobs, `tiers` the tier constraints on
     daemons), an ECS behaviour profile and named simulator parameters on top of it (sim.params)."""
-    ecs = with_params(profile_params(profile) if profile else EcsParams(), params or {})
+    ecs = with_params(profile_params(profile), params or {})
     world = World(WorldOptions(seed=seed, delivery=delivery or FaultPlan(), ecs=ecs))
     gated = order != "draining"
     groups = build_drain_cluster(world, STORY, gate_attribute=GATE_ATTRIBUTE if gated else None,
@@ -223,7 +223,7 @@ def instance_with_replica(world: World) -> str:
 
 def test_a_drain_blocked_by_a_full_service_is_reported_then_forced_at_the_deadline(deploy: Deploy) -> None:
     # GIVEN a service that may neither go below nor above its desired count (min 100 %, max 100 %)
-    world = World(WorldOptions(seed=SEED))
+    world = World(WorldOptions(seed=SEED, ecs=profile_params("as-reported")))
     asg = small_cluster(world, replicas=3, min_healthy=100, max_percent=100)
     # (a deadline that leaves the replica phase more than the minute after which services are read, once the
     # later phases' stop times are reserved)
@@ -246,7 +246,7 @@ def test_a_drain_blocked_by_a_full_service_is_reported_then_forced_at_the_deadli
 
 def test_an_instance_drained_by_someone_else_has_its_daemons_stopped_in_tier_order(deploy: Deploy) -> None:
     # GIVEN a managed cluster with three daemon tiers
-    world = World(WorldOptions(seed=SEED))
+    world = World(WorldOptions(seed=SEED, ecs=profile_params("as-reported")))
     asg = small_cluster(world, replicas=2)
     deploy(world, config_for([asg]))
     victim = instance_with_replica(world)
