@@ -66,8 +66,8 @@ class FaultStory:
 STORY = FaultStory()
 LOAD = FaultStory(warm=110, launches=500, scale_in=100, end_s=1500.0, refresh=40)
 # The test suite's sizes (tests/integration/test_fault_suite.py): the same story, smaller.
-SMALL_STORY = FaultStory(warm=8, launches=6, scale_in=4, end_s=900.0)
-SMALL_LOAD = FaultStory(warm=24, launches=60, scale_in=12, end_s=1200.0, refresh=10)
+SMALL_STORY = FaultStory(warm=8, launches=6, scale_in=4, end_s=700.0)
+SMALL_LOAD = FaultStory(warm=12, launches=30, scale_in=6, end_s=900.0, refresh=6)
 
 
 def story_for(kind: str, small: bool = False) -> FaultStory:
