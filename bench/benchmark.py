@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.bench_exits import exits_markdown, rollout_markdown, run_exits_suite, run_rollout_suite
-from bench.faults import fault_suite
+from bench.faults import fault_suite, faults_markdown
 from bench.ranges import FULL_DRAWS, QUICK_DRAWS, ranges_markdown, ranges_suite
 from bench.scenarios import DrainStory
 from bench.suites import (
@@ -178,13 +178,7 @@ def markdown(report: dict[str, Any]) -> str:
         lines += ranges_markdown(report["ranges"])
     faults = report.get("faults")
     if faults:
-        lines += ["**Faults** (each kind on the same story; effects lost = tasks killed, lifecycle actions timed out "
-                  "or left waiting, workflows failed or unfinished, instances missing a daemon at the end)", "",
-                  "| fault | injected | events | effects lost | coverage restored (s) | lifecycle timeouts |",
-                  "|---|---|---|---|---|---|"]
-        lines += [f"| {kind} | {f['injected']} | {f['events']} | {f['effects_lost']} | {f['coverage_restored_s']} | "
-                  f"{f['lifecycle_timeouts']} |" for kind, f in faults.items()]
-        lines.append("")
+        lines += faults_markdown(faults)
     cost = report.get("cost")
     if cost:
         lines += [f"**Asset**: {cost['asset_zip_bytes'] / 2**20:.2f} MiB zipped, "

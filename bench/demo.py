@@ -40,9 +40,10 @@ from bench.baselines import ManagedDraining
 from bench.drain_measure import DrainRecord, measure_drains
 from bench.measure import LaunchRecord, PlacementSummary, launch_records, summarize
 from bench.scenarios import DAEMONS, TIERS, ClusterSpec, build_cluster, keep_backlog
-from bench.suites import GATE_ATTRIBUTE, guard_config
+from bench.suites import DEFAULT_PROFILE, GATE_ATTRIBUTE, guard_config
 from sim.clock import Clock
 from sim.deployment import GuardDeployment
+from sim.ecs import profile_params
 from sim.world import World, WorldOptions
 
 CLUSTER = "prod"
@@ -377,7 +378,7 @@ def _outcome(world: World, story: Story, launches: list[LaunchRecord]) -> _Outco
 def _build_world(seed: int, setup: Setup = GUARD) -> World:
     """The demo's cluster wired for `setup`: the gate and tier constraints for daemon-guard (as the README's
     quick start wires them), the daemon affinity for the workaround, managed draining without daemon-guard."""
-    world = World(WorldOptions(seed=seed))
+    world = World(WorldOptions(seed=seed, ecs=profile_params(DEFAULT_PROFILE)))
     spec = ClusterSpec(name=CLUSTER, asg=ON_DEMAND_GROUP, replica_services=REPLICA_SERVICES, desired_per_service=4,
                        gate_attribute=GATE_ATTRIBUTE if setup.guard else None, tier_constraints=setup.guard,
                        daemon_affinity=setup.affinity)

@@ -22,8 +22,9 @@ from typing import Any
 
 from bench.drain_measure import measure_drains
 from bench.scenarios import TIERS, DrainStory, build_drain_cluster, submit_batch_jobs
-from bench.suites import guard_config
+from bench.suites import DEFAULT_PROFILE, guard_config
 from sim.deployment import GuardDeployment
+from sim.ecs import profile_params
 from sim.world import World, WorldOptions
 
 EXIT_STRATEGIES = ("ecs-native", "daemon-guard")
@@ -75,7 +76,7 @@ def run_exit_story(world: World, story: ExitStory, group: str) -> dict[str, dict
 
 def run_exits(strategy: str, seed: int, story: ExitStory) -> dict[str, Any]:
     """One strategy, one seed: the exits story, measured per trigger."""
-    world = World(WorldOptions(seed=seed))
+    world = World(WorldOptions(seed=seed, ecs=profile_params(DEFAULT_PROFILE)))
     asg_name, _ = build_drain_cluster(world, DrainStory(on_demand=story.on_demand, spot=0,
                                                         replica_services=story.replica_services))
     deployment = GuardDeployment(world, guard_config([asg_name])) if strategy == "daemon-guard" else None

@@ -18,8 +18,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from bench.scenarios import ClusterSpec, build_cluster, keep_backlog
-from bench.suites import GATE_ATTRIBUTE, BreachCounter, guard_config
+from bench.suites import DEFAULT_PROFILE, GATE_ATTRIBUTE, BreachCounter, guard_config
 from sim.deployment import GuardDeployment
+from sim.ecs import profile_params
 from sim.world import World, WorldOptions
 
 ROLLOUT_STRATEGIES = ("ecs-native", "daemon-guard-observe", "daemon-guard-preempt", "daemon-guard-gate")
@@ -63,7 +64,7 @@ def _coverage(world: World, cluster: str, group: str, new_td: str | None) -> tup
 
 def run_rollout(strategy: str, seed: int, story: RolloutStory) -> dict[str, Any]:
     """One strategy, one seed: the rollout story, measured."""
-    world = World(WorldOptions(seed=seed))
+    world = World(WorldOptions(seed=seed, ecs=profile_params(DEFAULT_PROFILE)))
     mode = strategy.removeprefix("daemon-guard-") if strategy != "ecs-native" else None
     spec = ClusterSpec(replica_services=story.replica_services,
                        gate_attribute=GATE_ATTRIBUTE if mode == "gate" else None)

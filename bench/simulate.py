@@ -11,8 +11,9 @@ from typing import Any
 
 from bench.measure import launch_records, summarize
 from bench.scenarios import ClusterSpec, DrainStory, ScaleOut, build_cluster, run_scale_out
-from bench.suites import GATE_ATTRIBUTE, guard_config, run_drain
+from bench.suites import DEFAULT_PROFILE, GATE_ATTRIBUTE, guard_config, run_drain
 from sim.deployment import GuardDeployment
+from sim.ecs import profile_params
 from sim.world import World, WorldOptions
 
 TIMELINE_LINES = 12
@@ -44,7 +45,7 @@ def run_scenario(name: str, seed: int, launches: int) -> int:
         print(f"drain-story, seed {seed}: daemon-guard drains a day of terminations")
         print(json.dumps(result))
         return 0
-    world = World(WorldOptions(seed=seed))
+    world = World(WorldOptions(seed=seed, ecs=profile_params(DEFAULT_PROFILE)))
     mode = {"preempt-scale-out": "preempt", "gate-scale-out": "gate"}.get(name)
     spec = ClusterSpec(gate_attribute=GATE_ATTRIBUTE if mode == "gate" else None)
     build_cluster(world, spec)

@@ -25,7 +25,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from bench.baselines import ManagedDraining, PollingDrain
-from bench.drain_measure import measure_drains, summarize_drains
+from bench.drain_measure import DrainRecord, measure_drains, summarize_drains
 from bench.measure import LaunchRecord, critical_daemon_figures, eviction_cost, launch_records, percentile, summarize
 from bench.scenarios import (
     TIERS,
@@ -215,7 +215,8 @@ def api_cost(sizes: tuple[int, ...], seed: int, new_instances: int = 20) -> dict
     """ECS calls and handler CPU per new-instance event, on clusters of each size."""
     out: dict[str, Any] = {}
     for size in sizes:
-        world = World(WorldOptions(seed=seed, api_latency=api_latency(DEFAULT_PROFILE)))
+        world = World(WorldOptions(seed=seed, ecs=profile_params(DEFAULT_PROFILE),
+                                  api_latency=api_latency(DEFAULT_PROFILE)))
         spec = ClusterSpec(replica_services=10, desired_per_service=max(2, size // 2))
         build_cluster(world, spec)
         world.asg.scale_out(spec.asg, size, min(0.05, 100.0 / size))
@@ -307,6 +308,16 @@ def _guard_drain_calls(deployment: GuardDeployment, records: list[Any]) -> int:
     return sum(inv.api_calls for inv in deployment.records.invocations if counts(inv))
 
 
+def story_drains(world: World, spot_starts: Mapping[str, float]) -> list[DrainRecord]:
+    """The drains of a story, measured: every instance whose termination began (Auto Scaling's
+    `drain_started_at`; a Spot instance from its notice, `spot_starts`), each daemon in its tier of TIERS."""
+    starts = {i.instance_id: i.drain_started_at for g in world.asg.groups.values()
+              for i in g.instances.values() if i.drain_started_at is not None}
+    starts.update(spot_starts)
+    tiers = {t["services"][0]: n for n, t in enumerate(TIERS)}
+    return measure_drains(world, tiers, starts, set(spot_starts))
+
+
 def run_drain(strategy: str, seed: int, story: DrainStory, profile: str = DEFAULT_PROFILE,
               params: Mapping[str, ParamValue] | None = None) -> dict[str, Any]:
     """One strategy, one seed, one behaviour profile (and named parameters on top, `sim.params`): the drain
@@ -335,11 +346,7 @@ def run_drain(strategy: str, seed: int, story: DrainStory, profile: str = DEFAUL
 
     try:
         run_drain_story(world, story, groups, on_start)
-        starts = {i.instance_id: i.drain_started_at for g in world.asg.groups.values()
-                  for i in g.instances.values() if i.drain_started_at is not None}
-        starts.update(spot_starts)
-        tiers = {t["services"][0]: n for n, t in enumerate(TIERS)}
-        records = measure_drains(world, tiers, starts, set(spot_starts))
+        records = story_drains(world, spot_starts)
         extra: dict[str, Any] = {}
         if gated:
             # The gate's claim on the story's own launches (the scale-out back and, with it, the refresh's).

@@ -25,11 +25,15 @@ from bench.scenarios import DAEMONS, ClusterSpec, build_cluster, keep_backlog
 from daemon_guard_cli.live import _json_value, capture
 from daemon_guard_cli.replay import load_config, replay
 from sim.autoscaling import InstanceType
+from sim.ecs import profile_params
 from sim.world import World, WorldOptions
 
 DAEMON_NAMES = tuple(d[0] for d in DAEMONS)
 HERE = Path(__file__).resolve().parent
 SEED = 5
+# The snapshot's behaviour profile: placement as users report it (no daemon reservation), which is what the
+# committed snapshot was written with.
+PROFILE = "as-reported"
 
 
 def _write(path: Path, doc: Any) -> None:
@@ -39,7 +43,7 @@ def _write(path: Path, doc: Any) -> None:
 
 def main() -> int:
     """Build the story, write the snapshot and the two events."""
-    world = World(WorldOptions(seed=SEED))
+    world = World(WorldOptions(seed=SEED, ecs=profile_params(PROFILE)))
     spec = ClusterSpec(replica_services=6, desired_per_service=3, instance_type=InstanceType("m5.large", 2048, 7600))
     build_cluster(world, spec)
     world.bus.add_rule("tap", {"source": ["aws.ecs"]}, lambda _event: None)

@@ -21,7 +21,7 @@ import random
 import zlib
 from collections import defaultdict
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from daemon_guard.core.model import HostPort, InstanceView, Resources
@@ -34,10 +34,13 @@ LIVE = ("PROVISIONING", "PENDING", "ACTIVATING", "RUNNING")
 AGENT_VERSION = "1.89.0"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class EcsParams:
-    """Timings of the simulated ECS scheduler and agent (seconds)."""
+    """Timings and behaviours of the simulated ECS scheduler and agent (seconds), always those of a named
+    behaviour profile (`profile`, one of PROFILES): build them with `profile_params(name)`, then set
+    parameters on top (`dataclasses.replace`, sim.params). There is no profile-less default model."""
 
+    profile: str
     daemon_cycle_s: float = 15.2
     replica_pass_s: float = 1.0
     replica_visibility_median_s: float = 27.0
@@ -64,11 +67,11 @@ class EcsParams:
     placement_failure_event_interval_s: float = 60.0
     stopped_task_retention_s: float = 3600.0
     # The behaviours ECS leaves undocumented or users report otherwise (sim/README.md, "Behaviour
-    # profiles"); the defaults are the model the calibration was made with.
-    daemon_reservation: bool = False
-    daemon_drain_trigger: str = "grace"
-    standalone_holds_daemons: bool = True
-    backlog_visibility: str = "retry-backoff"
+    # profiles"): no default, every profile names each.
+    daemon_reservation: bool
+    daemon_drain_trigger: str
+    standalone_holds_daemons: bool
+    backlog_visibility: str
     # A daemon whose image cannot start on some instances (CannotPullContainerError): its family and
     # the share of instances affected (chosen by a hash of the instance id, not the random stream).
     failing_daemon: str | None = None
@@ -80,6 +83,12 @@ class EcsParams:
     # Which tasks make an instance a member of their group for `task:group` in a constraint: every live
     # task (PROVISIONING, PENDING, RUNNING: our reading of "placed") or only RUNNING ones. Not documented.
     task_group_states: str = "live"
+
+    def __post_init__(self) -> None:
+        """Refuse parameters that name no behaviour profile."""
+        if self.profile not in PROFILES:
+            raise ValueError(f"EcsParams: unknown behaviour profile {self.profile!r}; build the parameters with "
+                             f"sim.ecs.profile_params(NAME), NAME one of {', '.join(PROFILES)}")
 
 
 DRAIN_TRIGGERS = ("left-running", "stopped", "grace")
@@ -106,17 +115,24 @@ PROFILES: dict[str, dict[str, Any]] = {
     "fast-cycle": {"daemon_reservation": False, "daemon_drain_trigger": "left-running",
                    "standalone_holds_daemons": True, "backlog_visibility": "retry-backoff",
                    "daemon_cycle_s": 6.0, "replica_visibility_median_s": 12.0, **STOP_TIMING},
-    # The simulator's earlier model: a 30 s grace after the last other task, no reservation.
+    # The daemons stop a grace (daemon_drain_delay_s, 30 s) after the last other task STOPPED, no reservation:
+    # the late end of "when ECS stops daemons on a DRAINING instance" (ECS-BEHAVIOUR.md); no longer a default.
     "grace": {"daemon_reservation": False, "daemon_drain_trigger": "grace",
               "standalone_holds_daemons": True, "backlog_visibility": "retry-backoff", **STOP_TIMING},
 }
 
 
-def profile_params(name: str, base: EcsParams | None = None) -> EcsParams:
+def profile_params(name: str) -> EcsParams:
     """The scheduler parameters of a named behaviour profile (ValueError names the known ones)."""
     if name not in PROFILES:
         raise ValueError(f"unknown behaviour profile {name!r}; known: {', '.join(PROFILES)}")
-    return replace(base or EcsParams(), **PROFILES[name])
+    return EcsParams(profile=name, **PROFILES[name])
+
+
+def no_profile() -> EcsParams:
+    """What a world built without a behaviour profile gets: a clear refusal (there is no default model)."""
+    raise ValueError("a simulated world runs a named ECS behaviour profile: WorldOptions(ecs=sim.ecs.profile_params"
+                     f"(NAME)), NAME one of {', '.join(PROFILES)} (there is no default model)")
 
 
 @dataclass
@@ -274,7 +290,7 @@ Listener = Callable[[str, dict[str, Any]], None]
 class EcsSim:
     """The ECS control plane model. `listeners` receive ("task"|"instance"|"service-action", payload)."""
 
-    def __init__(self, clock: Clock, rng: random.Random, params: EcsParams | None = None,
+    def __init__(self, clock: Clock, rng: random.Random, params: EcsParams,
                  account: str = "111122223333", region: str = "us-east-1",
                  report_rng: random.Random | None = None, write_rng: random.Random | None = None) -> None:
         self.clock = clock
@@ -283,7 +299,7 @@ class EcsSim:
         self.report_rng = report_rng or random.Random(f"{account}:stopped-report")
         # And so does the lag before a write is seen (attribute_visibility_s).
         self.write_rng = write_rng or random.Random(f"{account}:write-visibility")
-        self.params = params or EcsParams()
+        self.params = params
         self.account = account
         self.region = region
         self.clusters: dict[str, str] = {}

@@ -17,7 +17,7 @@ from typing import Any
 from sim import event_shapes as shapes
 from sim.autoscaling import AsgParams, AutoScalingSim, Group, PendingAction
 from sim.clock import Clock
-from sim.ecs import EcsParams, EcsSim, SimInstance, SimService, SimTask
+from sim.ecs import EcsParams, EcsSim, SimInstance, SimService, SimTask, no_profile
 from sim.ecs_api import ApiFaults, EcsApi
 from sim.eventbridge import EventBus, FaultPlan
 from sim.latency import ApiLatency
@@ -49,10 +49,11 @@ def stream(seed: int, name: str) -> random.Random:
 
 @dataclass(frozen=True)
 class WorldOptions:
-    """What the world models beyond its defaults."""
+    """What the world models: `ecs` is a named behaviour profile's parameters (sim.ecs.profile_params), always
+    given (without it the options are refused); the other parts have defaults."""
 
     seed: int = 1
-    ecs: EcsParams = field(default_factory=EcsParams)
+    ecs: EcsParams = field(default_factory=no_profile)
     asg: AsgParams = field(default_factory=AsgParams)
     delivery: FaultPlan = field(default_factory=FaultPlan)
     api_faults: ApiFaults = field(default_factory=ApiFaults)
@@ -64,8 +65,8 @@ class WorldOptions:
 class World:
     """The simulated control plane plus boto3 clients that talk to it through botocore."""
 
-    def __init__(self, options: WorldOptions | None = None) -> None:
-        self.options = options or WorldOptions()
+    def __init__(self, options: WorldOptions) -> None:
+        self.options = options
         seed = self.options.seed
         # botocore's retry jitter draws from the global generator: seed it so a run repeats exactly.
         random.seed(f"{seed}:global")

@@ -14,6 +14,7 @@ from daemon_guard.core.model import InstanceView, Resources, TaskView
 
 from daemon_guard_cli.drain_dry_run import dry_run_drain
 from daemon_guard_cli.replay import replay
+from sim.ecs import profile_params
 from sim.world import World, WorldOptions
 
 CLUSTER = "prod"
@@ -24,7 +25,7 @@ WRITE_PREFIXES = ("Describe", "List", "Get")
 
 def busy_instance() -> World:
     """One instance running two replicas of `web`, a standalone job, and two daemons in two tiers."""
-    world = World(WorldOptions(seed=5))
+    world = World(WorldOptions(seed=5, ecs=profile_params("as-reported")))
     ecs = world.ecs
     ecs.create_cluster(CLUSTER)
     for name in ("fluent-bit", "xray"):

@@ -14,6 +14,7 @@ from botocore.stub import ANY, Stubber
 from daemon_guard.services.starts import execution_name
 
 from daemon_guard_cli.live import explain, request_drain, status
+from sim.ecs import profile_params
 from sim.world import World, WorldOptions
 
 CLUSTER = "prod"
@@ -26,7 +27,7 @@ NOW = datetime(2026, 1, 5, 9, 30, 0, tzinfo=UTC)
 
 def small_cluster() -> World:
     """Two instances and one log-router daemon: it fits on the big one but can never fit on the small one."""
-    world = World(WorldOptions(seed=3))
+    world = World(WorldOptions(seed=3, ecs=profile_params("as-reported")))
     ecs = world.ecs
     ecs.create_cluster(CLUSTER)
     td = ecs.register_task_definition("fluent-bit", [{"name": "fluent-bit", "cpu": 128, "memory": 512,

@@ -11,6 +11,7 @@ import pytest
 from daemon_guard.core.placement import gate_constraint, tier_constraint
 
 from daemon_guard_cli.wiring import constraints, doctor
+from sim.ecs import profile_params
 from sim.world import World, WorldOptions
 
 CLUSTER = "prod"
@@ -24,7 +25,7 @@ CONFIG: dict[str, Any] = {
 
 def cluster_without_constraints() -> World:
     """Replica and daemon services made elsewhere, none with daemon-guard's constraints; the group has its hook."""
-    world = World(WorldOptions(seed=5, throttling=False))
+    world = World(WorldOptions(seed=5, ecs=profile_params("as-reported"), throttling=False))
     ecs = world.ecs
     ecs.create_cluster(CLUSTER)
     for name in ("fluent-bit", "xray"):

@@ -33,6 +33,7 @@ from bench.scenarios import ClusterSpec, build_cluster
 from daemon_guard_cli.main import main as cli
 from daemon_guard_cli.replay import snapshot_ecs, validate_state
 from sim.deployment import GuardDeployment
+from sim.ecs import profile_params
 from sim.world import World, WorldOptions
 from tests.integration.conftest import WriteCounter, config_for
 
@@ -51,7 +52,7 @@ class Guarded:
     needs a workflow invoked moves it by a second)."""
 
     def __init__(self) -> None:
-        self.world = World(WorldOptions(seed=11))
+        self.world = World(WorldOptions(seed=11, ecs=profile_params("as-reported")))
         spec = ClusterSpec(replica_services=2, desired_per_service=2)
         build_cluster(self.world, spec)
         self.asg = spec.asg

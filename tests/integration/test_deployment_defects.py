@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from bench.scenarios import ClusterSpec, build_cluster
 from bench.suites import GATE_ATTRIBUTE, guard_config
+from sim.ecs import profile_params
 from sim.world import World, WorldOptions
 from tests.integration.conftest import Deploy, config_for, emitted
 
@@ -21,7 +22,7 @@ def covered_cluster(world: World, instances: int) -> ClusterSpec:
 
 def test_a_gate_ecs_refuses_for_the_attribute_limit_is_reported_once_and_not_retried(deploy: Deploy) -> None:
     # GIVEN gate mode turned on for covered instances, one of which already has 10 custom attributes
-    world = World(WorldOptions(seed=4))
+    world = World(WorldOptions(seed=4, ecs=profile_params("as-reported")))
     spec = covered_cluster(world, 4)
     full = next(i for i in world.ecs.instances.values() if i.status == "ACTIVE")
     world.ecs.set_attributes(full, {f"team.label{n}": "x" for n in range(10)})
@@ -44,7 +45,7 @@ def test_a_gate_ecs_refuses_for_the_attribute_limit_is_reported_once_and_not_ret
 
 def test_instances_held_by_another_teams_hook_are_not_the_reconcilers(deploy: Deploy) -> None:
     # GIVEN a managed group with daemon-guard's terminate hook and ANOTHER team's launch hook
-    world = World(WorldOptions(seed=6))
+    world = World(WorldOptions(seed=6, ecs=profile_params("as-reported")))
     spec = ClusterSpec(replica_services=2, desired_per_service=2)
     build_cluster(world, spec)
     world.asg.put_hook(spec.asg, "other-team-launch", "autoscaling:EC2_INSTANCE_LAUNCHING", 3600, "CONTINUE")
@@ -63,7 +64,7 @@ def test_instances_held_by_another_teams_hook_are_not_the_reconcilers(deploy: De
 
 def test_a_warm_pool_entry_whose_event_was_lost_is_completed_by_the_reconciler(deploy: Deploy) -> None:
     # GIVEN a managed group with daemon-guard's launch hook, and the Auto Scaling events never delivered
-    world = World(WorldOptions(seed=7))
+    world = World(WorldOptions(seed=7, ecs=profile_params("as-reported")))
     spec = ClusterSpec(replica_services=2, desired_per_service=2)
     build_cluster(world, spec)
     world.asg.listeners.remove(world._on_asg)

@@ -18,7 +18,7 @@ from bench.scenarios import TIERS, ClusterSpec, DrainStory, build_cluster, build
 from bench.suites import GATE_ATTRIBUTE
 from sim.autoscaling import PendingAction
 from sim.deployment import GuardDeployment
-from sim.ecs import EcsParams, profile_params
+from sim.ecs import profile_params
 from sim.eventbridge import FaultPlan
 from sim.params import ParamValue, with_params
 from sim.world import World, WorldOptions
@@ -62,12 +62,13 @@ def record_completions(world: World) -> Counter[str]:
 
 
 def drain_story(deploy: Deploy, *, seed: int = SEED, delivery: FaultPlan | None = None,
-                prepare: Callable[[GuardDeployment], None] | None = None, profile: str | None = None,
-                order: str = "draining", params: dict[str, ParamValue] | None = None) -> DrainRun:
+                prepare: Callable[[GuardDeployment], None] | None = None, profile: str = "as-reported",
+                order: str = "tiers", params: dict[str, ParamValue] | None = None) -> DrainRun:
     """The small drain story (scale-ins and Spot interruptions) under daemon-guard, with a drain order
     (the gated orders get the gate constraint on replicas and jobs, `tiers` the tier constraints on
-    daemons), an ECS behaviour profile and named simulator parameters on top of it (sim.params)."""
-    ecs = with_params(profile_params(profile) if profile else EcsParams(), params or {})
+    daemons), an ECS behaviour profile and named simulator parameters on top of it (sim.params). By default
+    the configuration that claims both orders (`tiers`) on ECS as users report it (`as-reported`)."""
+    ecs = with_params(profile_params(profile), params or {})
     world = World(WorldOptions(seed=seed, delivery=delivery or FaultPlan(), ecs=ecs))
     gated = order != "draining"
     groups = build_drain_cluster(world, STORY, gate_attribute=GATE_ATTRIBUTE if gated else None,
@@ -104,7 +105,8 @@ def assert_every_drain_was_clean(run: DrainRun) -> None:
 
 @pytest.mark.slow
 def test_drains_stop_tasks_in_order_and_complete_every_lifecycle_action(deploy: Deploy) -> None:
-    # GIVEN a busy cluster with three daemon tiers, standalone jobs and a terminate hook
+    # GIVEN a busy cluster with three daemon tiers, standalone jobs, a terminate hook and drain order `tiers`,
+    # on ECS as users report it
     # WHEN Auto Scaling scales in and Spot interrupts
     run = drain_story(deploy)
     # THEN no daemon stopped while a replica ran, tiers stopped in order, nothing was killed,
@@ -154,7 +156,7 @@ def test_apps_using_their_whole_stop_timeout_and_a_late_stopped_report_never_buy
 @pytest.mark.slow
 def test_order_draining_hands_the_daemons_to_ecs_so_the_worst_profile_breaks_its_order(deploy: Deploy) -> None:
     # GIVEN the same worst ECS behaviour and drain order `draining` (DRAINING first, no constraints)
-    run = drain_story(deploy, profile="worst")
+    run = drain_story(deploy, profile="worst", order="draining")
     # THEN ECS stops daemons while app tasks still shut down: the order is not the guard's to keep
     assert sum(d.daemon_before_app for d in run.drains) > 0
 
@@ -223,7 +225,7 @@ def instance_with_replica(world: World) -> str:
 
 def test_a_drain_blocked_by_a_full_service_is_reported_then_forced_at_the_deadline(deploy: Deploy) -> None:
     # GIVEN a service that may neither go below nor above its desired count (min 100 %, max 100 %)
-    world = World(WorldOptions(seed=SEED))
+    world = World(WorldOptions(seed=SEED, ecs=profile_params("as-reported")))
     asg = small_cluster(world, replicas=3, min_healthy=100, max_percent=100)
     # (a deadline that leaves the replica phase more than the minute after which services are read, once the
     # later phases' stop times are reserved)
@@ -245,8 +247,11 @@ def test_a_drain_blocked_by_a_full_service_is_reported_then_forced_at_the_deadli
 
 
 def test_an_instance_drained_by_someone_else_has_its_daemons_stopped_in_tier_order(deploy: Deploy) -> None:
-    # GIVEN a managed cluster with three daemon tiers
-    world = World(WorldOptions(seed=SEED))
+    # GIVEN a managed cluster with three daemon tiers, under the profile in which ECS waits a grace after the
+    # last other task before stopping a DRAINING instance's daemons itself (`grace`: the order of an instance
+    # someone else drains is the guard's only while ECS leaves it that window; as users report ECS, it stops
+    # them at once, which the `tiers` order's constraints are for)
+    world = World(WorldOptions(seed=SEED, ecs=profile_params("grace")))
     asg = small_cluster(world, replicas=2)
     deploy(world, config_for([asg]))
     victim = instance_with_replica(world)

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from bench.scenarios import DrainStory, build_drain_cluster
+from sim.ecs import profile_params
 from sim.world import World, WorldOptions
 from tests.integration.conftest import Deploy, WriteCounter, config_for
 
 
 def test_observe_mode_answers_with_the_plan_completes_the_hook_at_once_and_makes_no_ecs_write(deploy: Deploy) -> None:
     # GIVEN a running cluster under daemon-guard in drainMode observe
-    world = World(WorldOptions(seed=4))
+    world = World(WorldOptions(seed=4, ecs=profile_params("as-reported")))
     asg, _ = build_drain_cluster(world, DrainStory(on_demand=6, spot=0, replica_services=3))
     deployment = deploy(world, config_for([asg], drainMode="observe"))
     world.asg.scale_out(asg, 6, 0.5)

@@ -7,13 +7,14 @@ from daemon_guard.adapters.ecs import EcsCluster
 from daemon_guard.adapters.errors import Throttled, translating
 
 from bench.scenarios import ClusterSpec, build_cluster
+from sim.ecs import profile_params
 from sim.ecs_api import ApiFaults
 from sim.world import World, WorldOptions
 
 
 def cluster_and_adapter() -> tuple[World, EcsCluster]:
     """Cluster `prod` with its three daemon services, and the adapter over a client without retries."""
-    world = World(WorldOptions(seed=3))
+    world = World(WorldOptions(seed=3, ecs=profile_params("as-reported")))
     build_cluster(world, ClusterSpec(replica_services=2, desired_per_service=1))
     return world, EcsCluster(translating(world.client("ecs")), "prod", lambda: world.clock.now, service_ttl_s=60.0)
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 from bench.scenarios import ClusterSpec, build_cluster
 from bench.suites import GATE_ATTRIBUTE, guard_config
 from sim.deployment import GuardDeployment
+from sim.ecs import profile_params
 from sim.world import World, WorldOptions
 
 
 def test_bootstrapping_gate_mode_opens_the_gate_on_instances_that_already_run_their_daemons() -> None:
     # GIVEN a running cluster whose instances carry their daemons but no gate attribute yet
-    world = World(WorldOptions(seed=4))
+    world = World(WorldOptions(seed=4, ecs=profile_params("as-reported")))
     spec = ClusterSpec(replica_services=3, desired_per_service=4)
     build_cluster(world, spec)
     world.asg.scale_out(spec.asg, 6, 1.0)

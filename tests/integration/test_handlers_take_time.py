@@ -7,6 +7,7 @@ import pytest
 from bench.scenarios import ClusterSpec, build_cluster
 from bench.suites import GATE_ATTRIBUTE, guard_config
 from sim.deployment import GuardDeployment
+from sim.ecs import profile_params
 from sim.latency import ApiLatency
 from sim.world import World, WorldOptions
 from tests.integration.conftest import Deploy
@@ -14,7 +15,7 @@ from tests.integration.conftest import Deploy
 
 def gated_cluster(latency: ApiLatency, seed: int = 4) -> tuple[World, ClusterSpec]:
     """Cluster `prod` with three instances running every daemon, their gates not yet open."""
-    world = World(WorldOptions(seed=seed, api_latency=latency))
+    world = World(WorldOptions(seed=seed, ecs=profile_params("as-reported"), api_latency=latency))
     spec = ClusterSpec(replica_services=3, desired_per_service=4, gate_attribute=GATE_ATTRIBUTE)
     build_cluster(world, spec)
     world.asg.scale_out(spec.asg, 3, 1.0)

@@ -21,7 +21,7 @@ import copy
 import json
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +31,7 @@ from daemon_guard.core.guard_events import SOURCE
 
 from bench.scenarios import ClusterSpec, build_cluster, keep_backlog
 from sim.deployment import DeployedFunction, GuardDeployment
-from sim.ecs import EcsParams, SimInstance
+from sim.ecs import SimInstance, profile_params
 from sim.ecs_api import ApiFaults
 from sim.eventbridge import FaultPlan
 from sim.iam import (
@@ -53,6 +53,9 @@ pytestmark = pytest.mark.slow
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "events"
 STEP_S = 20.0
+
+# The ECS behaviour the scenarios run: daemons starve and stop as users report it.
+AS_REPORTED = profile_params("as-reported")
 
 
 def document() -> dict[str, Any]:
@@ -164,26 +167,27 @@ def _ecs_failing(world: World, deployment: GuardDeployment) -> None:
 
 SCENARIOS = (
     Scenario("scale out and in under a backlog", _scale_out_and_in, 700.0,
-             WorldOptions(seed=11, delivery=FaultPlan(loss_rate=0.5))),
+             WorldOptions(seed=11, ecs=AS_REPORTED, delivery=FaultPlan(loss_rate=0.5))),
     # Replicas visible to the scheduler at once and a slow daemon cycle: replicas often land first.
     Scenario("launch gates alone", _gates_alone, 150.0,
-             WorldOptions(seed=17, ecs=EcsParams(replica_visibility_median_s=0.5, daemon_cycle_s=60.0))),
-    Scenario("a launch gate that times out", _daemon_never_fits, 480.0, WorldOptions(seed=12)),
-    Scenario("a blocked drain", _blocked_drain, 1200.0, WorldOptions(seed=15)),
-    Scenario("daemons crash", _daemons_crash, 300.0, WorldOptions(seed=16)),
-    Scenario("spot warning and warm pool", _spot_and_warm_pool, 200.0, WorldOptions(seed=13)),
-    Scenario("a warm-pool entry nobody heard of", _warm_pool_entry_unheard, 70.0, WorldOptions(seed=18)),
+             WorldOptions(seed=17, ecs=replace(AS_REPORTED, replica_visibility_median_s=0.5, daemon_cycle_s=60.0))),
+    Scenario("a launch gate that times out", _daemon_never_fits, 480.0, WorldOptions(seed=12, ecs=AS_REPORTED)),
+    Scenario("a blocked drain", _blocked_drain, 1200.0, WorldOptions(seed=15, ecs=AS_REPORTED)),
+    Scenario("daemons crash", _daemons_crash, 300.0, WorldOptions(seed=16, ecs=AS_REPORTED)),
+    Scenario("spot warning and warm pool", _spot_and_warm_pool, 200.0, WorldOptions(seed=13, ecs=AS_REPORTED)),
+    Scenario("a warm-pool entry nobody heard of", _warm_pool_entry_unheard, 70.0,
+             WorldOptions(seed=18, ecs=AS_REPORTED)),
     # No replica services: nothing holds the drain, which ends in SetInstanceHealth.
-    Scenario("a Health scheduled change", _scheduled_change, 400.0, WorldOptions(seed=19),
+    Scenario("a Health scheduled change", _scheduled_change, 400.0, WorldOptions(seed=19, ecs=AS_REPORTED),
              ClusterSpec(replica_services=0)),
     Scenario("ECS failing every call", _ecs_failing, 240.0,
-             WorldOptions(seed=14, api_faults=ApiFaults(server_error_rate=1.0))),
+             WorldOptions(seed=14, ecs=AS_REPORTED, api_faults=ApiFaults(server_error_rate=1.0))),
 )
 
 
 @pytest.fixture(scope="module")
 def facts() -> DeploymentFacts:
-    return deployment_facts(document(), World().account, World().region)
+    return deployment_facts(document(), World(WorldOptions(ecs=AS_REPORTED)).account, "us-east-1")
 
 
 Call = tuple[str, str, str]  # (role, operation, its parameters as JSON)
@@ -495,7 +499,7 @@ class Probed:
 
 @pytest.fixture(scope="module")
 def probed(facts: DeploymentFacts) -> Probed:
-    world = World(WorldOptions(seed=31))
+    world = World(WorldOptions(seed=31, ecs=AS_REPORTED))
     build_cluster(world, ClusterSpec(replica_services=2, desired_per_service=2))
     build_unmanaged(world, instances=1)
     deployment = GuardDeployment(world, document(), facts=facts)
@@ -534,14 +538,15 @@ def _gated_scale_out_and_in(world: World, deployment: GuardDeployment) -> None:
     world.clock.after(300.0, lambda: world.asg.scale_in("prod-asg", 2))
 
 
-GATED = Scenario("gated scale out and tiered drains", _gated_scale_out_and_in, 900.0, WorldOptions(seed=21),
+GATED = Scenario("gated scale out and tiered drains", _gated_scale_out_and_in, 900.0,
+                 WorldOptions(seed=21, ecs=AS_REPORTED),
                  ClusterSpec(replica_services=8, desired_per_service=4, gate_attribute="daemon-guard.gate",
                              tier_constraints=True))
 
 
 @pytest.fixture(scope="module")
 def gated_facts() -> DeploymentFacts:
-    return deployment_facts(gated_document(), World().account, World().region)
+    return deployment_facts(gated_document(), World(WorldOptions(ecs=AS_REPORTED)).account, "us-east-1")
 
 
 @pytest.fixture(scope="module")

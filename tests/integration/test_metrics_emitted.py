@@ -44,7 +44,7 @@ def _emitted(records: list[dict[str, Any]]) -> Emitted:
 
 
 def _scale_out(mode: str, seed: int) -> Emitted:
-    world = World(WorldOptions(seed=seed, delivery=FaultPlan(duplicate_rate=0.3)))
+    world = World(WorldOptions(seed=seed, ecs=profile_params("as-reported"), delivery=FaultPlan(duplicate_rate=0.3)))
     spec = ClusterSpec(replica_services=6, gate_attribute=GATE_ATTRIBUTE if mode == "gate" else None)
     build_cluster(world, spec)
     if mode == "gate":
@@ -81,7 +81,7 @@ def _critical(seed: int) -> Emitted:
 
 
 def _drains(seed: int) -> Emitted:
-    world = World(WorldOptions(seed=seed))
+    world = World(WorldOptions(seed=seed, ecs=profile_params("as-reported")))
     spec = ClusterSpec(replica_services=4, desired_per_service=12)
     build_cluster(world, spec)
     pinned = world.ecs.register_task_definition("pinned", [{"name": "p", "cpu": 128, "memory": 128}])
@@ -102,7 +102,7 @@ def _drains(seed: int) -> Emitted:
 
 def _gate_refused(seed: int) -> Emitted:
     """Gate mode turned on where one covered instance already holds ECS's 10 custom attributes."""
-    world = World(WorldOptions(seed=seed))
+    world = World(WorldOptions(seed=seed, ecs=profile_params("as-reported")))
     spec = ClusterSpec(replica_services=2, desired_per_service=2)
     build_cluster(world, spec)
     world.asg.scale_out(spec.asg, 2, 1.0)

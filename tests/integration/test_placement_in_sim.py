@@ -15,7 +15,7 @@ from bench.measure import LaunchRecord, launch_records
 from bench.scenarios import ClusterSpec, ScaleOut, build_cluster, run_scale_out
 from bench.suites import GATE_ATTRIBUTE, BreachCounter
 from sim.deployment import GuardDeployment
-from sim.ecs import SimTask
+from sim.ecs import SimTask, profile_params
 from sim.eventbridge import FaultPlan
 from sim.world import World, WorldOptions
 from tests.integration.conftest import EVICTION_REASON, config_for, emitted, evicted
@@ -61,7 +61,7 @@ def scale_out(mode: str | None, *, seed: int = SEED, delivery: FaultPlan | None 
               extra: dict[str, Any] | None = None, protect_services: int = 0, standalone: int = 0,
               huge_daemon: bool = False) -> tuple[Run, EvictionAudit]:
     """Run PLAN with daemon-guard in `mode` (None: ECS alone)."""
-    world = World(WorldOptions(seed=seed, delivery=delivery or FaultPlan()))
+    world = World(WorldOptions(seed=seed, ecs=profile_params("as-reported"), delivery=delivery or FaultPlan()))
     gate = mode == "gate"
     spec = ClusterSpec(replica_services=12, gate_attribute=GATE_ATTRIBUTE if gate else None)
     build_cluster(world, spec)

@@ -7,6 +7,7 @@ import pytest
 from bench.measure import launch_records
 from bench.scenarios import ClusterSpec, build_cluster, keep_backlog
 from sim.deployment import GuardDeployment
+from sim.ecs import profile_params
 from sim.eventbridge import FaultPlan
 from sim.world import World, WorldOptions
 from tests.integration.conftest import Deploy, config_for, emitted
@@ -25,7 +26,7 @@ def busy_cluster(world: World, instances: int, *, replica_services: int = 8) -> 
 @pytest.mark.slow
 def test_with_a_tenth_of_events_lost_coverage_and_lifecycle_actions_are_restored(deploy: Deploy) -> None:
     # GIVEN EventBridge losing 10% of deliveries, a replica backlog, and daemon-guard with a terminate hook
-    world = World(WorldOptions(seed=5, delivery=FaultPlan(loss_rate=0.1)))
+    world = World(WorldOptions(seed=5, ecs=profile_params("as-reported"), delivery=FaultPlan(loss_rate=0.1)))
     spec = busy_cluster(world, 10)
     deployment = deploy(world, config_for([spec.asg]))
     keep_backlog(world, spec.name, 6, 5.0, until=900.0)
@@ -52,7 +53,7 @@ def test_with_a_tenth_of_events_lost_coverage_and_lifecycle_actions_are_restored
 
 def reconcile_cost(instances: int) -> tuple[int, float]:
     """ECS calls of one audit of a settled cluster of `instances`, and the coverage it reported."""
-    world = World(WorldOptions(seed=2))
+    world = World(WorldOptions(seed=2, ecs=profile_params("as-reported")))
     spec = busy_cluster(world, instances)
     deployment = GuardDeployment(world, config_for([spec.asg], terminate_hook=False), reconcile=False)
     try:

@@ -11,6 +11,7 @@ from jsonschema import Draft202012Validator, FormatChecker
 from bench.scenarios import ClusterSpec, build_cluster
 from bench.suites import guard_config
 from sim.deployment import GuardDeployment
+from sim.ecs import profile_params
 from sim.world import World, WorldOptions
 
 PERIOD_S = 600.0  # services.reconcile.WIRING_AUDIT_PERIOD_MIN
@@ -28,7 +29,7 @@ def published(deployment: GuardDeployment, name: str) -> list[float]:
 @pytest.mark.slow
 def test_services_without_their_constraint_are_published_once_per_period() -> None:
     # GIVEN gate mode with tiers, two replica services without the gate and three daemons without their tier
-    world = World(WorldOptions(seed=9))
+    world = World(WorldOptions(seed=9, ecs=profile_params("as-reported")))
     spec = ClusterSpec(replica_services=2, desired_per_service=1)
     build_cluster(world, spec)
     doc: dict[str, Any] = guard_config([spec.asg], "gate", drainOrder="tiers") | {

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from sim.ecs import SimInstance, SimTask
+from sim.ecs import SimInstance, SimTask, profile_params
 from sim.world import World, WorldOptions
 
 SEED = 7
@@ -20,9 +20,10 @@ _ec2_ids = itertools.count(1)
 Port = tuple[int, str]  # (host port, protocol)
 
 
-def new_world(seed: int = SEED, *, throttling: bool = True) -> World:
-    """A world with default (calibrated) parameters."""
-    return World(WorldOptions(seed=seed, throttling=throttling))
+def new_world(seed: int = SEED, *, throttling: bool = True, profile: str = "as-reported") -> World:
+    """A world with the calibrated timings under a behaviour profile (by default as users report ECS: no
+    daemon reservation, daemons stopped once the last other task leaves RUNNING)."""
+    return World(WorldOptions(seed=seed, ecs=profile_params(profile), throttling=throttling))
 
 
 @pytest.fixture

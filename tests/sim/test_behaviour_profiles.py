@@ -24,7 +24,7 @@ from tests.sim.conftest import (
 def world_with(profile: str, **overrides: object) -> World:
     """A world running one behaviour profile, with one empty cluster."""
     params = profile_params(profile)
-    w = World(WorldOptions(seed=11, ecs=EcsParams(**{**vars(params), **overrides})))  # type: ignore[arg-type]
+    w = World(WorldOptions(seed=11, ecs=EcsParams(**{**vars(params), **overrides})))
     w.ecs.create_cluster(CLUSTER)
     return w
 
@@ -34,6 +34,24 @@ def test_an_unknown_profile_is_refused_with_the_known_names() -> None:
     with pytest.raises(ValueError, match="as-documented"):
         profile_params("optimistic")
     assert {"as-documented", "as-reported", "worst"} <= set(PROFILES)
+
+
+def test_a_world_without_a_behaviour_profile_is_refused_with_the_known_names() -> None:
+    # GIVEN world options that name no behaviour profile / THEN they are refused, naming the profiles
+    with pytest.raises(ValueError, match=r"named ECS behaviour profile.*as-documented.*no default model"):
+        WorldOptions(seed=1)
+    # AND scheduler parameters cannot be made without one either (no profile-less default model)
+    with pytest.raises(TypeError, match="profile"):
+        EcsParams()  # type: ignore[call-arg]
+    with pytest.raises(ValueError, match="unknown behaviour profile 'legacy'"):
+        EcsParams(**{**vars(profile_params("worst")), "profile": "legacy"})
+
+
+def test_a_world_runs_the_profile_it_names() -> None:
+    # GIVEN a world built from a named profile / THEN its scheduler runs that profile's behaviours
+    world = world_with("worst")
+    assert world.ecs.params.profile == "worst"
+    assert {k: getattr(world.ecs.params, k) for k in PROFILES["worst"]} == PROFILES["worst"]
 
 
 @pytest.mark.parametrize(("profile", "daemon_stopped_while_replica_stops"), [

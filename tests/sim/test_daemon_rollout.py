@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from sim.ecs import profile_params
 from sim.world import World, WorldOptions
 
 
 def cluster(min_healthy: int, instances: int = 4) -> tuple[World, str]:
-    world = World(WorldOptions(seed=1))
+    world = World(WorldOptions(seed=1, ecs=profile_params("as-reported")))
     ecs = world.ecs
     ecs.create_cluster("prod")
     td = ecs.register_task_definition("fluent-bit", [{"name": "fluent-bit", "cpu": 128, "memory": 256}])

@@ -20,6 +20,7 @@ from tests.sim.conftest import (
     advance_until,
     capture,
     first_time,
+    new_world,
     running,
     statuses,
     tasks_of,
@@ -274,9 +275,11 @@ def test_draining_with_minimum_healthy_100_stops_each_old_task_only_after_a_repl
     assert all(stop >= start for stop, start in zip(stopped_at, replaced_at, strict=True))
 
 
-def test_draining_leaves_standalone_tasks_alone_and_stops_daemons_only_after_every_other_task(
-        world: World) -> None:
-    # GIVEN an instance running a daemon, a replica and a standalone task
+def test_draining_leaves_standalone_tasks_alone_and_stops_daemons_only_after_every_other_task() -> None:
+    # GIVEN the profile whose daemons stop a grace after the last other task (`grace`), and an instance running
+    # a daemon, a replica and a standalone task
+    world = new_world(profile="grace")
+    world.ecs.create_cluster(CLUSTER)
     add_daemon(world, "fluent-bit")
     add_replicas(world, "api", 1, min_healthy=0, max_percent=100)
     inst = add_instance(world)

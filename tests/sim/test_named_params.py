@@ -4,11 +4,12 @@ the command line's settings are read, or refused with one line that says why."""
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 import pytest
 
 from sim.autoscaling import InstanceType
-from sim.ecs import EcsParams
+from sim.ecs import profile_params
 from sim.params import PARAMS, ParamValue, apply, parse_settings
 from sim.world import World, WorldOptions
 from tests.sim.conftest import CLUSTER, add_daemon, add_instance, add_replicas, running, tasks_of
@@ -16,7 +17,7 @@ from tests.sim.conftest import CLUSTER, add_daemon, add_instance, add_replicas, 
 
 def world_with(**values: ParamValue) -> World:
     """A world with the named parameters set and one cluster with one daemon."""
-    world = World(apply(WorldOptions(seed=3, ecs=EcsParams(daemon_cycle_s=10.0)), values))
+    world = World(apply(WorldOptions(seed=3, ecs=replace(profile_params("as-reported"), daemon_cycle_s=10.0)), values))
     world.ecs.create_cluster(CLUSTER)
     add_daemon(world, "fluent-bit")
     return world
@@ -51,9 +52,10 @@ def test_a_value_outside_what_a_parameter_takes_is_refused_in_one_line(setting: 
 
 def test_the_delivery_and_api_parameters_set_the_bus_and_the_buckets() -> None:
     # GIVEN every delivery and API parameter set by name
-    options = apply(WorldOptions(), {"event_delay_s": (2.0, 60.0), "event_duplicate_rate": 0.3,
-                                     "event_reorder_window_s": 10.0, "event_dlq_rate": 0.05,
-                                     "api_rate_share": 0.25})
+    base = WorldOptions(ecs=profile_params("as-reported"))
+    options = apply(base, {"event_delay_s": (2.0, 60.0), "event_duplicate_rate": 0.3,
+                           "event_reorder_window_s": 10.0, "event_dlq_rate": 0.05,
+                           "api_rate_share": 0.25})
     # THEN the bus delays 2 s plus up to 58 s, duplicates, reorders and loses; the API keeps a quarter of
     # each bucket
     d = options.delivery

@@ -8,7 +8,7 @@ from dataclasses import fields
 
 import pytest
 
-from sim.ecs import PROFILES, STOP_TIMING, EcsParams, SimTask
+from sim.ecs import PROFILES, STOP_TIMING, EcsParams, SimTask, profile_params
 from sim.params import PARAMS, describe, parse_settings, with_params
 from sim.world import World, WorldOptions
 from tests.sim.conftest import CLUSTER, HORIZON_S, add_instance, containers, running
@@ -16,7 +16,7 @@ from tests.sim.conftest import CLUSTER, HORIZON_S, add_instance, containers, run
 
 def world_with(**params: object) -> World:
     """A world whose stop timing is set by name, with one empty cluster."""
-    w = World(WorldOptions(seed=5, ecs=with_params(EcsParams(), params)))  # type: ignore[arg-type]
+    w = World(WorldOptions(seed=5, ecs=with_params(profile_params("as-reported"), params)))  # type: ignore[arg-type]
     w.ecs.create_cluster(CLUSTER)
     return w
 
