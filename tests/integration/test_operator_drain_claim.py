@@ -23,6 +23,7 @@ from daemon_guard.services.starts import start_drain
 from bench.scenarios import ClusterSpec, build_cluster
 from daemon_guard_cli.live import request_drain
 from sim.deployment import GuardDeployment
+from sim.ecs import profile_params
 from sim.wire import make_client
 from sim.world import World, WorldOptions
 from tests.integration.conftest import config_for
@@ -32,7 +33,7 @@ class Operated:
     """A managed cluster of two instances with daemon-guard deployed; the clock stays put (no workflow runs)."""
 
     def __init__(self, config_file: Path) -> None:
-        self.world = World(WorldOptions(seed=21))
+        self.world = World(WorldOptions(seed=21, ecs=profile_params("as-reported")))
         spec = ClusterSpec(replica_services=2, desired_per_service=2)
         build_cluster(self.world, spec)
         self.world.asg.scale_out(spec.asg, 2, 1.0)
