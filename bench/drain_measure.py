@@ -32,6 +32,10 @@ class DrainRecord:
     overhead: float = 0.0
     timed_out: bool = False
     spot: bool = False
+    # Each violation as (claim, daemon task, when it was told to stop, the phases of the earlier tasks still
+    # live then), and each task killed as (task, when): what bench.attribution holds against the guard's events.
+    order_breaks: list[tuple[str, str, float, tuple[int, ...]]] = field(default_factory=list)
+    killed: list[tuple[str, float]] = field(default_factory=list)
 
 
 def measure_drains(world: World, tier_of_service: Mapping[str, int], drain_starts: Mapping[str, float],
@@ -48,9 +52,9 @@ def measure_drains(world: World, tier_of_service: Mapping[str, int], drain_start
             ends[action.instance_id] = max(ends.get(action.instance_id, 0.0), action.completed_at)
             if action.timed_out:
                 timed_out.add(action.instance_id)
-    kills_by: dict[str, int] = defaultdict(int)
+    kills_by: dict[str, list[tuple[str, float]]] = defaultdict(list)
     for killed in ecs.ungraceful_kills:
-        kills_by[killed.container_instance] += 1
+        kills_by[killed.container_instance].append((killed.arn, killed.stopped_at or 0.0))
     records: list[DrainRecord] = []
     arn_of = {inst.ec2_instance_id: inst.arn for inst in ecs.instances.values()}
     for instance_id, started in drain_starts.items():
@@ -75,7 +79,9 @@ def measure_drains(world: World, tier_of_service: Mapping[str, int], drain_start
                 stopped[task_arn] = at
         live_at_start = [t for t in phase_of if stopped.get(t, float("inf")) > started
                          and ecs.tasks[t].created_at <= started]
-        violations, daemon_before_app = _order_violations(ecs.tasks, phase_of, stop_req, stopped, started)
+        order_breaks = _order_violations(ecs.tasks, phase_of, stop_req, stopped, started)
+        violations = sum(1 for claim, *_ in order_breaks if claim == "tier-order")
+        daemon_before_app = sum(1 for claim, *_ in order_breaks if claim == "daemons-after-apps")
         end = ended if ended is not None else max([started, *(stopped.get(t, started) for t in live_at_start)])
         # Phase overheads (daemon tiers) and total overhead.
         by_phase: dict[int, list[str]] = defaultdict(list)
@@ -97,31 +103,35 @@ def measure_drains(world: World, tier_of_service: Mapping[str, int], drain_start
         records.append(DrainRecord(
             instance_id=instance_id, started=started, ended=end, violations=violations,
             daemon_before_app=daemon_before_app,
-            kills=kills_by.get(arn, 0), tier_overheads=tier_overheads,
+            kills=len(kills_by.get(arn, ())), tier_overheads=tier_overheads, order_breaks=order_breaks,
+            killed=list(kills_by.get(arn, ())),
             overhead=max(0.0, (end - started) - lower_bound), timed_out=instance_id in timed_out,
             spot=instance_id in spot_instances))
     return records
 
 
 def _order_violations(tasks: Mapping[str, SimTask], phase_of: Mapping[str, int], stop_req: Mapping[str, float],
-                      stopped: Mapping[str, float], started: float) -> tuple[int, int]:
-    """(tier-order violations, daemons stopped before an app task) on one instance during its drain.
+                      stopped: Mapping[str, float], started: float) -> list[tuple[str, str, float, tuple[int, ...]]]:
+    """The ordering violations on one instance during its drain: (claim, daemon task, when it was told to
+    stop, the phases of the earlier tasks live then; 0 replicas, 1 standalone, 2 + k daemon tier k).
 
     A daemon's stop counts against daemons-after-apps when, at the moment it was told to stop, a
     non-daemon task on the instance (there since before, not yet STOPPED) was live; against tier order
     when a daemon of an earlier tier was. Tasks that arrived during the drain count too.
     """
-    tier_violations = before_app = 0
-    for task_arn, req in stop_req.items():
+    out: list[tuple[str, str, float, tuple[int, ...]]] = []
+    for task_arn, req in sorted(stop_req.items(), key=lambda kv: (kv[1], kv[0])):
         if phase_of[task_arn] < 2 or req < started:
             continue
         live = [o for o in phase_of if o != task_arn and tasks[o].created_at <= req + 1e-9
                 and stopped.get(o, float("inf")) > req + 1e-9]
-        if any(phase_of[o] < 2 for o in live):
-            before_app += 1
-        if any(2 <= phase_of[o] < phase_of[task_arn] for o in live):
-            tier_violations += 1
-    return tier_violations, before_app
+        apps = tuple(sorted({phase_of[o] for o in live if phase_of[o] < 2}))
+        tiers = tuple(sorted({phase_of[o] for o in live if 2 <= phase_of[o] < phase_of[task_arn]}))
+        if apps:
+            out.append(("daemons-after-apps", task_arn, req, apps))
+        if tiers:
+            out.append(("tier-order", task_arn, req, tiers))
+    return out
 
 
 def summarize_drains(records: list[DrainRecord], api_calls: int, duplicate_workflows: int,

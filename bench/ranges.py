@@ -98,13 +98,14 @@ def run_draw(strategy: str, draw: Mapping[str, ParamValue], seed: int, profile: 
     if strategy == "daemon-guard-gate":
         figures = run_placement(strategy, seed, PLACEMENT, profile, params=draw)
         return {"violations": {"daemons-first": figures["served_before_daemons"]},
-                "gates_failed_open": figures.get("gates_failed_open", 0)}
+                "gates_failed_open": figures.get("gates_failed_open", 0),
+                "attribution": figures["attribution"]}
     figures = run_drain(strategy, seed, DRAIN, profile, draw)
     return {"violations": {c: int(figures[CLAIM_KEYS[c]]) for c in CLAIMED[strategy]},
             "ungraceful_task_kills": figures["ungraceful_task_kills"],
             "lifecycle_timeouts": figures["lifecycle_timeouts"],
             "spot_drains": figures["spot_drains"], "spot_within_120s": figures["spot_within_120s"],
-            "overhead_s": figures["overhead_s"]}
+            "overhead_s": figures["overhead_s"], "attribution": figures["attribution"]}
 
 
 def _run_job(job: tuple[str, Draw, int, str]) -> dict[str, Any]:
@@ -113,9 +114,22 @@ def _run_job(job: tuple[str, Draw, int, str]) -> dict[str, Any]:
     return run_draw(*job)
 
 
-def _badness(result: Mapping[str, Any]) -> tuple[int, int, int]:
-    return (sum(result["violations"].values()), int(result.get("ungraceful_task_kills", 0)),
-            int(result.get("lifecycle_timeouts", 0)))
+def _badness(result: Mapping[str, Any]) -> tuple[int, int, int, int]:
+    return (sum(result["attribution"]["uncounted"].values()), sum(result["violations"].values()),
+            int(result.get("ungraceful_task_kills", 0)), int(result.get("lifecycle_timeouts", 0)))
+
+
+def split(claims: Sequence[str], results: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The violations of each claim (and the tasks killed) summed over the draws, split into those the guard
+    counted, by cause (bench.attribution), and those it did not."""
+    names = [*claims, *([] if claims == ("daemons-first",) else ["tasks-killed"])]
+    counted: dict[str, dict[str, int]] = {c: {} for c in names}
+    for r in results:
+        for claim in names:
+            for cause, n in r["attribution"]["counted"][claim].items():
+                counted[claim][cause] = counted[claim].get(cause, 0) + n
+    return {"counted": {c: dict(sorted(v.items())) for c, v in counted.items()},
+            "uncounted": {c: sum(r["attribution"]["uncounted"][c] for r in results) for c in names}}
 
 
 def summarize(strategy: str, chosen: Sequence[Draw], results: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
@@ -125,13 +139,17 @@ def summarize(strategy: str, chosen: Sequence[Draw], results: Sequence[Mapping[s
     out: dict[str, Any] = {
         "claims": list(claims), "draws": len(results),
         "violations": {c: sum(r["violations"][c] for r in results) for c in claims},
+        **split(claims, results),
         "worst_draw": {"draw": worst, "params": named_params(chosen[worst]),
-                       "violations": results[worst]["violations"]},
+                       "violations": results[worst]["violations"],
+                       "uncounted": results[worst]["attribution"]["uncounted"]},
         "worst_draw_by_claim": {},
     }
     for c in claims:
-        i = max(range(len(results)), key=lambda i: (results[i]["violations"][c], -i))
+        i = max(range(len(results)), key=lambda i: (results[i]["attribution"]["uncounted"][c],
+                                                    results[i]["violations"][c], -i))
         out["worst_draw_by_claim"][c] = {"draw": i, "violations": results[i]["violations"][c],
+                                         "uncounted": results[i]["attribution"]["uncounted"][c],
                                          "params": named_params(chosen[i])}
     if strategy == "daemon-guard-gate":
         out |= {"gates_failed_open": sum(r["gates_failed_open"] for r in results), "ungraceful_task_kills": "n/a",
@@ -183,26 +201,45 @@ def _draw_text(worst: Mapping[str, Any]) -> str:
     return f"#{worst['draw']} ({values})"
 
 
+def _cell(s: Mapping[str, Any], claim: str) -> str:
+    """A claim's violations with the share the guard did not count: ``17 (3 uncounted)``."""
+    total = s["violations"].get(claim) if claim != "tasks-killed" else s["ungraceful_task_kills"]
+    if total is None or claim not in s.get("uncounted", {}):
+        return "n/a" if total is None else str(total)
+    return f"{total} ({s['uncounted'][claim]} uncounted)"
+
+
+def _causes(s: Mapping[str, Any]) -> str:
+    parts = [f"{claim}: " + ", ".join(f"{cause} {n}" for cause, n in causes.items())
+             for claim, causes in s.get("counted", {}).items() if causes]
+    return "; ".join(parts) if parts else "none"
+
+
 def ranges_markdown(report: Mapping[str, Any]) -> list[str]:
-    """The range suite's table, then the worst draw of each claim."""
+    """The range suite's table (each claim's violations, of which uncounted), the causes the guard counted,
+    then the worst draw of each claim."""
     strategies = {k: v for k, v in report.items() if k in CLAIMED}
     lines = [f"**Ranges** (each claiming configuration over {next(iter(strategies.values()))['draws']} draws of "
              f"every named parameter: the two corners, then Latin-hypercube draws; seed {report['seed']}; "
-             f"ECS behaviour profile `{report['profile']}`)", "",
+             f"ECS behaviour profile `{report['profile']}`). Each figure is summed over the draws; *uncounted*: "
+             "violations for which the guard published no event (Gate Failed Open, Drain Guarantee Broken)", "",
              "| strategy | claims | draws | daemons-first violations | daemon stopped before an app STOPPED | "
              "tier-order violations | tasks killed | lifecycle timeouts | Spot drains in the notice | "
              "overhead p50 (median draw) / p99 (worst draw) (s) |", "|---|---|---|---|---|---|---|---|---|---|"]
     for name, s in strategies.items():
-        v = s["violations"]
         spot = s["spot_within_notice"]
         spot_text = f"{spot['within']} / {spot['drains']}" if isinstance(spot, dict) else spot
         over = s["overhead_s"]
         over_text = f"{over['p50']} / {over['p99']}" if isinstance(over, dict) else over
-        lines.append(f"| {name} | {', '.join(s['claims'])} | {s['draws']} | {v.get('daemons-first', 'n/a')} | "
-                     f"{v.get('daemons-after-apps', 'n/a')} | {v.get('tier-order', 'n/a')} | "
-                     f"{s['ungraceful_task_kills']} | {s['lifecycle_timeouts']} | {spot_text} | {over_text} |")
-    lines += ["", "Worst draw per claim:", ""]
+        lines.append(f"| {name} | {', '.join(s['claims'])} | {s['draws']} | {_cell(s, 'daemons-first')} | "
+                     f"{_cell(s, 'daemons-after-apps')} | {_cell(s, 'tier-order')} | "
+                     f"{_cell(s, 'tasks-killed') if isinstance(s['ungraceful_task_kills'], int) else 'n/a'} | "
+                     f"{s['lifecycle_timeouts']} | {spot_text} | {over_text} |")
+    lines += ["", "Counted by the guard, by cause:", ""]
+    lines += [f"- {name}: {_causes(s)}" for name, s in strategies.items()]
+    lines += ["", "Worst draw per claim (most uncounted, then most violations):", ""]
     for name, s in strategies.items():
         for claim, worst in s["worst_draw_by_claim"].items():
-            lines.append(f"- {name}, {claim}: {worst['violations']} in draw {_draw_text(worst)}")
+            lines.append(f"- {name}, {claim}: {worst['violations']} ({worst.get('uncounted', 0)} uncounted) "
+                         f"in draw {_draw_text(worst)}")
     return [*lines, ""]

@@ -24,6 +24,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
+from bench.attribution import Violation, attribute, guard_records
 from bench.baselines import ManagedDraining, PollingDrain
 from bench.drain_measure import DrainRecord, measure_drains, summarize_drains
 from bench.measure import LaunchRecord, critical_daemon_figures, eviction_cost, launch_records, percentile, summarize
@@ -147,6 +148,9 @@ def run_placement(strategy: str, seed: int, plan: ScaleOut, profile: str = DEFAU
         launches = launch_records(world.ecs, horizon, since=plan.measured_from)
         summary = summarize(launches, horizon).as_dict()
         summary["served_before_daemons"] = served_before_daemons(launches)
+        if deployment is not None:
+            summary["attribution"] = attribute(first_violations(world, launches),
+                                               *guard_records(deployment.own_events.events))
         summary["evictions"] = counter.evictions
         summary["min_healthy_breaches"] = counter.breaches
         if deployment is not None:
@@ -289,6 +293,26 @@ def served_before_daemons(launches: list[LaunchRecord]) -> int:
     return sum(1 for r in launches if r.first_replica_started_at is not None and not r.daemon_first)
 
 
+def first_violations(world: World, launches: list[LaunchRecord]) -> list[Violation]:
+    """The daemons-first violations (`served_before_daemons`) as bench.attribution reads them: the instance
+    and when its first replica started."""
+    ec2 = {arn: inst.ec2_instance_id for arn, inst in world.ecs.instances.items()}
+    return [Violation("daemons-first", ec2.get(r.instance_arn, r.instance_arn), r.first_replica_started_at)
+            for r in launches if r.first_replica_started_at is not None and not r.daemon_first]
+
+
+def drain_violations(records: list[Any]) -> list[Violation]:
+    """Every ordering violation and kill of the drains (bench.drain_measure) as bench.attribution reads them,
+    each earlier phase named as the guard names it (replicas, standalone, the tier's name)."""
+    names = ["replicas", "standalone", *(t["name"] for t in TIERS)]
+    out: list[Violation] = []
+    for r in records:
+        out += [Violation(claim, r.instance_id, at, tuple(names[p] for p in phases))
+                for claim, _task, at, phases in r.order_breaks]
+        out += [Violation("tasks-killed", r.instance_id, at) for _task, at in r.killed]
+    return out
+
+
 def named_params(params: Mapping[str, ParamValue]) -> dict[str, Any]:
     """Named parameters as JSON writes them (a range as [LO, HI])."""
     return {k: list(v) if isinstance(v, tuple) else v for k, v in params.items()}
@@ -348,10 +372,12 @@ def run_drain(strategy: str, seed: int, story: DrainStory, profile: str = DEFAUL
         run_drain_story(world, story, groups, on_start)
         records = story_drains(world, spot_starts)
         extra: dict[str, Any] = {}
+        violations = drain_violations(records)
         if gated:
             # The gate's claim on the story's own launches (the scale-out back and, with it, the refresh's).
-            extra["served_before_daemons"] = served_before_daemons(
-                launch_records(world.ecs, story.horizon_s, since=STORY_FILLED_S))
+            launches = launch_records(world.ecs, story.horizon_s, since=STORY_FILLED_S)
+            extra["served_before_daemons"] = served_before_daemons(launches)
+            violations += first_violations(world, launches)
         if deployment is not None:
             per_token: Counter[str] = Counter()
             per_instance: Counter[str] = Counter()
@@ -362,6 +388,7 @@ def run_drain(strategy: str, seed: int, story: DrainStory, profile: str = DEFAUL
                         per_token[execution.payload["token"]] += 1
             duplicates = sum(n - 1 for n in per_token.values() if n > 1)
             calls = _guard_drain_calls(deployment, records)
+            extra["attribution"] = attribute(violations, *guard_records(deployment.own_events.events))
             extra |= handler_timing(deployment) | {"workflows": sum(per_instance.values()),
                      "workflow_failures": sum(1 for e in deployment.durable.executions.values()
                                               if e.status == "FAILED")}

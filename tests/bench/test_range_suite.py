@@ -93,5 +93,9 @@ def test_a_tiny_range_run_reports_each_claim_and_the_worst_draw() -> None:
     assert set(tiers["worst_draw"]["params"]) == set(PARAMS)
     assert set(tiers["spot_within_notice"]) == {"within", "drains"}
     assert isinstance(tiers["ungraceful_task_kills"], int) and isinstance(tiers["lifecycle_timeouts"], int)
+    # AND each claim's violations (and the kills) split into counted, by cause, and uncounted
+    assert set(tiers["uncounted"]) == set(tiers["counted"]) == {*CLAIMED["daemon-guard-tiers"], "tasks-killed"}
+    totals = {**tiers["violations"], "tasks-killed": tiers["ungraceful_task_kills"]}
+    assert {c: sum(tiers["counted"][c].values()) + tiers["uncounted"][c] for c in totals} == totals
     assert "| daemon-guard-tiers | daemons-first, daemons-after-apps, tier-order | 1 |" in "\n".join(
         ranges_markdown(report))

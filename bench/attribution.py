@@ -1,0 +1,109 @@
+"""Which of the range suite's violations and kills the guard itself counted, and why (pure: no world).
+
+The measurements (bench.measure, bench.drain_measure) see every violation from the simulator's own
+records; the guard may or may not have seen it. A violation is *counted* when the guard published, for
+that instance, the event that says so (each such event also feeds a metric with an alarm):
+
+- ``daemons-first``: a replica served before the daemons on an instance whose gate the guard opened past
+  its timeout (``Gate Failed Open``; GatesFailedOpen, alarmed) at or before that replica started. Cause
+  ``gate-timeout``.
+- ``daemons-after-apps``, ``tier-order``: a daemon told to stop while tasks of earlier phases were live,
+  on an instance for which the guard published a ``Drain Guarantee Broken`` naming one of those phases
+  (``late app tasks`` names the app phases too), at any time of its drain: the guard may see a daemon
+  someone else stopped only after the fact. Cause: the event's ``cause``.
+- ``tasks-killed``: a task killed by the instance's end, on an instance for which the guard published a
+  ``Drain Guarantee Broken`` before the kill. Cause: the latest such event's ``cause``.
+
+Everything else is *uncounted*: a violation the guard did not see, or saw and did not say. The range
+suite's promise is 0 uncounted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sim.clock import EPOCH
+
+GATE_TIMEOUT = "gate-timeout"
+APP_PHASES = ("replicas", "standalone")
+LATE_APPS = "late app tasks"
+CLAIM_NAMES = ("daemons-first", "daemons-after-apps", "tier-order", "tasks-killed")
+
+
+@dataclass(frozen=True)
+class Break:
+    """A ``Drain Guarantee Broken`` event: the instance, the phase left with tasks not STOPPED, why, when."""
+
+    instance_id: str
+    phase: str
+    cause: str
+    at: float
+
+
+@dataclass(frozen=True)
+class Violation:
+    """One violation of `claim` on an instance at `at` (simulated seconds); `earlier`: for an ordering claim,
+    the phases (as the guard names them) of the earlier tasks still live when the daemon was told to stop."""
+
+    claim: str
+    instance_id: str
+    at: float
+    earlier: tuple[str, ...] = ()
+
+
+def sim_seconds(iso_time: str) -> float:
+    """A guard event's ``at`` (ISO 8601 UTC) as simulated seconds."""
+    return (datetime.fromisoformat(iso_time.replace("Z", "+00:00")) - EPOCH).total_seconds()
+
+
+def guard_records(events: Iterable[Mapping[str, Any]]) -> tuple[list[Break], dict[str, float]]:
+    """The guard's own published events read as breaks and, per instance, the first gate opened past its
+    timeout (simulated seconds)."""
+    breaks: list[Break] = []
+    failed_open: dict[str, float] = {}
+    for event in events:
+        detail = event.get("detail", {})
+        kind = event.get("detail-type")
+        if kind == "Drain Guarantee Broken":
+            breaks.append(Break(detail["instanceId"], detail["phase"], detail.get("cause") or detail["hardEnd"],
+                                sim_seconds(detail["at"])))
+        elif kind == "Gate Failed Open":
+            at = sim_seconds(detail["at"])
+            failed_open[detail["instanceId"]] = min(at, failed_open.get(detail["instanceId"], at))
+    return breaks, failed_open
+
+
+def _cause(v: Violation, breaks: Sequence[Break], failed_open: Mapping[str, float]) -> str | None:
+    """Why the guard counted `v`, or None when it did not."""
+    if v.claim == "daemons-first":
+        opened = failed_open.get(v.instance_id)
+        return GATE_TIMEOUT if opened is not None and opened <= v.at + 1e-6 else None
+    mine = sorted((b for b in breaks if b.instance_id == v.instance_id), key=lambda b: b.at)
+    if v.claim == "tasks-killed":
+        before = [b for b in mine if b.at <= v.at + 1e-6]
+        return before[-1].cause if before else None
+    names = set(v.earlier) | ({LATE_APPS} if set(v.earlier) & set(APP_PHASES) else set())
+    matching = [b for b in mine if b.phase in names]
+    if not matching:
+        return None
+    # The break that explains it: the last one at or before the stop, else the first one after (seen later).
+    before = [b for b in matching if b.at <= v.at + 1e-6]
+    return (before[-1] if before else matching[0]).cause
+
+
+def attribute(violations: Iterable[Violation], breaks: Sequence[Break],
+              failed_open: Mapping[str, float]) -> dict[str, dict[str, Any]]:
+    """Per claim, the violations the guard counted (by cause) and those it did not:
+    ``{"counted": {claim: {cause: n}}, "uncounted": {claim: n}}`` (every claim named, zeros included)."""
+    counted: dict[str, dict[str, int]] = {c: {} for c in CLAIM_NAMES}
+    uncounted: dict[str, int] = dict.fromkeys(CLAIM_NAMES, 0)
+    for v in violations:
+        cause = _cause(v, breaks, failed_open)
+        if cause is None:
+            uncounted[v.claim] += 1
+        else:
+            counted[v.claim][cause] = counted[v.claim].get(cause, 0) + 1
+    return {"counted": counted, "uncounted": uncounted}
