@@ -115,7 +115,8 @@ def _run_job(job: tuple[str, Draw, int, str]) -> dict[str, Any]:
 
 
 def _badness(result: Mapping[str, Any]) -> tuple[int, int, int, int]:
-    return (sum(result["attribution"]["uncounted"].values()), sum(result["violations"].values()),
+    uncounted = result["attribution"]["uncounted"]
+    return (sum(uncounted[c] for c in [*result["violations"], "tasks-killed"]), sum(result["violations"].values()),
             int(result.get("ungraceful_task_kills", 0)), int(result.get("lifecycle_timeouts", 0)))
 
 

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 import pytest
+from daemon_guard.core import guard_events as ge
 from daemon_guard.core.actions import (
     Action,
     CompleteLifecycle,
@@ -15,7 +16,7 @@ from daemon_guard.core.actions import (
     SetDraining,
     StopTasks,
 )
-from daemon_guard.core.config import StandalonePolicy
+from daemon_guard.core.config import DrainOrder, StandalonePolicy
 from daemon_guard.core.drain import (
     BLOCKED_AFTER_S,
     HOOK_MAX_GLOBAL_S,
@@ -368,6 +369,41 @@ def test_ordering_violations_are_observed_and_counted_once(tasks: tuple[TaskView
     assert first.progress.violations == violating
     assert [n.detail for n in first.notes if n.kind == "ordering-violation"] == list(violating)
     assert not [n for n in second.notes if n.kind == "ordering-violation"]
+
+
+@pytest.mark.parametrize(("status", "draining_requested", "cause"), [
+    pytest.param("DRAINING", False, "ecs-draining", id="ECS set DRAINING itself (a Spot notice, agent option)"),
+    pytest.param("ACTIVE", False, "stopped-elsewhere", id="someone else's StopTask"),
+])
+def test_a_daemon_someone_else_stops_while_apps_run_is_a_counted_break_with_its_cause(
+        status: str, draining_requested: bool, cause: str) -> None:
+    # GIVEN a tiers drain in its replica phase, a replica still running, and a daemon the guard never asked to
+    # stop already STOPPED (seen only after the fact)
+    tiers = replace(policy(), order=DrainOrder.TIERS)
+    tasks = (*REPLICAS, a_task("xray-1", "xray", last_status="STOPPED", stopping=True))
+    progress = replace(at("replicas"), draining_requested=draining_requested, gate_closed=True)
+    # WHEN two steps observe it
+    first = plan_drain_step(request(), view(tasks, status=status), progress, tiers)
+    second = plan_drain_step(request(), view(tasks, now=START + 10, status=status), first.progress, tiers)
+    # THEN it is one guarantee break of the replica phase, with its cause and the replicas left, noted once
+    assert first.progress.breaks == (("replicas", cause, START, 2),)
+    assert [n.kind for n in first.notes if n.kind == "guarantee-broken"] == ["guarantee-broken"]
+    assert second.progress.breaks == first.progress.breaks
+    # AND the event names the cause (no hard end)
+    event = ge.guarantee_broken("prod", INSTANCE_ID, *first.progress.breaks[0][:2], 2, START, START)
+    assert (event.detail["cause"], event.detail["hardEnd"]) == (cause, None)
+
+
+def test_a_daemon_the_guard_stopped_itself_is_no_new_break_and_ecs_stops_under_draining_order_are_not_claimed(
+        ) -> None:
+    # GIVEN a daemon stopping while a replica runs: told to stop by the guard (tiers), or by ECS (draining order)
+    tasks = (*REPLICAS, a_task("xray-1", "xray", stopping=True))
+    own = plan_drain_step(request(), view(tasks), at("replicas", stop_requested=("xray-1",)),
+                          replace(policy(), order=DrainOrder.TIERS))
+    ecs = plan_drain_step(request(), view(tasks, status="DRAINING"), at("replicas"), policy())
+    # THEN both are ordering violations (the self-check) and neither is a break
+    assert own.progress.violations == ecs.progress.violations == ("xray-1",)
+    assert own.progress.breaks == ecs.progress.breaks == ()
 
 
 # ---- idempotence --------------------------------------------------------------------------------

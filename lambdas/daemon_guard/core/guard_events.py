@@ -93,13 +93,25 @@ def drain_forced(cluster: str, instance_id: str, phase: str, started_epoch: floa
                   seconds=round(at_epoch - started_epoch, 3))
 
 
-def guarantee_broken(cluster: str, instance_id: str, phase: str, hard_end: str, tasks_not_stopped: int,
+# Why a drain's order broke (`cause`), from the kind of break the drain recorded: a hard end (`hardEnd`) or a
+# daemon stopped by another than the guard while earlier work was left.
+BREAK_CAUSES = {"notice": "notice-too-short", "heartbeats": "heartbeats", "deadline": "deadline",
+                "ecs-draining": "ecs-draining", "stopped-elsewhere": "stopped-elsewhere"}
+HARD_ENDS = ("notice", "heartbeats", "deadline")
+
+
+def guarantee_broken(cluster: str, instance_id: str, phase: str, kind: str, tasks_not_stopped: int,
                      started_epoch: float, at_epoch: float) -> OwnEvent:
-    """A hard end moved the drain on while `tasks_not_stopped` tasks of `phase` had not STOPPED: the stop
-    order (or, for ``settle``, a clean end) was not kept."""
-    reason = f"{tasks_not_stopped} task(s) of {phase} not STOPPED at the hard end ({hard_end})"
+    """The drain's order was not kept while `tasks_not_stopped` tasks of `phase` had not STOPPED: a hard end
+    moved it on (``hardEnd``; for ``settle``, no clean end), or another than the guard stopped a daemon
+    (``ecs-draining``: the instance was set DRAINING by someone else, as ECS does at a Spot notice with
+    ECS_ENABLE_SPOT_INSTANCE_DRAINING; ``stopped-elsewhere``). ``cause`` names which."""
+    cause = BREAK_CAUSES.get(kind, kind)
+    hard_end = kind if kind in HARD_ENDS else None
+    reason = f"{tasks_not_stopped} task(s) of {phase} not STOPPED: " + (
+        f"the hard end ({hard_end})" if hard_end else f"a daemon stopped by another than the guard ({cause})")
     return _event(GUARANTEE_BROKEN, cluster, instance_id, at_epoch, reason, phase=phase, hardEnd=hard_end,
-                  tasksNotStopped=tasks_not_stopped, startedAt=iso(started_epoch),
+                  cause=cause, tasksNotStopped=tasks_not_stopped, startedAt=iso(started_epoch),
                   seconds=round(at_epoch - started_epoch, 3))
 
 
@@ -187,8 +199,10 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         "tier": {"type": "string", "minLength": 1}, "startedAt": _TIME, "seconds": _SECONDS}),
     DRAIN_FORCED: _schema(DRAIN_FORCED, "the global deadline passed: what is left stops in order", {
         "phase": {"type": "string", "minLength": 1}, "startedAt": _TIME, "seconds": _SECONDS}),
-    GUARANTEE_BROKEN: _schema(GUARANTEE_BROKEN, "a hard end moved the drain on with tasks not STOPPED", {
-        "phase": {"type": "string", "minLength": 1}, "hardEnd": {"enum": ["notice", "heartbeats", "deadline"]},
+    GUARANTEE_BROKEN: _schema(GUARANTEE_BROKEN, "a drain's order was not kept: a hard end moved it on with tasks "
+                              "not STOPPED, or another than the guard stopped a daemon", {
+        "phase": {"type": "string", "minLength": 1},
+        "hardEnd": {"enum": [*HARD_ENDS, None]}, "cause": {"enum": sorted(set(BREAK_CAUSES.values()))},
         "tasksNotStopped": {"type": "integer", "minimum": 1}, "startedAt": _TIME, "seconds": _SECONDS}),
     DRAIN_COMPLETED: _schema(DRAIN_COMPLETED, "a drain ended", {
         "result": {"enum": ["CONTINUE", "no-lifecycle-action"]}, "trigger": {"type": "string"},

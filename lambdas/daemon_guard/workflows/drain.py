@@ -31,6 +31,7 @@ from daemon_guard.adapters.strict_json import loads_strict
 from daemon_guard.bootstrap import Runtime
 from daemon_guard.core import metrics as m
 from daemon_guard.core.actions import Action, CompleteLifecycle, RecordHeartbeat, SetAttribute, SetDraining, StopTasks
+from daemon_guard.core.config import DrainOrder
 from daemon_guard.core.drain import (
     DrainProgress,
     DrainRequest,
@@ -132,6 +133,14 @@ def _confirmed_empty(rt: Runtime, request: DrainRequest, progress: DrainProgress
         return True
 
 
+def _stopped_by_other(progress: DrainProgress, stopped: list[str]) -> bool:
+    """A service task that STOPPED without the guard asking (with ``apps-first`` or ``tiers`` only someone
+    else, such as ECS on an instance it set DRAINING, stops one)."""
+    asked = set(progress.stop_requested)
+    return any(arn in stopped and arn not in asked and group.startswith("service:")
+               for arn, group, _ in progress.live_tasks)
+
+
 def _act(rt: Runtime, request: DrainRequest, actions: tuple[Action, ...]) -> None:
     """Carry out a step's actions, in order."""
     for action in actions:
@@ -152,6 +161,8 @@ def _tick(rt: Runtime, request: DrainRequest, raw_progress: dict[str, Any], stop
     if stopped:
         progress = replace(progress, heard_at=now)
     known = any(live[0] in stopped for live in progress.live_tasks)
+    if policy.order is not DrainOrder.DRAINING and _stopped_by_other(progress, stopped):
+        known = False  # a service task the guard did not stop (a daemon ECS stopped?): look, so it is seen and counted
     # A replica phase held by minimumHealthyPercent plans from the events between looks; when none has come
     # for a while it looks (the slow look): a lost STOPPED would otherwise hold it until its deadline.
     held = progress.phase == "replicas" and progress.replicas_held and not stopped and not slow_look_due(

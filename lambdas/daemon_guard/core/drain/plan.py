@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from daemon_guard.core.actions import Action, CompleteLifecycle
+from daemon_guard.core.config import DrainOrder
 from daemon_guard.core.drain.deadlines import (
     POLL_S,
     HardEnd,
@@ -15,30 +16,55 @@ from daemon_guard.core.drain.deadlines import (
     phase_deadline,
     plan_heartbeat,
 )
-from daemon_guard.core.drain.phases import PHASES, PhaseInput, PhaseOutcome, app_tasks, live_tasks, plan_fence
+from daemon_guard.core.drain.phases import PHASES, PhaseInput, PhaseOutcome, app_tasks, plan_fence
 from daemon_guard.core.drain.progress import DrainNote, DrainProgress, DrainStep, DrainView, Phase, phase_label
 from daemon_guard.core.drain.request import DrainPolicy, DrainRequest
 
 
-def _observe_violations(view: DrainView, progress: DrainProgress, policy: DrainPolicy) -> tuple[str, ...]:
-    """Stopping daemons while earlier work remains: a daemon before the non-daemons, tier k+1 before k."""
-    if not any(t.stopping for key, tasks in view.live_by_phase.items() if isinstance(key, int) for t in tasks):
-        return ()  # no daemon is stopping: nothing to look at
-    found: list[str] = []
-    non_daemon_left = bool(app_tasks(view, policy))
+def _earlier_left(view: DrainView, policy: DrainPolicy, tier: int) -> tuple[str, int] | None:
+    """The earliest phase before daemon tier `tier` with a task not STOPPED (as the guard names it) and how
+    many tasks it has left; None when nothing before that tier is left."""
+    apps = app_tasks(view, policy)
+    if apps:
+        replicas = [t for t in apps if t.service_name is not None]
+        return ("replicas", len(replicas)) if replicas else ("standalone", len(apps))
+    live = view.live_by_phase
+    lowest = min((k for k, tasks in live.items() if isinstance(k, int) and tasks and k < tier), default=None)
+    if lowest is None:
+        return None
+    name = policy.tier_names[lowest] if lowest < len(policy.tier_names) else f"tier-{lowest}"
+    return name, len(live[lowest])
+
+
+def _observe_violations(view: DrainView, progress: DrainProgress,
+                        policy: DrainPolicy) -> tuple[tuple[str, ...], tuple[tuple[str, str, float, int], ...]]:
+    """Daemons stopping (or STOPPED) while earlier work remains: a daemon before the non-daemons, tier k+1
+    before k. Returns the daemons newly seen so, and the guarantee breaks among them: with ``apps-first`` or
+    ``tiers``, each such daemon the guard did not stop itself is a break of the order it claims, caused by
+    someone else (`ecs-draining`: the instance was set DRAINING by another than the guard, as ECS does at a
+    Spot notice with ECS_ENABLE_SPOT_INSTANCE_DRAINING; `stopped-elsewhere` otherwise). A daemon the guard
+    stopped itself with earlier work left follows a break already counted (a hard end), or is a self-check
+    failure (OrderingViolations)."""
     seen = set(progress.violations)
-    # The lowest tier with a live task, once: "an earlier tier is left" is then one comparison per task.
-    lowest = min((k for k, tasks in view.live_by_phase.items() if isinstance(k, int) and tasks), default=None)
-    for task in live_tasks(view.tasks):
-        if not task.stopping or task.arn in seen:
+    stopped = [t for t in view.tasks if (t.stopping or t.last_status == "STOPPED") and t.arn not in seen
+               and t.service_name is not None and t.service_name in view.daemon_tier]
+    if not stopped:
+        return (), ()
+    found: list[str] = []
+    breaks: list[tuple[str, str, float, int]] = []
+    asked = set(progress.stop_requested)
+    claimed = policy.order is not DrainOrder.DRAINING
+    instance = view.instance
+    drained_by_other = instance is not None and instance.status == "DRAINING" and not progress.draining_requested
+    for task in stopped:
+        left = _earlier_left(view, policy, view.daemon_tier[task.service_name or ""])
+        if left is None:
             continue
-        name = task.service_name
-        if name is None or name not in view.daemon_tier:
-            continue
-        earlier_left = lowest is not None and lowest < view.daemon_tier[name]
-        if non_daemon_left or earlier_left:
-            found.append(task.arn)
-    return tuple(found)
+        found.append(task.arn)
+        if claimed and task.arn not in asked:
+            cause = "ecs-draining" if drained_by_other else "stopped-elsewhere"
+            breaks.append((left[0], cause, view.now, left[1]))
+    return tuple(found), tuple(breaks)
 
 
 def _next_phase(progress: DrainProgress, view: DrainView, policy: DrainPolicy) -> DrainProgress:
@@ -99,9 +125,13 @@ def plan_drain_step(request: DrainRequest, view: DrainView, progress: DrainProgr
     notice = notice_end(request, progress, view)
     if notice != progress.notice_at:
         progress = replace(progress, notice_at=notice)
-    violations = _observe_violations(view, progress, policy)
+    violations, outside = _observe_violations(view, progress, policy)
     notes = tuple(DrainNote("ordering-violation", arn) for arn in violations)
-    progress = replace(progress, violations=progress.violations + violations) if violations else progress
+    notes += tuple(DrainNote("guarantee-broken", f"a daemon stopped by another than the guard ({cause}) while "
+                             f"{left} task(s) of {phase} were not STOPPED", value=left, tier=phase)
+                   for phase, cause, _, left in outside)
+    if violations:
+        progress = replace(progress, violations=progress.violations + violations, breaks=progress.breaks + outside)
     gone = view.instance is None or view.instance.status in ("INACTIVE", "DEREGISTERING")
     fence, progress = plan_fence(view, progress, policy)
     progress, forced = _force_if_late(view, progress, policy, deadline, gone)
