@@ -12,7 +12,9 @@ that instance, the event that says so (each such event also feeds a metric with 
   (``late app tasks`` names the app phases too), at any time of its drain: the guard may see a daemon
   someone else stopped only after the fact. Cause: the event's ``cause``.
 - ``tasks-killed``: a task killed by the instance's end, on an instance for which the guard published a
-  ``Drain Guarantee Broken`` before the kill. Cause: the latest such event's ``cause``.
+  ``Drain Guarantee Broken`` before the kill (cause: the latest such event's ``cause``), or one with cause
+  ``notice-missed`` at any time (the drain found the instance gone after its notice: it could only say so
+  after the fact).
 
 Everything else is *uncounted*: a violation the guard did not see, or saw and did not say. The range
 suite's promise is 0 uncounted.
@@ -28,6 +30,7 @@ from typing import Any
 from sim.clock import EPOCH
 
 GATE_TIMEOUT = "gate-timeout"
+NOTICE_MISSED = "notice-missed"
 APP_PHASES = ("replicas", "standalone")
 LATE_APPS = "late app tasks"
 CLAIM_NAMES = ("daemons-first", "daemons-after-apps", "tier-order", "tasks-killed")
@@ -84,7 +87,8 @@ def _cause(v: Violation, breaks: Sequence[Break], failed_open: Mapping[str, floa
     mine = sorted((b for b in breaks if b.instance_id == v.instance_id), key=lambda b: b.at)
     if v.claim == "tasks-killed":
         before = [b for b in mine if b.at <= v.at + 1e-6]
-        return before[-1].cause if before else None
+        late = [b for b in mine if b.cause == NOTICE_MISSED]
+        return before[-1].cause if before else late[0].cause if late else None
     names = set(v.earlier) | ({LATE_APPS} if set(v.earlier) & set(APP_PHASES) else set())
     matching = [b for b in mine if b.phase in names]
     if not matching:

@@ -43,11 +43,13 @@ def test_a_kill_is_counted_by_the_last_break_before_it_and_never_by_one_after() 
     # GIVEN two breaks on i-1 (a heartbeat end at 50 s, the notice at 118 s) and one on i-2 after its kill
     breaks = [Break("i-1", "replicas", "heartbeats", 50.0), Break("i-1", "settle", "notice-too-short", 118.0),
               Break("i-2", "settle", "notice-too-short", 200.0)]
-    # WHEN tasks are killed at 120 s on both, and on i-3 which the guard never drained
-    kills = [Violation("tasks-killed", i, 120.0) for i in ("i-1", "i-1", "i-2", "i-3")]
+    # AND i-4's drain found it gone after its notice (its events came late)
+    breaks.append(Break("i-4", "replicas", "notice-missed", 400.0))
+    # WHEN tasks are killed at 120 s on each, and on i-3 which the guard never drained
+    kills = [Violation("tasks-killed", i, 120.0) for i in ("i-1", "i-1", "i-2", "i-3", "i-4")]
     out = attribute(kills, breaks, {})
-    # THEN the two on i-1 are the notice's; the ones on i-2 and i-3 are uncounted
-    assert out["counted"]["tasks-killed"] == {"notice-too-short": 2}
+    # THEN the two on i-1 are the notice's, i-4's the missed notice's; the ones on i-2 and i-3 are uncounted
+    assert out["counted"]["tasks-killed"] == {"notice-too-short": 2, "notice-missed": 1}
     assert out["uncounted"]["tasks-killed"] == 2
 
 

@@ -394,6 +394,19 @@ def test_a_daemon_someone_else_stops_while_apps_run_is_a_counted_break_with_its_
     assert (event.detail["cause"], event.detail["hardEnd"]) == (cause, None)
 
 
+def test_a_spot_drain_that_finds_its_instance_gone_after_the_notice_counts_one_missed_notice() -> None:
+    # GIVEN a Spot drain whose events came late: its first look is after the notice ended, the instance gone
+    notice = START + 120
+    first = plan_drain_step(request(notice), view((), now=notice + 30, status=None), fresh(), policy())
+    # THEN it completes with one break (notice-missed, tasks unknown), and a drain gone before its notice has none
+    assert first.progress.done and first.progress.breaks == (("replicas", "notice-missed", notice + 30, 0),)
+    early = plan_drain_step(request(notice), view((), now=START + 60, status=None), fresh(), policy())
+    assert early.progress.breaks == ()
+    event = ge.guarantee_broken("prod", INSTANCE_ID, "replicas", "notice-missed", 0, START, notice + 30)
+    assert (event.detail["cause"], event.detail["hardEnd"], event.detail["tasksNotStopped"]) == \
+        ("notice-missed", None, 0)
+
+
 def test_a_daemon_the_guard_stopped_itself_is_no_new_break_and_ecs_stops_under_draining_order_are_not_claimed(
         ) -> None:
     # GIVEN a daemon stopping while a replica runs: told to stop by the guard (tiers), or by ECS (draining order)

@@ -96,7 +96,8 @@ def drain_forced(cluster: str, instance_id: str, phase: str, started_epoch: floa
 # Why a drain's order broke (`cause`), from the kind of break the drain recorded: a hard end (`hardEnd`) or a
 # daemon stopped by another than the guard while earlier work was left.
 BREAK_CAUSES = {"notice": "notice-too-short", "heartbeats": "heartbeats", "deadline": "deadline",
-                "ecs-draining": "ecs-draining", "stopped-elsewhere": "stopped-elsewhere"}
+                "ecs-draining": "ecs-draining", "stopped-elsewhere": "stopped-elsewhere",
+                "notice-missed": "notice-missed"}
 HARD_ENDS = ("notice", "heartbeats", "deadline")
 
 
@@ -105,11 +106,14 @@ def guarantee_broken(cluster: str, instance_id: str, phase: str, kind: str, task
     """The drain's order was not kept while `tasks_not_stopped` tasks of `phase` had not STOPPED: a hard end
     moved it on (``hardEnd``; for ``settle``, no clean end), or another than the guard stopped a daemon
     (``ecs-draining``: the instance was set DRAINING by someone else, as ECS does at a Spot notice with
-    ECS_ENABLE_SPOT_INSTANCE_DRAINING; ``stopped-elsewhere``). ``cause`` names which."""
+    ECS_ENABLE_SPOT_INSTANCE_DRAINING; ``stopped-elsewhere``), or the drain found the instance gone after its
+    notice ended (``notice-missed``: what ran there was killed; `tasks_not_stopped` 0, unknown). ``cause``
+    names which."""
     cause = BREAK_CAUSES.get(kind, kind)
     hard_end = kind if kind in HARD_ENDS else None
     reason = f"{tasks_not_stopped} task(s) of {phase} not STOPPED: " + (
-        f"the hard end ({hard_end})" if hard_end else f"a daemon stopped by another than the guard ({cause})")
+        f"the hard end ({hard_end})" if hard_end else "the instance was gone when the drain looked, its notice "
+        "over" if kind == "notice-missed" else f"a daemon stopped by another than the guard ({cause})")
     return _event(GUARANTEE_BROKEN, cluster, instance_id, at_epoch, reason, phase=phase, hardEnd=hard_end,
                   cause=cause, tasksNotStopped=tasks_not_stopped, startedAt=iso(started_epoch),
                   seconds=round(at_epoch - started_epoch, 3))
@@ -203,7 +207,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
                               "not STOPPED, or another than the guard stopped a daemon", {
         "phase": {"type": "string", "minLength": 1},
         "hardEnd": {"enum": [*HARD_ENDS, None]}, "cause": {"enum": sorted(set(BREAK_CAUSES.values()))},
-        "tasksNotStopped": {"type": "integer", "minimum": 1}, "startedAt": _TIME, "seconds": _SECONDS}),
+        "tasksNotStopped": {"type": "integer", "minimum": 0}, "startedAt": _TIME, "seconds": _SECONDS}),
     DRAIN_COMPLETED: _schema(DRAIN_COMPLETED, "a drain ended", {
         "result": {"enum": ["CONTINUE", "no-lifecycle-action"]}, "trigger": {"type": "string"},
         "startedAt": _TIME, "seconds": _SECONDS, "deadlinesMissed": {"type": "integer", "minimum": 0}}),

@@ -8,6 +8,7 @@ from dataclasses import replace
 from daemon_guard.core.actions import Action, CompleteLifecycle
 from daemon_guard.core.config import DrainOrder
 from daemon_guard.core.drain.deadlines import (
+    HARD_END_MARGIN_S,
     POLL_S,
     HardEnd,
     global_deadline,
@@ -116,6 +117,18 @@ def _walk(inp: PhaseInput, gone: bool, end: HardEnd) -> PhaseOutcome:
     return PhaseOutcome(progress, actions, notes, finished=progress.phase == "complete")
 
 
+def _notice_missed(view: DrainView, progress: DrainProgress, policy: DrainPolicy, notice: float | None,
+                   gone: bool) -> tuple[str, str, float, int] | None:
+    """A drain that finds its instance gone after its notice ended, before it completed (it started late: the
+    notice's events came after the end, or its steps could not run): whatever still ran was killed by EC2, a
+    break (`notice-missed`) counted once; how many tasks it held is unknown here (0)."""
+    if not gone or notice is None or view.now < notice - HARD_END_MARGIN_S \
+            or any(kind == "notice-missed" for _, kind, _, _ in progress.breaks) \
+            or any(kind == "notice" and phase == "settle" for phase, kind, _, _ in progress.breaks):
+        return None
+    return (phase_label(progress, policy), "notice-missed", view.now, 0)
+
+
 def plan_drain_step(request: DrainRequest, view: DrainView, progress: DrainProgress,
                     policy: DrainPolicy) -> DrainStep:
     """Plan the next step of the ordered drain of one instance."""
@@ -133,6 +146,11 @@ def plan_drain_step(request: DrainRequest, view: DrainView, progress: DrainProgr
     if violations:
         progress = replace(progress, violations=progress.violations + violations, breaks=progress.breaks + outside)
     gone = view.instance is None or view.instance.status in ("INACTIVE", "DEREGISTERING")
+    missed = _notice_missed(view, progress, policy, notice, gone)
+    if missed is not None:
+        progress = replace(progress, breaks=(*progress.breaks, missed))
+        notes += (DrainNote("guarantee-broken", f"the instance was gone when the drain looked, its notice over in "
+                            f"{phase_label(progress, policy)}: what ran there was killed", tier=missed[0]),)
     fence, progress = plan_fence(view, progress, policy)
     progress, forced = _force_if_late(view, progress, policy, deadline, gone)
     walked = _walk(PhaseInput(view, progress, policy, deadline), gone, hard_ends(request, view, progress, policy))
