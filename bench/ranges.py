@@ -10,7 +10,10 @@ simulated time with the bench's normal settings, under one behaviour profile (``
 Per strategy it reports the violations of each claim summed over the draws and the draw (all its
 parameter values) that did worst, with tasks killed, lifecycle timeouts, Spot drains inside the notice and
 drain overhead. Claims: ``daemons-first`` (no instance serves a replica before its daemons are RUNNING),
-``daemons-after-apps`` and ``tier-order`` (bench.drain_measure).
+``daemons-after-apps`` and ``tier-order`` (bench.drain_measure). Each claim's violations, and the tasks
+killed, are split into those the guard counted itself, by cause (a Gate Failed Open or Drain Guarantee
+Broken event for that instance: bench.attribution), and those it did not (``uncounted``, the figure that
+must be 0), and the worst draw of each claim is the one with the most uncounted.
 """
 
 from __future__ import annotations
