@@ -328,6 +328,23 @@ def test_a_replica_phase_out_of_time_does_not_read_the_services(late: bool, read
     assert bool(view.services) is reads_services
 
 
+def test_the_first_look_sees_the_app_tasks_ecs_already_told_to_stop_so_the_daemons_wait_for_them() -> None:
+    # GIVEN an instance ECS set DRAINING at a Spot notice before the drain began: one replica still shutting
+    # down (desired STOPPED, not yet STOPPED), one long STOPPED, and a daemon running
+    ecs = FakeEcs()
+    ecs.add("api-1", "api")
+    ecs.tasks["api-1"]["desiredStatus"] = "STOPPED"
+    ecs.add("api-0", "api", last_status="STOPPED")
+    ecs.tasks["api-0"]["desiredStatus"] = "STOPPED"
+    ecs.add("xray-1", "xray")
+    rt = install_gated(ecs, FakeAutoScaling())
+    # WHEN the drain looks for the first time
+    view, progress = observe(rt, DrainRequest.from_payload(drain_payload()), DrainProgress(started_at=T0.timestamp()))
+    # THEN the stopping replica is a live task it follows (the daemons wait for it); the STOPPED one is not
+    assert sorted(t.arn for t in view.tasks) == ["api-1", "xray-1"]
+    assert sorted(live[0] for live in progress.live_tasks) == ["api-1", "xray-1"]
+
+
 @pytest.mark.parametrize(("notice", "daemons_stopped"), [(None, []), (T0.timestamp() + 120, [("StopTask", "xray-1")])])
 def test_a_spot_drain_stops_the_next_tier_on_the_events_view_when_ecs_throttles_the_look(
         notice: float | None, daemons_stopped: list[tuple[str, str]]) -> None:

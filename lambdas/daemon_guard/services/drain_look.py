@@ -91,7 +91,8 @@ def observe(rt: Runtime, request: DrainRequest, progress: DrainProgress) -> tupl
     task is left (to see it go) and while a write of the drain's is not yet read back (its attributes
     and status: ECS's API is eventually consistent). The tasks are ListTasks(RUNNING) plus DescribeTasks
     of those and of the tasks still live at the last look (which is how a task told to stop is followed to
-    STOPPED).
+    STOPPED); the first look adds ListTasks(STOPPED), keeping the tasks not yet STOPPED, so that tasks
+    someone else told to stop before the drain began (ECS on an instance it set DRAINING) are waited for too.
     The replica services are described only if the replica phase has lasted a minute (blocked?).
     """
     ecs = rt.cluster(request.cluster)
@@ -111,7 +112,13 @@ def observe(rt: Runtime, request: DrainRequest, progress: DrainProgress) -> tupl
         tasks = []
     else:
         running = ecs.task_arns_on(instance.arn, desired="RUNNING")
-        tasks = ecs.tasks(list(dict.fromkeys([*running, *(live[0] for live in progress.live_tasks)])))
+        # The first look also lists the tasks someone else already told to stop (ECS on an instance it set
+        # DRAINING at a Spot notice): still shutting down, they are app tasks the daemons must wait for.
+        stopping = ecs.task_arns_on(instance.arn, desired="STOPPED") if progress.instance_arn is None else []
+        followed = {*running, *(live[0] for live in progress.live_tasks)}
+        tasks = [t for t in ecs.tasks(list(dict.fromkeys([*running, *(live[0] for live in progress.live_tasks),
+                                                          *stopping])))
+                 if t.arn in followed or t.last_status != "STOPPED"]
     progress = replace(progress, instance_arn=instance.arn if instance else progress.instance_arn,
                        instance_status=instance.status if instance else "INACTIVE",
                        live_tasks=tuple((t.arn, t.group, t.stop_timeout_s) for t in tasks), ticks=progress.ticks + 1,
