@@ -417,6 +417,12 @@ def test_a_daemon_the_guard_stopped_itself_is_no_new_break_and_ecs_stops_under_d
     # THEN both are ordering violations (the self-check) and neither is a break
     assert own.progress.violations == ecs.progress.violations == ("xray-1",)
     assert own.progress.breaks == ecs.progress.breaks == ()
+    # AND with apps-first, ECS stopping the log router before the metrics tier (the DRAINING the guard set once
+    # every app STOPPED) breaks no claim
+    daemons = (*METRICS, a_task("fluent-bit-1", "fluent-bit", stopping=True))
+    apps_first = plan_drain_step(request(), view(daemons, status="DRAINING"), at("tier"),
+                                 replace(policy(), order=DrainOrder.APPS_FIRST))
+    assert apps_first.progress.breaks == ()
 
 
 # ---- idempotence --------------------------------------------------------------------------------

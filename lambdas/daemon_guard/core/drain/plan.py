@@ -62,7 +62,9 @@ def _observe_violations(view: DrainView, progress: DrainProgress,
         if left is None:
             continue
         found.append(task.arn)
-        if claimed and task.arn not in asked:
+        # apps-first claims no order among daemons: ECS stopping them all once the guard set DRAINING is its design.
+        order_claimed = left[0] in ("replicas", "standalone") or policy.order is DrainOrder.TIERS
+        if claimed and order_claimed and task.arn not in asked:
             cause = "ecs-draining" if drained_by_other else "stopped-elsewhere"
             breaks.append((left[0], cause, view.now, left[1]))
     return tuple(found), tuple(breaks)
