@@ -28,7 +28,7 @@ from daemon_guard.adapters.events import EventPublisher
 from daemon_guard.adapters.executor import AwsExecutor, Executor, RecordingExecutor
 from daemon_guard.adapters.memory import MemoryState
 from daemon_guard.adapters.scheduled import DrainSchedule, ScheduledDrains
-from daemon_guard.adapters.state import EventLedger, EvictionBudget, StateStore, WorkflowClaims
+from daemon_guard.adapters.state import AuditCursor, EventLedger, EvictionBudget, StateStore, WorkflowClaims
 from daemon_guard.adapters.workflows import DurableCheckpoints, WorkflowStarter
 from daemon_guard.core.config import LAUNCH_HOOK_NAME, Config, parse_config
 from daemon_guard.core.identifiers import partition_of_region
@@ -116,12 +116,14 @@ class Runtime:
     claims: WorkflowClaims
     complete: KnownComplete
     schedule: DrainSchedule
+    audit: AuditCursor  # where the reconciler's rotating audit stands
     workflows: WorkflowStarter | None = None  # held by the executor; none: no workflow starts or wakes
     events: EventPublisher | None = None  # the guard's own events (none: publish nothing)
     metrics: MetricsSink = field(default_factory=EmfSink)
     clock: Clock = utc_now
     home: LearntHome = field(default_factory=LearntHome)
     durable: DurableCheckpoints = field(default_factory=DurableCheckpoints)
+    sleep: Callable[[float], None] = time.sleep  # waits out a read pace (simulated time in the proving ground)
 
     def cluster(self, name: str) -> EcsCluster:
         """The ECS port for a managed cluster (kept for the container's life: it caches)."""
@@ -141,7 +143,7 @@ def build(config: Config, *, ecs_client: Any, autoscaling_client: Any, lambda_cl
           events_client: Any | None = None, dynamodb_client: Any | None = None, table: str | None = None,
           metrics: MetricsSink | None = None, clock: Clock = utc_now, drain_function: str | None = None,
           launch_gate_function: str | None = None, dry_run: bool = False, home: LearntHome | None = None,
-          durable_client: Any | None = None) -> Runtime:
+          durable_client: Any | None = None, sleep: Callable[[float], None] = time.sleep) -> Runtime:
     """Build every adapter once from the clients given; the one way a `Runtime` is made.
 
     Parameters
@@ -166,6 +168,8 @@ def build(config: Config, *, ecs_client: Any, autoscaling_client: Any, lambda_cl
         What is known of the deployment's partition, account and region. Default: nothing yet.
     durable_client
         The Lambda client the durable SDK checkpoints through. Default: none (the SDK builds its own).
+    sleep
+        How the code waits out its own read pace (the reconciler's). Default: `time.sleep`.
     """
     ecs_client, autoscaling_client, lambda_client, events_client, dynamodb_client = (
         translating(c) for c in (ecs_client, autoscaling_client, lambda_client, events_client, dynamodb_client))
@@ -184,10 +188,10 @@ def build(config: Config, *, ecs_client: Any, autoscaling_client: Any, lambda_cl
     return Runtime(
         config=config, ecs=ecs, autoscaling=autoscaling, executor=executor,
         ledger=store, budget=store, claims=store, complete=KnownComplete(store, lambda: clock().timestamp()),
-        schedule=schedule, workflows=workflows,
+        schedule=schedule, audit=store, workflows=workflows,
         events=EventPublisher(events_client) if events_client is not None else None,
         metrics=metrics or EmfSink(), clock=clock, home=home or LearntHome(),
-        durable=DurableCheckpoints(durable_client))
+        durable=DurableCheckpoints(durable_client), sleep=sleep)
 
 
 def from_environment() -> Runtime:
