@@ -15,6 +15,7 @@ from typing import Any
 from bench.bench_exits import exits_markdown, rollout_markdown, run_exits_suite, run_rollout_suite
 from bench.faults import fault_suite, faults_markdown
 from bench.ranges import FULL_DRAWS, QUICK_DRAWS, ranges_markdown, ranges_suite
+from bench.scale import scale_markdown, scale_suite
 from bench.scenarios import DrainStory
 from bench.suites import (
     DEFAULT_PROFILE,
@@ -342,11 +343,14 @@ def run_bench(args: argparse.Namespace) -> int:
     if args.suite in ("rollout", "all"):
         _progress("rollout: a daemon service moved to a larger revision on a full cluster")
         report["rollout"] = run_rollout_suite(seeds, args.quick)
+    if args.suite == "scale":
+        report["scale"] = scale_suite(seeds, args.quick, _progress)
     if args.suite in ("cost", "all"):
         _progress("cost: asset size and cold import")
         report["cost"] = cost_suite()
     report["wall_seconds"] = round(time.monotonic() - started, 1)
-    text = "\n".join(part for part in (markdown(report), exits_markdown(report), rollout_markdown(report)) if part)
+    text = "\n".join(part for part in (markdown(report), exits_markdown(report), rollout_markdown(report),
+                                        scale_markdown(report)) if part)
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(report, indent=2))

@@ -226,7 +226,7 @@ def build_parser() -> argparse.ArgumentParser:
              "builds it); robustness runs every strategy over the ECS behaviour profiles.")
     p.add_argument("--suite", default="all",
                    choices=["placement", "drain", "faults", "exits", "rollout", "cost", "robustness", "ranges",
-                            "all"],
+                            "all", "scale"],
                    help="which suite to run (ranges: the guarantees over seeded draws of every named parameter)")
     p.add_argument("--profile", default="as-documented",
                    help="ECS behaviour profile (sim.ecs.PROFILES: as-documented, as-reported, worst, ...)")

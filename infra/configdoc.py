@@ -47,6 +47,7 @@ def config_to_doc(config: Config) -> dict[str, Any]:
         "spot": config.spot_policy.value,
         "rebalance": config.rebalance_policy.value,
         "reconcilePeriodMinutes": config.reconcile_period_min,
+        "auditCycleMinutes": config.audit_cycle_min,
         "evictionBudgetPerService": config.eviction_budget_per_service,
         "evictionWindowSeconds": config.eviction_window_s,
         "preemptMaxTries": config.preempt_max_tries,

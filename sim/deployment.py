@@ -212,8 +212,13 @@ class GuardDeployment:
             home=LearntHome(account=world.account, region=world.region),
             # The durable SDK's own client, bound to the role. Not in the call log: how the SDK batches its
             # checkpoints depends on its threads' timing, and the logged counts must not vary within a seed.
-            durable_client=guarded(make_client("lambda", TimedBackend(self.durable, world), world.region)))
+            durable_client=guarded(make_client("lambda", TimedBackend(self.durable, world), world.region)),
+            sleep=self._sleep)
         return DeployedFunction(key, fn, module.build_handler(runtime), runtime, clients)
+
+    def _sleep(self, seconds: float) -> None:
+        """A function waiting out its own pace: parked on the simulated clock while the world goes on."""
+        self.workers.sleep(seconds)
 
     def _denied(self, role: str) -> Callable[[str, str, str], None]:
         def note(service: str, operation: str, code: str) -> None:

@@ -118,6 +118,8 @@ class EcsApi:
         share = self.faults.rate_share
         self.buckets = {k: TokenBucket(burst * share, rate * share) for k, (burst, rate) in BUCKETS.items()}
         self.calls: dict[str, int] = {}
+        self._listings: dict[str, list[str]] = {}  # ListContainerInstances listings still being paged
+        self._listed = 0
         self.throttled = 0
         self.faults_injected = 0
         # Seconds the current caller has slept in retry backoff: its clock runs ahead of the world's.
@@ -264,16 +266,32 @@ class EcsApi:
                 expr = compile_query(p["filter"])
             except CqlError as exc:
                 raise SimApiError("InvalidParameterException", f"Invalid filter: {exc}") from None
-        arns: list[str] = []
-        for inst in self.ecs.instances.values():
-            if inst.cluster != cluster or inst.status == "INACTIVE":
-                continue
-            if status and inst.status != status:
-                continue
-            if expr is not None and not expr(self.ecs.facts(inst)):
-                continue
-            arns.append(inst.arn)
-        page = _page(arns, p)
+        token = str(p.get("nextToken") or "")
+        if token:
+            listing, _, offset = token.partition(":")
+            if not offset.isdigit() or listing not in self._listings:
+                raise SimApiError("InvalidParameterException", "Invalid nextToken.")
+            arns = self._listings[listing]
+        else:
+            # One evaluation per listing, its pages served from it (a token names the listing and where it
+            # stands): evaluating the filter over the whole cluster again for each page made listings quadratic.
+            arns, offset = [], ""
+            for inst in self.ecs.instances.values():
+                if inst.cluster != cluster or inst.status == "INACTIVE":
+                    continue
+                if status and inst.status != status:
+                    continue
+                if expr is not None and not expr(self.ecs.facts(inst)):
+                    continue
+                arns.append(inst.arn)
+            self._listed += 1
+            listing = str(self._listed)
+        page = _page(arns, {**p, "nextToken": offset or None})
+        if "nextToken" in page:
+            self._listings[listing] = arns
+            page["nextToken"] = f"{listing}:{page['nextToken']}"
+        else:
+            self._listings.pop(listing, None)
         return {"containerInstanceArns": page.pop("page"), **page}
 
     def describe_container_instances(self, p: dict[str, Any]) -> dict[str, Any]:

@@ -16,6 +16,7 @@ import json
 import os
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -27,8 +28,9 @@ from daemon_guard.adapters.errors import translating
 from daemon_guard.adapters.events import EventPublisher
 from daemon_guard.adapters.executor import AwsExecutor, Executor, RecordingExecutor
 from daemon_guard.adapters.memory import MemoryState
+from daemon_guard.adapters.pacing import ReadPace, paced
 from daemon_guard.adapters.scheduled import DrainSchedule, ScheduledDrains
-from daemon_guard.adapters.state import EventLedger, EvictionBudget, StateStore, WorkflowClaims
+from daemon_guard.adapters.state import AuditCursor, EventLedger, EvictionBudget, StateStore, WorkflowClaims
 from daemon_guard.adapters.workflows import DurableCheckpoints, WorkflowStarter
 from daemon_guard.core.config import LAUNCH_HOOK_NAME, Config, parse_config
 from daemon_guard.core.identifiers import partition_of_region
@@ -101,6 +103,10 @@ class EcsClusters:
                 self.client, name, lambda: self._clock().timestamp(), agent_stop_timeout_s=self._agent_stop_timeout_s)
         return port
 
+    def paced(self, pace: ReadPace) -> AbstractContextManager[ReadPace]:
+        """Every ECS read any cluster's port makes inside the block waits for `pace` (the reconciler's)."""
+        return paced(self.client, pace)
+
 
 @dataclass(frozen=True)
 class Runtime:
@@ -119,12 +125,14 @@ class Runtime:
     claims: WorkflowClaims
     complete: KnownComplete
     schedule: DrainSchedule
+    audit: AuditCursor  # where the reconciler's rotating audit stands
     workflows: WorkflowStarter | None = None  # held by the executor; none: no workflow starts or wakes
     events: EventPublisher | None = None  # the guard's own events (none: publish nothing)
     metrics: MetricsSink = field(default_factory=EmfSink)
     clock: Clock = utc_now
     home: LearntHome = field(default_factory=LearntHome)
     durable: DurableCheckpoints = field(default_factory=DurableCheckpoints)
+    sleep: Callable[[float], None] = time.sleep  # waits out a read pace (simulated time in the proving ground)
 
     def cluster(self, name: str) -> EcsPort:
         """The ECS port for a managed cluster (kept for the container's life: it caches)."""
@@ -145,7 +153,7 @@ def build(config: Config, *, ecs_client: Any = None, autoscaling_client: Any = N
           metrics: MetricsSink | None = None, clock: Clock = utc_now, drain_function: str | None = None,
           launch_gate_function: str | None = None, dry_run: bool = False, home: LearntHome | None = None,
           durable_client: Any | None = None, ecs: Callable[[str], EcsPort] | None = None,
-          autoscaling: AutoScalingPort | None = None) -> Runtime:
+          autoscaling: AutoScalingPort | None = None, sleep: Callable[[float], None] = time.sleep) -> Runtime:
     """Build every adapter once from the clients given; the one way a `Runtime` is made.
 
     Parameters
@@ -173,6 +181,8 @@ def build(config: Config, *, ecs_client: Any = None, autoscaling_client: Any = N
     ecs, autoscaling
         Ports given in place of `ecs_client` (one per cluster name) and `autoscaling_client`: replay's,
         served from a snapshot. Default: the ports over the clients.
+    sleep
+        How the code waits out its own read pace (the reconciler's). Default: `time.sleep`.
     """
     ecs_client, autoscaling_client, lambda_client, events_client, dynamodb_client = (
         translating(c) for c in (ecs_client, autoscaling_client, lambda_client, events_client, dynamodb_client))
@@ -191,10 +201,10 @@ def build(config: Config, *, ecs_client: Any = None, autoscaling_client: Any = N
     return Runtime(
         config=config, ecs=clusters, autoscaling=autoscaling, executor=executor,
         ledger=store, budget=store, claims=store, complete=KnownComplete(store, lambda: clock().timestamp()),
-        schedule=schedule, workflows=workflows,
+        schedule=schedule, audit=store, workflows=workflows,
         events=EventPublisher(events_client) if events_client is not None else None,
         metrics=metrics or EmfSink(), clock=clock, home=home or LearntHome(),
-        durable=DurableCheckpoints(durable_client))
+        durable=DurableCheckpoints(durable_client), sleep=sleep)
 
 
 def from_environment() -> Runtime:

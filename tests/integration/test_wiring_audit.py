@@ -47,8 +47,9 @@ def test_services_without_their_constraint_are_published_once_per_period() -> No
         # THEN the counts are published at the first run and a period later, not in between
         assert published(deployment, "ServicesWithoutGate") == [2.0, 2.0]
         assert published(deployment, "DaemonServicesWithoutTier") == [3.0, 3.0]
-        # AND the second run read only the daemon services (one DescribeServices batch), not the replicas again
-        assert reads_second == 1
+        # AND the second run read at most the daemon services (one DescribeServices batch; none while the daemon
+        # list read a moment before is fresh), never the replicas again
+        assert reads_second <= 1
         # AND each audit published one Constraints Missing event naming the services, valid against its schema
         assert len(events) == 2
         validator = Draft202012Validator(ge.SCHEMAS[ge.CONSTRAINTS_MISSING], format_checker=FormatChecker())

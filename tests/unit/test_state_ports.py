@@ -193,3 +193,14 @@ def test_only_due_drains_are_returned_and_a_removed_one_is_gone(schedule: Any) -
     assert [d.instance_id for d in schedule.due(T0)] == ["i-0123456789abcdef0"]
     schedule.remove("i-0123456789abcdef0")
     assert schedule.due(T0) == []
+
+
+def test_the_audit_cursor_moves_only_for_the_writer_that_read_where_it_stood(store: Any) -> None:
+    # GIVEN a fresh table: no audit done yet
+    assert store.audit_position() == 0
+    # WHEN one run moves it from 0 to 7, and a second run that also read 0 tries to move it to 5
+    first, second = store.advance_audit(0, 7), store.advance_audit(0, 5)
+    # THEN the first move holds, the second writes nothing, and the position goes on from 7 only
+    assert (first, second, store.audit_position()) == (True, False, 7)
+    assert store.advance_audit(7, 8) is True
+    assert store.audit_position() == 8

@@ -17,7 +17,7 @@ from daemon_guard.core.futility import PreemptTries
 
 class MemoryState:
     """Every state port (`EventLedger`, `EvictionBudget`, `WorkflowClaims`, `CompletionCache`,
-    `DrainSchedule`) in memory. TTLs are not enforced: a run is shorter than a day."""
+    `DrainSchedule`, `AuditCursor`) in memory. TTLs are not enforced: a run is shorter than a day."""
 
     def __init__(self) -> None:
         self.seen: set[str] = set()
@@ -29,6 +29,7 @@ class MemoryState:
         self.wakes: dict[tuple[str, str], tuple[str, set[str]]] = {}
         self.complete: set[str] = set()
         self.scheduled: dict[str, ScheduledDrain] = {}
+        self.audit_cursor = 0
 
     # ---- EventLedger --------------------------------------------------------------------------------
     def first_sighting(self, key: str, now_epoch: float, ttl_s: int = DAY_S) -> bool:
@@ -150,6 +151,18 @@ class MemoryState:
     def clear_complete(self, container_instance_arn: str) -> None:
         """Forget it."""
         self.complete.discard(container_instance_arn)
+
+    # ---- AuditCursor ----------------------------------------------------------------------------------
+    def audit_position(self) -> int:
+        """Cluster audits done so far."""
+        return self.audit_cursor
+
+    def advance_audit(self, seen: int, to: int) -> bool:
+        """Move the position from `seen` to `to`; False when it is no longer `seen`."""
+        if self.audit_cursor != seen:
+            return False
+        self.audit_cursor = to
+        return True
 
     # ---- DrainSchedule --------------------------------------------------------------------------------
     def put(self, drain: ScheduledDrain) -> None:

@@ -155,6 +155,18 @@ class CompletionCache(Protocol):
         ...
 
 
+class AuditCursor(Protocol):
+    """Where the reconciler's rotating full audit stands: how many cluster audits are done, ever."""
+
+    def audit_position(self) -> int:
+        """Cluster audits done so far (0 before the first)."""
+        ...
+
+    def advance_audit(self, seen: int, to: int) -> bool:
+        """Move the position from `seen` to `to`; False when another run moved it first (nothing written)."""
+        ...
+
+
 def _s(value: str) -> dict[str, str]:
     return {"S": value}
 
@@ -169,6 +181,9 @@ def _ms(when: datetime) -> int:
 
 def _tries_key(cluster: str, instance_arn: str) -> dict[str, dict[str, str]]:
     return {"pk": _s(f"tries#{cluster}#{instance_arn}"), "sk": _s("tries")}
+
+
+AUDIT_CURSOR_KEY = {"pk": {"S": "audit-cursor"}, "sk": {"S": "audit-cursor"}}
 
 
 class StateStore:
@@ -369,6 +384,22 @@ class StateStore:
         """Forget it: a daemon stopped, or a check found one missing."""
         self.client.delete_item(TableName=self.table,
                                 Key={"pk": _s(f"complete#{container_instance_arn}"), "sk": _s("complete")})
+
+    def audit_position(self) -> int:
+        """Cluster audits done so far (0 before the first)."""
+        item = self.client.get_item(TableName=self.table, Key=AUDIT_CURSOR_KEY, ConsistentRead=True).get("Item")
+        return int(item["position"]["N"]) if item and "position" in item else 0
+
+    def advance_audit(self, seen: int, to: int) -> bool:
+        """Move the position from `seen` to `to` (a conditional write); False when another run moved it first."""
+        try:
+            self.client.put_item(
+                TableName=self.table, Item={**AUDIT_CURSOR_KEY, "position": _n(to)},
+                ConditionExpression="attribute_not_exists(pk) OR #p = :seen" if seen == 0 else "#p = :seen",
+                ExpressionAttributeNames={"#p": "position"}, ExpressionAttributeValues={":seen": _n(seen)})
+        except ConditionFailed:
+            return False
+        return True
 
     def register_wake(self, kind: str, container_instance_arn: str, callback_id: str, now_epoch: float) -> list[str]:
         """Say which callback wakes the `kind` workflow on a container instance; return (and clear) the

@@ -159,6 +159,7 @@ class Config:
     spot_policy: SpotPolicy = SpotPolicy.DRAIN
     rebalance_policy: SpotPolicy = SpotPolicy.REPORT
     reconcile_period_min: int = 1
+    audit_cycle_min: int = 20  # the reconciler's rotating full audit covers every cluster within this
     eviction_budget_per_service: int = 2
     eviction_window_s: int = 60
     preempt_max_tries: int = 4
@@ -213,7 +214,7 @@ _KNOWN_KEYS = {
     "launchGateTimeoutSeconds", "home",
     "scheduledChange", "scheduledChangeLeadSeconds", "instanceStateChange", "stateChangeDeadlineSeconds",
     "drainMode", "drainOrder", "drainDeadlinePolicy", "agentStopTimeoutSeconds",
-    "criticalDaemons", "maxReplacementsPerHour",
+    "criticalDaemons", "maxReplacementsPerHour", "auditCycleMinutes",
 }
 _HOME_KEYS = {"partition", "account", "region"}
 _GROUP_KEYS = {"name", "launchHook", "terminateHook", "launchTimeoutResult",
@@ -380,6 +381,7 @@ def parse_config(doc: Any) -> Config:
         spot_policy=_enum(doc, "spot", SpotPolicy, SpotPolicy.DRAIN),
         rebalance_policy=_enum(doc, "rebalance", SpotPolicy, SpotPolicy.REPORT),
         reconcile_period_min=_int(doc, "reconcilePeriodMinutes", 1, 1, 60),
+        audit_cycle_min=_int(doc, "auditCycleMinutes", 20, 1, 24 * 60),
         eviction_budget_per_service=_int(doc, "evictionBudgetPerService", 2, 1, 1000),
         eviction_window_s=_int(doc, "evictionWindowSeconds", 60, 1, 3600),
         preempt_max_tries=_int(doc, "preemptMaxTries", 4, 1, 100),

@@ -21,7 +21,7 @@ def build_handler(rt: Runtime) -> Handler:
     def reconciler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         summaries = reconcile(rt, lambda: context.get_remaining_time_in_millis() / 1000)
         return {"clusters": [{"cluster": s.cluster, "coverage": s.coverage, "repaired": s.repaired,
-                              "repairsDeferred": s.repairs_deferred}
+                              "repairsDeferred": s.repairs_deferred, "audit": s.audit, "throttled": s.throttled}
                              for s in summaries]}
 
     return reconciler

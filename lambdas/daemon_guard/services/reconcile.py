@@ -17,6 +17,20 @@ the services missing their constraint (`core.doctor.service_findings`) as ``Serv
 ``DaemonServicesWithoutTier`` and a ``Constraints Missing`` event: a service deployed later without
 its constraint is noticed within that period. 500 replica services cost 5 + 50 service reads per period.
 
+Scale (20,000 instances in 10 clusters of one account): a whole-cluster audit every minute would cost
+about 1,600 reads a minute there, above the account's whole cluster-read refill. So each run does two
+things. (1) The incremental look, every run, every cluster: one ListContainerInstances whose cluster-query
+filter asks ECS for the ACTIVE, connected instances where an eligible daemon has no task (``not(task:group
+== service:<daemon>)`` within that daemon's own memberOf expressions) or, in gate mode, the gate is shut;
+the intake's events repair most of these within seconds, and this catches what a lost event left. Only
+those suspects are described and judged (at most `SUSPECTS_PER_RUN` a cluster, rotating). (2) The rotating
+full audit (`reconcile_cluster`): one cluster every ``auditCycleMinutes / clusters``, so every instance is
+audited within ``auditCycleMinutes``; its position lives in the state table (`AuditCursor`, a conditional
+write), so concurrent runs never audit the same cluster twice and a run that failed leaves it due. Every
+ECS read of a run goes through a `ReadPace` of `READ_RATE_PER_S` (burst `READ_BURST`): at most 40% of
+each read bucket's refill and burst, whatever else the account runs. A throttled read costs what it was
+reading (one suspect, one repair, or the rest of one cluster's audit, which stays due), never the pass.
+
 Time: the function's Timeout is its schedule period, and under throttling (a hundred drains sharing
 the cluster-read rate) a reflex can take seconds. The pass reads what time is left (`time_left`)
 and leaves repairs to the next run once less than `REPAIR_RESERVE_S` remains, counted as deferred.
@@ -26,11 +40,13 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal
 
+from daemon_guard.adapters.errors import Throttled
+from daemon_guard.adapters.pacing import ReadPace
 from daemon_guard.bootstrap import Runtime
 from daemon_guard.core import guard_events as ge
 from daemon_guard.core import metrics as m
@@ -42,8 +58,14 @@ from daemon_guard.core.eligibility import eligible_daemons
 from daemon_guard.core.events import LifecycleAction, LifecycleLocation
 from daemon_guard.core.identifiers import AsgName, HookName, InstanceId
 from daemon_guard.core.intake import Route
-from daemon_guard.core.model import ServiceView
-from daemon_guard.core.placement import GATE_DRAINING, daemons_cannot_fit, gate_is_open, seconds_since_registration
+from daemon_guard.core.model import InstanceView, ServiceView, TaskDefinitionView
+from daemon_guard.core.placement import (
+    GATE_DRAINING,
+    GATE_OPEN,
+    daemons_cannot_fit,
+    gate_is_open,
+    seconds_since_registration,
+)
 from daemon_guard.observability import logger
 from daemon_guard.services.exits import start_due_drains
 from daemon_guard.services.notify import announce, announce_cannot_fit
@@ -58,6 +80,15 @@ REPAIR_RESERVE_S = 20.0
 # How often the services' constraints are audited per cluster: services change by deployment, and their
 # reads share ECS's service-read rate (100 burst, 20/s) with the drains and the operators' tooling.
 WIRING_AUDIT_PERIOD_MIN = 10
+# The reconciler's share of each ECS read bucket (100 burst, 20/s): 40% of the refill, 40% of the burst.
+READ_RATE_PER_S = 8.0
+READ_BURST = 40.0
+# Suspects judged per cluster and run: a daemon that cannot fit anywhere must not cost two reads per
+# instance every minute; the rest are judged in the next runs (the window rotates).
+SUSPECTS_PER_RUN = 25
+# A full audit of one cluster is started only with this much time left (a 5,000-instance cluster is
+# about 400 reads, 45 s at the pace): otherwise it stays due for the next run.
+AUDIT_RESERVE_S = 50.0
 
 
 def unlimited() -> float:
@@ -79,6 +110,8 @@ class ReconcileSummary:
     workflows_started: int = 0
     cannot_fit: int = 0  # instances whose eligible daemons cannot fit even when empty
     actions: list[AnyAction] = field(default_factory=list)
+    audit: bool = True  # a full audit of the cluster; False: the incremental look at its suspects
+    throttled: int = 0  # reads ECS throttled (what they were reading waits for the next run)
 
     @property
     def coverage(self) -> float:
@@ -86,11 +119,14 @@ class ReconcileSummary:
         return coverage_percent(self.running_slots, self.eligible_slots)
 
 
-def reconcile_cluster(rt: Runtime, cluster: str, time_left: Callable[[], float] = unlimited) -> ReconcileSummary:
-    """Audit one cluster: lifecycle actions left waiting, coverage, repairs (while time allows), stuck gates."""
+def reconcile_cluster(rt: Runtime, cluster: str, time_left: Callable[[], float] = unlimited, *,
+                      lifecycle: bool = True) -> ReconcileSummary:
+    """Audit one whole cluster: lifecycle actions left waiting (unless `lifecycle` is False: the caller looked),
+    coverage, repairs (while time allows), stuck gates."""
     ecs = rt.cluster(cluster)
     summary = ReconcileSummary(cluster)
-    _restart_lost_lifecycle_actions(rt, cluster, summary)
+    if lifecycle:
+        _restart_lost_lifecycle_actions(rt, cluster, summary)
     daemons = ecs.daemon_services(refresh=True)
     running_on: dict[str, set[str]] = defaultdict(set)
     for svc in daemons:
@@ -99,10 +135,27 @@ def reconcile_cluster(rt: Runtime, cluster: str, time_left: Callable[[], float] 
                 running_on[task.container_instance_arn].add(task.group)
     active = ecs.instances(ecs.instance_arns(status="ACTIVE"))
     summary.draining = len(ecs.instance_arns(status="DRAINING"))
+    _judge(rt, cluster, active, daemons, running_on, summary, time_left)
+    rt.metrics.emit(m.DAEMON_COVERAGE, summary.coverage, cluster)
+    rt.metrics.emit(m.MISSING_DAEMON_TASKS, summary.eligible_slots - summary.running_slots, cluster)
+    rt.metrics.emit(m.DRAINS_IN_PROGRESS, summary.draining, cluster)
+    rt.metrics.emit(m.DAEMONS_CANNOT_FIT, summary.cannot_fit, cluster)
+    audit_wiring(rt, cluster, daemons, rt.now(), time_left)
+    if summary.repairs_deferred:
+        logger.warning("repairs left to the next run: too little time left", extra={
+            "cluster": cluster, "instances": summary.repairs_deferred})
+    return summary
+
+
+def _judge(rt: Runtime, cluster: str, instances: list[InstanceView], daemons: tuple[ServiceView, ...],
+           running_on: dict[str, set[str]], summary: ReconcileSummary, time_left: Callable[[], float]) -> None:
+    """Count each connected instance's daemon slots into `summary`; repair those missing a daemon or stuck
+    behind a shut gate (while time allows); remember the fresh ones found complete."""
+    ecs = rt.cluster(cluster)
     gate_mode = rt.config.placement_mode is PlacementMode.GATE
     now = rt.now()
     fresh_complete: list[str] = []
-    for instance in active:
+    for instance in instances:
         if not instance.agent_connected:
             continue
         summary.instances += 1
@@ -124,22 +177,18 @@ def reconcile_cluster(rt: Runtime, cluster: str, time_left: Callable[[], float] 
         if (running < len(eligible) or gate_stuck) and time_left() < REPAIR_RESERVE_S:
             summary.repairs_deferred += 1
         elif running < len(eligible) or gate_stuck:
-            outcome = check_instance(rt, cluster, instance, daemons=daemons)
+            try:
+                outcome = check_instance(rt, cluster, instance, daemons=daemons)
+            except Throttled:  # costs this repair only: the next run (or the intake's next event) makes it
+                summary.throttled += 1
+                summary.repairs_deferred += 1
+                continue
             if outcome.plan.actions:
                 summary.repaired += 1
                 summary.actions.extend(outcome.plan.actions)
     if fresh_complete:
         # New instances seen covered: the intake can skip their replica events without reading ECS.
         rt.complete.remember(fresh_complete)
-    rt.metrics.emit(m.DAEMON_COVERAGE, summary.coverage, cluster)
-    rt.metrics.emit(m.MISSING_DAEMON_TASKS, summary.eligible_slots - summary.running_slots, cluster)
-    rt.metrics.emit(m.DRAINS_IN_PROGRESS, summary.draining, cluster)
-    rt.metrics.emit(m.DAEMONS_CANNOT_FIT, summary.cannot_fit, cluster)
-    audit_wiring(rt, cluster, daemons, now, time_left)
-    if summary.repairs_deferred:
-        logger.warning("repairs left to the next run: too little time left", extra={
-            "cluster": cluster, "instances": summary.repairs_deferred})
-    return summary
 
 
 def audit_wiring(rt: Runtime, cluster: str, daemons: tuple[ServiceView, ...], now: datetime,
@@ -217,16 +266,101 @@ def _restart_lost_lifecycle_actions(rt: Runtime, cluster: str, summary: Reconcil
     rt.metrics.emit(m.STUCK_LIFECYCLE_ACTIONS, stuck, cluster)
 
 
-def reconcile(rt: Runtime, time_left: Callable[[], float] = unlimited) -> list[ReconcileSummary]:
-    """Start the scheduled drains now due, then audit every managed cluster; `time_left()` is the seconds
-    the invocation has left (Lambda's context), which bounds the repairs."""
-    start_due_drains(rt)
+def suspects_filter(daemons: Sequence[ServiceView], task_defs: Mapping[str, TaskDefinitionView],
+                    gate_attribute: str | None) -> str | None:
+    """The cluster query for the connected instances where an eligible daemon has no live task (each daemon
+    within its own memberOf expressions) or, given `gate_attribute`, the gate is shut; None: nothing to ask."""
+    clauses = []
+    for svc in daemons:
+        task_def = task_defs.get(svc.task_definition_arn)
+        expressions = [c.expression for c in (*svc.constraints, *(task_def.constraints if task_def else ()))
+                       if c.type == "memberOf" and c.expression]
+        clauses.append(" and ".join([f"not(task:group == {svc.group})", *(f"({e})" for e in expressions)]))
+    if gate_attribute:
+        clauses.append(f"attribute:{gate_attribute} !in [{GATE_OPEN}, {GATE_DRAINING}]")
+    if not clauses:
+        return None
+    return "agentConnected == true and (" + " or ".join(f"({c})" for c in clauses) + ")"
+
+
+def look_for_missing(rt: Runtime, cluster: str, time_left: Callable[[], float] = unlimited) -> ReconcileSummary:
+    """The incremental look at one cluster: lifecycle actions left waiting, then the instances ECS names as
+    missing a daemon (or behind a shut gate), judged and repaired as the full audit would."""
+    ecs = rt.cluster(cluster)
+    summary = ReconcileSummary(cluster, audit=False)
+    _restart_lost_lifecycle_actions(rt, cluster, summary)
+    try:
+        daemons = ecs.daemon_services()
+        gate = rt.config.gate_attribute if rt.config.placement_mode is PlacementMode.GATE else None
+        query = suspects_filter(daemons, ecs.known_task_definitions, gate)
+        arns = sorted(ecs.instance_arns(status="ACTIVE", query=query)) if query else []
+    except Throttled:
+        summary.throttled += 1
+        return summary
+    start = (int(rt.now().timestamp() // 60) * SUSPECTS_PER_RUN) % len(arns) if len(arns) > SUSPECTS_PER_RUN else 0
+    window = (arns + arns)[start:start + min(SUSPECTS_PER_RUN, len(arns))]
+    for arn in window:
+        try:
+            instance = ecs.instance(arn)
+            tasks = ecs.tasks(ecs.task_arns_on(arn, "RUNNING")) if instance is not None else []
+        except Throttled:  # costs this suspect only
+            summary.throttled += 1
+            continue
+        if instance is None:
+            continue
+        running_on = {arn: {t.group for t in tasks if t.last_status == "RUNNING" and not t.stopping}}
+        _judge(rt, cluster, [instance], daemons, running_on, summary, time_left)
+    if len(arns) <= SUSPECTS_PER_RUN and not summary.throttled:
+        # Every instance missing a daemon was judged: the counts hold for the whole cluster (coverage needs the
+        # audit, which counts every slot).
+        rt.metrics.emit(m.MISSING_DAEMON_TASKS, summary.eligible_slots - summary.running_slots, cluster)
+        rt.metrics.emit(m.DAEMONS_CANNOT_FIT, summary.cannot_fit, cluster)
+    audit_wiring(rt, cluster, daemons, rt.now(), time_left)
+    return summary
+
+
+def audit_due(rt: Runtime, time_left: Callable[[], float] = unlimited) -> list[ReconcileSummary]:
+    """The rotating full audit: the clusters whose turn has come, one every ``auditCycleMinutes / clusters``,
+    each audited whole, its turn taken in the state table (`AuditCursor`) once it is done. Behind by more than
+    a round (the first run, a long outage), it restarts from one round back."""
+    clusters = [c.name for c in rt.config.clusters]
+    slot_s = rt.config.audit_cycle_min * 60 / len(clusters)
+    target = int(rt.now().timestamp() // slot_s)
+    stored = rt.audit.audit_position()
+    position = max(stored, target - len(clusters))
     summaries = []
-    for cluster in rt.config.clusters:
-        summary = reconcile_cluster(rt, cluster.name, time_left)
-        logger.info("reconciled", extra={"cluster": cluster.name, "coverage": round(summary.coverage, 2),
-                                         "instances": summary.instances, "repaired": summary.repaired,
-                                         "repairs_deferred": summary.repairs_deferred,
-                                         "workflows_started": summary.workflows_started})
+    while position < target and time_left() >= AUDIT_RESERVE_S:
+        cluster = clusters[position % len(clusters)]
+        try:
+            summary = reconcile_cluster(rt, cluster, time_left, lifecycle=False)
+        except Throttled:  # costs the rest of this cluster's audit, which stays due
+            logger.warning("audit throttled: the cluster stays due", extra={"cluster": cluster})
+            summaries.append(ReconcileSummary(cluster, throttled=1))
+            break
         summaries.append(summary)
+        if not rt.audit.advance_audit(stored, position + 1):
+            break  # another run took the turn
+        stored = position = position + 1
+    return summaries
+
+
+def reconcile(rt: Runtime, time_left: Callable[[], float] = unlimited) -> list[ReconcileSummary]:
+    """Start the scheduled drains now due, look at every managed cluster's suspects, then audit the clusters
+    whose turn has come; every ECS read goes at the reconciler's pace. `time_left()` is the seconds the
+    invocation has left (Lambda's context), which bounds the repairs and the audits."""
+    start_due_drains(rt)
+    clusters = [c.name for c in rt.config.clusters]
+    pace = ReadPace(READ_RATE_PER_S, READ_BURST, lambda: rt.now().timestamp(), rt.sleep)
+    summaries = []
+    with rt.ecs.paced(pace):
+        for cluster in clusters:
+            summaries.append(look_for_missing(rt, cluster, time_left))
+        summaries.extend(audit_due(rt, time_left))
+    for summary in summaries:
+        logger.info("reconciled", extra={"cluster": summary.cluster, "audit": summary.audit,
+                                         "coverage": round(summary.coverage, 2), "instances": summary.instances,
+                                         "repaired": summary.repaired, "repairs_deferred": summary.repairs_deferred,
+                                         "throttled": summary.throttled,
+                                         "workflows_started": summary.workflows_started})
+    logger.info("reconciler reads", extra={"reads": pace.reads, "paced_s": round(pace.waited_s, 1)})
     return summaries
