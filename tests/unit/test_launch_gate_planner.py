@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 from daemon_guard.core.actions import Action, CompleteLifecycle, RecordHeartbeat
+from daemon_guard.core.drain import hook_global_timeout_s
 from daemon_guard.core.launch_gate import (
     GateHook,
     GateLook,
     GatePolicy,
     GateProgress,
     gate_ends_at,
-    hook_global_timeout_s,
     plan_gate_step,
 )
 from daemon_guard.core.placement import PlacementDecision

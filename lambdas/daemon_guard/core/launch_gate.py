@@ -22,7 +22,7 @@ from dataclasses import dataclass, replace
 from typing import Literal
 
 from daemon_guard.core.actions import Action, CompleteLifecycle, RecordHeartbeat
-from daemon_guard.core.drain.deadlines import HOOK_MAX_GLOBAL_S
+from daemon_guard.core.drain.deadlines import hook_global_timeout_s
 from daemon_guard.core.placement import PlacementDecision
 from daemon_guard.core.slow_look import seconds_to_slow_look
 
@@ -86,11 +86,6 @@ class GateStep:
     def done(self) -> bool:
         """True once the gate has ended (its lifecycle action completed, or the instance replaced)."""
         return self.end is not None
-
-
-def hook_global_timeout_s(heartbeat_timeout_s: float) -> float:
-    """The hook's global timeout: 48 hours or 100 times the heartbeat timeout, whichever is smaller."""
-    return min(HOOK_MAX_GLOBAL_S, 100 * heartbeat_timeout_s)
 
 
 def gate_ends_at(progress: GateProgress, policy: GatePolicy) -> tuple[float, GateEnd]:

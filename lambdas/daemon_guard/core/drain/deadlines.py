@@ -27,6 +27,12 @@ POLL_S = 10.0
 HardEndKind = Literal["notice", "heartbeats", "deadline"]
 
 
+def hook_global_timeout_s(heartbeat_timeout_s: float) -> float:
+    """A lifecycle hook's global timeout: 48 hours or 100 times its heartbeat timeout, whichever is smaller
+    (Auto Scaling API reference, LifecycleHook.GlobalTimeout)."""
+    return min(HOOK_MAX_GLOBAL_S, 100 * heartbeat_timeout_s)
+
+
 def notice_end(request: DrainRequest, progress: DrainProgress, view: DrainView | None = None) -> float | None:
     """When the Spot notice this drain races ends (epoch seconds): its own, one handed over through its
     claim (`view`), or one seen at an earlier step; None without a notice."""
@@ -91,7 +97,7 @@ def hard_ends(request: DrainRequest, view: DrainView, progress: DrainProgress, p
     ends: list[HardEnd] = []
     deadline = progress.started_at + policy.drain_deadline_s
     if view.lifecycle is not None and policy.heartbeat_timeout_s > 0:
-        hook_global = min(HOOK_MAX_GLOBAL_S, 100 * policy.heartbeat_timeout_s)
+        hook_global = hook_global_timeout_s(policy.heartbeat_timeout_s)
         beats_end = progress.started_at + hook_global - policy.heartbeat_timeout_s
         ends.append(HardEnd(max(global_deadline(request, view, progress, policy), beats_end), "heartbeats"))
     else:
@@ -117,7 +123,7 @@ def plan_heartbeat(request: DrainRequest, lifecycle: Lifecycle | None, now: floa
     """
     if lifecycle is None or policy.heartbeat_timeout_s <= 0:
         return None, POLL_S
-    hook_global = min(HOOK_MAX_GLOBAL_S, 100 * policy.heartbeat_timeout_s)
+    hook_global = hook_global_timeout_s(policy.heartbeat_timeout_s)
     if now >= progress.started_at + hook_global - policy.heartbeat_timeout_s:
         return None, POLL_S
     last = progress.last_heartbeat_at or progress.started_at
