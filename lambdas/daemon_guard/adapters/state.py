@@ -444,14 +444,18 @@ class StateStore:
         return DrainQueue(_entries(item.get("draining")), _entries(item.get("waiting")), int(item["version"]["N"]))
 
     def write_drain_queue(self, cluster: str, before: DrainQueue, after: DrainQueue) -> bool:
-        """PutItem at version `before.version + 1` on the condition that the item is still at `before.version`
+        """UpdateItem to version `before.version + 1` on the condition that the item is still at `before.version`
         (or absent, for version 0)."""
-        item = {**_queue_key(cluster), "version": _n(before.version + 1),
-                "draining": _entry_list(after.draining), "waiting": _entry_list(after.waiting)}
-        condition: dict[str, Any] = {"ConditionExpression": "attribute_not_exists(pk)"} if before.version == 0 else {
-            "ConditionExpression": "version = :v", "ExpressionAttributeValues": {":v": _n(before.version)}}
+        values: dict[str, Any] = {":next": _n(before.version + 1), ":d": _entry_list(after.draining),
+                                  ":w": _entry_list(after.waiting)}
+        if before.version == 0:
+            condition = "attribute_not_exists(pk)"
+        else:
+            condition, values[":v"] = "version = :v", _n(before.version)
         try:
-            self.client.put_item(TableName=self.table, Item=item, **condition)
+            self.client.update_item(TableName=self.table, Key=_queue_key(cluster),
+                                    UpdateExpression="SET version = :next, draining = :d, waiting = :w",
+                                    ConditionExpression=condition, ExpressionAttributeValues=values)
         except ConditionFailed:
             return False
         return True
