@@ -219,3 +219,5 @@ def test_a_service_wake_is_registered_per_instance_and_dropped_alone(store: Any)
     assert store.service_wakes("prod", "checkout") == {ARN + "2": "cb-2"}
     assert store.service_wakes("prod", "cart") == {ARN: "cb-1"}
     store.drop_service_wake("prod", "nothing", ARN)  # no item: nothing to drop, no error
+    store.drop_service_wake("prod", "cart", ARN, "cb-old")  # a newer registration stays
+    assert store.service_wakes("prod", "cart") == {ARN: "cb-1"}

@@ -163,9 +163,12 @@ class MemoryState:
         """The service's waiters."""
         return dict(self.service_waiters.get((cluster, service), {}))
 
-    def drop_service_wake(self, cluster: str, service: str, container_instance_arn: str) -> None:
-        """Forget the instance among the service's waiters."""
-        self.service_waiters.get((cluster, service), {}).pop(container_instance_arn, None)
+    def drop_service_wake(self, cluster: str, service: str, container_instance_arn: str,
+                          callback_id: str | None = None) -> None:
+        """Forget the instance among the service's waiters (if it still waits on `callback_id`, when given)."""
+        waiters = self.service_waiters.get((cluster, service), {})
+        if callback_id is None or waiters.get(container_instance_arn) == callback_id:
+            waiters.pop(container_instance_arn, None)
 
     def mark_complete(self, container_instance_arns: Sequence[str], now_epoch: float, ttl_s: int = DAY_S) -> None:
         """Remember instances that run every eligible daemon."""

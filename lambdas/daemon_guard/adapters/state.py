@@ -163,8 +163,10 @@ class WorkflowClaims(Protocol):
         """The drains waiting for a replacement of the service: container instance ARN to callback id."""
         ...
 
-    def drop_service_wake(self, cluster: str, service: str, container_instance_arn: str) -> None:
-        """Forget that the instance's drain waits on the service."""
+    def drop_service_wake(self, cluster: str, service: str, container_instance_arn: str,
+                          callback_id: str | None = None) -> None:
+        """Forget that the instance's drain waits on the service (only if it still waits on `callback_id`, when
+        given: a newer registration stays)."""
         ...
 
 
@@ -462,16 +464,28 @@ class StateStore:
 
     def register_service_wake(self, cluster: str, services: Sequence[str], container_instance_arn: str,
                               callback_id: str, now_epoch: float) -> None:
-        """One UpdateItem per service: set the instance's callback in the service's waiters."""
+        """Per service, one UpdateItem setting the instance's callback in the waiters (a second one creates the
+        map the first time)."""
         for service in sorted(set(services)):
-            self.client.update_item(
-                TableName=self.table, Key=_service_wake_key(cluster, service),
-                UpdateExpression="SET waiters = if_not_exists(waiters, :empty), expiresAt = :t",
-                ExpressionAttributeValues={":empty": {"M": {}}, ":t": _n(int(now_epoch) + DAY_S)})
-            self.client.update_item(
-                TableName=self.table, Key=_service_wake_key(cluster, service),
-                UpdateExpression="SET waiters.#arn = :c", ExpressionAttributeNames={"#arn": container_instance_arn},
-                ExpressionAttributeValues={":c": _s(callback_id)})
+            key, names = _service_wake_key(cluster, service), {"#arn": container_instance_arn}
+            ttl = _n(int(now_epoch) + DAY_S)
+            for _ in range(3):  # the map appears or goes between two writes only under a race: write again
+                try:
+                    self.client.update_item(
+                        TableName=self.table, Key=key, UpdateExpression="SET waiters.#arn = :c, expiresAt = :t",
+                        ConditionExpression="attribute_exists(waiters)", ExpressionAttributeNames=names,
+                        ExpressionAttributeValues={":c": _s(callback_id), ":t": ttl})
+                    break
+                except ConditionFailed:
+                    pass
+                try:
+                    self.client.update_item(
+                        TableName=self.table, Key=key, UpdateExpression="SET waiters = :m, expiresAt = :t",
+                        ConditionExpression="attribute_not_exists(waiters)",
+                        ExpressionAttributeValues={":m": {"M": {container_instance_arn: _s(callback_id)}}, ":t": ttl})
+                    break
+                except ConditionFailed:
+                    pass
 
     def service_wakes(self, cluster: str, service: str) -> dict[str, str]:
         """The service's waiters (GetItem)."""
@@ -479,12 +493,18 @@ class StateStore:
         waiters = resp.get("Item", {}).get("waiters", {}).get("M", {})
         return {arn: value["S"] for arn, value in waiters.items()}
 
-    def drop_service_wake(self, cluster: str, service: str, container_instance_arn: str) -> None:
-        """REMOVE the instance from the service's waiters (nothing when the item is gone)."""
+    def drop_service_wake(self, cluster: str, service: str, container_instance_arn: str,
+                          callback_id: str | None = None) -> None:
+        """REMOVE the instance from the service's waiters (nothing when the item is gone, or when it now holds
+        another callback than `callback_id`)."""
+        extra: dict[str, Any] = {}
+        condition = "attribute_exists(pk)"
+        if callback_id is not None:
+            condition, extra = "waiters.#arn = :c", {"ExpressionAttributeValues": {":c": _s(callback_id)}}
         with contextlib.suppress(ConditionFailed):
             self.client.update_item(
                 TableName=self.table, Key=_service_wake_key(cluster, service), UpdateExpression="REMOVE waiters.#arn",
-                ExpressionAttributeNames={"#arn": container_instance_arn}, ConditionExpression="attribute_exists(pk)")
+                ExpressionAttributeNames={"#arn": container_instance_arn}, ConditionExpression=condition, **extra)
 
 
 def _queue_key(cluster: str) -> dict[str, dict[str, str]]:

@@ -273,6 +273,51 @@ def wait_for_budget(rt: Runtime, request: DrainRequest, arrived: float, ctx: Dur
         n += 1
 
 
+def held_services(rt: Runtime, request: DrainRequest, progress: DrainProgress) -> list[str]:
+    """The replica services a held replica phase waits on (minimumHealthyPercent keeps their tasks here until a
+    replacement runs elsewhere): those with a live task on the instance not yet told to stop. Daemons are
+    left out (their list is cached: no ECS read after the first)."""
+    if not (progress.phase == "replicas" and progress.replicas_held):
+        return []
+    asked = set(progress.stop_requested)
+    names = {group.removeprefix("service:") for arn, group, _ in progress.live_tasks
+             if group.startswith("service:") and arn not in asked}
+    daemons = {s.name for s in rt.cluster(request.cluster).daemon_services()} if names else set()
+    return sorted(names - daemons)
+
+
+def listen_for(rt: Runtime, request: DrainRequest, raw_progress: dict[str, Any], callback_id: str,
+               registered: list[str], _ctx: StepContext | None = None) -> dict[str, list[str]]:
+    """`listen`, and, while the replica phase is held, register the callback in each held service's wake
+    registry (the intake completes it when a task of the service reaches RUNNING: the replacement); forget
+    the services no longer waited on. Returns the stops no callback heard and the services registered."""
+    progress = DrainProgress.from_dict(raw_progress)
+    missed = listen(rt, request, progress.instance_arn, callback_id)
+    services: list[str] = []
+    if progress.instance_arn is None:
+        return {"missed": missed, "services": services}
+    try:
+        services = held_services(rt, request, progress)
+        if services:
+            rt.claims.register_service_wake(request.cluster, services, progress.instance_arn, callback_id,
+                                            rt.now().timestamp())
+        unlisten(rt, request, progress.instance_arn, sorted(set(registered) - set(services)))
+    except AwsError as exc:  # the slow look is the fallback
+        logger.warning("could not register the replacement wake-up; looking slowly", extra={"error": str(exc)})
+    return {"missed": missed, "services": services}
+
+
+def unlisten(rt: Runtime, request: DrainRequest, instance_arn: str, services: list[str],
+             _ctx: StepContext | None = None) -> None:
+    """Forget that the instance's drain waits on these services (no wake-up for it any more). On an AWS error
+    the registration is left behind: it costs the intake one wake-up that finds no callback."""
+    try:
+        for service in services:
+            rt.claims.drop_service_wake(request.cluster, service, instance_arn)
+    except AwsError as exc:
+        logger.warning("could not forget a replacement wake-up", extra={"error": str(exc)})
+
+
 def finish(rt: Runtime, request: DrainRequest, raw_progress: dict[str, Any], _ctx: StepContext | None = None
            ) -> dict[str, float]:
     """Measure the drain (duration, overhead above the slowest stop per phase) and release the instance."""
@@ -327,6 +372,7 @@ def drain_workflow(rt: Runtime, event: dict[str, Any], ctx: DurableContext) -> d
     raw = ctx.step(partial(first_look, rt, request, raw), name="look")
     n = 0
     woke: Any = FIRST_LOOK
+    registered: list[str] = []
     while True:
         result = ctx.step(partial(drain_tick, rt, request, raw, woke), name=f"tick-{n}")
         raw = result["progress"]
@@ -334,13 +380,15 @@ def drain_workflow(rt: Runtime, event: dict[str, Any], ctx: DurableContext) -> d
             break
         callback = ctx.create_callback(
             name=f"wake-{n}", config=CallbackConfig(timeout=Duration.from_seconds(max(1, math.ceil(result["wait_s"])))))
-        missed = ctx.step(partial(listen, rt, request, raw.get("instance_arn"), callback.callback_id),
-                          name=f"listen-{n}")
+        heard = ctx.step(partial(listen_for, rt, request, raw, callback.callback_id, registered), name=f"listen-{n}")
+        missed, registered = heard["missed"], heard["services"]
         woke = {"stoppedTasks": missed} if missed else None
         if not missed:
             with contextlib.suppress(CallbackTimeoutError):  # the timeout is the polling fallback
                 woke = callback.result()
         n += 1
+    if registered and raw.get("instance_arn"):
+        ctx.step(partial(unlisten, rt, request, raw["instance_arn"], registered), name="unlisten")
     summary = ctx.step(partial(finish, rt, request, raw), name="finish")
     if request.replace:
         ctx.step(lambda _c: replace_after_drain(rt, event), name="replace")
