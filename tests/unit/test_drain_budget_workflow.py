@@ -19,9 +19,10 @@ from daemon_guard.adapters.memory import MemoryState
 from daemon_guard.adapters.state import StateStore
 from daemon_guard.bootstrap import Runtime
 from daemon_guard.core.config import Config, ManagedCluster, ManagedGroup, StandalonePolicy
+from daemon_guard.core.drain import DrainRequest
 from daemon_guard.core.drain_budget import Admission, BudgetRule, DrainQueue, QueueEntry
 from daemon_guard.entrypoints import drain
-from daemon_guard.services.drain_budget import give_back, take_place
+from daemon_guard.services.drain_budget import budget_place, give_back, take_place
 from moto import mock_aws
 
 from tests.unit.test_workflows import (
@@ -191,3 +192,23 @@ def test_a_finished_drain_wakes_the_waiter_next_in_line() -> None:
     # WHEN i-1's drain gives its place back / THEN i-2 is the one to start
     assert give_back(rt, CLUSTER, "i-1") == ("i-2",)
     assert state.drain_queue(CLUSTER).draining == ()
+
+
+def test_a_replay_shows_each_drains_place_in_line() -> None:
+    # GIVEN a budget of one and a replay's in-memory state
+    rt = bootstrap.build(budget_config(), ecs_client=object(), autoscaling_client=object(), metrics=Metrics(),
+                         clock=SteppingClock(1.0), dry_run=True)
+
+    def request(instance_id: str, **extra: Any) -> DrainRequest:
+        return DrainRequest.from_payload({"instanceId": instance_id, "cluster": CLUSTER, "trigger": "lifecycle",
+                                          "asg": ASG, **extra})
+
+    # WHEN three drains are replayed, the third racing a Spot notice / THEN the first starts, the second waits
+    # first in line, the third bypasses the budget
+    assert budget_place(rt, request("i-00000001"), take=True) == {
+        "decision": "start", "place": 0, "draining": 1, "waiting": 0, "reason": "1 draining within the budget"}
+    second = budget_place(rt, request("i-00000002"), take=True)
+    assert second is not None and (second["decision"], second["place"]) == ("wait", 1)
+    spot = budget_place(rt, request("i-00000003", deadline=(T0 + timedelta(seconds=120)).timestamp()))
+    assert spot is not None and spot["decision"] == "bypass"
+    assert budget_place(replace(rt, config=Config(clusters=rt.config.clusters)), request("i-00000004")) is None

@@ -4,10 +4,22 @@ in the state table (`WorkflowClaims.drain_queue`), written on the condition that
 
 from __future__ import annotations
 
+from typing import Any
+
 from daemon_guard.bootstrap import Runtime
 from daemon_guard.core import metrics as m
 from daemon_guard.core.actions import WakeWorkflow
-from daemon_guard.core.drain_budget import Admission, DrainQueue, QueueEntry, Sizes, admit, next_to_start
+from daemon_guard.core.drain import DrainRequest
+from daemon_guard.core.drain.deadlines import HOOK_MAX_GLOBAL_S
+from daemon_guard.core.drain_budget import (
+    Admission,
+    DrainQueue,
+    QueueEntry,
+    Sizes,
+    admit,
+    must_bypass,
+    next_to_start,
+)
 from daemon_guard.observability import logger
 
 KIND = "drain"
@@ -75,3 +87,21 @@ def _wake_next(rt: Runtime, cluster: str, queue: DrainQueue) -> tuple[str, ...]:
 def _emit(rt: Runtime, cluster: str, queue: DrainQueue) -> None:
     rt.metrics.emit(m.DRAINS_UNDER_BUDGET, len(queue.draining), cluster)
     rt.metrics.emit(m.DRAINS_WAITING, len(queue.waiting), cluster)
+
+
+def budget_place(rt: Runtime, request: DrainRequest, *, take: bool = False) -> dict[str, Any] | None:
+    """A drain's place under the budget, for dry runs: ``start``, ``bypass`` or ``wait`` with its place in line
+    and the counts, decided as the drain would (`admit`, a Spot notice's bypass included). `take` writes the
+    decision (a replay's in-memory state, so later drains of the replay queue behind it); otherwise read-only.
+    None when no drainBudget is configured."""
+    rules = rt.config.drain_budget
+    if not rules:
+        return None
+    now = rt.now().timestamp()
+    me = QueueEntry(request.instance_id, request.asg or "", now, now)
+    bypass = must_bypass(request.deadline_epoch, now, rt.config.drain_deadline_s)
+    admission = take_place(rt, request.cluster, me, bypass, stale_s=HOOK_MAX_GLOBAL_S) if take else \
+        admit(rules, rt.claims.drain_queue(request.cluster), me, budget_sizes(rt, request.cluster), now, bypass,
+              HOOK_MAX_GLOBAL_S)
+    return {"decision": admission.decision, "place": admission.place, "draining": len(admission.queue.draining),
+            "waiting": len(admission.queue.waiting), "reason": admission.reason}
