@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from daemon_guard.core import guard_events as ge
 from daemon_guard.core.config import ConfigError, parse_config
 from daemon_guard.core.drain_budget import (
     BudgetError,
@@ -22,6 +23,7 @@ from daemon_guard.core.drain_budget import (
     parse_cron,
     rule_doc,
 )
+from jsonschema import Draft202012Validator, FormatChecker
 
 from infra.configdoc import config_to_doc
 
@@ -183,3 +185,10 @@ def test_the_configuration_reads_and_writes_back_drain_budgets() -> None:
 def test_the_configuration_names_drain_budget_in_its_error() -> None:
     with pytest.raises(ConfigError, match=r"daemon-guard config: drainBudget\[0\].nodes"):
         parse_config({"clusters": [{"name": "prod"}], "drainBudget": [{"nodes": "x"}]})
+
+
+def test_the_bypass_event_holds_to_its_published_schema() -> None:
+    # GIVEN a drain that bypassed a full budget / WHEN announced / THEN its detail is valid against the schema
+    event = ge.budget_bypassed("prod", "i-0123456789abcdef0", MONDAY_10, "hard end in 120s", draining=3, waiting=4)
+    validator = Draft202012Validator(ge.SCHEMAS[ge.BUDGET_BYPASSED], format_checker=FormatChecker())
+    assert [e.message for e in validator.iter_errors(event.detail)] == []
