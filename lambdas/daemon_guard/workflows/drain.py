@@ -217,7 +217,8 @@ def budget_look(rt: Runtime, request: DrainRequest, waiting: dict[str, Any], _ct
 
     A drain that cannot wait bypasses the budget (counted and announced): a hard end (a Spot notice, an EC2
     stop, a Health change, also one handed over through its claim since) sooner than it could finish after
-    waiting, or the hook's global timeout too near to wait longer. An AWS error: look again shortly."""
+    waiting, the hook's global timeout too near to wait longer, or an instance someone else already set to
+    DRAINING (waiting would only leave its daemons to ECS). An AWS error: look again shortly."""
     policy = drain_policy(rt, request)
     now = rt.now().timestamp()
     arrived = float(waiting["arrived"])
@@ -227,6 +228,8 @@ def budget_look(rt: Runtime, request: DrainRequest, waiting: dict[str, Any], _ct
         asg, hook = request.asg or (claim.asg if claim else None), request.hook or (claim.hook if claim else None)
         lifecycle = Lifecycle(asg, hook, request.token or (claim.token if claim else None)) if asg and hook else None
         bypass = must_bypass(min(notices) if notices else None, now, policy.drain_deadline_s)
+        if bypass is None and request.trigger == "draining":
+            bypass = "the instance is already DRAINING (set by someone else): ECS is replacing its tasks"
         if bypass is None and lifecycle is not None and policy.heartbeat_timeout_s > 0 and \
                 now >= hook_wait_end(arrived, policy.heartbeat_timeout_s, policy.drain_deadline_s):
             bypass = "the lifecycle hook's global timeout is too near to wait longer"
