@@ -23,6 +23,9 @@ from sim.deployment import GuardDeployment
 from sim.world import World, WorldOptions
 
 QUICK = DrainStory(on_demand=60, spot=10, first_scale_in=20, second_scale_in=20, spot_interruptions=5, refresh=False)
+# The integration tests' drain story: 22 instances, 11 drains (a size this machine measures in minutes).
+SMALL = DrainStory(on_demand=16, spot=6, first_scale_in=5, second_scale_in=3, spot_interruptions=3, refresh=False,
+                   standalone_jobs=6, replica_services=4, horizon_s=3000.0)
 
 
 def refresh(seed: int, instances: int = 20, budget: str | None = None, horizon_s: float = 2400.0) -> dict[str, Any]:
@@ -70,9 +73,10 @@ def refresh(seed: int, instances: int = 20, budget: str | None = None, horizon_s
         deployment.close()
 
 
-def reads(seed: int) -> dict[str, Any]:
-    """The quick drain story under ``tiers``: calls per drain, and DescribeServices per drain."""
-    result = run_drain("daemon-guard-tiers", seed, QUICK)
+def reads(seed: int, story: DrainStory = QUICK) -> dict[str, Any]:
+    """A drain story (the bench's quick one by default) under ``tiers``: API calls per drain (the drains' own:
+    workflows, the intake's drain and wake routes, the reconciler while drains run)."""
+    result = run_drain("daemon-guard-tiers", seed, story)
     return {"api_calls_per_drain": result["api_calls_per_drain"], "drains": result["drains"],
             "kills": result["ungraceful_task_kills"], "lifecycle_timeouts": result["lifecycle_timeouts"],
             "overhead_s": result["overhead_s"]}
@@ -85,8 +89,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--instances", type=int, default=20)
     parser.add_argument("--budget", default=None, help="a drainBudget nodes value, e.g. 10%% (default: none)")
+    parser.add_argument("--small", action="store_true", help="reads: the integration tests' story, not --quick's")
     args = parser.parse_args(argv)
-    out = refresh(args.seed, args.instances, args.budget) if args.what == "refresh" else reads(args.seed)
+    out = refresh(args.seed, args.instances, args.budget) if args.what == "refresh" else \
+        reads(args.seed, SMALL if args.small else QUICK)
     json.dump(out, sys.stdout, indent=2)
     print()
     return 0
