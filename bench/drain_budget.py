@@ -68,6 +68,8 @@ def refresh(seed: int, instances: int = 20, budget: str | None = None, horizon_s
                 "drain_s": {"p50": round(percentile(durations, 50), 1), "p99": round(percentile(durations, 99), 1)},
                 "kills": sum(r.kills for r in records), "lifecycle_timeouts": sum(r.timed_out for r in records),
                 "bypasses": len(deployment.records.metric_values("DrainBudgetBypasses")),
+                "most_under_budget": max(deployment.records.metric_values("DrainsUnderBudget"), default=0),
+                "most_waiting": max(deployment.records.metric_values("DrainsWaiting"), default=0),
                 "access_denied": len(deployment.records.access_denied)}
     finally:
         deployment.close()
