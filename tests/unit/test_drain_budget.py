@@ -192,3 +192,9 @@ def test_the_bypass_event_holds_to_its_published_schema() -> None:
     event = ge.budget_bypassed("prod", "i-0123456789abcdef0", MONDAY_10, "hard end in 120s", draining=3, waiting=4)
     validator = Draft202012Validator(ge.SCHEMAS[ge.BUDGET_BYPASSED], format_checker=FormatChecker())
     assert [e.message for e in validator.iter_errors(event.detail)] == []
+
+
+def test_a_waiter_looking_again_within_a_minute_changes_nothing_to_write() -> None:
+    # GIVEN i-3 waiting, seen at 10:00 / WHEN it looks again at 10:00:15 / THEN the queue is as it was
+    before = queue(draining=("i-1", "i-2"), waiting=("i-3",))
+    assert admit(TEN_PERCENT, before, entry("i-3", at=MONDAY_10 + 15), SIZES, MONDAY_10 + 15).queue == before

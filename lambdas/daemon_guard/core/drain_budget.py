@@ -23,6 +23,7 @@ from typing import Literal
 # A waiter looks at the queue at least this often; one not seen for `WAITER_STALE_S` is gone (its drain ended).
 WAIT_POLL_S = 15.0
 WAITER_STALE_S = 300.0
+SEEN_REFRESH_S = 60.0
 MAX_WINDOW_S = 7 * 86400
 
 _DOW = {"sun": 0, "mon": 1, "tue": 2, "wed": 3, "thu": 4, "fri": 5, "sat": 6}
@@ -284,7 +285,10 @@ def admit(rules: Sequence[BudgetRule], queue: DrainQueue, me: QueueEntry, sizes:
     if any(e.instance_id == me.instance_id for e in queue.draining):
         return Admission("start", queue, 0, "already draining")
     known = next((e for e in queue.waiting if e.instance_id == me.instance_id), None)
-    me = replace(me, at=known.at if known else me.at, seen_at=now)
+    # A waiter's sighting is refreshed once a minute, not on every look: most looks then change nothing and
+    # write nothing.
+    fresh = known is None or now - known.seen_at >= SEEN_REFRESH_S
+    me = replace(me, at=known.at if known else me.at, seen_at=now if fresh else known.seen_at)
     waiting = tuple(me if e.instance_id == me.instance_id else e for e in queue.waiting) if known else \
         (*queue.waiting, me)
     queue = replace(queue, waiting=waiting)
