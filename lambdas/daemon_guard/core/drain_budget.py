@@ -287,8 +287,10 @@ def admit(rules: Sequence[BudgetRule], queue: DrainQueue, me: QueueEntry, sizes:
     known = next((e for e in queue.waiting if e.instance_id == me.instance_id), None)
     # A waiter's sighting is refreshed once a minute, not on every look: most looks then change nothing and
     # write nothing.
-    fresh = known is None or now - known.seen_at >= SEEN_REFRESH_S
-    me = replace(me, at=known.at if known else me.at, seen_at=now if fresh else known.seen_at)
+    if known is None or now - known.seen_at >= SEEN_REFRESH_S:
+        me = replace(me, at=known.at if known else me.at, seen_at=now)
+    else:
+        me = known
     waiting = tuple(me if e.instance_id == me.instance_id else e for e in queue.waiting) if known else \
         (*queue.waiting, me)
     queue = replace(queue, waiting=waiting)
