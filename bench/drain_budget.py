@@ -15,6 +15,7 @@ import json
 import sys
 from typing import Any
 
+from bench import suites as bench_suites
 from bench.drain_measure import measure_drains
 from bench.measure import percentile
 from bench.scenarios import TIERS, DrainStory, build_drain_cluster
@@ -78,8 +79,24 @@ def refresh(seed: int, instances: int = 20, budget: str | None = None, horizon_s
 def reads(seed: int, story: DrainStory = QUICK) -> dict[str, Any]:
     """A drain story (the bench's quick one by default) under ``tiers``: API calls per drain (the drains' own:
     workflows, the intake's drain and wake routes, the reconciler while drains run)."""
-    result = run_drain("daemon-guard-tiers", seed, story)
-    return {"api_calls_per_drain": result["api_calls_per_drain"], "drains": result["drains"],
+    worlds: list[World] = []
+
+    class Recorded(World):
+        """The story's world, kept to read its call log (ECS calls of every caller, by operation)."""
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            worlds.append(self)
+
+    bench_suites.World = Recorded  # type: ignore[misc]
+    try:
+        result = run_drain("daemon-guard-tiers", seed, story)
+    finally:
+        bench_suites.World = World  # type: ignore[misc]
+    ecs_reads = {op: n for (svc, op), n in sorted(worlds[0].call_log.calls.items())
+                 if svc == "ecs" and op.startswith(("Describe", "List", "Get"))}
+    return {"ecs_reads_per_drain": round(sum(ecs_reads.values()) / max(1, result["drains"]), 1),
+            "ecs_reads": ecs_reads, "api_calls_per_drain": result["api_calls_per_drain"], "drains": result["drains"],
             "kills": result["ungraceful_task_kills"], "lifecycle_timeouts": result["lifecycle_timeouts"],
             "overhead_s": result["overhead_s"]}
 
