@@ -88,11 +88,11 @@ def reads(seed: int, story: DrainStory = QUICK) -> dict[str, Any]:
             super().__init__(*args, **kwargs)
             worlds.append(self)
 
-    bench_suites.World = Recorded  # type: ignore[misc]
+    setattr(bench_suites, "World", Recorded)  # noqa: B010 (run_drain builds its world by this name)
     try:
         result = run_drain("daemon-guard-tiers", seed, story)
     finally:
-        bench_suites.World = World  # type: ignore[misc]
+        setattr(bench_suites, "World", World)  # noqa: B010
     ecs_reads = {op: n for (svc, op), n in sorted(worlds[0].call_log.calls.items())
                  if svc == "ecs" and op.startswith(("Describe", "List", "Get"))}
     return {"ecs_reads_per_drain": round(sum(ecs_reads.values()) / max(1, result["drains"]), 1),
