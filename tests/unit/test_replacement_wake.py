@@ -100,3 +100,18 @@ def test_a_held_drain_registers_on_the_services_it_waits_on_and_forgets_them_onc
     moved_on = DrainProgress(started_at=0.0, instance_arn=HELD_ON, phase="standalone")
     assert listen_for(rt, request, moved_on.as_dict(), "cb-2", heard["services"])["services"] == []
     assert state.service_wakes(CLUSTER, "checkout") == {}
+
+
+def test_a_wake_up_that_reached_no_callback_makes_the_next_wait_look_at_once() -> None:
+    # GIVEN a drain registered on checkout whose callback completed before the replacement's wake-up arrived
+    state = MemoryState()
+    state.register_service_wake(CLUSTER, ["checkout"], HELD_ON, "cb-old", 0.0)
+    state.note_missed_service_wake(CLUSTER, "checkout", HELD_ON, "cb-old")
+    rt = runtime(state)
+    request = DrainRequest.from_payload({"instanceId": "i-0123456789abcdef0", "cluster": CLUSTER,
+                                         "trigger": "lifecycle"})
+    held = DrainProgress(started_at=0.0, instance_arn=HELD_ON, replicas_held=True,
+                         live_tasks=(("t-checkout", "service:checkout", 30),))
+    # WHEN it registers its next callback / THEN it is told to look at once, and the new callback is registered
+    assert listen_for(rt, request, held.as_dict(), "cb-new", ["checkout"])["replaced"] == ["checkout"]
+    assert state.service_wakes(CLUSTER, "checkout") == {HELD_ON: "cb-new"}

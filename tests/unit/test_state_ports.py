@@ -221,3 +221,14 @@ def test_a_service_wake_is_registered_per_instance_and_dropped_alone(store: Any)
     store.drop_service_wake("prod", "nothing", ARN)  # no item: nothing to drop, no error
     store.drop_service_wake("prod", "cart", ARN, "cb-old")  # a newer registration stays
     assert store.service_wakes("prod", "cart") == {ARN: "cb-1"}
+
+
+def test_a_missed_service_wake_is_reported_to_the_next_registration_once(store: Any) -> None:
+    # GIVEN a registration whose callback a wake-up found gone
+    store.register_service_wake("prod", ["checkout"], ARN, "cb-1", T0)
+    store.note_missed_service_wake("prod", "checkout", ARN, "cb-other")  # not the registered one: nothing
+    assert store.register_service_wake("prod", ["checkout"], ARN, "cb-1", T0) is False
+    store.note_missed_service_wake("prod", "checkout", ARN, "cb-1")
+    # WHEN the drain registers again / THEN it learns it missed one, once
+    assert store.register_service_wake("prod", ["checkout"], ARN, "cb-2", T0) is True
+    assert store.register_service_wake("prod", ["checkout"], ARN, "cb-3", T0) is False

@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
 from daemon_guard.adapters.scheduled import ScheduledDrain
-from daemon_guard.adapters.state import DAY_S, WorkflowClaim
+from daemon_guard.adapters.state import DAY_S, MISSED, WorkflowClaim
 from daemon_guard.core.drain_budget import DrainQueue
 from daemon_guard.core.futility import PreemptTries
 
@@ -154,10 +154,21 @@ class MemoryState:
         return True
 
     def register_service_wake(self, cluster: str, services: Sequence[str], container_instance_arn: str,
-                              callback_id: str, now_epoch: float) -> None:
-        """Set the instance's callback among each service's waiters."""
+                              callback_id: str, now_epoch: float) -> bool:
+        """Set the instance's callback among each service's waiters; True when one held a missed wake-up."""
+        missed = False
         for service in set(services):
-            self.service_waiters[(cluster, service)][container_instance_arn] = callback_id
+            waiters = self.service_waiters[(cluster, service)]
+            missed = missed or waiters.get(container_instance_arn) == MISSED
+            waiters[container_instance_arn] = callback_id
+        return missed
+
+    def note_missed_service_wake(self, cluster: str, service: str, container_instance_arn: str,
+                                 callback_id: str) -> None:
+        """Mark the entry missed if it still holds `callback_id`."""
+        waiters = self.service_waiters.get((cluster, service), {})
+        if waiters.get(container_instance_arn) == callback_id:
+            waiters[container_instance_arn] = MISSED
 
     def service_wakes(self, cluster: str, service: str) -> dict[str, str]:
         """The service's waiters."""

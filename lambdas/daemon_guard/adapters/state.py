@@ -45,6 +45,7 @@ else:
     DynamoDBClient = Any
 
 DAY_S = 86400
+MISSED = "missed"  # a service wake-up that reached no callback, kept for the drain's next registration
 
 
 @dataclass(frozen=True)
@@ -155,8 +156,14 @@ class WorkflowClaims(Protocol):
         ...
 
     def register_service_wake(self, cluster: str, services: Sequence[str], container_instance_arn: str,
-                              callback_id: str, now_epoch: float) -> None:
-        """Say that the drain of the instance waits (on `callback_id`) for a replacement of each service."""
+                              callback_id: str, now_epoch: float) -> bool:
+        """Say that the drain of the instance waits (on `callback_id`) for a replacement of each service; True
+        when a wake-up reached none of its callbacks meanwhile (`note_missed_service_wake`): look at once."""
+        ...
+
+    def note_missed_service_wake(self, cluster: str, service: str, container_instance_arn: str,
+                                 callback_id: str) -> None:
+        """A wake-up found `callback_id` no longer waiting: keep it for the drain's next registration."""
         ...
 
     def service_wakes(self, cluster: str, service: str) -> dict[str, str]:
@@ -463,18 +470,21 @@ class StateStore:
         return True
 
     def register_service_wake(self, cluster: str, services: Sequence[str], container_instance_arn: str,
-                              callback_id: str, now_epoch: float) -> None:
+                              callback_id: str, now_epoch: float) -> bool:
         """Per service, one UpdateItem setting the instance's callback in the waiters (a second one creates the
-        map the first time)."""
+        map the first time); True when one held `MISSED` (a wake-up that reached no callback)."""
+        missed = False
         for service in sorted(set(services)):
             key, names = _service_wake_key(cluster, service), {"#arn": container_instance_arn}
             ttl = _n(int(now_epoch) + DAY_S)
             for _ in range(3):  # the map appears or goes between two writes only under a race: write again
                 try:
-                    self.client.update_item(
+                    old = self.client.update_item(
                         TableName=self.table, Key=key, UpdateExpression="SET waiters.#arn = :c, expiresAt = :t",
                         ConditionExpression="attribute_exists(waiters)", ExpressionAttributeNames=names,
-                        ExpressionAttributeValues={":c": _s(callback_id), ":t": ttl})
+                        ExpressionAttributeValues={":c": _s(callback_id), ":t": ttl}, ReturnValues="UPDATED_OLD")
+                    was = old.get("Attributes", {}).get("waiters", {}).get("M", {}).get(container_instance_arn, {})
+                    missed = missed or was.get("S") == MISSED
                     break
                 except ConditionFailed:
                     pass
@@ -486,6 +496,16 @@ class StateStore:
                     break
                 except ConditionFailed:
                     pass
+        return missed
+
+    def note_missed_service_wake(self, cluster: str, service: str, container_instance_arn: str,
+                                 callback_id: str) -> None:
+        """Set the instance's entry to `MISSED` on the condition that it still holds `callback_id`."""
+        with contextlib.suppress(ConditionFailed):
+            self.client.update_item(
+                TableName=self.table, Key=_service_wake_key(cluster, service), UpdateExpression="SET waiters.#arn = :m",
+                ConditionExpression="waiters.#arn = :c", ExpressionAttributeNames={"#arn": container_instance_arn},
+                ExpressionAttributeValues={":m": _s(MISSED), ":c": _s(callback_id)})
 
     def service_wakes(self, cluster: str, service: str) -> dict[str, str]:
         """The service's waiters (GetItem)."""

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 
 from daemon_guard.adapters.errors import Throttled
 from daemon_guard.adapters.parsing import parse_event
+from daemon_guard.adapters.state import MISSED
 from daemon_guard.bootstrap import Runtime
 from daemon_guard.core import metrics as m
 from daemon_guard.core.actions import AnyAction, WakeWorkflow
@@ -146,11 +147,11 @@ def _placement(r: Route, event: GuardEvent, rt: Runtime) -> Outcome:
 def _wake_replica_waiters(rt: Runtime, cluster: str, service: str) -> None:
     """A task of a replica service reached RUNNING (a replacement, perhaps): wake the drains whose replica phase
     waits on the service (`register_service_wake`); a callback no longer waiting is forgotten (its drain
-    registers again on its next wait)."""
+    registers again on its next wait and, told it missed one, looks at once)."""
     for instance_arn, callback_id in sorted(rt.claims.service_wakes(cluster, service).items()):
         wake = WakeWorkflow(callback_id, f"a task of {service} is RUNNING")
-        if rt.executor.can_run(wake) and rt.executor.run(cluster, wake) == "gone":
-            rt.claims.drop_service_wake(cluster, service, instance_arn, callback_id)
+        if callback_id != MISSED and rt.executor.can_run(wake) and rt.executor.run(cluster, wake) == "gone":
+            rt.claims.note_missed_service_wake(cluster, service, instance_arn, callback_id)
 
 
 def _wake(r: Route, event: GuardEvent, rt: Runtime) -> Outcome:

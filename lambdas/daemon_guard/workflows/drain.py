@@ -293,7 +293,8 @@ def listen_for(rt: Runtime, request: DrainRequest, raw_progress: dict[str, Any],
                registered: list[str], _ctx: StepContext | None = None) -> dict[str, list[str]]:
     """`listen`, and, while the replica phase is held, register the callback in each held service's wake
     registry (the intake completes it when a task of the service reaches RUNNING: the replacement); forget
-    the services no longer waited on. Returns the stops no callback heard and the services registered."""
+    the services no longer waited on. Returns the stops no callback heard, the services registered, and
+    ``replaced`` when a replacement's wake-up reached no callback meanwhile (the workflow then looks at once)."""
     progress = DrainProgress.from_dict(raw_progress)
     missed = listen(rt, request, progress.instance_arn, callback_id)
     services: list[str] = []
@@ -301,9 +302,9 @@ def listen_for(rt: Runtime, request: DrainRequest, raw_progress: dict[str, Any],
         return {"missed": missed, "services": services}
     try:
         services = held_services(rt, request, progress)
-        if services:
-            rt.claims.register_service_wake(request.cluster, services, progress.instance_arn, callback_id,
-                                            rt.now().timestamp())
+        if services and rt.claims.register_service_wake(request.cluster, services, progress.instance_arn,
+                                                        callback_id, rt.now().timestamp()):
+            return {"missed": missed, "services": services, "replaced": services}
         unlisten(rt, request, progress.instance_arn, sorted(set(registered) - set(services)))
     except AwsError as exc:  # the slow look is the fallback
         logger.warning("could not register the replacement wake-up; looking slowly", extra={"error": str(exc)})
@@ -385,8 +386,8 @@ def drain_workflow(rt: Runtime, event: dict[str, Any], ctx: DurableContext) -> d
             name=f"wake-{n}", config=CallbackConfig(timeout=Duration.from_seconds(max(1, math.ceil(result["wait_s"])))))
         heard = ctx.step(partial(listen_for, rt, request, raw, callback.callback_id, registered), name=f"listen-{n}")
         missed, registered = heard["missed"], heard["services"]
-        woke = {"stoppedTasks": missed} if missed else None
-        if not missed:
+        woke = {"stoppedTasks": missed} if missed or heard.get("replaced") else None
+        if woke is None:
             with contextlib.suppress(CallbackTimeoutError):  # the timeout is the polling fallback
                 woke = callback.result()
         n += 1
