@@ -54,6 +54,7 @@ from daemon_guard.core.identifiers import (
     TaskArn,
     partition_of_region,
 )
+from daemon_guard.services.drain_budget import budget_place
 from daemon_guard.services.drain_preview import preview, steps_json
 from daemon_guard.services.intake import handle
 
@@ -360,7 +361,9 @@ def with_planned_steps(result: dict[str, Any], runtime: Runtime) -> dict[str, An
                   and a.get("workflow") == "drain"), None)
     if start is None or "plannedSteps" in result:
         return result
-    return {**result, "plannedSteps": steps_json(preview(runtime, DrainRequest.from_payload(start["payload"])))}
+    request = DrainRequest.from_payload(start["payload"])
+    place = budget_place(runtime, request, take=True)  # its place in the drain budget's line, when configured
+    return {**result, "plannedSteps": steps_json(preview(runtime, request))} | ({"drainBudget": place} if place else {})
 
 
 def _event_time(event: Any) -> datetime | None:

@@ -12,6 +12,7 @@ import json
 from typing import Any
 
 from daemon_guard.core.config import Config, ConfigError, ManagedGroup
+from daemon_guard.core.drain_budget import rule_doc
 
 # Lambda allows 4 KB for all environment variables of a function together.
 LAMBDA_ENVIRONMENT_LIMIT_BYTES = 4096
@@ -59,6 +60,8 @@ def config_to_doc(config: Config) -> dict[str, Any]:
     if config.critical_daemons:
         doc["criticalDaemons"] = sorted(config.critical_daemons)
     doc["maxReplacementsPerHour"] = config.max_replacements_per_hour
+    if config.drain_budget:
+        doc["drainBudget"] = [rule_doc(r) for r in config.drain_budget]
     if config.alarm_email is not None:
         doc["alarmEmail"] = config.alarm_email
     if config.alarm_topic_arn is not None:

@@ -52,6 +52,8 @@ PANELS: tuple[Panel, ...] = (
     Panel("Gate open latency p50 / p99 (s)", (m.GATE_OPEN_LATENCY,), ("p50", "p99")),
     Panel("Placement decisions by mode", (m.PLACEMENT_DECISIONS,)),
     Panel("Drains started / in progress", (m.DRAINS_STARTED, m.DRAINS_IN_PROGRESS), ("Maximum",)),
+    Panel("Drain budget: draining / waiting", (m.DRAINS_UNDER_BUDGET, m.DRAINS_WAITING), ("Maximum",)),
+    Panel("Drain budget bypasses", (m.BUDGET_BYPASSES,)),
     Panel("Drain duration p50 / p99 (s)", (m.DRAIN_DURATION,), ("p50", "p99")),
     Panel("Drain overhead p50 / p99 (s)", (m.DRAIN_OVERHEAD,), ("p50", "p99"), annotation="drain-overhead"),
     Panel("Tier duration, max per tier (s)", (m.TIER_DURATION,), ("Maximum",)),

@@ -30,7 +30,9 @@ and a test drops each statement in turn to show a scenario failing with AccessDe
 - the drain marks a drained instance Unhealthy so its group replaces it (DescribeAutoScalingInstances
   to find the group, then SetInstanceHealth on the managed groups; only with ``scheduledChange:
   replace``, the default);
-- the reconciler starts scheduled drains that are due (Query on the state table).
+- the reconciler starts scheduled drains that are due (Query on the state table);
+- with a ``drainBudget``, a drain reads its groups' sizes when a rule is a percentage
+  (DescribeAutoScalingGroups) and, finishing, wakes the drain next in line (SendDurableExecutionCallbackSuccess).
 
 Each statement is as narrow as the calls allow (the Service Authorization Reference says what each
 action is authorized on, and ``tests/integration/test_least_privilege.py`` holds the statements to it):
@@ -85,7 +87,8 @@ GRANTS: Mapping[str, tuple[str, ...]] = {
     "drain": (*ECS_READS, "EcsDrainStops", "EcsDrainInstances", "EcsDrainAttributes",
               "HeartbeatAndCompleteLifecycleActions",
               "StateTable",
-              "PublishOwnEvents", "ReplaceDrainedInstances", "FindGroupOfInstance"),
+              "PublishOwnEvents", "ReplaceDrainedInstances", "FindGroupOfInstance",
+              "DrainBudgetGroupSizes", "WakeDrainsWaitingForBudget"),
     # The launch gate runs only while its hook holds the instance: it replaces by ABANDON, never SetInstanceHealth.
     "launch-gate": (*ECS_READS, *REFLEX, "FindGroupOfGatedInstance", "HeartbeatAndCompleteLifecycleActions",
                     "StateTable",
@@ -207,6 +210,12 @@ def function_statements(scope: Construct, config: Config, key: str, targets: Tar
         "ReplaceDrainedInstances": lambda: replace_in_groups(
             config.scheduled_change_policy is ScheduledChangePolicy.REPLACE),
         "FindGroupOfInstance": lambda: find_group(config.scheduled_change_policy is ScheduledChangePolicy.REPLACE),
+        # With a drainBudget: a percentage counts the groups' instances; a finished drain wakes the next waiter.
+        "DrainBudgetGroupSizes": lambda: dict(actions=["autoscaling:DescribeAutoScalingGroups"], resources=["*"])
+        if any(r.percent for r in config.drain_budget) else None,
+        "WakeDrainsWaitingForBudget": lambda: dict(
+            actions=["lambda:SendDurableExecutionCallbackSuccess"], resources=list(targets.workflow_executions))
+        if config.drain_budget else None,
     }
     out: list[iam.PolicyStatement] = []
     for sid in GRANTS[key]:

@@ -100,6 +100,28 @@ def _drains(seed: int) -> Emitted:
         deployment.close()
 
 
+def _budget(seed: int) -> Emitted:
+    """A scale-in of three under a drain budget of one (10% of six), and a Spot notice meanwhile: two drains wait,
+    the Spot drain bypasses the budget."""
+    world = World(WorldOptions(seed=seed))
+    spec = ClusterSpec(replica_services=2, desired_per_service=4)
+    build_cluster(world, spec)
+    doc = guard_config([spec.asg], drainBudget="10%") | {
+        "clusters": [{"name": spec.name, "autoScalingGroups": [{"name": spec.asg, "heartbeatTimeoutSeconds": 60}]}]}
+    deployment = GuardDeployment(world, doc)
+    try:
+        world.asg.scale_out(spec.asg, 6, 1.0)
+        world.clock.run_until(200.0)
+        leaving = set(world.asg.scale_in(spec.asg, 3))
+        world.clock.run_until(205.0)
+        world.asg.spot_interruption(sorted(set(world.asg.groups[spec.asg].instances) - leaving)[0])
+        world.clock.run_until(700.0)
+        assert deployment.records.access_denied == []
+        return _emitted(deployment.records.emf)
+    finally:
+        deployment.close()
+
+
 def _gate_refused(seed: int) -> Emitted:
     """Gate mode turned on where one covered instance already holds ECS's 10 custom attributes."""
     world = World(WorldOptions(seed=seed, ecs=profile_params("as-reported")))
@@ -129,7 +151,7 @@ def _preempt_gave_up(seed: int) -> Emitted:
 @pytest.fixture(scope="module")
 def emitted() -> Iterator[Emitted]:
     yield (_scale_out("gate", 3) | _scale_out("preempt", 4) | _drains(5) | _gate_refused(6) | _preempt_gave_up(7)
-           | _critical(8))
+           | _critical(8) | _budget(9))
 
 
 def test_every_metric_the_dashboard_and_alarms_read_is_emitted_with_the_same_dimensions(emitted: Emitted) -> None:

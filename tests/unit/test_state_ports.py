@@ -16,6 +16,7 @@ from daemon_guard.adapters.errors import translating
 from daemon_guard.adapters.memory import MemoryState
 from daemon_guard.adapters.scheduled import ScheduledDrain, ScheduledDrains
 from daemon_guard.adapters.state import StateStore, WorkflowClaim
+from daemon_guard.core.drain_budget import DrainQueue, QueueEntry
 from daemon_guard.core.futility import PreemptTries
 from moto import mock_aws
 
@@ -204,3 +205,41 @@ def test_the_audit_cursor_moves_only_for_the_writer_that_read_where_it_stood(sto
     assert (first, second, store.audit_position()) == (True, False, 7)
     assert store.advance_audit(7, 8) is True
     assert store.audit_position() == 8
+
+
+def test_the_drain_queue_is_written_only_by_a_writer_that_read_its_current_version(store: Any) -> None:
+    # GIVEN two drains that both read the empty queue
+    first, second = store.drain_queue("prod"), store.drain_queue("prod")
+    one = DrainQueue(draining=(QueueEntry("i-1", "asg", T0, T0),))
+    two = DrainQueue(draining=(QueueEntry("i-2", "asg", T0, T0),))
+    # WHEN both write / THEN only the first write lands; the second, re-read, builds on it
+    assert store.write_drain_queue("prod", first, one) is True
+    assert store.write_drain_queue("prod", second, two) is False
+    now = store.drain_queue("prod")
+    assert (now.draining, now.version) == (one.draining, 1)
+    assert store.write_drain_queue("prod", now, DrainQueue(now.draining + two.draining)) is True
+    assert [e.instance_id for e in store.drain_queue("prod").draining] == ["i-1", "i-2"]
+
+
+def test_a_service_wake_is_registered_per_instance_and_dropped_alone(store: Any) -> None:
+    # GIVEN two drains waiting on a replacement of checkout / WHEN one is dropped / THEN the other remains
+    store.register_service_wake("prod", ["checkout", "cart"], ARN, "cb-1", T0)
+    store.register_service_wake("prod", ["checkout"], ARN + "2", "cb-2", T0)
+    assert store.service_wakes("prod", "checkout") == {ARN: "cb-1", ARN + "2": "cb-2"}
+    store.drop_service_wake("prod", "checkout", ARN)
+    assert store.service_wakes("prod", "checkout") == {ARN + "2": "cb-2"}
+    assert store.service_wakes("prod", "cart") == {ARN: "cb-1"}
+    store.drop_service_wake("prod", "nothing", ARN)  # no item: nothing to drop, no error
+    store.drop_service_wake("prod", "cart", ARN, "cb-old")  # a newer registration stays
+    assert store.service_wakes("prod", "cart") == {ARN: "cb-1"}
+
+
+def test_a_missed_service_wake_is_reported_to_the_next_registration_once(store: Any) -> None:
+    # GIVEN a registration whose callback a wake-up found gone
+    store.register_service_wake("prod", ["checkout"], ARN, "cb-1", T0)
+    store.note_missed_service_wake("prod", "checkout", ARN, "cb-other")  # not the registered one: nothing
+    assert store.register_service_wake("prod", ["checkout"], ARN, "cb-1", T0) is False
+    store.note_missed_service_wake("prod", "checkout", ARN, "cb-1")
+    # WHEN the drain registers again / THEN it learns it missed one, once
+    assert store.register_service_wake("prod", ["checkout"], ARN, "cb-2", T0) is True
+    assert store.register_service_wake("prod", ["checkout"], ARN, "cb-3", T0) is False

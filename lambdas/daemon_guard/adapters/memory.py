@@ -11,7 +11,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
 from daemon_guard.adapters.scheduled import ScheduledDrain
-from daemon_guard.adapters.state import DAY_S, WorkflowClaim
+from daemon_guard.adapters.state import DAY_S, MISSED, WorkflowClaim
+from daemon_guard.core.drain_budget import DrainQueue
 from daemon_guard.core.futility import PreemptTries
 
 
@@ -30,6 +31,8 @@ class MemoryState:
         self.complete: set[str] = set()
         self.scheduled: dict[str, ScheduledDrain] = {}
         self.audit_cursor = 0
+        self.queues: dict[str, DrainQueue] = {}
+        self.service_waiters: dict[tuple[str, str], dict[str, str]] = defaultdict(dict)
 
     # ---- EventLedger --------------------------------------------------------------------------------
     def first_sighting(self, key: str, now_epoch: float, ttl_s: int = DAY_S) -> bool:
@@ -140,6 +143,45 @@ class MemoryState:
             self.wakes.pop((kind, container_instance_arn), None)
 
     # ---- CompletionCache ------------------------------------------------------------------------------
+    def drain_queue(self, cluster: str) -> DrainQueue:
+        """The cluster's drains under its budget."""
+        return self.queues.get(cluster, DrainQueue())
+
+    def write_drain_queue(self, cluster: str, before: DrainQueue, after: DrainQueue) -> bool:
+        """Replace the queue if it is still at `before.version`; False otherwise."""
+        if self.drain_queue(cluster).version != before.version:
+            return False
+        self.queues[cluster] = replace(after, version=before.version + 1)
+        return True
+
+    def register_service_wake(self, cluster: str, services: Sequence[str], container_instance_arn: str,
+                              callback_id: str, now_epoch: float) -> bool:
+        """Set the instance's callback among each service's waiters; True when one held a missed wake-up."""
+        missed = False
+        for service in set(services):
+            waiters = self.service_waiters[(cluster, service)]
+            missed = missed or waiters.get(container_instance_arn) == MISSED
+            waiters[container_instance_arn] = callback_id
+        return missed
+
+    def note_missed_service_wake(self, cluster: str, service: str, container_instance_arn: str,
+                                 callback_id: str) -> None:
+        """Mark the entry missed if it still holds `callback_id`."""
+        waiters = self.service_waiters.get((cluster, service), {})
+        if waiters.get(container_instance_arn) == callback_id:
+            waiters[container_instance_arn] = MISSED
+
+    def service_wakes(self, cluster: str, service: str) -> dict[str, str]:
+        """The service's waiters."""
+        return dict(self.service_waiters.get((cluster, service), {}))
+
+    def drop_service_wake(self, cluster: str, service: str, container_instance_arn: str,
+                          callback_id: str | None = None) -> None:
+        """Forget the instance among the service's waiters (if it still waits on `callback_id`, when given)."""
+        waiters = self.service_waiters.get((cluster, service), {})
+        if callback_id is None or waiters.get(container_instance_arn) == callback_id:
+            waiters.pop(container_instance_arn, None)
+
     def mark_complete(self, container_instance_arns: Sequence[str], now_epoch: float, ttl_s: int = DAY_S) -> None:
         """Remember instances that run every eligible daemon."""
         self.complete.update(container_instance_arns)

@@ -19,6 +19,12 @@ Items:
 - ``drain#<ec2-instance-id>`` / ``drain`` (and ``gate#...`` for the launch gate): the one workflow
   that owns an instance, the lifecycle token and deadline it must honour, and the callback id
   that wakes it. Claimed with a conditional put, so at most one workflow per instance runs.
+- ``drainqueue#<cluster>`` / ``queue``: the drains under the cluster's drain budget (`core.drain_budget`):
+  ``draining`` and ``waiting`` (lists in order of arrival) and a ``version`` each write raises on the
+  condition that it is still the version read, so two Lambdas never both take the last place.
+- ``wake-svc#<cluster>#<service>`` / ``wake``: the drains whose replica phase waits on a replacement of the
+  service (``waiters``, a map of container instance ARN to callback id); the intake wakes them when a task
+  of the service reaches RUNNING.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from daemon_guard.adapters.errors import ConditionFailed
+from daemon_guard.core.drain_budget import DrainQueue, QueueEntry
 from daemon_guard.core.futility import PreemptTries
 
 if TYPE_CHECKING:
@@ -38,6 +45,7 @@ else:
     DynamoDBClient = Any
 
 DAY_S = 86400
+MISSED = "missed"  # a service wake-up that reached no callback, kept for the drain's next registration
 
 
 @dataclass(frozen=True)
@@ -136,6 +144,36 @@ class WorkflowClaims(Protocol):
 
     def release_workflow(self, kind: str, instance_id: str, container_instance_arn: str | None = None) -> None:
         """Forget the claim (and the wake-up registration)."""
+        ...
+
+    def drain_queue(self, cluster: str) -> DrainQueue:
+        """The cluster's drains under its budget (strongly consistent; empty at version 0 when none)."""
+        ...
+
+    def write_drain_queue(self, cluster: str, before: DrainQueue, after: DrainQueue) -> bool:
+        """Replace the queue read as `before` by `after` (at the next version); False, writing nothing, when
+        another drain wrote it since."""
+        ...
+
+    def register_service_wake(self, cluster: str, services: Sequence[str], container_instance_arn: str,
+                              callback_id: str, now_epoch: float) -> bool:
+        """Say that the drain of the instance waits (on `callback_id`) for a replacement of each service; True
+        when a wake-up reached none of its callbacks meanwhile (`note_missed_service_wake`): look at once."""
+        ...
+
+    def note_missed_service_wake(self, cluster: str, service: str, container_instance_arn: str,
+                                 callback_id: str) -> None:
+        """A wake-up found `callback_id` no longer waiting: keep it for the drain's next registration."""
+        ...
+
+    def service_wakes(self, cluster: str, service: str) -> dict[str, str]:
+        """The drains waiting for a replacement of the service: container instance ARN to callback id."""
+        ...
+
+    def drop_service_wake(self, cluster: str, service: str, container_instance_arn: str,
+                          callback_id: str | None = None) -> None:
+        """Forget that the instance's drain waits on the service (only if it still waits on `callback_id`, when
+        given: a newer registration stays)."""
         ...
 
 
@@ -436,3 +474,103 @@ class StateStore:
         if container_instance_arn:
             self.client.delete_item(TableName=self.table,
                                     Key={"pk": _s(f"wake-{kind}#{container_instance_arn}"), "sk": _s("wake")})
+
+    def drain_queue(self, cluster: str) -> DrainQueue:
+        """The cluster's drains under its budget (GetItem, strongly consistent)."""
+        resp = self.client.get_item(TableName=self.table, Key=_queue_key(cluster), ConsistentRead=True)
+        item = resp.get("Item")
+        if not item:
+            return DrainQueue()
+        return DrainQueue(_entries(item.get("draining")), _entries(item.get("waiting")), int(item["version"]["N"]))
+
+    def write_drain_queue(self, cluster: str, before: DrainQueue, after: DrainQueue) -> bool:
+        """UpdateItem to version `before.version + 1` on the condition that the item is still at `before.version`
+        (or absent, for version 0)."""
+        values: dict[str, Any] = {":next": _n(before.version + 1), ":d": _entry_list(after.draining),
+                                  ":w": _entry_list(after.waiting)}
+        if before.version == 0:
+            condition = "attribute_not_exists(pk)"
+        else:
+            condition, values[":v"] = "version = :v", _n(before.version)
+        try:
+            self.client.update_item(TableName=self.table, Key=_queue_key(cluster),
+                                    UpdateExpression="SET version = :next, draining = :d, waiting = :w",
+                                    ConditionExpression=condition, ExpressionAttributeValues=values)
+        except ConditionFailed:
+            return False
+        return True
+
+    def register_service_wake(self, cluster: str, services: Sequence[str], container_instance_arn: str,
+                              callback_id: str, now_epoch: float) -> bool:
+        """Per service, one UpdateItem setting the instance's callback in the waiters (a second one creates the
+        map the first time); True when one held `MISSED` (a wake-up that reached no callback)."""
+        missed = False
+        for service in sorted(set(services)):
+            key, names = _service_wake_key(cluster, service), {"#arn": container_instance_arn}
+            ttl = _n(int(now_epoch) + DAY_S)
+            for _ in range(3):  # the map appears or goes between two writes only under a race: write again
+                try:
+                    old = self.client.update_item(
+                        TableName=self.table, Key=key, UpdateExpression="SET waiters.#arn = :c, expiresAt = :t",
+                        ConditionExpression="attribute_exists(waiters)", ExpressionAttributeNames=names,
+                        ExpressionAttributeValues={":c": _s(callback_id), ":t": ttl}, ReturnValues="UPDATED_OLD")
+                    was = old.get("Attributes", {}).get("waiters", {}).get("M", {}).get(container_instance_arn, {})
+                    missed = missed or was.get("S") == MISSED
+                    break
+                except ConditionFailed:
+                    pass
+                try:
+                    self.client.update_item(
+                        TableName=self.table, Key=key, UpdateExpression="SET waiters = :m, expiresAt = :t",
+                        ConditionExpression="attribute_not_exists(waiters)",
+                        ExpressionAttributeValues={":m": {"M": {container_instance_arn: _s(callback_id)}}, ":t": ttl})
+                    break
+                except ConditionFailed:
+                    pass
+        return missed
+
+    def note_missed_service_wake(self, cluster: str, service: str, container_instance_arn: str,
+                                 callback_id: str) -> None:
+        """Set the instance's entry to `MISSED` on the condition that it still holds `callback_id`."""
+        with contextlib.suppress(ConditionFailed):
+            self.client.update_item(
+                TableName=self.table, Key=_service_wake_key(cluster, service), UpdateExpression="SET waiters.#arn = :m",
+                ConditionExpression="waiters.#arn = :c", ExpressionAttributeNames={"#arn": container_instance_arn},
+                ExpressionAttributeValues={":m": _s(MISSED), ":c": _s(callback_id)})
+
+    def service_wakes(self, cluster: str, service: str) -> dict[str, str]:
+        """The service's waiters (GetItem)."""
+        resp = self.client.get_item(TableName=self.table, Key=_service_wake_key(cluster, service))
+        waiters = resp.get("Item", {}).get("waiters", {}).get("M", {})
+        return {arn: value["S"] for arn, value in waiters.items()}
+
+    def drop_service_wake(self, cluster: str, service: str, container_instance_arn: str,
+                          callback_id: str | None = None) -> None:
+        """REMOVE the instance from the service's waiters (nothing when the item is gone, or when it now holds
+        another callback than `callback_id`)."""
+        extra: dict[str, Any] = {}
+        condition = "attribute_exists(pk)"
+        if callback_id is not None:
+            condition, extra = "waiters.#arn = :c", {"ExpressionAttributeValues": {":c": _s(callback_id)}}
+        with contextlib.suppress(ConditionFailed):
+            self.client.update_item(
+                TableName=self.table, Key=_service_wake_key(cluster, service), UpdateExpression="REMOVE waiters.#arn",
+                ExpressionAttributeNames={"#arn": container_instance_arn}, ConditionExpression=condition, **extra)
+
+
+def _queue_key(cluster: str) -> dict[str, dict[str, str]]:
+    return {"pk": _s(f"drainqueue#{cluster}"), "sk": _s("queue")}
+
+
+def _service_wake_key(cluster: str, service: str) -> dict[str, dict[str, str]]:
+    return {"pk": _s(f"wake-svc#{cluster}#{service}"), "sk": _s("wake")}
+
+
+def _entry_list(entries: Sequence[QueueEntry]) -> dict[str, Any]:
+    return {"L": [{"M": {"i": _s(e.instance_id), "g": _s(e.group), "a": _n(e.at), "s": _n(e.seen_at)}}
+                  for e in entries]}
+
+
+def _entries(raw: Mapping[str, Any] | None) -> tuple[QueueEntry, ...]:
+    return tuple(QueueEntry(m["M"]["i"]["S"], m["M"]["g"]["S"], float(m["M"]["a"]["N"]), float(m["M"]["s"]["N"]))
+                 for m in (raw or {}).get("L", []))

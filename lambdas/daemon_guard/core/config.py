@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from enum import Enum, StrEnum
 from typing import Any
 
+from daemon_guard.core.drain_budget import BudgetError, BudgetRule, parse_budget
 from daemon_guard.core.identifiers import AccountId, IdentifierError, Partition, Region, partition_of_region
 
 
@@ -176,6 +177,7 @@ class Config:
     agent_stop_timeout_s: int = 30  # the stopTimeout of a container that sets none (ECS_CONTAINER_STOP_TIMEOUT)
     critical_daemons: frozenset[str] = frozenset()  # gate mode: never fail open without these; replace instead
     max_replacements_per_hour: int = 5  # per cluster: instances replaced for a missing critical daemon
+    drain_budget: tuple[BudgetRule, ...] = ()  # none: drains are not bounded (`core.drain_budget`)
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -214,7 +216,7 @@ _KNOWN_KEYS = {
     "launchGateTimeoutSeconds", "home",
     "scheduledChange", "scheduledChangeLeadSeconds", "instanceStateChange", "stateChangeDeadlineSeconds",
     "drainMode", "drainOrder", "drainDeadlinePolicy", "agentStopTimeoutSeconds",
-    "criticalDaemons", "maxReplacementsPerHour", "auditCycleMinutes",
+    "criticalDaemons", "maxReplacementsPerHour", "auditCycleMinutes", "drainBudget",
 }
 _HOME_KEYS = {"partition", "account", "region"}
 _GROUP_KEYS = {"name", "launchHook", "terminateHook", "launchTimeoutResult",
@@ -394,6 +396,7 @@ def parse_config(doc: Any) -> Config:
         agent_stop_timeout_s=_int(doc, "agentStopTimeoutSeconds", 30, 1, 3600),
         critical_daemons=_critical_daemons(doc.get("criticalDaemons", [])),
         max_replacements_per_hour=_int(doc, "maxReplacementsPerHour", 5, 0, 1000),
+        drain_budget=_drain_budget(doc.get("drainBudget", [])),
         **_exit_options(doc),
     )
 
@@ -403,6 +406,14 @@ def _critical_daemons(raw: Any) -> frozenset[str]:
     _require(isinstance(raw, list) and all(isinstance(s, str) and bool(_NAME.match(s)) for s in raw),
              "criticalDaemons", f"must be a list of daemon service names, got {raw!r}")
     return frozenset(raw)
+
+
+def _drain_budget(raw: Any) -> tuple[BudgetRule, ...]:
+    """``drainBudget``: how many instances may drain at once (`core.drain_budget.parse_budget`)."""
+    try:
+        return parse_budget(raw) if raw != [] else ()
+    except BudgetError as refused:
+        raise ConfigError(f"daemon-guard config: {refused}") from None
 
 
 def _exit_options(doc: Mapping[str, Any]) -> dict[str, Any]:

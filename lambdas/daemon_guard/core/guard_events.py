@@ -31,6 +31,7 @@ DAEMONS_CANNOT_FIT = "Daemons Cannot Fit"
 PREEMPT_GAVE_UP = "Preempt Gave Up"
 CONSTRAINTS_MISSING = "Constraints Missing"
 REPLACED_FOR_CRITICAL = "Instance Replaced For Critical Daemon"
+BUDGET_BYPASSED = "Drain Budget Bypassed"
 
 
 @dataclass(frozen=True)
@@ -152,6 +153,12 @@ def replaced_for_critical(cluster: str, instance_id: str, instance_arn: str, at:
                   secondsSinceRegistration=round(since_registration_s, 3))
 
 
+def budget_bypassed(cluster: str, instance_id: str, at: float, reason: str, draining: int, waiting: int
+                    ) -> OwnEvent:
+    """A drain started over the drain budget: a hard end due sooner than it could finish after waiting."""
+    return _event(BUDGET_BYPASSED, cluster, instance_id, at, reason, draining=draining, waiting=waiting)
+
+
 def constraints_missing(cluster: str, at: datetime, services_without_gate: Sequence[str],
                         daemon_services_without_tier: Sequence[str]) -> OwnEvent:
     """Services of the cluster lack the constraint a claimed guarantee needs (a cluster event: no instance)."""
@@ -223,6 +230,10 @@ SCHEMAS: dict[str, dict[str, Any]] = {
                                    "RUNNING: the gate stayed shut and the instance's group was asked to replace it", {
         "containerInstanceArn": {"type": "string", "pattern": "^arn:"}, "criticalDaemons": _NAMES,
         "notRunning": _NAMES, "secondsSinceRegistration": _SECONDS}),
+    BUDGET_BYPASSED: _schema(BUDGET_BYPASSED, "a drain started over the drain budget (drainBudget): a Spot notice, "
+                             "an EC2 stop or a Health change due sooner than it could finish after waiting", {
+        "draining": {"type": "integer", "minimum": 0, "description": "drains counted by the budget, this one too"},
+        "waiting": {"type": "integer", "minimum": 0, "description": "drains still waiting"}}),
     CONSTRAINTS_MISSING: _cluster_schema(CONSTRAINTS_MISSING, "services lack the constraint a claimed guarantee "
                                          "needs (`daemon-guard constraints --apply` adds them)", {
         "servicesWithoutGate": _NAMES, "daemonServicesWithoutTier": _NAMES}),

@@ -63,6 +63,11 @@ ORDERING_VIOLATIONS = MetricSpec("OrderingViolations", "Count", "self-check: sto
 GUARANTEE_BREAKS = MetricSpec("DrainGuaranteeBreaks", "Count",
                               "phases a hard end moved on with tasks not STOPPED (Spot notice, heartbeats' end, "
                               "forced deadline)")
+DRAINS_UNDER_BUDGET = MetricSpec("DrainsUnderBudget", "Count",
+                                 "drains counted by the drain budget (started or bypassed), at each decision")
+DRAINS_WAITING = MetricSpec("DrainsWaiting", "Count", "drains waiting for the drain budget, at each decision")
+BUDGET_BYPASSES = MetricSpec("DrainBudgetBypasses", "Count",
+                             "drains started over the budget: a hard end sooner than they could finish after waiting")
 STUCK_LIFECYCLE_ACTIONS = MetricSpec("StuckLifecycleActions", "Count", "waiting hooks with no live workflow")
 # Intake
 EVENTS_IGNORED = MetricSpec("EventsIgnored", "Count", "events out of scope", on_dashboard=False)
@@ -81,4 +86,5 @@ ALL_METRICS: tuple[MetricSpec, ...] = (
     DRAINS_BLOCKED, ORDERING_VIOLATIONS, GUARANTEE_BREAKS, STUCK_LIFECYCLE_ACTIONS, EVENTS_IGNORED, EVENTS_MALFORMED,
     DUPLICATE_EVENTS, CHECKS_DEFERRED, EVENTS_UNPUBLISHED, DAEMONS_CANNOT_FIT, PREEMPT_GAVE_UP, SERVICES_WITHOUT_GATE,
     DAEMON_SERVICES_WITHOUT_TIER, CRITICAL_REPLACEMENTS, REPLACEMENTS_HELD,
+    DRAINS_UNDER_BUDGET, DRAINS_WAITING, BUDGET_BYPASSES,
 )

@@ -19,6 +19,7 @@ from daemon_guard.core.drain_preview import PlannedStep, preview_drain, render_p
 from daemon_guard.core.intake import Route
 from daemon_guard.core.outcomes import Outcome
 from daemon_guard.observability import logger
+from daemon_guard.services.drain_budget import budget_place
 from daemon_guard.services.drain_look import drain_policy, observe
 
 
@@ -40,13 +41,15 @@ def steps_json(steps: tuple[PlannedStep, ...]) -> list[dict[str, Any]]:
 def observe_drain(r: Route, rt: Runtime, request: DrainRequest) -> Outcome:
     """``drainMode: observe``: log the planned steps, complete a lifecycle action at once, drain nothing."""
     steps = preview(rt, request)
+    place = budget_place(rt, request)
     logger.info("drain observed: planned steps (drainMode observe, nothing changed)",
                 extra={"instance": request.instance_id, "trigger": request.trigger,
-                       "plan": render_preview(request, steps)})
+                       "plan": render_preview(request, steps), "drainBudget": place})
     actions: list[CompleteLifecycle] = []
     if request.asg and request.hook:
         complete = CompleteLifecycle(request.asg, request.hook, request.instance_id, request.token, "CONTINUE")
         actions.append(complete)
         rt.executor.run(request.cluster, complete)
+    extra: dict[str, Any] = {"plannedSteps": steps_json(steps)} | ({"drainBudget": place} if place else {})
     return Outcome(r.kind, "observed", f"{r.reason}: drainMode observe, planned steps only", request.instance_id,
-                   tuple(actions), extra={"plannedSteps": steps_json(steps)})
+                   tuple(actions), extra=extra)

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 
 from daemon_guard.adapters.errors import Throttled
 from daemon_guard.adapters.parsing import parse_event
+from daemon_guard.adapters.state import MISSED
 from daemon_guard.bootstrap import Runtime
 from daemon_guard.core import metrics as m
 from daemon_guard.core.actions import AnyAction, WakeWorkflow
@@ -121,6 +122,9 @@ def _placement(r: Route, event: GuardEvent, rt: Runtime) -> Outcome:
     trigger = event.group if isinstance(event, TaskChanged) else None
     daemons = ecs.daemon_services()
     is_daemon_event = trigger is not None and trigger in {s.group for s in daemons}
+    if isinstance(event, TaskChanged) and not is_daemon_event and event.last_status == "RUNNING" \
+            and event.group.startswith("service:"):
+        _wake_replica_waiters(rt, r.cluster, event.group.removeprefix("service:"))
     if isinstance(event, TaskChanged) and not is_daemon_event and rt.complete.known(r.instance_arns[0]):
         return decision(r, "complete", "instance already runs every eligible daemon", r.instance_arns[0])
     if isinstance(event, TaskChanged) and is_daemon_event and event.last_status != "RUNNING":
@@ -138,6 +142,16 @@ def _placement(r: Route, event: GuardEvent, rt: Runtime) -> Outcome:
     first = outcomes[0]
     actions = [a for o in outcomes for a in o.plan.actions]
     return decision(r, first.plan.decision, f"{r.reason}: {first.plan.reason}", first.instance, actions)
+
+
+def _wake_replica_waiters(rt: Runtime, cluster: str, service: str) -> None:
+    """A task of a replica service reached RUNNING (a replacement, perhaps): wake the drains whose replica phase
+    waits on the service (`register_service_wake`); a callback no longer waiting is forgotten (its drain
+    registers again on its next wait and, told it missed one, looks at once)."""
+    for instance_arn, callback_id in sorted(rt.claims.service_wakes(cluster, service).items()):
+        wake = WakeWorkflow(callback_id, f"a task of {service} is RUNNING")
+        if callback_id != MISSED and rt.executor.can_run(wake) and rt.executor.run(cluster, wake) == "gone":
+            rt.claims.note_missed_service_wake(cluster, service, instance_arn, callback_id)
 
 
 def _wake(r: Route, event: GuardEvent, rt: Runtime) -> Outcome:

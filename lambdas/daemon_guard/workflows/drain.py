@@ -29,6 +29,7 @@ from aws_durable_execution_sdk_python.exceptions import CallbackTimeoutError
 from daemon_guard.adapters.errors import AwsError, Throttled
 from daemon_guard.adapters.strict_json import loads_strict
 from daemon_guard.bootstrap import Runtime
+from daemon_guard.core import guard_events as ge
 from daemon_guard.core import metrics as m
 from daemon_guard.core.actions import Action, CompleteLifecycle, RecordHeartbeat, SetAttribute, SetDraining, StopTasks
 from daemon_guard.core.config import DrainOrder
@@ -41,8 +42,11 @@ from daemon_guard.core.drain import (
     plan_drain_step,
     plan_heartbeat,
 )
+from daemon_guard.core.drain.deadlines import HOOK_MAX_GLOBAL_S
+from daemon_guard.core.drain_budget import WAIT_POLL_S, QueueEntry, hook_wait_end, must_bypass
 from daemon_guard.core.slow_look import slow_look_due
 from daemon_guard.observability import logger
+from daemon_guard.services.drain_budget import give_back, take_place
 from daemon_guard.services.drain_look import KIND, drain_policy, model_view, observe
 from daemon_guard.services.notify import announce, drain_step_events
 from daemon_guard.workflows.replace import replace_after_drain
@@ -217,6 +221,118 @@ def listen(rt: Runtime, request: DrainRequest, instance_arn: str | None, callbac
     return []
 
 
+def budget_look(rt: Runtime, request: DrainRequest, waiting: dict[str, Any], _ctx: StepContext | None = None
+                ) -> dict[str, Any]:
+    """One look at the drain budget before the drain's first action: start, bypass, or wait in line with the
+    lifecycle hook kept alive (heartbeats stop before its global timeout, counted from `arrived`).
+
+    A drain that cannot wait bypasses the budget (counted and announced): a hard end (a Spot notice, an EC2
+    stop, a Health change, also one handed over through its claim since) sooner than it could finish after
+    waiting, the hook's global timeout too near to wait longer, or an instance someone else already set to
+    DRAINING (waiting would only leave its daemons to ECS). An AWS error: look again shortly."""
+    policy = drain_policy(rt, request)
+    now = rt.now().timestamp()
+    arrived = float(waiting["arrived"])
+    try:
+        claim = rt.claims.workflow(KIND, request.instance_id)
+        notices = [d for d in (request.deadline_epoch, claim.deadline_epoch if claim else None) if d is not None]
+        asg, hook = request.asg or (claim.asg if claim else None), request.hook or (claim.hook if claim else None)
+        lifecycle = Lifecycle(asg, hook, request.token or (claim.token if claim else None)) if asg and hook else None
+        bypass = must_bypass(min(notices) if notices else None, now, policy.drain_deadline_s)
+        if bypass is None and request.trigger == "draining":
+            bypass = "the instance is already DRAINING (set by someone else): ECS is replacing its tasks"
+        if bypass is None and lifecycle is not None and policy.heartbeat_timeout_s > 0 and \
+                now >= hook_wait_end(arrived, policy.heartbeat_timeout_s, policy.drain_deadline_s):
+            bypass = "the lifecycle hook's global timeout is too near to wait longer"
+        hook_global = min(HOOK_MAX_GLOBAL_S, 100 * policy.heartbeat_timeout_s) if policy.heartbeat_timeout_s else \
+            HOOK_MAX_GLOBAL_S
+        admission = take_place(rt, request.cluster, QueueEntry(request.instance_id, asg or "", arrived, now), bypass,
+                               stale_s=hook_global)
+    except AwsError as exc:
+        logger.warning("drain budget look failed; looking again", extra={"instance": request.instance_id,
+                                                                          "error": str(exc)})
+        return {**waiting, "decision": "wait", "wait_s": retry_after(request.instance_id, 1)}
+    if admission.decision == "bypass":
+        rt.metrics.emit(m.BUDGET_BYPASSES, 1, request.cluster)
+        announce(rt, [ge.budget_bypassed(request.cluster, request.instance_id, now, admission.reason,
+                                         len(admission.queue.draining), len(admission.queue.waiting))])
+    logger.info("drain budget", extra={"instance": request.instance_id, "decision": admission.decision,
+                                       "place": admission.place, "reason": admission.reason})
+    wait_s = WAIT_POLL_S
+    if admission.decision == "wait" and lifecycle is not None:
+        progress = DrainProgress(started_at=arrived, last_heartbeat_at=float(waiting.get("last_heartbeat_at", 0.0)))
+        beat, wait_s = plan_heartbeat(request, lifecycle, now, progress, policy)
+        if beat is not None and rt.executor.run(request.cluster, beat) == "done":
+            rt.metrics.emit(m.HEARTBEATS_SENT, 1, request.cluster)
+            waiting = {**waiting, "last_heartbeat_at": now, "heartbeats": int(waiting.get("heartbeats", 0)) + 1}
+        wait_s = min(WAIT_POLL_S, wait_s)
+    return {**waiting, "decision": admission.decision, "place": admission.place, "wait_s": wait_s}
+
+
+def wait_for_budget(rt: Runtime, request: DrainRequest, arrived: float, ctx: DurableContext) -> dict[str, Any]:
+    """Look at the drain budget until the drain may start; between looks wait on a callback that a finishing
+    drain completes when this one is next (`services.drain_budget.give_back`), the poll as its timeout."""
+    waiting: dict[str, Any] = {"arrived": arrived, "last_heartbeat_at": 0.0, "heartbeats": 0}
+    n = 0
+    while True:
+        waiting = ctx.step(partial(budget_look, rt, request, waiting), name=f"budget-{n}")
+        if waiting["decision"] != "wait":
+            return waiting
+        callback = ctx.create_callback(
+            name=f"budget-wake-{n}", config=CallbackConfig(timeout=Duration.from_seconds(
+                max(1, math.ceil(waiting["wait_s"])))))
+        ctx.step(partial(listen, rt, request, None, callback.callback_id), name=f"budget-listen-{n}")
+        with contextlib.suppress(CallbackTimeoutError):  # the timeout is the next look
+            callback.result()
+        n += 1
+
+
+def held_services(rt: Runtime, request: DrainRequest, progress: DrainProgress) -> list[str]:
+    """The replica services a held replica phase waits on (minimumHealthyPercent keeps their tasks here until a
+    replacement runs elsewhere): those with a live task on the instance not yet told to stop. Daemons are
+    left out (their list is cached: no ECS read after the first)."""
+    if not (progress.phase == "replicas" and progress.replicas_held):
+        return []
+    asked = set(progress.stop_requested)
+    names = {group.removeprefix("service:") for arn, group, _ in progress.live_tasks
+             if group.startswith("service:") and arn not in asked}
+    daemons = {s.name for s in rt.cluster(request.cluster).daemon_services()} if names else set()
+    return sorted(names - daemons)
+
+
+def listen_for(rt: Runtime, request: DrainRequest, raw_progress: dict[str, Any], callback_id: str,
+               registered: list[str], _ctx: StepContext | None = None) -> dict[str, list[str]]:
+    """`listen`, and, while the replica phase is held, register the callback in each held service's wake
+    registry (the intake completes it when a task of the service reaches RUNNING: the replacement); forget
+    the services no longer waited on. Returns the stops no callback heard, the services registered, and
+    ``replaced`` when a replacement's wake-up reached no callback meanwhile (the workflow then looks at once)."""
+    progress = DrainProgress.from_dict(raw_progress)
+    missed = listen(rt, request, progress.instance_arn, callback_id)
+    services: list[str] = []
+    if progress.instance_arn is None:
+        return {"missed": missed, "services": services}
+    try:
+        services = held_services(rt, request, progress)
+        if services and rt.claims.register_service_wake(request.cluster, services, progress.instance_arn,
+                                                        callback_id, rt.now().timestamp()):
+            return {"missed": missed, "services": services, "replaced": services}
+        unlisten(rt, request, progress.instance_arn, sorted(set(registered) - set(services)))
+    except AwsError as exc:  # the slow look is the fallback
+        logger.warning("could not register the replacement wake-up; looking slowly", extra={"error": str(exc)})
+    return {"missed": missed, "services": services}
+
+
+def unlisten(rt: Runtime, request: DrainRequest, instance_arn: str, services: list[str],
+             _ctx: StepContext | None = None) -> None:
+    """Forget that the instance's drain waits on these services (no wake-up for it any more). On an AWS error
+    the registration is left behind: it costs the intake one wake-up that finds no callback."""
+    try:
+        for service in services:
+            rt.claims.drop_service_wake(request.cluster, service, instance_arn)
+    except AwsError as exc:
+        logger.warning("could not forget a replacement wake-up", extra={"error": str(exc)})
+
+
 def finish(rt: Runtime, request: DrainRequest, raw_progress: dict[str, Any], _ctx: StepContext | None = None
            ) -> dict[str, float]:
     """Measure the drain (duration, overhead above the slowest stop per phase) and release the instance."""
@@ -244,6 +360,8 @@ def _finish(rt: Runtime, request: DrainRequest, raw_progress: dict[str, Any]) ->
     rt.metrics.emit(m.ORDERING_VIOLATIONS, len(progress.violations), request.cluster)
     rt.metrics.emit(m.GUARANTEE_BREAKS, len(progress.breaks), request.cluster)
     rt.claims.release_workflow(KIND, request.instance_id, progress.instance_arn)
+    if rt.config.drain_budget:
+        give_back(rt, request.cluster, request.instance_id)
     logger.info("drain finished", extra={"instance": request.instance_id, "seconds": round(duration, 1),
                                          "overhead": round(overhead, 1), "result": progress.result,
                                          "deadlines_missed": progress.deadlines_missed})
@@ -254,13 +372,22 @@ def drain_workflow(rt: Runtime, event: dict[str, Any], ctx: DurableContext) -> d
     """The durable drain: tick, wait for a wake-up or the plan's timeout, repeat, then finish."""
     request = DrainRequest.from_payload(event)
     started = ctx.step(lambda _c: rt.now().timestamp(), name="start")
-    raw: dict[str, Any] = DrainProgress(started_at=started, phase_started_at=started,
-                                        last_progress_at=started).as_dict()
+    hook_since: float | None = None
+    heartbeat_at = 0.0
+    if rt.config.drain_budget:
+        waited = wait_for_budget(rt, request, started, ctx)
+        hook_since = started
+        started = ctx.step(lambda _c: rt.now().timestamp(), name="admitted")
+        heartbeat_at = float(waited.get("last_heartbeat_at", 0.0))
+    raw: dict[str, Any] = DrainProgress(started_at=started, phase_started_at=started, last_progress_at=started,
+                                        hook_since=hook_since,
+                                        last_heartbeat_at=heartbeat_at).as_dict()
     # The first look is a step of its own with no effect, so the step that acts on it plans from
     # that checkpoint: re-run after a crash, it still knows the tasks it had already told to stop.
     raw = ctx.step(partial(first_look, rt, request, raw), name="look")
     n = 0
     woke: Any = FIRST_LOOK
+    registered: list[str] = []
     while True:
         result = ctx.step(partial(drain_tick, rt, request, raw, woke), name=f"tick-{n}")
         raw = result["progress"]
@@ -268,13 +395,15 @@ def drain_workflow(rt: Runtime, event: dict[str, Any], ctx: DurableContext) -> d
             break
         callback = ctx.create_callback(
             name=f"wake-{n}", config=CallbackConfig(timeout=Duration.from_seconds(max(1, math.ceil(result["wait_s"])))))
-        missed = ctx.step(partial(listen, rt, request, raw.get("instance_arn"), callback.callback_id),
-                          name=f"listen-{n}")
-        woke = {"stoppedTasks": missed} if missed else None
-        if not missed:
+        heard = ctx.step(partial(listen_for, rt, request, raw, callback.callback_id, registered), name=f"listen-{n}")
+        missed, registered = heard["missed"], heard["services"]
+        woke = {"stoppedTasks": missed} if missed or heard.get("replaced") else None
+        if woke is None:
             with contextlib.suppress(CallbackTimeoutError):  # the timeout is the polling fallback
                 woke = callback.result()
         n += 1
+    if registered and raw.get("instance_arn"):
+        ctx.step(partial(unlisten, rt, request, raw["instance_arn"], registered), name="unlisten")
     summary = ctx.step(partial(finish, rt, request, raw), name="finish")
     if request.replace:
         ctx.step(lambda _c: replace_after_drain(rt, event), name="replace")

@@ -98,7 +98,7 @@ def hard_ends(request: DrainRequest, view: DrainView, progress: DrainProgress, p
     deadline = progress.started_at + policy.drain_deadline_s
     if view.lifecycle is not None and policy.heartbeat_timeout_s > 0:
         hook_global = hook_global_timeout_s(policy.heartbeat_timeout_s)
-        beats_end = progress.started_at + hook_global - policy.heartbeat_timeout_s
+        beats_end = progress.hook_started_at + hook_global - policy.heartbeat_timeout_s
         ends.append(HardEnd(max(global_deadline(request, view, progress, policy), beats_end), "heartbeats"))
     else:
         ends.append(HardEnd(deadline, "deadline"))
@@ -124,7 +124,7 @@ def plan_heartbeat(request: DrainRequest, lifecycle: Lifecycle | None, now: floa
     if lifecycle is None or policy.heartbeat_timeout_s <= 0:
         return None, POLL_S
     hook_global = hook_global_timeout_s(policy.heartbeat_timeout_s)
-    if now >= progress.started_at + hook_global - policy.heartbeat_timeout_s:
+    if now >= progress.hook_started_at + hook_global - policy.heartbeat_timeout_s:
         return None, POLL_S
     last = progress.last_heartbeat_at or progress.started_at
     every = policy.heartbeat_timeout_s / 2

@@ -34,9 +34,10 @@ from daemon_guard.core.drain.request import DrainPolicy
 from daemon_guard.core.model import ServiceView, TaskView
 from daemon_guard.core.placement import GATE_DRAINING, GATE_OPEN, TIER_STOPPED, tier_attribute
 
-# How soon a replica phase held back by minimumHealthyPercent looks again: a replacement takes ECS tens of
-# seconds to place and start, and a hundred held drains polling faster would spend the cluster's read rate.
-BUDGET_POLL_S = 10.0
+# How soon a replica phase held back by minimumHealthyPercent looks again when nothing wakes it: the drain
+# registers in the held services' wake registry and the intake wakes it when a task of one reaches RUNNING (the
+# replacement), so this slow look is only the fallback (a lost event, a registration that failed).
+BUDGET_POLL_S = 60.0
 BLOCKED_AFTER_S = 120.0
 # How soon a phase waiting to see its own write (the gate shut, DRAINING, a tier fenced) looks again: ECS's
 # API is eventually consistent, a write is seen "at once … seconds" later (ECS-BEHAVIOUR.md), and each such

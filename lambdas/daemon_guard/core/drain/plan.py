@@ -57,8 +57,12 @@ def _observe_violations(view: DrainView, progress: DrainProgress,
     claimed = policy.order is not DrainOrder.DRAINING
     instance = view.instance
     drained_by_other = instance is not None and instance.status == "DRAINING" and not progress.draining_requested
+    left_before: dict[int, tuple[str, int] | None] = {}  # per tier, read once: linear in the instance's tasks
     for task in stopped:
-        left = _earlier_left(view, policy, view.daemon_tier[task.service_name or ""])
+        tier = view.daemon_tier[task.service_name or ""]
+        if tier not in left_before:
+            left_before[tier] = _earlier_left(view, policy, tier)
+        left = left_before[tier]
         if left is None:
             continue
         found.append(task.arn)
@@ -168,5 +172,9 @@ def plan_drain_step(request: DrainRequest, view: DrainView, progress: DrainProgr
         actions += (beat,)
         progress = replace(progress, heartbeats=progress.heartbeats + 1, last_heartbeat_at=view.now)
     due = phase_deadline(view, progress, policy, deadline) if progress.phase != "settle" else view.now
-    wait = min(POLL_S, beat_wait, walked.look_again_s or POLL_S, due - view.now if due > view.now else POLL_S)
+    # A held replica phase is woken by its replacements (its look is the slow fallback); every other wait is
+    # bounded by the polling rate.
+    cap = walked.look_again_s if progress.phase == "replicas" and progress.replicas_held and walked.look_again_s \
+        else POLL_S
+    wait = min(cap, beat_wait, walked.look_again_s or POLL_S, due - view.now if due > view.now else POLL_S)
     return DrainStep(actions, progress, max(1.0, wait), notes)

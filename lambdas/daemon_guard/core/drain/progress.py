@@ -97,6 +97,13 @@ class DrainProgress:
     gate_seen: bool = False
     draining_seen: bool = False
     tiers_seen: tuple[str, ...] = ()
+    hook_since: float | None = None  # when the lifecycle action began, if the drain waited for the drain budget first
+
+    @property
+    def hook_started_at(self) -> float:
+        """When the lifecycle hook's global timeout started counting: the drain's start, or its arrival when
+        it waited for the drain budget."""
+        return self.hook_since if self.hook_since is not None else self.started_at
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form (tuples become lists)."""
