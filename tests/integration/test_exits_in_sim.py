@@ -12,6 +12,7 @@ import pytest
 
 from bench.exits import ExitStory, measure_exits, run_exit_story
 from bench.scenarios import DrainStory, build_drain_cluster
+from bench.suites import GATE_ATTRIBUTE
 from sim.ecs import profile_params
 from sim.world import World, WorldOptions
 from tests.integration.conftest import Deploy, config_for
@@ -21,11 +22,15 @@ STORY = ExitStory(on_demand=16, replica_services=4, standalone_jobs=12, schedule
 
 
 def exits(deploy: Deploy | None, seed: int = 2, **options: Any) -> tuple[dict[str, Any], World, Any]:
-    """Run the small exits story, with daemon-guard (configured with `options`) or without."""
+    """Run the small exits story on ECS as users report it, with daemon-guard (gate placement and drain order
+    `tiers` with their constraints, the configuration that claims the order; and `options`) or without."""
     world = World(WorldOptions(seed=seed, ecs=profile_params("as-reported")))
+    guarded = deploy is not None
     asg, _ = build_drain_cluster(world, DrainStory(on_demand=STORY.on_demand, spot=0,
-                                                   replica_services=STORY.replica_services))
-    deployment = deploy(world, config_for([asg], **options)) if deploy is not None else None
+                                                   replica_services=STORY.replica_services),
+                                 gate_attribute=GATE_ATTRIBUTE if guarded else None, tier_constraints=guarded)
+    deployment = deploy(world, config_for([asg], "gate", drainOrder="tiers", **options)) \
+        if deploy is not None else None
     starts = run_exit_story(world, STORY, asg)
     return measure_exits(world, deployment, starts, STORY), world, deployment
 
