@@ -387,6 +387,9 @@ def _response(url: str, status: int, headers: dict[str, str], body: bytes) -> AW
     return AWSResponse(url, status, cast(Any, headers), _RawBody(body))
 
 
+_MIN_RATE_WAIT_S = 0.001
+
+
 class _ClockCondition:
     """The token bucket's condition variable on a `RateClock`: `wait(timeout)` releases the bucket's lock and
     waits `timeout` of the clock's time (botocore waits on a real-time `threading.Condition`)."""
@@ -404,7 +407,9 @@ class _ClockCondition:
         # Nothing else notifies: a client's calls come from the one invocation its execution environment runs.
         self._lock.release()
         try:
-            self._clock.sleep(float(timeout or 0.0))
+            # At least a millisecond: the bucket's refill after a wait of exactly its shortfall can fall short by a
+            # rounding error, and a wait too small to move a simulated clock at thousands of seconds would loop.
+            self._clock.sleep(max(float(timeout or 0.0), _MIN_RATE_WAIT_S))
         finally:
             self._lock.acquire()
         return False
