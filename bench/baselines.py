@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from botocore.config import Config
 from daemon_guard.core.config import TERMINATE_HOOK_NAME
 
 from sim.autoscaling import Group, PendingAction
@@ -68,8 +69,10 @@ class PollingDrain:
     def __init__(self, world: World, cluster: str, heartbeat_s: int = 300) -> None:
         self.world = world
         self.cluster = cluster
-        self.ecs = world.client("ecs", adaptive=True)
-        self.asg = world.client("autoscaling", adaptive=True)
+        # The SDK's standard retries, 8 attempts per call (the baseline's own choice, not daemon-guard's).
+        retries = Config(retries={"mode": "standard", "total_max_attempts": 8})
+        self.ecs = world.client("ecs", retries)
+        self.asg = world.client("autoscaling", retries)
         for group in world.asg.groups.values():
             world.asg.put_hook(group.name, TERMINATE_HOOK_NAME, "autoscaling:EC2_INSTANCE_TERMINATING",
                                heartbeat_s, "CONTINUE")

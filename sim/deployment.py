@@ -30,7 +30,7 @@ from typing import Any
 import boto3
 from daemon_guard import bootstrap
 from daemon_guard.bootstrap import LearntHome, Runtime
-from daemon_guard.core.config import Config, parse_config
+from daemon_guard.core.config import Config
 from daemon_guard.observability import logger
 
 from sim.clock import Clock
@@ -43,9 +43,6 @@ from sim.wire import make_client
 from sim.world import TimedBackend, World, stream
 
 # Lambda's documented waits between the attempts of an asynchronous invocation that failed.
-# What every deployed function reads at start (bootstrap.required_setting): the simulator refuses a template
-# that lacks one, as the function itself would, instead of filling in a default.
-DEPLOYED_SETTINGS = ("DAEMON_GUARD_CONFIG", "STATE_TABLE", "ECS_MAX_ATTEMPTS")
 ASYNC_RETRY_DELAYS_S = (60.0, 120.0)
 
 
@@ -103,8 +100,9 @@ class TimedOut(Exception):
 
 
 @dataclass
-class DeployedFunction:
-    """One function of the template, live in the world: its facts, entry point and runtime (container).
+class ExecutionEnvironment:
+    """One Lambda execution environment of a function: its runtime and handler, built once (module-level
+    clients, caches) and reused warm by the invocations after the first; one invocation at a time.
 
     For the workflows, `runtime.durable.client` is the boto3 Lambda client the durable SDK checkpoints
     through (as `LambdaClient.initialize_client()` would create it with the function's role): its
@@ -113,11 +111,52 @@ class DeployedFunction:
     to call as the function's role would (e.g. against a cluster it does not manage).
     """
 
-    key: str
-    facts: FunctionFacts
     entry: Callable[..., Any]
     runtime: Runtime
-    clients: Mapping[str, Any] = field(default_factory=dict)
+    clients: Mapping[str, Any]
+    busy: bool = False
+    invocations: int = 0
+
+
+@dataclass
+class DeployedFunction:
+    """One function of the template, live in the world: its facts and its execution environments.
+
+    An invocation takes an idle environment (the oldest first) or, when every one is busy, a new one
+    (a cold start), as Lambda scales a function out: concurrent invocations never share a client, and
+    each environment's adaptive-mode rate limiter and caches are its own. `entry`, `runtime` and `clients`
+    are the first environment's (built when the function is deployed).
+    """
+
+    key: str
+    facts: FunctionFacts
+    environments: list[ExecutionEnvironment]
+    new_environment: Callable[[], ExecutionEnvironment]
+
+    @property
+    def entry(self) -> Callable[..., Any]:
+        """The first environment's handler."""
+        return self.environments[0].entry
+
+    @property
+    def runtime(self) -> Runtime:
+        """The first environment's runtime."""
+        return self.environments[0].runtime
+
+    @property
+    def clients(self) -> Mapping[str, Any]:
+        """The first environment's role-bound clients."""
+        return self.environments[0].clients
+
+    def acquire(self) -> ExecutionEnvironment:
+        """An environment for one invocation: an idle one, else a new one; busy until `release`."""
+        environment = next((e for e in self.environments if not e.busy), None)
+        if environment is None:
+            environment = self.new_environment()
+            self.environments.append(environment)
+        environment.busy = True
+        environment.invocations += 1
+        return environment
 
 
 class GuardDeployment:
@@ -143,9 +182,13 @@ class GuardDeployment:
         self.own_events = PutEventsBackend(world.bus, world.clock, world.account, world.region)
         self.place = Place(world.account, world.region, lookup=self._lookup)
         self.functions: dict[str, DeployedFunction] = {}
-        for fn in self.facts.functions.values():
-            key = _key_of(fn)
-            self.functions[key] = self._deploy(key, fn)
+        try:
+            for fn in self.facts.functions.values():
+                key = _key_of(fn)
+                self.functions[key] = self._deploy(key, fn)
+        except BaseException:
+            self.close()  # a template a function refuses: nothing of the deployment stays running
+            raise
         intake_fn = self.functions["intake"]
         self.config: Config = intake_fn.runtime.config
         self.runtime = intake_fn.runtime  # the intake's container (tests drive the intake through it)
@@ -176,13 +219,28 @@ class GuardDeployment:
 
     # ---- building -------------------------------------------------------------------------------
     def _deploy(self, key: str, fn: FunctionFacts) -> DeployedFunction:
-        """Import the module the handler string names, check it has the handler, and bind the function's
-        own runtime (role-bound clients, the simulated clock) through the module's `build_handler`."""
+        """Import the module the handler string names, check it has the handler, and build the function's first
+        execution environment (so that a template the function would refuse fails the deployment)."""
         module_name, _, attribute = fn.handler.rpartition(".")
         module = importlib.import_module(module_name)
         if not callable(getattr(module, attribute, None)):
             raise LookupError(f"{fn.name}: handler {fn.handler} names no callable")
+
+        def new_environment() -> ExecutionEnvironment:
+            return self._environment(fn, module.build_handler)
+
+        return DeployedFunction(key, fn, [new_environment()], new_environment)
+
+    def _environment(self, fn: FunctionFacts,
+                     build_handler: Callable[[Runtime], Callable[..., Any]]) -> ExecutionEnvironment:
+        """One execution environment: the runtime the function builds at start from its template environment
+        (`bootstrap.settings_of`, and each client with `bootstrap.client_configs`: retry mode, attempts,
+        timeouts), its clients role-bound and answered by the world, on the simulated clock."""
         env = fn.environment
+        try:
+            settings, configs = bootstrap.settings_of(env), bootstrap.client_configs(env)
+        except bootstrap.MissingSetting as err:
+            raise bootstrap.MissingSetting(f"{fn.name}: {err}") from err
         role = fn.role_arn
         world = self.world
 
@@ -190,31 +248,29 @@ class GuardDeployment:
             charge_latency(client, self.workers, world.options.api_latency, self._latency_rng)
             return guard(client, lambda: self.authorizer, role, self.place, on_denied=self._denied(role))
 
-        missing = [name for name in DEPLOYED_SETTINGS if not env.get(name)]
-        if missing:
-            raise bootstrap.MissingSetting(f"{fn.name}: the template sets no {', '.join(missing)}; "
-                                           "a deployed function would refuse to start")
+        def answered_by(service: str, backend: Any) -> Any:
+            return make_client(service, backend, world.region, call_log=world.call_log, backoff=world.backoff,
+                               config=configs[service], rate_clock=world)
+
         clients = {
-            "ecs": guarded(world.client("ecs", adaptive=True, attempts=int(env["ECS_MAX_ATTEMPTS"]))),
-            "autoscaling": guarded(world.client("autoscaling", adaptive=True)),
-            "lambda": guarded(make_client("lambda", self.durable, world.region, call_log=world.call_log,
-                                          backoff=lambda _d: None)),
-            "events": guarded(make_client("events", self.own_events, world.region, call_log=world.call_log)),
+            "ecs": guarded(world.client("ecs", configs["ecs"])),
+            "autoscaling": guarded(world.client("autoscaling", configs["autoscaling"])),
+            "lambda": guarded(answered_by("lambda", self.durable)),
+            "events": guarded(answered_by("events", self.own_events)),
             "dynamodb": guarded(boto3.client("dynamodb", region_name=world.region, aws_access_key_id="sim",
-                                             aws_secret_access_key="sim")),
+                                             aws_secret_access_key="sim", config=configs["dynamodb"])),
         }
         runtime = bootstrap.build(
-            parse_config(json.loads(env["DAEMON_GUARD_CONFIG"])),
-            ecs_client=clients["ecs"], autoscaling_client=clients["autoscaling"], lambda_client=clients["lambda"],
-            events_client=clients["events"], dynamodb_client=clients["dynamodb"],
-            table=env["STATE_TABLE"], clock=world.clock.datetime, drain_function=env.get("DRAIN_FUNCTION"),
-            launch_gate_function=env.get("LAUNCH_GATE_FUNCTION"),
+            settings.config, ecs_client=clients["ecs"], autoscaling_client=clients["autoscaling"],
+            lambda_client=clients["lambda"], events_client=clients["events"], dynamodb_client=clients["dynamodb"],
+            table=settings.table, clock=world.clock.datetime, drain_function=settings.drain_function,
+            launch_gate_function=settings.launch_gate_function,
             home=LearntHome(account=world.account, region=world.region),
             # The durable SDK's own client, bound to the role. Not in the call log: how the SDK batches its
             # checkpoints depends on its threads' timing, and the logged counts must not vary within a seed.
             durable_client=guarded(make_client("lambda", TimedBackend(self.durable, world), world.region)),
             sleep=self._sleep)
-        return DeployedFunction(key, fn, module.build_handler(runtime), runtime, clients)
+        return ExecutionEnvironment(build_handler(runtime), runtime, clients)
 
     def _sleep(self, seconds: float) -> None:
         """A function waiting out its own pace: parked on the simulated clock while the world goes on."""
@@ -246,10 +302,12 @@ class GuardDeployment:
         return decision.allowed
 
     # ---- invocations ----------------------------------------------------------------------------
-    def _invoke(self, deployed: DeployedFunction, run: Callable[[], Any], done: Callable[[Outcome], None]) -> None:
-        """Run one invocation on simulated time (sim.latency): its calls cost API latency, other events
-        interleave, and its Timeout ends it; `done(outcome)` once it has finished."""
+    def _invoke(self, deployed: DeployedFunction, event: Any, context: FakeLambdaContext,
+                done: Callable[[Outcome], None]) -> None:
+        """Run one invocation on simulated time (sim.latency) in an execution environment of its own: its calls
+        cost API latency, other events interleave, and its Timeout ends it; `done(outcome)` once it has finished."""
         fn = deployed.facts
+        environment = deployed.acquire()
         started_at = self.world.clock.now
         out, logs = io.StringIO(), io.StringIO()
         cost: dict[str, float] = {"calls": 0, "cpu_s": 0.0}
@@ -276,12 +334,13 @@ class GuardDeployment:
 
         def body() -> Any:
             self.world.begin_invocation()
-            result = run()
+            result = environment.entry(event, context)
             if self.world.ecs_api.caller_offset > fn.timeout_s:
                 raise TimedOut(f"Task timed out after {fn.timeout_s:.2f} seconds")
             return result
 
         def finished(outcome: Outcome) -> None:
+            environment.busy = False
             if isinstance(outcome.error, HandlerKilled):
                 outcome = Outcome(error=TimedOut(f"Task timed out after {fn.timeout_s:.2f} seconds"))
             error = f"{type(outcome.error).__name__}: {outcome.error}" if outcome.error is not None else None
@@ -320,7 +379,7 @@ class GuardDeployment:
         InitialExecutionState): the SDK's entry point replays, checkpoints and answers its status."""
         deployed = self._deployed(function_arn)
         context = self._context(deployed)
-        self._invoke(deployed, lambda: deployed.entry(event, context), done)
+        self._invoke(deployed, event, context, done)
 
     def _deployed(self, arn: str) -> DeployedFunction:
         facts = self.facts.function_by_arn(arn)
@@ -364,7 +423,7 @@ class GuardDeployment:
             elif self._platform(fn, "sqs:SendMessage", destination, f"{fn.name} failed event"):
                 self.records.dead_letters.append(event)
 
-        self._invoke(deployed, lambda: deployed.entry(event, context), done)
+        self._invoke(deployed, event, context, done)
 
     def deliver(self, event: dict[str, Any]) -> None:
         """Deliver `event` to the target the event rules share (the intake's alias), as EventBridge would
@@ -380,7 +439,7 @@ class GuardDeployment:
         context = self._context(deployed)
         event = target.input if target.input is not None else _scheduled_event(self.world, rule)
         outcomes: list[Outcome] = []
-        self._invoke(deployed, lambda: deployed.entry(event, context), outcomes.append)
+        self._invoke(deployed, event, context, outcomes.append)
         while not outcomes:  # it waits on calls: run the world until it has finished
             due = self.world.clock.next_due()
             if due is None:

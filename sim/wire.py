@@ -45,7 +45,7 @@ from botocore.awsrequest import AWSPreparedRequest, AWSResponse
 from botocore.client import BaseClient
 from botocore.config import Config
 from botocore.model import ListShape, MapShape, OperationModel, ServiceModel, Shape, StructureShape
-from botocore.retries import standard
+from botocore.retries import adaptive, bucket, standard, throttling
 from botocore.utils import parse_timestamp
 
 from sim.errors import SimApiError
@@ -53,6 +53,7 @@ from sim.errors import SimApiError
 __all__ = [
     "Backend",
     "CallLog",
+    "RateClock",
     "ValidatingBackend",
     "attach",
     "make_client",
@@ -187,18 +188,25 @@ def make_client(
     *,
     call_log: CallLog | None = None,
     backoff: Callable[[float], None] | None = None,
+    config: Config | None = None,
+    rate_clock: RateClock | None = None,
 ) -> Any:
     """A real boto3 client for `service` whose every call is answered by `backend`.
 
     Dummy credentials; endpoint `https://{service}.sim.invalid` (never reached). `retries` is
     botocore's retry config; the default is one attempt, no retries. Note botocore's meaning of
     `max_attempts` there: *retries*, so `{"max_attempts": 1}` is two attempts in total; use
-    `total_max_attempts` for attempts. See `attach` for `call_log` and `backoff`.
+    `total_max_attempts` for attempts. `config` instead: the client's whole botocore Config (retries,
+    timeouts) as production builds it (`daemon_guard.bootstrap.client_configs`). See `attach` for
+    `call_log`, `backoff` and `rate_clock`.
     """
-    retry_config: Any = dict(retries) if retries else dict(_DEFAULT_RETRIES)
+    if config is not None and retries is not None:
+        raise ValueError("make_client takes retries= or config=, not both")
+    if config is None:
+        config = Config(retries=cast(Any, dict(retries) if retries else dict(_DEFAULT_RETRIES)))
     # Unsigned: nothing checks a SigV4 signature here (IAM is `sim.iam`, on the request's parameters),
     # and signing is a tenth of a simulated call's cost.
-    config = Config(retries=retry_config, signature_version=UNSIGNED)
+    config = config.merge(Config(signature_version=UNSIGNED))
     client = _boto3_session().client(
         service,  # type: ignore[call-overload]
         region_name=region,
@@ -207,8 +215,20 @@ def make_client(
         aws_secret_access_key="sim",
         config=config,
     )
-    attach(client, backend, call_log=call_log, backoff=backoff)
+    attach(client, backend, call_log=call_log, backoff=backoff, rate_clock=rate_clock)
     return client
+
+
+class RateClock(Protocol):
+    """The time adaptive mode's client-side rate limiter reads and waits on (botocore's `bucket.Clock`)."""
+
+    def current_time(self) -> float:
+        """Seconds (the caller's time)."""
+        ...
+
+    def sleep(self, amount: float) -> None:
+        """Wait `amount` seconds of the caller's time."""
+        ...
 
 
 def attach(
@@ -217,16 +237,23 @@ def attach(
     *,
     call_log: CallLog | None = None,
     backoff: Callable[[float], None] | None = None,
+    rate_clock: RateClock | None = None,
 ) -> None:
     """Answer every request `client` sends from `backend` instead of the network.
 
     `call_log` counts each attempt that reaches the backend. `backoff`, if given, receives the
     delay botocore's standard/adaptive retry handler chose before a retry, instead of botocore
-    sleeping in real time (let the simulated clock advance by it). Adaptive mode's client-side
-    rate limiter still uses real time.
+    sleeping in real time (let the simulated clock advance by it). An adaptive-mode client needs
+    `rate_clock`: its client-side rate limiter (botocore's own) is rebuilt on that clock and runs
+    before each request is answered (see `_limit_rate_on`).
     """
     service_model = client.meta.service_model
     event_id = service_model.service_id.hyphenize()
+    retries: dict[str, Any] = getattr(client.meta.config, "retries", None) or {}
+    if retries.get("mode") == "adaptive":
+        if rate_clock is None:
+            raise ValueError("an adaptive-mode client needs rate_clock= (its rate limiter would wait in real time)")
+        _limit_rate_on(client, event_id, rate_clock)
     handler = _SendHandler(service_model.service_name, backend, call_log)
     client.meta.events.register(
         f"before-send.{event_id}", cast("Callable[..., None]", handler), unique_id=f"sim-wire-{event_id}"
@@ -358,6 +385,67 @@ class _SendHandler:
 def _response(url: str, status: int, headers: dict[str, str], body: bytes) -> AWSResponse:
     headers["Content-Length"] = str(len(body))
     return AWSResponse(url, status, cast(Any, headers), _RawBody(body))
+
+
+_MIN_RATE_WAIT_S = 0.001
+
+
+class _ClockCondition:
+    """The token bucket's condition variable on a `RateClock`: `wait(timeout)` releases the bucket's lock and
+    waits `timeout` of the clock's time (botocore waits on a real-time `threading.Condition`)."""
+
+    def __init__(self, lock: Any, clock: RateClock) -> None:
+        self._lock, self._clock = lock, clock
+
+    def __enter__(self) -> bool:
+        return bool(self._lock.acquire())
+
+    def __exit__(self, *_: object) -> None:
+        self._lock.release()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        # Nothing else notifies: a client's calls come from the one invocation its execution environment runs.
+        self._lock.release()
+        try:
+            # At least a millisecond: the bucket's refill after a wait of exactly its shortfall can fall short by a
+            # rounding error, and a wait too small to move a simulated clock at thousands of seconds would loop.
+            self._clock.sleep(max(float(timeout or 0.0), _MIN_RATE_WAIT_S))
+        finally:
+            self._lock.acquire()
+        return False
+
+    def notify(self, n: int = 1) -> None:
+        """A new fill rate: the waiter recomputes its wait when it wakes."""
+
+
+def _limit_rate_on(client: BaseClient, event_id: str, clock: RateClock) -> None:
+    """Replace adaptive mode's client-side rate limiter with botocore's own classes on `clock`.
+
+    botocore builds it on a real-time `bucket.Clock` and registers it on the generic `before-send` and
+    `needs-retry` events, where the wire's more specific `before-send.<service>` handler answers first and
+    the token bucket would never be asked. The limiter here is built as `adaptive.register_retry_handler`
+    builds it, and registered first on this service's events: a token is taken before the request is
+    answered, and each response is recorded before the retry handler backs off, as in botocore's endpoint.
+    """
+    events = client.meta.events
+    for event in ("before-send", "needs-retry"):
+        for registered in list(events._emitter._handlers.prefix_search(f"{event}.{event_id}")):  # type: ignore[attr-defined]
+            if isinstance(getattr(registered, "__self__", None), adaptive.ClientRateLimiter):
+                events.unregister(event, registered)
+    token_bucket = bucket.TokenBucket(max_rate=1, clock=cast("bucket.Clock", clock))
+    # The seam: botocore's bucket waits on this condition between refills (its clock's sleep is never used).
+    setattr(token_bucket, "_new_fill_rate_condition", _ClockCondition(getattr(token_bucket, "_lock"), clock))  # noqa: B009, B010
+    limiter = adaptive.ClientRateLimiter(
+        rate_adjustor=throttling.CubicCalculator(starting_max_rate=0, start_time=clock.current_time()),
+        rate_clocker=adaptive.RateClocker(clock),
+        token_bucket=token_bucket,
+        throttling_detector=standard.ThrottlingErrorDetector(retry_event_adapter=standard.RetryEventAdapter()),
+        clock=clock,
+    )
+    client.meta.events.register_first(f"before-send.{event_id}", limiter.on_sending_request,
+                                      unique_id=f"sim-rate-limiter-send-{event_id}")
+    client.meta.events.register_first(f"needs-retry.{event_id}", limiter.on_receiving_response,
+                                      unique_id=f"sim-rate-limiter-response-{event_id}")
 
 
 def _route_backoff(client: BaseClient, event_id: str, backoff: Callable[[float], None]) -> None:

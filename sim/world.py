@@ -14,6 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from botocore.config import Config as BotoConfig
+
 from sim import event_shapes as shapes
 from sim.autoscaling import AsgParams, AutoScalingSim, Group, PendingAction
 from sim.clock import Clock
@@ -91,21 +93,29 @@ class World:
             self.asg.listeners.append(self._on_asg)
 
     # ---- clients --------------------------------------------------------------------------------
-    def client(self, service: str, *, adaptive: bool = False, attempts: int = 8) -> Any:
-        """A boto3 client answered by this world (ECS and Auto Scaling); `adaptive`: `attempts` per call with
-        the SDK's backoff (standard mode: adaptive mode's client-side rate limiter runs on real time)."""
+    def client(self, service: str, config: BotoConfig | None = None) -> Any:
+        """A boto3 client answered by this world (ECS and Auto Scaling). `config`: the client's botocore Config
+        as a function builds it (`bootstrap.client_configs`); default: one attempt per call. Retry backoff and
+        adaptive mode's rate limiter wait on the caller's simulated time (`backoff`, `current_time`)."""
         backends: dict[str, Backend] = {"ecs": self.ecs_api, "autoscaling": self.asg}
-        backend = TimedBackend(backends[service], self)
-        retries = {"mode": "standard", "total_max_attempts": attempts} if adaptive else None
-        return make_client(service, backend, self.region, retries, call_log=self.call_log,
-                           backoff=self._sleep)
+        return make_client(service, TimedBackend(backends[service], self), self.region, call_log=self.call_log,
+                           backoff=self.backoff, config=config, rate_clock=self)
 
-    def _sleep(self, seconds: float) -> None:
+    def backoff(self, seconds: float) -> None:
         """A client backing off: an invocation waits on the simulated clock while the world goes on; any
         other caller's own clock moves on (the world's stays, no other event interleaves)."""
         if self.sleeper is not None and self.sleeper(seconds):
             return
         self.ecs_api.caller_offset += seconds
+
+    def current_time(self) -> float:
+        """The caller's simulated time (a `RateClock`, with `sleep`): the world's, plus what a caller outside
+        an invocation has waited."""
+        return self.clock.now + self.ecs_api.caller_offset
+
+    def sleep(self, amount: float) -> None:
+        """Wait `amount` seconds of the caller's simulated time (a `RateClock`): as `backoff`."""
+        self.backoff(amount)
 
     def begin_invocation(self) -> None:
         """A new caller starts at the world's time."""

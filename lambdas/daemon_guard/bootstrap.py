@@ -15,11 +15,11 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from daemon_guard.adapters.autoscaling import AutoScaling, AutoScalingPort
 from daemon_guard.adapters.completion import KnownComplete
@@ -35,6 +35,9 @@ from daemon_guard.adapters.workflows import DurableCheckpoints, WorkflowStarter
 from daemon_guard.core.config import LAUNCH_HOOK_NAME, Config, parse_config
 from daemon_guard.core.identifiers import partition_of_region
 from daemon_guard.observability import EmfSink, MetricsSink, logger
+
+if TYPE_CHECKING:
+    from botocore.config import Config as BotoConfig
 
 Clock = Callable[[], datetime]
 
@@ -207,26 +210,67 @@ def build(config: Config, *, ecs_client: Any = None, autoscaling_client: Any = N
         durable=DurableCheckpoints(durable_client), sleep=sleep)
 
 
-def from_environment() -> Runtime:
-    """The production runtime: boto3 clients (adaptive retries for ECS, `ecs_attempts()` per call) and settings
-    from the Lambda environment."""
-    import boto3
+# The retries of each client a function builds, by botocore service name. ECS: adaptive mode (the SDK's
+# client-side rate limiter slows a function that ECS throttles), its attempts per function (`ECS_MAX_ATTEMPTS`);
+# the state table: botocore's defaults for DynamoDB.
+CLIENT_RETRIES: dict[str, Any] = {  # botocore's retries dict (a TypedDict in its stubs)
+    "autoscaling": {"mode": "standard", "max_attempts": 5},
+    "lambda": {"mode": "standard", "max_attempts": 5},
+    "events": {"mode": "standard", "max_attempts": 3},
+}
+CLIENT_SERVICES = ("ecs", "autoscaling", "lambda", "events", "dynamodb")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What a function reads from its environment besides its clients' settings (`settings_of`)."""
+
+    config: Config
+    table: str
+    drain_function: str | None
+    launch_gate_function: str | None
+    region: str | None
+
+
+def settings_of(environ: Mapping[str, str]) -> Settings:
+    """The settings of a function environment (the Lambda's own, or a template's in the simulator).
+
+    MissingSetting names DAEMON_GUARD_CONFIG or STATE_TABLE when the stack did not set it."""
+    return Settings(config=parse_config(json.loads(required_setting("DAEMON_GUARD_CONFIG", environ))),
+                    table=required_setting("STATE_TABLE", environ), drain_function=environ.get("DRAIN_FUNCTION"),
+                    launch_gate_function=environ.get("LAUNCH_GATE_FUNCTION"), region=environ.get("AWS_REGION"))
+
+
+def client_configs(environ: Mapping[str, str]) -> dict[str, BotoConfig]:
+    """The botocore Config of each client a function builds (retry mode, attempts, timeouts), by service.
+
+    The one place they are decided: the Lambda builds its clients with them (`from_environment`) and the
+    simulator builds each simulated function's from its template environment. MissingSetting or ValueError
+    names ECS_MAX_ATTEMPTS when it is absent or not a whole number from 1 to 20."""
     from botocore.config import Config as BotoConfig
 
+    ecs = {"mode": "adaptive", "total_max_attempts": ecs_attempts(environ)}
+    retries: dict[str, Any] = {**CLIENT_RETRIES, "ecs": ecs}
+    return {service: BotoConfig(retries=retries[service]) if service in retries else BotoConfig()
+            for service in CLIENT_SERVICES}
+
+
+def from_environment(environ: Mapping[str, str] | None = None) -> Runtime:
+    """The production runtime: boto3 clients built with `client_configs()` and settings from the Lambda
+    environment (`os.environ` unless given)."""
+    import boto3
+
     started = time.monotonic()
-    config = parse_config(json.loads(required_setting("DAEMON_GUARD_CONFIG")))
-    table = required_setting("STATE_TABLE")
+    environ = os.environ if environ is None else environ
+    settings = settings_of(environ)
+    configs = client_configs(environ)
+    clients = {service: boto3.client(service, config=configs[service]) for service in CLIENT_SERVICES}  # type: ignore[call-overload]
     runtime = build(
-        config,
-        ecs_client=boto3.client("ecs", config=BotoConfig(retries={"mode": "adaptive",
-                                                                  "total_max_attempts": ecs_attempts()})),
-        autoscaling_client=boto3.client("autoscaling", config=BotoConfig(retries={"mode": "standard",
-                                                                                   "max_attempts": 5})),
-        lambda_client=boto3.client("lambda", config=BotoConfig(retries={"mode": "standard", "max_attempts": 5})),
-        events_client=boto3.client("events", config=BotoConfig(retries={"mode": "standard", "max_attempts": 3})),
-        dynamodb_client=boto3.client("dynamodb"), table=table,
-        drain_function=os.environ.get("DRAIN_FUNCTION"), launch_gate_function=os.environ.get("LAUNCH_GATE_FUNCTION"),
-        home=LearntHome(region=os.environ.get("AWS_REGION")))  # the partition follows; the first invocation confirms
+        settings.config, ecs_client=clients["ecs"], autoscaling_client=clients["autoscaling"],
+        lambda_client=clients["lambda"], events_client=clients["events"], dynamodb_client=clients["dynamodb"],
+        table=settings.table, drain_function=settings.drain_function,
+        launch_gate_function=settings.launch_gate_function,
+        home=LearntHome(region=settings.region))  # the partition follows; the first invocation confirms
     logger.debug("runtime built", extra={"ms": round((time.monotonic() - started) * 1000, 1)})
     return runtime
 
@@ -235,23 +279,24 @@ class MissingSetting(RuntimeError):
     """A variable the stack sets on every function is absent: the function was not deployed by the stack."""
 
 
-def required_setting(name: str) -> str:
-    """The value of environment variable `name`, which the stack sets on every function.
+def required_setting(name: str, environ: Mapping[str, str] | None = None) -> str:
+    """The value of environment variable `name` (in `environ`, default `os.environ`), which the stack sets on
+    every function.
 
     A production function never falls back to a default it was not deployed with (state kept in memory,
     another retry budget): without the variable it refuses to start, naming it (`MissingSetting`)."""
-    value = os.environ.get(name, "")
+    value = (os.environ if environ is None else environ).get(name, "")
     if not value:
         raise MissingSetting(f"{name} is not set: the daemon-guard stack sets it on every function; "
                              "deploy the function with the stack (cdk deploy) rather than by hand")
     return value
 
 
-def ecs_attempts() -> int:
+def ecs_attempts(environ: Mapping[str, str] | None = None) -> int:
     """Attempts per ECS call from ``ECS_MAX_ATTEMPTS`` (set per function by the stack; required).
 
     MissingSetting when it is absent; ValueError names the variable when it is not a whole number from 1 to 20."""
-    raw = required_setting("ECS_MAX_ATTEMPTS")
+    raw = required_setting("ECS_MAX_ATTEMPTS", environ)
     if not raw.isdigit() or not 1 <= int(raw) <= 20:
         raise ValueError(f"ECS_MAX_ATTEMPTS: expected a whole number from 1 to 20, got {raw!r}")
     return int(raw)
