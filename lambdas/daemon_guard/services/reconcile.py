@@ -112,6 +112,7 @@ class ReconcileSummary:
     actions: list[AnyAction] = field(default_factory=list)
     audit: bool = True  # a full audit of the cluster; False: the incremental look at its suspects
     throttled: int = 0  # reads ECS throttled (what they were reading waits for the next run)
+    judged: set[str] = field(default_factory=set)  # instances checked for repair (never twice in one run)
 
     @property
     def coverage(self) -> float:
@@ -120,11 +121,12 @@ class ReconcileSummary:
 
 
 def reconcile_cluster(rt: Runtime, cluster: str, time_left: Callable[[], float] = unlimited, *,
-                      lifecycle: bool = True) -> ReconcileSummary:
+                      lifecycle: bool = True, judged: frozenset[str] = frozenset()) -> ReconcileSummary:
     """Audit one whole cluster: lifecycle actions left waiting (unless `lifecycle` is False: the caller looked),
-    coverage, repairs (while time allows), stuck gates."""
+    coverage, repairs (while time allows; not again for the instances in `judged`, checked earlier in the same
+    run), stuck gates."""
     ecs = rt.cluster(cluster)
-    summary = ReconcileSummary(cluster)
+    summary = ReconcileSummary(cluster, judged=set(judged))
     if lifecycle:
         _restart_lost_lifecycle_actions(rt, cluster, summary)
     daemons = ecs.daemon_services(refresh=True)
@@ -174,9 +176,12 @@ def _judge(rt: Runtime, cluster: str, instances: list[InstanceView], daemons: tu
         gate_stuck = gate_mode and not gate_is_open(instance, rt.config.gate_attribute) \
             and instance.attributes.get(rt.config.gate_attribute) != GATE_DRAINING and (
             running == len(eligible) or seconds_since_registration(instance, now) >= rt.config.gate_timeout_s)
+        if instance.arn in summary.judged:
+            continue
         if (running < len(eligible) or gate_stuck) and time_left() < REPAIR_RESERVE_S:
             summary.repairs_deferred += 1
         elif running < len(eligible) or gate_stuck:
+            summary.judged.add(instance.arn)
             try:
                 outcome = check_instance(rt, cluster, instance, daemons=daemons)
             except Throttled:  # costs this repair only: the next run (or the intake's next event) makes it
@@ -319,7 +324,8 @@ def look_for_missing(rt: Runtime, cluster: str, time_left: Callable[[], float] =
     return summary
 
 
-def audit_due(rt: Runtime, time_left: Callable[[], float] = unlimited) -> list[ReconcileSummary]:
+def audit_due(rt: Runtime, time_left: Callable[[], float] = unlimited,
+              judged: frozenset[str] = frozenset()) -> list[ReconcileSummary]:
     """The rotating full audit: the clusters whose turn has come, one every ``auditCycleMinutes / clusters``,
     each audited whole, its turn taken in the state table (`AuditCursor`) once it is done. Behind by more than
     a round (the first run, a long outage), it restarts from one round back."""
@@ -332,7 +338,7 @@ def audit_due(rt: Runtime, time_left: Callable[[], float] = unlimited) -> list[R
     while position < target and time_left() >= AUDIT_RESERVE_S:
         cluster = clusters[position % len(clusters)]
         try:
-            summary = reconcile_cluster(rt, cluster, time_left, lifecycle=False)
+            summary = reconcile_cluster(rt, cluster, time_left, lifecycle=False, judged=judged)
         except Throttled:  # costs the rest of this cluster's audit, which stays due
             logger.warning("audit throttled: the cluster stays due", extra={"cluster": cluster})
             summaries.append(ReconcileSummary(cluster, throttled=1))
@@ -355,7 +361,7 @@ def reconcile(rt: Runtime, time_left: Callable[[], float] = unlimited) -> list[R
     with rt.ecs.paced(pace):
         for cluster in clusters:
             summaries.append(look_for_missing(rt, cluster, time_left))
-        summaries.extend(audit_due(rt, time_left))
+        summaries.extend(audit_due(rt, time_left, frozenset().union(*(s.judged for s in summaries))))
     for summary in summaries:
         logger.info("reconciled", extra={"cluster": summary.cluster, "audit": summary.audit,
                                          "coverage": round(summary.coverage, 2), "instances": summary.instances,
