@@ -44,10 +44,8 @@ def notice_end(request: DrainRequest, progress: DrainProgress, view: DrainView |
 def global_deadline(request: DrainRequest, view: DrainView, progress: DrainProgress, policy: DrainPolicy) -> float:
     """The earliest of the configured drain deadline and a Spot notice (minus a safety margin)."""
     deadline = progress.started_at + policy.drain_deadline_s
-    for notice in (request.deadline_epoch, view.deadline_epoch, progress.notice_at):
-        if notice is not None:
-            deadline = min(deadline, notice - SPOT_SAFETY_S)
-    return deadline
+    notice = notice_end(request, progress, view)
+    return deadline if notice is None else min(deadline, notice - SPOT_SAFETY_S)
 
 
 def phase_stop_times(view: DrainView, policy: DrainPolicy) -> tuple[float, ...]:
