@@ -615,3 +615,17 @@ def test_a_container_without_stop_timeout_gets_the_agents_in_the_drains_arithmet
     # THEN a container without stopTimeout counts as the agent's ECS_CONTAINER_STOP_TIMEOUT
     assert stop_timeout == expected
     assert phase_stop_times(view((task,)), ordered(DrainOrder.TIERS))[0] == expected + M
+
+
+def test_a_break_at_the_same_hard_end_is_counted_once_however_many_steps_meet_it() -> None:
+    # GIVEN a phase past its hard end whose tasks are still not STOPPED
+    from daemon_guard.core.drain.deadlines import HardEnd
+    from daemon_guard.core.drain.phases import _break
+
+    inp = replace(phase(AGENTS, "tier", 0), end=HardEnd(0.0, "notice"))
+    # WHEN two steps in a row meet the same hard end with the same tasks left
+    first = _break(inp, AGENTS, (), (), "late app tasks")
+    second = _break(replace(inp, progress=first.progress), AGENTS, (), (), "late app tasks")
+    # THEN one break is recorded and noted, and both steps finish the phase
+    assert len(second.progress.breaks) == 1 and first.finished and second.finished
+    assert [n.kind for n in first.notes] == ["guarantee-broken"] and second.notes == ()

@@ -178,6 +178,9 @@ def _break(inp: PhaseInput, tasks: Sequence[TaskView], actions: tuple[Action, ..
     """The hard end: the phase is finished with `tasks` not STOPPED, a guarantee break recorded and noted."""
     progress, now = inp.progress, inp.view.now
     kind = inp.end.kind if inp.end is not None else "deadline"
+    if any(b[0] == label and b[1] == kind for b in progress.breaks):
+        # Counted once: late app tasks still stopping are met again at every later step of the same hard end.
+        return PhaseOutcome(progress, actions, notes, finished=True)
     progress = replace(progress, breaks=(*progress.breaks, (label, kind, now, len(tasks))))
     arns = ", ".join(sorted(t.arn for t in tasks))
     note = DrainNote("guarantee-broken", f"{len(tasks)} task(s) of {label} not STOPPED at the hard end ({kind}): "
