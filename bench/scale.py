@@ -25,8 +25,9 @@ from typing import Any
 
 from bench.measure import percentile
 from bench.scenarios import TIERS, ClusterSpec, build_cluster
-from bench.suites import GATE_ATTRIBUTE
+from bench.suites import DEFAULT_PROFILE, GATE_ATTRIBUTE
 from sim.deployment import GuardDeployment
+from sim.ecs import profile_params
 from sim.latency import TYPICAL
 from sim.world import World, WorldOptions
 
@@ -86,7 +87,7 @@ def _starve_a_daemon(world: World, cluster: str) -> tuple[str, str]:
 
 def run_reconciler_story(story: ScaleStory, seed: int) -> dict[str, Any]:
     """One run of the story, measured."""
-    world = World(WorldOptions(seed=seed, api_latency=TYPICAL, emit_events=False))
+    world = World(WorldOptions(seed=seed, ecs=profile_params(DEFAULT_PROFILE), api_latency=TYPICAL, emit_events=False))
     per = story.instances // story.clusters
     names = [f"c{k:02d}" for k in range(story.clusters)]
     for name in names:
