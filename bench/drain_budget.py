@@ -19,8 +19,9 @@ from bench import suites as bench_suites
 from bench.drain_measure import measure_drains
 from bench.measure import percentile
 from bench.scenarios import TIERS, DrainStory, build_drain_cluster
-from bench.suites import GATE_ATTRIBUTE, guard_config, run_drain
+from bench.suites import DEFAULT_PROFILE, GATE_ATTRIBUTE, guard_config, run_drain
 from sim.deployment import GuardDeployment
+from sim.ecs import profile_params
 from sim.world import World, WorldOptions
 
 QUICK = DrainStory(on_demand=60, spot=10, first_scale_in=20, second_scale_in=20, spot_interruptions=5, refresh=False)
@@ -31,7 +32,7 @@ SMALL = DrainStory(on_demand=16, spot=6, first_scale_in=5, second_scale_in=3, sp
 
 def refresh(seed: int, instances: int = 20, budget: str | None = None, horizon_s: float = 2400.0) -> dict[str, Any]:
     """Replace `instances` at once (instance refresh, minimum healthy 0%) with the budget given (None: none)."""
-    world = World(WorldOptions(seed=seed))
+    world = World(WorldOptions(seed=seed, ecs=profile_params(DEFAULT_PROFILE)))
     story = DrainStory(on_demand=instances, spot=1, replica_services=6, utilization=0.45)
     groups = build_drain_cluster(world, story, gate_attribute=GATE_ATTRIBUTE, tier_constraints=True)
     extra: dict[str, Any] = {"drainOrder": "tiers"} | ({"drainBudget": budget} if budget else {})

@@ -11,6 +11,7 @@ import pytest
 from daemon_guard import bootstrap
 
 from sim.deployment import GuardDeployment, facts_for
+from sim.ecs import profile_params
 from sim.template import DeploymentFacts
 from sim.world import World, WorldOptions
 from tests.integration.conftest import Deploy, config_for
@@ -31,7 +32,7 @@ def _without(facts: DeploymentFacts, handler_module: str, variable: str) -> Depl
 @pytest.mark.parametrize("variable", ["ECS_MAX_ATTEMPTS", "STATE_TABLE", "DAEMON_GUARD_CONFIG"])
 def test_a_template_function_without_a_setting_fails_the_deployment_naming_it(variable: str) -> None:
     # GIVEN the template of a configuration, but for one variable missing from the drain function's environment
-    world = World(WorldOptions(seed=3))
+    world = World(WorldOptions(seed=3, ecs=profile_params("as-reported")))
     doc = config_for(["asg-a"])
     facts = _without(facts_for(doc, world), "drain", variable)
     # WHEN it is deployed / THEN the deployment fails naming the function and the variable (no default filled in)
@@ -41,7 +42,7 @@ def test_a_template_function_without_a_setting_fails_the_deployment_naming_it(va
 
 def test_every_function_s_clients_carry_the_production_client_settings(deploy: Deploy) -> None:
     # GIVEN daemon-guard deployed from its template
-    world = World(WorldOptions(seed=3))
+    world = World(WorldOptions(seed=3, ecs=profile_params("as-reported")))
     deployment = deploy(world, config_for(["asg-a"]))
     for deployed in deployment.functions.values():
         # WHEN its clients are read / THEN each has the retries and timeouts of the client the Lambda builds

@@ -103,7 +103,7 @@ def _drains(seed: int) -> Emitted:
 def _budget(seed: int) -> Emitted:
     """A scale-in of three under a drain budget of one (10% of six), and a Spot notice meanwhile: two drains wait,
     the Spot drain bypasses the budget."""
-    world = World(WorldOptions(seed=seed))
+    world = World(WorldOptions(seed=seed, ecs=profile_params("as-reported")))
     spec = ClusterSpec(replica_services=2, desired_per_service=4)
     build_cluster(world, spec)
     doc = guard_config([spec.asg], drainBudget="10%") | {
