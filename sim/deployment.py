@@ -173,7 +173,7 @@ class GuardDeployment:
         self._mock = _start_moto()
         self._dynamodb_admin = boto3.client("dynamodb", region_name=world.region, aws_access_key_id="sim",
                                             aws_secret_access_key="sim")
-        _create_table(self._dynamodb_admin, self.facts.table_name)
+        create_state_table(self._dynamodb_admin, self.facts.table_name)
         # Invocations on simulated time: API latency per call, other events interleaving (sim.latency).
         self.workers = Workers(world.clock)
         world.sleeper = self.workers.sleep
@@ -479,7 +479,8 @@ def _start_moto() -> Any:
     return mock
 
 
-def _create_table(client: Any, name: str) -> None:
+def create_state_table(client: Any, name: str) -> None:
+    """A DynamoDB table shaped as the stack's state table (pk, sk), on `client` (moto's)."""
     client.create_table(
         TableName=name, BillingMode="PAY_PER_REQUEST",
         AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},

@@ -25,6 +25,7 @@ from daemon_guard.entrypoints import drain
 from daemon_guard.services.drain_budget import budget_place, give_back, take_place
 from moto import mock_aws
 
+from sim.deployment import create_state_table
 from tests.unit.test_workflows import (
     ASG,
     CLUSTER,
@@ -53,11 +54,7 @@ def budget_config(rules: tuple[BudgetRule, ...] = ONE_AT_A_TIME) -> Config:
 def table_client() -> Iterator[Any]:
     with mock_aws():
         client = boto3.client("dynamodb", region_name="us-east-1")
-        client.create_table(
-            TableName=TABLE, BillingMode="PAY_PER_REQUEST",
-            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
-                                  {"AttributeName": "sk", "AttributeType": "S"}],
-            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}])
+        create_state_table(client, TABLE)
         yield client
 
 

@@ -20,6 +20,8 @@ from daemon_guard.core.drain_budget import DrainQueue, QueueEntry
 from daemon_guard.core.futility import PreemptTries
 from moto import mock_aws
 
+from sim.deployment import create_state_table
+
 TABLE = "daemon-guard-state"
 ARN = "arn:aws:ecs:us-east-1:111122223333:container-instance/prod/ci-1"
 T0 = 1_714_564_800.0
@@ -37,11 +39,7 @@ def _on_table(request: pytest.FixtureRequest, port: type[Any]) -> Iterator[Any]:
         return
     with mock_aws():
         client = boto3.client("dynamodb", region_name="us-east-1")
-        client.create_table(
-            TableName=TABLE, BillingMode="PAY_PER_REQUEST",
-            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
-                                  {"AttributeName": "sk", "AttributeType": "S"}],
-            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}])
+        create_state_table(client, TABLE)
         yield port(translating(client), TABLE)
 
 
