@@ -299,11 +299,19 @@ def look_for_missing(rt: Runtime, cluster: str, time_left: Callable[[], float] =
         gate = rt.config.gate_attribute if rt.config.placement_mode is PlacementMode.GATE else None
         query = suspects_filter(daemons, ecs.known_task_definitions, gate)
         arns = sorted(ecs.instance_arns(status="ACTIVE", query=query)) if query else []
+        # Shut gates first: a daemon that fits nowhere makes every instance a suspect, and a new instance's gate
+        # must still open at its timeout (or its critical daemon's replacement begin) within a run or two.
+        shut_query = suspects_filter((), ecs.known_task_definitions, gate) if gate else None
+        shut = sorted(ecs.instance_arns(status="ACTIVE", query=shut_query)) if shut_query and arns else []
     except Throttled:
         summary.throttled += 1
         return summary
-    start = (int(rt.now().timestamp() // 60) * SUSPECTS_PER_RUN) % len(arns) if len(arns) > SUSPECTS_PER_RUN else 0
-    window = (arns + arns)[start:start + min(SUSPECTS_PER_RUN, len(arns))]
+    window = shut[:SUSPECTS_PER_RUN]
+    first = set(window)
+    rest = [a for a in arns if a not in first]
+    room = min(SUSPECTS_PER_RUN - len(window), len(rest))
+    start = (int(rt.now().timestamp() // 60) * SUSPECTS_PER_RUN) % len(rest) if len(rest) > room > 0 else 0
+    window += (rest + rest)[start:start + room] if room > 0 else []
     for arn in window:
         try:
             instance = ecs.instance(arn)
