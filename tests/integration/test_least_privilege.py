@@ -59,9 +59,10 @@ AS_REPORTED = profile_params("as-reported")
 
 
 def document() -> dict[str, Any]:
-    """The one configuration: preempt mode, both hooks, a 30 s heartbeat, a 400 s launch gate."""
+    """The one configuration: preempt mode, both hooks, a 30 s heartbeat, a 400 s launch gate, and the full
+    audit every minute (so the short stories reach the reconciler's audit paths, not only its per-run look)."""
     doc = config_for(["prod-asg"], "preempt", terminate_hook=True, launch_hook=True,
-                     launchGateTimeoutSeconds=400)
+                     launchGateTimeoutSeconds=400, auditCycleMinutes=1)
     doc["clusters"][0]["autoScalingGroups"][0]["heartbeatTimeoutSeconds"] = 30
     return doc
 
