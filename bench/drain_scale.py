@@ -78,7 +78,7 @@ def measure(sizes: Sequence[int], orders: Sequence[DrainOrder]) -> list[Figure]:
         for order in orders:
             policy = DrainPolicy(tier_names=TIERS, standalone=StandalonePolicy.WAIT, standalone_wait_s=300,
                                  drain_deadline_s=900, tier_deadline_s=300, heartbeat_timeout_s=300, order=order)
-            progress = DrainProgress(started_at=START, phase_started_at=START, last_progress_at=START)
+            progress = DrainProgress.begin(START)
             planner = _timed(lambda: plan_drain_step(request, view, progress, policy))  # noqa: B023
             steps: list[int] = []
             preview = _timed(lambda: steps.append(len(preview_drain(request, view, policy))))  # noqa: B023

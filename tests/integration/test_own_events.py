@@ -9,7 +9,12 @@ import pytest
 from daemon_guard import bootstrap
 from daemon_guard.core import guard_events as ge
 from daemon_guard.core.config import parse_config
-from daemon_guard.core.drain import DrainProgress, DrainRequest, DrainStep
+from daemon_guard.core.drain import (
+    DrainProgress,
+    DrainRecord,
+    DrainRequest,
+    DrainStep,
+)
 from daemon_guard.services.notify import announce, drain_step_events
 from jsonschema import Draft202012Validator, FormatChecker
 
@@ -81,11 +86,12 @@ def test_a_forced_drain_is_announced_with_its_phase() -> None:
     # GIVEN a step in which the global deadline forced the drain, and one that completed it
     request = DrainRequest("i-0abc", "prod", "spot")
     before = DrainProgress(started_at=100.0, phase="standalone", phase_started_at=150.0)
-    forced = DrainProgress(started_at=100.0, phase="standalone", phase_started_at=150.0, forced=True, forced_at=210.0,
-                           deadlines_missed=1)
-    done = DrainProgress(started_at=100.0, phase="complete", forced=True, forced_at=210.0, deadlines_missed=1,
-                         result="no-lifecycle-action", completed_at=220.0,
-                         phase_times=(("standalone", 150.0, 212.0), ("daemons", 212.0, 220.0)))
+    forced = DrainProgress(started_at=100.0, phase="standalone", phase_started_at=150.0,
+                           record=DrainRecord(forced=True, forced_at=210.0, deadlines_missed=1))
+    done = DrainProgress(started_at=100.0, phase="complete",
+                         record=DrainRecord(forced=True, forced_at=210.0, deadlines_missed=1,
+                                            result="no-lifecycle-action", completed_at=220.0,
+                                            phase_times=(("standalone", 150.0, 212.0), ("daemons", 212.0, 220.0))))
     events = drain_step_events(request, before, DrainStep((), forced, 1.0)) + \
         drain_step_events(request, forced, DrainStep((), done, 0.0))
     # THEN forced, the two phases, completed: in that order, each valid

@@ -21,12 +21,15 @@ from daemon_guard.core.drain import (
     STOP_MARGIN_S,
     DrainPolicy,
     DrainProgress,
+    DrainRecord,
     DrainRequest,
     DrainStep,
     DrainView,
+    Fences,
     Lifecycle,
     PhaseInput,
     PhaseOutcome,
+    StopLedger,
     follow_stops,
     hard_end,
     phase_deadline,
@@ -74,14 +77,18 @@ def ordered(order: DrainOrder, standalone: StandalonePolicy = StandalonePolicy.W
     return replace(policy(standalone, heartbeat_s=0), order=order, gate_attribute=GATE)
 
 
+GATE_SHUT_AND_SEEN = Fences(gate_closed=True, gate_seen=True)
+
+
 def phase(tasks: tuple[TaskView, ...], progress_phase: str = "replicas", tier: int = 0, *,
           order: DrainOrder = DrainOrder.TIERS, now: float = START + 10,
           services: dict[str, ServiceView] | None = None,
-          standalone: StandalonePolicy = StandalonePolicy.WAIT, **progress: object) -> PhaseInput:
-    """The input of one phase function."""
-    begun = at(progress_phase, tier, **{"gate_closed": True, "gate_seen": True, **progress})  # type: ignore[arg-type]
+          standalone: StandalonePolicy = StandalonePolicy.WAIT,
+          fences: Fences = GATE_SHUT_AND_SEEN, **parts: object) -> PhaseInput:
+    """The input of one phase function (the gate shut and seen unless `fences` says otherwise)."""
     # The gated orders request DRAINING only once the apps are gone (at the first tier).
-    begun = replace(begun, draining_requested=order is DrainOrder.DRAINING or (progress_phase == "tier" and tier > 0))
+    drained = order is DrainOrder.DRAINING or (progress_phase == "tier" and tier > 0)
+    begun = at(progress_phase, tier, fences=replace(fences, draining_requested=drained), **parts)
     return PhaseInput(view(tasks, now=now, services=services), begun, ordered(order, standalone), START + 900)
 
 
@@ -167,7 +174,7 @@ def test_replicas_held_back_by_the_budget_are_looked_at_again_soon() -> None:
     # THEN the drain looks again within seconds (a replacement starting elsewhere sends no event here), and
     # knows it waits only on replacements (the workflow then re-reads the services, not the instance)
     assert outcome.look_again_s == BUDGET_POLL_S
-    assert outcome.progress.replicas_held
+    assert outcome.progress.watch.replicas_held
 
 
 def test_a_replica_already_stopping_here_uses_up_the_room() -> None:
@@ -194,7 +201,8 @@ def test_order_draining_leaves_the_replicas_to_ecs() -> None:
 def test_the_replica_phase_ends_only_when_every_replica_is_stopped(tasks: tuple[TaskView, ...],
                                                                    finished: bool) -> None:
     # GIVEN what is left / WHEN the replica phase is planned
-    outcome = plan_replicas(phase(tasks, services={"api": a_replica_service("api")}, stop_requested=("api-1",)))
+    outcome = plan_replicas(phase(tasks, services={"api": a_replica_service("api")},
+                                  stops=StopLedger(requested=("api-1",))))
     # THEN it is finished only once no replica is live
     assert outcome.finished is finished
 
@@ -249,7 +257,8 @@ def test_each_tier_is_fenced_then_stopped_by_the_guard_once_ecs_shows_the_fence(
 
 def test_a_tier_waits_while_its_fence_is_not_yet_seen() -> None:
     # GIVEN tier 0 fenced by the drain, its attribute not yet in what ECS shows (the write is still spreading)
-    inp = phase(AGENTS + METRICS + LOGS, "tier", 0, tiers_fenced=("agents",))
+    inp = phase(AGENTS + METRICS + LOGS, "tier", 0,
+                fences=Fences(gate_closed=True, gate_seen=True, tiers_fenced=("agents",)))
     # WHEN the tier is planned / THEN no daemon stops and the drain looks again within seconds
     outcome = plan_tier(inp)
     assert outcome.actions == () and not outcome.finished
@@ -264,7 +273,7 @@ def test_nothing_is_stopped_on_the_gate_before_a_look_shows_it_shut(progress_pha
                                                                    tasks: tuple[TaskView, ...]) -> None:
     # GIVEN a drain (order tiers) that shut the gate, which ECS does not show yet
     services = {"api": a_replica_service("api", desired=4, running=4)}
-    inp = phase(tasks, progress_phase, services=services, gate_seen=False)
+    inp = phase(tasks, progress_phase, services=services, fences=Fences(gate_closed=True, gate_seen=False))
     # WHEN the phase is planned / THEN it stops nothing and looks again soon
     outcome = plan_replicas(inp) if progress_phase == "replicas" else plan_tier(inp)
     assert stopped(outcome) == [] and not outcome.finished
@@ -290,7 +299,8 @@ def ecs_shows(v: DrainView, actions: tuple[Action, ...]) -> DrainView:
 def test_a_fenced_tier_is_not_fenced_twice() -> None:
     # GIVEN tier 0 already fenced and told to stop / WHEN planned again while its daemon stops
     outcome = plan_tier(phase((a_task("xray-1", "xray", stopping=True), *METRICS), "tier", 0,
-                              tiers_fenced=("agents",), stop_requested=("xray-1",)))
+                              fences=Fences(gate_closed=True, gate_seen=True,
+                                            tiers_fenced=("agents",)), stops=StopLedger(requested=("xray-1",))))
     # THEN nothing is repeated
     assert outcome.actions == ()
     assert not outcome.finished
@@ -391,14 +401,14 @@ def test_replicas_out_of_time_stop_at_once_whatever_their_minimum_healthy_but_ar
     outcome = plan_replicas(phase(tasks, now=late, services=services))
     # THEN both replicas stop at once, the miss is counted once, and the phase waits for them to STOP
     assert stopped(outcome) == [("api-1", "api-2")]
-    assert outcome.progress.deadlines_missed == 1 and outcome.progress.phase_late
+    assert outcome.progress.record.deadlines_missed == 1 and outcome.progress.watch.late
     assert not outcome.finished
     assert outcome.look_again_s == pytest.approx(30 + M)
     # AND a replan while they stop repeats nothing and counts nothing again
     again = plan_replicas(replace(phase(tuple(replace(t, desired_status="STOPPED") if t.service_name == "api" else t
                                               for t in tasks), now=late + 10, services=services),
                                   progress=outcome.progress))
-    assert again.actions == () and not again.finished and again.progress.deadlines_missed == 1
+    assert again.actions == () and not again.finished and again.progress.record.deadlines_missed == 1
 
 
 @pytest.mark.parametrize(("bounds", "now", "expected"), [
@@ -414,16 +424,16 @@ def test_a_stopped_task_is_followed_to_stopped_for_at_most_its_stop_time(bounds:
     tasks = [timed("api-1", "api", 30, stopping=True)] + ([timed("api-2", "api", 30, stopping=True)]
                                                           if len(bounds) > 1 else [])
     # WHEN they are followed
-    progress, left = follow_stops(view(tuple(tasks), now=now), at("replicas", stop_by=bounds), tasks)
+    progress, left = follow_stops(view(tuple(tasks), now=now), at("replicas", stops=StopLedger(due_by=bounds)), tasks)
     # THEN the wait is until the last bound (None once it passed), and a bound is kept for every task
     assert left == (pytest.approx(expected) if expected is not None else None)
-    assert {arn for arn, _ in progress.stop_by} == {t.arn for t in tasks}
+    assert {arn for arn, _ in progress.stops.due_by} == {t.arn for t in tasks}
 
 
 def test_a_late_app_task_is_stopped_and_awaited_before_the_tier_however_long_it_takes() -> None:
     # GIVEN a forced drain in tier 0 and a standalone task that arrived meanwhile
     tasks = (timed("batch-9", None, 30), *AGENTS)
-    inp = phase(tasks, "tier", 0, now=START + 950, forced=True, forced_at=START + 900)
+    inp = phase(tasks, "tier", 0, now=START + 950, record=DrainRecord(forced=True, forced_at=START + 900))
     # WHEN the tier is planned
     outcome = plan_tier(inp)
     # THEN the app task stops first and no daemon goes until it is STOPPED, past its stop time too
@@ -433,7 +443,7 @@ def test_a_late_app_task_is_stopped_and_awaited_before_the_tier_however_long_it_
     overdue = plan_tier(replace(inp, view=replace(inp.view, now=START + 950 + 30 + M + 600, tasks=still),
                                 progress=outcome.progress))
     assert stopped(overdue) == [] and not overdue.finished
-    assert overdue.progress.stops_overdue == 1
+    assert overdue.progress.stops.overdue == 1
     gone = plan_tier(replace(inp, view=replace(inp.view, now=START + 950 + 30 + M + 610, tasks=AGENTS),
                              progress=overdue.progress))
     assert stopped(gone) == [("xray-1",)]
@@ -457,8 +467,8 @@ def test_the_lifecycle_action_waits_until_no_task_is_left_or_the_hard_end(tasks:
     outcome = plan_settle(PhaseInput(view(tasks, now=now), at("settle"), ordered(DrainOrder.TIERS), end))
     # THEN it completes only once nothing is left, or at the hard end (counted, a guarantee break)
     assert outcome.finished is finished
-    assert outcome.progress.completed_with_tasks == left_counted
-    assert len(outcome.progress.breaks) == (1 if left_counted else 0)
+    assert outcome.progress.record.completed_with_tasks == left_counted
+    assert len(outcome.progress.record.breaks) == (1 if left_counted else 0)
 
 
 @pytest.mark.parametrize(("notice", "lifecycle", "heartbeat_s", "expected"), [
@@ -500,8 +510,8 @@ def test_a_spot_drain_stops_nothing_early_and_completes_inside_the_notice() -> N
         left = [t for t in left if pending.get(t.arn, float("inf")) > now]
     # THEN the order held (apps, then standalone, then each tier) and CONTINUE came before the notice's end
     assert [arn for _, arn in stops_at] == ["api-1", "api-2", "batch-1", "xray-1", "prometheus-1", "fluent-bit-1"]
-    assert progress.done and progress.completed_at is not None and progress.completed_at < START + 110
-    assert progress.violations == () and progress.completed_with_tasks == 0
+    assert progress.done and progress.record.completed_at is not None and progress.record.completed_at < START + 110
+    assert progress.record.violations == () and progress.record.completed_with_tasks == 0
 
 
 # ---- time never buys order: past its stop time a task is still waited for; only a hard end moves on -----
@@ -524,14 +534,17 @@ def run_steps(tasks: tuple[TaskView, ...], progress: DrainProgress, pol: DrainPo
 
 @pytest.mark.parametrize(("tasks", "progress", "later"), [
     pytest.param((STUCK_REPLICA, *STANDALONE, *AGENTS, *METRICS, *LOGS),
-                 at("replicas", gate_closed=True, gate_seen=True, stop_requested=("api-1",)), {"batch-1", "xray-1"},
+                 at("replicas", fences=Fences(draining_requested=True, gate_closed=True, gate_seen=True),
+                    stops=StopLedger(requested=("api-1",))), {"batch-1", "xray-1"},
                  id="a replica: no standalone task or daemon stops, through the replica and the global deadline"),
     pytest.param((STUCK_DAEMON, *METRICS, *LOGS),
-                 at("tier", 0, gate_closed=True, gate_seen=True, stop_requested=("xray-1",), tiers_fenced=("agents",),
-                    tiers_seen=("agents",)),
+                 at("tier", 0,
+                    fences=Fences(draining_requested=True, gate_closed=True, gate_seen=True, tiers_fenced=("agents",),
+                                  tiers_seen=("agents",)), stops=StopLedger(requested=("xray-1",))),
                  {"prometheus-1", "fluent-bit-1"}, id="a daemon of tier 0: tier 1 does not stop"),
     pytest.param((LATE_JOB, *AGENTS, *METRICS, *LOGS),
-                 at("tier", 0, gate_closed=True, gate_seen=True, stop_requested=("batch-9",)), {"xray-1"},
+                 at("tier", 0, fences=Fences(draining_requested=True, gate_closed=True, gate_seen=True),
+                    stops=StopLedger(requested=("batch-9",))), {"xray-1"},
                  id="a late standalone task: the first tier does not stop"),
 ])
 def test_a_task_past_its_stop_time_and_not_stopped_keeps_the_phase_waiting_with_heartbeats(
@@ -551,12 +564,13 @@ def test_a_task_past_its_stop_time_and_not_stopped_keeps_the_phase_waiting_with_
     assert beats == pytest.approx([START + 150 * k for k in range(1, 24)])
     # AND the overdue task is noted once, not as a break
     final = steps[-1][1].progress
-    assert final.stops_overdue == 1 and final.breaks == ()
+    assert final.stops.overdue == 1 and final.record.breaks == ()
     assert sum(n.kind == "stop-overdue" for _, step in steps for n in step.notes) == 1
 
 
-STUCK_TIER_0 = at("tier", 0, gate_closed=True, gate_seen=True, stop_requested=("xray-1",), tiers_fenced=("agents",),
-                    tiers_seen=("agents",))
+STUCK_TIER_0 = at("tier", 0,
+                  fences=Fences(draining_requested=True, gate_closed=True, gate_seen=True, tiers_fenced=("agents",),
+                                tiers_seen=("agents",)), stops=StopLedger(requested=("xray-1",)))
 LATER_TIERS = 2 * (30 + M)  # what tiers 1 and 2 need to stop their daemons before the hard end
 
 
@@ -580,9 +594,9 @@ def test_a_hard_end_moves_the_drain_on_as_a_counted_guarantee_break_with_its_eve
     before = plan_drain_step(request(notice), view(tasks, now=break_at - 1), STUCK_TIER_0, pol)
     step = plan_drain_step(request(notice), view(tasks, now=break_at), before.progress, pol)
     # THEN it waits until then; at it tier 1 stops, the break recorded with its hard end and noted
-    assert stops(before) == [] and before.progress.breaks == ()
+    assert stops(before) == [] and before.progress.record.breaks == ()
     assert stops(step) == [("prometheus-1",)]
-    assert step.progress.breaks == (("agents", kind, break_at, 1),)
+    assert step.progress.record.breaks == (("agents", kind, break_at, 1),)
     assert [n.kind for n in step.notes if n.kind == "guarantee-broken"] == ["guarantee-broken"]
     # AND the step announces a Drain Guarantee Broken event that holds to its schema
     (event,) = [e for e in drain_step_events(request(notice), before.progress, step)
@@ -627,5 +641,5 @@ def test_a_break_at_the_same_hard_end_is_counted_once_however_many_steps_meet_it
     first = _break(inp, AGENTS, (), (), "late app tasks")
     second = _break(replace(inp, progress=first.progress), AGENTS, (), (), "late app tasks")
     # THEN one break is recorded and noted, and both steps finish the phase
-    assert len(second.progress.breaks) == 1 and first.finished and second.finished
+    assert len(second.progress.record.breaks) == 1 and first.finished and second.finished
     assert [n.kind for n in first.notes] == ["guarantee-broken"] and second.notes == ()

@@ -23,10 +23,15 @@ from daemon_guard.core.drain import (
     STOP_MARGIN_S,
     DrainPolicy,
     DrainProgress,
+    DrainRecord,
     DrainRequest,
     DrainStep,
     DrainView,
+    Fences,
+    HookKeeping,
     Lifecycle,
+    PhaseWatch,
+    StopLedger,
     plan_drain_step,
 )
 from daemon_guard.core.model import ServiceView, TaskView
@@ -57,13 +62,18 @@ def request(deadline_epoch: float | None = None) -> DrainRequest:
 
 def fresh() -> DrainProgress:
     """Progress of a drain that starts at START."""
-    return DrainProgress(started_at=START, phase_started_at=START, last_progress_at=START)
+    return DrainProgress.begin(START)
 
 
-def at(phase: str, tier: int = 0, *, since: float = START, **changes: object) -> DrainProgress:
-    """Progress already in `phase` (DRAINING requested), the phase begun at `since`."""
-    return replace(fresh(), phase=phase, tier=tier, phase_started_at=since, draining_requested=True,
-                   **changes)  # type: ignore[arg-type]
+DRAINING_REQUESTED = Fences(draining_requested=True)
+
+
+def at(phase: str, tier: int = 0, *, since: float = START, fences: Fences = DRAINING_REQUESTED,
+       **parts: object) -> DrainProgress:
+    """Progress already in `phase` (DRAINING requested unless `fences` says otherwise), the phase begun at
+    `since`, with any other part (`stops`, `record`, `hook`, ...) given."""
+    return replace(fresh(), phase=phase, tier=tier, phase_started_at=since, fences=fences,
+                   **parts)  # type: ignore[arg-type]
 
 
 def view(tasks: Sequence[TaskView], *, now: float = START, status: str | None = "ACTIVE",
@@ -135,7 +145,7 @@ def test_draining_is_set_only_on_an_active_instance(status: str, expected: list[
     step = plan_drain_step(request(), view(EVERYTHING, status=status), fresh(), policy())
     # THEN DRAINING is requested only if the instance is not already draining
     assert list(step.actions) == expected
-    assert step.progress.draining_requested
+    assert step.progress.fences.draining_requested
 
 
 def test_draining_is_set_exactly_once() -> None:
@@ -165,7 +175,7 @@ def test_a_drain_without_a_lifecycle_action_completes_without_calling_auto_scali
     # THEN it is done and completes nothing
     assert step.actions == ()
     assert step.progress.done
-    assert step.progress.result == "no-lifecycle-action"
+    assert step.progress.record.result == "no-lifecycle-action"
 
 
 @pytest.mark.parametrize("status", [None, "INACTIVE", "DEREGISTERING"])
@@ -175,7 +185,7 @@ def test_an_instance_that_is_gone_completes_the_lifecycle_action(status: str | N
     step = plan_drain_step(request(), view(EVERYTHING, status=status, now=START + 30), at("replicas"), policy())
     # THEN there is nothing left to order: CONTINUE at once, no stop, no deadline counted
     assert list(step.actions) == [CONTINUE]
-    assert step.progress.deadlines_missed == 0
+    assert step.progress.record.deadlines_missed == 0
 
 
 # ---- deadlines ----------------------------------------------------------------------------------
@@ -183,17 +193,17 @@ def test_an_instance_that_is_gone_completes_the_lifecycle_action(status: str | N
 def test_a_tier_deadline_stops_the_tier_and_the_next_tier_waits_for_it_to_stop() -> None:
     # GIVEN tier 0 told to stop at START+100, its task still stopping 300 s later (past its stop time)
     xray_stuck = (a_task("xray-1", "xray", stopping=True),)
-    progress = at("tier", 0, since=START + 100, stop_requested=("xray-1",),
-                  stop_by=(("xray-1", START + 100 + 30 + STOP_MARGIN_S),))
+    progress = at("tier", 0, since=START + 100,
+                  stops=StopLedger(requested=("xray-1",), due_by=(("xray-1", START + 100 + 30 + STOP_MARGIN_S),)))
     # WHEN a step is planned at the tier deadline
     step = plan_drain_step(request(), view(xray_stuck + METRICS + LOGS, now=START + 400), progress, policy())
     # THEN the miss is counted once and noted for that tier, the task noted overdue, and tier 1 waits
     assert stops(step) == []
-    assert step.progress.deadlines_missed == 1
+    assert step.progress.record.deadlines_missed == 1
     assert [(n.kind, n.tier) for n in step.notes] == [("deadline-missed", "agents"), ("stop-overdue", "agents")]
     # AND a re-plan on the next observation counts and notes nothing again
     again = plan_drain_step(request(), view(xray_stuck + METRICS + LOGS, now=START + 410), step.progress, policy())
-    assert again.progress.deadlines_missed == 1 and again.notes == () and stops(again) == []
+    assert again.progress.record.deadlines_missed == 1 and again.notes == () and stops(again) == []
     # AND once the task is STOPPED, tier 1 stops
     moved = plan_drain_step(request(), view(METRICS + LOGS, now=START + 420), again.progress, policy())
     assert stops(moved) == [("prometheus-1",)]
@@ -213,16 +223,16 @@ def test_replicas_that_never_leave_stop_at_a_deadline_that_leaves_the_later_phas
     assert world.completed_at is not None and world.completed_at <= START + 900
     assert world.completions() == 1
     # AND two misses are counted: the replicas', and the standalone wait's (cut short by the tiers' reservation)
-    assert world.final.deadlines_missed == 2
-    assert not world.final.forced
-    assert world.final.violations == ()
+    assert world.final.record.deadlines_missed == 2
+    assert not world.final.record.forced
+    assert world.final.record.violations == ()
 
 
 def test_under_the_global_deadline_the_next_phase_waits_for_the_last_to_stop_past_its_stop_time_too() -> None:
     # GIVEN a drain forced by its deadline while tier 0's daemon (stopTimeout 30 s) is stopping since START+880
     xray_stopping = (a_task("xray-1", "xray", stopping=True),)
-    progress = at("tier", 0, since=START + 850, stop_requested=("xray-1",), stop_by=(("xray-1", START + 880 + 30 +
-                                                                                      STOP_MARGIN_S),))
+    progress = at("tier", 0, since=START + 850,
+                  stops=StopLedger(requested=("xray-1",), due_by=(("xray-1", START + 880 + 30 + STOP_MARGIN_S),)))
     forced = plan_drain_step(request(), view(xray_stopping + METRICS + LOGS, now=START + 900), progress, policy())
     # WHEN it is replanned while the daemon is within its stop time, and once that has passed
     within = plan_drain_step(request(), view(xray_stopping + METRICS + LOGS, now=START + 910), forced.progress,
@@ -230,23 +240,24 @@ def test_under_the_global_deadline_the_next_phase_waits_for_the_last_to_stop_pas
     after = plan_drain_step(request(), view(xray_stopping + METRICS + LOGS, now=START + 880 + 30 + STOP_MARGIN_S),
                             within.progress, policy())
     # THEN tier 1 is stopped at neither: past its stop time the daemon is noted overdue and still waited for
-    assert forced.progress.forced and forced.progress.deadlines_missed == 1
+    assert forced.progress.record.forced and forced.progress.record.deadlines_missed == 1
     assert stops(forced) == [] and stops(within) == [] and stops(after) == []
     assert forced.wait_s <= 880 + 30 + STOP_MARGIN_S - 900
-    assert after.progress.stops_overdue == 1
+    assert after.progress.stops.overdue == 1
     assert [n.kind for n in after.notes] == ["stop-overdue"]
-    assert after.progress.breaks == () and not after.progress.done
+    assert after.progress.record.breaks == () and not after.progress.done
 
 
 def test_under_the_global_deadline_the_next_phase_begins_as_soon_as_the_last_is_stopped() -> None:
     # GIVEN a forced drain whose tier 0 daemon has just STOPPED, well within its stop time
-    progress = at("tier", 0, since=START + 850, stop_requested=("xray-1",), forced=True, forced_at=START + 900,
-                  stop_by=(("xray-1", START + 935),))
+    progress = at("tier", 0, since=START + 850,
+                  stops=StopLedger(requested=("xray-1",), due_by=(("xray-1", START + 935),)),
+                  record=DrainRecord(forced=True, forced_at=START + 900))
     # WHEN the next step observes it gone
     step = plan_drain_step(request(), view(METRICS + LOGS, now=START + 903), progress, policy())
     # THEN tier 1 stops at once: no fixed wait, nothing counted overdue
     assert stops(step) == [("prometheus-1",)]
-    assert step.progress.stops_overdue == 0
+    assert step.progress.stops.overdue == 0
 
 
 def test_a_spot_drain_finishes_its_phases_inside_the_two_minute_notice() -> None:
@@ -259,7 +270,7 @@ def test_a_spot_drain_finishes_its_phases_inside_the_two_minute_notice() -> None
                                 ("fluent-bit-1",)]
     assert world.completed_at is not None
     assert world.completed_at <= START + 110
-    assert world.final.violations == ()
+    assert world.final.record.violations == ()
 
 
 # ---- a whole drain against a small world --------------------------------------------------------
@@ -275,9 +286,9 @@ def test_a_whole_drain_stops_tiers_in_order_and_continues_once(standalone: Stand
     assert world.stop_log() == [*expected, ("xray-1",), ("prometheus-1",), ("fluent-bit-1",)]
     assert world.count(SetDraining) == 1
     assert world.completions() == 1 and isinstance(world.actions[-1][1], CompleteLifecycle)
-    assert world.final.deadlines_missed == 0
-    assert world.final.violations == ()
-    assert [label for label, _, _ in world.final.phase_times] == ["replicas", "standalone", "agents", "metrics",
+    assert world.final.record.deadlines_missed == 0
+    assert world.final.record.violations == ()
+    assert [label for label, _, _ in world.final.record.phase_times] == ["replicas", "standalone", "agents", "metrics",
                                                                    "logs"]
 
 
@@ -302,7 +313,7 @@ def test_heartbeats_are_sent_every_half_heartbeat_timeout_while_the_drain_waits(
     # their own stop time) and the drain completes
     beats = [t for t, a in world.actions if isinstance(a, RecordHeartbeat)]
     assert beats == [START + 150 * k for k in range(1, 6)]
-    assert world.final.heartbeats == 5
+    assert world.final.hook.heartbeats == 5
     assert world.completed_at is not None and world.completed_at < START + 900
 
 
@@ -310,7 +321,7 @@ def test_no_heartbeat_once_the_hooks_global_timeout_is_near() -> None:
     # GIVEN a 30 s heartbeat timeout: the hook's global timeout is 100 x 30 s = 3000 s
     hb = 30.0
     hook_global = min(HOOK_MAX_GLOBAL_S, 100 * hb)
-    progress = at("replicas", last_heartbeat_at=START + hook_global - 2 * hb)
+    progress = at("replicas", hook=HookKeeping(last_heartbeat_at=START + hook_global - 2 * hb))
     # WHEN steps are planned before and inside the last heartbeat timeout of the global timeout
     before = plan_drain_step(request(), view(REPLICAS, now=START + hook_global - 2 * hb + hb / 2), progress,
                              policy(heartbeat_s=hb, drain_deadline_s=48 * 3600))
@@ -366,7 +377,7 @@ def test_ordering_violations_are_observed_and_counted_once(tasks: tuple[TaskView
     first = plan_drain_step(request(), view(tasks), at("replicas"), policy())
     second = plan_drain_step(request(), view(tasks, now=START + 10), first.progress, policy())
     # THEN each out-of-order stop is noted once
-    assert first.progress.violations == violating
+    assert first.progress.record.violations == violating
     assert [n.detail for n in first.notes if n.kind == "ordering-violation"] == list(violating)
     assert not [n for n in second.notes if n.kind == "ordering-violation"]
 
@@ -381,16 +392,17 @@ def test_a_daemon_someone_else_stops_while_apps_run_is_a_counted_break_with_its_
     # stop already STOPPED (seen only after the fact)
     tiers = replace(policy(), order=DrainOrder.TIERS)
     tasks = (*REPLICAS, a_task("xray-1", "xray", last_status="STOPPED", stopping=True))
-    progress = replace(at("replicas"), draining_requested=draining_requested, gate_closed=True)
+    progress = replace(at("replicas"),
+                       fences=replace(at("replicas").fences, draining_requested=draining_requested, gate_closed=True))
     # WHEN two steps observe it
     first = plan_drain_step(request(), view(tasks, status=status), progress, tiers)
     second = plan_drain_step(request(), view(tasks, now=START + 10, status=status), first.progress, tiers)
     # THEN it is one guarantee break of the replica phase, with its cause and the replicas left, noted once
-    assert first.progress.breaks == (("replicas", cause, START, 2),)
+    assert first.progress.record.breaks == (("replicas", cause, START, 2),)
     assert [n.kind for n in first.notes if n.kind == "guarantee-broken"] == ["guarantee-broken"]
-    assert second.progress.breaks == first.progress.breaks
+    assert second.progress.record.breaks == first.progress.record.breaks
     # AND the event names the cause (no hard end)
-    event = ge.guarantee_broken("prod", INSTANCE_ID, *first.progress.breaks[0][:2], 2, START, START)
+    event = ge.guarantee_broken("prod", INSTANCE_ID, *first.progress.record.breaks[0][:2], 2, START, START)
     assert (event.detail["cause"], event.detail["hardEnd"]) == (cause, None)
 
 
@@ -399,9 +411,9 @@ def test_a_spot_drain_that_finds_its_instance_gone_after_the_notice_counts_one_m
     notice = START + 120
     first = plan_drain_step(request(notice), view((), now=notice + 30, status=None), fresh(), policy())
     # THEN it completes with one break (notice-missed, tasks unknown), and a drain gone before its notice has none
-    assert first.progress.done and first.progress.breaks == (("replicas", "notice-missed", notice + 30, 0),)
+    assert first.progress.done and first.progress.record.breaks == (("replicas", "notice-missed", notice + 30, 0),)
     early = plan_drain_step(request(notice), view((), now=START + 60, status=None), fresh(), policy())
-    assert early.progress.breaks == ()
+    assert early.progress.record.breaks == ()
     event = ge.guarantee_broken("prod", INSTANCE_ID, "replicas", "notice-missed", 0, START, notice + 30)
     assert (event.detail["cause"], event.detail["hardEnd"], event.detail["tasksNotStopped"]) == \
         ("notice-missed", None, 0)
@@ -411,18 +423,18 @@ def test_a_daemon_the_guard_stopped_itself_is_no_new_break_and_ecs_stops_under_d
         ) -> None:
     # GIVEN a daemon stopping while a replica runs: told to stop by the guard (tiers), or by ECS (draining order)
     tasks = (*REPLICAS, a_task("xray-1", "xray", stopping=True))
-    own = plan_drain_step(request(), view(tasks), at("replicas", stop_requested=("xray-1",)),
+    own = plan_drain_step(request(), view(tasks), at("replicas", stops=StopLedger(requested=("xray-1",))),
                           replace(policy(), order=DrainOrder.TIERS))
     ecs = plan_drain_step(request(), view(tasks, status="DRAINING"), at("replicas"), policy())
     # THEN both are ordering violations (the self-check) and neither is a break
-    assert own.progress.violations == ecs.progress.violations == ("xray-1",)
-    assert own.progress.breaks == ecs.progress.breaks == ()
+    assert own.progress.record.violations == ecs.progress.record.violations == ("xray-1",)
+    assert own.progress.record.breaks == ecs.progress.record.breaks == ()
     # AND with apps-first, ECS stopping the log router before the metrics tier (the DRAINING the guard set once
     # every app STOPPED) breaks no claim
     daemons = (*METRICS, a_task("fluent-bit-1", "fluent-bit", stopping=True))
     apps_first = plan_drain_step(request(), view(daemons, status="DRAINING"), at("tier"),
                                  replace(policy(), order=DrainOrder.APPS_FIRST))
-    assert apps_first.progress.breaks == ()
+    assert apps_first.progress.record.breaks == ()
 
 
 # ---- idempotence --------------------------------------------------------------------------------
@@ -463,16 +475,43 @@ def test_a_completed_drain_plans_nothing() -> None:
 
 def test_progress_round_trips_through_its_json_checkpoint() -> None:
     # GIVEN progress with every kind of field filled in
-    progress = replace(fresh(), phase="tier", tier=1, violations=("t1",), stop_requested=("a", "b"),
-                       phase_tasks=(("replicas", "a"), ("agents", "b")), phase_times=(("replicas", 1.0, 2.0),),
-                       forced=True, forced_at=5.0, result="CONTINUE", completed_at=9.0, overdue_noted=True,
-                       breaks=(("agents", "notice", 7.0, 1),))
+    progress = replace(fresh(), phase="tier", tier=1, watch=PhaseWatch(overdue_noted=True),
+                       stops=StopLedger(requested=("a", "b"), by_phase=(("replicas", "a"), ("agents", "b"))),
+                       record=DrainRecord(violations=("t1",), phase_times=(("replicas", 1.0, 2.0),), forced=True,
+                                          forced_at=5.0, result="CONTINUE", completed_at=9.0,
+                                          breaks=(("agents", "notice", 7.0, 1),)))
     # WHEN it goes through JSON and back
     restored = DrainProgress.from_dict(json.loads(json.dumps(progress.as_dict())))
     # THEN it is the same progress; a checkpoint from before guarantee breaks were kept reads as none
     assert restored == progress
-    older = {k: v for k, v in progress.as_dict().items() if k not in ("breaks", "overdue_noted")}
-    assert DrainProgress.from_dict(older).breaks == ()
+    record = {k: v for k, v in progress.as_dict()["record"].items() if k != "breaks"}
+    assert DrainProgress.from_dict({**progress.as_dict(), "record": record}).record.breaks == ()
+
+
+def test_a_checkpoint_written_before_the_progress_had_parts_reads_into_its_parts() -> None:
+    # GIVEN a flat checkpoint as a drain in flight wrote it before the progress was split into parts
+    flat = {"started_at": START, "phase": "tier", "tier": 1, "phase_started_at": START + 5,
+            "instance_arn": INSTANCE_ARN, "live_tasks": [["xray-1", "service:xray"]], "gate_closed": True,
+            "phase_late": True, "stop_requested": ["a"], "stop_by": [["a", START + 40]], "hook_since": START - 3,
+            "breaks": [["agents", "notice", START + 9, 1]], "result": None}
+    # WHEN it is read
+    progress = DrainProgress.from_dict(flat)
+    # THEN each value is in its part, under its new name (a live task without a stopTimeout gets ECS's 30 s)
+    assert progress.look.live_tasks == (("xray-1", "service:xray", 30),)
+    assert progress.fences.gate_closed and progress.watch.late and progress.stops.requested == ("a",)
+    assert progress.stops.due_by == (("a", START + 40),) and progress.hook_started_at == START - 3
+    assert progress.record.breaks == (("agents", "notice", START + 9, 1),) and progress.tier == 1
+
+
+@pytest.mark.parametrize(("raw", "named"), [({"started_at": START, "phase": "draining"}, "'phase'"),
+                                            ({"started_at": START, "stopped": []}, "'stopped'"),
+                                            ({"started_at": START, "look": {"instances": 1}}, "instances")])
+def test_a_checkpoint_that_is_not_a_drain_progress_is_refused_naming_what_is_wrong(raw: dict[str, object],
+                                                                                   named: str) -> None:
+    # GIVEN a checkpoint with an unknown phase, an unknown key, an unknown key in a part / WHEN read
+    # THEN a ValueError names it
+    with pytest.raises(ValueError, match=re.escape(named)):
+        DrainProgress.from_dict(raw)
 
 
 def test_the_drain_payload_names_what_is_missing() -> None:

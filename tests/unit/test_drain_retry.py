@@ -35,9 +35,9 @@ def test_the_drain_remembers_the_spot_notice_it_has_seen() -> None:
     step = plan_drain_step(request(), seen, fresh(), policy())
     # THEN its progress keeps when the notice ends (a failed step's retry is bounded by it), and a later
     # step that no longer sees the notice keeps it too
-    assert step.progress.notice_at == START + 120
-    assert plan_drain_step(request(), view(EVERYTHING, now=START + 10), step.progress, policy()).progress.notice_at \
-        == START + 120
+    assert step.progress.hook.notice_at == START + 120
+    later = plan_drain_step(request(), view(EVERYTHING, now=START + 10), step.progress, policy())
+    assert later.progress.hook.notice_at == START + 120
 
 
 @pytest.mark.parametrize(("raw", "attempts"), [("1", 1), ("3", 3), ("20", 20)])

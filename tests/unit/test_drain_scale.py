@@ -76,7 +76,7 @@ def operations(tasks: int, run: Callable[[DrainRequest, DrainView], object]) -> 
 
 def fresh() -> DrainProgress:
     """A drain that starts now."""
-    return DrainProgress(started_at=START, phase_started_at=START, last_progress_at=START)
+    return DrainProgress.begin(START)
 
 
 @pytest.mark.parametrize("order", ORDERS, ids=[o.value for o in ORDERS])
@@ -96,7 +96,8 @@ def mid_drain(request: DrainRequest, view: DrainView, order: DrainOrder) -> obje
     replicas = [t.arn for t in view.tasks if t.group.startswith("service:api-")]
     last_tier = f"service:{TIERS[-1]}"
     tasks = [replace(t, desired_status="STOPPED") if t.group == last_tier else t for t in view.tasks]
-    progress = replace(fresh(), draining_requested=True, gate_closed=True, stop_requested=tuple(replicas[::2]))
+    progress = replace(fresh(), fences=replace(fresh().fences, draining_requested=True, gate_closed=True),
+                       stops=replace(fresh().stops, requested=tuple(replicas[::2])))
     return plan_drain_step(request, replace(view, tasks=tasks), progress, policy(order))
 
 

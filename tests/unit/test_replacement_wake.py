@@ -12,7 +12,13 @@ from daemon_guard.adapters.memory import MemoryState
 from daemon_guard.bootstrap import Runtime
 from daemon_guard.core.actions import WakeWorkflow
 from daemon_guard.core.config import parse_config
-from daemon_guard.core.drain import DrainProgress, DrainRequest
+from daemon_guard.core.drain import (
+    DrainLook,
+    DrainProgress,
+    DrainRequest,
+    PhaseWatch,
+    StopLedger,
+)
 from daemon_guard.services.intake import handle
 from daemon_guard.workflows.drain import held_services, listen_for
 
@@ -89,15 +95,16 @@ def test_a_held_drain_registers_on_the_services_it_waits_on_and_forgets_them_onc
     rt = runtime(state)
     request = DrainRequest.from_payload({"instanceId": "i-0123456789abcdef0", "cluster": CLUSTER,
                                          "trigger": "lifecycle"})
-    held = DrainProgress(started_at=0.0, instance_arn=HELD_ON, replicas_held=True, stop_requested=("t-cart",),
-                         live_tasks=(("t-checkout", "service:checkout", 30), ("t-cart", "service:cart", 30)))
+    held = DrainProgress(started_at=0.0, watch=PhaseWatch(replicas_held=True), stops=StopLedger(requested=("t-cart",)),
+                         look=DrainLook(instance_arn=HELD_ON, live_tasks=(("t-checkout", "service:checkout", 30),
+                                                                          ("t-cart", "service:cart", 30))))
     # WHEN it listens / THEN it waits on checkout alone
     assert held_services(rt, request, held) == ["checkout"]
     heard = listen_for(rt, request, held.as_dict(), "cb-1", [])
     assert heard["services"] == ["checkout"]
     assert state.service_wakes(CLUSTER, "checkout") == {HELD_ON: "cb-1"}
     # WHEN the phase is no longer held / THEN its registration is forgotten
-    moved_on = DrainProgress(started_at=0.0, instance_arn=HELD_ON, phase="standalone")
+    moved_on = DrainProgress(started_at=0.0, look=DrainLook(instance_arn=HELD_ON), phase="standalone")
     assert listen_for(rt, request, moved_on.as_dict(), "cb-2", heard["services"])["services"] == []
     assert state.service_wakes(CLUSTER, "checkout") == {}
 
@@ -110,8 +117,10 @@ def test_a_wake_up_that_reached_no_callback_makes_the_next_wait_look_at_once() -
     rt = runtime(state)
     request = DrainRequest.from_payload({"instanceId": "i-0123456789abcdef0", "cluster": CLUSTER,
                                          "trigger": "lifecycle"})
-    held = DrainProgress(started_at=0.0, instance_arn=HELD_ON, replicas_held=True,
-                         live_tasks=(("t-checkout", "service:checkout", 30),))
+    held = DrainProgress(started_at=0.0,
+                         look=DrainLook(instance_arn=HELD_ON,
+                                        live_tasks=(("t-checkout", "service:checkout",
+                                                     30),)), watch=PhaseWatch(replicas_held=True))
     # WHEN it registers its next callback / THEN it is told to look at once, and the new callback is registered
     assert listen_for(rt, request, held.as_dict(), "cb-new", ["checkout"])["replaced"] == ["checkout"]
     assert state.service_wakes(CLUSTER, "checkout") == {HELD_ON: "cb-new"}

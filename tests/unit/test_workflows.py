@@ -30,7 +30,15 @@ from daemon_guard.core.config import (
     PlacementMode,
     StandalonePolicy,
 )
-from daemon_guard.core.drain import DrainProgress, DrainRequest
+from daemon_guard.core.drain import (
+    DrainLook,
+    DrainProgress,
+    DrainRequest,
+    Fences,
+    HookKeeping,
+    PhaseWatch,
+    StopLedger,
+)
 from daemon_guard.core.metrics import MetricSpec
 from daemon_guard.entrypoints import drain, launch_gate
 from daemon_guard.services.drain_look import observe
@@ -318,8 +326,9 @@ def test_a_replica_phase_out_of_time_does_not_read_the_services(late: bool, read
     ecs = FakeEcs()
     ecs.add("api-1", "api")
     rt = install_gated(ecs, FakeAutoScaling())
-    progress = DrainProgress(started_at=T0.timestamp(), instance_arn=INSTANCE_ARN, instance_status="ACTIVE",
-                             live_tasks=(("api-1", "service:api", 30),), phase_late=late)
+    progress = DrainProgress(started_at=T0.timestamp(),
+                             look=DrainLook(instance_arn=INSTANCE_ARN, instance_status="ACTIVE",
+                                            live_tasks=(("api-1", "service:api", 30),)), watch=PhaseWatch(late=late))
     # WHEN the drain looks at the instance
     view, _ = observe(rt, DrainRequest.from_payload(drain_payload()), progress)
     # THEN only a drain in time reads the replica services (their minimumHealthyPercent): out of time it
@@ -342,7 +351,7 @@ def test_the_first_look_sees_the_app_tasks_ecs_already_told_to_stop_so_the_daemo
     view, progress = observe(rt, DrainRequest.from_payload(drain_payload()), DrainProgress(started_at=T0.timestamp()))
     # THEN the stopping replica is a live task it follows (the daemons wait for it); the STOPPED one is not
     assert sorted(t.arn for t in view.tasks) == ["api-1", "xray-1"]
-    assert sorted(live[0] for live in progress.live_tasks) == ["api-1", "xray-1"]
+    assert sorted(live[0] for live in progress.look.live_tasks) == ["api-1", "xray-1"]
 
 
 @pytest.mark.parametrize(("notice", "daemons_stopped"), [(None, []), (T0.timestamp() + 120, [("StopTask", "xray-1")])])
@@ -356,9 +365,10 @@ def test_a_spot_drain_stops_the_next_tier_on_the_events_view_when_ecs_throttles_
     rt = install_gated(ecs, FakeAutoScaling())
     live = (("batch-1", "family:batch", 30), ("xray-1", "service:xray", 30), ("prometheus-1", "service:prometheus", 30),
             ("fluent-bit-1", "service:fluent-bit", 30))
-    progress = DrainProgress(started_at=T0.timestamp(), instance_arn=INSTANCE_ARN, instance_status="ACTIVE",
-                             live_tasks=live, phase="standalone", gate_closed=True, gate_seen=True,
-                             stop_requested=("batch-1",), notice_at=notice)
+    progress = DrainProgress(started_at=T0.timestamp(), phase="standalone",
+                             look=DrainLook(instance_arn=INSTANCE_ARN, instance_status="ACTIVE", live_tasks=live),
+                             fences=Fences(gate_closed=True, gate_seen=True),
+                             stops=StopLedger(requested=("batch-1",)), hook=HookKeeping(notice_at=notice))
     # WHEN the step woken by that stop runs
     result = drain_tick(rt, DrainRequest.from_payload(drain_payload()), progress.as_dict(), {"stoppedTask": "batch-1"})
     # THEN under a Spot notice it goes on from the events' view and stops the first tier; without one it
@@ -377,10 +387,12 @@ def test_a_held_replica_phase_looks_at_ecs_once_no_event_has_come_for_a_while(si
     ecs._stop("api-1")
     rt = install_gated(ecs, FakeAutoScaling())
     last_look = T0.timestamp() - silent_s
-    progress = DrainProgress(started_at=T0.timestamp() - 60, instance_arn=INSTANCE_ARN, instance_status="ACTIVE",
-                             live_tasks=(("api-1", "service:api", 30), ("api-2", "service:api", 30)),
-                             gate_closed=True, gate_seen=True, stop_requested=("api-1",), replicas_held=True,
-                             looked_at=last_look, heard_at=last_look)
+    progress = DrainProgress(started_at=T0.timestamp() - 60,
+                             look=DrainLook(instance_arn=INSTANCE_ARN, instance_status="ACTIVE",
+                                            live_tasks=(("api-1", "service:api", 30), ("api-2", "service:api", 30)),
+                                            looked_at=last_look, heard_at=last_look),
+                             fences=Fences(gate_closed=True, gate_seen=True), watch=PhaseWatch(replicas_held=True),
+                             stops=StopLedger(requested=("api-1",)))
     # WHEN the wait times out with no event, `silent_s` after the last look
     drain_tick(rt, DrainRequest.from_payload(drain_payload()), progress.as_dict(), None)
     # THEN within the slow look's interval it keeps to the events' view (no StopTask: api-1 still counts as

@@ -68,7 +68,7 @@ def preview_drain(request: DrainRequest, view: DrainView, policy: DrainPolicy) -
     if view.instance is None:
         return (PlannedStep("nothing-to-drain", "-", f"{request.instance_id} is not registered in the cluster"),)
     start = view.now
-    progress = DrainProgress(started_at=start, phase_started_at=start, last_progress_at=start)
+    progress = DrainProgress.begin(start)
     deadline = global_deadline(request, view, progress, policy) - start
     steps: list[PlannedStep] = []
     reported: set[str] = set()
@@ -104,7 +104,7 @@ def preview_drain(request: DrainRequest, view: DrainView, policy: DrainPolicy) -
                 steps.append(PlannedStep("complete-lifecycle", "lifecycle", f"CompleteLifecycleAction {action.result} "
                                          f"({action.asg} / {action.hook})", deadline_s=deadline))
         if step.progress.phase == "complete":
-            if step.progress.result == "no-lifecycle-action":
+            if step.progress.record.result == "no-lifecycle-action":
                 steps.append(PlannedStep("no-lifecycle-action", "lifecycle",
                                          "no lifecycle action to complete (the drain ends when the instance is empty)"))
             return tuple(steps)

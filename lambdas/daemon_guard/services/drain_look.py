@@ -38,14 +38,15 @@ def model_view(rt: Runtime, request: DrainRequest, progress: DrainProgress) -> D
     a hundred drains re-reading their instances on every stop would spend the cluster-read rate
     (20/s) they share with the placement reflex. Polls and the final confirmation read ECS.
     """
-    arn = progress.instance_arn or ""
-    instance = InstanceView(arn=arn, ec2_instance_id=request.instance_id, status=progress.instance_status or "DRAINING",
-                            agent_connected=True, registered=Resources(), remaining=Resources())
-    requested = set(progress.stop_requested)
+    arn = progress.look.instance_arn or ""
+    instance = InstanceView(arn=arn, ec2_instance_id=request.instance_id,
+                            status=progress.look.instance_status or "DRAINING", agent_connected=True,
+                            registered=Resources(), remaining=Resources())
+    requested = set(progress.stops.requested)
     tasks = [TaskView(arn=task, group=group, task_definition_arn="", last_status="RUNNING",
                       desired_status="STOPPED" if task in requested else "RUNNING", container_instance_arn=arn,
                       stop_timeout_s=stop_timeout)
-             for task, group, stop_timeout in progress.live_tasks]
+             for task, group, stop_timeout in progress.look.live_tasks]
     return _view(rt, request, instance, tasks, _replica_services(rt, request, progress, tasks))
 
 
@@ -58,7 +59,7 @@ def _replica_services(rt: Runtime, request: DrainRequest, progress: DrainProgres
         return {}
     ecs = rt.cluster(request.cluster)
     daemon_names = {s.name for s in ecs.daemon_services()}
-    requested = set(progress.stop_requested)
+    requested = set(progress.stops.requested)
     names = sorted({t.service_name for t in tasks if t.service_name and t.service_name not in daemon_names
                     and t.arn not in requested})
     return {s.name: s for s in ecs.services(names)} if names else {}
@@ -66,7 +67,7 @@ def _replica_services(rt: Runtime, request: DrainRequest, progress: DrainProgres
 
 def _replicas_in_time(progress: DrainProgress) -> bool:
     """The replica phase, with time left to keep minimumHealthyPercent (what the services are read for)."""
-    return progress.phase == "replicas" and not progress.phase_late and not progress.forced
+    return progress.phase == "replicas" and not progress.watch.late and not progress.record.forced
 
 
 def _view(rt: Runtime, request: DrainRequest, instance: InstanceView | None, tasks: list[TaskView],
@@ -97,16 +98,17 @@ def observe(rt: Runtime, request: DrainRequest, progress: DrainProgress) -> tupl
     """
     ecs = rt.cluster(request.cluster)
     instance: InstanceView | None
-    if progress.instance_arn is None:
+    if progress.look.instance_arn is None:
         found = ecs.instance_arn_by_ec2_id(request.instance_id)
         instance = None if found is None else InstanceView(
             arn=found, ec2_instance_id=request.instance_id, status="DRAINING" if request.trigger == "draining"
             else "ACTIVE", agent_connected=True, registered=Resources(), remaining=Resources())
-    elif progress.ticks % DESCRIBE_EVERY == 0 or not progress.live_tasks or progress.awaiting_read_back:
-        instance = ecs.instance(progress.instance_arn)
+    elif progress.look.ticks % DESCRIBE_EVERY == 0 or not progress.look.live_tasks \
+            or progress.fences.awaiting_read_back:
+        instance = ecs.instance(progress.look.instance_arn)
     else:
-        instance = InstanceView(arn=progress.instance_arn, ec2_instance_id=request.instance_id,
-                                status=progress.instance_status or "DRAINING", agent_connected=True,
+        instance = InstanceView(arn=progress.look.instance_arn, ec2_instance_id=request.instance_id,
+                                status=progress.look.instance_status or "DRAINING", agent_connected=True,
                                 registered=Resources(), remaining=Resources())
     if instance is None or instance.status == "INACTIVE":
         tasks = []
@@ -114,19 +116,20 @@ def observe(rt: Runtime, request: DrainRequest, progress: DrainProgress) -> tupl
         running = ecs.task_arns_on(instance.arn, desired="RUNNING")
         # The first look also lists the tasks someone else already told to stop (ECS on an instance it set
         # DRAINING at a Spot notice): still shutting down, they are app tasks the daemons must wait for.
-        stopping = ecs.task_arns_on(instance.arn, desired="STOPPED") if progress.instance_arn is None else []
-        followed = {*running, *(live[0] for live in progress.live_tasks)}
-        tasks = [t for t in ecs.tasks(list(dict.fromkeys([*running, *(live[0] for live in progress.live_tasks),
+        stopping = ecs.task_arns_on(instance.arn, desired="STOPPED") if progress.look.instance_arn is None else []
+        followed = {*running, *(live[0] for live in progress.look.live_tasks)}
+        tasks = [t for t in ecs.tasks(list(dict.fromkeys([*running, *(live[0] for live in progress.look.live_tasks),
                                                           *stopping])))
                  if t.arn in followed or t.last_status != "STOPPED"]
-    progress = replace(progress, instance_arn=instance.arn if instance else progress.instance_arn,
-                       instance_status=instance.status if instance else "INACTIVE",
-                       live_tasks=tuple((t.arn, t.group, t.stop_timeout_s) for t in tasks), ticks=progress.ticks + 1,
-                       looked_at=rt.now().timestamp())
+    look = replace(progress.look, instance_arn=instance.arn if instance else progress.look.instance_arn,
+                   instance_status=instance.status if instance else "INACTIVE",
+                   live_tasks=tuple((t.arn, t.group, t.stop_timeout_s) for t in tasks), ticks=progress.look.ticks + 1,
+                   looked_at=rt.now().timestamp())
+    progress = replace(progress, look=look)
     daemon_names = {s.name for s in ecs.daemon_services()}
     services = _replica_services(rt, request, progress, tasks)
     now = rt.now().timestamp()
-    if not services and _replicas_in_time(progress) and not progress.services_checked \
+    if not services and _replicas_in_time(progress) and not progress.look.services_checked \
             and now - progress.phase_started_at >= 60:
         names = sorted({t.service_name for t in tasks if t.service_name and t.service_name not in daemon_names})
         services = {s.name: s for s in ecs.services(names)} if names else {}

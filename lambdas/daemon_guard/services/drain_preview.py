@@ -26,7 +26,7 @@ from daemon_guard.services.drain_look import drain_policy, observe
 def preview(rt: Runtime, request: DrainRequest) -> tuple[PlannedStep, ...]:
     """The planned steps of draining `request.instance_id` now, from ECS reads (the drain's own first look)."""
     now = rt.now().timestamp()
-    view, _ = observe(rt, request, DrainProgress(started_at=now, phase_started_at=now, last_progress_at=now))
+    view, _ = observe(rt, request, DrainProgress.begin(now))
     if view.instance is not None:
         view = replace(view, instance=rt.cluster(request.cluster).instance(view.instance.arn))
     return preview_drain(request, view, drain_policy(rt, request))

@@ -86,14 +86,14 @@ def drain_step_events(request: DrainRequest, before: DrainProgress, step: DrainS
     it, the drain's end."""
     after = step.progress
     events = [ge.tier_completed(request.cluster, request.instance_id, label, begun, ended)
-              for label, begun, ended in after.phase_times[len(before.phase_times):]]
+              for label, begun, ended in after.record.phase_times[len(before.record.phase_times):]]
     events += [ge.guarantee_broken(request.cluster, request.instance_id, phase, kind, left, after.started_at, at)
-               for phase, kind, at, left in after.breaks[len(before.breaks):]]
-    if after.forced and not before.forced:
+               for phase, kind, at, left in after.record.breaks[len(before.record.breaks):]]
+    if after.record.forced and not before.record.forced:
         events.append(ge.drain_forced(request.cluster, request.instance_id, after.phase, after.started_at,
-                                      after.forced_at or after.started_at, "global drain deadline passed"))
+                                      after.record.forced_at or after.started_at, "global drain deadline passed"))
     if after.done and not before.done:
-        events.append(ge.drain_completed(request.cluster, request.instance_id, after.result or "CONTINUE",
-                                         after.started_at, after.completed_at or after.started_at,
-                                         after.deadlines_missed, request.trigger))
+        events.append(ge.drain_completed(request.cluster, request.instance_id, after.record.result or "CONTINUE",
+                                         after.started_at, after.record.completed_at or after.started_at,
+                                         after.record.deadlines_missed, request.trigger))
     return events

@@ -37,6 +37,7 @@ from daemon_guard.core.drain import (
     DrainProgress,
     DrainRequest,
     DrainStep,
+    HookKeeping,
     Lifecycle,
     notice_end,
     plan_drain_step,
@@ -101,10 +102,11 @@ def drain_tick(rt: Runtime, request: DrainRequest, raw_progress: dict[str, Any],
     except AwsError as exc:
         logger.warning("drain step failed; retrying", extra={"instance": request.instance_id, "error": str(exc)})
         progress = _keep_hook_alive(rt, request, DrainProgress.from_dict(raw_progress))
-        progress = replace(progress, failures=progress.failures + 1)
+        progress = replace(progress, record=replace(progress.record, failures=progress.record.failures + 1))
         notice = notice_end(request, progress)
         left = notice - rt.now().timestamp() if notice is not None else None
-        return {"progress": progress.as_dict(), "wait_s": retry_after(request.instance_id, progress.failures, left),
+        wait_s = retry_after(request.instance_id, progress.record.failures, left)
+        return {"progress": progress.as_dict(), "wait_s": wait_s,
                 "error": type(exc).__name__}
 
 
@@ -118,7 +120,8 @@ def _keep_hook_alive(rt: Runtime, request: DrainRequest, progress: DrainProgress
     try:
         if beat is not None and rt.executor.run(request.cluster, beat) == "done":
             rt.metrics.emit(m.HEARTBEATS_SENT, 1, request.cluster)
-            return replace(progress, heartbeats=progress.heartbeats + 1, last_heartbeat_at=now)
+            return replace(progress, hook=replace(progress.hook, heartbeats=progress.hook.heartbeats + 1,
+                                                  last_heartbeat_at=now))
     except AwsError as exc:
         logger.warning("heartbeat failed", extra={"instance": request.instance_id, "error": str(exc)})
     return progress
@@ -127,10 +130,10 @@ def _keep_hook_alive(rt: Runtime, request: DrainRequest, progress: DrainProgress
 def _confirmed_empty(rt: Runtime, request: DrainRequest, progress: DrainProgress) -> bool:
     """ECS agrees the instance runs no task. Under throttling the event stream's word is taken: after
     the first look, no task reaches a DRAINING instance that an event would not have reported."""
-    if progress.instance_arn is None:
+    if progress.look.instance_arn is None:
         return False
     try:
-        return not rt.cluster(request.cluster).task_arns_on(progress.instance_arn, desired="RUNNING")
+        return not rt.cluster(request.cluster).task_arns_on(progress.look.instance_arn, desired="RUNNING")
     except Throttled:
         logger.warning("ECS throttled the final check; the events say the instance is empty",
                        extra={"instance": request.instance_id})
@@ -140,9 +143,9 @@ def _confirmed_empty(rt: Runtime, request: DrainRequest, progress: DrainProgress
 def _stopped_by_other(progress: DrainProgress, stopped: list[str]) -> bool:
     """A service task that STOPPED without the guard asking (with ``apps-first`` or ``tiers`` only someone
     else, such as ECS on an instance it set DRAINING, stops one)."""
-    asked = set(progress.stop_requested)
+    asked = set(progress.stops.requested)
     return any(arn in stopped and arn not in asked and group.startswith("service:")
-               for arn, group, _ in progress.live_tasks)
+               for arn, group, _ in progress.look.live_tasks)
 
 
 def _act(rt: Runtime, request: DrainRequest, actions: tuple[Action, ...]) -> None:
@@ -163,19 +166,20 @@ def _tick(rt: Runtime, request: DrainRequest, raw_progress: dict[str, Any], stop
     fallback: DrainStep | None = None
     now = rt.now().timestamp()
     if stopped:
-        progress = replace(progress, heard_at=now)
-    known = any(live[0] in stopped for live in progress.live_tasks)
+        progress = replace(progress, look=replace(progress.look, heard_at=now))
+    known = any(live[0] in stopped for live in progress.look.live_tasks)
     if policy.order is not DrainOrder.DRAINING and _stopped_by_other(progress, stopped):
         known = False  # a service task the guard did not stop (a daemon ECS stopped?): look, so it is seen and counted
     # A replica phase held by minimumHealthyPercent plans from the events between looks; when none has come
     # for a while it looks (the slow look): a lost STOPPED would otherwise hold it until its deadline.
-    held = progress.phase == "replicas" and progress.replicas_held and not stopped and not slow_look_due(
-        now, progress.looked_at or progress.started_at, progress.heard_at or progress.started_at)
-    if (known or held or (from_look and progress.instance_arn)) and not progress.forced:
+    held = progress.phase == "replicas" and progress.watch.replicas_held and not stopped and not slow_look_due(
+        now, progress.look.looked_at or progress.started_at, progress.look.heard_at or progress.started_at)
+    if (known or held or (from_look and progress.look.instance_arn)) and not progress.record.forced:
         # Plan from the event stream (or the first look, or a replica phase waiting only on replacements
         # elsewhere, where the services are re-read and the gate keeps new replicas off the instance);
         # read ECS only if that plan would stop daemons or complete the lifecycle action.
-        progress = replace(progress, live_tasks=tuple(t for t in progress.live_tasks if t[0] not in stopped))
+        live = tuple(t for t in progress.look.live_tasks if t[0] not in stopped)
+        progress = replace(progress, look=replace(progress.look, live_tasks=live))
         step = plan_drain_step(request, model_view(rt, request, progress), progress, policy)
         if step.progress.phase == "tier" and any(isinstance(a, (StopTasks, SetAttribute, SetDraining))
                                                  for a in step.actions):
@@ -199,13 +203,14 @@ def _tick(rt: Runtime, request: DrainRequest, raw_progress: dict[str, Any], stop
         if note.kind == "blocked":  # alarmed while it lasts; the totals are emitted when the drain ends
             rt.metrics.emit(m.DRAINS_BLOCKED, 1, request.cluster)
         logger.warning("drain note", extra={"instance": request.instance_id, "kind": note.kind, "detail": note.detail})
-    for label, begun, ended in step.progress.phase_times[len(progress.phase_times):]:
+    for label, begun, ended in step.progress.record.phase_times[len(progress.record.phase_times):]:
         rt.metrics.emit(m.TIER_DURATION, ended - begun, request.cluster, Tier=label)
     announce(rt, drain_step_events(request, progress, step))
     if step.actions:
         logger.info("drain step", extra={"instance": request.instance_id, "phase": step.progress.phase,
                                          "actions": [type(a).__name__ for a in step.actions]})
-    return {"progress": replace(step.progress, failures=0).as_dict(), "wait_s": step.wait_s}
+    done = replace(step.progress, record=replace(step.progress.record, failures=0))
+    return {"progress": done.as_dict(), "wait_s": step.wait_s}
 
 
 def listen(rt: Runtime, request: DrainRequest, instance_arn: str | None, callback_id: str,
@@ -260,7 +265,8 @@ def budget_look(rt: Runtime, request: DrainRequest, waiting: dict[str, Any], _ct
                                        "place": admission.place, "reason": admission.reason})
     wait_s = WAIT_POLL_S
     if admission.decision == "wait" and lifecycle is not None:
-        progress = DrainProgress(started_at=arrived, last_heartbeat_at=float(waiting.get("last_heartbeat_at", 0.0)))
+        progress = DrainProgress(started_at=arrived,
+                                 hook=HookKeeping(last_heartbeat_at=float(waiting.get("last_heartbeat_at", 0.0))))
         beat, wait_s = plan_heartbeat(request, lifecycle, now, progress, policy)
         if beat is not None and rt.executor.run(request.cluster, beat) == "done":
             rt.metrics.emit(m.HEARTBEATS_SENT, 1, request.cluster)
@@ -291,10 +297,10 @@ def held_services(rt: Runtime, request: DrainRequest, progress: DrainProgress) -
     """The replica services a held replica phase waits on (minimumHealthyPercent keeps their tasks here until a
     replacement runs elsewhere): those with a live task on the instance not yet told to stop. Daemons are
     left out (their list is cached: no ECS read after the first)."""
-    if not (progress.phase == "replicas" and progress.replicas_held):
+    if not (progress.phase == "replicas" and progress.watch.replicas_held):
         return []
-    asked = set(progress.stop_requested)
-    names = {group.removeprefix("service:") for arn, group, _ in progress.live_tasks
+    asked = set(progress.stops.requested)
+    names = {group.removeprefix("service:") for arn, group, _ in progress.look.live_tasks
              if group.startswith("service:") and arn not in asked}
     daemons = {s.name for s in rt.cluster(request.cluster).daemon_services()} if names else set()
     return sorted(names - daemons)
@@ -307,16 +313,16 @@ def listen_for(rt: Runtime, request: DrainRequest, raw_progress: dict[str, Any],
     the services no longer waited on. Returns the stops no callback heard, the services registered, and
     ``replaced`` when a replacement's wake-up reached no callback meanwhile (the workflow then looks at once)."""
     progress = DrainProgress.from_dict(raw_progress)
-    missed = listen(rt, request, progress.instance_arn, callback_id)
+    missed = listen(rt, request, progress.look.instance_arn, callback_id)
     services: list[str] = []
-    if progress.instance_arn is None:
+    if progress.look.instance_arn is None:
         return {"missed": missed, "services": services}
     try:
         services = held_services(rt, request, progress)
-        if services and rt.claims.register_service_wake(request.cluster, services, progress.instance_arn,
+        if services and rt.claims.register_service_wake(request.cluster, services, progress.look.instance_arn,
                                                         callback_id, rt.now().timestamp()):
             return {"missed": missed, "services": services, "replaced": services}
-        unlisten(rt, request, progress.instance_arn, sorted(set(registered) - set(services)))
+        unlisten(rt, request, progress.look.instance_arn, sorted(set(registered) - set(services)))
     except AwsError as exc:  # the slow look is the fallback
         logger.warning("could not register the replacement wake-up; looking slowly", extra={"error": str(exc)})
     return {"missed": missed, "services": services}
@@ -346,25 +352,25 @@ def finish(rt: Runtime, request: DrainRequest, raw_progress: dict[str, Any], _ct
 
 def _finish(rt: Runtime, request: DrainRequest, raw_progress: dict[str, Any]) -> dict[str, float]:
     progress = DrainProgress.from_dict(raw_progress)
-    ended = progress.completed_at or rt.now().timestamp()
+    ended = progress.record.completed_at or rt.now().timestamp()
     duration = ended - progress.started_at
-    durations = rt.cluster(request.cluster).stop_durations([arn for _, arn in progress.phase_tasks])
+    durations = rt.cluster(request.cluster).stop_durations([arn for _, arn in progress.stops.by_phase])
     slowest: dict[str, float] = {}
-    for label, arn in progress.phase_tasks:
+    for label, arn in progress.stops.by_phase:
         slowest[label] = max(slowest.get(label, 0.0), durations.get(arn, 0.0))
     overhead = max(0.0, duration - sum(slowest.values()))
     rt.metrics.emit(m.DRAIN_DURATION, duration, request.cluster)
     rt.metrics.emit(m.DRAIN_OVERHEAD, overhead, request.cluster)
     # Emitted for every drain, zero included, so their alarms always have data.
-    rt.metrics.emit(m.DEADLINES_MISSED, progress.deadlines_missed, request.cluster)
-    rt.metrics.emit(m.ORDERING_VIOLATIONS, len(progress.violations), request.cluster)
-    rt.metrics.emit(m.GUARANTEE_BREAKS, len(progress.breaks), request.cluster)
-    rt.claims.release_workflow(KIND, request.instance_id, progress.instance_arn)
+    rt.metrics.emit(m.DEADLINES_MISSED, progress.record.deadlines_missed, request.cluster)
+    rt.metrics.emit(m.ORDERING_VIOLATIONS, len(progress.record.violations), request.cluster)
+    rt.metrics.emit(m.GUARANTEE_BREAKS, len(progress.record.breaks), request.cluster)
+    rt.claims.release_workflow(KIND, request.instance_id, progress.look.instance_arn)
     if rt.config.drain_budget:
         give_back(rt, request.cluster, request.instance_id)
     logger.info("drain finished", extra={"instance": request.instance_id, "seconds": round(duration, 1),
-                                         "overhead": round(overhead, 1), "result": progress.result,
-                                         "deadlines_missed": progress.deadlines_missed})
+                                         "overhead": round(overhead, 1), "result": progress.record.result,
+                                         "deadlines_missed": progress.record.deadlines_missed})
     return {"duration": duration, "overhead": overhead}
 
 
@@ -379,9 +385,8 @@ def drain_workflow(rt: Runtime, event: dict[str, Any], ctx: DurableContext) -> d
         hook_since = started
         started = ctx.step(lambda _c: rt.now().timestamp(), name="admitted")
         heartbeat_at = float(waited.get("last_heartbeat_at", 0.0))
-    raw: dict[str, Any] = DrainProgress(started_at=started, phase_started_at=started, last_progress_at=started,
-                                        hook_since=hook_since,
-                                        last_heartbeat_at=heartbeat_at).as_dict()
+    raw: dict[str, Any] = replace(DrainProgress.begin(started),
+                                  hook=HookKeeping(since=hook_since, last_heartbeat_at=heartbeat_at)).as_dict()
     # The first look is a step of its own with no effect, so the step that acts on it plans from
     # that checkpoint: re-run after a crash, it still knows the tasks it had already told to stop.
     raw = ctx.step(partial(first_look, rt, request, raw), name="look")
@@ -391,7 +396,7 @@ def drain_workflow(rt: Runtime, event: dict[str, Any], ctx: DurableContext) -> d
     while True:
         result = ctx.step(partial(drain_tick, rt, request, raw, woke), name=f"tick-{n}")
         raw = result["progress"]
-        if raw["phase"] == "complete":
+        if DrainProgress.from_dict(raw).done:
             break
         callback = ctx.create_callback(
             name=f"wake-{n}", config=CallbackConfig(timeout=Duration.from_seconds(max(1, math.ceil(result["wait_s"])))))
@@ -402,10 +407,11 @@ def drain_workflow(rt: Runtime, event: dict[str, Any], ctx: DurableContext) -> d
             with contextlib.suppress(CallbackTimeoutError):  # the timeout is the polling fallback
                 woke = callback.result()
         n += 1
-    if registered and raw.get("instance_arn"):
-        ctx.step(partial(unlisten, rt, request, raw["instance_arn"], registered), name="unlisten")
+    last = DrainProgress.from_dict(raw)
+    if registered and last.look.instance_arn:
+        ctx.step(partial(unlisten, rt, request, last.look.instance_arn, registered), name="unlisten")
     summary = ctx.step(partial(finish, rt, request, raw), name="finish")
     if request.replace:
         ctx.step(lambda _c: replace_after_drain(rt, event), name="replace")
-    return {"instance": request.instance_id, "result": raw.get("result"), **summary}
+    return {"instance": request.instance_id, "result": last.record.result, **summary}
 

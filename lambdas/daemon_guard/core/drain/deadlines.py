@@ -36,7 +36,7 @@ def hook_global_timeout_s(heartbeat_timeout_s: float) -> float:
 def notice_end(request: DrainRequest, progress: DrainProgress, view: DrainView | None = None) -> float | None:
     """When the Spot notice this drain races ends (epoch seconds): its own, one handed over through its
     claim (`view`), or one seen at an earlier step; None without a notice."""
-    notices = [n for n in (request.deadline_epoch, view.deadline_epoch if view else None, progress.notice_at)
+    notices = [n for n in (request.deadline_epoch, view.deadline_epoch if view else None, progress.hook.notice_at)
                if n is not None]
     return min(notices) if notices else None
 
@@ -124,7 +124,7 @@ def plan_heartbeat(request: DrainRequest, lifecycle: Lifecycle | None, now: floa
     hook_global = hook_global_timeout_s(policy.heartbeat_timeout_s)
     if now >= progress.hook_started_at + hook_global - policy.heartbeat_timeout_s:
         return None, POLL_S
-    last = progress.last_heartbeat_at or progress.started_at
+    last = progress.hook.last_heartbeat_at or progress.started_at
     every = policy.heartbeat_timeout_s / 2
     if now - last >= every:
         return RecordHeartbeat(lifecycle.asg, lifecycle.hook, request.instance_id, lifecycle.token), every

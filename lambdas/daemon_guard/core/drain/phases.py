@@ -94,22 +94,23 @@ def app_tasks(view: DrainView, policy: DrainPolicy) -> list[TaskView]:
 def _record_phase_tasks(progress: DrainProgress, phase: str, tasks: Sequence[TaskView]) -> DrainProgress:
     if not tasks:
         return progress
-    known = set(map(itemgetter(1), progress.phase_tasks))
+    known = set(map(itemgetter(1), progress.stops.by_phase))
     new = tuple((phase, t.arn) for t in tasks if t.arn not in known)
-    return replace(progress, phase_tasks=progress.phase_tasks + new) if new else progress
+    return replace(progress, stops=replace(progress.stops, by_phase=progress.stops.by_phase + new)) if new else progress
 
 
 def _stop(progress: DrainProgress, tasks: Sequence[TaskView], reason: str, now: float,
           phase: str) -> tuple[tuple[Action, ...], DrainProgress]:
     """StopTask the tasks not yet told to stop (none twice), for `phase` (its label), remembering them and when
     each must be STOPPED."""
-    asked = set(progress.stop_requested)
+    asked = set(progress.stops.requested)
     fresh = sorted((t for t in tasks if not t.stopping and t.arn not in asked), key=lambda t: t.arn)
     if not fresh:
         return (), progress
     arns = tuple(t.arn for t in fresh)
-    return (StopTasks(arns, reason, phase),), replace(progress, stop_requested=progress.stop_requested + arns,
-                                                stop_by=_with_bounds(progress.stop_by, fresh, now))
+    stops = replace(progress.stops, requested=progress.stops.requested + arns,
+                    due_by=_with_bounds(progress.stops.due_by, fresh, now))
+    return (StopTasks(arns, reason, phase),), replace(progress, stops=stops)
 
 
 def _with_bounds(known: tuple[tuple[str, float], ...], tasks: Sequence[TaskView],
@@ -128,9 +129,9 @@ def follow_stops(view: DrainView, progress: DrainProgress, tasks: Sequence[TaskV
     the last of them, or None once every one has passed (the tasks still live are then overdue: waited
     for all the same, `_await_stopped`).
     """
-    progress = replace(progress, stop_by=_with_bounds(progress.stop_by, [t for t in tasks if t.stopping],
-                                                      view.now))
-    bound = dict(progress.stop_by)
+    due_by = _with_bounds(progress.stops.due_by, [t for t in tasks if t.stopping], view.now)
+    progress = replace(progress, stops=replace(progress.stops, due_by=due_by))
+    bound = dict(progress.stops.due_by)
     last = max((bound.get(t.arn, view.now) for t in tasks), default=view.now)
     return progress, (last - view.now if last > view.now else None)
 
@@ -144,9 +145,10 @@ def _on_deadline(inp: PhaseInput, remaining: Sequence[TaskView]) -> PhaseOutcome
     if now < phase_deadline(inp.view, progress, policy, inp.deadline):
         return None
     notes: tuple[DrainNote, ...] = ()
-    if not progress.phase_late:
-        missed = 0 if progress.forced else 1
-        progress = replace(progress, phase_late=True, deadlines_missed=progress.deadlines_missed + missed)
+    if not progress.watch.late:
+        missed = 0 if progress.record.forced else 1
+        progress = replace(progress, watch=replace(progress.watch, late=True),
+                           record=replace(progress.record, deadlines_missed=progress.record.deadlines_missed + missed))
         notes = (DrainNote("deadline-missed", f"{label} deadline passed", tier=label),) if missed else ()
     actions, progress = _stop(progress, remaining, f"daemon-guard drain: {label} deadline", now, label)
     return _await_stopped(replace(inp, progress=progress), remaining, actions, notes, label,
@@ -166,8 +168,9 @@ def _await_stopped(inp: PhaseInput, tasks: Sequence[TaskView], actions: tuple[Ac
     break_at = math.inf if inp.end is None else inp.end.at - sum(phase_stop_times(inp.view, inp.policy)[later:])
     if now >= break_at:
         return _break(replace(inp, progress=progress), tasks, actions, notes, label)
-    if left_s is None and not progress.overdue_noted:
-        progress = replace(progress, overdue_noted=True, stops_overdue=progress.stops_overdue + len(tasks))
+    if left_s is None and not progress.watch.overdue_noted:
+        progress = replace(progress, watch=replace(progress.watch, overdue_noted=True),
+                           stops=replace(progress.stops, overdue=progress.stops.overdue + len(tasks)))
         notes = (*notes, DrainNote("stop-overdue", f"{len(tasks)} task(s) of {label} not STOPPED within their stop "
                                                    "time: still waiting", value=len(tasks), tier=label))
     return PhaseOutcome(progress, actions, notes, look_again_s=min(left_s or POLL_S, break_at - now))
@@ -178,10 +181,11 @@ def _break(inp: PhaseInput, tasks: Sequence[TaskView], actions: tuple[Action, ..
     """The hard end: the phase is finished with `tasks` not STOPPED, a guarantee break recorded and noted."""
     progress, now = inp.progress, inp.view.now
     kind = inp.end.kind if inp.end is not None else "deadline"
-    if any(b[0] == label and b[1] == kind for b in progress.breaks):
+    if any(b[0] == label and b[1] == kind for b in progress.record.breaks):
         # Counted once: late app tasks still stopping are met again at every later step of the same hard end.
         return PhaseOutcome(progress, actions, notes, finished=True)
-    progress = replace(progress, breaks=(*progress.breaks, (label, kind, now, len(tasks))))
+    progress = replace(progress, record=replace(progress.record, breaks=(*progress.record.breaks,
+                                                                     (label, kind, now, len(tasks)))))
     arns = ", ".join(sorted(t.arn for t in tasks))
     note = DrainNote("guarantee-broken", f"{len(tasks)} task(s) of {label} not STOPPED at the hard end ({kind}): "
                                          f"{arns}", value=len(tasks), tier=label)
@@ -237,17 +241,19 @@ def plan_fence(view: DrainView, progress: DrainProgress, policy: DrainPolicy) ->
     instance = view.instance
     active = instance is not None and instance.status == "ACTIVE"
     if policy.order is DrainOrder.DRAINING:
-        if progress.draining_requested:
+        if progress.fences.draining_requested:
             return (), progress
         actions: tuple[Action, ...] = (SetDraining((instance.arn,)),) if active and instance else ()
-        return actions, replace(progress, draining_requested=True)
+        return actions, replace(progress, fences=replace(progress.fences, draining_requested=True))
     progress = read_back(view, progress, policy)
-    if progress.gate_closed and not (active and gate_reopened(view, policy)):
+    if progress.fences.gate_closed and not (active and gate_reopened(view, policy)):
         return (), progress
     # First close, or shut again: a gate opener that read the instance before the drain shut it may have
     # written `open` after (ECS's PutAttributes has no condition), letting gated replicas back in.
     actions = (SetAttribute(instance.arn, policy.gate_attribute, GATE_DRAINING),) if active and instance else ()
-    return actions, replace(progress, gate_closed=True, gate_seen=progress.gate_seen and not progress.gate_closed)
+    fences = progress.fences
+    return actions, replace(progress, fences=replace(fences, gate_closed=True,
+                                                     gate_seen=fences.gate_seen and not fences.gate_closed))
 
 
 def read_back(view: DrainView, progress: DrainProgress, policy: DrainPolicy) -> DrainProgress:
@@ -257,15 +263,16 @@ def read_back(view: DrainView, progress: DrainProgress, policy: DrainPolicy) -> 
     instance = view.instance
     if instance is None:
         return progress
-    gate = progress.gate_seen or (progress.gate_closed
+    gate = progress.fences.gate_seen or (progress.fences.gate_closed
                                   and instance.attributes.get(policy.gate_attribute) == GATE_DRAINING)
-    draining = progress.draining_seen or (progress.draining_requested and instance.status == "DRAINING")
-    tiers = progress.tiers_seen + tuple(
-        name for name in progress.tiers_fenced if name not in progress.tiers_seen
+    draining = progress.fences.draining_seen or (progress.fences.draining_requested and instance.status == "DRAINING")
+    tiers = progress.fences.tiers_seen + tuple(
+        name for name in progress.fences.tiers_fenced if name not in progress.fences.tiers_seen
         and instance.attributes.get(tier_attribute(name, policy.gate_attribute)) == TIER_STOPPED)
-    if (gate, draining, tiers) == (progress.gate_seen, progress.draining_seen, progress.tiers_seen):
+    fences = progress.fences
+    if (gate, draining, tiers) == (fences.gate_seen, fences.draining_seen, fences.tiers_seen):
         return progress
-    return replace(progress, gate_seen=gate, draining_seen=draining, tiers_seen=tiers)
+    return replace(progress, fences=replace(fences, gate_seen=gate, draining_seen=draining, tiers_seen=tiers))
 
 
 def _no_time_to_read_back(inp: PhaseInput) -> bool:
@@ -274,14 +281,14 @@ def _no_time_to_read_back(inp: PhaseInput) -> bool:
     moved on at a hard end: the drain does not wait to read its writes back, and a task that lands or
     restarts meanwhile is seen at a later look and stopped in order."""
     progress = inp.progress
-    return (inp.end is not None and inp.end.kind == "notice") or progress.forced or progress.phase_late \
-        or bool(progress.breaks)
+    return (inp.end is not None and inp.end.kind == "notice") or progress.record.forced or progress.watch.late \
+        or bool(progress.record.breaks)
 
 
 def _gate_unseen(inp: PhaseInput) -> bool:
     """Orders other than ``draining`` keep new replicas off with the gate: until a look shows it shut, a
     replica stopped here may be replaced here, and one may land after the last look before a tier."""
-    return inp.policy.order is not DrainOrder.DRAINING and not inp.progress.gate_seen \
+    return inp.policy.order is not DrainOrder.DRAINING and not inp.progress.fences.gate_seen \
         and not _no_time_to_read_back(inp)
 
 
@@ -292,8 +299,8 @@ def _fence_unseen(inp: PhaseInput) -> bool:
     if _no_time_to_read_back(inp):
         return False
     if policy.order is DrainOrder.TIERS:
-        return phase_label(progress, policy) not in progress.tiers_seen
-    return policy.order is DrainOrder.APPS_FIRST and not progress.draining_seen
+        return phase_label(progress, policy) not in progress.fences.tiers_seen
+    return policy.order is DrainOrder.APPS_FIRST and not progress.fences.draining_seen
 
 
 def gate_reopened(view: DrainView, policy: DrainPolicy) -> bool:
@@ -308,22 +315,22 @@ def _blocked(view: DrainView, progress: DrainProgress,
              remaining: Sequence[TaskView]) -> tuple[DrainProgress, list[DrainNote]]:
     """Report once a replica phase that cannot progress: no replacement possible, or no progress for long."""
     count = len(remaining)
-    if count != progress.last_count:
-        progress = replace(progress, last_count=count, last_progress_at=view.now)
-    if progress.blocked_reported:
+    if count != progress.watch.last_count:
+        progress = replace(progress, watch=replace(progress.watch, last_count=count, last_progress_at=view.now))
+    if progress.watch.blocked_reported:
         return progress, []
     if view.services:
-        progress = replace(progress, services_checked=True)
+        progress = replace(progress, look=replace(progress.look, services_checked=True))
     names = {t.service_name for t in remaining if t.service_name is not None}
     stuck = sorted(n for n in names if n in view.services and view.services[n].minimum_healthy_percent >= 100
                    and view.services[n].maximum_percent <= 100)
     if stuck:
         detail = f"{', '.join(stuck)} at minimumHealthyPercent 100 and maximumPercent 100: ECS cannot replace them"
-    elif view.now - progress.last_progress_at >= BLOCKED_AFTER_S:
-        detail = f"{count} replica task(s) not replaced for {view.now - progress.last_progress_at:.0f}s (no room?)"
+    elif (quiet := view.now - progress.watch.last_progress_at) >= BLOCKED_AFTER_S:
+        detail = f"{count} replica task(s) not replaced for {quiet:.0f}s (no room?)"
     else:
         return progress, []
-    return replace(progress, blocked_reported=True), [DrainNote("blocked", detail)]
+    return replace(progress, watch=replace(progress.watch, blocked_reported=True)), [DrainNote("blocked", detail)]
 
 
 def plan_replicas(inp: PhaseInput) -> PhaseOutcome:
@@ -340,11 +347,11 @@ def plan_replicas(inp: PhaseInput) -> PhaseOutcome:
         return PhaseOutcome(progress, notes=tuple(notes))
     if _gate_unseen(inp):
         return PhaseOutcome(progress, notes=tuple(notes), look_again_s=READ_BACK_S)
-    allowed = replica_stops(remaining, inp.view.services, progress.stop_requested)
+    allowed = replica_stops(remaining, inp.view.services, progress.stops.requested)
     actions, progress = _stop(progress, allowed, "daemon-guard drain: replicas", inp.view.now, "replicas")
-    asked = set(inp.progress.stop_requested)
+    asked = set(inp.progress.stops.requested)
     held = len(allowed) < sum(1 for t in remaining if not t.stopping and t.arn not in asked)
-    progress = replace(progress, replicas_held=held)
+    progress = replace(progress, watch=replace(progress.watch, replicas_held=held))
     return PhaseOutcome(progress, actions, tuple(notes), look_again_s=BUDGET_POLL_S if held else None)
 
 
@@ -371,13 +378,13 @@ def _fence_tier(inp: PhaseInput) -> tuple[tuple[Action, ...], DrainProgress]:
         return (), progress
     if policy.order is DrainOrder.TIERS:
         name = phase_label(progress, policy)
-        if name in progress.tiers_fenced:
+        if name in progress.fences.tiers_fenced:
             return (), progress
         return (SetAttribute(instance.arn, tier_attribute(name, policy.gate_attribute), TIER_STOPPED),), \
-            replace(progress, tiers_fenced=(*progress.tiers_fenced, name))
-    if policy.order is DrainOrder.APPS_FIRST and not progress.draining_requested:
+            replace(progress, fences=replace(progress.fences, tiers_fenced=(*progress.fences.tiers_fenced, name)))
+    if policy.order is DrainOrder.APPS_FIRST and not progress.fences.draining_requested:
         actions: tuple[Action, ...] = (SetDraining((instance.arn,)),) if instance.status == "ACTIVE" else ()
-        return actions, replace(progress, draining_requested=True)
+        return actions, replace(progress, fences=replace(progress.fences, draining_requested=True))
     return (), progress
 
 
@@ -396,7 +403,7 @@ def plan_tier(inp: PhaseInput) -> PhaseOutcome:
         if not waited.finished:
             return waited
         inp, before, notes = replace(inp, progress=waited.progress), waited.actions, waited.notes
-    if inp.progress.gate_closed and gate_reopened(inp.view, inp.policy):
+    if inp.progress.fences.gate_closed and gate_reopened(inp.view, inp.policy):
         # Shut again this step (`plan_fence`); the next look shows any replica that landed meanwhile.
         return PhaseOutcome(inp.progress, before, notes, look_again_s=1.0)
     if _gate_unseen(inp):
@@ -427,7 +434,8 @@ def plan_settle(inp: PhaseInput) -> PhaseOutcome:
     end = inp.deadline
     if inp.view.now < end:
         return PhaseOutcome(progress, actions, look_again_s=end - inp.view.now)
-    progress = replace(progress, completed_with_tasks=progress.completed_with_tasks + len(left))
+    progress = replace(progress, record=replace(progress.record,
+                                                completed_with_tasks=progress.record.completed_with_tasks + len(left)))
     note = DrainNote("completed-with-tasks", f"{len(left)} task(s) still not STOPPED at the hard end", value=len(left))
     return _break(replace(inp, progress=progress), left, actions, (note,), "settle")
 PHASES: Mapping[Phase, Callable[[PhaseInput], PhaseOutcome]] = {

@@ -18,7 +18,15 @@ from daemon_guard.core.drain.deadlines import (
     plan_heartbeat,
 )
 from daemon_guard.core.drain.phases import PHASES, PhaseInput, PhaseOutcome, app_tasks, plan_fence
-from daemon_guard.core.drain.progress import DrainNote, DrainProgress, DrainStep, DrainView, Phase, phase_label
+from daemon_guard.core.drain.progress import (
+    DrainNote,
+    DrainProgress,
+    DrainStep,
+    DrainView,
+    Phase,
+    PhaseWatch,
+    phase_label,
+)
 from daemon_guard.core.drain.request import DrainPolicy, DrainRequest
 
 
@@ -46,17 +54,17 @@ def _observe_violations(view: DrainView, progress: DrainProgress,
     Spot notice with ECS_ENABLE_SPOT_INSTANCE_DRAINING; `stopped-elsewhere` otherwise). A daemon the guard
     stopped itself with earlier work left follows a break already counted (a hard end), or is a self-check
     failure (OrderingViolations)."""
-    seen = set(progress.violations)
+    seen = set(progress.record.violations)
     stopped = [t for t in view.tasks if (t.stopping or t.last_status == "STOPPED") and t.arn not in seen
                and t.service_name is not None and t.service_name in view.daemon_tier]
     if not stopped:
         return (), ()
     found: list[str] = []
     breaks: list[tuple[str, str, float, int]] = []
-    asked = set(progress.stop_requested)
+    asked = set(progress.stops.requested)
     claimed = policy.order is not DrainOrder.DRAINING
     instance = view.instance
-    drained_by_other = instance is not None and instance.status == "DRAINING" and not progress.draining_requested
+    drained_by_other = instance is not None and instance.status == "DRAINING" and not progress.fences.draining_requested
     left_before: dict[int, tuple[str, int] | None] = {}  # per tier, read once: linear in the instance's tasks
     for task in stopped:
         tier = view.daemon_tier[task.service_name or ""]
@@ -77,8 +85,8 @@ def _observe_violations(view: DrainView, progress: DrainProgress,
 def _next_phase(progress: DrainProgress, view: DrainView, policy: DrainPolicy) -> DrainProgress:
     """Close the current phase (recording its time) and open the next."""
     label = phase_label(progress, policy)
-    times = progress.phase_times if progress.phase == "settle" else \
-        (*progress.phase_times, (label, progress.phase_started_at, view.now))
+    times = progress.record.phase_times if progress.phase == "settle" else \
+        (*progress.record.phase_times, (label, progress.phase_started_at, view.now))
     nxt: Phase
     if progress.phase == "replicas":
         nxt, tier = "standalone", 0
@@ -88,17 +96,18 @@ def _next_phase(progress: DrainProgress, view: DrainView, policy: DrainPolicy) -
         nxt, tier = "complete", 0
     else:
         nxt, tier = ("tier", progress.tier + 1) if progress.tier + 1 < len(policy.tier_names) else ("settle", 0)
-    return replace(progress, phase=nxt, tier=tier, phase_started_at=view.now, phase_times=times, last_count=-1,
-                   last_progress_at=view.now, phase_late=False, overdue_noted=False)
+    return replace(progress, phase=nxt, tier=tier, phase_started_at=view.now, watch=PhaseWatch.begin(view.now),
+                   record=replace(progress.record, phase_times=times))
 
 
 def _force_if_late(view: DrainView, progress: DrainProgress, policy: DrainPolicy, deadline: float,
                    gone: bool) -> tuple[DrainProgress, tuple[DrainNote, ...]]:
     """Past the global deadline the drain is forced (counted once): every phase is then out of time, so what
     is left stops at once, phase by phase in order, each followed to STOPPED (`_on_deadline`)."""
-    if progress.forced or view.now < deadline or gone:
+    if progress.record.forced or view.now < deadline or gone:
         return progress, ()
-    progress = replace(progress, forced=True, forced_at=view.now, deadlines_missed=progress.deadlines_missed + 1)
+    progress = replace(progress, record=replace(progress.record, forced=True, forced_at=view.now,
+                                                deadlines_missed=progress.record.deadlines_missed + 1))
     return progress, (DrainNote("deadline-missed", f"global deadline passed in {phase_label(progress, policy)}"),)
 
 
@@ -129,8 +138,8 @@ def _notice_missed(view: DrainView, progress: DrainProgress, policy: DrainPolicy
     notice's events came after the end, or its steps could not run): whatever still ran was killed by EC2, a
     break (`notice-missed`) counted once; how many tasks it held is unknown here (0)."""
     if not gone or notice is None or view.now < notice - HARD_END_MARGIN_S \
-            or any(kind == "notice-missed" for _, kind, _, _ in progress.breaks) \
-            or any(kind == "notice" and phase == "settle" for phase, kind, _, _ in progress.breaks):
+            or any(kind == "notice-missed" for _, kind, _, _ in progress.record.breaks) \
+            or any(kind == "notice" and phase == "settle" for phase, kind, _, _ in progress.record.breaks):
         return None
     return (phase_label(progress, policy), "notice-missed", view.now, 0)
 
@@ -142,19 +151,20 @@ def plan_drain_step(request: DrainRequest, view: DrainView, progress: DrainProgr
         return DrainStep((), progress, 0.0)
     deadline = global_deadline(request, view, progress, policy)
     notice = notice_end(request, progress, view)
-    if notice != progress.notice_at:
-        progress = replace(progress, notice_at=notice)
+    if notice != progress.hook.notice_at:
+        progress = replace(progress, hook=replace(progress.hook, notice_at=notice))
     violations, outside = _observe_violations(view, progress, policy)
     notes = tuple(DrainNote("ordering-violation", arn) for arn in violations)
     notes += tuple(DrainNote("guarantee-broken", f"a daemon stopped by another than the guard ({cause}) while "
                              f"{left} task(s) of {phase} were not STOPPED", value=left, tier=phase)
                    for phase, cause, _, left in outside)
     if violations:
-        progress = replace(progress, violations=progress.violations + violations, breaks=progress.breaks + outside)
+        progress = replace(progress, record=replace(progress.record, violations=progress.record.violations + violations,
+                                                    breaks=progress.record.breaks + outside))
     gone = view.instance is None or view.instance.status in ("INACTIVE", "DEREGISTERING")
     missed = _notice_missed(view, progress, policy, notice, gone)
     if missed is not None:
-        progress = replace(progress, breaks=(*progress.breaks, missed))
+        progress = replace(progress, record=replace(progress.record, breaks=(*progress.record.breaks, missed)))
         notes += (DrainNote("guarantee-broken", f"the instance was gone when the drain looked, its notice over in "
                             f"{phase_label(progress, policy)}: what ran there was killed", tier=missed[0]),)
     fence, progress = plan_fence(view, progress, policy)
@@ -165,16 +175,18 @@ def plan_drain_step(request: DrainRequest, view: DrainView, progress: DrainProgr
         lc = view.lifecycle
         if lc is not None:
             actions += (CompleteLifecycle(lc.asg, lc.hook, request.instance_id, lc.token, "CONTINUE"),)
-        progress = replace(progress, result="CONTINUE" if lc else "no-lifecycle-action", completed_at=view.now)
+        progress = replace(progress, record=replace(progress.record, result="CONTINUE" if lc else "no-lifecycle-action",
+                                                    completed_at=view.now))
         return DrainStep(actions, progress, 0.0, notes)
     beat, beat_wait = plan_heartbeat(request, view.lifecycle, view.now, progress, policy)
     if beat is not None:
         actions += (beat,)
-        progress = replace(progress, heartbeats=progress.heartbeats + 1, last_heartbeat_at=view.now)
+        progress = replace(progress, hook=replace(progress.hook, heartbeats=progress.hook.heartbeats + 1,
+                                                  last_heartbeat_at=view.now))
     due = phase_deadline(view, progress, policy, deadline) if progress.phase != "settle" else view.now
     # A held replica phase is woken by its replacements (its look is the slow fallback); every other wait is
     # bounded by the polling rate.
-    cap = walked.look_again_s if progress.phase == "replicas" and progress.replicas_held and walked.look_again_s \
+    cap = walked.look_again_s if progress.phase == "replicas" and progress.watch.replicas_held and walked.look_again_s \
         else POLL_S
     wait = min(cap, beat_wait, walked.look_again_s or POLL_S, due - view.now if due > view.now else POLL_S)
     return DrainStep(actions, progress, max(1.0, wait), notes)

@@ -4,7 +4,7 @@ between steps), with the phase it is in (`Phase`) and what one step returns (`Dr
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from typing import Any, Literal, get_args
 
@@ -52,92 +52,193 @@ class DrainView:
 
 
 @dataclass(frozen=True)
-class DrainProgress:
-    """What the drain has done so far; checkpointed between steps (JSON via `as_dict`)."""
+class DrainLook:
+    """What the drain's last look at ECS found, and when it last looked or was woken by an event."""
 
-    started_at: float
     instance_arn: str | None = None
     instance_status: str | None = None
     live_tasks: tuple[tuple[str, str, int], ...] = ()  # (task ARN, group, stopTimeout) at the last look
     ticks: int = 0
-    failures: int = 0
-    phase: Phase = "replicas"
-    tier: int = 0
-    phase_started_at: float = 0.0
+    looked_at: float = 0.0  # the last full look at ECS (0: none yet; the slow look counts from started_at)
+    heard_at: float = 0.0  # the last event that woke the drain (0: none yet)
+    services_checked: bool = False
+
+
+@dataclass(frozen=True)
+class Fences:
+    """The drain's writes that keep work off the instance (DRAINING, the gate shut, each tier's attribute) and
+    which of them a look has shown in effect: ECS's API is eventually consistent, so the drain counts on none
+    of them before it is seen."""
+
     draining_requested: bool = False
     gate_closed: bool = False
     tiers_fenced: tuple[str, ...] = ()
-    last_heartbeat_at: float = 0.0
-    heartbeats: int = 0
-    deadlines_missed: int = 0
-    blocked_reported: bool = False
-    notice_at: float | None = None  # when a Spot notice ends (epoch seconds), once the drain has seen one
-    replicas_held: bool = False  # the replica phase waits only on replacements elsewhere (minimumHealthyPercent)
-    services_checked: bool = False
-    forced: bool = False
-    forced_at: float | None = None
-    violations: tuple[str, ...] = ()
-    stop_requested: tuple[str, ...] = ()
-    stop_by: tuple[tuple[str, float], ...] = ()
-    phase_late: bool = False
-    stops_overdue: int = 0
-    overdue_noted: bool = False  # the current phase has tasks past their expected stop time (noted once)
-    completed_with_tasks: int = 0
-    breaks: tuple[tuple[str, str, float, int], ...] = ()  # guarantee breaks: (phase, hard end kind, at, tasks left)
-    phase_tasks: tuple[tuple[str, str], ...] = ()
-    phase_times: tuple[tuple[str, float, float], ...] = ()
-    last_count: int = -1
-    last_progress_at: float = 0.0
-    result: str | None = None
-    completed_at: float | None = None
-    looked_at: float = 0.0  # the last full look at ECS (0: none yet; the slow look counts from started_at)
-    heard_at: float = 0.0  # the last event that woke the drain (0: none yet)
-    # Writes read back (ECS's API is eventually consistent): the gate shut, DRAINING, the tiers fenced, as a
-    # DescribeContainerInstances has shown them; the drain counts on none of them before.
     gate_seen: bool = False
     draining_seen: bool = False
     tiers_seen: tuple[str, ...] = ()
-    hook_since: float | None = None  # when the lifecycle action began, if the drain waited for the drain budget first
+
+    @property
+    def awaiting_read_back(self) -> bool:
+        """True while a write the drain made has not been seen in a look at the instance: the next look
+        describes it."""
+        return (self.gate_closed and not self.gate_seen) or (self.draining_requested and not self.draining_seen) \
+            or not set(self.tiers_fenced) <= set(self.tiers_seen)
+
+
+@dataclass(frozen=True)
+class PhaseWatch:
+    """How the current phase is going; a new phase begins with a fresh watch (`PhaseWatch.begin`)."""
+
+    late: bool = False  # past the phase's deadline: what it holds was told to stop at once
+    overdue_noted: bool = False  # the phase has tasks past their expected stop time (noted once)
+    last_count: int = -1
+    last_progress_at: float = 0.0
+    replicas_held: bool = False  # the replica phase waits only on replacements elsewhere (minimumHealthyPercent)
+    blocked_reported: bool = False
+
+    @classmethod
+    def begin(cls, now: float) -> PhaseWatch:
+        """The watch of a phase beginning at `now`."""
+        return cls(last_progress_at=now)
+
+
+@dataclass(frozen=True)
+class StopLedger:
+    """Every task the drain told to stop (none twice), when each is expected STOPPED, the phase each was
+    stopped for, and how many went past their expected stop time."""
+
+    requested: tuple[str, ...] = ()
+    due_by: tuple[tuple[str, float], ...] = ()  # (task ARN, expected STOPPED by)
+    by_phase: tuple[tuple[str, str], ...] = ()  # (phase label, task ARN)
+    overdue: int = 0
+
+
+@dataclass(frozen=True)
+class HookKeeping:
+    """The lifecycle action kept alive (heartbeats) and the Spot notice the drain races."""
+
+    last_heartbeat_at: float = 0.0
+    heartbeats: int = 0
+    since: float | None = None  # when the lifecycle action began, if the drain waited for the drain budget first
+    notice_at: float | None = None  # when a Spot notice ends (epoch seconds), once the drain has seen one
+
+
+@dataclass(frozen=True)
+class DrainRecord:
+    """What the drain counted and how it ended: failed steps, deadlines missed, forcing, ordering violations,
+    guarantee breaks, each phase's times and the result."""
+
+    failures: int = 0
+    deadlines_missed: int = 0
+    forced: bool = False
+    forced_at: float | None = None
+    violations: tuple[str, ...] = ()
+    breaks: tuple[tuple[str, str, float, int], ...] = ()  # guarantee breaks: (phase, hard end kind, at, tasks left)
+    completed_with_tasks: int = 0
+    phase_times: tuple[tuple[str, float, float], ...] = ()  # (phase label, began, ended)
+    result: str | None = None
+    completed_at: float | None = None
+
+
+_PARTS: Mapping[str, type[Any]] = {"look": DrainLook, "fences": Fences, "watch": PhaseWatch, "stops": StopLedger,
+                                   "hook": HookKeeping, "record": DrainRecord}
+# A checkpoint written before the progress was split into parts: each flat key and where it lives now.
+_FLAT_KEYS: Mapping[str, tuple[str, str]] = {
+    **{name: ("look", name) for name in ("instance_arn", "instance_status", "live_tasks", "ticks", "looked_at",
+                                         "heard_at", "services_checked")},
+    **{name: ("fences", name) for name in ("draining_requested", "gate_closed", "tiers_fenced", "gate_seen",
+                                           "draining_seen", "tiers_seen")},
+    "phase_late": ("watch", "late"), "overdue_noted": ("watch", "overdue_noted"),
+    "last_count": ("watch", "last_count"), "last_progress_at": ("watch", "last_progress_at"),
+    "replicas_held": ("watch", "replicas_held"), "blocked_reported": ("watch", "blocked_reported"),
+    "stop_requested": ("stops", "requested"), "stop_by": ("stops", "due_by"), "phase_tasks": ("stops", "by_phase"),
+    "stops_overdue": ("stops", "overdue"),
+    "last_heartbeat_at": ("hook", "last_heartbeat_at"), "heartbeats": ("hook", "heartbeats"),
+    "hook_since": ("hook", "since"), "notice_at": ("hook", "notice_at"),
+    **{name: ("record", name) for name in ("failures", "deadlines_missed", "forced", "forced_at", "violations",
+                                           "breaks", "completed_with_tasks", "phase_times", "result",
+                                           "completed_at")},
+}
+
+
+@dataclass(frozen=True)
+class DrainProgress:
+    """What the drain has done so far, checkpointed between steps (JSON via `as_dict`): where it is (the
+    phase, the daemon tier, when the phase began) and its parts: the last look, the fences, the current
+    phase's watch, the stops, the lifecycle action kept alive, and what it counted."""
+
+    started_at: float
+    phase: Phase = "replicas"
+    tier: int = 0
+    phase_started_at: float = 0.0
+    look: DrainLook = field(default_factory=DrainLook)
+    fences: Fences = field(default_factory=Fences)
+    watch: PhaseWatch = field(default_factory=PhaseWatch)
+    stops: StopLedger = field(default_factory=StopLedger)
+    hook: HookKeeping = field(default_factory=HookKeeping)
+    record: DrainRecord = field(default_factory=DrainRecord)
+
+    @classmethod
+    def begin(cls, now: float) -> DrainProgress:
+        """A drain beginning at `now`."""
+        return cls(started_at=now, phase_started_at=now, watch=PhaseWatch.begin(now))
 
     @property
     def hook_started_at(self) -> float:
         """When the lifecycle hook's global timeout started counting: the drain's start, or its arrival when
         it waited for the drain budget."""
-        return self.hook_since if self.hook_since is not None else self.started_at
+        return self.hook.since if self.hook.since is not None else self.started_at
 
     def as_dict(self) -> dict[str, Any]:
-        """JSON-ready form (tuples become lists)."""
-        return {k: [list(x) if isinstance(x, tuple) else x for x in v] if isinstance(v, tuple) else v
-                for k, v in vars(self).items()}
+        """JSON-ready form: each part a mapping, tuples lists."""
+        raw: dict[str, Any] = _jsonable(asdict(self))
+        return raw
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> DrainProgress:
-        """Inverse of `as_dict`."""
-        values = dict(raw)
-        # A checkpoint from before stopTimeouts were kept reads as ECS's default (30 s).
-        values["live_tasks"] = tuple((x[0], x[1], x[2] if len(x) > 2 else 30) for x in values.get("live_tasks", ()))
-        for key in ("violations", "stop_requested", "tiers_fenced", "tiers_seen"):
-            values[key] = tuple(values.get(key, ()))
-        values["phase_tasks"] = tuple(tuple(x) for x in values.get("phase_tasks", ()))
-        values["stop_by"] = tuple(tuple(x) for x in values.get("stop_by", ()))
-        values["phase_times"] = tuple(tuple(x) for x in values.get("phase_times", ()))
-        values["breaks"] = tuple(tuple(x) for x in values.get("breaks", ()))
-        if values.get("phase", "replicas") not in PHASE_NAMES:
+        """Inverse of `as_dict`; also reads a checkpoint written before the progress had parts (flat keys).
+        ValueError names an unknown key or phase."""
+        top: dict[str, Any] = {}
+        parts: dict[str, dict[str, Any]] = {name: {} for name in _PARTS}
+        for key, value in raw.items():
+            if key in _PARTS:
+                parts[key].update(value)
+            elif key in _FLAT_KEYS:
+                part, name = _FLAT_KEYS[key]
+                parts[part][name] = value
+            elif key in ("started_at", "phase", "tier", "phase_started_at"):
+                top[key] = value
+            else:
+                raise ValueError(f"drain checkpoint: unknown key {key!r}")
+        if top.get("phase", "replicas") not in PHASE_NAMES:
             raise ValueError(f"drain checkpoint 'phase': expected one of {', '.join(PHASE_NAMES)}, "
-                             f"got {values.get('phase')!r}")
-        return cls(**values)
-
-    @property
-    def awaiting_read_back(self) -> bool:
-        """True while a write the drain made (the gate shut, DRAINING, a tier fenced) has not been seen in a
-        look at the instance: the next look describes it."""
-        return (self.gate_closed and not self.gate_seen) or (self.draining_requested and not self.draining_seen) \
-            or not set(self.tiers_fenced) <= set(self.tiers_seen)
+                             f"got {top.get('phase')!r}")
+        # A checkpoint from before stopTimeouts were kept reads as ECS's default (30 s).
+        live = parts["look"].get("live_tasks", ())
+        parts["look"]["live_tasks"] = [(*x[:2], x[2] if len(x) > 2 else 30) for x in live]
+        try:
+            built = {name: kind(**{k: _tuples(v) for k, v in parts[name].items()}) for name, kind in _PARTS.items()}
+        except TypeError as exc:
+            raise ValueError(f"drain checkpoint: {exc}") from None
+        return cls(**top, **built)
 
     @property
     def done(self) -> bool:
         """True once the lifecycle action is completed (or there was none to complete)."""
         return self.phase == "complete"
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (tuple, list)):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def _tuples(value: Any) -> Any:
+    """Lists (a checkpoint's JSON) back to the tuples the parts hold."""
+    return tuple(_tuples(v) for v in value) if isinstance(value, (list, tuple)) else value
 
 
 @dataclass(frozen=True)
