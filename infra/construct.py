@@ -172,6 +172,32 @@ def _check_managed_draining(config: Config, providers: Sequence[CapacityProvider
             )
 
 
+def function_specs(config: Config, props: DaemonGuardProps) -> dict[str, FunctionSpec]:
+    """Each function's handler, Timeout and (for the durable workflows) execution timeout and retention."""
+    longest_launch_heartbeat = max(
+        (g.heartbeat_timeout_s for c in config.clusters for g in c.groups if g.launch_hook), default=0)
+    return {
+        "intake": FunctionSpec(key="intake", handler=INTAKE_HANDLER, timeout=cdk.Duration.seconds(60),
+                               description="intake: EventBridge events to placement and workflows"),
+        "reconciler": FunctionSpec(
+            key="reconciler", handler=RECONCILER_HANDLER,
+            timeout=cdk.Duration.seconds(max(60, min(config.reconcile_period_min * 60, 900))),
+            description="reconciler: coverage audit and repair"),
+        "drain": FunctionSpec(
+            key="drain", handler=DRAIN_HANDLER, timeout=cdk.Duration.minutes(5),
+            description="drain workflow (durable)",
+            durable_execution_timeout=props.drain_execution_timeout
+            or cdk.Duration.seconds(config.drain_deadline_s).plus(WORKFLOW_MARGIN),
+            durable_retention=props.workflow_retention),
+        "launch-gate": FunctionSpec(
+            key="launch-gate", handler=LAUNCH_GATE_HANDLER, timeout=cdk.Duration.minutes(5),
+            description="launch gate workflow (durable)",
+            durable_execution_timeout=props.launch_gate_execution_timeout
+            or cdk.Duration.seconds(config.launch_gate_timeout_s + longest_launch_heartbeat).plus(WORKFLOW_MARGIN),
+            durable_retention=props.workflow_retention),
+    }
+
+
 class DaemonGuard(Construct):
     """Daemon-first placement and ordered drains for the configured ECS clusters and ASGs.
 
@@ -199,107 +225,16 @@ class DaemonGuard(Construct):
         self.config = config
         self.props = props
 
-        self.key: kms.Key | None = None
-        if props.encryption_key is None and props.alarm_topic is None and config.alarm_topic_arn is None:
-            self.key = kms.Key(self, "Key", enable_key_rotation=True,
-                               description="daemon-guard alarm topic", removal_policy=cdk.RemovalPolicy.DESTROY)
-        topic_key = props.encryption_key or self.key
-
-        self.table = dynamodb.Table(
-            self, "State",
-            partition_key=dynamodb.Attribute(name="pk", type=dynamodb.AttributeType.STRING),
-            sort_key=dynamodb.Attribute(name="sk", type=dynamodb.AttributeType.STRING),
-            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
-            time_to_live_attribute=TTL_ATTRIBUTE,
-            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
-                point_in_time_recovery_enabled=True),
-            encryption=(dynamodb.TableEncryption.CUSTOMER_MANAGED if props.encryption_key
-                        else dynamodb.TableEncryption.AWS_MANAGED),
-            encryption_key=props.encryption_key,
-            removal_policy=props.removal_policy,
-        )
-        self.dlq = sqs.Queue(
-            self, "DeadLetters", encryption=sqs.QueueEncryption.SQS_MANAGED, enforce_ssl=True,
-            retention_period=cdk.Duration.days(14),
-        )
+        topic_key = self._state(config, props)
         self.topic = self._alarm_topic(config, props, topic_key)
-
         base = cdk.Names.unique_resource_name(self, max_length=48, separator="-")
         names = {key: f"{base}-{key}" for key in ("intake", "reconciler", "drain", "launch-gate")}
-        aliases = {key: alias_arn(self, name) for key, name in names.items()}
-        environment = {
-            "DAEMON_GUARD_CONFIG": config_env_value(config),
-            "STATE_TABLE": self.table.table_name,
-            "DRAIN_FUNCTION": aliases["drain"],
-            "LAUNCH_GATE_FUNCTION": aliases["launch-gate"],
-            # No POWERTOOLS_SERVICE_NAME: Powertools would add a `service` dimension to every metric,
-            # and the dashboard and alarms read exactly {Cluster, ...}. The Logger names its service in code.
-            "POWERTOOLS_METRICS_NAMESPACE": NAMESPACE,
-        }
-        code = lambda_asset(self, package_dir=props.lambdas_dir / "daemon_guard" if props.lambdas_dir else None,
-                            install=props.install_dependencies)
-        layer = lambda_.LayerVersion.from_layer_version_arn(
-            self, "Powertools", ssm.StringParameter.value_for_string_parameter(self, props.powertools_layer_parameter),
-        )
-        longest_launch_heartbeat = max(
-            (g.heartbeat_timeout_s for c in config.clusters for g in c.groups if g.launch_hook), default=0)
-        specs = {
-            "intake": FunctionSpec(key="intake", handler=INTAKE_HANDLER, timeout=cdk.Duration.seconds(60),
-                                   description="intake: EventBridge events to placement and workflows"),
-            "reconciler": FunctionSpec(
-                key="reconciler", handler=RECONCILER_HANDLER,
-                timeout=cdk.Duration.seconds(max(60, min(config.reconcile_period_min * 60, 900))),
-                description="reconciler: coverage audit and repair"),
-            "drain": FunctionSpec(
-                key="drain", handler=DRAIN_HANDLER, timeout=cdk.Duration.minutes(5),
-                description="drain workflow (durable)",
-                durable_execution_timeout=props.drain_execution_timeout
-                or cdk.Duration.seconds(config.drain_deadline_s).plus(WORKFLOW_MARGIN),
-                durable_retention=props.workflow_retention),
-            "launch-gate": FunctionSpec(
-                key="launch-gate", handler=LAUNCH_GATE_HANDLER, timeout=cdk.Duration.minutes(5),
-                description="launch gate workflow (durable)",
-                durable_execution_timeout=props.launch_gate_execution_timeout
-                or cdk.Duration.seconds(config.launch_gate_timeout_s + longest_launch_heartbeat).plus(WORKFLOW_MARGIN),
-                durable_retention=props.workflow_retention),
-        }
-        # EventBridge invokes the intake's and the reconciler's `live` alias asynchronously: what still fails
-        # after the retries lands in the DLQ (alarmed). Workflow executions report through durable execution
-        # state. The reconciler is not retried: the next tick repeats its pass.
-        async_retries = {"intake": 2, "reconciler": 0}
-        # Attempts per ECS call (the SDK's adaptive retries) differ by function: a durable workflow is its own
-        # retry loop and must not sit in the SDK's backoff while a Spot notice runs out, and the reconciler
-        # must finish inside its period; the intake has an event to answer and time to do it.
-        ecs_attempts = {"intake": 8, "reconciler": 4, "drain": 3, "launch-gate": 3}
-        self.functions: dict[str, GuardFunction] = {
-            key: GuardFunction(
-                self, "".join(p.title() for p in key.split("-")), spec=spec, function_name=names[key], code=code,
-                layers=[layer], environment={**environment, "ECS_MAX_ATTEMPTS": str(ecs_attempts[key])},
-                log_retention=props.log_retention,
-                dead_letter_queue=self.dlq if key in async_retries else None,
-                async_retry_attempts=async_retries.get(key),
-                max_event_age=props.event_max_age if key in async_retries else None,
-            )
-            for key, spec in specs.items()
-        }
+        self.functions: dict[str, GuardFunction] = self._functions(config, props, names)
         self.intake = self.functions["intake"]
         self.reconciler = self.functions["reconciler"]
         self.drain = self.functions["drain"]
         self.launch_gate = self.functions["launch-gate"]
-
-        workflows = [function_arn(self, names[k]) for k in ("drain", "launch-gate")]
-        targets = Targets(table_arn=self.table.table_arn, dead_letter_queue_arn=self.dlq.queue_arn,
-                          workflow_aliases=[aliases["drain"], aliases["launch-gate"]],
-                          workflow_executions=[durable_executions_arn(a) for a in workflows])
-        self.policies: dict[str, iam.Policy] = {}
-        for key, fn in self.functions.items():
-            self.policies[key] = iam.Policy(
-                fn, "Access", statements=function_statements(self, config, key, targets), roles=[fn.role])
-            if props.encryption_key is not None:
-                # A customer managed key encrypts the table: the functions use it through DynamoDB only.
-                props.encryption_key.grant_encrypt_decrypt(fn.role)
-            # The role is complete before the function exists, so no invocation runs short of rights.
-            fn.depend_on_permissions(self.policies[key])
+        self.policies: dict[str, iam.Policy] = self._grant(config, props, names)
 
         self.rules_construct = DaemonGuardRules(self, "Rules", RulesProps(
             config=config, intake=self.intake.alias, reconciler=self.reconciler.alias, dlq=self.dlq,
@@ -322,6 +257,88 @@ class DaemonGuard(Construct):
             hook.node.add_dependency(*self.rules.values(), *self.functions.values())
         self._outputs()
         self._acknowledge_nag_findings(names)
+
+    def _state(self, config: Config, props: DaemonGuardProps) -> kms.IKey | None:
+        """The state table, the dead-letter queue and (when nothing else encrypts the alarm topic) a key for
+        it; returns the key the alarm topic uses."""
+        self.key: kms.Key | None = None
+        if props.encryption_key is None and props.alarm_topic is None and config.alarm_topic_arn is None:
+            self.key = kms.Key(self, "Key", enable_key_rotation=True,
+                               description="daemon-guard alarm topic", removal_policy=cdk.RemovalPolicy.DESTROY)
+        self.table = dynamodb.Table(
+            self, "State",
+            partition_key=dynamodb.Attribute(name="pk", type=dynamodb.AttributeType.STRING),
+            sort_key=dynamodb.Attribute(name="sk", type=dynamodb.AttributeType.STRING),
+            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
+            time_to_live_attribute=TTL_ATTRIBUTE,
+            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+                point_in_time_recovery_enabled=True),
+            encryption=(dynamodb.TableEncryption.CUSTOMER_MANAGED if props.encryption_key
+                        else dynamodb.TableEncryption.AWS_MANAGED),
+            encryption_key=props.encryption_key,
+            removal_policy=props.removal_policy,
+        )
+        self.dlq = sqs.Queue(
+            self, "DeadLetters", encryption=sqs.QueueEncryption.SQS_MANAGED, enforce_ssl=True,
+            retention_period=cdk.Duration.days(14),
+        )
+        return props.encryption_key or self.key
+
+    def _functions(self, config: Config, props: DaemonGuardProps,
+                   names: Mapping[str, str]) -> dict[str, GuardFunction]:
+        """The four functions (`function_specs`), each with its environment, layer, alias and retries."""
+        aliases = {key: alias_arn(self, name) for key, name in names.items()}
+        environment = {
+            "DAEMON_GUARD_CONFIG": config_env_value(config),
+            "STATE_TABLE": self.table.table_name,
+            "DRAIN_FUNCTION": aliases["drain"],
+            "LAUNCH_GATE_FUNCTION": aliases["launch-gate"],
+            # No POWERTOOLS_SERVICE_NAME: Powertools would add a `service` dimension to every metric,
+            # and the dashboard and alarms read exactly {Cluster, ...}. The Logger names its service in code.
+            "POWERTOOLS_METRICS_NAMESPACE": NAMESPACE,
+        }
+        code = lambda_asset(self, package_dir=props.lambdas_dir / "daemon_guard" if props.lambdas_dir else None,
+                            install=props.install_dependencies)
+        layer = lambda_.LayerVersion.from_layer_version_arn(
+            self, "Powertools", ssm.StringParameter.value_for_string_parameter(self, props.powertools_layer_parameter),
+        )
+        # EventBridge invokes the intake's and the reconciler's `live` alias asynchronously: what still fails
+        # after the retries lands in the DLQ (alarmed). Workflow executions report through durable execution
+        # state. The reconciler is not retried: the next tick repeats its pass.
+        async_retries = {"intake": 2, "reconciler": 0}
+        # Attempts per ECS call (the SDK's adaptive retries) differ by function: a durable workflow is its own
+        # retry loop and must not sit in the SDK's backoff while a Spot notice runs out, and the reconciler
+        # must finish inside its period; the intake has an event to answer and time to do it.
+        ecs_attempts = {"intake": 8, "reconciler": 4, "drain": 3, "launch-gate": 3}
+        return {
+            key: GuardFunction(
+                self, "".join(p.title() for p in key.split("-")), spec=spec, function_name=names[key], code=code,
+                layers=[layer], environment={**environment, "ECS_MAX_ATTEMPTS": str(ecs_attempts[key])},
+                log_retention=props.log_retention,
+                dead_letter_queue=self.dlq if key in async_retries else None,
+                async_retry_attempts=async_retries.get(key),
+                max_event_age=props.event_max_age if key in async_retries else None,
+            )
+            for key, spec in function_specs(config, props).items()
+        }
+
+    def _grant(self, config: Config, props: DaemonGuardProps, names: Mapping[str, str]) -> dict[str, iam.Policy]:
+        """Each function's least-privilege policy (`function_statements`), attached before the function exists."""
+        aliases = [alias_arn(self, names[k]) for k in ("drain", "launch-gate")]
+        workflows = [function_arn(self, names[k]) for k in ("drain", "launch-gate")]
+        targets = Targets(table_arn=self.table.table_arn, dead_letter_queue_arn=self.dlq.queue_arn,
+                          workflow_aliases=aliases,
+                          workflow_executions=[durable_executions_arn(a) for a in workflows])
+        policies: dict[str, iam.Policy] = {}
+        for key, fn in self.functions.items():
+            policies[key] = iam.Policy(
+                fn, "Access", statements=function_statements(self, config, key, targets), roles=[fn.role])
+            if props.encryption_key is not None:
+                # A customer managed key encrypts the table: the functions use it through DynamoDB only.
+                props.encryption_key.grant_encrypt_decrypt(fn.role)
+            # The role is complete before the function exists, so no invocation runs short of rights.
+            fn.depend_on_permissions(policies[key])
+        return policies
 
     def protect(self, scope: Construct) -> GateConstraints:
         """Give every ECS service in `scope` the constraints this configuration needs (`GateConstraints`).
