@@ -193,6 +193,20 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     parser.add_argument("--debug", action="store_true", help="print the traceback of an unexpected error")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _replay_command(sub)
+    _sim_command(sub)
+    _bench_command(sub)
+    _demo_command(sub)
+    _status_command(sub)
+    _snapshot_command(sub)
+    _drain_command(sub)
+    _constraints_command(sub)
+    _doctor_command(sub)
+    return parser
+
+
+def _replay_command(sub: Any) -> None:
+    """`daemon-guard replay`: run one EventBridge event through the intake without AWS writes."""
     p = _sub(sub, "replay", "run one EventBridge event through the intake without AWS writes",
              "Run one EventBridge event (ECS or Auto Scaling) through the Lambda intake's own parsing and "
              "planning, reading the cluster from a STATE.json snapshot, and print the decision as one JSON "
@@ -210,6 +224,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--region", help="home region: events from other regions are ignored, as by the Lambda; "
                                     "default: the config's home, else any")
     p.set_defaults(func=cmd_replay)
+
+
+def _sim_command(sub: Any) -> None:
+    """`daemon-guard sim`: run a simulated scenario and print its timeline and summary."""
     p = _sub(sub, "sim", "run a simulated scenario and print its timeline and summary",
              "Run one scenario in the simulator (needs a clone of the repository) and print its timeline "
              "and summary.")
@@ -219,6 +237,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=1, help="random seed")
     p.add_argument("--launches", type=int, default=1000, help="instance launches (scale-out scenarios)")
     p.set_defaults(func=cmd_sim)
+
+
+def _bench_command(sub: Any) -> None:
+    """`daemon-guard bench`: benchmark every strategy side by side."""
     p = _sub(sub, "bench", "benchmark every strategy side by side",
              "Run the benchmark suites in the simulator (needs a clone of the repository): placement, drain, "
              "faults, exits (AWS Health scheduled changes and EC2 stops), rollout (a daemon moved to a larger "
@@ -248,12 +270,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--list-params", action="store_true",
                    help="list the named simulator parameters (name, type, default, range, source) and exit")
     p.set_defaults(func=cmd_bench)
+
+
+def _demo_command(sub: Any) -> None:
+    """`daemon-guard demo`: the scale-out / scale-in story with a readable timeline and a PNG."""
     p = _sub(sub, "demo", "the scale-out / scale-in story with a readable timeline and a PNG",
              "Tell one scale-out and one scale-in in the simulator (needs a clone of the repository): ECS "
              "alone on the same launches beside daemon-guard, a readable timeline, and a PNG of it.")
     p.add_argument("--seed", type=int, default=7, help="random seed")
     p.add_argument("--out", default="out/demo-timeline.png", help="where to write the PNG")
     p.set_defaults(func=cmd_demo)
+
+
+def _status_command(sub: Any) -> None:
+    """`daemon-guard status`: per-instance daemon coverage of a real cluster."""
     p = _sub(sub, "status", "per-instance daemon coverage of a real cluster",
              "Print each container instance's daemon coverage, judged by the guard's own eligibility rules, "
              "from read-only ECS calls. Exit 0 when every eligible daemon runs on every ACTIVE instance, 1 "
@@ -261,6 +291,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cluster", required=True, help="ECS cluster name or ARN")
     p.add_argument("--region", help=REGION_HELP)
     p.set_defaults(func=cmd_status)
+
+
+def _snapshot_command(sub: Any) -> None:
+    """`daemon-guard snapshot`: capture a real cluster as STATE.json for replay."""
     p = _sub(sub, "snapshot", "capture a real cluster as STATE.json for replay",
              "Read a cluster with read-only ECS calls (List/Describe of container instances, tasks, services "
              "and task definitions) and write it in the STATE.json format `replay --state` reads. " + LIVE_NOTE)
@@ -268,6 +302,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="-", help="where to write STATE.json ('-': stdout)")
     p.add_argument("--region", help=REGION_HELP)
     p.set_defaults(func=cmd_snapshot)
+
+
+def _drain_command(sub: Any) -> None:
+    """`daemon-guard drain`: drain one instance of a real cluster through the deployed workflow (or preview it)."""
     p = _sub(sub, "drain", "drain one instance of a real cluster through the deployed workflow (or preview it)",
              "Ask the deployed drain workflow to drain one EC2 instance, as an operator would: the instance "
              "must be a container instance of the cluster; it is claimed in the state table first, as the intake "
@@ -282,6 +320,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--state-table", help="the stack's state table, where the drain is claimed first (one workflow "
                                          "per instance); default: $STATE_TABLE")
     p.set_defaults(func=cmd_drain)
+
+
+def _constraints_command(sub: Any) -> None:
+    """`daemon-guard constraints`: which services lack daemon-guard's constraints; add or remove them."""
     p = _sub(sub, "constraints", "which services lack daemon-guard's constraints; add or remove them",
              "Read every service of the cluster and print which lacks the constraint the configuration needs: the "
              "gate constraint on replica services (placementMode gate), its tier's constraint on each daemon "
@@ -293,6 +335,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--apply", action="store_true", help="add the missing constraints (UpdateService)")
     p.add_argument("--remove", action="store_true", help="take daemon-guard's constraints off (UpdateService)")
     p.set_defaults(func=cmd_constraints)
+
+
+def _doctor_command(sub: Any) -> None:
+    """`daemon-guard doctor`: which guarantees a cluster has with this configuration, and what each misses."""
     p = _sub(sub, "doctor", "which guarantees a cluster has with this configuration, and what each misses",
              "Read the cluster's services, capacity providers, the managed groups' lifecycle hooks and the container "
              "instances (read-only) and print each guarantee: claimed by the configuration or not, what it rests "
@@ -301,7 +347,6 @@ def build_parser() -> argparse.ArgumentParser:
              "guarantee is wired, 1 when not, 2 on an error. " + LIVE_NOTE)
     _wiring_options(p)
     p.set_defaults(func=cmd_doctor)
-    return parser
 
 
 def _reader_gone() -> int:
