@@ -212,11 +212,12 @@ def build(config: Config, *, ecs_client: Any = None, autoscaling_client: Any = N
 
 # The retries of each client a function builds, by botocore service name. ECS: adaptive mode (the SDK's
 # client-side rate limiter slows a function that ECS throttles), its attempts per function (`ECS_MAX_ATTEMPTS`);
-# the state table: botocore's defaults for DynamoDB.
+# the state table: botocore's defaults for DynamoDB. Every count is `total_max_attempts`, attempts with the first
+# one included (botocore's `max_attempts` counts retries only: 5 there would be 6 calls).
 CLIENT_RETRIES: dict[str, Any] = {  # botocore's retries dict (a TypedDict in its stubs)
-    "autoscaling": {"mode": "standard", "max_attempts": 5},
-    "lambda": {"mode": "standard", "max_attempts": 5},
-    "events": {"mode": "standard", "max_attempts": 3},
+    "autoscaling": {"mode": "standard", "total_max_attempts": 5},
+    "lambda": {"mode": "standard", "total_max_attempts": 5},
+    "events": {"mode": "standard", "total_max_attempts": 3},
 }
 CLIENT_SERVICES = ("ecs", "autoscaling", "lambda", "events", "dynamodb")
 

@@ -57,3 +57,6 @@ def test_every_function_s_clients_carry_the_production_client_settings(deploy: D
         assert deployed.clients["ecs"].meta.config.retries["mode"] == "adaptive"
         assert deployed.clients["ecs"].meta.config.retries["total_max_attempts"] == \
             int(deployed.facts.environment["ECS_MAX_ATTEMPTS"])
+        # AND every other count is attempts, the first one included (botocore's `max_attempts` would add one)
+        assert {s: deployed.clients[s].meta.config.retries["total_max_attempts"]
+                for s in ("autoscaling", "lambda", "events")} == {"autoscaling": 5, "lambda": 5, "events": 3}
