@@ -129,22 +129,9 @@ def choose_evictions(
     standings = _standings(here, stopping, services, budget_left)
     evictable = [t for t in live if _kept_kind(t, services) is None]
 
-    forced: list[TaskView] = []
-    for port in sorted(short.ports, key=lambda p: (p.port, p.protocol)):
-        holders = [t for t in live if port in t.requirements.ports]
-        if not holders:
-            return _infeasible(f"port {_port(port)} is taken on the instance by no task we can stop")
-        for holder in holders:
-            kind = _kept_kind(holder, services)
-            if kind is not None:
-                return _infeasible(f"port {_port(port)} is held by {_kept_label(kind, holder)}")
-            if holder not in forced:
-                forced.append(holder)
-    forced_by_service = Counter(_service(t) for t in forced)
-    for name, count in sorted(forced_by_service.items()):
-        if count > standings[name].allowance:
-            return _infeasible(f"a needed port is held by {name}, which {standings[name].limit}")
-
+    forced = _port_holders(short, live, services, standings)
+    if isinstance(forced, str):
+        return _infeasible(forced)
     rest = [t for t in evictable if t not in forced]
     search = _Search(short, instance.registered, standings, forced, _classes(rest))
     best = search.run()
@@ -159,6 +146,28 @@ def choose_evictions(
         f"for a shortfall of {_describe(short)}{credit}"
     )
     return EvictionPlan(victims, freed, True, reason)
+
+
+def _port_holders(short: Resources, live: Sequence[TaskView], services: Mapping[str, ServiceView],
+                  standings: Mapping[str, _Standing]) -> list[TaskView] | str:
+    """The tasks that must stop because they hold a host port the daemons need (each in port order, none
+    twice), or why that cannot be: a port no stoppable task holds, one a kept task holds, or a holder's
+    service out of eviction allowance."""
+    forced: list[TaskView] = []
+    for port in sorted(short.ports, key=lambda p: (p.port, p.protocol)):
+        holders = [t for t in live if port in t.requirements.ports]
+        if not holders:
+            return f"port {_port(port)} is taken on the instance by no task we can stop"
+        for holder in holders:
+            kind = _kept_kind(holder, services)
+            if kind is not None:
+                return f"port {_port(port)} is held by {_kept_label(kind, holder)}"
+            if holder not in forced:
+                forced.append(holder)
+    for name, count in sorted(Counter(_service(t) for t in forced).items()):
+        if count > standings[name].allowance:
+            return f"a needed port is held by {name}, which {standings[name].limit}"
+    return forced
 
 
 class _Search:
