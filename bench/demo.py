@@ -38,7 +38,7 @@ from typing import Any, TextIO
 
 from bench.baselines import ManagedDraining
 from bench.drain_measure import DrainRecord, measure_drains
-from bench.measure import LaunchRecord, PlacementSummary, launch_records, summarize
+from bench.measure import LaunchRecord, PlacementSummary, instances_missing_daemons, launch_records, summarize
 from bench.scenarios import DAEMONS, TIERS, ClusterSpec, build_cluster, keep_backlog
 from bench.suites import DEFAULT_PROFILE, GATE_ATTRIBUTE, guard_config
 from sim.clock import Clock
@@ -400,7 +400,8 @@ def _summary(world: World, deployment: GuardDeployment, story: Story, launches: 
              drain_records: list[DrainRecord], baselines: dict[Setup, _Outcome]) -> list[str]:
     guard = _outcome(world, story, launches)
     runs = {GUARD: guard, **baselines}
-    coverage = deployment.records.metric_values("DaemonCoverage")
+    missing_at_end = instances_missing_daemons(world)
+    active_at_end = sum(1 for i in world.ecs.instances.values() if i.status == "ACTIVE")
     gates_failed_open = int(sum(deployment.records.metric_values("GatesFailedOpen")))
 
     def width(setup: Setup) -> int:
@@ -431,8 +432,8 @@ def _summary(world: World, deployment: GuardDeployment, story: Story, launches: 
         row("lifecycle timeouts", lambda _s, o: str(o.lifecycle_timeouts)),
         row("Spot drains within the notice", lambda _s, o: f"{o.spot_met}/{o.spot_drains}"),
         "",
-        f"daemon-guard also: {gates_failed_open} gate(s) failed open; "
-        f"{coverage[-1] if coverage else math.nan:.1f}% of daemon slots RUNNING at the last reconcile",
+        f"daemon-guard also: {gates_failed_open} gate(s) failed open; at the end, {missing_at_end} of "
+        f"{active_at_end} ACTIVE instance(s) missing a daemon",
         f"drains: {len(drain_records)} ({guard.drains - guard.spot_drains} scale-in, {guard.spot_drains} Spot; "
         f"{guard.spot_met} within the 120 s notice), ordering violations {sum(r.violations for r in drain_records)}",
         f"Lambda invocations: {len(deployment.records.invocations)} "

@@ -23,7 +23,7 @@ from functools import partial
 from typing import Any
 
 from bench.drain_measure import summarize_drains
-from bench.measure import launch_records
+from bench.measure import instances_missing_daemons, launch_records
 from bench.scenarios import ClusterSpec, build_cluster, keep_backlog
 from bench.suites import CLAIMS, GATE_ATTRIBUTE, ORDERS, TIMING, guard_config, served_before_daemons, story_drains
 from sim.deployment import GuardDeployment
@@ -221,7 +221,7 @@ def _figures(strategy: str, world: World, deployment: GuardDeployment, injected:
     waiting = len(world.asg.actions)
     failed = sum(1 for e in deployment.durable.executions.values() if e.status == "FAILED")
     still_running = sum(1 for e in deployment.durable.executions.values() if e.status == "RUNNING")
-    missing_now = _instances_missing_daemons(world)
+    missing_now = instances_missing_daemons(world)
     lost = claims["tasks_killed"] + claims["lifecycle_timeouts"] + waiting + failed + still_running + uncovered \
         + missing_now
     return {
@@ -260,22 +260,6 @@ def _restored_after_crash(world: World, crash_times: dict[str, float]) -> list[f
                 and tr.last_status == "RUNNING" and tr.at > crashed_at]
         out.append(min(back) - crashed_at if back else math.inf)
     return out
-
-
-def _instances_missing_daemons(world: World) -> int:
-    ecs = world.ecs
-    daemons = [s for s in ecs.services.values() if s.strategy == "DAEMON"]
-    missing = 0
-    for inst in ecs.instances.values():
-        if inst.status != "ACTIVE":
-            continue
-        running = {t.group for t in ecs.live_tasks(inst) if t.last_status == "RUNNING"}
-        for svc in daemons:
-            if ecs.constraints_met(inst, svc.constraints, ecs.task_defs[svc.task_definition]) and \
-                    f"service:{svc.name}" not in running:
-                missing += 1
-                break
-    return missing
 
 
 def fault_suite(seeds: tuple[int, ...], progress: Callable[[str], None]) -> dict[str, Any]:

@@ -238,3 +238,21 @@ def _chain_covered_at(instance_id: str, replaced_by: Mapping[str, str], by_ec2: 
             return None
         instance_id = replaced_by[instance_id]
     return None
+
+
+def instances_missing_daemons(world: World) -> int:
+    """ACTIVE instances where some daemon service whose constraints the instance meets has no RUNNING task
+    now (the simulator's own records)."""
+    ecs = world.ecs
+    daemons = [s for s in ecs.services.values() if s.strategy == "DAEMON"]
+    missing = 0
+    for inst in ecs.instances.values():
+        if inst.status != "ACTIVE":
+            continue
+        running = {t.group for t in ecs.live_tasks(inst) if t.last_status == "RUNNING"}
+        for svc in daemons:
+            if ecs.constraints_met(inst, svc.constraints, ecs.task_defs[svc.task_definition]) and \
+                    f"service:{svc.name}" not in running:
+                missing += 1
+                break
+    return missing
