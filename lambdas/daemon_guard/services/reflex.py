@@ -7,7 +7,11 @@ budgets and preempt's tries on the instance; only when a critical daemon is miss
 timeout, the cluster's replacements of this hour and the last. Writes: StopTask or PutAttributes;
 preempt's tries (`core.futility`) conditionally before it stops anything, so two concurrent checks make
 one try; a replacement (CompleteLifecycleAction ABANDON or SetInstanceHealth Unhealthy) only after its
-conditional spend of the replacement budget, so concurrent checks replace an instance once.
+conditional spend of the replacement budget, so concurrent checks replace an instance once. In gate mode a
+daemon missing behind an open gate first shuts the gate again (PutAttributes `<gate>=repair@<epoch>`, after
+reading the instance's record of tries); the gate is read back at once (DescribeContainerInstances) and, when
+seen shut, the check plans again and evicts; otherwise the next look does (an event on the instance, or the
+reconciler's suspects within a minute).
 """
 
 from __future__ import annotations
