@@ -7,7 +7,8 @@ and a test drops each statement in turn to show a scenario failing with AccessDe
   ListTasks, DescribeTasks, ListServices, DescribeServices and DescribeTaskDefinition;
 - the placement reflex (intake, reconciler, launch gate) reads task protection before it may plan
   an eviction (GetTaskProtection, every mode), evicts in preempt and gate mode (StopTask) and opens
-  gates in gate mode (PutAttributes); observe mode writes nothing;
+  gates in gate mode, and shuts one again for a daemon missing behind it (PutAttributes); observe mode
+  writes nothing;
 - the drain stops tasks and sets its instance DRAINING (UpdateContainerInstancesState: the drain
   only); with ``drainOrder`` apps-first or tiers it also shuts the gate and marks stopped tiers
   (PutAttributes);

@@ -17,12 +17,6 @@ CASES = [(kind, strategy) for kind in FAULT_KINDS for strategy in FAULT_STRATEGI
 # The order each claiming configuration promises (apps-first stops its daemons together: no tier order).
 CLAIMED = {"daemon-guard-tiers": CLAIM_COLUMNS,
            "daemon-guard-apps-first": tuple(c for c in CLAIM_COLUMNS if c != "tier_order_violations")}
-# Known, not yet fixed: in gate mode a daemon that exits on an instance whose gate is open is repaired by
-# evictions alone; at `worst` (replicas see freed room at their next pass, before the daemon scheduler's
-# cycle) the replicas retake the room every time, preempt gives up after 4 futile tries, and the instance
-# serves on without that daemon.
-OPEN_GATE_REPAIR = pytest.mark.xfail(strict=True, reason="a crashed daemon on an open-gate instance is not "
-                                     "re-placed at `worst`: evictions are retaken by replicas")
 
 
 @functools.cache
@@ -44,11 +38,7 @@ def test_every_claim_holds_under_the_fault(kind: str, strategy: str) -> None:
     assert {c: result[c] for c in CLAIMED[strategy]} == dict.fromkeys(CLAIMED[strategy], 0)
 
 
-@pytest.mark.parametrize(("kind", "strategy"), [
-    # In this short story the tiers run gets its daemon back inside the story and apps-first does not.
-    pytest.param(kind, strategy, marks=OPEN_GATE_REPAIR)
-    if (kind, strategy) == ("daemon-crash", "daemon-guard-apps-first") else (kind, strategy)
-    for kind, strategy in CASES])
+@pytest.mark.parametrize(("kind", "strategy"), CASES)
 def test_nothing_is_lost_under_the_fault(kind: str, strategy: str) -> None:
     # GIVEN the same story and fault / WHEN it runs
     result = _run(kind, strategy)

@@ -120,10 +120,12 @@ def with_gate(v: DrainView, value: str) -> DrainView:
 
 
 @pytest.mark.parametrize("order", [DrainOrder.APPS_FIRST, DrainOrder.TIERS])
-def test_a_gate_reopened_after_the_drain_shut_it_is_shut_again(order: DrainOrder) -> None:
-    # GIVEN a drain that shut the gate, and a gate opener whose earlier read made it write `open` since
+@pytest.mark.parametrize("written", [GATE_OPEN, "repair@1714564800"], ids=["opened", "shut again for a repair"])
+def test_a_gate_reopened_after_the_drain_shut_it_is_shut_again(order: DrainOrder, written: str) -> None:
+    # GIVEN a drain that shut the gate, and a gate opener (or the reflex shutting it for a missing daemon, which
+    # reopens it once the daemon runs) whose earlier read made it write since
     _, shut = plan_fence(view(EVERYTHING), fresh(), ordered(order))
-    reopened = with_gate(view(EVERYTHING), GATE_OPEN)
+    reopened = with_gate(view(EVERYTHING), written)
     # WHEN the fence is planned on that observation
     actions, _ = plan_fence(reopened, shut, ordered(order))
     # THEN the gate is shut again; once the instance shows it shut, nothing more is asked

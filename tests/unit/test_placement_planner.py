@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 
 import pytest
-from daemon_guard.core.actions import OpenGate, ReplaceInstance, StopTasks
+from daemon_guard.core.actions import OpenGate, ReplaceInstance, SetAttribute, StopTasks
 from daemon_guard.core.config import PlacementMode
 from daemon_guard.core.eligibility import Eligibility
 from daemon_guard.core.model import InstanceView, Resources, ServiceView, TaskDefinitionView, TaskView
@@ -34,6 +34,7 @@ DAEMON_PENDING = (a_task("fb-1", "fluent-bit", last_status="PENDING", cpu=256, m
 FULL = an_instance(cpu_left=0, memory_left=0)
 ROOMY = an_instance(cpu_left=1024, memory_left=4096)
 OPEN = {GATE: "open"}
+RESHUT = {GATE: f"repair@{int(T0.timestamp())}"}  # shut again for a missing daemon as the instance registered
 
 
 def state(instance: InstanceView, tasks: Sequence[TaskView] = (), *, age_s: float = 10,
@@ -66,8 +67,11 @@ EVICT_ONE = (StopTasks(("api-1",), ""),)
     pytest.param(PREEMPT, state(ROOMY, DAEMON_PENDING), "wait", (), id="daemon PENDING: wait"),
     pytest.param(PREEMPT, state(ROOMY, API[:1]), "wait-for-ecs", (), id="missing daemon fits: ECS places it"),
     pytest.param(PREEMPT, state(FULL, API), "evict", EVICT_ONE, id="preempt: no room -> evict"),
-    pytest.param(GATED, state(an_instance(cpu_left=0, memory_left=0, attributes=OPEN), API), "evict", EVICT_ONE,
-                 id="gate open: a missing daemon is repaired as in preempt"),
+    pytest.param(GATED, state(an_instance(cpu_left=0, memory_left=0, attributes=OPEN), API), "shut-gate",
+                 (SetAttribute(INSTANCE_ARN, GATE, f"repair@{int(T0.timestamp()) + 10}"),),
+                 id="gate open: a missing daemon shuts the gate again before any eviction"),
+    pytest.param(GATED, state(an_instance(cpu_left=0, memory_left=0, attributes=RESHUT), API), "evict", EVICT_ONE,
+                 id="gate seen shut again: the repair evicts as in preempt"),
     pytest.param(OBSERVE, state(FULL, API), "would-evict", (), id="observe: decide, change nothing"),
     pytest.param(PREEMPT, state(FULL, API, budget=0), "blocked", (), id="no eviction budget left: blocked"),
     pytest.param(PREEMPT, state(an_instance("DRAINING"), API), "skip", (), id="DRAINING instance: skip"),
@@ -137,8 +141,10 @@ def test_tasks_already_stopping_count_as_room_about_to_come_back() -> None:
     pytest.param(PREEMPT, state(ROOMY, API), False, id="missing daemon fits"),
     pytest.param(PREEMPT, state(FULL, DAEMON_RUNNING + API), False, id="nothing missing"),
     pytest.param(GATED, state(FULL, API), False, id="gate shut: the gate, not eviction, makes room"),
-    pytest.param(GATED, state(an_instance(cpu_left=0, memory_left=0, attributes=OPEN), API), True,
-                 id="gate open: repairs may evict"),
+    pytest.param(GATED, state(an_instance(cpu_left=0, memory_left=0, attributes=OPEN), API), False,
+                 id="gate open: shut again first, no eviction yet"),
+    pytest.param(GATED, state(an_instance(cpu_left=0, memory_left=0, attributes=RESHUT), API), True,
+                 id="gate shut again for a repair: repairs may evict"),
     pytest.param(PREEMPT, state(an_instance("DRAINING", cpu_left=0), API), False, id="DRAINING instance"),
 ])
 def test_eviction_inputs_are_loaded_only_when_the_plan_may_evict(mode: PlacementMode, placement: PlacementState,
@@ -199,7 +205,8 @@ CRITICAL_CW = PlacementPolicy(GATED, GATE, GATE_TIMEOUT_S, critical_daemons=froz
     pytest.param(critical_state((FLUENT_BIT, CWAGENT), DAEMON_RUNNING + CW_RUNNING), CRITICAL_CW, "open-gate",
                  (OpenGate(INSTANCE_ARN, GATE),), id="every daemon RUNNING: open"),
     pytest.param(critical_state((FLUENT_BIT, CWAGENT), DAEMON_RUNNING, attributes=OPEN), CRITICAL_CW,
-                 "wait-for-ecs", (), id="gate already open: repaired as in preempt, never replaced"),
+                 "shut-gate", (SetAttribute(INSTANCE_ARN, GATE, f"repair@{int(T0.timestamp()) + GATE_TIMEOUT_S}"),),
+                 id="gate already open: shut again for the repair, not replaced at once"),
     pytest.param(critical_state((FLUENT_BIT, CWAGENT), DAEMON_RUNNING),
                  PlacementPolicy(PREEMPT, GATE, GATE_TIMEOUT_S, critical_daemons=frozenset({"cwagent"})),
                  "wait-for-ecs", (), id="preempt mode: no gate, never replaced"),

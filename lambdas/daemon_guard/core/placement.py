@@ -8,8 +8,13 @@ Modes:
   *critical* daemon (``criticalDaemons`` or the service tag ``daemon-guard:critical=true``) is among
   the missing: then the gate never opens and the instance is replaced, within the cluster's
   replacement budget (``maxReplacementsPerHour``); past it the replacement is held and the gate
-  stays shut, as ECS Managed Daemons' auto-repair does. Once open, a daemon that goes missing is
-  repaired as in preempt mode.
+  stays shut, as ECS Managed Daemons' auto-repair does. Once open, a daemon that goes missing (it
+  exited, or ECS stopped it) shuts the gate again (`<gate>=repair@<epoch>`, PutAttributes: gated
+  replicas cannot land, so room made for the daemon stays its own); only once a look shows the gate
+  shut does the reflex evict the replicas needed to make room, and it reopens the gate when the daemons
+  run again. The gate's timeout counts from the re-shut: past it a non-critical daemon fails open (and
+  the gate is not shut again for it within `core.futility.EPISODE_S`), a critical one has the instance
+  replaced.
 - Either way, eviction is bounded per instance (`core.futility`): once replicas took the freed room
   again `preemptMaxTries` times before the daemons landed (or preempt gave up on `preemptMaxGiveUps`
   instances of the cluster within ten minutes), the plan is ``futile`` and stops nothing.
@@ -23,17 +28,26 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
-from daemon_guard.core.actions import Action, OpenGate, ReplaceInstance, StopTasks
+from daemon_guard.core.actions import Action, OpenGate, ReplaceInstance, SetAttribute, StopTasks
 from daemon_guard.core.config import PlacementMode, is_critical
 from daemon_guard.core.coverage import coverage, running_groups
 from daemon_guard.core.eligibility import Eligibility, missing_daemons
 from daemon_guard.core.eviction import choose_evictions
 from daemon_guard.core.fit import fits, room_after_stopping
-from daemon_guard.core.futility import FutilityBounds, PreemptTries, gave_up, gave_up_reason, judge_try
+from daemon_guard.core.futility import (
+    EPISODE_S,
+    FutilityBounds,
+    PreemptTries,
+    gave_up,
+    gave_up_reason,
+    judge_try,
+    same_episode,
+)
 from daemon_guard.core.model import InstanceView, Resources, ServiceView, TaskDefinitionView, TaskView
 
 GATE_OPEN = "open"
 GATE_DRAINING = "draining"
+GATE_REPAIR = "repair"  # `<gate>=repair@<epoch seconds>`: shut again, at that time, for a missing daemon
 TIER_STOPPED = "stopped"
 
 
@@ -89,7 +103,8 @@ class PlacementPolicy:
     critical_daemons: frozenset[str] = frozenset()
 
 
-PlacementDecision = Literal["skip", "draining", "complete", "open-gate", "gate-shut", "gate-failed-open", "wait",
+PlacementDecision = Literal["skip", "draining", "complete", "open-gate", "gate-shut", "gate-failed-open", "shut-gate",
+                            "wait",
                             "cannot-fit", "wait-for-ecs", "blocked", "would-evict", "evict", "futile",
                             "replace-instance", "replace-held", "replacing"]
 
@@ -113,6 +128,29 @@ class PlacementPlan:
 def gate_is_open(instance: InstanceView, attribute: str) -> bool:
     """True when the instance carries `<attribute>=open`."""
     return instance.attributes.get(attribute) == GATE_OPEN
+
+
+def repair_gate_value(now: datetime) -> str:
+    """The gate attribute's value while it is shut again for a missing daemon: `repair@<epoch seconds>`, the
+    time it was shut (ECS attribute values allow `@` and digits), so every reader knows when its timeout ends."""
+    return f"{GATE_REPAIR}@{int(now.timestamp())}"
+
+
+def gate_reshut_at(instance: InstanceView, attribute: str) -> float | None:
+    """When the gate was shut again for a missing daemon (epoch seconds), or None: the gate is open, draining,
+    never opened, or holds a value the guard did not write."""
+    value = instance.attributes.get(attribute) or ""
+    kind, _, epoch = value.partition("@")
+    return float(epoch) if kind == GATE_REPAIR and epoch.isdigit() else None
+
+
+def gate_shut_age(instance: InstanceView, attribute: str, now: datetime) -> float:
+    """How long the gate has been shut, the age its timeout is judged by: since it was shut again for a
+    missing daemon, else since the instance registered."""
+    reshut_at = gate_reshut_at(instance, attribute)
+    if reshut_at is None:
+        return seconds_since_registration(instance, now)
+    return max(0.0, now.timestamp() - reshut_at)
 
 
 def seconds_since_registration(instance: InstanceView, now: datetime) -> float:
@@ -161,8 +199,8 @@ def needs_eviction_inputs(state: PlacementState, policy: PlacementPolicy) -> boo
     instance = state.instance
     if instance.status != "ACTIVE" or not instance.agent_connected:
         return False
-    if policy.mode is PlacementMode.GATE and not gate_is_open(instance, policy.gate_attribute):
-        return False
+    if policy.mode is PlacementMode.GATE and gate_reshut_at(instance, policy.gate_attribute) is None:
+        return False  # gate mode evicts only behind a gate shut again (an open one is shut first)
     missing = missing_daemons(instance, state.eligibility.eligible, state.tasks)
     if daemons_cannot_fit(instance, state.eligibility.eligible, state.task_defs):
         missing = tuple(_worth_room(instance, state.eligibility.eligible, missing, state.task_defs))
@@ -170,13 +208,26 @@ def needs_eviction_inputs(state: PlacementState, policy: PlacementPolicy) -> boo
     return bool(missing) and not fits(_requirements(missing, state.task_defs), room)
 
 
+def needs_repair_record(state: PlacementState, policy: PlacementPolicy) -> bool:
+    """True when, in gate mode, a daemon is not RUNNING on an instance whose gate is open or shut again for
+    it: the plan may shut the gate, or fail it open, by the instance's record of tries (`core.futility`),
+    so the edge reads it first."""
+    instance = state.instance
+    if policy.mode is not PlacementMode.GATE or instance.status != "ACTIVE" or not instance.agent_connected \
+            or not (gate_is_open(instance, policy.gate_attribute)
+                    or gate_reshut_at(instance, policy.gate_attribute) is not None):
+        return False
+    return bool(coverage(state.eligibility.eligible, running_groups(state.tasks)).not_running)
+
+
 def critical_missing(state: PlacementState, policy: PlacementPolicy) -> tuple[str, ...]:
-    """The critical daemons not RUNNING on an instance whose gate is shut past its timeout (gate mode);
-    () otherwise. When not empty the plan replaces or holds, so the edge reads the replacement budget."""
+    """The critical daemons not RUNNING on an instance whose gate is shut past its timeout (gate mode; the
+    timeout counts from a re-shut, `gate_shut_age`); () otherwise. When not empty the plan replaces or holds,
+    so the edge reads the replacement budget."""
     instance = state.instance
     if policy.mode is not PlacementMode.GATE or instance.status != "ACTIVE" or not instance.agent_connected \
             or instance.attributes.get(policy.gate_attribute) in (GATE_OPEN, GATE_DRAINING) \
-            or seconds_since_registration(instance, state.now) < policy.gate_timeout_s:
+            or gate_shut_age(instance, policy.gate_attribute, state.now) < policy.gate_timeout_s:
         return ()
     not_running = set(coverage(state.eligibility.eligible, running_groups(state.tasks)).not_running)
     return tuple(s.name for s in state.eligibility.eligible
@@ -184,9 +235,10 @@ def critical_missing(state: PlacementState, policy: PlacementPolicy) -> tuple[st
 
 
 def _shut_gate_plan(state: PlacementState, policy: PlacementPolicy, not_running: tuple[str, ...]) -> PlacementPlan:
-    """A shut gate with daemons not RUNNING: keep waiting; once the gate timeout has passed, fail open, or,
-    with a critical daemon among them, replace the instance (within the budget) and never open."""
-    age = seconds_since_registration(state.instance, state.now)
+    """A shut gate with daemons not RUNNING: keep waiting; once the gate timeout has passed (counted from a
+    re-shut, `gate_shut_age`), fail open, or, with a critical daemon among them, replace the instance (within
+    the budget) and never open."""
+    age = gate_shut_age(state.instance, policy.gate_attribute, state.now)
     if age < policy.gate_timeout_s:
         return PlacementPlan("gate-shut", f"waiting for {', '.join(not_running)} to run", (), not_running)
     critical = critical_missing(state, policy)
@@ -194,7 +246,8 @@ def _shut_gate_plan(state: PlacementState, policy: PlacementPolicy, not_running:
         return PlacementPlan("gate-failed-open",
                              f"gate shut {age:.0f}s >= {policy.gate_timeout_s}s with "
                              f"{', '.join(not_running)} not RUNNING; opening so capacity is not starved",
-                             (OpenGate(state.instance.arn, policy.gate_attribute),), not_running)
+                             (OpenGate(state.instance.arn, policy.gate_attribute),), not_running,
+                             tries=_repair_given_up(state, policy, not_running))
     shut = f"gate shut {age:.0f}s >= {policy.gate_timeout_s}s with critical {', '.join(critical)} not RUNNING"
     if state.replaced:
         return PlacementPlan("replacing", f"{shut}; the instance is being replaced", (), not_running)
@@ -224,7 +277,9 @@ def plan_placement(state: PlacementState, policy: PlacementPolicy) -> PlacementP
                                  (OpenGate(instance.arn, policy.gate_attribute),))
         return PlacementPlan("complete", "every eligible daemon is RUNNING")
     missing_names = tuple(s.name for s in missing)
-    if gate_mode and not gate_open:
+    reshut = gate_reshut_at(instance, policy.gate_attribute) is not None
+    if gate_mode and not gate_open and not (reshut and gate_shut_age(instance, policy.gate_attribute, state.now)
+                                            < policy.gate_timeout_s):
         return _shut_gate_plan(state, policy, not_running)
     if not missing:
         return PlacementPlan("wait", f"{', '.join(not_running)} starting", (), not_running)
@@ -236,12 +291,42 @@ def plan_placement(state: PlacementState, policy: PlacementPolicy) -> PlacementP
                                  f"registered ({instance.registered.cpu} CPU units, {instance.registered.memory} "
                                  "MiB): no eviction can make room", (), not_running)
         missing_names = tuple(s.name for s in missing)
+    if gate_mode and gate_open:
+        return _reshut_plan(state, policy, missing_names, not_running)
     need = _requirements(missing, state.task_defs)
     free = room_after_stopping(instance, state.tasks)
     if fits(need, free):
         return PlacementPlan("wait-for-ecs", f"{', '.join(missing_names)} fit; ECS places daemons", (),
                              not_running)
     return _eviction_plan(state, policy, need, missing_names, not_running)
+
+
+def _reshut_plan(state: PlacementState, policy: PlacementPolicy, missing_names: tuple[str, ...],
+                 not_running: tuple[str, ...]) -> PlacementPlan:
+    """Gate mode, a daemon missing on an instance whose gate is open: shut the gate again first, so that no
+    replica can take the room the daemon needs (now free, or to be freed by evictions once the shut gate is
+    seen); unless making room for it was given up in this episode (the gate failed open after its timeout):
+    then the instance serves on without it until the episode ends."""
+    if gave_up(state.preempt_tries, missing_names, state.now):
+        return PlacementPlan("futile", f"{', '.join(missing_names)} missing on an open gate; the guard gave up "
+                             f"making room for it here within the last {EPISODE_S // 60} minutes (its re-shut gate "
+                             "failed open, or replicas took the room back): serving without it", (), not_running)
+    reshut = SetAttribute(state.instance.arn, policy.gate_attribute, repair_gate_value(state.now))
+    return PlacementPlan("shut-gate", f"{', '.join(missing_names)} missing on an open gate: shutting it again "
+                         "before making room, so that no replica takes the room first", (reshut,), not_running)
+
+
+def _repair_given_up(state: PlacementState, policy: PlacementPolicy,
+                     not_running: tuple[str, ...]) -> PreemptTries | None:
+    """The record that ends a repair whose re-shut gate fails open (None for a new instance's gate): the guard
+    gives up making room for these daemons on the instance for this episode, so the gate does not shut again
+    at once for the same daemons."""
+    if gate_reshut_at(state.instance, policy.gate_attribute) is None:
+        return None
+    previous = state.preempt_tries
+    tries = previous.tries if previous is not None and same_episode(previous, not_running, state.now) else 0
+    futile = previous.futile if previous is not None and same_episode(previous, not_running, state.now) else 0
+    return PreemptTries(tries, futile, state.now, tuple(sorted(not_running)), gave_up=True)
 
 
 def _eviction_plan(state: PlacementState, policy: PlacementPolicy, need: Resources, missing_names: tuple[str, ...],

@@ -64,6 +64,7 @@ from daemon_guard.core.placement import (
     GATE_OPEN,
     daemons_cannot_fit,
     gate_is_open,
+    gate_shut_age,
     seconds_since_registration,
 )
 from daemon_guard.observability import logger
@@ -173,9 +174,9 @@ def _judge(rt: Runtime, cluster: str, instances: list[InstanceView], daemons: tu
         if running == len(eligible) and (not gate_mode or gate_is_open(instance, rt.config.gate_attribute)) \
                 and seconds_since_registration(instance, now) < FRESH_S:
             fresh_complete.append(instance.arn)
-        gate_stuck = gate_mode and not gate_is_open(instance, rt.config.gate_attribute) \
-            and instance.attributes.get(rt.config.gate_attribute) != GATE_DRAINING and (
-            running == len(eligible) or seconds_since_registration(instance, now) >= rt.config.gate_timeout_s)
+        gate = rt.config.gate_attribute
+        gate_stuck = gate_mode and not gate_is_open(instance, gate) and instance.attributes.get(gate) != GATE_DRAINING \
+            and (running == len(eligible) or gate_shut_age(instance, gate, now) >= rt.config.gate_timeout_s)
         if instance.arn in summary.judged:
             continue
         if (running < len(eligible) or gate_stuck) and time_left() < REPAIR_RESERVE_S:

@@ -7,7 +7,11 @@ budgets and preempt's tries on the instance; only when a critical daemon is miss
 timeout, the cluster's replacements of this hour and the last. Writes: StopTask or PutAttributes;
 preempt's tries (`core.futility`) conditionally before it stops anything, so two concurrent checks make
 one try; a replacement (CompleteLifecycleAction ABANDON or SetInstanceHealth Unhealthy) only after its
-conditional spend of the replacement budget, so concurrent checks replace an instance once.
+conditional spend of the replacement budget, so concurrent checks replace an instance once. In gate mode a
+daemon missing behind an open gate first shuts the gate again (PutAttributes `<gate>=repair@<epoch>`, after
+reading the instance's record of tries); the gate is read back at once (DescribeContainerInstances) and, when
+seen shut, the check plans again and evicts; otherwise the next look does (an event on the instance, or the
+reconciler's suspects within a minute).
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from daemon_guard.adapters.errors import AttributeLimitExceeded
 from daemon_guard.adapters.executor import RunResult
 from daemon_guard.bootstrap import Runtime
 from daemon_guard.core import metrics as m
-from daemon_guard.core.actions import OpenGate, ReplaceInstance, StopTasks
+from daemon_guard.core.actions import OpenGate, ReplaceInstance, SetAttribute, StopTasks
 from daemon_guard.core.eligibility import eligible_daemons, missing_daemons
 from daemon_guard.core.futility import EPISODE_S, GIVE_UPS_COUNTER, FutilityBounds, gave_up
 from daemon_guard.core.model import InstanceView, ServiceView, TaskView
@@ -31,7 +35,9 @@ from daemon_guard.core.placement import (
     PlacementPolicy,
     PlacementState,
     critical_missing,
+    gate_reshut_at,
     needs_eviction_inputs,
+    needs_repair_record,
     plan_placement,
     seconds_since_registration,
 )
@@ -147,6 +153,8 @@ def check_instance(rt: Runtime, cluster: str, instance: InstanceView, *, trigger
     state = load_state(rt, cluster, instance, tasks, daemons)
     if needs_eviction_inputs(state, policy):
         state = _with_eviction_inputs(rt, cluster, state)
+    elif needs_repair_record(state, policy):
+        state = replace(state, preempt_tries=rt.budget.preempt_tries(cluster, instance.arn))
     if critical_missing(state, policy):
         state = _with_replacement_inputs(rt, cluster, state)
     plan = _recorded(rt, cluster, state, plan_placement(state, policy))
@@ -162,7 +170,24 @@ def check_instance(rt: Runtime, cluster: str, instance: InstanceView, *, trigger
     plan = _act(rt, cluster, state, plan)
     _measure(rt, cluster, state, plan, trigger_group)
     announce_placement(rt, cluster, state.instance, state.now, plan)
+    if plan.decision == "shut-gate" and plan.actions:
+        return _read_back_reshut(rt, cluster, instance, state, outcome, trigger_group)
     return outcome
+
+
+def _read_back_reshut(rt: Runtime, cluster: str, instance: InstanceView, state: PlacementState,
+                      outcome: ReflexOutcome, trigger_group: str | None) -> ReflexOutcome:
+    """Read the gate back once right after shutting it again: when DescribeContainerInstances already shows
+    it shut, plan again at once (the evictions it needs); otherwise the next look does (the reconciler's
+    suspects include shut gates, and any event on the instance checks it), never evicting before the shut gate
+    is seen (ECS's API is eventually consistent: until then a replica may still be placed on the room freed)."""
+    seen = rt.cluster(cluster).instance(instance.arn)
+    if seen is None or gate_reshut_at(seen, rt.config.gate_attribute) is None:
+        logger.info("gate shut again, not yet seen shut: evictions wait for the next look",
+                    extra={"instance": outcome.instance})
+        return outcome
+    again = check_instance(rt, cluster, seen, trigger_group=trigger_group, tasks=state.tasks)
+    return replace(again, plan=replace(again.plan, actions=(*outcome.plan.actions, *again.plan.actions)))
 
 
 def _recorded(rt: Runtime, cluster: str, state: PlacementState, plan: PlacementPlan) -> PlacementPlan:
@@ -194,8 +219,8 @@ def _act(rt: Runtime, cluster: str, state: PlacementState, plan: PlacementPlan) 
                 window = int(rt.now().timestamp()) // rt.config.eviction_window_s
                 rt.budget.spend_budget(cluster, by_service, window, rt.config.eviction_window_s)
             rt.metrics.emit(m.EVICTIONS, len(action.task_arns), cluster)
-        elif isinstance(action, OpenGate):
-            _open_gate(rt, cluster, action)
+        elif isinstance(action, (OpenGate, SetAttribute)):
+            _write_gate(rt, cluster, action)
         elif isinstance(action, ReplaceInstance) and _replace(rt, cluster, state, action) == "gone":
             gone.append(action)
     return replace(plan, actions=tuple(a for a in plan.actions if a not in gone)) if gone else plan
@@ -215,8 +240,9 @@ def _replace(rt: Runtime, cluster: str, state: PlacementState, action: ReplaceIn
     return result
 
 
-def _open_gate(rt: Runtime, cluster: str, action: OpenGate) -> None:
-    """PutAttributes the gate open; an instance already at ECS's 10 custom attributes is reported, not retried.
+def _write_gate(rt: Runtime, cluster: str, action: OpenGate | SetAttribute) -> None:
+    """PutAttributes the gate (open, or shut again for a repair); an instance already at ECS's 10 custom
+    attributes is reported, not retried.
 
     Retrying cannot help (only removing another attribute can), and raising would have EventBridge and the
     launch gate retry it in a loop: one error line and a metric per attempt, and the reconciler's next
@@ -225,9 +251,10 @@ def _open_gate(rt: Runtime, cluster: str, action: OpenGate) -> None:
     try:
         rt.executor.run(cluster, action)
     except AttributeLimitExceeded:
-        logger.error("gate not opened: the container instance already has 10 custom attributes (ECS's limit); "
+        attribute = action.attribute if isinstance(action, OpenGate) else action.name
+        logger.error("gate not written: the container instance already has 10 custom attributes (ECS's limit); "
                      "remove one to let gated replicas land", extra={"instance": action.instance_arn,
-                                                                     "attribute": action.attribute})
+                                                                     "attribute": attribute})
         rt.metrics.emit(m.GATE_ATTRIBUTE_REJECTED, 1, cluster)
 
 
@@ -240,8 +267,8 @@ def _measure(rt: Runtime, cluster: str, state: PlacementState, plan: PlacementPl
     if plan.decision == "replace-held" and rt.budget.note_held(cluster, state.instance.arn,
                                                                _replacement_window(state), REPLACEMENT_WINDOW_S):
         rt.metrics.emit(m.REPLACEMENTS_HELD, 1, cluster)  # once per instance and hour: the reconciler sees it often
-    if plan.decision == "open-gate":
-        rt.metrics.emit(m.GATE_OPEN_LATENCY, age, cluster)
+    if plan.decision == "open-gate" and gate_reshut_at(state.instance, rt.config.gate_attribute) is None:
+        rt.metrics.emit(m.GATE_OPEN_LATENCY, age, cluster)  # a first opening: a reopen after a repair is not one
     daemon_groups = {s.group for s in state.eligibility.eligible}
     completed_by_trigger = trigger in daemon_groups and plan.decision in ("complete", "open-gate")
     if completed_by_trigger and rt.ledger.first_sighting(f"ttd#{state.instance.arn}", state.now.timestamp()):

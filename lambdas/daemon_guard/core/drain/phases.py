@@ -32,7 +32,7 @@ from daemon_guard.core.drain.progress import (
 )
 from daemon_guard.core.drain.request import DrainPolicy
 from daemon_guard.core.model import ServiceView, TaskView
-from daemon_guard.core.placement import GATE_DRAINING, GATE_OPEN, TIER_STOPPED, tier_attribute
+from daemon_guard.core.placement import GATE_DRAINING, GATE_OPEN, TIER_STOPPED, gate_reshut_at, tier_attribute
 
 # How soon a replica phase held back by minimumHealthyPercent looks again when nothing wakes it: the drain
 # registers in the held services' wake registry and the intake wakes it when a task of one reaches RUNNING (the
@@ -304,11 +304,13 @@ def _fence_unseen(inp: PhaseInput) -> bool:
 
 
 def gate_reopened(view: DrainView, policy: DrainPolicy) -> bool:
-    """True when the instance shows the gate `open` although this drain shut it (orders other than
-    ``draining``): gated replicas may land until it is shut again."""
+    """True when the instance shows the gate `open`, or shut again for a repair (`repair@<epoch>`, which the
+    reflex reopens once the daemon runs), although this drain shut it (orders other than ``draining``): gated
+    replicas may land until the drain shuts it again."""
     instance = view.instance
     return policy.order is not DrainOrder.DRAINING and instance is not None \
-        and instance.attributes.get(policy.gate_attribute) == GATE_OPEN
+        and (instance.attributes.get(policy.gate_attribute) == GATE_OPEN
+             or gate_reshut_at(instance, policy.gate_attribute) is not None)
 
 
 def _blocked(view: DrainView, progress: DrainProgress,
