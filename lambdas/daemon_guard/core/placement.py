@@ -323,10 +323,10 @@ def _repair_given_up(state: PlacementState, policy: PlacementPolicy,
     at once for the same daemons."""
     if gate_reshut_at(state.instance, policy.gate_attribute) is None:
         return None
-    previous = state.preempt_tries
-    tries = previous.tries if previous is not None and same_episode(previous, not_running, state.now) else 0
-    futile = previous.futile if previous is not None and same_episode(previous, not_running, state.now) else 0
-    return PreemptTries(tries, futile, state.now, tuple(sorted(not_running)), gave_up=True)
+    daemons, previous = tuple(sorted(not_running)), state.preempt_tries
+    if previous is None or not same_episode(previous, daemons, state.now):
+        return PreemptTries(0, 0, state.now, daemons, gave_up=True)
+    return PreemptTries(previous.tries, previous.futile, state.now, daemons, gave_up=True)
 
 
 def _eviction_plan(state: PlacementState, policy: PlacementPolicy, need: Resources, missing_names: tuple[str, ...],
