@@ -63,6 +63,9 @@ class EcsParams:
     attribute_visibility_s: tuple[float, float] = (0.0, 0.0)
     # ECS_ENABLE_SPOT_INSTANCE_DRAINING on the instances: ECS itself sets DRAINING at a Spot notice.
     spot_instance_draining: bool = False
+    # Whether a PutAttributes / DeleteAttributes emits a Container Instance State Change: the guide's list of
+    # what causes one does not name attribute changes (ECS-BEHAVIOUR.md); the simulator has always sent one.
+    attribute_change_event: bool = True
     daemon_drain_delay_s: float = 30.0
     placement_failure_event_interval_s: float = 60.0
     stopped_task_retention_s: float = 3600.0
@@ -461,7 +464,8 @@ class EcsSim:
                 inst.attributes[name] = value
         inst.version += 1
         self._capacity_changed()
-        self._notify_instance(inst)
+        if self.params.attribute_change_event:
+            self._notify_instance(inst)
 
     def write(self, inst: SimInstance, effect: Callable[[], None]) -> None:
         """A write through the API (attributes, state) takes effect after `attribute_visibility_s`: at once

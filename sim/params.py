@@ -132,6 +132,11 @@ PARAMS: dict[str, SimParam] = {p.name: p for p in (
              "ECS agent option ECS_ENABLE_SPOT_INSTANCE_DRAINING (off by default): ECS sets the instance "
              "DRAINING at a Spot interruption notice, racing the guard's order",
              "true: ECS itself sets DRAINING when EC2 gives a Spot instance its notice"),
+    SimParam("attribute_change_event", "boolean", True, 0.0, 1.0,
+             "ECS developer guide, container instance state change events: the causes it lists (task placed or "
+             "stopped, agent connected, registered, deregistered, agent updated) do not name PutAttributes; "
+             "undocumented either way",
+             "true: a PutAttributes or DeleteAttributes emits a Container Instance State Change"),
 )}
 # The FaultPlan and ApiFaults fields a delivery or API parameter sets (event_delay_s sets two: delay, jitter).
 DELIVERY_FIELDS = {"event_duplicate_rate": "duplicate_rate", "event_reorder_window_s": "reorder_window_s",

@@ -76,7 +76,11 @@ def test_list_params_shows_every_parameter_with_type_default_range_and_source(
     assert main(["bench", "--list-params"]) == 0
     rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ")][1:]
     assert [r.split(" | ")[0].removeprefix("| ") for r in rows] == list(PARAMS)
-    assert "| spot_instance_draining | true|false | false | false or true | ECS agent option" in rows[-1]
+    by_name = {r.split(" | ")[0].removeprefix("| "): r for r in rows}
+    assert "| spot_instance_draining | true|false | false | false or true | ECS agent option" in \
+        by_name["spot_instance_draining"]
+    assert "| attribute_change_event | true|false | true | false or true | ECS developer guide" in \
+        by_name["attribute_change_event"]
 
 
 @pytest.mark.slow

@@ -157,3 +157,18 @@ def test_with_spot_instance_draining_ecs_sets_draining_at_the_notice_itself() ->
     # WHEN EC2 gives its notice / THEN ECS drains the instance at once
     world.asg.spot_interruption(iid)
     assert inst.status == "DRAINING"
+
+
+@pytest.mark.parametrize(("emits", "expected"), [(True, 1), (False, 0)])
+def test_an_attribute_change_emits_an_instance_state_change_only_where_the_parameter_says(emits: bool,
+                                                                                         expected: int) -> None:
+    # GIVEN an ACTIVE instance, and ECS emitting instance events on attribute changes or not (undocumented)
+    world = world_with(attribute_change_event=emits)
+    inst = add_instance(world)
+    heard: list[str] = []
+    world.ecs.listeners.append(lambda kind, _payload: heard.append(kind))
+    # WHEN an attribute is put on it
+    world.ecs.set_attributes(inst, {"daemon-guard.gate": "open"})
+    # THEN the instance changed either way, and an instance event went out only when the parameter says so
+    assert inst.attributes["daemon-guard.gate"] == "open"
+    assert heard.count("instance") == expected
