@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from bench.scale import READ_REFILL_PER_S, ScaleStory, run_reconciler_story, scale_markdown
+from bench.reads import READ_REFILL_PER_S
+from bench.scale import ScaleStory, run_reconciler_story, scale_markdown
 
 
 @pytest.mark.slow
@@ -13,14 +14,18 @@ def test_the_reconciler_audits_every_cluster_within_its_cycle_and_repairs_a_star
     story = ScaleStory(instances=60, clusters=3, cycle_min=3)
     # WHEN the story runs (seeded) and a log router is starved two minutes in
     figures = run_reconciler_story(story, seed=4)
-    # THEN every cluster was audited within the cycle, the starved daemon was noticed and runs again
+    # THEN every cluster was audited within the cycle, the starved daemon was noticed and the guard repaired it
     assert figures["clusters_audited"] == 3
+    assert figures["first_full_round_s"] is not None and figures["first_full_round_s"] <= 3 * 60
     assert figures["noticed_s"] is not None and figures["noticed_s"] <= 60
     assert figures["repair_s"] is not None and figures["repair_s"] <= 120
+    assert figures["restored_by"] == "guard"
     # AND the reconciler's reads stayed under a tenth of the read refill, its 10 s peak under its pace, unthrottled
     assert figures["reads_per_min"] / 60 <= 0.1 * READ_REFILL_PER_S
     assert figures["peak_reads_per_s"] <= 8.0 + 40 / 10
     assert figures["throttles"] == 0
     assert figures["duration_p99_over_timeout"] < 0.5
+    # AND its state-table requests are counted
+    assert figures["state_table"]["writes_per_min"] > 0
     # AND the README table names the size
     assert "| 60x3 | 3 |" in scale_markdown({"scale": {"reconciler": {story.label: figures}}})
