@@ -10,8 +10,10 @@ containers-roadmap#428 reports: the story runs on the ``as-reported`` behaviour 
 room for daemons; on ``as-documented`` ECS would put the daemon back itself); the guard must make room.
 
 Figures: ECS reads per minute (mean over the watch; ECS calls by operation beside), the peak reads per
-second over any 10 s window, ECS throttles, when the missing daemon was noticed (the first reconciler run that
-acted on its cluster's missing daemon) and repaired (RUNNING again), when every cluster had had its full audit,
+second over any 10 s window, the mean after every cluster's first full audit (the deployment's first run catches
+up a whole round), ECS throttles, when the missing daemon was noticed (the first reconciler run that
+acted on its cluster's missing daemon) and repaired (RUNNING again), when every cluster had had its full audit
+and the longest any cluster went without one,
 the reconciler's duration p99 over its Timeout, and the state table's requests (the reconciler's reads and writes
 per minute, by operation).
 
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
+from itertools import pairwise
 from typing import Any
 
 from bench.drain_budget import refresh
@@ -113,7 +116,7 @@ def run_reconciler_story(story: ScaleStory, seed: int) -> dict[str, Any]:
         restored = _watch_repair(world, instance_arn, group, horizon)
         runs = [i for i in deployment.records.invocations if i.function == "reconciler" and i.at >= start]
         noticed = next((i.at for i in runs if i.at >= missing_at and _acted_on(i, names[0])), None)
-        figures = _figures(story, reads, world, runs, deployment, start)
+        figures = _figures(story, reads, world, runs, deployment, start, names)
         by_op = {op: n - calls_before.get(("ecs", op), 0) for (svc, op), n in sorted(world.call_log.calls.items())
                  if svc == "ecs" and n > calls_before.get(("ecs", op), 0)}
         return {**figures, "ecs_calls_by_operation": by_op,
@@ -162,6 +165,17 @@ def _first_full_round(runs: Sequence[Invocation], clusters: int, start: float) -
     return None
 
 
+def _longest_audit_gap(runs: Sequence[Invocation], clusters: Sequence[str], start: float, end: float) -> float:
+    """The longest time any cluster went without a full audit: from the deployment to its first, between two,
+    and from its last to the end of the watch (the run's start stands for the audit's time)."""
+    audits: dict[str, list[float]] = {c: [start] for c in clusters}
+    for run in runs:
+        for c in (run.result or {}).get("clusters", []):
+            if c.get("audit") and not c.get("throttled") and c.get("cluster") in audits:
+                audits[c["cluster"]].append(run.at)
+    return round(max(b - a for times in audits.values() for a, b in pairwise([*times, end])), 1)
+
+
 def _state_table(deployment: GuardDeployment, minutes: float) -> dict[str, Any]:
     """The reconciler's state-table requests per minute (reads, writes) and by operation, as IAM was asked them
     (every call, retries aside)."""
@@ -175,8 +189,11 @@ def _state_table(deployment: GuardDeployment, minutes: float) -> dict[str, Any]:
 
 
 def _figures(story: ScaleStory, reads: ReadSampler, world: World, runs: list[Invocation],
-             deployment: GuardDeployment, start: float) -> dict[str, Any]:
+             deployment: GuardDeployment, start: float, names: Sequence[str]) -> dict[str, Any]:
     rates = reads.rates()
+    first_round = _first_full_round(runs, story.clusters, start)
+    # After the first full round: the deployment's first run catches up a whole round, the rest is the rotation.
+    steady = reads.rates(begin=start + first_round) if first_round is not None else None
     durations = [r.duration_s for r in runs]
     timeout = deployment.functions["reconciler"].facts.timeout_s
     return {
@@ -184,12 +201,15 @@ def _figures(story: ScaleStory, reads: ReadSampler, world: World, runs: list[Inv
         "reads_per_min": round(rates.per_min, 1),
         "reads_per_s_share_of_refill": round(rates.share_of_refill, 3),
         "peak_reads_per_s": round(rates.peak_per_s, 2),
+        "steady_reads_per_min": round(steady.per_min, 1) if steady else None,
+        "steady_share_of_refill": round(steady.share_of_refill, 3) if steady else None,
         "throttles": ecs_throttles(world),
         "duration_p99_over_timeout": round(percentile(durations, 99) / timeout, 3) if durations else None,
         "reconciler_runs": len(runs),
         "clusters_audited": len({c["cluster"] for r in runs for c in (r.result or {}).get("clusters", [])
                                  if c.get("audit") and not c.get("throttled")}),
-        "first_full_round_s": _first_full_round(runs, story.clusters, start),
+        "first_full_round_s": first_round,
+        "longest_audit_gap_s": _longest_audit_gap(runs, names, start, start + rates.seconds),
         "state_table": _state_table(deployment, max(1.0, rates.seconds / 60)),
     }
 
@@ -230,17 +250,25 @@ def scale_markdown(report: dict[str, Any]) -> str:
         return ""
     lines = ["**The reconciler at scale** (one account; EventBridge delivering nothing, so every read and repair "
              "is the reconciler's)", "",
-             "| instances x clusters | audit cycle (min) | ECS reads / min | share of the 20/s refill | "
-             "peak reads/s (10 s) | throttles | every cluster audited after (s) | noticed (s) | "
-             "repaired after (s) | duration p99 / Timeout | state-table reads / writes per min |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| instances x clusters | audit cycle (min) | ECS reads / min (share of the 20/s refill) | "
+             "after the first round | peak reads/s (10 s) | throttles | every cluster audited after (s) | "
+             "longest without an audit (s) | noticed (s) | repaired after (s) | duration p99 / Timeout | "
+             "state-table reads / writes per min |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for label, f in scale["reconciler"].items():
         table = f["state_table"]
-        lines.append(f"| {label} | {f['scenario']['cycle_min']} | {f['reads_per_min']} | "
-                     f"{f['reads_per_s_share_of_refill']:.1%} | {f['peak_reads_per_s']} | {f['throttles']} | "
-                     f"{f['first_full_round_s']} | {f['noticed_s']} | {f['repair_s']} | "
-                     f"{f['duration_p99_over_timeout']} | {table['reads_per_min']} / {table['writes_per_min']} |")
+        lines.append(f"| {label} | {f['scenario']['cycle_min']} | {f['reads_per_min']} "
+                     f"({f['reads_per_s_share_of_refill']:.1%}) | {_steady(f)} | {f['peak_reads_per_s']} | "
+                     f"{f['throttles']} | {f['first_full_round_s']} | {f['longest_audit_gap_s']} | {f['noticed_s']} | "
+                     f"{f['repair_s']} | {f['duration_p99_over_timeout']} | "
+                     f"{table['reads_per_min']} / {table['writes_per_min']} |")
     return "\n".join([*lines, "", *_refresh_markdown(scale.get("refresh") or {})])
+
+
+def _steady(figures: dict[str, Any]) -> str:
+    if figures.get("steady_reads_per_min") is None:
+        return "-"
+    return f"{figures['steady_reads_per_min']} ({figures['steady_share_of_refill']:.1%})"
 
 
 def _refresh_markdown(refreshes: dict[str, Any]) -> list[str]:
