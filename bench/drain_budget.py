@@ -35,7 +35,7 @@ SMALL = DrainStory(on_demand=16, spot=6, first_scale_in=5, second_scale_in=3, sp
 def refresh(seed: int, instances: int = 20, budget: str | None = None, horizon_s: float = 2400.0,
             profile: str = DEFAULT_PROFILE) -> dict[str, Any]:
     """Replace `instances` at once (instance refresh, minimum healthy 0%) with the budget given (None: none), on
-    the named ECS behaviour profile."""
+    the named ECS behaviour profile; the world runs until the old instances are gone (at most to `horizon_s`)."""
     world = World(WorldOptions(seed=seed, ecs=profile_params(profile)))
     story = DrainStory(on_demand=instances, spot=1, replica_services=6, utilization=0.45)
     groups = build_drain_cluster(world, story, gate_attribute=GATE_ATTRIBUTE, tier_constraints=True)
@@ -63,7 +63,7 @@ def refresh(seed: int, instances: int = 20, budget: str | None = None, horizon_s
         world.clock.at(401.0, sample)
         reads.start(horizon_s)
         world.asg.instance_refresh(groups[0], min_healthy_percentage=0)
-        world.clock.run_until(horizon_s)
+        _run_until_replaced(world, groups[0], before, horizon_s)
         starts = {i.instance_id: i.drain_started_at for g in world.asg.groups.values() for i in g.instances.values()
                   if i.drain_started_at is not None and i.instance_id in before}
         records = measure_drains(world, {t["services"][0]: n for n, t in enumerate(TIERS)}, starts, set())
@@ -87,6 +87,17 @@ def refresh(seed: int, instances: int = 20, budget: str | None = None, horizon_s
                 "access_denied": len(deployment.records.access_denied)}
     finally:
         deployment.close()
+
+
+def _run_until_replaced(world: World, group: str, old: set[str], horizon_s: float, step_s: float = 60.0) -> None:
+    """Run the world until every instance in `old` has terminated and a minute more (or until `horizon_s`): the
+    world after the refresh has nothing left to measure."""
+    instances = world.asg.groups[group].instances
+    while world.clock.now < horizon_s:
+        world.clock.run_until(min(horizon_s, world.clock.now + step_s))
+        if all(instances[i].terminated_at is not None for i in old if i in instances):
+            world.clock.run_until(min(horizon_s, world.clock.now + step_s))
+            return
 
 
 def reads(seed: int, story: DrainStory = QUICK) -> dict[str, Any]:
