@@ -29,3 +29,19 @@ def test_the_reconciler_audits_every_cluster_within_its_cycle_and_repairs_a_star
     assert figures["state_table"]["writes_per_min"] > 0
     # AND the README table names the size
     assert "| 60x3 | 3 |" in scale_markdown({"scale": {"reconciler": {story.label: figures}}})
+
+
+def test_the_refresh_table_shows_what_a_refresh_without_a_budget_loses() -> None:
+    # GIVEN the refresh figures of a refresh without a budget and with 10%
+    def figures(budget: str, share: float, below: list[str]) -> dict[str, object]:
+        return {"budget": budget, "profile": "as-documented", "instances": 100, "min_running_share": share,
+                "services_below_minimum_healthy": below, "drain_s": {"p50": 80.0, "p99": 240.0}, "kills": 0,
+                "lifecycle_timeouts": 0, "reads_per_s": {"mean": 7.0, "peak": 60.0}, "throttles": 3,
+                "most_under_budget": 10, "most_waiting": 90}
+    refresh = {"none": figures("none", 0.5, ["app-00", "app-03"]), "10%": figures("10%", 1.0, [])}
+    # WHEN the scale suite's README text is written
+    text = scale_markdown({"scale": {"reconciler": {}, "refresh": refresh}})
+    # THEN each budget has its row, naming the services it took below their minimumHealthyPercent
+    assert "**Instance refresh of 100**" in text and "`as-documented`" in text
+    assert "| none | 0.5 | app-00, app-03 | 80.0 / 240.0 | 0 | 0 | 7.0 / 60.0 | 3 | 10 / 90 |" in text
+    assert "| 10% | 1.0 | - |" in text
