@@ -247,21 +247,22 @@ def scale_markdown(report: dict[str, Any]) -> str:
     scale = report.get("scale")
     if not scale:
         return ""
-    lines = ["**The reconciler at scale** (one account; EventBridge delivering nothing, so every read and repair "
+    lines: list[str] = [] if not scale.get("reconciler") else [
+             "**The reconciler at scale** (one account; EventBridge delivering nothing, so every read and repair "
              "is the reconciler's)", "",
              "| instances x clusters | audit cycle (min) | ECS reads / min (share of the 20/s refill) | "
              "after the first round | peak reads/s (10 s) | throttles | every cluster audited after (s) | "
              "longest without an audit (s) | noticed (s) | repaired after (s) | duration p99 / Timeout | "
              "state-table reads / writes per min |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    for label, f in scale["reconciler"].items():
+    for label, f in (scale.get("reconciler") or {}).items():
         table = f["state_table"]
         lines.append(f"| {label} | {f['scenario']['cycle_min']} | {f['reads_per_min']} "
                      f"({f['reads_per_s_share_of_refill']:.1%}) | {_steady(f)} | {f['peak_reads_per_s']} | "
                      f"{f['throttles']} | {f['first_full_round_s']} | {f['longest_audit_gap_s']} | {f['noticed_s']} | "
                      f"{f['repair_s']} | {f['duration_p99_over_timeout']} | "
                      f"{table['reads_per_min']} / {table['writes_per_min']} |")
-    return "\n".join([*lines, "", *_refresh_markdown(scale.get("refresh") or {})])
+    return "\n".join([*lines, *([""] if lines else []), *_refresh_markdown(scale.get("refresh") or {})])
 
 
 def _steady(figures: dict[str, Any]) -> str:
