@@ -344,7 +344,7 @@ def run_bench(args: argparse.Namespace) -> int:
         _progress("rollout: a daemon service moved to a larger revision on a full cluster")
         report["rollout"] = run_rollout_suite(seeds, args.quick)
     if args.suite == "scale":
-        report["scale"] = scale_suite(seeds, args.quick, _progress)
+        report["scale"] = scale_suite(seeds, args.quick, _progress, profile)
     if args.suite in ("cost", "all"):
         _progress("cost: asset size and cold import")
         report["cost"] = cost_suite()

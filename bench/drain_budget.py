@@ -3,7 +3,8 @@
 - ``refresh``: an instance refresh of a small cluster that replaces every instance at once (minimum healthy
   0%), under daemon-guard (``drainOrder`` tiers) with and without a ``drainBudget``: the lowest share of each
   replica service's desired count RUNNING during it (sampled every second from the simulator's tasks), drain
-  durations (lifecycle action start to completion, waiting included), kills and lifecycle timeouts.
+  durations (lifecycle action start to completion, waiting included), kills, lifecycle timeouts, and the account's
+  ECS reads per second from the refresh's start to the last drain's end (mean, and the busiest 10 s).
 - ``reads``: the quick drain story (the bench's ``--quick`` story) under ``tiers``: API calls per drain and the
   ECS service reads (DescribeServices) per drain, from the simulator's call log.
 """
@@ -18,6 +19,7 @@ from typing import Any
 from bench import suites as bench_suites
 from bench.drain_measure import measure_drains
 from bench.measure import percentile
+from bench.reads import READ_PREFIXES, ReadSampler, ecs_throttles
 from bench.scenarios import TIERS, DrainStory, build_drain_cluster
 from bench.suites import DEFAULT_PROFILE, GATE_ATTRIBUTE, guard_config, run_drain
 from sim.deployment import GuardDeployment
@@ -30,15 +32,18 @@ SMALL = DrainStory(on_demand=16, spot=6, first_scale_in=5, second_scale_in=3, sp
                    standalone_jobs=6, replica_services=4, horizon_s=3000.0)
 
 
-def refresh(seed: int, instances: int = 20, budget: str | None = None, horizon_s: float = 2400.0) -> dict[str, Any]:
-    """Replace `instances` at once (instance refresh, minimum healthy 0%) with the budget given (None: none)."""
-    world = World(WorldOptions(seed=seed, ecs=profile_params(DEFAULT_PROFILE)))
+def refresh(seed: int, instances: int = 20, budget: str | None = None, horizon_s: float = 2400.0,
+            profile: str = DEFAULT_PROFILE) -> dict[str, Any]:
+    """Replace `instances` at once (instance refresh, minimum healthy 0%) with the budget given (None: none), on
+    the named ECS behaviour profile; the world runs until the old instances are gone (at most to `horizon_s`)."""
+    world = World(WorldOptions(seed=seed, ecs=profile_params(profile)))
     story = DrainStory(on_demand=instances, spot=1, replica_services=6, utilization=0.45)
     groups = build_drain_cluster(world, story, gate_attribute=GATE_ATTRIBUTE, tier_constraints=True)
     extra: dict[str, Any] = {"drainOrder": "tiers"} | ({"drainBudget": budget} if budget else {})
     deployment = GuardDeployment(world, guard_config([groups[0]], "gate", **extra))
     lowest: dict[str, float] = {}
     replicas = [s for s in world.ecs.services.values() if s.strategy == "REPLICA"]
+    reads = ReadSampler(world)
 
     def sample() -> None:
         running: dict[str, int] = {}
@@ -56,25 +61,43 @@ def refresh(seed: int, instances: int = 20, budget: str | None = None, horizon_s
         world.clock.run_until(400.0)
         before = {i.instance_id for i in world.asg.groups[groups[0]].instances.values() if i.state == "InService"}
         world.clock.at(401.0, sample)
+        reads.start(horizon_s)
         world.asg.instance_refresh(groups[0], min_healthy_percentage=0)
-        world.clock.run_until(horizon_s)
+        _run_until_replaced(world, groups[0], before, horizon_s)
         starts = {i.instance_id: i.drain_started_at for g in world.asg.groups.values() for i in g.instances.values()
                   if i.drain_started_at is not None and i.instance_id in before}
         records = measure_drains(world, {t["services"][0]: n for n, t in enumerate(TIERS)}, starts, set())
         durations = [r.ended - r.started for r in records]
+        rates = reads.rates(400.0, max((r.ended for r in records), default=horizon_s))
+        unfinished = sum(1 for i in world.asg.groups[groups[0]].instances.values()
+                         if i.instance_id in before and i.terminated_at is None)
         below = sorted(s.name for s in replicas if lowest.get(s.name, 1.0) * 100 < s.minimum_healthy_percent)
-        return {"budget": budget or "none", "drains": len(records),
+        return {"budget": budget or "none", "profile": profile, "instances": instances, "drains": len(records),
+                "unfinished": unfinished,
                 "min_running_share": round(min(lowest.values(), default=1.0), 3),
                 "services_below_minimum_healthy": below,
                 "min_running_share_by_service": {k: round(v, 3) for k, v in sorted(lowest.items())},
                 "drain_s": {"p50": round(percentile(durations, 50), 1), "p99": round(percentile(durations, 99), 1)},
                 "kills": sum(r.kills for r in records), "lifecycle_timeouts": sum(r.timed_out for r in records),
+                "reads_per_s": {"mean": round(rates.per_s, 2), "peak": round(rates.peak_per_s, 2)},
+                "throttles": ecs_throttles(world), "refresh_s": rates.seconds,
                 "bypasses": len(deployment.records.metric_values("DrainBudgetBypasses")),
                 "most_under_budget": max(deployment.records.metric_values("DrainsUnderBudget"), default=0),
                 "most_waiting": max(deployment.records.metric_values("DrainsWaiting"), default=0),
                 "access_denied": len(deployment.records.access_denied)}
     finally:
         deployment.close()
+
+
+def _run_until_replaced(world: World, group: str, old: set[str], horizon_s: float, step_s: float = 60.0) -> None:
+    """Run the world until every instance in `old` has terminated and a minute more (or until `horizon_s`): the
+    world after the refresh has nothing left to measure."""
+    instances = world.asg.groups[group].instances
+    while world.clock.now < horizon_s:
+        world.clock.run_until(min(horizon_s, world.clock.now + step_s))
+        if all(instances[i].terminated_at is not None for i in old if i in instances):
+            world.clock.run_until(min(horizon_s, world.clock.now + step_s))
+            return
 
 
 def reads(seed: int, story: DrainStory = QUICK) -> dict[str, Any]:
@@ -95,7 +118,7 @@ def reads(seed: int, story: DrainStory = QUICK) -> dict[str, Any]:
     finally:
         setattr(bench_suites, "World", World)  # noqa: B010
     ecs_reads = {op: n for (svc, op), n in sorted(worlds[0].call_log.calls.items())
-                 if svc == "ecs" and op.startswith(("Describe", "List", "Get"))}
+                 if svc == "ecs" and op.startswith(READ_PREFIXES)}
     return {"ecs_reads_per_drain": round(sum(ecs_reads.values()) / max(1, result["drains"]), 1),
             "ecs_reads": ecs_reads, "api_calls_per_drain": result["api_calls_per_drain"], "drains": result["drains"],
             "kills": result["ungraceful_task_kills"], "lifecycle_timeouts": result["lifecycle_timeouts"],
@@ -109,9 +132,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--instances", type=int, default=20)
     parser.add_argument("--budget", default=None, help="a drainBudget nodes value, e.g. 10%% (default: none)")
+    parser.add_argument("--profile", default=DEFAULT_PROFILE,
+                        help=f"ECS behaviour profile (default: {DEFAULT_PROFILE})")
     parser.add_argument("--small", action="store_true", help="reads: the integration tests' story, not --quick's")
     args = parser.parse_args(argv)
-    out = refresh(args.seed, args.instances, args.budget) if args.what == "refresh" else \
+    out = refresh(args.seed, args.instances, args.budget, profile=args.profile) if args.what == "refresh" else \
         reads(args.seed, SMALL if args.small else QUICK)
     json.dump(out, sys.stdout, indent=2)
     print()

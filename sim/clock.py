@@ -5,18 +5,17 @@ from __future__ import annotations
 import heapq
 import itertools
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 EPOCH = datetime(2026, 1, 5, 8, 0, 0, tzinfo=UTC)
 
 
-@dataclass(order=True)
+@dataclass
 class _Entry:
     at: float
-    seq: int
-    action: Callable[[], None] = field(compare=False)
-    cancelled: bool = field(default=False, compare=False)
+    action: Callable[[], None]
+    cancelled: bool = False
 
 
 class Timer:
@@ -40,13 +39,14 @@ class Clock:
 
     def __init__(self) -> None:
         self.now = 0.0
-        self._queue: list[_Entry] = []
+        # (when, scheduling order, entry): tuples compare in C, and the order never reaches the entry.
+        self._queue: list[tuple[float, int, _Entry]] = []
         self._seq = itertools.count()
 
     def at(self, when: float, action: Callable[[], None]) -> Timer:
         """Run `action` at simulated second `when` (never in the past)."""
-        entry = _Entry(max(when, self.now), next(self._seq), action)
-        heapq.heappush(self._queue, entry)
+        entry = _Entry(max(when, self.now), action)
+        heapq.heappush(self._queue, (entry.at, next(self._seq), entry))
         return Timer(entry)
 
     def after(self, delay: float, action: Callable[[], None]) -> Timer:
@@ -55,8 +55,8 @@ class Clock:
 
     def run_until(self, until: float) -> None:
         """Run every action due up to and including `until`, then set the clock to `until`."""
-        while self._queue and self._queue[0].at <= until:
-            entry = heapq.heappop(self._queue)
+        while self._queue and self._queue[0][0] <= until:
+            entry = heapq.heappop(self._queue)[2]
             if entry.cancelled:
                 continue
             self.now = entry.at
@@ -77,10 +77,10 @@ class Clock:
 
     def next_due(self) -> float | None:
         """The simulated second of the next action that will run, or None when nothing is scheduled."""
-        while self._queue and self._queue[0].cancelled:
+        while self._queue and self._queue[0][2].cancelled:
             heapq.heappop(self._queue)
-        return self._queue[0].at if self._queue else None
+        return self._queue[0][0] if self._queue else None
 
     def pending(self) -> int:
         """Number of scheduled, not cancelled actions."""
-        return sum(1 for e in self._queue if not e.cancelled)
+        return sum(1 for _, _, e in self._queue if not e.cancelled)

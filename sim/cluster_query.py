@@ -30,6 +30,7 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
+from functools import cache
 from typing import Any
 
 NEGATIONS = {"!=": "==", "not_equals": "==", "!exists": "exists", "not_exists": "exists", "!in": "in",
@@ -89,6 +90,7 @@ def _pattern(text: str, pos: int) -> tuple[str, int]:
     return raw, end
 
 
+@cache
 def _wildcard(pattern: str) -> re.Pattern[str]:
     return re.compile("".join(".*" if ch == "*" else re.escape(ch) for ch in pattern), re.DOTALL)
 

@@ -311,6 +311,10 @@ class EcsSim:
         self.services: dict[str, SimService] = {}
         self.capacity_providers: dict[str, SimCapacityProvider] = {}
         self.instances: dict[str, SimInstance] = {}
+        # The same instances by cluster (in registration order), and the DRAINING ones: the schedulers pass over
+        # one cluster every second, and a scan of every cluster's instances made a 10-cluster account quadratic.
+        self.in_cluster: dict[str, dict[str, SimInstance]] = defaultdict(dict)
+        self.draining_in: dict[str, dict[str, SimInstance]] = defaultdict(dict)
         self.by_ec2: dict[str, str] = {}
         self.tasks: dict[str, SimTask] = {}
         self.listeners: list[Listener] = []
@@ -423,6 +427,7 @@ class EcsSim:
         inst.replica_visible_at = inst.backlog_visible_at = self.clock.now + self._visibility_delay()
         self.clock.at(inst.replica_visible_at, self._capacity_changed)
         self.instances[arn] = inst
+        self.in_cluster[cluster][arn] = inst
         self.by_ec2[ec2_instance_id] = arn
         self._notify_instance(inst)
         return arn
@@ -443,6 +448,7 @@ class EcsSim:
         if inst.status == status:
             return
         inst.status = status
+        self._index_draining(inst)
         inst.version += 1
         inst.daemons_only_since = None
         self._capacity_changed()  # an instance back to ACTIVE is room again for services that failed to place
@@ -454,6 +460,12 @@ class EcsSim:
             if self.params.daemon_drain_trigger == "left-running":
                 self.clock.after(0.0, lambda: self._drain_daemons(inst, self.live_tasks(inst)))
         self._notify_instance(inst)
+
+    def _index_draining(self, inst: SimInstance) -> None:
+        if inst.status == "DRAINING":
+            self.draining_in[inst.cluster][inst.arn] = inst
+        else:
+            self.draining_in[inst.cluster].pop(inst.arn, None)
 
     def set_attributes(self, inst: SimInstance, changes: dict[str, str | None], delete: bool = False) -> None:
         """PutAttributes / DeleteAttributes on an instance (daemons that stop matching go next cycle)."""
@@ -500,6 +512,7 @@ class EcsSim:
                 self._set_stopped(t, "Host EC2 (instance " + ec2_instance_id + ") terminated.",
                                   "TerminationNotice")
         inst.status = "INACTIVE"
+        self._index_draining(inst)
         inst.agent_connected = False
         inst.version += 1
         self._notify_instance(inst)
@@ -781,10 +794,9 @@ class EcsSim:
         """One pass of the daemon scheduler over every instance of the cluster."""
         daemons = [s for s in self.services.values()
                    if s.cluster == cluster and s.strategy == "DAEMON" and s.status == "ACTIVE"]
-        draining = self.params.daemon_stall_while_draining_s > 0.0 and any(
-            i.cluster == cluster and i.status == "DRAINING" for i in self.instances.values())
-        for inst in list(self.instances.values()):
-            if inst.cluster != cluster or inst.status == "INACTIVE" or not inst.agent_connected:
+        draining = self.params.daemon_stall_while_draining_s > 0.0 and bool(self.draining_in[cluster])
+        for inst in list(self.in_cluster[cluster].values()):
+            if inst.status == "INACTIVE" or not inst.agent_connected:
                 continue
             live = [t for t in self._tasks_on(inst) if t.live]
             if inst.status == "DRAINING":
@@ -892,11 +904,10 @@ class EcsSim:
         if not services:
             return
         draining_by_group: dict[str, list[SimTask]] = defaultdict(list)
-        for drained in self.instances.values():
-            if drained.cluster == cluster and drained.status == "DRAINING":
-                for t in self._tasks_on(drained):
-                    if t.live and t.desired_status == "RUNNING":
-                        draining_by_group[t.group].append(t)
+        for drained in self.draining_in[cluster].values():
+            for t in self._tasks_on(drained):
+                if t.live and t.desired_status == "RUNNING":
+                    draining_by_group[t.group].append(t)
         fresh: list[SimInstance] | None = None
         backlog: list[SimInstance] | None = None
         for svc in services:
@@ -913,8 +924,8 @@ class EcsSim:
                 starts = 0  # nothing changed since the last failed attempt
             if starts > 0 and fresh is None:
                 now = self.clock.now
-                fresh = [i for i in self.instances.values()
-                         if i.cluster == cluster and i.status == "ACTIVE" and i.agent_connected
+                fresh = [i for i in self.in_cluster[cluster].values()
+                         if i.status == "ACTIVE" and i.agent_connected
                          and now >= i.replica_visible_at]
                 backlog = [i for i in fresh if now >= i.backlog_visible_at]
             placed_all = True
@@ -951,8 +962,7 @@ class EcsSim:
                          task_definition=task_definition, desired_count=count, minimum_healthy_percent=0,
                          maximum_percent=100, constraints=constraints or [], placement_strategy=[],
                          tags={}, created_at=self.clock.now)
-        placeable = [i for i in self.instances.values()
-                     if i.cluster == cluster and i.status == "ACTIVE" and i.agent_connected]
+        placeable = [i for i in self.in_cluster[cluster].values() if i.status == "ACTIVE" and i.agent_connected]
         tasks: list[SimTask] = []
         failures: list[str] = []
         for _ in range(count):

@@ -276,8 +276,8 @@ class EcsApi:
             # One evaluation per listing, its pages served from it (a token names the listing and where it
             # stands): evaluating the filter over the whole cluster again for each page made listings quadratic.
             arns, offset = [], ""
-            for inst in self.ecs.instances.values():
-                if inst.cluster != cluster or inst.status == "INACTIVE":
+            for inst in self.ecs.in_cluster[cluster].values():
+                if inst.status == "INACTIVE":
                     continue
                 if status and inst.status != status:
                     continue
@@ -372,7 +372,7 @@ class EcsApi:
                           "capacityProviders": sorted(c.name for c in self.ecs.capacity_providers.values()
                                                       if c.cluster == name),
                           "registeredContainerInstancesCount": sum(
-                              1 for i in self.ecs.instances.values() if i.cluster == name and i.status != "INACTIVE"),
+                              1 for i in self.ecs.in_cluster[name].values() if i.status != "INACTIVE"),
                           "activeServicesCount": sum(1 for s in self.ecs.services.values()
                                                      if s.cluster == name and s.status == "ACTIVE")})
         return {"clusters": found, "failures": failures}
@@ -552,8 +552,8 @@ class EcsApi:
         if value is not None and name is None:
             raise SimApiError("InvalidParameterException", "attributeValue requires attributeName.")
         items: list[dict[str, Any]] = []
-        for inst in self.ecs.instances.values():
-            if inst.cluster != cluster or inst.status == "INACTIVE":
+        for inst in self.ecs.in_cluster[cluster].values():
+            if inst.status == "INACTIVE":
                 continue
             for k, v in sorted(inst.attributes.items()):
                 if (name is None or k == name) and (value is None or v == value):
