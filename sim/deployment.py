@@ -200,6 +200,7 @@ class GuardDeployment:
                                   retention_days=workflow.facts.durable_retention_days or 14)
         self.durable.start_invocation = self._durable_invocation
         self._capture_logs = capture_logs
+        self._nested_calls = 0  # calls made by invocation slices nested in the one running (see _invoke)
         for rule in self.facts.rules:
             if rule.pattern is not None:
                 world.bus.add_rule(rule.name, dict(rule.pattern), self._rule_delivery(rule))
@@ -321,12 +322,18 @@ class GuardDeployment:
                        if self._capture_logs and isinstance(h, logging.StreamHandler)]
             for handler, _ in streams:
                 handler.stream = logs
-            calls, cpu, backend = self.world.call_log.count_here(), time.thread_time(), self._backend_cpu()
+            # Calls are counted on the whole log, not the thread's: a durable function's body runs on a thread of
+            # the SDK's own (its handler pool), and only this invocation runs during the slice. A slice nested in
+            # this one (an invocation it started synchronously) counts its own calls, not this one's.
+            calls, cpu, backend = self.world.call_log.count(), time.thread_time(), self._backend_cpu()
+            outer_nested, self._nested_calls = self._nested_calls, 0
 
             def undo() -> None:
                 # The handler's own CPU: the simulated AWS side's work is not the Lambda's.
                 cost["cpu_s"] += time.thread_time() - cpu - (self._backend_cpu() - backend)
-                cost["calls"] += self.world.call_log.count_here() - calls
+                made = self.world.call_log.count() - calls
+                cost["calls"] += made - self._nested_calls
+                self._nested_calls = outer_nested + made
                 for handler, previous in streams:
                     handler.stream = previous
                 sys.stdout = saved_stdout

@@ -109,3 +109,19 @@ def test_a_reconciler_short_of_time_leaves_repairs_to_the_next_run_instead_of_ti
     first = results[0]
     assert first is not None and first["clusters"][0]["repairsDeferred"] > 0
     assert all(i.attributes.get(GATE_ATTRIBUTE) == "open" for i in world.ecs.instances.values())
+
+
+def test_every_call_the_functions_make_is_counted_once_in_the_invocation_that_made_it(deploy: Deploy) -> None:
+    # GIVEN a gated cluster under daemon-guard with its terminate hook (the drain workflow's body runs on a thread
+    # of the durable SDK's own, not the invocation's)
+    world, spec = gated_cluster(ApiLatency(read_median_s=0.04, write_median_s=0.08))
+    deployment = deploy(world, guard_config([spec.asg], "gate"))
+    before = world.call_log.count()
+    # WHEN one instance is scaled in and drained
+    world.asg.scale_in(spec.asg, 1)
+    world.clock.run_until(world.clock.now + 300.0)
+    # THEN the drain workflow's invocations carry the calls of its steps, and the invocations together carry every
+    # call the log saw, none twice
+    workflow = [i for i in deployment.records.invocations if i.function == "workflow"]
+    assert workflow and sum(i.api_calls for i in workflow) > 0
+    assert sum(i.api_calls for i in deployment.records.invocations) == world.call_log.count() - before

@@ -227,6 +227,24 @@ def test_standalone_tasks_follow_the_policy(standalone: StandalonePolicy, now: f
     assert outcome.finished is finished
 
 
+@pytest.mark.parametrize(("since", "now", "expected", "look_again_s"), [
+    pytest.param(START + 200, START + 200, [], 60.0,
+                 id="begun 200 s into the drain: waits the rest of the 300 s, looking again within a minute"),
+    pytest.param(START + 270, START + 270, [], 30.0, id="30 s of the wait left: looks again when it ends"),
+    pytest.param(START + 400, START + 400, [("batch-1",)], None,
+                 id="a replica phase longer than the wait: stopped at once"),
+])
+def test_standalone_tasks_are_waited_for_from_the_drains_start_on_their_own_exits(
+        since: float, now: float, expected: list[tuple[str, ...]], look_again_s: float | None) -> None:
+    # GIVEN a standalone task, policy wait (300 s), the drain started at START and the standalone phase at `since`
+    # WHEN the standalone phase is planned at `now`
+    outcome = plan_standalone(phase(STANDALONE + AGENTS, "standalone", now=now, since=since))
+    # THEN the wait counts from the drain's start (the task ran on while the replicas went), and until it ends the
+    # phase waits for the task's exit (announced by its event), looking again at the wait's end or after a minute
+    assert stopped(outcome) == expected
+    assert outcome.look_again_s == look_again_s
+
+
 # ---- daemon tiers -------------------------------------------------------------------------------
 
 @pytest.mark.parametrize(("order", "tier", "tasks", "fence", "then"), [
@@ -376,8 +394,10 @@ def test_each_phase_needs_the_longest_stop_time_among_its_tasks(tasks: tuple[Tas
                  id="replicas: the global deadline minus every phase's stop time, their own included"),
     pytest.param("replicas", 0, START, 300, 300 - (60 + 120 + 10 + 20 + 30 + 5 * M),
                  id="a short budget: replicas get what remains after the reservation, not a fixed share"),
-    pytest.param("standalone", 0, START + 100, 900, START + 100 + 300 + 300 - START,
-                 id="standalone: its wait plus a tier deadline, when that comes first"),
+    pytest.param("standalone", 0, START + 100, 900, 300 + 300,
+                 id="standalone: its wait (from the drain's start) plus a tier deadline, when that comes first"),
+    pytest.param("standalone", 0, START + 400, 1200, 400 + 300,
+                 id="standalone begun after its wait: its own start plus a tier deadline"),
     pytest.param("standalone", 0, START + 700, 900, 900 - (120 + 10 + 20 + 30 + 4 * M),
                  id="standalone: no later than what the tiers and its own tasks need"),
     pytest.param("tier", 0, START + 100, 900, 400, id="a tier: its tier deadline, when that comes first"),

@@ -124,3 +124,28 @@ def test_a_wake_up_that_reached_no_callback_makes_the_next_wait_look_at_once() -
     # WHEN it registers its next callback / THEN it is told to look at once, and the new callback is registered
     assert listen_for(rt, request, held.as_dict(), "cb-new", ["checkout"])["replaced"] == ["checkout"]
     assert state.service_wakes(CLUSTER, "checkout") == {HELD_ON: "cb-new"}
+
+
+class EcsUnread:
+    """ECS that must not be called at all."""
+
+    def __getattr__(self, name: str) -> Any:
+        raise AssertionError(f"unexpected ECS call {name}")
+
+
+def test_a_stop_on_an_instance_whose_drain_waits_wakes_it_without_reading_ecs() -> None:
+    # GIVEN a drain waiting on its instance, and a task there reported STOPPED (AWS's sample, stopped)
+    event = running_task_of("checkout")
+    event["detail"] |= {"lastStatus": "STOPPED", "desiredStatus": "STOPPED"}
+    instance = event["detail"]["containerInstanceArn"]
+    state = MemoryState()
+    state.register_wake("drain", instance, "cb-drain", 0.0)
+    rt = bootstrap.build(CONFIG, ecs_client=EcsUnread(), autoscaling_client=object(), metrics=Sink(), dry_run=True)
+    rt = bootstrap.Runtime(**{**vars(rt), "claims": state, "complete": rt.complete})
+    # WHEN the intake hears it
+    outcome = handle(event, rt)
+    # THEN the drain is woken with the stopped task, and ECS is not read (a drain stops daemons on purpose: the
+    # daemon list is not needed to tell a lost daemon)
+    assert outcome.decision == "woke"
+    assert [a for _, a in rt.executor.recorded] == [  # type: ignore[attr-defined]
+        WakeWorkflow("cb-drain", outcome.reason, event["detail"]["taskArn"])]

@@ -398,3 +398,45 @@ def test_a_held_replica_phase_looks_at_ecs_once_no_event_has_come_for_a_while(si
     # THEN within the slow look's interval it keeps to the events' view (no StopTask: api-1 still counts as
     # stopping); past it, it looks, sees api-1 STOPPED and stops api-2 within the budget
     assert (("StopTask", "api-2") in ecs.calls) is looks
+
+
+@dataclass
+class LaggingEcs(FakeEcs):
+    """ECS whose reads show no PutAttributes yet (eventual consistency: the write is seen seconds later)."""
+
+    def describe_container_instances(self, **kw: Any) -> dict[str, Any]:
+        shown, self.attributes = self.attributes, {}
+        try:
+            return super().describe_container_instances(**kw)
+        finally:
+            self.attributes = shown
+
+
+@pytest.mark.parametrize(("ecs_type", "stops_now"), [
+    pytest.param(FakeEcs, True, id="the fence seen at once: the tier's daemon stops in the same step"),
+    pytest.param(LaggingEcs, False, id="the fence not yet seen: the step waits to read it back"),
+])
+def test_a_tier_fenced_after_a_full_look_is_read_back_at_once_and_its_daemons_stop_only_once_seen(
+        ecs_type: type[FakeEcs], stops_now: bool) -> None:
+    # GIVEN a drain whose app tasks are gone, its three daemon tiers left, the gate seen shut; the wait timed out,
+    # so the step looks at ECS in full
+    ecs = ecs_type()
+    for arn, service in [("xray-1", "xray"), ("prometheus-1", "prometheus"), ("fluent-bit-1", "fluent-bit")]:
+        ecs.add(arn, service)
+    rt = install_gated(ecs, FakeAutoScaling())
+    live = (("xray-1", "service:xray", 30), ("prometheus-1", "service:prometheus", 30),
+            ("fluent-bit-1", "service:fluent-bit", 30))
+    progress = DrainProgress(started_at=T0.timestamp(), phase="tier", phase_started_at=T0.timestamp(),
+                             look=DrainLook(instance_arn=INSTANCE_ARN, instance_status="ACTIVE", live_tasks=live,
+                                            ticks=1),
+                             fences=Fences(gate_closed=True, gate_seen=True))
+    # WHEN the step runs
+    result = drain_tick(rt, DrainRequest.from_payload(drain_payload()), progress.as_dict(), None)
+    # THEN tier 0 is fenced, read back with the same look, and its daemon stops in this step if ECS shows the
+    # fence, never before; unseen, the step waits the read-back interval (no later tier is touched either way)
+    fenced = [c for c in ecs.calls if c[0] == "PutAttributes"]
+    assert len(fenced) == 1 and fenced[0][1].endswith("agents")
+    assert [c for c in ecs.calls if c[0] == "StopTask"] == ([("StopTask", "xray-1")] if stops_now else [])
+    assert ("agents" in DrainProgress.from_dict(result["progress"]).fences.tiers_seen) is stops_now
+    if not stops_now:
+        assert result["wait_s"] == 2.0

@@ -119,8 +119,9 @@ def preview_drain(request: DrainRequest, view: DrainView, policy: DrainPolicy) -
             waiting_in = phase_label(step.progress, policy)
             if waiting_in not in reported:
                 reported.add(waiting_in)
-                steps.append(PlannedStep("wait", waiting_in, f"wait up to {policy.standalone_wait_s:.0f}s for these "
-                                         "to finish, then stop them", _tasks(waiting), limit_of(waiting_in), deadline))
+                what = f"wait up to {policy.standalone_wait_s:.0f}s from the drain's start for these to finish, " \
+                    "then stop them"
+                steps.append(PlannedStep("wait", waiting_in, what, _tasks(waiting), limit_of(waiting_in), deadline))
             view = replace(view, now=view.now + step.wait_s)
         progress = step.progress
         view = replace(view, tasks=tasks)

@@ -169,7 +169,9 @@ def _wake(r: Route, event: GuardEvent, rt: Runtime) -> Outcome:
                 _deliver_wake(rt, r.cluster, kind, instance_arn, wake)
     ecs = rt.cluster(r.cluster)
     group = event.group if isinstance(event, TaskChanged) else ""
-    if group in {s.group for s in ecs.daemon_services()} and not draining:  # a drain stops daemons on purpose
+    # A drain stops daemons on purpose: while one waits, the daemon list (ECS reads once its cache is stale) is
+    # not needed, and each of the drain's stops is one of these events.
+    if not draining and group in {s.group for s in ecs.daemon_services()}:
         rt.complete.forget(instance_arn, certain=True)
         instance = ecs.instance(instance_arn)
         if instance is not None and instance.status == "ACTIVE":

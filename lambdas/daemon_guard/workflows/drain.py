@@ -37,6 +37,7 @@ from daemon_guard.core.drain import (
     DrainProgress,
     DrainRequest,
     DrainStep,
+    DrainView,
     HookKeeping,
     Lifecycle,
     notice_end,
@@ -44,6 +45,7 @@ from daemon_guard.core.drain import (
     plan_heartbeat,
 )
 from daemon_guard.core.drain.deadlines import HOOK_MAX_GLOBAL_S
+from daemon_guard.core.drain.phases import read_back
 from daemon_guard.core.drain_budget import WAIT_POLL_S, QueueEntry, hook_wait_end, must_bypass
 from daemon_guard.core.slow_look import slow_look_due
 from daemon_guard.observability import logger
@@ -186,10 +188,11 @@ def _tick(rt: Runtime, request: DrainRequest, raw_progress: dict[str, Any], stop
             fallback, step = step, None  # daemons go only on a full look: a task may have arrived unannounced
         elif step.progress.phase == "complete" and not _confirmed_empty(rt, request, progress):
             step = None  # the events say empty, ECS does not (yet): look properly
+    looked: DrainView | None = None
     if step is None:
         try:
-            view, progress = observe(rt, request, progress)
-            step = plan_drain_step(request, view, progress, policy)
+            looked, progress = observe(rt, request, progress)
+            step = plan_drain_step(request, looked, progress, policy)
         except Throttled:
             if fallback is None or notice_end(request, progress) is None:
                 raise
@@ -199,18 +202,52 @@ def _tick(rt: Runtime, request: DrainRequest, raw_progress: dict[str, Any], stop
                            extra={"instance": request.instance_id})
             step = fallback
     _act(rt, request, step.actions)
+    if looked is not None:
+        step = _read_back_at_once(rt, request, looked, step)
+    _report(rt, request, progress, step)
+    done = replace(step.progress, record=replace(step.progress.record, failures=0))
+    return {"progress": done.as_dict(), "wait_s": step.wait_s}
+
+
+def _report(rt: Runtime, request: DrainRequest, before: DrainProgress, step: DrainStep) -> None:
+    """A step's notes, phase durations and guard events, once its actions are done."""
     for note in step.notes:
         if note.kind == "blocked":  # alarmed while it lasts; the totals are emitted when the drain ends
             rt.metrics.emit(m.DRAINS_BLOCKED, 1, request.cluster)
         logger.warning("drain note", extra={"instance": request.instance_id, "kind": note.kind, "detail": note.detail})
-    for label, begun, ended in step.progress.record.phase_times[len(progress.record.phase_times):]:
+    for label, begun, ended in step.progress.record.phase_times[len(before.record.phase_times):]:
         rt.metrics.emit(m.TIER_DURATION, ended - begun, request.cluster, Tier=label)
-    announce(rt, drain_step_events(request, progress, step))
+    announce(rt, drain_step_events(request, before, step))
     if step.actions:
         logger.info("drain step", extra={"instance": request.instance_id, "phase": step.progress.phase,
                                          "actions": [type(a).__name__ for a in step.actions]})
-    done = replace(step.progress, record=replace(step.progress.record, failures=0))
-    return {"progress": done.as_dict(), "wait_s": step.wait_s}
+
+
+def _read_back_at_once(rt: Runtime, request: DrainRequest, view: DrainView, step: DrainStep) -> DrainStep:
+    """After a full look whose step wrote a fence (a tier's attribute, the gate, DRAINING), read the instance back
+    at once (one DescribeContainerInstances) and, if ECS already shows the write, plan again from the same look and
+    act: the tier's daemons stop now instead of after `READ_BACK_S` and another full look. A write not yet seen
+    costs that one read; the step's own wait then stands. An AWS error on the read keeps the step as it was."""
+    progress = step.progress
+    if progress.done or progress.look.instance_arn is None or not progress.fences.awaiting_read_back or not any(
+            isinstance(a, (SetAttribute, SetDraining)) for a in step.actions):
+        return step
+    try:
+        instance = rt.cluster(request.cluster).instance(progress.look.instance_arn)
+    except AwsError as exc:
+        logger.warning("read-back failed; looking again later", extra={"instance": request.instance_id,
+                                                                        "error": str(exc)})
+        return step
+    if instance is None:
+        return step
+    policy = drain_policy(rt, request)
+    seen = read_back(replace(view, instance=instance), progress, policy)
+    if seen == progress:
+        return step
+    again = plan_drain_step(request, replace(view, instance=instance, now=rt.now().timestamp()),
+                            replace(seen, look=replace(seen.look, instance_status=instance.status)), policy)
+    _act(rt, request, again.actions)
+    return replace(again, actions=step.actions + again.actions, notes=step.notes + again.notes)
 
 
 def listen(rt: Runtime, request: DrainRequest, instance_arn: str | None, callback_id: str,

@@ -65,14 +65,23 @@ def phase_index(progress: DrainProgress) -> int:
     return 1 if progress.phase == "standalone" else 2 + progress.tier
 
 
+def standalone_wait_end(progress: DrainProgress, policy: DrainPolicy) -> float:
+    """When standalone tasks (policy ``wait``) have had their `standalone_wait_s` to finish by themselves: counted
+    from the drain's start, since they run on untouched while the replicas go; a replica phase longer than the
+    wait leaves them none, and the standalone phase then stops them at once."""
+    return progress.started_at + policy.standalone_wait_s
+
+
 def phase_deadline(view: DrainView, progress: DrainProgress, policy: DrainPolicy, deadline: float) -> float:
     """When the current phase must have told its last task to stop: early enough that its tasks and every
     later phase's can still STOP before the global deadline (`phase_stop_times`), and within its own
-    limit (standalone: the wait plus a tier deadline; a tier: the tier deadline). Under a short budget (a
+    limit (standalone: the end of its wait, or its own start if later, plus a tier deadline; a tier: the
+    tier deadline). Under a short budget (a
     Spot notice) the replicas get what remains after that reservation."""
     latest = deadline - sum(phase_stop_times(view, policy)[phase_index(progress):])
     if progress.phase == "standalone":
-        return min(latest, progress.phase_started_at + policy.standalone_wait_s + policy.tier_deadline_s)
+        waited = max(progress.phase_started_at, standalone_wait_end(progress, policy))
+        return min(latest, waited + policy.tier_deadline_s)
     if progress.phase == "tier":
         return min(latest, progress.phase_started_at + policy.tier_deadline_s)
     return latest

@@ -20,6 +20,7 @@ from daemon_guard.core.drain.deadlines import (
     phase_deadline,
     phase_index,
     phase_stop_times,
+    standalone_wait_end,
 )
 from daemon_guard.core.drain.progress import (
     REPLICAS_KEY,
@@ -33,6 +34,7 @@ from daemon_guard.core.drain.progress import (
 from daemon_guard.core.drain.request import DrainPolicy
 from daemon_guard.core.model import ServiceView, TaskView
 from daemon_guard.core.placement import GATE_DRAINING, GATE_OPEN, TIER_STOPPED, gate_reshut_at, tier_attribute
+from daemon_guard.core.slow_look import LOOK_MAX_S
 
 # How soon a replica phase held back by minimumHealthyPercent looks again when nothing wakes it: the drain
 # registers in the held services' wake registry and the intake wakes it when a task of one reaches RUNNING (the
@@ -358,15 +360,18 @@ def plan_replicas(inp: PhaseInput) -> PhaseOutcome:
 
 
 def plan_standalone(inp: PhaseInput) -> PhaseOutcome:
-    """Standalone tasks by policy: ignore them, stop them, or wait `standalone_wait_s` and then stop them."""
+    """Standalone tasks by policy: ignore them, stop them, or wait until `standalone_wait_s` after the drain's
+    start (`standalone_wait_end`) and then stop them. While waiting, each one that exits is announced by its Task
+    State Change, so the phase looks again only when the wait ends or, at the latest, after `LOOK_MAX_S` (a lost
+    event), not at the polling rate."""
     policy = inp.policy
     remaining = [] if policy.standalone is StandalonePolicy.IGNORE else _standalone_tasks(inp.view)
     inp, done = _begin(inp, remaining)
     if done is not None:
         return done
-    waited = inp.view.now >= inp.progress.phase_started_at + policy.standalone_wait_s
-    if policy.standalone is not StandalonePolicy.STOP and not waited:
-        return PhaseOutcome(inp.progress)
+    wait_end = standalone_wait_end(inp.progress, policy)
+    if policy.standalone is not StandalonePolicy.STOP and inp.view.now < wait_end:
+        return PhaseOutcome(inp.progress, look_again_s=min(wait_end - inp.view.now, LOOK_MAX_S))
     actions, progress = _stop(inp.progress, remaining, "daemon-guard drain: standalone", inp.view.now, "standalone")
     return PhaseOutcome(progress, actions)
 

@@ -184,9 +184,9 @@ def plan_drain_step(request: DrainRequest, view: DrainView, progress: DrainProgr
         progress = replace(progress, hook=replace(progress.hook, heartbeats=progress.hook.heartbeats + 1,
                                                   last_heartbeat_at=view.now))
     due = phase_deadline(view, progress, policy, deadline) if progress.phase != "settle" else view.now
-    # A held replica phase is woken by its replacements (its look is the slow fallback); every other wait is
-    # bounded by the polling rate.
-    cap = walked.look_again_s if progress.phase == "replicas" and progress.watch.replicas_held and walked.look_again_s \
-        else POLL_S
+    # A held replica phase is woken by its replacements and a standalone wait by its tasks' exits (their looks are
+    # the slow fallback); every other wait is bounded by the polling rate.
+    on_events = (progress.phase == "replicas" and progress.watch.replicas_held) or progress.phase == "standalone"
+    cap = walked.look_again_s if on_events and walked.look_again_s else POLL_S
     wait = min(cap, beat_wait, walked.look_again_s or POLL_S, due - view.now if due > view.now else POLL_S)
     return DrainStep(actions, progress, max(1.0, wait), notes)
