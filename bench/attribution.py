@@ -10,11 +10,13 @@ that instance, the event that says so (each such event also feeds a metric with 
 - ``daemons-after-apps``, ``tier-order``: a daemon told to stop while tasks of earlier phases were live,
   on an instance for which the guard published a ``Drain Guarantee Broken`` naming one of those phases
   (``late app tasks`` names the app phases too), at any time of its drain: the guard may see a daemon
-  someone else stopped only after the fact. Cause: the event's ``cause``.
+  someone else stopped only after the fact. Cause: the event's ``cause``. A break that says the instance
+  was gone (``notice-missed``, ``instance-gone``) explains only a violation at a kill on that instance (EC2
+  ending every task at once), never one before.
 - ``tasks-killed``: a task killed by the instance's end, on an instance for which the guard published a
-  ``Drain Guarantee Broken`` before the kill (cause: the latest such event's ``cause``), or one with cause
-  ``notice-missed`` at any time (the drain found the instance gone after its notice: it could only say so
-  after the fact).
+  ``Drain Guarantee Broken`` before the kill (cause: the latest such event's ``cause``), or one whose cause
+  says the drain found the instance gone (``notice-missed``: after its notice; ``instance-gone``: with tasks
+  it was following) at any time: it could only say so after the fact.
 
 Everything else is *uncounted*: a violation the guard did not see, or saw and did not say. The range
 suite's promise is 0 uncounted.
@@ -31,6 +33,9 @@ from sim.clock import EPOCH
 
 GATE_TIMEOUT = "gate-timeout"
 NOTICE_MISSED = "notice-missed"
+INSTANCE_GONE = "instance-gone"
+# Causes the guard can only publish once the instance is gone: a kill on that instance is theirs whenever said.
+AFTER_THE_FACT = (NOTICE_MISSED, INSTANCE_GONE)
 APP_PHASES = ("replicas", "standalone")
 LATE_APPS = "late app tasks"
 CLAIM_NAMES = ("daemons-first", "daemons-after-apps", "tier-order", "tasks-killed")
@@ -79,18 +84,21 @@ def guard_records(events: Iterable[Mapping[str, Any]]) -> tuple[list[Break], dic
     return breaks, failed_open
 
 
-def _cause(v: Violation, breaks: Sequence[Break], failed_open: Mapping[str, float]) -> str | None:
-    """Why the guard counted `v`, or None when it did not."""
+def _cause(v: Violation, breaks: Sequence[Break], failed_open: Mapping[str, float],
+           kills_at: Mapping[str, set[float]]) -> str | None:
+    """Why the guard counted `v`, or None when it did not (`kills_at`: per instance, when tasks were killed)."""
     if v.claim == "daemons-first":
         opened = failed_open.get(v.instance_id)
         return GATE_TIMEOUT if opened is not None and opened <= v.at + 1e-6 else None
     mine = sorted((b for b in breaks if b.instance_id == v.instance_id), key=lambda b: b.at)
     if v.claim == "tasks-killed":
         before = [b for b in mine if b.at <= v.at + 1e-6]
-        late = [b for b in mine if b.cause == NOTICE_MISSED]
+        late = [b for b in mine if b.cause in AFTER_THE_FACT]
         return before[-1].cause if before else late[0].cause if late else None
     names = set(v.earlier) | ({LATE_APPS} if set(v.earlier) & set(APP_PHASES) else set())
-    matching = [b for b in mine if b.phase in names]
+    # A break said once the instance was gone explains only the disorder of its end (daemons killed with apps).
+    at_end = v.at in kills_at.get(v.instance_id, set())
+    matching = [b for b in mine if b.phase in names and (at_end or b.cause not in AFTER_THE_FACT)]
     if not matching:
         return None
     # The break that explains it: the last one at or before the stop, else the first one after (seen later).
@@ -104,8 +112,13 @@ def attribute(violations: Iterable[Violation], breaks: Sequence[Break],
     ``{"counted": {claim: {cause: n}}, "uncounted": {claim: n}}`` (every claim named, zeros included)."""
     counted: dict[str, dict[str, int]] = {c: {} for c in CLAIM_NAMES}
     uncounted: dict[str, int] = dict.fromkeys(CLAIM_NAMES, 0)
+    violations = list(violations)
+    kills_at: dict[str, set[float]] = {}
     for v in violations:
-        cause = _cause(v, breaks, failed_open)
+        if v.claim == "tasks-killed":
+            kills_at.setdefault(v.instance_id, set()).add(v.at)
+    for v in violations:
+        cause = _cause(v, breaks, failed_open, kills_at)
         if cause is None:
             uncounted[v.claim] += 1
         else:

@@ -105,8 +105,9 @@ TABLE_ACTIONS: Mapping[str, tuple[str, ...]] = {
     # ... and the scheduled drains that are due (Query)
     "reconciler": ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem",
                    "dynamodb:BatchGetItem", "dynamodb:BatchWriteItem", "dynamodb:Query"),
-    # its claim (Get), callback and wake registration (Update), release (Delete)
-    "drain": ("dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"),
+    # its claim (Get), callback and wake registration (Update), release (Delete), an instance's end said once
+    # (the event ledger: conditional Put)
+    "drain": ("dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:PutItem"),
     # the reflex's marks and budgets (the replacement budget too), its preempt tries (Get, conditional Put),
     # wake registration (Update), release (Delete)
     "launch-gate": ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem",

@@ -53,6 +53,32 @@ def test_a_kill_is_counted_by_the_last_break_before_it_and_never_by_one_after() 
     assert out["uncounted"]["tasks-killed"] == 2
 
 
+def test_a_kill_is_counted_by_an_instance_gone_break_said_after_it_and_only_on_that_instance() -> None:
+    # GIVEN i-1's drain found it gone with tasks it followed (said at 139 s, after EC2's kill at 120 s), and
+    # i-2's drain broke by a daemon stopped elsewhere, also after its kill
+    breaks = [Break("i-1", "replicas", "instance-gone", 139.0), Break("i-2", "replicas", "stopped-elsewhere", 139.0)]
+    # WHEN tasks were killed at 120 s on i-1 (two), i-2 and i-3
+    kills = [Violation("tasks-killed", i, 120.0) for i in ("i-1", "i-1", "i-2", "i-3")]
+    out = attribute(kills, breaks, {})
+    # THEN i-1's are counted as instance-gone; a later break of another cause counts nothing, nor one elsewhere
+    assert out["counted"]["tasks-killed"] == {"instance-gone": 2}
+    assert out["uncounted"]["tasks-killed"] == 2
+
+
+def test_a_break_said_once_the_instance_was_gone_explains_only_the_disorder_of_its_end() -> None:
+    # GIVEN i-1's drain found it gone with tasks of the replica phase (said at 139 s; EC2 killed them at 120 s)
+    breaks = [Break("i-1", "replicas", "instance-gone", 139.0)]
+    # WHEN a daemon was told to stop with apps live at the kill (EC2 ending everything), and one earlier (60 s)
+    violations = [Violation("tasks-killed", "i-1", 120.0),
+                  Violation("daemons-after-apps", "i-1", 120.0, ("replicas",)),
+                  Violation("daemons-after-apps", "i-1", 60.0, ("replicas",))]
+    out = attribute(violations, breaks, {})
+    # THEN the kill and the disorder at the kill are counted as instance-gone; the earlier one is not
+    assert out["counted"]["daemons-after-apps"] == {"instance-gone": 1}
+    assert out["uncounted"]["daemons-after-apps"] == 1
+    assert out["counted"]["tasks-killed"] == {"instance-gone": 1}
+
+
 def test_a_replica_before_the_daemons_is_counted_only_where_the_gate_failed_open_before_it() -> None:
     # GIVEN gates opened past their timeout on i-1 at 200 s and on i-2 at 400 s
     failed_open = {"i-1": 200.0, "i-2": 400.0}

@@ -37,4 +37,5 @@ def test_the_drain_role_gets_the_budgets_calls_only_with_a_budget(budget: str | 
     # THEN group sizes only for a percentage, waking the next waiter for any budget; the table actions unchanged
     assert (grants.get("DrainBudgetGroupSizes") == {"autoscaling:DescribeAutoScalingGroups"}) is sizes
     assert (grants.get("WakeDrainsWaitingForBudget") == {"lambda:SendDurableExecutionCallbackSuccess"}) is wakes
-    assert grants["StateTable"] == {"dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"}
+    assert grants["StateTable"] == {"dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem",
+                                    "dynamodb:PutItem"}

@@ -21,6 +21,7 @@ from daemon_guard.core.drain import (
     BLOCKED_AFTER_S,
     HOOK_MAX_GLOBAL_S,
     STOP_MARGIN_S,
+    DrainLook,
     DrainPolicy,
     DrainProgress,
     DrainRecord,
@@ -32,6 +33,7 @@ from daemon_guard.core.drain import (
     Lifecycle,
     PhaseWatch,
     StopLedger,
+    left_unseen,
     plan_drain_step,
 )
 from daemon_guard.core.model import ServiceView, TaskView
@@ -417,6 +419,58 @@ def test_a_spot_drain_that_finds_its_instance_gone_after_the_notice_counts_one_m
     event = ge.guarantee_broken("prod", INSTANCE_ID, "replicas", "notice-missed", 0, START, notice + 30)
     assert (event.detail["cause"], event.detail["hardEnd"], event.detail["tasksNotStopped"]) == \
         ("notice-missed", None, 0)
+
+
+FOLLOWED = (("api-1", "service:api", 30.0), ("xray-1", "service:xray", 30.0))
+
+
+@pytest.mark.parametrize(("notice", "progress", "now", "expected"), [
+    pytest.param(None, at("replicas", look=DrainLook(live_tasks=FOLLOWED)), START + 200,
+                 (("replicas", "instance-gone", START + 200, 2),),
+                 id="no notice heard (a lifecycle drain): gone with the tasks it followed, counted"),
+    pytest.param(START + 300, at("tier", 1, look=DrainLook(live_tasks=FOLLOWED[1:])), START + 200,
+                 (("metrics", "instance-gone", START + 200, 1),),
+                 id="gone before its notice ends, tasks followed: counted as gone, not as a missed notice"),
+    pytest.param(START + 120, at("replicas", look=DrainLook(live_tasks=FOLLOWED)), START + 200,
+                 (("replicas", "notice-missed", START + 200, 2),),
+                 id="gone after its notice: the missed notice, with the tasks it followed"),
+    pytest.param(None, at("replicas"), START + 200, (),
+                 id="never saw a task (an instance that never registered?): nothing to say"),
+    pytest.param(None, at("replicas", look=DrainLook(live_tasks=FOLLOWED),
+                          record=DrainRecord(breaks=(("replicas", "instance-gone", START, 2),))),
+                 START + 200, (("replicas", "instance-gone", START, 2),),
+                 id="already counted: once per drain"),
+])
+def test_a_drain_that_finds_its_instance_gone_with_tasks_it_followed_counts_one_break_after_the_fact(
+        notice: float | None, progress: DrainProgress, now: float,
+        expected: tuple[tuple[str, str, float, int], ...]) -> None:
+    # GIVEN a drain whose last look followed `progress.live_tasks` (or none), with or without a Spot notice
+    # WHEN its next look finds the instance gone (EC2 reclaimed it before the guard completed its drain)
+    step = plan_drain_step(request(notice), view((), now=now, status=None), progress, policy())
+    # THEN the drain ends, with the one break that says so (or none where it cannot know)
+    assert step.progress.done
+    assert step.progress.record.breaks == expected
+    # AND a new break is published with its cause and the tasks it left
+    for phase, kind, at_s, left in expected[len(progress.record.breaks):]:
+        event = ge.guarantee_broken("prod", INSTANCE_ID, phase, kind, left, START, at_s)
+        assert (event.detail["cause"], event.detail["hardEnd"], event.detail["tasksNotStopped"]) == (kind, None, left)
+
+
+@pytest.mark.parametrize(("progress", "lifecycle_over", "expected"), [
+    pytest.param(fresh(), True, ("replicas", "instance-gone", START + 9, 0),
+                 id="never saw it, its lifecycle action already over: it left before any drain looked"),
+    pytest.param(fresh(), False, None,
+                 id="never saw it, the action still waiting (an instance that never registered): completed, no break"),
+    pytest.param(replace(fresh(), look=DrainLook(instance_arn=INSTANCE_ARN)), True, None,
+                 id="saw it: the planner's own gone rule speaks for it"),
+    pytest.param(replace(fresh(), record=DrainRecord(breaks=(("replicas", "notice-missed", START, 0),))), True, None,
+                 id="a missed notice already said it"),
+])
+def test_a_drain_that_never_saw_its_instance_counts_it_gone_only_when_its_lifecycle_action_was_over(
+        progress: DrainProgress, lifecycle_over: bool, expected: tuple[str, str, float, int] | None) -> None:
+    # GIVEN a drain's progress at its end / WHEN completing the lifecycle action found it over (or not)
+    # THEN a break of its own only where the instance left under the hook unseen
+    assert left_unseen(progress, lifecycle_over, START + 9) == expected
 
 
 def test_a_daemon_the_guard_stopped_itself_is_no_new_break_and_ecs_stops_under_draining_order_are_not_claimed(

@@ -98,7 +98,7 @@ def drain_forced(cluster: str, instance_id: str, phase: str, started_epoch: floa
 # daemon stopped by another than the guard while earlier work was left.
 BREAK_CAUSES = {"notice": "notice-too-short", "heartbeats": "heartbeats", "deadline": "deadline",
                 "ecs-draining": "ecs-draining", "stopped-elsewhere": "stopped-elsewhere",
-                "notice-missed": "notice-missed"}
+                "notice-missed": "notice-missed", "instance-gone": "instance-gone"}
 HARD_ENDS = ("notice", "heartbeats", "deadline")
 
 
@@ -108,13 +108,15 @@ def guarantee_broken(cluster: str, instance_id: str, phase: str, kind: str, task
     moved it on (``hardEnd``; for ``settle``, no clean end), or another than the guard stopped a daemon
     (``ecs-draining``: the instance was set DRAINING by someone else, as ECS does at a Spot notice with
     ECS_ENABLE_SPOT_INSTANCE_DRAINING; ``stopped-elsewhere``), or the drain found the instance gone after its
-    notice ended (``notice-missed``: what ran there was killed; `tasks_not_stopped` 0, unknown). ``cause``
-    names which."""
+    notice ended (``notice-missed``: what ran there was killed; `tasks_not_stopped` 0 when the drain never saw
+    it: unknown) or, with no notice over, gone with the tasks it was following (``instance-gone``: EC2 reclaimed
+    it before its notice reached the guard, or it was terminated outside Auto Scaling). ``cause`` names which."""
     cause = BREAK_CAUSES.get(kind, kind)
     hard_end = kind if kind in HARD_ENDS else None
     reason = f"{tasks_not_stopped} task(s) of {phase} not STOPPED: " + (
         f"the hard end ({hard_end})" if hard_end else "the instance was gone when the drain looked, its notice "
-        "over" if kind == "notice-missed" else f"a daemon stopped by another than the guard ({cause})")
+        "over" if kind == "notice-missed" else "the instance was gone when the drain looked, before its drain "
+        "ended" if kind == "instance-gone" else f"a daemon stopped by another than the guard ({cause})")
     return _event(GUARANTEE_BROKEN, cluster, instance_id, at_epoch, reason, phase=phase, hardEnd=hard_end,
                   cause=cause, tasksNotStopped=tasks_not_stopped, startedAt=iso(started_epoch),
                   seconds=round(at_epoch - started_epoch, 3))

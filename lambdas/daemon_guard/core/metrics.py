@@ -62,7 +62,8 @@ DRAINS_BLOCKED = MetricSpec("DrainsBlocked", "Count", "drains that cannot progre
 ORDERING_VIOLATIONS = MetricSpec("OrderingViolations", "Count", "self-check: stop order broken (want 0)")
 GUARANTEE_BREAKS = MetricSpec("DrainGuaranteeBreaks", "Count",
                               "phases a hard end moved on with tasks not STOPPED (Spot notice, heartbeats' end, "
-                              "forced deadline)")
+                              "forced deadline), daemons stopped by another, or the instance gone before its drain "
+                              "ended")
 DRAINS_UNDER_BUDGET = MetricSpec("DrainsUnderBudget", "Count",
                                  "drains counted by the drain budget (started or bypassed), at each decision")
 DRAINS_WAITING = MetricSpec("DrainsWaiting", "Count", "drains waiting for the drain budget, at each decision")

@@ -89,7 +89,8 @@ def observe(rt: Runtime, request: DrainRequest, progress: DrainProgress) -> tupl
     Reads are budgeted, because a hundred drains share ECS's cluster-read rate (20/s) with the
     placement reflex. The first step finds the container instance with one filtered
     ListContainerInstances; later the instance is described every sixth step, whenever no live
-    task is left (to see it go) and while a write of the drain's is not yet read back (its attributes
+    task is left before or after the look (to see it go: tasks EC2 killed with the instance are STOPPED too,
+    and went with it) and while a write of the drain's is not yet read back (its attributes
     and status: ECS's API is eventually consistent). The tasks are ListTasks(RUNNING) plus DescribeTasks
     of those and of the tasks still live at the last look (which is how a task told to stop is followed to
     STOPPED); the first look adds ListTasks(STOPPED), keeping the tasks not yet STOPPED, so that tasks
@@ -98,13 +99,14 @@ def observe(rt: Runtime, request: DrainRequest, progress: DrainProgress) -> tupl
     """
     ecs = rt.cluster(request.cluster)
     instance: InstanceView | None
+    described = False
     if progress.look.instance_arn is None:
         found = ecs.instance_arn_by_ec2_id(request.instance_id)
         instance = None if found is None else InstanceView(
             arn=found, ec2_instance_id=request.instance_id, status="DRAINING" if request.trigger == "draining"
             else "ACTIVE", agent_connected=True, registered=Resources(), remaining=Resources())
-    elif progress.look.ticks % DESCRIBE_EVERY == 0 or not progress.look.live_tasks \
-            or progress.fences.awaiting_read_back:
+    elif described := (progress.look.ticks % DESCRIBE_EVERY == 0 or not progress.look.live_tasks
+                       or progress.fences.awaiting_read_back):
         instance = ecs.instance(progress.look.instance_arn)
     else:
         instance = InstanceView(arn=progress.look.instance_arn, ec2_instance_id=request.instance_id,
@@ -121,10 +123,18 @@ def observe(rt: Runtime, request: DrainRequest, progress: DrainProgress) -> tupl
         tasks = [t for t in ecs.tasks(list(dict.fromkeys([*running, *(live[0] for live in progress.look.live_tasks),
                                                           *stopping])))
                  if t.arn in followed or t.last_status != "STOPPED"]
+        if not described and progress.look.instance_arn is not None \
+                and all(t.last_status == "STOPPED" for t in tasks):
+            # Nothing left live: the drain may end here, so it sees first that the instance is still there.
+            # Tasks of an instance EC2 took away are STOPPED too (not by the drain): they went with it.
+            instance = ecs.instance(instance.arn)
+            tasks = tasks if instance is not None and instance.status != "INACTIVE" else []
+    gone = instance is None or instance.status == "INACTIVE"
+    # An instance gone keeps the tasks the drain was following: they went with it (`plan._gone_early` counts them).
+    live = progress.look.live_tasks if gone else tuple((t.arn, t.group, t.stop_timeout_s) for t in tasks)
     look = replace(progress.look, instance_arn=instance.arn if instance else progress.look.instance_arn,
                    instance_status=instance.status if instance else "INACTIVE",
-                   live_tasks=tuple((t.arn, t.group, t.stop_timeout_s) for t in tasks), ticks=progress.look.ticks + 1,
-                   looked_at=rt.now().timestamp())
+                   live_tasks=live, ticks=progress.look.ticks + 1, looked_at=rt.now().timestamp())
     progress = replace(progress, look=look)
     daemon_names = {s.name for s in ecs.daemon_services()}
     services = _replica_services(rt, request, progress, tasks)

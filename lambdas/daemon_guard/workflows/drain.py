@@ -40,6 +40,7 @@ from daemon_guard.core.drain import (
     DrainView,
     HookKeeping,
     Lifecycle,
+    left_unseen,
     notice_end,
     plan_drain_step,
     plan_heartbeat,
@@ -130,12 +131,18 @@ def _keep_hook_alive(rt: Runtime, request: DrainRequest, progress: DrainProgress
 
 
 def _confirmed_empty(rt: Runtime, request: DrainRequest, progress: DrainProgress) -> bool:
-    """ECS agrees the instance runs no task. Under throttling the event stream's word is taken: after
-    the first look, no task reaches a DRAINING instance that an event would not have reported."""
+    """ECS agrees the instance is still there and runs no task. An instance gone is no clean end: its tasks'
+    STOPPED events may be EC2's kills, so a full look follows and counts them (`plan._gone_early`). Under
+    throttling the event stream's word is taken: after the first look, no task reaches a DRAINING instance
+    that an event would not have reported."""
     if progress.look.instance_arn is None:
         return False
     try:
-        return not rt.cluster(request.cluster).task_arns_on(progress.look.instance_arn, desired="RUNNING")
+        ecs = rt.cluster(request.cluster)
+        instance = ecs.instance(progress.look.instance_arn)
+        if instance is None or instance.status == "INACTIVE":
+            return False
+        return not ecs.task_arns_on(progress.look.instance_arn, desired="RUNNING")
     except Throttled:
         logger.warning("ECS throttled the final check; the events say the instance is empty",
                        extra={"instance": request.instance_id})
@@ -150,14 +157,35 @@ def _stopped_by_other(progress: DrainProgress, stopped: list[str]) -> bool:
                for arn, group, _ in progress.look.live_tasks)
 
 
-def _act(rt: Runtime, request: DrainRequest, actions: tuple[Action, ...]) -> None:
-    """Carry out a step's actions, in order."""
+def _act(rt: Runtime, request: DrainRequest, actions: tuple[Action, ...]) -> bool:
+    """Carry out a step's actions, in order; True when the lifecycle action to complete was already over."""
+    over = False
     for action in actions:
         ran = rt.executor.run(request.cluster, action)
         if isinstance(action, RecordHeartbeat) and ran == "done":
             rt.metrics.emit(m.HEARTBEATS_SENT, 1, request.cluster)
         elif isinstance(action, CompleteLifecycle):
+            over = over or ran == "gone"
             rt.metrics.emit(m.LIFECYCLE_RESULTS, 1, request.cluster, Result=action.result if ran == "done" else "GONE")
+    return over
+
+
+def _count_gone_once(rt: Runtime, request: DrainRequest, step: DrainStep, lifecycle_over: bool) -> DrainStep:
+    """An instance's end is said once, by the drain that saw it: a drain that saw the instance notes in the
+    event ledger that it ended (cleanly, or with its own gone break); a later drain of the same instance that
+    never saw it (a late lifecycle event's) counts a break only if none did (`left_unseen`)."""
+    now = rt.now().timestamp()
+    key = f"drain-ended#{request.instance_id}"
+    if step.progress.done and step.progress.look.instance_arn is not None:
+        rt.ledger.first_sighting(key, now)
+        return step
+    unseen = left_unseen(step.progress, lifecycle_over, now)
+    if unseen is None or not rt.ledger.first_sighting(key, now):
+        return step
+    logger.warning("drain note", extra={"instance": request.instance_id, "kind": "guarantee-broken",
+                                        "detail": "the instance left under the lifecycle hook before a drain saw it"})
+    record = replace(step.progress.record, breaks=(*step.progress.record.breaks, unseen))
+    return replace(step, progress=replace(step.progress, record=record))
 
 
 def _tick(rt: Runtime, request: DrainRequest, raw_progress: dict[str, Any], stopped: list[str],
@@ -180,14 +208,19 @@ def _tick(rt: Runtime, request: DrainRequest, raw_progress: dict[str, Any], stop
         # Plan from the event stream (or the first look, or a replica phase waiting only on replacements
         # elsewhere, where the services are re-read and the gate keeps new replicas off the instance);
         # read ECS only if that plan would stop daemons or complete the lifecycle action.
+        heard = progress
         live = tuple(t for t in progress.look.live_tasks if t[0] not in stopped)
         progress = replace(progress, look=replace(progress.look, live_tasks=live))
         step = plan_drain_step(request, model_view(rt, request, progress), progress, policy)
         if step.progress.phase == "tier" and any(isinstance(a, (StopTasks, SetAttribute, SetDraining))
                                                  for a in step.actions):
-            fallback, step = step, None  # daemons go only on a full look: a task may have arrived unannounced
+            # Daemons go only on a full look (a task may have arrived unannounced), following the tasks as they
+            # were before these events (on an instance gone they went with it).
+            fallback, step, progress = step, None, heard
         elif step.progress.phase == "complete" and not _confirmed_empty(rt, request, progress):
-            step = None  # the events say empty, ECS does not (yet): look properly
+            # The events say empty, ECS does not (yet), or the instance is gone: look properly, following the
+            # tasks as they were before these events (on an instance gone they went with it).
+            step, progress = None, heard
     looked: DrainView | None = None
     if step is None:
         try:
@@ -201,9 +234,11 @@ def _tick(rt: Runtime, request: DrainRequest, raw_progress: dict[str, Any], stop
             logger.warning("ECS throttled the look before a tier; the events' view is used",
                            extra={"instance": request.instance_id})
             step = fallback
-    _act(rt, request, step.actions)
+    over = _act(rt, request, step.actions)
     if looked is not None:
-        step = _read_back_at_once(rt, request, looked, step)
+        step, over_again = _read_back_at_once(rt, request, looked, step)
+        over = over or over_again
+    step = _count_gone_once(rt, request, step, over)
     _report(rt, request, progress, step)
     done = replace(step.progress, record=replace(step.progress.record, failures=0))
     return {"progress": done.as_dict(), "wait_s": step.wait_s}
@@ -223,31 +258,33 @@ def _report(rt: Runtime, request: DrainRequest, before: DrainProgress, step: Dra
                                          "actions": [type(a).__name__ for a in step.actions]})
 
 
-def _read_back_at_once(rt: Runtime, request: DrainRequest, view: DrainView, step: DrainStep) -> DrainStep:
+def _read_back_at_once(rt: Runtime, request: DrainRequest, view: DrainView,
+                       step: DrainStep) -> tuple[DrainStep, bool]:
     """After a full look whose step wrote a fence (a tier's attribute, the gate, DRAINING), read the instance back
     at once (one DescribeContainerInstances) and, if ECS already shows the write, plan again from the same look and
     act: the tier's daemons stop now instead of after `READ_BACK_S` and another full look. A write not yet seen
-    costs that one read; the step's own wait then stands. An AWS error on the read keeps the step as it was."""
+    costs that one read; the step's own wait then stands. An AWS error on the read keeps the step as it was.
+    Returns the step and whether a lifecycle action it completed was already over (`_act`)."""
     progress = step.progress
     if progress.done or progress.look.instance_arn is None or not progress.fences.awaiting_read_back or not any(
             isinstance(a, (SetAttribute, SetDraining)) for a in step.actions):
-        return step
+        return step, False
     try:
         instance = rt.cluster(request.cluster).instance(progress.look.instance_arn)
     except AwsError as exc:
         logger.warning("read-back failed; looking again later", extra={"instance": request.instance_id,
                                                                         "error": str(exc)})
-        return step
+        return step, False
     if instance is None:
-        return step
+        return step, False
     policy = drain_policy(rt, request)
     seen = read_back(replace(view, instance=instance), progress, policy)
     if seen == progress:
-        return step
+        return step, False
     again = plan_drain_step(request, replace(view, instance=instance, now=rt.now().timestamp()),
                             replace(seen, look=replace(seen.look, instance_status=instance.status)), policy)
-    _act(rt, request, again.actions)
-    return replace(again, actions=step.actions + again.actions, notes=step.notes + again.notes)
+    over = _act(rt, request, again.actions)
+    return replace(again, actions=step.actions + again.actions, notes=step.notes + again.notes), over
 
 
 def listen(rt: Runtime, request: DrainRequest, instance_arn: str | None, callback_id: str,

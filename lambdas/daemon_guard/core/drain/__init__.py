@@ -70,6 +70,7 @@ from daemon_guard.core.drain.phases import (
     replica_stops,
 )
 from daemon_guard.core.drain.plan import (
+    left_unseen,
     plan_drain_step,
 )
 from daemon_guard.core.drain.progress import (
@@ -132,6 +133,7 @@ __all__ = [
     "hard_end",
     "hard_ends",
     "hook_global_timeout_s",
+    "left_unseen",
     "live_tasks",
     "notice_end",
     "phase_deadline",

@@ -132,16 +132,42 @@ def _walk(inp: PhaseInput, gone: bool, end: HardEnd) -> PhaseOutcome:
     return PhaseOutcome(progress, actions, notes, finished=progress.phase == "complete")
 
 
-def _notice_missed(view: DrainView, progress: DrainProgress, policy: DrainPolicy, notice: float | None,
-                   gone: bool) -> tuple[str, str, float, int] | None:
-    """A drain that finds its instance gone after its notice ended, before it completed (it started late: the
-    notice's events came after the end, or its steps could not run): whatever still ran was killed by EC2, a
-    break (`notice-missed`) counted once; how many tasks it held is unknown here (0)."""
-    if not gone or notice is None or view.now < notice - HARD_END_MARGIN_S \
-            or any(kind == "notice-missed" for _, kind, _, _ in progress.record.breaks) \
+GONE_KINDS = ("notice-missed", "instance-gone")
+
+
+def _gone_early(view: DrainView, progress: DrainProgress, policy: DrainPolicy, notice: float | None,
+                gone: bool) -> tuple[str, str, float, int] | None:
+    """A drain that finds its instance gone before it completed: a break, counted once, that the guard can
+    only publish after the fact (it learns of the end when it next looks).
+
+    - ``notice-missed``: its notice has ended (it started late: the notice's events came after the end, or
+      its steps could not run); what still ran was killed by EC2.
+    - ``instance-gone``: no notice over, but tasks it was following (live at its last look, not STOPPED since)
+      went with the instance: EC2 reclaimed it before the guard heard of the notice (a drain started from
+      the lifecycle action alone), or it was terminated outside Auto Scaling.
+
+    The tasks left are those followed at the last look (0 when it never saw the instance: unknown). A drain
+    that never saw its instance and has no notice over says nothing: it cannot tell an instance that never
+    registered from one that left."""
+    if not gone or any(kind in GONE_KINDS for _, kind, _, _ in progress.record.breaks) \
             or any(kind == "notice" and phase == "settle" for phase, kind, _, _ in progress.record.breaks):
         return None
-    return (phase_label(progress, policy), "notice-missed", view.now, 0)
+    left = len(progress.look.live_tasks)
+    if notice is not None and view.now >= notice - HARD_END_MARGIN_S:
+        return (phase_label(progress, policy), "notice-missed", view.now, left)
+    return (phase_label(progress, policy), "instance-gone", view.now, left) if left else None
+
+
+def left_unseen(progress: DrainProgress, lifecycle_over: bool, now: float) -> tuple[str, str, float, int] | None:
+    """A drain that never saw its instance (not registered at its first look) and found its lifecycle action
+    already over when it came to complete it: the instance left under the guard's hook before any drain
+    looked (the lifecycle action's event, and a Spot warning's, came after it was gone). A break
+    ``instance-gone`` of the replica phase (nothing of the drain ran), tasks unknown (0). An instance that
+    never registered leaves its action waiting for the guard: completed, no break."""
+    if not lifecycle_over or progress.look.instance_arn is not None \
+            or any(kind in GONE_KINDS for _, kind, _, _ in progress.record.breaks):
+        return None
+    return ("replicas", "instance-gone", now, 0)
 
 
 def plan_drain_step(request: DrainRequest, view: DrainView, progress: DrainProgress,
@@ -162,11 +188,12 @@ def plan_drain_step(request: DrainRequest, view: DrainView, progress: DrainProgr
         progress = replace(progress, record=replace(progress.record, violations=progress.record.violations + violations,
                                                     breaks=progress.record.breaks + outside))
     gone = view.instance is None or view.instance.status in ("INACTIVE", "DEREGISTERING")
-    missed = _notice_missed(view, progress, policy, notice, gone)
+    missed = _gone_early(view, progress, policy, notice, gone)
     if missed is not None:
         progress = replace(progress, record=replace(progress.record, breaks=(*progress.record.breaks, missed)))
-        notes += (DrainNote("guarantee-broken", f"the instance was gone when the drain looked, its notice over in "
-                            f"{phase_label(progress, policy)}: what ran there was killed", tier=missed[0]),)
+        why = "its notice over" if missed[1] == "notice-missed" else f"{missed[3]} task(s) not STOPPED"
+        notes += (DrainNote("guarantee-broken", f"the instance was gone when the drain looked, {why} in "
+                            f"{missed[0]}: what ran there was killed", value=missed[3], tier=missed[0]),)
     fence, progress = plan_fence(view, progress, policy)
     progress, forced = _force_if_late(view, progress, policy, deadline, gone)
     walked = _walk(PhaseInput(view, progress, policy, deadline), gone, hard_ends(request, view, progress, policy))
