@@ -34,6 +34,7 @@ from daemon_guard.core import metrics as m
 from daemon_guard.core.actions import Action, CompleteLifecycle, RecordHeartbeat, SetAttribute, SetDraining, StopTasks
 from daemon_guard.core.config import DrainOrder
 from daemon_guard.core.drain import (
+    DrainNote,
     DrainProgress,
     DrainRequest,
     DrainStep,
@@ -182,10 +183,10 @@ def _count_gone_once(rt: Runtime, request: DrainRequest, step: DrainStep, lifecy
     unseen = left_unseen(step.progress, lifecycle_over, now)
     if unseen is None or not rt.ledger.first_sighting(key, now):
         return step
-    logger.warning("drain note", extra={"instance": request.instance_id, "kind": "guarantee-broken",
-                                        "detail": "the instance left under the lifecycle hook before a drain saw it"})
+    note = DrainNote("guarantee-broken", "the instance left under the lifecycle hook before a drain saw it",
+                     tier=unseen[0])
     record = replace(step.progress.record, breaks=(*step.progress.record.breaks, unseen))
-    return replace(step, progress=replace(step.progress, record=record))
+    return replace(step, progress=replace(step.progress, record=record), notes=(*step.notes, note))
 
 
 def _tick(rt: Runtime, request: DrainRequest, raw_progress: dict[str, Any], stopped: list[str],
