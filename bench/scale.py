@@ -10,11 +10,12 @@ containers-roadmap#428 reports: the story runs on the ``as-reported`` behaviour 
 room for daemons; on ``as-documented`` ECS would put the daemon back itself); the guard must make room.
 
 Figures: ECS reads per minute (mean over the watch; ECS calls by operation beside), the peak reads per second
-over any 10 s window, the mean after every cluster's first full audit (a new deployment starts a round behind and
-catches up as fast as its pace and Timeout allow), ECS throttles, when the missing daemon was noticed (the first
-reconciler run that acted on its cluster's missing daemon) and repaired (RUNNING again), when every cluster had had
-its full audit and the longest any cluster went without one, the reconciler's duration p99 over its Timeout, and the
-state table's requests (the reconciler's reads and writes per minute, by operation).
+over any 10 s window, the mean after every cluster's first full audit (a new deployment joins the audit rotation
+at the current slot, so the whole watch is the rotation's steady state), ECS throttles, when the missing daemon
+was noticed (the first reconciler run that acted on its cluster's missing daemon) and repaired (RUNNING again),
+when every cluster had had its full audit and the longest any cluster went without one, the reconciler's
+duration p99 over its Timeout, and the state table's requests (the reconciler's reads and writes per minute, by
+operation).
 
 The refresh story (`bench.drain_budget.refresh`): an instance refresh replacing `instances` at once (minimum
 healthy 0%) under daemon-guard (``drainOrder`` tiers, gate mode), with and without ``drainBudget``.
@@ -191,7 +192,6 @@ def _figures(story: ScaleStory, reads: ReadSampler, world: World, runs: list[Inv
              deployment: GuardDeployment, start: float, names: Sequence[str]) -> dict[str, Any]:
     rates = reads.rates()
     first_round = _first_full_round(runs, story.clusters, start)
-    # After the first full round: a new deployment starts a round behind and catches up at its pace.
     steady = reads.rates(begin=start + first_round) if first_round is not None else None
     durations = [r.duration_s for r in runs]
     timeout = deployment.functions["reconciler"].facts.timeout_s

@@ -68,7 +68,7 @@ def running_task_of(service: str) -> dict[str, Any]:
 def test_a_replacement_reaching_running_wakes_the_drains_waiting_on_its_service() -> None:
     # GIVEN a drain held on checkout, and the instance the new task runs on already known complete
     state = MemoryState()
-    state.register_service_wake(CLUSTER, ["checkout"], HELD_ON, "cb-held", 0.0)
+    state.register_service_wake(CLUSTER, ["checkout"], HELD_ON, "cb-held", 0.0, since_epoch=0.0)
     event = running_task_of("checkout")
     rt = runtime(state)
     rt.complete.remember([event["detail"]["containerInstanceArn"]])
@@ -79,9 +79,61 @@ def test_a_replacement_reaching_running_wakes_the_drains_waiting_on_its_service(
         WakeWorkflow("cb-held", "a task of checkout is RUNNING")]
 
 
+class Callbacks:
+    """The Lambda side of wake-ups: which callbacks were completed, and which had already completed ("gone")."""
+
+    def __init__(self, gone: set[str]) -> None:
+        self.gone, self.woken = gone, []  # type: tuple[set[str], list[str]]
+
+    def can_run(self, _action: Any) -> bool:
+        return True
+
+    def run(self, _cluster: str, action: Any) -> str:
+        assert isinstance(action, WakeWorkflow)
+        self.woken.append(action.callback_id)
+        return "gone" if action.callback_id in self.gone else "done"
+
+
+def test_one_replacement_wakes_one_drain_the_one_that_started_first() -> None:
+    # GIVEN three drains held on checkout, started at 300 s, 100 s and 200 s
+    state = MemoryState()
+    for n, started in ((1, 300.0), (2, 100.0), (3, 200.0)):
+        state.register_service_wake(CLUSTER, ["checkout"], f"{HELD_ON}-{n}", f"cb-{n}", 400.0, since_epoch=started)
+    event = running_task_of("checkout")
+    callbacks = Callbacks(gone=set())
+    rt = bootstrap.Runtime(**{**vars(runtime(state)), "executor": callbacks})
+    rt.complete.remember([event["detail"]["containerInstanceArn"]])
+    # WHEN one checkout task reaches RUNNING (room for one more stop)
+    handle(event, rt)
+    # THEN only the drain that started first is woken; the others keep their registration (and their slow look)
+    assert callbacks.woken == ["cb-2"]
+    assert len(state.service_wakes(CLUSTER, "checkout")) == 3
+
+
+def test_a_wake_up_that_finds_its_callback_gone_goes_to_the_next_drain_in_turn() -> None:
+    # GIVEN the first drain's callback already completed (it is between two waits), the second's not
+    state = MemoryState()
+    for n, started in ((1, 100.0), (2, 200.0), (3, 300.0)):
+        state.register_service_wake(CLUSTER, ["checkout"], f"{HELD_ON}-{n}", f"cb-{n}", 400.0, since_epoch=started)
+    event = running_task_of("checkout")
+    callbacks = Callbacks(gone={"cb-1"})
+    rt = bootstrap.Runtime(**{**vars(runtime(state)), "executor": callbacks})
+    rt.complete.remember([event["detail"]["containerInstanceArn"]])
+    # WHEN a checkout task reaches RUNNING
+    handle(event, rt)
+    # THEN the wake-up goes on to the second drain, and the first is marked missed (it looks at once when it
+    # registers again)
+    assert callbacks.woken == ["cb-1", "cb-2"]
+    missed = {w.instance_arn for w in state.service_wakes(CLUSTER, "checkout") if w.missed}
+    assert missed == {f"{HELD_ON}-1"}
+    # AND WHEN another checkout task reaches RUNNING / THEN the missed one is skipped: the second is woken again
+    handle(event, rt)
+    assert callbacks.woken[2:] == ["cb-2"]
+
+
 def test_a_task_of_another_service_wakes_nobody() -> None:
     state = MemoryState()
-    state.register_service_wake(CLUSTER, ["checkout"], HELD_ON, "cb-held", 0.0)
+    state.register_service_wake(CLUSTER, ["checkout"], HELD_ON, "cb-held", 0.0, since_epoch=0.0)
     event = running_task_of("cart")
     rt = runtime(state)
     rt.complete.remember([event["detail"]["containerInstanceArn"]])
@@ -102,17 +154,18 @@ def test_a_held_drain_registers_on_the_services_it_waits_on_and_forgets_them_onc
     assert held_services(rt, request, held) == ["checkout"]
     heard = listen_for(rt, request, held.as_dict(), "cb-1", [])
     assert heard["services"] == ["checkout"]
-    assert state.service_wakes(CLUSTER, "checkout") == {HELD_ON: "cb-1"}
+    assert [(w.instance_arn, w.callback_id) for w in state.service_wakes(CLUSTER, "checkout")] == [
+        (HELD_ON, "cb-1")]
     # WHEN the phase is no longer held / THEN its registration is forgotten
     moved_on = DrainProgress(started_at=0.0, look=DrainLook(instance_arn=HELD_ON), phase="standalone")
     assert listen_for(rt, request, moved_on.as_dict(), "cb-2", heard["services"])["services"] == []
-    assert state.service_wakes(CLUSTER, "checkout") == {}
+    assert state.service_wakes(CLUSTER, "checkout") == []
 
 
 def test_a_wake_up_that_reached_no_callback_makes_the_next_wait_look_at_once() -> None:
     # GIVEN a drain registered on checkout whose callback completed before the replacement's wake-up arrived
     state = MemoryState()
-    state.register_service_wake(CLUSTER, ["checkout"], HELD_ON, "cb-old", 0.0)
+    state.register_service_wake(CLUSTER, ["checkout"], HELD_ON, "cb-old", 0.0, since_epoch=0.0)
     state.note_missed_service_wake(CLUSTER, "checkout", HELD_ON, "cb-old")
     rt = runtime(state)
     request = DrainRequest.from_payload({"instanceId": "i-0123456789abcdef0", "cluster": CLUSTER,
@@ -123,7 +176,8 @@ def test_a_wake_up_that_reached_no_callback_makes_the_next_wait_look_at_once() -
                                                      30),)), watch=PhaseWatch(replicas_held=True))
     # WHEN it registers its next callback / THEN it is told to look at once, and the new callback is registered
     assert listen_for(rt, request, held.as_dict(), "cb-new", ["checkout"])["replaced"] == ["checkout"]
-    assert state.service_wakes(CLUSTER, "checkout") == {HELD_ON: "cb-new"}
+    assert [(w.instance_arn, w.callback_id) for w in state.service_wakes(CLUSTER, "checkout")] == [
+        (HELD_ON, "cb-new")]
 
 
 class EcsUnread:

@@ -219,25 +219,34 @@ def test_the_drain_queue_is_written_only_by_a_writer_that_read_its_current_versi
     assert [e.instance_id for e in store.drain_queue("prod").draining] == ["i-1", "i-2"]
 
 
+def _waiting(store: Any, service: str) -> dict[str, tuple[str, float]]:
+    return {w.instance_arn: (w.callback_id, w.since) for w in store.service_wakes("prod", service)}
+
+
 def test_a_service_wake_is_registered_per_instance_and_dropped_alone(store: Any) -> None:
     # GIVEN two drains waiting on a replacement of checkout / WHEN one is dropped / THEN the other remains
-    store.register_service_wake("prod", ["checkout", "cart"], ARN, "cb-1", T0)
-    store.register_service_wake("prod", ["checkout"], ARN + "2", "cb-2", T0)
-    assert store.service_wakes("prod", "checkout") == {ARN: "cb-1", ARN + "2": "cb-2"}
+    store.register_service_wake("prod", ["checkout", "cart"], ARN, "cb-1", T0, since_epoch=T0 - 60)
+    store.register_service_wake("prod", ["checkout"], ARN + "2", "cb-2", T0, since_epoch=T0 - 30)
+    assert _waiting(store, "checkout") == {ARN: ("cb-1", T0 - 60), ARN + "2": ("cb-2", T0 - 30)}
     store.drop_service_wake("prod", "checkout", ARN)
-    assert store.service_wakes("prod", "checkout") == {ARN + "2": "cb-2"}
-    assert store.service_wakes("prod", "cart") == {ARN: "cb-1"}
+    assert _waiting(store, "checkout") == {ARN + "2": ("cb-2", T0 - 30)}
+    assert _waiting(store, "cart") == {ARN: ("cb-1", T0 - 60)}
     store.drop_service_wake("prod", "nothing", ARN)  # no item: nothing to drop, no error
     store.drop_service_wake("prod", "cart", ARN, "cb-old")  # a newer registration stays
-    assert store.service_wakes("prod", "cart") == {ARN: "cb-1"}
+    assert _waiting(store, "cart") == {ARN: ("cb-1", T0 - 60)}
+    store.drop_service_wake("prod", "cart", ARN, "cb-1")  # the registration it names goes
+    assert _waiting(store, "cart") == {}
 
 
 def test_a_missed_service_wake_is_reported_to_the_next_registration_once(store: Any) -> None:
     # GIVEN a registration whose callback a wake-up found gone
-    store.register_service_wake("prod", ["checkout"], ARN, "cb-1", T0)
+    store.register_service_wake("prod", ["checkout"], ARN, "cb-1", T0, since_epoch=T0)
     store.note_missed_service_wake("prod", "checkout", ARN, "cb-other")  # not the registered one: nothing
-    assert store.register_service_wake("prod", ["checkout"], ARN, "cb-1", T0) is False
+    assert store.register_service_wake("prod", ["checkout"], ARN, "cb-1", T0, since_epoch=T0) is False
     store.note_missed_service_wake("prod", "checkout", ARN, "cb-1")
+    # THEN the entry keeps its place, marked missed
+    [waiter] = store.service_wakes("prod", "checkout")
+    assert waiter.missed and waiter.since == T0
     # WHEN the drain registers again / THEN it learns it missed one, once
-    assert store.register_service_wake("prod", ["checkout"], ARN, "cb-2", T0) is True
-    assert store.register_service_wake("prod", ["checkout"], ARN, "cb-3", T0) is False
+    assert store.register_service_wake("prod", ["checkout"], ARN, "cb-2", T0, since_epoch=T0) is True
+    assert store.register_service_wake("prod", ["checkout"], ARN, "cb-3", T0, since_epoch=T0) is False

@@ -11,9 +11,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
 from daemon_guard.adapters.scheduled import ScheduledDrain
-from daemon_guard.adapters.state import DAY_S, MISSED, WorkflowClaim
+from daemon_guard.adapters.state import DAY_S, WorkflowClaim
 from daemon_guard.core.drain_budget import DrainQueue
 from daemon_guard.core.futility import PreemptTries
+from daemon_guard.core.replica_wake import MISSED, ServiceWaiter
 
 
 class MemoryState:
@@ -32,7 +33,7 @@ class MemoryState:
         self.scheduled: dict[str, ScheduledDrain] = {}
         self.audit_cursor = 0
         self.queues: dict[str, DrainQueue] = {}
-        self.service_waiters: dict[tuple[str, str], dict[str, str]] = defaultdict(dict)
+        self.service_waiters: dict[tuple[str, str], dict[str, ServiceWaiter]] = defaultdict(dict)
 
     # ---- EventLedger --------------------------------------------------------------------------------
     def first_sighting(self, key: str, now_epoch: float, ttl_s: int = DAY_S) -> bool:
@@ -155,31 +156,34 @@ class MemoryState:
         return True
 
     def register_service_wake(self, cluster: str, services: Sequence[str], container_instance_arn: str,
-                              callback_id: str, now_epoch: float) -> bool:
+                              callback_id: str, now_epoch: float, since_epoch: float) -> bool:
         """Set the instance's callback among each service's waiters; True when one held a missed wake-up."""
         missed = False
         for service in set(services):
             waiters = self.service_waiters[(cluster, service)]
-            missed = missed or waiters.get(container_instance_arn) == MISSED
-            waiters[container_instance_arn] = callback_id
+            was = waiters.get(container_instance_arn)
+            missed = missed or (was is not None and was.missed)
+            waiters[container_instance_arn] = ServiceWaiter(container_instance_arn, callback_id, since_epoch)
         return missed
 
     def note_missed_service_wake(self, cluster: str, service: str, container_instance_arn: str,
                                  callback_id: str) -> None:
-        """Mark the entry missed if it still holds `callback_id`."""
+        """Mark the entry missed (its place kept) if it still holds `callback_id`."""
         waiters = self.service_waiters.get((cluster, service), {})
-        if waiters.get(container_instance_arn) == callback_id:
-            waiters[container_instance_arn] = MISSED
+        was = waiters.get(container_instance_arn)
+        if was is not None and was.callback_id == callback_id:
+            waiters[container_instance_arn] = replace(was, callback_id=MISSED)
 
-    def service_wakes(self, cluster: str, service: str) -> dict[str, str]:
+    def service_wakes(self, cluster: str, service: str) -> list[ServiceWaiter]:
         """The service's waiters."""
-        return dict(self.service_waiters.get((cluster, service), {}))
+        return list(self.service_waiters.get((cluster, service), {}).values())
 
     def drop_service_wake(self, cluster: str, service: str, container_instance_arn: str,
                           callback_id: str | None = None) -> None:
         """Forget the instance among the service's waiters (if it still waits on `callback_id`, when given)."""
         waiters = self.service_waiters.get((cluster, service), {})
-        if callback_id is None or waiters.get(container_instance_arn) == callback_id:
+        was = waiters.get(container_instance_arn)
+        if was is not None and (callback_id is None or was.callback_id == callback_id):
             waiters.pop(container_instance_arn, None)
 
     def mark_complete(self, container_instance_arns: Sequence[str], now_epoch: float, ttl_s: int = DAY_S) -> None:

@@ -22,9 +22,11 @@ Items:
 - ``drainqueue#<cluster>`` / ``queue``: the drains under the cluster's drain budget (`core.drain_budget`):
   ``draining`` and ``waiting`` (lists in order of arrival) and a ``version`` each write raises on the
   condition that it is still the version read, so two Lambdas never both take the last place.
-- ``wake-svc#<cluster>#<service>`` / ``wake``: the drains whose replica phase waits on a replacement of the
-  service (``waiters``, a map of container instance ARN to callback id); the intake wakes them when a task
-  of the service reaches RUNNING.
+- ``service-waiters#<cluster>#<service>`` / ``wake``: the drains whose replica phase waits on a replacement
+  of the service (``waiters``, a map of container instance ARN to ``{callback, since}``: the callback id and
+  the drain's start); the intake wakes one of them when a task of the service reaches RUNNING
+  (`core.replica_wake`). Items under ``wake-svc#`` (bare callback ids, an earlier layout) are not read: a
+  drain that registered there keeps its slow look, and their TTL removes them.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from daemon_guard.adapters.errors import ConditionFailed
 from daemon_guard.core.drain_budget import DrainQueue, QueueEntry
 from daemon_guard.core.futility import PreemptTries
+from daemon_guard.core.replica_wake import MISSED, ServiceWaiter
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -45,7 +48,6 @@ else:
     DynamoDBClient = Any
 
 DAY_S = 86400
-MISSED = "missed"  # a service wake-up that reached no callback, kept for the drain's next registration
 
 
 @dataclass(frozen=True)
@@ -156,9 +158,10 @@ class WorkflowClaims(Protocol):
         ...
 
     def register_service_wake(self, cluster: str, services: Sequence[str], container_instance_arn: str,
-                              callback_id: str, now_epoch: float) -> bool:
-        """Say that the drain of the instance waits (on `callback_id`) for a replacement of each service; True
-        when a wake-up reached none of its callbacks meanwhile (`note_missed_service_wake`): look at once."""
+                              callback_id: str, now_epoch: float, since_epoch: float) -> bool:
+        """Say that the drain of the instance (started at `since_epoch`) waits (on `callback_id`) for a replacement
+        of each service; True when a wake-up reached none of its callbacks meanwhile
+        (`note_missed_service_wake`): look at once."""
         ...
 
     def note_missed_service_wake(self, cluster: str, service: str, container_instance_arn: str,
@@ -166,8 +169,8 @@ class WorkflowClaims(Protocol):
         """A wake-up found `callback_id` no longer waiting: keep it for the drain's next registration."""
         ...
 
-    def service_wakes(self, cluster: str, service: str) -> dict[str, str]:
-        """The drains waiting for a replacement of the service: container instance ARN to callback id."""
+    def service_wakes(self, cluster: str, service: str) -> list[ServiceWaiter]:
+        """The drains waiting for a replacement of the service (missed ones included), in no particular order."""
         ...
 
     def drop_service_wake(self, cluster: str, service: str, container_instance_arn: str,
@@ -501,21 +504,23 @@ class StateStore:
         return True
 
     def register_service_wake(self, cluster: str, services: Sequence[str], container_instance_arn: str,
-                              callback_id: str, now_epoch: float) -> bool:
-        """Per service, one UpdateItem setting the instance's callback in the waiters (a second one creates the
-        map the first time); True when one held `MISSED` (a wake-up that reached no callback)."""
+                              callback_id: str, now_epoch: float, since_epoch: float) -> bool:
+        """Per service, one UpdateItem setting the instance's entry (``{callback, since}``) in the waiters (a
+        second one creates the map the first time); True when one held `MISSED` (a wake-up that reached no
+        callback)."""
         missed = False
+        entry = {"M": {"callback": _s(callback_id), "since": _n(since_epoch)}}
         for service in sorted(set(services)):
             key, names = _service_wake_key(cluster, service), {"#arn": container_instance_arn}
             ttl = _n(int(now_epoch) + DAY_S)
             for _ in range(3):  # the map appears or goes between two writes only under a race: write again
                 try:
                     old = self.client.update_item(
-                        TableName=self.table, Key=key, UpdateExpression="SET waiters.#arn = :c, expiresAt = :t",
+                        TableName=self.table, Key=key, UpdateExpression="SET waiters.#arn = :e, expiresAt = :t",
                         ConditionExpression="attribute_exists(waiters)", ExpressionAttributeNames=names,
-                        ExpressionAttributeValues={":c": _s(callback_id), ":t": ttl}, ReturnValues="UPDATED_OLD")
-                    was = old.get("Attributes", {}).get("waiters", {}).get("M", {}).get(container_instance_arn, {})
-                    missed = missed or was.get("S") == MISSED
+                        ExpressionAttributeValues={":e": entry, ":t": ttl}, ReturnValues="UPDATED_OLD")
+                    was = old.get("Attributes", {}).get("waiters", {}).get("M", {}).get(container_instance_arn)
+                    missed = missed or (was is not None and _waiter(container_instance_arn, was).missed)
                     break
                 except ConditionFailed:
                     pass
@@ -523,7 +528,7 @@ class StateStore:
                     self.client.update_item(
                         TableName=self.table, Key=key, UpdateExpression="SET waiters = :m, expiresAt = :t",
                         ConditionExpression="attribute_not_exists(waiters)",
-                        ExpressionAttributeValues={":m": {"M": {container_instance_arn: _s(callback_id)}}, ":t": ttl})
+                        ExpressionAttributeValues={":m": {"M": {container_instance_arn: entry}}, ":t": ttl})
                     break
                 except ConditionFailed:
                     pass
@@ -531,18 +536,20 @@ class StateStore:
 
     def note_missed_service_wake(self, cluster: str, service: str, container_instance_arn: str,
                                  callback_id: str) -> None:
-        """Set the instance's entry to `MISSED` on the condition that it still holds `callback_id`."""
+        """Set the instance's callback to `MISSED` (its place kept) on the condition that it still holds
+        `callback_id`."""
         with contextlib.suppress(ConditionFailed):
             self.client.update_item(
-                TableName=self.table, Key=_service_wake_key(cluster, service), UpdateExpression="SET waiters.#arn = :m",
-                ConditionExpression="waiters.#arn = :c", ExpressionAttributeNames={"#arn": container_instance_arn},
+                TableName=self.table, Key=_service_wake_key(cluster, service),
+                UpdateExpression="SET waiters.#arn.callback = :m", ConditionExpression="waiters.#arn.callback = :c",
+                ExpressionAttributeNames={"#arn": container_instance_arn},
                 ExpressionAttributeValues={":m": _s(MISSED), ":c": _s(callback_id)})
 
-    def service_wakes(self, cluster: str, service: str) -> dict[str, str]:
+    def service_wakes(self, cluster: str, service: str) -> list[ServiceWaiter]:
         """The service's waiters (GetItem)."""
         resp = self.client.get_item(TableName=self.table, Key=_service_wake_key(cluster, service))
         waiters = resp.get("Item", {}).get("waiters", {}).get("M", {})
-        return {arn: value["S"] for arn, value in waiters.items()}
+        return [_waiter(arn, value) for arn, value in waiters.items()]
 
     def drop_service_wake(self, cluster: str, service: str, container_instance_arn: str,
                           callback_id: str | None = None) -> None:
@@ -551,7 +558,7 @@ class StateStore:
         extra: dict[str, Any] = {}
         condition = "attribute_exists(pk)"
         if callback_id is not None:
-            condition, extra = "waiters.#arn = :c", {"ExpressionAttributeValues": {":c": _s(callback_id)}}
+            condition, extra = "waiters.#arn.callback = :c", {"ExpressionAttributeValues": {":c": _s(callback_id)}}
         with contextlib.suppress(ConditionFailed):
             self.client.update_item(
                 TableName=self.table, Key=_service_wake_key(cluster, service), UpdateExpression="REMOVE waiters.#arn",
@@ -563,7 +570,12 @@ def _queue_key(cluster: str) -> dict[str, dict[str, str]]:
 
 
 def _service_wake_key(cluster: str, service: str) -> dict[str, dict[str, str]]:
-    return {"pk": _s(f"wake-svc#{cluster}#{service}"), "sk": _s("wake")}
+    return {"pk": _s(f"service-waiters#{cluster}#{service}"), "sk": _s("wake")}
+
+
+def _waiter(instance_arn: str, value: Mapping[str, Any]) -> ServiceWaiter:
+    entry = value["M"]
+    return ServiceWaiter(instance_arn, entry["callback"]["S"], float(entry["since"]["N"]))
 
 
 def _entry_list(entries: Sequence[QueueEntry]) -> dict[str, Any]:

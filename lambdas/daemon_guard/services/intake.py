@@ -13,7 +13,6 @@ from datetime import datetime, timedelta
 
 from daemon_guard.adapters.errors import Throttled
 from daemon_guard.adapters.parsing import parse_event
-from daemon_guard.adapters.state import MISSED
 from daemon_guard.bootstrap import Runtime
 from daemon_guard.core import metrics as m
 from daemon_guard.core.actions import AnyAction, WakeWorkflow
@@ -28,6 +27,7 @@ from daemon_guard.core.events import (
 from daemon_guard.core.identifiers import partition_of_region
 from daemon_guard.core.intake import EXIT_TRIGGERS, Route, route
 from daemon_guard.core.outcomes import Outcome, decision
+from daemon_guard.core.replica_wake import wake_order
 from daemon_guard.observability import logger
 from daemon_guard.services.exits import start_exit_drains
 from daemon_guard.services.reconcile import reconcile_cluster
@@ -145,13 +145,17 @@ def _placement(r: Route, event: GuardEvent, rt: Runtime) -> Outcome:
 
 
 def _wake_replica_waiters(rt: Runtime, cluster: str, service: str) -> None:
-    """A task of a replica service reached RUNNING (a replacement, perhaps): wake the drains whose replica phase
-    waits on the service (`register_service_wake`); a callback no longer waiting is forgotten (its drain
-    registers again on its next wait and, told it missed one, looks at once)."""
-    for instance_arn, callback_id in sorted(rt.claims.service_wakes(cluster, service).items()):
-        wake = WakeWorkflow(callback_id, f"a task of {service} is RUNNING")
-        if callback_id != MISSED and rt.executor.can_run(wake) and rt.executor.run(cluster, wake) == "gone":
-            rt.claims.note_missed_service_wake(cluster, service, instance_arn, callback_id)
+    """A task of a replica service reached RUNNING (a replacement, perhaps): room for one more stop, so wake one
+    drain whose replica phase waits on the service (`register_service_wake`), the first in
+    `core.replica_wake.wake_order`; a callback no longer waiting is marked missed (its drain registers again on
+    its next wait and, told it missed one, looks at once) and the next in turn is woken instead."""
+    for waiter in wake_order(rt.claims.service_wakes(cluster, service)):
+        wake = WakeWorkflow(waiter.callback_id, f"a task of {service} is RUNNING")
+        if not rt.executor.can_run(wake):
+            return
+        if rt.executor.run(cluster, wake) != "gone":
+            return
+        rt.claims.note_missed_service_wake(cluster, service, waiter.instance_arn, waiter.callback_id)
 
 
 def _wake(r: Route, event: GuardEvent, rt: Runtime) -> Outcome:

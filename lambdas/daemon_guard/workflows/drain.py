@@ -395,7 +395,7 @@ def listen_for(rt: Runtime, request: DrainRequest, raw_progress: dict[str, Any],
     try:
         services = held_services(rt, request, progress)
         if services and rt.claims.register_service_wake(request.cluster, services, progress.look.instance_arn,
-                                                        callback_id, rt.now().timestamp()):
+                                                        callback_id, rt.now().timestamp(), progress.started_at):
             return {"missed": missed, "services": services, "replaced": services}
         unlisten(rt, request, progress.look.instance_arn, sorted(set(registered) - set(services)))
     except AwsError as exc:  # the slow look is the fallback
