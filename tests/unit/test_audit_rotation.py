@@ -49,8 +49,9 @@ def test_a_new_deployment_joins_the_rotation_at_the_current_slot(audited: list[s
     rt = runtime()
     # WHEN its first run audits what is due
     audit_due(rt)
-    # THEN it audits the one cluster whose slot this is, not a whole round at once
-    assert audited == [CLUSTERS[(CURRENT_SLOT - 1) % len(CLUSTERS)]]
+    # THEN it audits the cluster whose slot this is and the one a reconciler period (1 minute) before it spans,
+    # not a whole round at once
+    assert audited == [CLUSTERS[(CURRENT_SLOT - 2) % len(CLUSTERS)], CLUSTERS[(CURRENT_SLOT - 1) % len(CLUSTERS)]]
     assert rt.audit.audit_position() == CURRENT_SLOT
 
 

@@ -337,15 +337,17 @@ def audit_due(rt: Runtime, time_left: Callable[[], float] = unlimited,
               judged: frozenset[str] = frozenset()) -> list[ReconcileSummary]:
     """The rotating full audit: the clusters whose turn has come, one every ``auditCycleMinutes / clusters``,
     each audited whole, its turn taken in the state table (`AuditCursor`) once it is done. A new deployment
-    (no position yet) joins the rotation at the current slot: catching up a whole round at once would spend a
-    cycle's reads in minutes while the incremental look already watches every cluster, and the rotation
-    covers every instance within the cycle from there. A run behind (failed runs, an outage) catches up, at
-    most one round."""
+    (no position yet) joins the rotation a little behind: the current turn and as many before it as one
+    reconciler period spans, so that, runs coming a period apart, the last cluster's first audit still falls
+    within the cycle; catching up a whole round at once would spend a cycle's reads in minutes while the
+    incremental look already watches every cluster. A run behind (failed runs, an outage) catches up, at most
+    one round."""
     clusters = [c.name for c in rt.config.clusters]
     slot_s = rt.config.audit_cycle_min * 60 / len(clusters)
     target = int(rt.now().timestamp() // slot_s)
     stored = rt.audit.audit_position()
-    position = target - 1 if stored == 0 else max(stored, target - len(clusters))
+    joining_lag = min(len(clusters), 1 + math.ceil(rt.config.reconcile_period_min * 60 / slot_s))
+    position = target - joining_lag if stored == 0 else max(stored, target - len(clusters))
     summaries = []
     while position < target and time_left() >= AUDIT_RESERVE_S:
         cluster = clusters[position % len(clusters)]
