@@ -164,6 +164,8 @@ def test_no_daemon_stops_while_the_gate_shows_open() -> None:
     pytest.param(REPLICAS, {"api": replace(a_replica_service("api", desired=4, running=4, min_healthy=50),
                                            pending_count=4)},
                  [], id="a deployment starting a whole new set: none until they run"),
+    pytest.param(REPLICAS, {"api": a_replica_service("api", desired=2, running=4, min_healthy=50)},
+                 [("api-1",)], id="tasks over the desired count are ECS's to stop: counted as one task of room"),
     pytest.param(REPLICAS, {}, [], id="service not described: left for the next look"),
     pytest.param((a_task("api-1", "api", last_status="PENDING"),), {}, [("api-1",)],
                  id="a task not yet RUNNING always goes"),
