@@ -53,8 +53,9 @@ def model_view(rt: Runtime, request: DrainRequest, progress: DrainProgress) -> D
 def _replica_services(rt: Runtime, request: DrainRequest, progress: DrainProgress,
                       tasks: list[TaskView]) -> dict[str, ServiceView]:
     """With drainOrder apps-first or tiers the guard stops replicas itself within minimumHealthyPercent,
-    so the replica phase reads the services it still has tasks of (DescribeServices, 10 per call). A
-    replica phase out of time (a Spot notice's) stops them all whatever their services say: no read."""
+    so the replica phase reads the services it still has tasks of (DescribeServices, 10 per call, and
+    ListTasks by service for the tasks ECS keeps: `_kept_running`). A replica phase out of time (a Spot
+    notice's) stops them all whatever their services say: no read."""
     if rt.config.drain_order is DrainOrder.DRAINING or not _replicas_in_time(progress):
         return {}
     ecs = rt.cluster(request.cluster)
@@ -62,7 +63,19 @@ def _replica_services(rt: Runtime, request: DrainRequest, progress: DrainProgres
     requested = set(progress.stops.requested)
     names = sorted({t.service_name for t in tasks if t.service_name and t.service_name not in daemon_names
                     and t.arn not in requested})
-    return {s.name: s for s in ecs.services(names)} if names else {}
+    return {s.name: _kept_running(s, len(ecs.service_task_arns(s.name))) for s in ecs.services(names)} if names \
+        else {}
+
+
+def _kept_running(svc: ServiceView, desired_running: int) -> ServiceView:
+    """The service with runningCount as the replica phase counts it: RUNNING tasks that ECS keeps, at most its
+    tasks of desired status RUNNING (ListTasks by service) less those pending.
+
+    runningCount is documented only as the tasks "in the RUNNING state", and a task another drain has just told to
+    stop keeps lastStatus RUNNING until its containers exit; ECS shows its replacement as pending only from its next
+    pass (and never while it cannot place it). ListTasks with desiredStatus RUNNING leaves it out at once.
+    """
+    return replace(svc, running_count=max(0, min(svc.running_count, desired_running - svc.pending_count)))
 
 
 def _replicas_in_time(progress: DrainProgress) -> bool:
