@@ -5,7 +5,8 @@
   replica service's desired count RUNNING during it (sampled every second from the simulator's tasks), drain
   durations (lifecycle action start to completion, waiting included), kills, lifecycle timeouts, and the account's
   ECS reads per second from the refresh's start to the last drain's end (mean, and the busiest 10 s); for each
-  service that went below its minimumHealthyPercent, who stopped its RUNNING tasks (`stops_by_reason`).
+  service that went below its minimumHealthyPercent, who stopped its RUNNING tasks (`stops_by_reason`), and the
+  drains' deadlines missed (a replica phase out of time stops every replica it holds at once).
 - ``reads``: the quick drain story (the bench's ``--quick`` story) under ``tiers``: API calls per drain and the
   ECS service reads (DescribeServices) per drain, from the simulator's call log.
 """
@@ -82,6 +83,7 @@ def refresh(seed: int, instances: int = 20, budget: str | None = None, horizon_s
                 "stops_below_minimum_healthy": stops,
                 "drain_s": {"p50": round(percentile(durations, 50), 1), "p99": round(percentile(durations, 99), 1)},
                 "kills": sum(r.kills for r in records), "lifecycle_timeouts": sum(r.timed_out for r in records),
+                "deadlines_missed": int(sum(deployment.records.metric_values("DeadlinesMissed"))),
                 "reads_per_s": {"mean": round(rates.per_s, 2), "peak": round(rates.peak_per_s, 2)},
                 "throttles": ecs_throttles(world), "refresh_s": rates.seconds,
                 "bypasses": len(deployment.records.metric_values("DrainBudgetBypasses")),
