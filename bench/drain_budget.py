@@ -4,7 +4,9 @@
   0%), under daemon-guard (``drainOrder`` tiers) with and without a ``drainBudget``: the lowest share of each
   replica service's desired count RUNNING during it (sampled every second from the simulator's tasks), drain
   durations (lifecycle action start to completion, waiting included), kills, lifecycle timeouts, and the account's
-  ECS reads per second from the refresh's start to the last drain's end (mean, and the busiest 10 s).
+  ECS reads per second from the refresh's start to the last drain's end (mean, and the busiest 10 s); for each
+  service that went below its minimumHealthyPercent, who stopped its RUNNING tasks (`stops_by_reason`), and the
+  drains' deadlines missed (a replica phase out of time stops every replica it holds at once).
 - ``reads``: the quick drain story (the bench's ``--quick`` story) under ``tiers``: API calls per drain and the
   ECS service reads (DescribeServices) per drain, from the simulator's call log.
 """
@@ -72,13 +74,16 @@ def refresh(seed: int, instances: int = 20, budget: str | None = None, horizon_s
         unfinished = sum(1 for i in world.asg.groups[groups[0]].instances.values()
                          if i.instance_id in before and i.terminated_at is None)
         below = sorted(s.name for s in replicas if lowest.get(s.name, 1.0) * 100 < s.minimum_healthy_percent)
+        stops = stops_by_reason(world, below, 400.0)
         return {"budget": budget or "none", "profile": profile, "instances": instances, "drains": len(records),
                 "unfinished": unfinished,
                 "min_running_share": round(min(lowest.values(), default=1.0), 3),
                 "services_below_minimum_healthy": below,
                 "min_running_share_by_service": {k: round(v, 3) for k, v in sorted(lowest.items())},
+                "stops_below_minimum_healthy": stops,
                 "drain_s": {"p50": round(percentile(durations, 50), 1), "p99": round(percentile(durations, 99), 1)},
                 "kills": sum(r.kills for r in records), "lifecycle_timeouts": sum(r.timed_out for r in records),
+                "deadlines_missed": int(sum(deployment.records.metric_values("DeadlinesMissed"))),
                 "reads_per_s": {"mean": round(rates.per_s, 2), "peak": round(rates.peak_per_s, 2)},
                 "throttles": ecs_throttles(world), "refresh_s": rates.seconds,
                 "bypasses": len(deployment.records.metric_values("DrainBudgetBypasses")),
@@ -87,6 +92,22 @@ def refresh(seed: int, instances: int = 20, budget: str | None = None, horizon_s
                 "access_denied": len(deployment.records.access_denied)}
     finally:
         deployment.close()
+
+
+def stops_by_reason(world: World, services: list[str], since: float) -> dict[str, dict[str, int]]:
+    """Who took the named services' RUNNING tasks away from `since` on: per service, its tasks that had been
+    RUNNING and were told to stop, by their stoppedReason (the guard's names its phase: ``daemon-guard drain:
+    replicas``, ``... replicas deadline``), or ``killed at termination`` for one EC2 terminated under it."""
+    groups = {f"service:{name}": name for name in services}
+    out: dict[str, dict[str, int]] = {name: {} for name in services}
+    for task in world.ecs.tasks.values():
+        name = groups.get(task.group)
+        left = task.stopping_at if task.stopping_at is not None else task.stopped_at  # a kill sets no stoppingAt
+        if name is None or task.started_at is None or left is None or left < since:
+            continue
+        reason = "killed at termination" if task.killed else task.stopped_reason
+        out[name][reason] = out[name].get(reason, 0) + 1
+    return {name: dict(sorted(reasons.items())) for name, reasons in out.items()}
 
 
 def _run_until_replaced(world: World, group: str, old: set[str], horizon_s: float, step_s: float = 60.0) -> None:

@@ -66,6 +66,9 @@ class EcsParams:
     # Whether a PutAttributes / DeleteAttributes emits a Container Instance State Change: the guide's list of
     # what causes one does not name attribute changes (ECS-BEHAVIOUR.md); the simulator has always sent one.
     attribute_change_event: bool = True
+    # Whether DescribeServices' runningCount still counts a task told to stop until it is reported STOPPED (its
+    # lastStatus is RUNNING meanwhile) or drops it at StopTask: not documented (sim.params).
+    running_count_includes_stopping: bool = False
     daemon_drain_delay_s: float = 30.0
     placement_failure_event_interval_s: float = 60.0
     stopped_task_retention_s: float = 3600.0
@@ -981,7 +984,11 @@ class EcsSim:
     def service_counts(self, svc: SimService) -> tuple[int, int]:
         """(runningCount, pendingCount) as DescribeServices reports them."""
         key = (svc.cluster, f"service:{svc.name}")
-        return self.running[key], self.active[key] - self.running[key]
+        running = self.running[key]
+        if self.params.running_count_includes_stopping:
+            running += sum(1 for t in self.live_by_group[key].values()
+                           if t.desired_status == "STOPPED" and t.last_status == "RUNNING")
+        return running, self.active[key] - self.running[key]
 
     def is_daemon_task(self, task: SimTask) -> bool:
         """True when the task belongs to a DAEMON service."""

@@ -137,6 +137,12 @@ PARAMS: dict[str, SimParam] = {p.name: p for p in (
              "stopped, agent connected, registered, deregistered, agent updated) do not name PutAttributes; "
              "undocumented either way",
              "true: a PutAttributes or DeleteAttributes emits a Container Instance State Change"),
+    SimParam("running_count_includes_stopping", "boolean", False, 0.0, 1.0,
+             "ECS API reference, Service runningCount: \"The number of tasks in the cluster that are in the RUNNING "
+             "state\"; a task told to stop keeps lastStatus RUNNING until the agent reports it STOPPED (StopTask): "
+             "whether the count drops at StopTask or then is not documented",
+             "true: DescribeServices' runningCount counts a service task told to stop until it is reported STOPPED; "
+             "false: it drops at StopTask (pendingCount is the same either way)"),
 )}
 # The FaultPlan and ApiFaults fields a delivery or API parameter sets (event_delay_s sets two: delay, jitter).
 DELIVERY_FIELDS = {"event_duplicate_rate": "duplicate_rate", "event_reorder_window_s": "reorder_window_s",

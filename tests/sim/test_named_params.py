@@ -12,7 +12,7 @@ from sim.autoscaling import InstanceType
 from sim.ecs import profile_params
 from sim.params import PARAMS, ParamValue, apply, parse_settings
 from sim.world import World, WorldOptions
-from tests.sim.conftest import CLUSTER, add_daemon, add_instance, add_replicas, running, tasks_of
+from tests.sim.conftest import CLUSTER, add_daemon, add_instance, add_replicas, advance_until, running, tasks_of
 
 
 def world_with(**values: ParamValue) -> World:
@@ -172,3 +172,25 @@ def test_an_attribute_change_emits_an_instance_state_change_only_where_the_param
     # THEN the instance changed either way, and an instance event went out only when the parameter says so
     assert inst.attributes["daemon-guard.gate"] == "open"
     assert heard.count("instance") == expected
+
+
+@pytest.mark.parametrize(("includes", "expected"), [(True, 2), (False, 1)])
+def test_a_task_told_to_stop_leaves_running_count_at_stop_task_or_at_stopped_as_the_parameter_says(
+        includes: bool, expected: int) -> None:
+    # GIVEN a service of two RUNNING replicas whose apps take 10 s to exit, and runningCount counting a task told
+    # to stop until it is reported STOPPED or not (undocumented)
+    world = world_with(running_count_includes_stopping=includes, task_shutdown_s=(10.0, 10.0))
+    add_instance(world)
+    add_replicas(world, "api", 2)
+    advance_until(world, lambda: len(running(world, "service:api")) == 2, limit=600.0)
+    svc = world.ecs.service_named(CLUSTER, "api")
+    assert world.ecs.service_counts(svc) == (2, 0)
+    # WHEN one of them is told to stop
+    world.ecs.stop_task(running(world, "service:api")[0], "test")
+    # THEN runningCount counts it or not as the parameter says; its replacement shows as pending either way, and
+    # once it is STOPPED and the replacement RUNNING the counts agree again
+    assert world.ecs.service_counts(svc) == (expected, 0)
+    world.clock.advance(2.0)
+    assert world.ecs.service_counts(svc) == (expected, 1)
+    world.clock.advance(30.0)
+    assert world.ecs.service_counts(svc) == (2, 0)

@@ -155,6 +155,17 @@ def test_no_daemon_stops_while_the_gate_shows_open() -> None:
                  [("api-1",)], id="minimumHealthyPercent 100 at full count: one at a time"),
     pytest.param(REPLICAS, {"api": a_replica_service("api", desired=2, running=1, min_healthy=100)},
                  [], id="minimumHealthyPercent 100, a replacement not yet RUNNING: none"),
+    pytest.param(REPLICAS, {"api": replace(a_replica_service("api", desired=2, running=2, min_healthy=100),
+                                           pending_count=1)},
+                 [], id="minimumHealthyPercent 100, runningCount full but a replacement pending: none"),
+    pytest.param(REPLICAS, {"api": replace(a_replica_service("api", desired=4, running=4, min_healthy=50),
+                                           pending_count=1)},
+                 [("api-1",)], id="a replacement pending takes its task's place out of the room: one stops"),
+    pytest.param(REPLICAS, {"api": replace(a_replica_service("api", desired=4, running=4, min_healthy=50),
+                                           pending_count=4)},
+                 [], id="a deployment starting a whole new set: none until they run"),
+    pytest.param(REPLICAS, {"api": a_replica_service("api", desired=2, running=4, min_healthy=50)},
+                 [("api-1",)], id="tasks over the desired count are ECS's to stop: counted as one task of room"),
     pytest.param(REPLICAS, {}, [], id="service not described: left for the next look"),
     pytest.param((a_task("api-1", "api", last_status="PENDING"),), {}, [("api-1",)],
                  id="a task not yet RUNNING always goes"),
@@ -665,3 +676,18 @@ def test_a_break_at_the_same_hard_end_is_counted_once_however_many_steps_meet_it
     # THEN one break is recorded and noted, and both steps finish the phase
     assert len(second.progress.record.breaks) == 1 and first.finished and second.finished
     assert [n.kind for n in first.notes] == ["guarantee-broken"] and second.notes == ()
+
+
+def test_two_drains_of_one_service_at_minimum_healthy_100_stop_one_task_between_them() -> None:
+    # GIVEN a service at minimumHealthyPercent 100 whose tasks sit on two draining instances, and a first drain
+    # that has just stopped one of them: ECS has started its replacement (pendingCount 1), while runningCount may
+    # still count the stopped task until its containers exit (the API reference says only "in the RUNNING state")
+    svc = a_replica_service("api", desired=4, running=4, min_healthy=100)
+    first = replica_stops((a_task("api-1", "api"),), {"api": svc}, ())
+    after = {"api": replace(svc, pending_count=1)}
+    # WHEN the second drain plans its replicas on what DescribeServices then reports
+    second = replica_stops((a_task("api-2", "api"),), after, ())
+    # THEN only the first drain's task goes; the second waits for the replacement to be RUNNING
+    assert [t.arn for t in first] == ["api-1"]
+    assert second == []
+    assert [t.arn for t in replica_stops((a_task("api-2", "api"),), {"api": svc}, ())] == ["api-2"]

@@ -80,6 +80,8 @@ class FakeEcs:
     described: list[str] = field(default_factory=list)  # services named in DescribeServices
     throttled: bool = False  # ECS throttles ListTasks (past the SDK's retries)
     attributes: dict[str, str] = field(default_factory=dict)  # the instance's custom attributes (PutAttributes)
+    kept_elsewhere: int = 2  # a service's tasks of desired status RUNNING (ListTasks by service), wherever they run
+    listed: list[str] = field(default_factory=list)  # services named in ListTasks
 
     def add(self, arn: str, service: str | None, last_status: str = "RUNNING") -> None:
         self.tasks[arn] = {"taskArn": arn, "group": f"service:{service}" if service else "family:batch",
@@ -98,10 +100,17 @@ class FakeEcs:
                 "containerInstanceArns": [INSTANCE_ARN] if self.registered and INSTANCE_ID in kw.get("filter", "")
                 and kw.get("status", self.status) == self.status else []},
             "list_tasks": lambda **kw: {"taskArns": [a for a, t in self.tasks.items()
-                                                     if t["desiredStatus"] == kw["desiredStatus"]]},
+                                                     if t["desiredStatus"] == kw["desiredStatus"]]}
+            if "serviceName" not in kw else self._service_tasks(kw["serviceName"]),
             "list_services": lambda **kw: {"serviceArns": [f"arn:svc/{name}" for name in DAEMONS]},
         }
         return Pages(pages[name])
+
+    def _service_tasks(self, service: str) -> dict[str, Any]:
+        """ListTasks by service, desired RUNNING: by default the two tasks DescribeServices counts, wherever they
+        run (fewer: another drain has told some to stop, and runningCount still counts them)."""
+        self.listed.append(service)
+        return {"taskArns": [f"arn:task/{service}-{n}" for n in range(self.kept_elsewhere)]}
 
     def describe_container_instances(self, **kw: Any) -> dict[str, Any]:
         return {"containerInstances": [{
@@ -335,6 +344,45 @@ def test_a_replica_phase_out_of_time_does_not_read_the_services(late: bool, read
     # stops them all anyway, and a throttled DescribeServices would only delay that
     assert ("api" in ecs.described) is reads_services
     assert bool(view.services) is reads_services
+
+
+@pytest.mark.parametrize(("kept", "stops"), [(2, [("StopTask", "api-1")]), (1, [])])
+def test_a_replica_told_to_stop_by_another_drain_counts_for_nothing_though_running_count_still_holds_it(
+        kept: int, stops: list[tuple[str, str]]) -> None:
+    # GIVEN a drain in its replica phase (order tiers) with one task of api (2 desired, 50%), whose runningCount
+    # says 2, while ListTasks by service shows `kept` of desired status RUNNING (1: another drain has just told
+    # one to stop, still RUNNING until its containers exit, its replacement not yet pending)
+    ecs = FakeEcs(kept_elsewhere=kept)
+    ecs.add("api-1", "api")
+    rt = install_gated(ecs, FakeAutoScaling())
+    progress = DrainProgress(started_at=T0.timestamp(),
+                             look=DrainLook(instance_arn=INSTANCE_ARN, instance_status="ACTIVE",
+                                            live_tasks=(("api-1", "service:api", 30),)),
+                             fences=Fences(gate_closed=True, gate_seen=True))
+    # WHEN the drain steps
+    drain_tick(rt, DrainRequest.from_payload(drain_payload()), progress.as_dict(), None)
+    # THEN it stops its task only while ECS keeps both: otherwise that would leave api below 50%
+    assert [c for c in ecs.calls if c[0] == "StopTask"] == stops
+    assert ecs.listed == ["api"]
+
+
+def test_a_replica_phase_held_on_its_services_counts_alone_lists_no_service_tasks() -> None:
+    # GIVEN a drain whose task of api (2 desired, 2 running, 50%) is already stopping here, with another left
+    ecs = FakeEcs()
+    ecs.add("api-1", "api")
+    ecs.add("api-2", "api")
+    ecs.tasks["api-1"]["desiredStatus"] = "STOPPED"
+    rt = install_gated(ecs, FakeAutoScaling())
+    progress = DrainProgress(started_at=T0.timestamp(),
+                             look=DrainLook(instance_arn=INSTANCE_ARN, instance_status="ACTIVE",
+                                            live_tasks=(("api-1", "service:api", 30), ("api-2", "service:api", 30))),
+                             fences=Fences(gate_closed=True, gate_seen=True), stops=StopLedger(requested=("api-1",)))
+    # WHEN the drain looks
+    view, _ = observe(rt, DrainRequest.from_payload(drain_payload()), progress)
+    # THEN it reads the service (held by its counts: one of two may be down, and one is) and lists none of its
+    # tasks: the list could only lower the count
+    assert view.services["api"].running_count == 2
+    assert ecs.listed == []
 
 
 def test_the_first_look_sees_the_app_tasks_ecs_already_told_to_stop_so_the_daemons_wait_for_them() -> None:

@@ -10,7 +10,7 @@ from dataclasses import replace
 
 from daemon_guard.bootstrap import Runtime
 from daemon_guard.core.config import DrainOrder, tier_of
-from daemon_guard.core.drain import DrainPolicy, DrainProgress, DrainRequest, DrainView, Lifecycle
+from daemon_guard.core.drain import DrainPolicy, DrainProgress, DrainRequest, DrainView, Lifecycle, replica_stops
 from daemon_guard.core.model import InstanceView, Resources, ServiceView, TaskView
 
 KIND = "drain"
@@ -53,8 +53,10 @@ def model_view(rt: Runtime, request: DrainRequest, progress: DrainProgress) -> D
 def _replica_services(rt: Runtime, request: DrainRequest, progress: DrainProgress,
                       tasks: list[TaskView]) -> dict[str, ServiceView]:
     """With drainOrder apps-first or tiers the guard stops replicas itself within minimumHealthyPercent,
-    so the replica phase reads the services it still has tasks of (DescribeServices, 10 per call). A
-    replica phase out of time (a Spot notice's) stops them all whatever their services say: no read."""
+    so the replica phase reads the services it still has tasks of (DescribeServices, 10 per call), and
+    for each service whose counts would let a RUNNING task of it go, the tasks ECS keeps (ListTasks by
+    service: `_kept_running`); a service held on its counts alone costs no more. A replica phase out of
+    time (a Spot notice's) stops them all whatever their services say: no read."""
     if rt.config.drain_order is DrainOrder.DRAINING or not _replicas_in_time(progress):
         return {}
     ecs = rt.cluster(request.cluster)
@@ -62,7 +64,23 @@ def _replica_services(rt: Runtime, request: DrainRequest, progress: DrainProgres
     requested = set(progress.stops.requested)
     names = sorted({t.service_name for t in tasks if t.service_name and t.service_name not in daemon_names
                     and t.arn not in requested})
-    return {s.name: s for s in ecs.services(names)} if names else {}
+    services = {s.name: s for s in ecs.services(names)} if names else {}
+    replicas = [t for t in tasks if t.service_name in services]
+    going = {t.service_name for t in replica_stops(replicas, services, progress.stops.requested)
+             if t.last_status == "RUNNING"}
+    return {name: _kept_running(svc, len(ecs.service_task_arns(name))) if name in going else svc
+            for name, svc in services.items()}
+
+
+def _kept_running(svc: ServiceView, desired_running: int) -> ServiceView:
+    """The service with runningCount as the replica phase counts it: RUNNING tasks that ECS keeps, at most its
+    tasks of desired status RUNNING (ListTasks by service) less those pending.
+
+    runningCount is documented only as the tasks "in the RUNNING state", and a task another drain has just told to
+    stop keeps lastStatus RUNNING until its containers exit; ECS shows its replacement as pending only from its next
+    pass (and never while it cannot place it). ListTasks with desiredStatus RUNNING leaves it out at once.
+    """
+    return replace(svc, running_count=max(0, min(svc.running_count, desired_running - svc.pending_count)))
 
 
 def _replicas_in_time(progress: DrainProgress) -> bool:

@@ -208,10 +208,11 @@ def replica_stops(remaining: Sequence[TaskView], services: Mapping[str, ServiceV
     """The replicas the guard may stop now without taking a service below its minimumHealthyPercent.
 
     Tasks not yet RUNNING count for nothing and always go. Of a service's RUNNING tasks, at most
-    runningCount - ceil(desired x minimumHealthyPercent) minus those of it already stopping here; a
-    service with no such room (minimumHealthyPercent 100) loses one task at a time, and only while it
-    runs its full desired count (its replacement is RUNNING elsewhere before the next one goes).
-    A service the view does not describe is left for the next look.
+    healthy - ceil(desired x minimumHealthyPercent) minus those of it already stopping here, where healthy
+    (`_healthy`) is what runningCount and pendingCount both vouch for; a service with no such room
+    (minimumHealthyPercent 100) loses one task at a time, and only while it runs its full desired count with
+    no replacement pending (the last one's replacement is RUNNING before the next one goes, whichever drain
+    stopped it). A service the view does not describe is left for the next look.
     """
     asked = set(requested)
     out = [t for t in remaining if t.last_status != "RUNNING" and not t.stopping and t.arn not in asked]
@@ -228,11 +229,22 @@ def replica_stops(remaining: Sequence[TaskView], services: Mapping[str, ServiceV
         if svc is None:
             continue
         floor = math.ceil(svc.desired_count * svc.minimum_healthy_percent / 100)
-        room = svc.running_count - floor - stopping.get(name, 0)
-        if room <= 0 and stopping.get(name, 0) == 0 and svc.running_count >= svc.desired_count:
+        healthy = _healthy(svc)
+        room = healthy - floor - stopping.get(name, 0)
+        if room <= 0 and stopping.get(name, 0) == 0 and healthy >= svc.desired_count:
             room = 1
         out.extend(sorted(tasks, key=lambda t: t.arn)[:max(0, room)])
     return out
+
+
+def _healthy(svc: ServiceView) -> int:
+    """The service's tasks the guard counts as RUNNING and staying: runningCount, but at most desired - pending.
+
+    ECS documents runningCount only as the tasks "in the RUNNING state", and a task told to stop (by another drain
+    of the same service, say) keeps lastStatus RUNNING until its containers exit, so the count may still hold it;
+    the replacement ECS starts for it shows as pending within a scheduler pass, whichever way runningCount goes.
+    """
+    return max(0, min(svc.running_count, svc.desired_count - svc.pending_count))
 
 
 def plan_fence(view: DrainView, progress: DrainProgress, policy: DrainPolicy) -> tuple[tuple[Action, ...],
