@@ -113,7 +113,7 @@ def report(figures: dict[str, Any], sites: CallSites, durations: dict[str, list[
     drains = max(1, int(figures["drains"]))
     keep = ("drains", "daemon_stopped_before_app_stopped", "tier_order_violations", "ungraceful_task_kills",
             "overhead_s", "overhead_per_tier_s", "deadline_exceeded", "lifecycle_timeouts", "api_calls_per_drain",
-            "spot_within_120s", "spot_drains", "handler_timeouts", "handler_timeouts_by_function")
+            "spot_within_120s", "spot_drains", "handler_timeouts", "handler_timeouts_by_function", "attribution")
     lines = [json.dumps({k: figures.get(k) for k in keep})]
 
     def table(title: str, counts: Counter[tuple[str, str]], limit: int = 40) -> None:
