@@ -308,10 +308,10 @@ class DaemonGuard(Construct):
         async_retries = {"intake": 2, "reconciler": 0}
         # Attempts per ECS call (the SDK's adaptive retries) differ by function: a durable workflow is its own
         # retry loop and must not sit in the SDK's backoff while a Spot notice runs out, and the reconciler
-        # must finish inside its period. The intake defers a throttled check to the reconciler: with 4
-        # attempts one call sits in the throttling backoff at most 1 + 2 + 4 s, where 8 (up to 71 s) outlast
-        # its 60 s Timeout, and a timed-out event is retried by Lambda into the throttling that timed it out.
-        ecs_attempts = {"intake": 4, "reconciler": 4, "drain": 3, "launch-gate": 3}
+        # must finish inside its period; the intake has an event to answer and time to do it (fewer attempts
+        # defer more placement checks to the reconciler, which leaves a gate shut past its timeout for up to a
+        # run; more can back off past its 60 s Timeout under a throttling storm).
+        ecs_attempts = {"intake": 8, "reconciler": 4, "drain": 3, "launch-gate": 3}
         return {
             key: GuardFunction(
                 self, "".join(p.title() for p in key.split("-")), spec=spec, function_name=names[key], code=code,
