@@ -11,8 +11,11 @@ that instance, the event that says so (each such event also feeds a metric with 
   on an instance for which the guard published a ``Drain Guarantee Broken`` naming one of those phases
   (``late app tasks`` names the app phases too), at any time of its drain: the guard may see a daemon
   someone else stopped only after the fact. Cause: the event's ``cause``. A break that says the instance
-  was gone (``notice-missed``, ``instance-gone``) explains only a violation at a kill on that instance (EC2
-  ending every task at once), never one before.
+  was gone (``notice-missed``, ``instance-gone``) explains a violation at a kill on that instance (EC2
+  ending every task at once), and one after the drain's last look that saw the instance (its ``unseenSince``;
+  null: it never saw it) in any phase it left (``phasesLeft``): what stopped there after that look, the
+  guard did not see and says so. A violation before that look, which the guard saw or made, it does not
+  explain.
 - ``tasks-killed``: a task killed by the instance's end, on an instance for which the guard published a
   ``Drain Guarantee Broken`` before the kill (cause: the latest such event's ``cause``), or one whose cause
   says the drain found the instance gone (``notice-missed``: after its notice; ``instance-gone``: with tasks
@@ -43,12 +46,15 @@ CLAIM_NAMES = ("daemons-first", "daemons-after-apps", "tier-order", "tasks-kille
 
 @dataclass(frozen=True)
 class Break:
-    """A ``Drain Guarantee Broken`` event: the instance, the phase left with tasks not STOPPED, why, when."""
+    """A ``Drain Guarantee Broken`` event: the instance, the phase left with tasks not STOPPED, why, when;
+    for a break found with the instance gone, the drain's last sight of it and the phases it left."""
 
     instance_id: str
     phase: str
     cause: str
     at: float
+    unseen_since: float | None = None
+    phases_left: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -76,8 +82,10 @@ def guard_records(events: Iterable[Mapping[str, Any]]) -> tuple[list[Break], dic
         detail = event.get("detail", {})
         kind = event.get("detail-type")
         if kind == "Drain Guarantee Broken":
+            unseen = detail.get("unseenSince")
             breaks.append(Break(detail["instanceId"], detail["phase"], detail.get("cause") or detail["hardEnd"],
-                                sim_seconds(detail["at"])))
+                                sim_seconds(detail["at"]), sim_seconds(unseen) if unseen else None,
+                                tuple(detail.get("phasesLeft") or ())))
         elif kind == "Gate Failed Open":
             at = sim_seconds(detail["at"])
             failed_open[detail["instanceId"]] = min(at, failed_open.get(detail["instanceId"], at))
@@ -96,14 +104,25 @@ def _cause(v: Violation, breaks: Sequence[Break], failed_open: Mapping[str, floa
         late = [b for b in mine if b.cause in AFTER_THE_FACT]
         return before[-1].cause if before else late[0].cause if late else None
     names = set(v.earlier) | ({LATE_APPS} if set(v.earlier) & set(APP_PHASES) else set())
-    # A break said once the instance was gone explains only the disorder of its end (daemons killed with apps).
     at_end = v.at in kills_at.get(v.instance_id, set())
-    matching = [b for b in mine if b.phase in names and (at_end or b.cause not in AFTER_THE_FACT)]
+    matching = [b for b in mine if (b.phase in names and b.cause not in AFTER_THE_FACT)
+                or (b.cause in AFTER_THE_FACT and _unseen(v, b, names, at_end))]
     if not matching:
         return None
     # The break that explains it: the last one at or before the stop, else the first one after (seen later).
     before = [b for b in matching if b.at <= v.at + 1e-6]
     return (before[-1] if before else matching[0]).cause
+
+
+def _unseen(v: Violation, gone: Break, names: set[str], at_end: bool) -> bool:
+    """A break said once the instance was gone explains the disorder of its end (daemons killed with apps)
+    and, in the phases it left, what stopped after the drain's last sight of the instance."""
+    if at_end:
+        return gone.phase in names
+    left = set(gone.phases_left) or {gone.phase}
+    # No last sight: the drain never saw the instance registered, so it neither saw nor made anything there.
+    seen_until = float("-inf") if gone.unseen_since is None else gone.unseen_since - 1e-6
+    return v.at >= seen_until and bool(left & names)
 
 
 def attribute(violations: Iterable[Violation], breaks: Sequence[Break],

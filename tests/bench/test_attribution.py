@@ -65,18 +65,45 @@ def test_a_kill_is_counted_by_an_instance_gone_break_said_after_it_and_only_on_t
     assert out["uncounted"]["tasks-killed"] == 2
 
 
-def test_a_break_said_once_the_instance_was_gone_explains_only_the_disorder_of_its_end() -> None:
-    # GIVEN i-1's drain found it gone with tasks of the replica phase (said at 139 s; EC2 killed them at 120 s)
-    breaks = [Break("i-1", "replicas", "instance-gone", 139.0)]
+def test_a_break_said_once_the_instance_was_gone_explains_nothing_the_drain_saw() -> None:
+    # GIVEN i-1's drain last saw it at 100 s and found it gone with tasks of the replica phase (said at 139 s;
+    # EC2 killed them at 120 s)
+    breaks = [Break("i-1", "replicas", "instance-gone", 139.0, unseen_since=100.0)]
     # WHEN a daemon was told to stop with apps live at the kill (EC2 ending everything), and one earlier (60 s)
     violations = [Violation("tasks-killed", "i-1", 120.0),
                   Violation("daemons-after-apps", "i-1", 120.0, ("replicas",)),
                   Violation("daemons-after-apps", "i-1", 60.0, ("replicas",))]
     out = attribute(violations, breaks, {})
-    # THEN the kill and the disorder at the kill are counted as instance-gone; the earlier one is not
+    # THEN the kill and the disorder at the kill are counted as instance-gone; the earlier one, before the
+    # drain's last look, is not
     assert out["counted"]["daemons-after-apps"] == {"instance-gone": 1}
     assert out["uncounted"]["daemons-after-apps"] == 1
     assert out["counted"]["tasks-killed"] == {"instance-gone": 1}
+
+
+def test_a_break_said_once_the_instance_was_gone_explains_what_stopped_after_the_drains_last_sight_of_it() -> None:
+    # GIVEN i-1's drain last saw it at 100 s in its replica phase and found it gone at 141.2 s, tiers left
+    breaks = [Break("i-1", "replicas", "instance-gone", 141.2, unseen_since=100.0,
+                    phases_left=("replicas", "standalone", "agents", "metrics"))]
+    # WHEN ECS stopped a later tier's daemon at 138.2 s with agents live (unseen by the drain), one at 90 s
+    # (before its last look: the drain saw it or made it), and one behind a phase the break does not name
+    violations = [Violation("tier-order", "i-1", 138.2, ("agents",)),
+                  Violation("tier-order", "i-1", 90.0, ("agents",)),
+                  Violation("tier-order", "i-1", 138.2, ("logs",))]
+    out = attribute(violations, breaks, {})
+    # THEN only the one after the last sight, in a phase left, is counted as instance-gone
+    assert out["counted"]["tier-order"] == {"instance-gone": 1}
+    assert out["uncounted"]["tier-order"] == 2
+
+
+
+def test_a_break_of_a_drain_that_never_saw_its_instance_explains_whatever_stopped_there() -> None:
+    # GIVEN a drain that never saw i-1 registered found it gone, its notice over (no last sight)
+    breaks = [Break("i-1", "replicas", "notice-missed", 141.2, phases_left=("replicas", "agents"))]
+    # WHEN a daemon was stopped with replicas live at 30 s
+    out = attribute([Violation("daemons-after-apps", "i-1", 30.0, ("replicas",))], breaks, {})
+    # THEN it is counted: the guard neither saw nor made anything there
+    assert out["counted"]["daemons-after-apps"] == {"notice-missed": 1}
 
 
 def test_a_replica_before_the_daemons_is_counted_only_where_the_gate_failed_open_before_it() -> None:
@@ -95,9 +122,13 @@ def test_the_guards_events_are_read_back_as_breaks_and_gates_failed_open_in_simu
     events = [own_event("Drain Guarantee Broken", "i-1", 118.0, phase="settle", hardEnd="notice",
                         cause="notice-too-short", tasksNotStopped=2),
               own_event("Gate Failed Open", "i-2", 300.0), own_event("Gate Failed Open", "i-2", 360.0),
-              own_event("Instance Drain Completed", "i-1", 120.0)]
-    # WHEN read / THEN one break at 118 s with its cause, and i-2's first failed-open time
+              own_event("Instance Drain Completed", "i-1", 120.0),
+              own_event("Drain Guarantee Broken", "i-3", 141.0, phase="replicas", hardEnd=None, cause="instance-gone",
+                        tasksNotStopped=3, unseenSince="2026-01-05T08:01:40.000Z", phasesLeft=["replicas", "logs"])]
+    # WHEN read / THEN the breaks at 118 s and 141 s with their causes (the second with the drain's last sight of
+    # the instance and the phases left), and i-2's first failed-open time
     breaks, failed_open = guard_records(events)
-    assert breaks == [Break("i-1", "settle", "notice-too-short", 118.0)]
+    assert breaks == [Break("i-1", "settle", "notice-too-short", 118.0),
+                      Break("i-3", "replicas", "instance-gone", 141.0, 100.0, ("replicas", "logs"))]
     assert failed_open == {"i-2": 300.0}
     assert sim_seconds("2026-01-05T08:00:01.500Z") == 1.5

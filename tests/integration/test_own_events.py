@@ -8,8 +8,9 @@ from typing import Any
 import pytest
 from daemon_guard import bootstrap
 from daemon_guard.core import guard_events as ge
-from daemon_guard.core.config import parse_config
+from daemon_guard.core.config import StandalonePolicy, parse_config
 from daemon_guard.core.drain import (
+    DrainPolicy,
     DrainProgress,
     DrainRecord,
     DrainRequest,
@@ -92,8 +93,9 @@ def test_a_forced_drain_is_announced_with_its_phase() -> None:
                          record=DrainRecord(forced=True, forced_at=210.0, deadlines_missed=1,
                                             result="no-lifecycle-action", completed_at=220.0,
                                             phase_times=(("standalone", 150.0, 212.0), ("daemons", 212.0, 220.0))))
-    events = drain_step_events(request, before, DrainStep((), forced, 1.0)) + \
-        drain_step_events(request, forced, DrainStep((), done, 0.0))
+    policy = DrainPolicy(("daemons",), StandalonePolicy.WAIT, 300, 900, 300, 300)
+    events = drain_step_events(request, before, DrainStep((), forced, 1.0), policy) + \
+        drain_step_events(request, forced, DrainStep((), done, 0.0), policy)
     # THEN forced, the two phases, completed: in that order, each valid
     assert [e.detail_type for e in events] == [ge.DRAIN_FORCED, ge.TIER_COMPLETED, ge.TIER_COMPLETED,
                                               ge.DRAIN_COMPLETED]

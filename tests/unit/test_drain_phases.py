@@ -632,10 +632,12 @@ def test_a_hard_end_moves_the_drain_on_as_a_counted_guarantee_break_with_its_eve
     assert step.progress.record.breaks == (("agents", kind, break_at, 1),)
     assert [n.kind for n in step.notes if n.kind == "guarantee-broken"] == ["guarantee-broken"]
     # AND the step announces a Drain Guarantee Broken event that holds to its schema
-    (event,) = [e for e in drain_step_events(request(notice), before.progress, step)
+    (event,) = [e for e in drain_step_events(request(notice), before.progress, step, pol)
                 if e.detail_type == ge.GUARANTEE_BROKEN]
     Draft202012Validator(ge.SCHEMAS[ge.GUARANTEE_BROKEN], format_checker=FormatChecker()).validate(event.detail)
     assert (event.detail["phase"], event.detail["hardEnd"], event.detail["tasksNotStopped"]) == ("agents", kind, 1)
+    # AND it names the order left unkept (tier 0 and every later tier); a hard end is no unseen end
+    assert (event.detail["phasesLeft"], event.detail["unseenSince"]) == (["agents", "metrics", "logs"], None)
 
 
 def container(name: str, stop_timeout: int | None) -> dict[str, object]:

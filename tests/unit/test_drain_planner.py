@@ -34,9 +34,11 @@ from daemon_guard.core.drain import (
     PhaseWatch,
     StopLedger,
     left_unseen,
+    phases_from,
     plan_drain_step,
 )
 from daemon_guard.core.model import ServiceView, TaskView
+from daemon_guard.services.notify import drain_step_events
 
 from tests.unit.conftest import INSTANCE_ARN, INSTANCE_ID, a_replica_service, a_task, an_instance
 
@@ -425,13 +427,13 @@ FOLLOWED = (("api-1", "service:api", 30.0), ("xray-1", "service:xray", 30.0))
 
 
 @pytest.mark.parametrize(("notice", "progress", "now", "expected"), [
-    pytest.param(None, at("replicas", look=DrainLook(live_tasks=FOLLOWED)), START + 200,
+    pytest.param(None, at("replicas", look=DrainLook(live_tasks=FOLLOWED, seen_at=START + 150)), START + 200,
                  (("replicas", "instance-gone", START + 200, 2),),
                  id="no notice heard (a lifecycle drain): gone with the tasks it followed, counted"),
-    pytest.param(START + 300, at("tier", 1, look=DrainLook(live_tasks=FOLLOWED[1:])), START + 200,
+    pytest.param(START + 300, at("tier", 1, look=DrainLook(live_tasks=FOLLOWED[1:], seen_at=START + 150)), START + 200,
                  (("metrics", "instance-gone", START + 200, 1),),
                  id="gone before its notice ends, tasks followed: counted as gone, not as a missed notice"),
-    pytest.param(START + 120, at("replicas", look=DrainLook(live_tasks=FOLLOWED)), START + 200,
+    pytest.param(START + 120, at("replicas", look=DrainLook(live_tasks=FOLLOWED, seen_at=START + 150)), START + 200,
                  (("replicas", "notice-missed", START + 200, 2),),
                  id="gone after its notice: the missed notice, with the tasks it followed"),
     pytest.param(None, at("replicas"), START + 200, (),
@@ -450,10 +452,15 @@ def test_a_drain_that_finds_its_instance_gone_with_tasks_it_followed_counts_one_
     # THEN the drain ends, with the one break that says so (or none where it cannot know)
     assert step.progress.done
     assert step.progress.record.breaks == expected
-    # AND a new break is published with its cause and the tasks it left
-    for phase, kind, at_s, left in expected[len(progress.record.breaks):]:
-        event = ge.guarantee_broken("prod", INSTANCE_ID, phase, kind, left, START, at_s)
+    # AND a new break is published with its cause, the tasks it left, the phases it left undone and the last
+    # look that saw the instance (after it, the order of what stopped there is unseen: this event counts it)
+    events = [e for e in drain_step_events(request(notice), progress, step, policy())
+              if e.detail_type == ge.GUARANTEE_BROKEN]
+    assert len(events) == len(expected) - len(progress.record.breaks)
+    for event, (phase, kind, _at, left) in zip(events, expected[len(progress.record.breaks):], strict=True):
         assert (event.detail["cause"], event.detail["hardEnd"], event.detail["tasksNotStopped"]) == (kind, None, left)
+        assert event.detail["phasesLeft"] == list(phases_from(phase, policy()))
+        assert event.detail["unseenSince"] == ge.iso(progress.look.seen_at)
 
 
 @pytest.mark.parametrize(("progress", "lifecycle_over", "expected"), [

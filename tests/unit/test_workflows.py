@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -400,6 +400,22 @@ def test_the_first_look_sees_the_app_tasks_ecs_already_told_to_stop_so_the_daemo
     # THEN the stopping replica is a live task it follows (the daemons wait for it); the STOPPED one is not
     assert sorted(t.arn for t in view.tasks) == ["api-1", "xray-1"]
     assert sorted(live[0] for live in progress.look.live_tasks) == ["api-1", "xray-1"]
+
+
+def test_a_look_remembers_the_last_time_it_saw_the_instance_so_a_break_can_say_what_it_did_not_see() -> None:
+    # GIVEN a registered instance with a daemon
+    ecs = FakeEcs()
+    ecs.add("xray-1", "xray")
+    rt = install_gated(ecs, FakeAutoScaling())
+    request = DrainRequest.from_payload(drain_payload())
+    # WHEN the drain looks, then EC2 takes the instance and the drain looks again
+    _, seen = observe(rt, request, DrainProgress(started_at=T0.timestamp()))
+    ecs.registered = False
+    _, gone = observe(rt, request, replace(seen, look=replace(seen.look, ticks=0)))
+    # THEN the first look records when it saw the instance; the second, finding it gone, keeps that time
+    assert seen.look.seen_at == seen.look.looked_at > 0
+    assert gone.look.seen_at == seen.look.seen_at < gone.look.looked_at
+    assert gone.look.instance_status == "INACTIVE"
 
 
 @pytest.mark.parametrize(("notice", "daemons_stopped"), [(None, []), (T0.timestamp() + 120, [("StopTask", "xray-1")])])

@@ -103,23 +103,31 @@ HARD_ENDS = ("notice", "heartbeats", "deadline")
 
 
 def guarantee_broken(cluster: str, instance_id: str, phase: str, kind: str, tasks_not_stopped: int,
-                     started_epoch: float, at_epoch: float) -> OwnEvent:
+                     started_epoch: float, at_epoch: float, *, unseen_since_epoch: float | None = None,
+                     phases_not_done: Sequence[str] = ()) -> OwnEvent:
     """The drain's order was not kept while `tasks_not_stopped` tasks of `phase` had not STOPPED: a hard end
     moved it on (``hardEnd``; for ``settle``, no clean end), or another than the guard stopped a daemon
     (``ecs-draining``: the instance was set DRAINING by someone else, as ECS does at a Spot notice with
     ECS_ENABLE_SPOT_INSTANCE_DRAINING; ``stopped-elsewhere``), or the drain found the instance gone after its
     notice ended (``notice-missed``: what ran there was killed; `tasks_not_stopped` 0 when the drain never saw
     it: unknown) or, with no notice over, gone with the tasks it was following (``instance-gone``: EC2 reclaimed
-    it before its notice reached the guard, or it was terminated outside Auto Scaling). ``cause`` names which."""
+    it before its notice reached the guard, or it was terminated outside Auto Scaling). ``cause`` names which.
+
+    ``phasesLeft``: the phase and every later one, the order the break leaves unkept. A break found with the
+    instance gone also says what the drain could not see: ``unseenSince``, its last look that found the instance
+    registered (null for other breaks, and when it never saw the instance: then all of it was unseen).
+    Whatever stopped there after that look stopped in an order the guard did not see and cannot vouch for (ECS
+    draining a Spot instance itself may stop a later tier's daemon first); this event is its count."""
     cause = BREAK_CAUSES.get(kind, kind)
     hard_end = kind if kind in HARD_ENDS else None
     reason = f"{tasks_not_stopped} task(s) of {phase} not STOPPED: " + (
         f"the hard end ({hard_end})" if hard_end else "the instance was gone when the drain looked, its notice "
         "over" if kind == "notice-missed" else "the instance was gone when the drain looked, before its drain "
         "ended" if kind == "instance-gone" else f"a daemon stopped by another than the guard ({cause})")
+    unseen = iso(unseen_since_epoch) if unseen_since_epoch and kind in ("notice-missed", "instance-gone") else None
     return _event(GUARANTEE_BROKEN, cluster, instance_id, at_epoch, reason, phase=phase, hardEnd=hard_end,
                   cause=cause, tasksNotStopped=tasks_not_stopped, startedAt=iso(started_epoch),
-                  seconds=round(at_epoch - started_epoch, 3))
+                  seconds=round(at_epoch - started_epoch, 3), unseenSince=unseen, phasesLeft=list(phases_not_done))
 
 
 def drain_completed(cluster: str, instance_id: str, result: str, started_epoch: float, ended_epoch: float,
@@ -216,7 +224,8 @@ SCHEMAS: dict[str, dict[str, Any]] = {
                               "not STOPPED, or another than the guard stopped a daemon", {
         "phase": {"type": "string", "minLength": 1},
         "hardEnd": {"enum": [*HARD_ENDS, None]}, "cause": {"enum": sorted(set(BREAK_CAUSES.values()))},
-        "tasksNotStopped": {"type": "integer", "minimum": 0}, "startedAt": _TIME, "seconds": _SECONDS}),
+        "tasksNotStopped": {"type": "integer", "minimum": 0}, "startedAt": _TIME, "seconds": _SECONDS,
+        "unseenSince": {"anyOf": [_TIME, {"type": "null"}]}, "phasesLeft": _NAMES}),
     DRAIN_COMPLETED: _schema(DRAIN_COMPLETED, "a drain ended", {
         "result": {"enum": ["CONTINUE", "no-lifecycle-action"]}, "trigger": {"type": "string"},
         "startedAt": _TIME, "seconds": _SECONDS, "deadlinesMissed": {"type": "integer", "minimum": 0}}),

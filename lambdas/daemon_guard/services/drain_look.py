@@ -150,9 +150,11 @@ def observe(rt: Runtime, request: DrainRequest, progress: DrainProgress) -> tupl
     gone = instance is None or instance.status == "INACTIVE"
     # An instance gone keeps the tasks the drain was following: they went with it (`plan._gone_early` counts them).
     live = progress.look.live_tasks if gone else tuple((t.arn, t.group, t.stop_timeout_s) for t in tasks)
+    looked_at = rt.now().timestamp()
     look = replace(progress.look, instance_arn=instance.arn if instance else progress.look.instance_arn,
                    instance_status=instance.status if instance else "INACTIVE",
-                   live_tasks=live, ticks=progress.look.ticks + 1, looked_at=rt.now().timestamp())
+                   live_tasks=live, ticks=progress.look.ticks + 1, looked_at=looked_at,
+                   seen_at=progress.look.seen_at if gone else looked_at)
     progress = replace(progress, look=look)
     daemon_names = {s.name for s in ecs.daemon_services()}
     services = _replica_services(rt, request, progress, tasks)

@@ -16,7 +16,7 @@ from daemon_guard.bootstrap import Runtime
 from daemon_guard.core import guard_events as ge
 from daemon_guard.core import metrics as m
 from daemon_guard.core.actions import ReplaceInstance, StopTasks
-from daemon_guard.core.drain import DrainProgress, DrainRequest, DrainStep
+from daemon_guard.core.drain import DrainPolicy, DrainProgress, DrainRequest, DrainStep, phases_from
 from daemon_guard.core.guard_events import OwnEvent
 from daemon_guard.core.model import InstanceView
 from daemon_guard.core.placement import PlacementPlan, seconds_since_registration
@@ -81,13 +81,16 @@ def announce_cannot_fit(rt: Runtime, cluster: str, instance: InstanceView, now: 
                                         instance.attributes.get("ecs.instance-type"))])
 
 
-def drain_step_events(request: DrainRequest, before: DrainProgress, step: DrainStep) -> list[OwnEvent]:
+def drain_step_events(request: DrainRequest, before: DrainProgress, step: DrainStep,
+                      policy: DrainPolicy) -> list[OwnEvent]:
     """What one drain step tells the world: phases ended, the deadline forcing the order, a hard end breaking
     it, the drain's end."""
     after = step.progress
     events = [ge.tier_completed(request.cluster, request.instance_id, label, begun, ended)
               for label, begun, ended in after.record.phase_times[len(before.record.phase_times):]]
-    events += [ge.guarantee_broken(request.cluster, request.instance_id, phase, kind, left, after.started_at, at)
+    events += [ge.guarantee_broken(request.cluster, request.instance_id, phase, kind, left, after.started_at, at,
+                                   unseen_since_epoch=after.look.seen_at or None,
+                                   phases_not_done=phases_from(phase, policy))
                for phase, kind, at, left in after.record.breaks[len(before.record.breaks):]]
     if after.record.forced and not before.record.forced:
         events.append(ge.drain_forced(request.cluster, request.instance_id, after.phase, after.started_at,

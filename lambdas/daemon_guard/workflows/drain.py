@@ -35,6 +35,7 @@ from daemon_guard.core.actions import Action, CompleteLifecycle, RecordHeartbeat
 from daemon_guard.core.config import DrainOrder
 from daemon_guard.core.drain import (
     DrainNote,
+    DrainPolicy,
     DrainProgress,
     DrainRequest,
     DrainStep,
@@ -240,12 +241,12 @@ def _tick(rt: Runtime, request: DrainRequest, raw_progress: dict[str, Any], stop
         step, over_again = _read_back_at_once(rt, request, looked, step)
         over = over or over_again
     step = _count_gone_once(rt, request, step, over)
-    _report(rt, request, progress, step)
+    _report(rt, request, progress, step, policy)
     done = replace(step.progress, record=replace(step.progress.record, failures=0))
     return {"progress": done.as_dict(), "wait_s": step.wait_s}
 
 
-def _report(rt: Runtime, request: DrainRequest, before: DrainProgress, step: DrainStep) -> None:
+def _report(rt: Runtime, request: DrainRequest, before: DrainProgress, step: DrainStep, policy: DrainPolicy) -> None:
     """A step's notes, phase durations and guard events, once its actions are done."""
     for note in step.notes:
         if note.kind == "blocked":  # alarmed while it lasts; the totals are emitted when the drain ends
@@ -253,7 +254,7 @@ def _report(rt: Runtime, request: DrainRequest, before: DrainProgress, step: Dra
         logger.warning("drain note", extra={"instance": request.instance_id, "kind": note.kind, "detail": note.detail})
     for label, begun, ended in step.progress.record.phase_times[len(before.record.phase_times):]:
         rt.metrics.emit(m.TIER_DURATION, ended - begun, request.cluster, Tier=label)
-    announce(rt, drain_step_events(request, before, step))
+    announce(rt, drain_step_events(request, before, step, policy))
     if step.actions:
         logger.info("drain step", extra={"instance": request.instance_id, "phase": step.progress.phase,
                                          "actions": [type(a).__name__ for a in step.actions]})

@@ -89,6 +89,7 @@ from daemon_guard.core.drain.progress import (
     PhaseWatch,
     StopLedger,
     phase_label,
+    phases_from,
 )
 from daemon_guard.core.drain.request import (
     DrainPolicy,
@@ -140,6 +141,7 @@ __all__ = [
     "phase_index",
     "phase_label",
     "phase_stop_times",
+    "phases_from",
     "plan_drain_step",
     "plan_fence",
     "plan_heartbeat",

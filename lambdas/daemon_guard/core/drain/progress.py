@@ -62,6 +62,7 @@ class DrainLook:
     looked_at: float = 0.0  # the last full look at ECS (0: none yet; the slow look counts from started_at)
     heard_at: float = 0.0  # the last event that woke the drain (0: none yet)
     services_checked: bool = False
+    seen_at: float = 0.0  # the last look that found the instance registered (0: none): after it, the drain saw nothing
 
 
 @dataclass(frozen=True)
@@ -266,3 +267,10 @@ def phase_label(progress: DrainProgress, policy: DrainPolicy) -> str:
     if progress.phase == "tier":
         return policy.tier_names[progress.tier] if progress.tier < len(policy.tier_names) else f"tier-{progress.tier}"
     return progress.phase
+
+
+def phases_from(label: str, policy: DrainPolicy) -> tuple[str, ...]:
+    """The phase labelled `label` (as `phase_label` names it) and every phase after it, in drain order: the
+    work a drain that ended in that phase left undone (`settle` or an unknown label: none)."""
+    order = ("replicas", "standalone", *policy.tier_names)
+    return order[order.index(label):] if label in order else ()
