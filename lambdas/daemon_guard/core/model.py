@@ -71,6 +71,7 @@ class ServiceView:
     status: str = "ACTIVE"
     launch_type: str | None = None  # EC2, FARGATE, EXTERNAL; None when a capacity provider strategy decides
     capacity_providers: tuple[str, ...] = ()
+    tasks_desired_running: int | None = None  # ListTasks by service, desired status RUNNING, where read (None: not)
 
     @property
     def group(self) -> str:

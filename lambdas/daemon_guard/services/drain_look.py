@@ -55,7 +55,8 @@ def _replica_services(rt: Runtime, request: DrainRequest, progress: DrainProgres
     """With drainOrder apps-first or tiers the guard stops replicas itself within minimumHealthyPercent,
     so the replica phase reads the services it still has tasks of (DescribeServices, 10 per call), and
     for each service whose counts would let a RUNNING task of it go, the tasks ECS keeps (ListTasks by
-    service: `_kept_running`); a service held on its counts alone costs no more. A replica phase out of
+    service, desired RUNNING: `ServiceView.tasks_desired_running`, which `replica_stops` counts); a service held
+    on its counts alone costs no more. A replica phase out of
     time (a Spot notice's) stops them all whatever their services say: no read."""
     if rt.config.drain_order is DrainOrder.DRAINING or not _replicas_in_time(progress):
         return {}
@@ -68,19 +69,8 @@ def _replica_services(rt: Runtime, request: DrainRequest, progress: DrainProgres
     replicas = [t for t in tasks if t.service_name in services]
     going = {t.service_name for t in replica_stops(replicas, services, progress.stops.requested)
              if t.last_status == "RUNNING"}
-    return {name: _kept_running(svc, len(ecs.service_task_arns(name))) if name in going else svc
+    return {name: replace(svc, tasks_desired_running=len(ecs.service_task_arns(name))) if name in going else svc
             for name, svc in services.items()}
-
-
-def _kept_running(svc: ServiceView, desired_running: int) -> ServiceView:
-    """The service with runningCount as the replica phase counts it: RUNNING tasks that ECS keeps, at most its
-    tasks of desired status RUNNING (ListTasks by service) less those pending.
-
-    runningCount is documented only as the tasks "in the RUNNING state", and a task another drain has just told to
-    stop keeps lastStatus RUNNING until its containers exit; ECS shows its replacement as pending only from its next
-    pass (and never while it cannot place it). ListTasks with desiredStatus RUNNING leaves it out at once.
-    """
-    return replace(svc, running_count=max(0, min(svc.running_count, desired_running - svc.pending_count)))
 
 
 def _replicas_in_time(progress: DrainProgress) -> bool:

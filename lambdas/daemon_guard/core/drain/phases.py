@@ -238,13 +238,17 @@ def replica_stops(remaining: Sequence[TaskView], services: Mapping[str, ServiceV
 
 
 def _healthy(svc: ServiceView) -> int:
-    """The service's tasks the guard counts as RUNNING and staying: runningCount, but at most desired - pending.
+    """The service's tasks the guard counts as RUNNING and staying: runningCount, but at most desired - pending,
+    and at most its tasks of desired status RUNNING (where listed) - pending.
 
     ECS documents runningCount only as the tasks "in the RUNNING state", and a task told to stop (by another drain
     of the same service, say) keeps lastStatus RUNNING until its containers exit, so the count may still hold it;
-    the replacement ECS starts for it shows as pending within a scheduler pass, whichever way runningCount goes.
+    the replacement ECS starts for it shows as pending only from its next scheduler pass (and never while it
+    cannot place it). ListTasks with desiredStatus RUNNING leaves the stopping task out at once.
     """
-    return max(0, min(svc.running_count, svc.desired_count - svc.pending_count))
+    kept = svc.desired_count if svc.tasks_desired_running is None else min(svc.desired_count,
+                                                                           svc.tasks_desired_running)
+    return max(0, min(svc.running_count, kept - svc.pending_count))
 
 
 def plan_fence(view: DrainView, progress: DrainProgress, policy: DrainPolicy) -> tuple[tuple[Action, ...],
