@@ -6,8 +6,11 @@ import math
 import random
 from typing import Any
 
+import boto3
 import pytest
 from botocore.config import Config
+from botocore.retries.adaptive import ClientRateLimiter
+from botocore.retries.standard import RetryHandler
 from daemon_guard.adapters.errors import Throttled, translating
 from daemon_guard.adapters.retry import DeadlineRetry, InvocationDeadline
 from daemon_guard.bootstrap import client_configs, ecs_retry_mode, settings_of
@@ -147,3 +150,18 @@ def test_an_unknown_retry_mode_is_refused_by_name(raw: str) -> None:
     # GIVEN a hand-edited (or absent) ECS_RETRY / WHEN it is read / THEN the error names the variable
     with pytest.raises((ValueError, RuntimeError), match="ECS_RETRY"):
         ecs_retry_mode(ENVIRONMENT | {"ECS_RETRY": raw})
+
+
+def test_on_a_client_built_as_in_lambda_the_rate_limiter_records_a_throttle_before_the_deadline_retry_waits() -> None:
+    # GIVEN the intake's ECS client as the Lambda builds it (adaptive mode, one botocore attempt), hooked
+    config = client_configs(ENVIRONMENT | {"ECS_RETRY": "deadline"})["ecs"]
+    client = boto3.client("ecs", region_name="us-east-1", config=config, aws_access_key_id="x",
+                          aws_secret_access_key="x")
+    DeadlineRetry(BUDGET, InvocationDeadline(), lambda _s: None).install(client)
+    # WHEN botocore lists who answers a call's needs-retry event, in order
+    handlers = list(client.meta.events._emitter._handlers.prefix_search("needs-retry.ecs.ListClusters"))
+    owners = [type(getattr(h, "__self__", None)) for h in handlers]
+    # THEN adaptive mode's limiter comes before the deadline retry (it records the throttle before the wait), and
+    # the deadline retry is the last word (botocore's own handler, one attempt, never retries)
+    assert owners.index(ClientRateLimiter) < owners.index(DeadlineRetry) == len(owners) - 1
+    assert RetryHandler in owners
