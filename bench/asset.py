@@ -52,6 +52,7 @@ _PROBE_ENV = {
     "AWS_CONFIG_FILE": os.devnull, "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
     "DAEMON_GUARD_CONFIG": json.dumps({"clusters": [{"name": "prod", "autoScalingGroups": ["prod-asg"]}]}),
     "STATE_TABLE": "daemon-guard-state", "ECS_MAX_ATTEMPTS": "3",
+    "ECS_RETRY": "deadline",  # the intake's: the deadline retry hooks botocore's retries from the asset's botocore
     "DRAIN_FUNCTION": "arn:aws:lambda:us-east-1:123456789012:function:dg-drain:live",
     "LAUNCH_GATE_FUNCTION": "arn:aws:lambda:us-east-1:123456789012:function:dg-launch-gate:live",
     "PYTHONDONTWRITEBYTECODE": "1",

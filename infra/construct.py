@@ -308,14 +308,18 @@ class DaemonGuard(Construct):
         async_retries = {"intake": 2, "reconciler": 0}
         # Attempts per ECS call (the SDK's adaptive retries) differ by function: a durable workflow is its own
         # retry loop and must not sit in the SDK's backoff while a Spot notice runs out, and the reconciler
-        # must finish inside its period; the intake has an event to answer and time to do it (fewer attempts
-        # defer more placement checks to the reconciler, which leaves a gate shut past its timeout for up to a
-        # run; more can back off past its 60 s Timeout under a throttling storm).
-        ecs_attempts = {"intake": 8, "reconciler": 4, "drain": 3, "launch-gate": 3}
+        # must finish inside its period. The intake has an event to answer and a Timeout: any fixed count is
+        # wrong for it (fewer defer more placement checks to the reconciler, which leaves a gate shut past its
+        # timeout for up to a run; more back off past its 60 s Timeout under a throttling storm), so it retries
+        # while its invocation has time for the wait and a reserve (`ECS_RETRY=deadline`, `core.retry`), its
+        # attempts only a ceiling.
+        ecs_attempts = {"intake": 20, "reconciler": 4, "drain": 3, "launch-gate": 3}
+        ecs_retry = {"intake": "deadline", "reconciler": "sdk", "drain": "sdk", "launch-gate": "sdk"}
         return {
             key: GuardFunction(
                 self, "".join(p.title() for p in key.split("-")), spec=spec, function_name=names[key], code=code,
-                layers=[layer], environment={**environment, "ECS_MAX_ATTEMPTS": str(ecs_attempts[key])},
+                layers=[layer], environment={**environment, "ECS_MAX_ATTEMPTS": str(ecs_attempts[key]),
+                                           "ECS_RETRY": ecs_retry[key]},
                 log_retention=props.log_retention,
                 dead_letter_queue=self.dlq if key in async_retries else None,
                 async_retry_attempts=async_retries.get(key),

@@ -265,7 +265,7 @@ class GuardDeployment:
             settings.config, ecs_client=clients["ecs"], autoscaling_client=clients["autoscaling"],
             lambda_client=clients["lambda"], events_client=clients["events"], dynamodb_client=clients["dynamodb"],
             table=settings.table, clock=world.clock.datetime, drain_function=settings.drain_function,
-            launch_gate_function=settings.launch_gate_function,
+            launch_gate_function=settings.launch_gate_function, ecs_retry=settings.ecs_retry,
             home=LearntHome(account=world.account, region=world.region),
             # The durable SDK's own client, bound to the role. Not in the call log: how the SDK batches its
             # checkpoints depends on its threads' timing, and the logged counts must not vary within a seed.

@@ -29,11 +29,13 @@ from daemon_guard.adapters.events import EventPublisher
 from daemon_guard.adapters.executor import AwsExecutor, Executor, RecordingExecutor
 from daemon_guard.adapters.memory import MemoryState
 from daemon_guard.adapters.pacing import ReadPace, paced
+from daemon_guard.adapters.retry import DeadlineRetry, InvocationDeadline
 from daemon_guard.adapters.scheduled import DrainSchedule, ScheduledDrains
 from daemon_guard.adapters.state import AuditCursor, EventLedger, EvictionBudget, StateStore, WorkflowClaims
 from daemon_guard.adapters.workflows import DurableCheckpoints, WorkflowStarter
 from daemon_guard.core.config import LAUNCH_HOOK_NAME, Config, parse_config
 from daemon_guard.core.identifiers import partition_of_region
+from daemon_guard.core.retry import RESERVE_S, RetryBudget
 from daemon_guard.observability import EmfSink, MetricsSink, logger
 
 if TYPE_CHECKING:
@@ -136,6 +138,7 @@ class Runtime:
     home: LearntHome = field(default_factory=LearntHome)
     durable: DurableCheckpoints = field(default_factory=DurableCheckpoints)
     sleep: Callable[[float], None] = time.sleep  # waits out a read pace (simulated time in the proving ground)
+    deadline: InvocationDeadline = field(default_factory=InvocationDeadline)  # the invocation's time left, if set
 
     def cluster(self, name: str) -> EcsPort:
         """The ECS port for a managed cluster (kept for the container's life: it caches)."""
@@ -156,7 +159,8 @@ def build(config: Config, *, ecs_client: Any = None, autoscaling_client: Any = N
           metrics: MetricsSink | None = None, clock: Clock = utc_now, drain_function: str | None = None,
           launch_gate_function: str | None = None, dry_run: bool = False, home: LearntHome | None = None,
           durable_client: Any | None = None, ecs: Callable[[str], EcsPort] | None = None,
-          autoscaling: AutoScalingPort | None = None, sleep: Callable[[float], None] = time.sleep) -> Runtime:
+          autoscaling: AutoScalingPort | None = None, sleep: Callable[[float], None] = time.sleep,
+          ecs_retry: RetryBudget | None = None) -> Runtime:
     """Build every adapter once from the clients given; the one way a `Runtime` is made.
 
     Parameters
@@ -185,8 +189,15 @@ def build(config: Config, *, ecs_client: Any = None, autoscaling_client: Any = N
         Ports given in place of `ecs_client` (one per cluster name) and `autoscaling_client`: replay's,
         served from a snapshot. Default: the ports over the clients.
     sleep
-        How the code waits out its own read pace (the reconciler's). Default: `time.sleep`.
+        How the code waits out its own read pace (the reconciler's) and its ECS retries. Default: `time.sleep`.
+    ecs_retry
+        Retry `ecs_client`'s failed calls while the invocation has time (`adapters.retry.DeadlineRetry`, the
+        time left set by the entry point on `Runtime.deadline`), within this budget; the client must then be
+        built with one botocore attempt (`client_configs`). Default: none (botocore's own retries).
     """
+    deadline = InvocationDeadline()
+    if ecs_retry is not None:
+        DeadlineRetry(ecs_retry, deadline, sleep).install(ecs_client)
     ecs_client, autoscaling_client, lambda_client, events_client, dynamodb_client = (
         translating(c) for c in (ecs_client, autoscaling_client, lambda_client, events_client, dynamodb_client))
     store: StateStore | MemoryState
@@ -207,11 +218,13 @@ def build(config: Config, *, ecs_client: Any = None, autoscaling_client: Any = N
         schedule=schedule, audit=store, workflows=workflows,
         events=EventPublisher(events_client) if events_client is not None else None,
         metrics=metrics or EmfSink(), clock=clock, home=home or LearntHome(),
-        durable=DurableCheckpoints(durable_client), sleep=sleep)
+        durable=DurableCheckpoints(durable_client), sleep=sleep, deadline=deadline)
 
 
 # The retries of each client a function builds, by botocore service name. ECS: adaptive mode (the SDK's
-# client-side rate limiter slows a function that ECS throttles), its attempts per function (`ECS_MAX_ATTEMPTS`);
+# client-side rate limiter slows a function that ECS throttles), its attempts per function (`ECS_MAX_ATTEMPTS`),
+# counted by botocore (`ECS_RETRY=sdk`) or by the deadline retry within the invocation's time (`ECS_RETRY=deadline`,
+# botocore then making one attempt a try);
 # the state table: botocore's defaults for DynamoDB. Every count is `total_max_attempts`, attempts with the first
 # one included (botocore's `max_attempts` counts retries only: 5 there would be 6 calls).
 CLIENT_RETRIES: dict[str, Any] = {  # botocore's retries dict (a TypedDict in its stubs)
@@ -231,15 +244,19 @@ class Settings:
     drain_function: str | None
     launch_gate_function: str | None
     region: str | None
+    ecs_retry: RetryBudget | None  # the deadline retry of ECS calls (`ECS_RETRY=deadline`); none: botocore's
 
 
 def settings_of(environ: Mapping[str, str]) -> Settings:
     """The settings of a function environment (the Lambda's own, or a template's in the simulator).
 
-    MissingSetting names DAEMON_GUARD_CONFIG or STATE_TABLE when the stack did not set it."""
+    MissingSetting names DAEMON_GUARD_CONFIG, STATE_TABLE, ECS_RETRY or ECS_MAX_ATTEMPTS when the stack did not
+    set it."""
     return Settings(config=parse_config(json.loads(required_setting("DAEMON_GUARD_CONFIG", environ))),
                     table=required_setting("STATE_TABLE", environ), drain_function=environ.get("DRAIN_FUNCTION"),
-                    launch_gate_function=environ.get("LAUNCH_GATE_FUNCTION"), region=environ.get("AWS_REGION"))
+                    launch_gate_function=environ.get("LAUNCH_GATE_FUNCTION"), region=environ.get("AWS_REGION"),
+                    ecs_retry=RetryBudget(ecs_attempts(environ), RESERVE_S) if ecs_retry_mode(environ) == "deadline"
+                    else None)
 
 
 def client_configs(environ: Mapping[str, str]) -> dict[str, BotoConfig]:
@@ -247,10 +264,13 @@ def client_configs(environ: Mapping[str, str]) -> dict[str, BotoConfig]:
 
     The one place they are decided: the Lambda builds its clients with them (`from_environment`) and the
     simulator builds each simulated function's from its template environment. MissingSetting or ValueError
-    names ECS_MAX_ATTEMPTS when it is absent or not a whole number from 1 to 20."""
+    names ECS_MAX_ATTEMPTS when it is absent or not a whole number from 1 to 20, or ECS_RETRY when it is absent
+    or neither ``sdk`` nor ``deadline``. Under ``deadline`` the ECS client makes one attempt a try: the deadline
+    retry (`Settings.ecs_retry`, installed by `build`) makes the others."""
     from botocore.config import Config as BotoConfig
 
-    ecs = {"mode": "adaptive", "total_max_attempts": ecs_attempts(environ)}
+    attempts = ecs_attempts(environ)
+    ecs = {"mode": "adaptive", "total_max_attempts": 1 if ecs_retry_mode(environ) == "deadline" else attempts}
     retries: dict[str, Any] = {**CLIENT_RETRIES, "ecs": ecs}
     return {service: BotoConfig(retries=retries[service]) if service in retries else BotoConfig()
             for service in CLIENT_SERVICES}
@@ -270,7 +290,7 @@ def from_environment(environ: Mapping[str, str] | None = None) -> Runtime:
         settings.config, ecs_client=clients["ecs"], autoscaling_client=clients["autoscaling"],
         lambda_client=clients["lambda"], events_client=clients["events"], dynamodb_client=clients["dynamodb"],
         table=settings.table, drain_function=settings.drain_function,
-        launch_gate_function=settings.launch_gate_function,
+        launch_gate_function=settings.launch_gate_function, ecs_retry=settings.ecs_retry,
         home=LearntHome(region=settings.region))  # the partition follows; the first invocation confirms
     logger.debug("runtime built", extra={"ms": round((time.monotonic() - started) * 1000, 1)})
     return runtime
@@ -301,6 +321,18 @@ def ecs_attempts(environ: Mapping[str, str] | None = None) -> int:
     if not raw.isdigit() or not 1 <= int(raw) <= 20:
         raise ValueError(f"ECS_MAX_ATTEMPTS: expected a whole number from 1 to 20, got {raw!r}")
     return int(raw)
+
+
+def ecs_retry_mode(environ: Mapping[str, str] | None = None) -> str:
+    """Who retries a function's failed ECS calls, from ``ECS_RETRY`` (set per function by the stack; required):
+    ``sdk`` (botocore, up to ECS_MAX_ATTEMPTS attempts) or ``deadline`` (up to ECS_MAX_ATTEMPTS attempts while the
+    invocation has time for the wait and `core.retry.RESERVE_S`: the intake's).
+
+    MissingSetting when it is absent; ValueError names the variable when it is neither."""
+    raw = required_setting("ECS_RETRY", environ)
+    if raw not in ("sdk", "deadline"):
+        raise ValueError(f"ECS_RETRY: expected 'sdk' or 'deadline', got {raw!r}")
+    return raw
 
 
 def lazy(build_handler: Callable[[Runtime], Callable[[Any, Any], Any]]) -> Callable[[Any, Any], Any]:

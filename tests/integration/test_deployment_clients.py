@@ -9,6 +9,7 @@ from dataclasses import replace
 import boto3
 import pytest
 from daemon_guard import bootstrap
+from daemon_guard.core.retry import RESERVE_S, RetryBudget
 
 from sim.deployment import GuardDeployment, facts_for
 from sim.ecs import profile_params
@@ -29,7 +30,7 @@ def _without(facts: DeploymentFacts, handler_module: str, variable: str) -> Depl
     return replace(facts, functions=functions)
 
 
-@pytest.mark.parametrize("variable", ["ECS_MAX_ATTEMPTS", "STATE_TABLE", "DAEMON_GUARD_CONFIG"])
+@pytest.mark.parametrize("variable", ["ECS_MAX_ATTEMPTS", "ECS_RETRY", "STATE_TABLE", "DAEMON_GUARD_CONFIG"])
 def test_a_template_function_without_a_setting_fails_the_deployment_naming_it(variable: str) -> None:
     # GIVEN the template of a configuration, but for one variable missing from the drain function's environment
     world = World(WorldOptions(seed=3, ecs=profile_params("as-reported")))
@@ -55,8 +56,12 @@ def test_every_function_s_clients_carry_the_production_client_settings(deploy: D
             assert (client.meta.config.connect_timeout, client.meta.config.read_timeout) == \
                 (production.connect_timeout, production.read_timeout), service
         assert deployed.clients["ecs"].meta.config.retries["mode"] == "adaptive"
-        assert deployed.clients["ecs"].meta.config.retries["total_max_attempts"] == \
-            int(deployed.facts.environment["ECS_MAX_ATTEMPTS"])
+        # AND its ECS attempts are botocore's (ECS_RETRY=sdk), or one a try and the rest the deadline retry's
+        environment = deployed.facts.environment
+        attempts = int(environment["ECS_MAX_ATTEMPTS"])
+        by_sdk = environment["ECS_RETRY"] == "sdk"
+        assert deployed.clients["ecs"].meta.config.retries["total_max_attempts"] == (attempts if by_sdk else 1)
+        assert bootstrap.settings_of(environment).ecs_retry == (None if by_sdk else RetryBudget(attempts, RESERVE_S))
         # AND every other count is attempts, the first one included (botocore's `max_attempts` would add one)
         assert {s: deployed.clients[s].meta.config.retries["total_max_attempts"]
                 for s in ("autoscaling", "lambda", "events")} == {"autoscaling": 5, "lambda": 5, "events": 3}

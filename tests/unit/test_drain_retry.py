@@ -49,13 +49,13 @@ def test_the_attempts_per_ecs_call_come_from_the_function_environment(
     assert ecs_attempts() == attempts
 
 
-@pytest.mark.parametrize("name", ["DAEMON_GUARD_CONFIG", "STATE_TABLE", "ECS_MAX_ATTEMPTS"])
+@pytest.mark.parametrize("name", ["DAEMON_GUARD_CONFIG", "STATE_TABLE", "ECS_MAX_ATTEMPTS", "ECS_RETRY"])
 def test_a_function_deployed_without_a_stack_setting_refuses_to_start_naming_it(
         monkeypatch: pytest.MonkeyPatch, name: str) -> None:
     # GIVEN a function environment as the stack writes it, but for one variable
     for variable, value in {"DAEMON_GUARD_CONFIG": '{"clusters": [{"name": "prod", "autoScalingGroups": ["asg"]}]}',
                             "STATE_TABLE": "daemon-guard-state", "ECS_MAX_ATTEMPTS": "3",
-                            "AWS_REGION": "us-east-1"}.items():
+                            "ECS_RETRY": "sdk", "AWS_REGION": "us-east-1"}.items():
         monkeypatch.setenv(variable, value)
     monkeypatch.delenv(name)
     # WHEN the production runtime is built / THEN it refuses in one line naming the variable (no state in memory,

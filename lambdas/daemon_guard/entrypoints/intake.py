@@ -1,4 +1,8 @@
-"""The intake Lambda: every EventBridge rule's target. Parses, routes and handles one event (`services.intake`)."""
+"""The intake Lambda: every EventBridge rule's target. Parses, routes and handles one event (`services.intake`).
+
+Its ECS calls retry while the invocation has time (`adapters.retry`): the context's time left is set on the
+runtime's deadline for the invocation; a call still throttled then raises `Throttled` (the check is deferred).
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from daemon_guard.bootstrap import Runtime, lazy
+from daemon_guard.entrypoints import time_left_of
 from daemon_guard.observability import logger
 from daemon_guard.services.intake import handle
 
@@ -21,7 +26,8 @@ def build_handler(rt: Runtime) -> Handler:
     def intake(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         rt.home.learn(getattr(context, "invoked_function_arn", "") or "")
         try:
-            return handle(event, rt).as_dict()
+            with rt.deadline.during(time_left_of(context)):
+                return handle(event, rt).as_dict()
         except Exception:
             # An AWS error mid-way: log it and let EventBridge retry (the paths are idempotent).
             logger.exception("event handling failed")

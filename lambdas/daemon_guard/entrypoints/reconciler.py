@@ -8,6 +8,7 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from daemon_guard.bootstrap import Runtime, lazy
+from daemon_guard.entrypoints import time_left_of
 from daemon_guard.observability import logger
 from daemon_guard.services.reconcile import reconcile
 
@@ -19,7 +20,7 @@ def build_handler(rt: Runtime) -> Handler:
 
     @logger.inject_lambda_context(log_event=False)
     def reconciler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-        summaries = reconcile(rt, lambda: context.get_remaining_time_in_millis() / 1000)
+        summaries = reconcile(rt, time_left_of(context))
         return {"clusters": [{"cluster": s.cluster, "coverage": s.coverage, "repaired": s.repaired,
                               "repairsDeferred": s.repairs_deferred, "audit": s.audit, "throttled": s.throttled}
                              for s in summaries]}

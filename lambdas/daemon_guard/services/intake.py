@@ -64,8 +64,9 @@ def handle(raw: object, rt: Runtime) -> Outcome:
         try:
             return _placement(r, event, rt) if r.kind == "placement" else _wake(r, event, rt)
         except Throttled as exc:
-            # A placement check is an optimisation the reconciler repeats within a period; retrying it
-            # through EventBridge under throttling would only feed the storm that throttles the drains.
+            # The throttled call was retried while the invocation had time (`adapters.retry`): what is left would
+            # not cover another wait. A placement check is an optimisation the reconciler repeats within a period;
+            # retrying it through EventBridge under throttling would only feed the storm that throttles the drains.
             logger.warning("placement check deferred to the reconciler", extra={"reason": str(exc)})
             rt.metrics.emit(m.CHECKS_DEFERRED, 1, r.cluster or "unknown")
             return decision(r, "deferred", f"ECS throttled the check; the reconciler repeats it: {r.reason}")

@@ -67,6 +67,7 @@ from daemon_guard.core.placement import (
     gate_shut_age,
     seconds_since_registration,
 )
+from daemon_guard.core.retry import unlimited
 from daemon_guard.observability import logger
 from daemon_guard.services.exits import start_due_drains
 from daemon_guard.services.notify import announce, announce_cannot_fit
@@ -90,11 +91,6 @@ SUSPECTS_PER_RUN = 25
 # A full audit of one cluster is started only with this much time left (a 5,000-instance cluster is
 # about 400 reads, 45 s at the pace): otherwise it stays due for the next run.
 AUDIT_RESERVE_S = 50.0
-
-
-def unlimited() -> float:
-    """The time left of a pass run outside Lambda: no limit."""
-    return math.inf
 
 
 @dataclass
