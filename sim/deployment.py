@@ -311,11 +311,14 @@ class GuardDeployment:
         environment = deployed.acquire()
         started_at = self.world.clock.now
         out, logs = io.StringIO(), io.StringIO()
-        cost: dict[str, float] = {"calls": 0, "cpu_s": 0.0}
+        cost: dict[str, float] = {"calls": 0, "cpu_s": 0.0, "offset": 0.0}
 
         def enter() -> Callable[[], None]:
-            # One slice of the invocation, until it waits on a call: its stdout, its logs.
+            # One slice of the invocation, until it waits on a call: its stdout, its logs, and its own caller
+            # offset (the back-off its SDK threads waited outside the clock): another invocation's must never be
+            # read as this one's time, nor this one's leak into the next caller's.
             saved_stdout, sys.stdout = sys.stdout, out
+            saved_offset, self.world.ecs_api.caller_offset = self.world.ecs_api.caller_offset, cost["offset"]
             # The handler's stream is swapped, not set with setStream: that flushes the previous stream, which a
             # caller may have closed (a CLI run under pytest's capture leaves the logger on a closed stderr).
             streams = [(h, h.stream) for h in logger.handlers
@@ -337,6 +340,7 @@ class GuardDeployment:
                 for handler, previous in streams:
                     handler.stream = previous
                 sys.stdout = saved_stdout
+                cost["offset"], self.world.ecs_api.caller_offset = self.world.ecs_api.caller_offset, saved_offset
             return undo
 
         def body() -> Any:

@@ -3,11 +3,13 @@ invocation has time (`ECS_RETRY=deadline`), so it neither outlives its Timeout n
 
 from __future__ import annotations
 
+import random
 from typing import Any
 
 from daemon_guard.core.retry import RESERVE_S
 
 from bench.suites import GATE_ATTRIBUTE
+from sim import event_shapes as shapes
 from sim.deployment import GuardDeployment, Invocation
 from sim.ecs_api import ApiFaults
 from sim.latency import ApiLatency
@@ -60,3 +62,28 @@ def test_an_intake_throttled_briefly_finishes_its_check_without_deferring(deploy
     assert 30.0 <= first.duration_s < timeout_s
     assert instance.attributes.get(GATE_ATTRIBUTE) == "open"
     assert not any(i.result and i.result["decision"] == "deferred" for i in deployment.records.invocations)
+
+
+def test_a_daemon_placement_failure_under_a_throttling_storm_is_deferred_not_failed(deploy: Deploy) -> None:
+    # GIVEN a gated cluster under the guard, its intake's list of daemon services not yet read, and ECS
+    # throttling every call for the next hour
+    world, spec = gated_cluster(ApiLatency(read_median_s=0.04, write_median_s=0.08))
+    deployment = deploy(world, gate_config(spec), reconcile=False)
+    daemon = next(s for s in world.ecs.services.values() if s.cluster == spec.name and s.strategy == "DAEMON")
+    instance = next(iter(world.ecs.instances.values()))
+    world.ecs_api.faults = ApiFaults(throttle_rate=1.0)
+    before = len(deployment.records.invocations)
+    # WHEN ECS reports that it could not place the daemon on an instance
+    deployment.deliver(shapes.service_action(
+        rng=random.Random(1), time=world.clock.datetime(), cluster_arn=world.ecs.cluster_arn(spec.name),
+        service_arn=daemon.arn, event_name="SERVICE_TASK_PLACEMENT_FAILURE", event_type="ERROR",
+        reason="RESOURCE:CPU", container_instance_arns=[instance.arn], account=world.account, region=world.region))
+    world.clock.run_until(world.clock.now + 300.0)
+    # THEN the intake, unable to read which services are daemons, leaves the check to the reconciler inside its
+    # Timeout: no error, so EventBridge does not retry the event into the storm
+    (first,) = deployment.records.invocations[before:before + 1]
+    timeout_s = deployment.functions["intake"].facts.timeout_s
+    assert first.error is None and first.result is not None
+    assert first.result["decision"] == "deferred"
+    assert first.duration_s < timeout_s
+    assert not any(i.error for i in deployment.records.invocations if i.name == "intake")

@@ -58,18 +58,17 @@ def handle(raw: object, rt: Runtime) -> Outcome:
         return decision(r, "duplicate", f"already handled {r.dedupe_key}")
     if isinstance(event, ServiceAction) and r.cluster is not None:
         service = (event.service_arn or "").rsplit("/", 1)[-1]
-        if service not in {s.name for s in rt.cluster(r.cluster).daemon_services()}:
+        try:
+            daemons = {s.name for s in rt.cluster(r.cluster).daemon_services()}
+        except Throttled as exc:
+            return _deferred(r, rt, exc)
+        if service not in daemons:
             return decision(r, "ignored", f"{service} is not a daemon service: ECS retries replicas itself")
     if r.kind in ("placement", "wake"):
         try:
             return _placement(r, event, rt) if r.kind == "placement" else _wake(r, event, rt)
         except Throttled as exc:
-            # The throttled call was retried while the invocation had time (`adapters.retry`): what is left would
-            # not cover another wait. A placement check is an optimisation the reconciler repeats within a period;
-            # retrying it through EventBridge under throttling would only feed the storm that throttles the drains.
-            logger.warning("placement check deferred to the reconciler", extra={"reason": str(exc)})
-            rt.metrics.emit(m.CHECKS_DEFERRED, 1, r.cluster or "unknown")
-            return decision(r, "deferred", f"ECS throttled the check; the reconciler repeats it: {r.reason}")
+            return _deferred(r, rt, exc)
     if r.kind == "launch-gate":
         return start_launch_gate(r, event, rt)
     if r.kind == "drain":
@@ -115,6 +114,16 @@ def _foreign(event: GuardEvent, rt: Runtime) -> str | None:
             why = f"{arn} is not of the event's partition, account and region ({':'.join(envelope)})"
         why = why or rt.home.foreign(arn.owner.account, arn.owner.region, arn.owner.partition)
     return why
+
+
+def _deferred(r: Route, rt: Runtime, exc: Throttled) -> Outcome:
+    """A placement check (or a daemon failure's) left to the reconciler: ECS throttled a call the intake retried
+    while the invocation had time (`adapters.retry`), and what is left would not cover another wait. The check
+    is an optimisation the reconciler repeats within a period; failing the event so that EventBridge retries it
+    would only feed the storm that throttles the drains."""
+    logger.warning("placement check deferred to the reconciler", extra={"reason": str(exc)})
+    rt.metrics.emit(m.CHECKS_DEFERRED, 1, r.cluster or "unknown")
+    return decision(r, "deferred", f"ECS throttled the check; the reconciler repeats it: {r.reason}")
 
 
 def _placement(r: Route, event: GuardEvent, rt: Runtime) -> Outcome:
