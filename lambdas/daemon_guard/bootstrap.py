@@ -222,10 +222,9 @@ def build(config: Config, *, ecs_client: Any = None, autoscaling_client: Any = N
 
 
 # The retries of each client a function builds, by botocore service name. ECS: adaptive mode (the SDK's
-# client-side rate limiter slows a function that ECS throttles) with its attempts per function (`ECS_MAX_ATTEMPTS`,
-# `ECS_RETRY=sdk`), or the deadline retry within the invocation's time (`ECS_RETRY=deadline`: standard mode, one
-# botocore attempt a try; adaptive mode's limiter waits before every send, up to 2 s at its lowest rate, with no
-# regard for the time left, so under a storm it alone can hold an invocation past its Timeout);
+# client-side rate limiter slows a function that ECS throttles), its attempts per function (`ECS_MAX_ATTEMPTS`),
+# counted by botocore (`ECS_RETRY=sdk`) or by the deadline retry within the invocation's time (`ECS_RETRY=deadline`,
+# botocore then making one attempt a try);
 # the state table: botocore's defaults for DynamoDB. Every count is `total_max_attempts`, attempts with the first
 # one included (botocore's `max_attempts` counts retries only: 5 there would be 6 calls).
 CLIENT_RETRIES: dict[str, Any] = {  # botocore's retries dict (a TypedDict in its stubs)
@@ -266,14 +265,12 @@ def client_configs(environ: Mapping[str, str]) -> dict[str, BotoConfig]:
     The one place they are decided: the Lambda builds its clients with them (`from_environment`) and the
     simulator builds each simulated function's from its template environment. MissingSetting or ValueError
     names ECS_MAX_ATTEMPTS when it is absent or not a whole number from 1 to 20, or ECS_RETRY when it is absent
-    or neither ``sdk`` nor ``deadline``. Under ``deadline`` the ECS client is standard mode making one attempt a
-    try: the deadline retry (`Settings.ecs_retry`, installed by `build`) makes the others, and no client-side rate
-    limiter waits where the time left cannot bound it."""
+    or neither ``sdk`` nor ``deadline``. Under ``deadline`` the ECS client makes one attempt a try: the deadline
+    retry (`Settings.ecs_retry`, installed by `build`) makes the others."""
     from botocore.config import Config as BotoConfig
 
     attempts = ecs_attempts(environ)
-    ecs = {"mode": "standard", "total_max_attempts": 1} if ecs_retry_mode(environ) == "deadline" else \
-        {"mode": "adaptive", "total_max_attempts": attempts}
+    ecs = {"mode": "adaptive", "total_max_attempts": 1 if ecs_retry_mode(environ) == "deadline" else attempts}
     retries: dict[str, Any] = {**CLIENT_RETRIES, "ecs": ecs}
     return {service: BotoConfig(retries=retries[service]) if service in retries else BotoConfig()
             for service in CLIENT_SERVICES}

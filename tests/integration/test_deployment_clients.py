@@ -55,8 +55,7 @@ def test_every_function_s_clients_carry_the_production_client_settings(deploy: D
             assert client.meta.config.retries == production.retries, service
             assert (client.meta.config.connect_timeout, client.meta.config.read_timeout) == \
                 (production.connect_timeout, production.read_timeout), service
-        assert deployed.clients["ecs"].meta.config.retries["mode"] == (
-            "standard" if deployed.facts.environment["ECS_RETRY"] == "deadline" else "adaptive")
+        assert deployed.clients["ecs"].meta.config.retries["mode"] == "adaptive"
         # AND its ECS attempts are botocore's (ECS_RETRY=sdk), or one a try and the rest the deadline retry's
         environment = deployed.facts.environment
         attempts = int(environment["ECS_MAX_ATTEMPTS"])

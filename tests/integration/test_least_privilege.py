@@ -181,7 +181,9 @@ SCENARIOS = (
     # No replica services: nothing holds the drain, which ends in SetInstanceHealth.
     Scenario("a Health scheduled change", _scheduled_change, 400.0, WorldOptions(seed=19, ecs=AS_REPORTED),
              ClusterSpec(replica_services=0)),
-    Scenario("ECS failing every call", _ecs_failing, 240.0,
+    # The intake retries a server error while its invocation has time (up to its Timeout less a reserve), so an
+    # event's three deliveries take minutes before it reaches the dead-letter queue.
+    Scenario("ECS failing every call", _ecs_failing, 600.0,
              WorldOptions(seed=14, ecs=AS_REPORTED, api_faults=ApiFaults(server_error_rate=1.0))),
 )
 

@@ -141,8 +141,7 @@ def test_who_retries_ecs_calls_comes_from_the_function_environment(
     environment = ENVIRONMENT | {"ECS_RETRY": mode}
     # THEN under `deadline` botocore makes one attempt a try and the deadline retry the rest, within the attempts;
     # under `sdk` botocore makes them all
-    mode_of_client = "standard" if mode == "deadline" else "adaptive"
-    assert client_configs(environment)["ecs"].retries == {"mode": mode_of_client, "total_max_attempts": sdk_attempts}
+    assert client_configs(environment)["ecs"].retries == {"mode": "adaptive", "total_max_attempts": sdk_attempts}
     assert settings_of(environment).ecs_retry == budget
 
 
@@ -153,18 +152,16 @@ def test_an_unknown_retry_mode_is_refused_by_name(raw: str) -> None:
         ecs_retry_mode(ENVIRONMENT | {"ECS_RETRY": raw})
 
 
-def test_on_a_client_built_as_in_lambda_the_deadline_retry_has_the_last_word_and_no_rate_limiter_waits() -> None:
-    # GIVEN the intake's ECS client as the Lambda builds it (standard mode, one botocore attempt), hooked
+def test_on_a_client_built_as_in_lambda_the_rate_limiter_records_a_throttle_before_the_deadline_retry_waits() -> None:
+    # GIVEN the intake's ECS client as the Lambda builds it (adaptive mode, one botocore attempt), hooked
     config = client_configs(ENVIRONMENT | {"ECS_RETRY": "deadline"})["ecs"]
     client = boto3.client("ecs", region_name="us-east-1", config=config, aws_access_key_id="x",
                           aws_secret_access_key="x")
     DeadlineRetry(BUDGET, InvocationDeadline(), lambda _s: None).install(client)
-    # WHEN botocore lists who answers a call's needs-retry and before-send events, in order
+    # WHEN botocore lists who answers a call's needs-retry event, in order
     handlers = list(client.meta.events._emitter._handlers.prefix_search("needs-retry.ecs.ListClusters"))
     owners = [type(getattr(h, "__self__", None)) for h in handlers]
-    senders = list(client.meta.events._emitter._handlers.prefix_search("before-send.ecs.ListClusters"))
-    # THEN the deadline retry is the last word (botocore's own handler, one attempt, never retries), and no
-    # client-side rate limiter waits before a send (its waits know nothing of the time left)
-    assert owners.index(DeadlineRetry) == len(owners) - 1
+    # THEN adaptive mode's limiter comes before the deadline retry (it records the throttle before the wait), and
+    # the deadline retry is the last word (botocore's own handler, one attempt, never retries)
+    assert owners.index(ClientRateLimiter) < owners.index(DeadlineRetry) == len(owners) - 1
     assert RetryHandler in owners
-    assert ClientRateLimiter not in owners + [type(getattr(h, "__self__", None)) for h in senders]

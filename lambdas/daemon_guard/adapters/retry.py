@@ -1,12 +1,11 @@
 """The deadline retry at the edge: a botocore ``needs-retry`` handler that retries a client's failed calls for as
 long as the invocation has time (`core.retry.next_wait`), in place of botocore's fixed attempt count.
 
-Wiring: the client is built in standard mode with botocore's ``total_max_attempts`` of 1
-(`bootstrap.client_configs`), so botocore's own retry handler never retries and never sleeps. Not adaptive mode:
-its client-side rate limiter waits before every send (up to 2 s a call at its lowest rate) with no regard for the
-time left, and in a throttling storm those waits alone held intake invocations past their Timeout; the jittered
-exponential back-off here, cut to the time left, is the client's only slowing down. This handler is registered
-last on ``needs-retry``; botocore's endpoint retries on a non-None answer other than False. The retryable errors are
+Wiring (why it works with adaptive mode): the client is built with botocore's ``total_max_attempts`` of 1
+(`bootstrap.client_configs`), so botocore's own retry handler never retries and never sleeps; adaptive mode's
+client-side rate limiter stays (it still slows the client before each send, and records each response on
+``needs-retry``). This handler is registered last on ``needs-retry``, so the limiter has recorded the throttle
+before it decides; botocore's endpoint retries on a non-None answer other than False. The retryable errors are
 botocore's standard ones (throttles, transient errors, 5xx), read with botocore's own checkers. The wait is
 slept here through the runtime's `sleep` (simulated time in the proving ground) and 0 returned to the endpoint;
 giving up returns False, which ends botocore's retries, and the call raises (as `Throttled` after

@@ -19,8 +19,8 @@ TimeLeft = Callable[[], float]  # seconds the invocation has left (the Lambda co
 THROTTLE_BASE_S = 1.0  # botocore's throttling_base_scale
 TRANSIENT_BASE_S = 0.05  # botocore's non_throttling_base_scale
 MAX_BACKOFF_S = 20.0  # botocore's ExponentialBackoff._MAX_BACKOFF
-# What an invocation keeps after its last wait: the rest of its work (a few more ECS calls that give up at once,
-# state-table writes, a callback to a waiting workflow) and a clean return.
+# What an invocation keeps after its last wait: the rest of its work (a few more ECS calls, each of which adaptive
+# mode's rate limiter may hold up to 2 s at its lowest rate, and state-table writes) and a clean return.
 RESERVE_S = 10.0
 
 
